@@ -1,0 +1,156 @@
+/*
+ * canon.c - the canonical form of a record, its xxh3-128 hash, and the text of
+ * its key. The canonical form is jansson's compact dump with keys sorted at every
+ * level (JSON_SORT_KEYS | JSON_COMPACT), UTF-8 left as is (jansson validated it on
+ * input, so equal strings give equal bytes), reals with jansson's default 17
+ * significant digits. Changing any of this changes every stored hash: bump
+ * CANON_VERSION when it must change. This module never modifies the record.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+#include "canon.h"
+#include "tmpl.h"
+
+#define CANON_FLAGS	(JSON_SORT_KEYS | JSON_COMPACT | JSON_ENCODE_ANY)
+
+/* json_dump_callback sink into a struct buf. */
+static int
+canon_sink(const char *p, size_t n, void *arg)
+{
+	buf_add(arg, p, n);
+	return 0;
+}
+
+/* The object actually hashed: a new reference. */
+static json_t *
+canon_select(json_t *rec, char *const *fields, size_t nfields, char *const *exclude,
+    size_t nexclude)
+{
+	json_t	*o, *v;
+	size_t	 i;
+
+	if (fields != NULL && nfields > 0) {
+		/* A flat object keyed by the path; missing fields are left out. */
+		o = json_object();
+		for (i = 0; i < nfields; i++) {
+			if ((v = json_path_get(rec, fields[i])) != NULL)
+				json_object_set(o, fields[i], v);
+		}
+	} else if (nexclude > 0 && json_is_object(rec))
+		o = json_copy(rec);
+	else
+		return json_incref(rec);
+	for (i = 0; i < nexclude; i++)
+		json_object_del(o, exclude[i]);
+	return o;
+}
+
+void
+canon_hash(json_t *rec, char *const *fields, size_t nfields, char *const *exclude,
+    size_t nexclude, char out[CANON_HASH_LEN])
+{
+	struct buf	 b;
+	json_t		*o;
+	XXH128_hash_t	 h;
+
+	buf_init(&b);
+	o = canon_select(rec, fields, nfields, exclude, nexclude);
+	if (json_dump_callback(o, canon_sink, &b, CANON_FLAGS) != 0)
+		buf_reset(&b);
+	json_decref(o);
+	h = XXH3_128bits(b.data != NULL ? b.data : "", b.len);
+	buf_free(&b);
+	snprintf(out, CANON_HASH_LEN, "%d:%016llx%016llx", CANON_VERSION,
+	    (unsigned long long)h.high64, (unsigned long long)h.low64);
+}
+
+/* What a JSON value is, for error messages. */
+static const char *
+json_kind(json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		return "an object";
+	case JSON_ARRAY:
+		return "an array";
+	case JSON_TRUE:
+	case JSON_FALSE:
+		return "a boolean";
+	case JSON_NULL:
+		return "null";
+	default:
+		return "a scalar";
+	}
+}
+
+/* Check one key field; *vp = its value. */
+static int
+key_field(json_t *rec, const char *field, json_t **vp, char **err)
+{
+	json_t	*v;
+
+	if ((v = json_path_get(rec, field)) == NULL) {
+		*err = xasprintf("record has no key field '%s'", field);
+		return -1;
+	}
+	if (!json_is_string(v) && !json_is_number(v)) {
+		*err = xasprintf("key field '%s' is %s, not a string or number", field,
+		    json_kind(v));
+		return -1;
+	}
+	*vp = v;
+	return 0;
+}
+
+int
+record_key(json_t *rec, char *const *fields, size_t nfields, char **out, char **err)
+{
+	json_t	*v, *a;
+	char	*s;
+	size_t	 i;
+
+	*out = NULL;
+	*err = NULL;
+	if (nfields == 0) {
+		*err = xstrdup("no key fields configured");
+		return -1;
+	}
+	if (nfields == 1) {
+		if (key_field(rec, fields[0], &v, err) != 0)
+			return -1;
+		if (json_is_string(v))
+			*out = xstrndup(json_string_value(v), json_string_length(v));
+		else if (json_is_integer(v))
+			*out = xasprintf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		else {
+			if ((s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT)) == NULL) {
+				*err = xasprintf("key field '%s' cannot be encoded", fields[0]);
+				return -1;
+			}
+			*out = xstrdup(s);
+			free(s);
+		}
+		return 0;
+	}
+	a = json_array();
+	for (i = 0; i < nfields; i++) {
+		if (key_field(rec, fields[i], &v, err) != 0) {
+			json_decref(a);
+			return -1;
+		}
+		json_array_append(a, v);
+	}
+	s = json_dumps(a, JSON_COMPACT);
+	json_decref(a);
+	if (s == NULL) {
+		*err = xstrdup("key cannot be encoded");
+		return -1;
+	}
+	*out = xstrdup(s);
+	free(s);
+	return 0;
+}

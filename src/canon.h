@@ -1,0 +1,22 @@
+/* canon.h - canonical form of a record and its xxh3-128 hash. */
+#ifndef ONESYNC_CANON_H
+#define ONESYNC_CANON_H
+
+#include <jansson.h>
+#include "util.h"
+
+#define CANON_VERSION	1
+#define CANON_HASH_LEN	35	/* "1:" + 32 hex digits + NUL */
+
+/*
+ * Canonical form: sorted keys, compact, only `fields` when given (NULL = all), minus
+ * `exclude` (top-level names). Hash = "<version>:<32 hex>" of xxh3-128 of that form.
+ */
+void canon_hash(json_t *rec, char *const *fields, size_t nfields, char *const *exclude,
+    size_t nexclude, char out[CANON_HASH_LEN]);
+
+/* Text of a record's key: one field -> its text (string raw, number as written);
+ * several -> a compact JSON array. -1 (and *err) when a key field is missing or not a scalar. */
+int record_key(json_t *rec, char *const *fields, size_t nfields, char **out, char **err) WUR;
+
+#endif

@@ -1,0 +1,1503 @@
+/*
+ * config.c - the configuration file: libconfig syntax read into a struct config.
+ * One table of keys (keys[] below) drives everything: the walk that rejects
+ * unknown keys and wrong types, the defaults and limits, and config_dump_keys(),
+ * which is what onesyncd.conf(5) documents. Every error is collected, none stops
+ * the others, and each is "FILE:LINE: message". This module never acts on the
+ * configuration (no connections, no state): it only reads, checks and compiles
+ * templates (which reads secret files).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libconfig.h>
+#include <xxhash.h>
+
+#include "config.h"
+
+enum ktype {
+	K_GROUP, K_JOBS, K_STR, K_TMPL, K_INT, K_BOOL, K_DUR, K_STRLIST, K_KEY, K_MAP,
+	K_QUERY
+};
+
+#define F_REQ		0x01	/* required */
+#define F_NORELOAD	0x02	/* a change needs a restart */
+#define F_HTTP		0x04	/* destination: only for type http */
+#define F_PG		0x08	/* destination: only for type postgresql */
+
+#define DUR_MAX		(INT64_MAX / 4)
+
+struct key_def {
+	const char	*path;	/* "jobs.*.x" for the keys of each job */
+	enum ktype	 type;
+	const char	*def;	/* documented default; NULL = none */
+	int64_t		 min, max;	/* integers; durations in ms */
+	int		 flags;
+	const char	*doc;
+};
+
+static const struct key_def keys[] = {
+	{ "state", K_GROUP, NULL, 0, 0, F_REQ | F_NORELOAD,
+	  "Where onesyncd keeps its own state (PostgreSQL)." },
+	{ "state.conninfo", K_STR, NULL, 0, 0, F_REQ | F_NORELOAD,
+	  "libpq connection string or URI of the state database." },
+	{ "state.schema", K_STR, "onesync", 0, 0, F_NORELOAD,
+	  "Schema of the state tables (a plain lower-case identifier)." },
+	{ "state.connections", K_INT, "4", 1, 64, F_NORELOAD,
+	  "Connections to the state database for sync work." },
+	{ "state.connect_timeout", K_DUR, "10s", 100, DUR_MAX, F_NORELOAD,
+	  "Time allowed to connect to the state database." },
+	{ "daemon", K_GROUP, NULL, 0, 0, 0,
+	  "How this instance runs." },
+	{ "daemon.instance", K_STR, "", 0, 0, F_NORELOAD,
+	  "Name of this instance in the state database; \"\" = hostname:pid." },
+	{ "daemon.lease", K_DUR, "30s", 2000, DUR_MAX, 0,
+	  "How long a job's lease lasts without renewal (at least 2s)." },
+	{ "daemon.max_runs", K_INT, "64", 1, 10000, 0,
+	  "Runs in flight at once on this instance." },
+	{ "daemon.status_listen", K_STR, "", 0, 0, F_NORELOAD,
+	  "host:port of the HTTP status endpoint (/healthz, /metrics, /jobs); \"\" = off." },
+	{ "daemon.secrets_dir", K_STR, NULL, 0, 0, 0,
+	  "Directory of {{secret:NAME}} files; unset = $CREDENTIALS_DIRECTORY." },
+	{ "daemon.stop_timeout", K_DUR, "10s", 0, DUR_MAX, 0,
+	  "On SIGTERM, how long runs in flight may take to finish before they are cut." },
+	{ "defaults", K_GROUP, NULL, 0, 0, 0,
+	  "Defaults for every job; a job's own key overrides them." },
+	{ "defaults.interval", K_DUR, "1m", 100, DUR_MAX, 0,
+	  "Time between the starts of two runs of a job." },
+	{ "defaults.jitter", K_DUR, NULL, 0, DUR_MAX, 0,
+	  "Random delay added to each schedule; unset = interval/10." },
+	{ "defaults.batch", K_INT, "200", 1, 100000, 0,
+	  "Records per delivery batch (and per state transaction)." },
+	{ "defaults.max_attempts", K_INT, "8", 1, 1000, 0,
+	  "Delivery attempts of a failed record before it is dead-lettered." },
+	{ "defaults.retry_backoff", K_DUR, "30s", 0, DUR_MAX, 0,
+	  "Delay before a failed record's first retry; doubles per attempt." },
+	{ "defaults.retry_backoff_max", K_DUR, "1h", 0, DUR_MAX, 0,
+	  "Longest delay between two retries of a failed record." },
+	{ "defaults.timeout", K_DUR, "30s", 100, DUR_MAX, 0,
+	  "Time allowed for one HTTP request attempt (source and destination)." },
+	{ "defaults.run_timeout", K_DUR, "0", 0, DUR_MAX, 0,
+	  "Time allowed for a whole run; 0 = no limit." },
+	{ "defaults.retries", K_INT, "3", 0, 100, 0,
+	  "HTTP retries of 408, 429, 5xx and transport errors." },
+	{ "defaults.tls_verify", K_BOOL, "true", 0, 0, 0,
+	  "Verify TLS certificates and host names." },
+	{ "defaults.max_bytes", K_INT, "67108864", 1024, INT64_C(1) << 40, 0,
+	  "Largest HTTP response body accepted, in bytes." },
+	{ "jobs", K_JOBS, "()", 0, 0, 0,
+	  "The list of jobs, each a group ( { ... }, { ... } )." },
+	{ "jobs.*.name", K_STR, NULL, 0, 0, F_REQ,
+	  "Unique job name: letters, digits, '_', '.', '-'." },
+	{ "jobs.*.strategy", K_STR, NULL, 0, 0, F_REQ,
+	  "How changes are found: modified (flag and capture are not supported yet)." },
+	{ "jobs.*.key", K_KEY, NULL, 0, 0, F_REQ,
+	  "Record field (dot path), or list of fields, that identifies a record." },
+	{ "jobs.*.interval", K_DUR, "defaults.interval", 100, DUR_MAX, 0,
+	  "Time between the starts of two runs." },
+	{ "jobs.*.jitter", K_DUR, "defaults.jitter", 0, DUR_MAX, 0,
+	  "Random delay added to each schedule." },
+	{ "jobs.*.batch", K_INT, "defaults.batch", 1, 100000, 0,
+	  "Records per delivery batch." },
+	{ "jobs.*.max_attempts", K_INT, "defaults.max_attempts", 1, 1000, 0,
+	  "Delivery attempts before a record is dead-lettered." },
+	{ "jobs.*.retry_backoff", K_DUR, "defaults.retry_backoff", 0, DUR_MAX, 0,
+	  "First retry delay of a failed record." },
+	{ "jobs.*.retry_backoff_max", K_DUR, "defaults.retry_backoff_max", 0, DUR_MAX, 0,
+	  "Longest retry delay of a failed record." },
+	{ "jobs.*.run_timeout", K_DUR, "defaults.run_timeout", 0, DUR_MAX, 0,
+	  "Time allowed for a whole run; 0 = no limit." },
+	{ "jobs.*.enabled", K_BOOL, "true", 0, 0, 0,
+	  "false keeps the job configured but never runs it." },
+	{ "jobs.*.modified", K_GROUP, NULL, 0, 0, 0,
+	  "Settings of strategy modified." },
+	{ "jobs.*.modified.field", K_STR, NULL, 0, 0, 0,
+	  "Record field (dot path) holding the last-modified time; required." },
+	{ "jobs.*.modified.format", K_STR, "rfc3339", 0, 0, 0,
+	  "Format of that field: rfc3339, epoch (seconds) or epoch_ms." },
+	{ "jobs.*.modified.sorted", K_BOOL, "false", 0, 0, 0,
+	  "The source answers sorted by (modified, key) ascending: checkpoint per page." },
+	{ "jobs.*.modified.lookback", K_DUR, "0", 0, DUR_MAX, 0,
+	  "Window re-read below the watermark for late commits." },
+	{ "jobs.*.modified.settle", K_DUR, "0", 0, DUR_MAX, 0,
+	  "Take only records older than source time minus this." },
+	{ "jobs.*.source", K_GROUP, NULL, 0, 0, F_REQ,
+	  "Where records are read." },
+	{ "jobs.*.source.type", K_STR, "http", 0, 0, 0,
+	  "Connector: http (postgresql and file are not supported yet)." },
+	{ "jobs.*.source.url", K_TMPL, NULL, 0, 0, 0,
+	  "URL template of the read request; required." },
+	{ "jobs.*.source.query", K_QUERY, NULL, 0, 0, 0,
+	  "Query parameters: { name = \"template\"; } or [ \"name=template\" ]." },
+	{ "jobs.*.source.headers", K_STRLIST, NULL, 0, 0, 0,
+	  "Request headers, [ \"Name: template\", ... ]." },
+	{ "jobs.*.source.records", K_STR, "", 0, 0, 0,
+	  "JSON path of the record array in the answer; \"\" = the body itself." },
+	{ "jobs.*.source.page", K_GROUP, NULL, 0, 0, 0,
+	  "Pagination of the read." },
+	{ "jobs.*.source.page.style", K_STR, "none", 0, 0, 0,
+	  "none, page ({{page}}), offset ({{offset}}), link (Link header) or next." },
+	{ "jobs.*.source.page.first", K_INT, "1", INT_MIN, INT_MAX, 0,
+	  "First page number of style page." },
+	{ "jobs.*.source.page.size", K_INT, "100", 1, 100000, 0,
+	  "Records per page ({{limit}}); a shorter page ends the read." },
+	{ "jobs.*.source.page.next", K_STR, NULL, 0, 0, 0,
+	  "Style next: JSON path of the next URL or cursor token; required there." },
+	{ "jobs.*.source.fetch", K_TMPL, NULL, 0, 0, 0,
+	  "URL template reading one record by {{key}}, for retries; unset = replay." },
+	{ "jobs.*.source.timeout", K_DUR, "defaults.timeout", 100, DUR_MAX, 0,
+	  "Time allowed for one source request attempt." },
+	{ "jobs.*.source.retries", K_INT, "defaults.retries", 0, 100, 0,
+	  "Retries of a failed source request." },
+	{ "jobs.*.source.max_bytes", K_INT, "defaults.max_bytes", 1024,
+	  INT64_C(1) << 40, 0, "Largest source response accepted, in bytes." },
+	{ "jobs.*.source.tls_verify", K_BOOL, "defaults.tls_verify", 0, 0, 0,
+	  "Verify the source's TLS certificate." },
+	{ "jobs.*.source.ca_file", K_STR, NULL, 0, 0, 0,
+	  "CA bundle for the source; unset = the system store." },
+	{ "jobs.*.destination", K_GROUP, NULL, 0, 0, F_REQ,
+	  "Where records are delivered." },
+	{ "jobs.*.destination.type", K_STR, NULL, 0, 0, F_REQ,
+	  "Connector: http or postgresql." },
+	{ "jobs.*.destination.method", K_STR, "PUT", 0, 0, F_HTTP,
+	  "HTTP method per record: POST, PUT, PATCH or DELETE." },
+	{ "jobs.*.destination.url", K_TMPL, NULL, 0, 0, F_HTTP,
+	  "URL template per record; required for http." },
+	{ "jobs.*.destination.body", K_TMPL, "{{record}}", 0, 0, F_HTTP,
+	  "JSON body template; \"\" = no body." },
+	{ "jobs.*.destination.headers", K_STRLIST, NULL, 0, 0, F_HTTP,
+	  "Request headers, [ \"Name: template\", ... ]." },
+	{ "jobs.*.destination.create", K_GROUP, NULL, 0, 0, F_HTTP,
+	  "Request sent instead when the first one answers 404 (create)." },
+	{ "jobs.*.destination.create.method", K_STR, "POST", 0, 0, F_HTTP,
+	  "HTTP method of the create request." },
+	{ "jobs.*.destination.create.url", K_TMPL, NULL, 0, 0, F_HTTP,
+	  "URL template of the create request; required." },
+	{ "jobs.*.destination.create.body", K_TMPL, "destination.body", 0, 0, F_HTTP,
+	  "JSON body template of the create request." },
+	{ "jobs.*.destination.concurrency", K_INT, "8", 1, 256, F_HTTP,
+	  "Requests in flight at once for this job." },
+	{ "jobs.*.destination.timeout", K_DUR, "defaults.timeout", 100, DUR_MAX, F_HTTP,
+	  "Time allowed for one destination request attempt." },
+	{ "jobs.*.destination.retries", K_INT, "defaults.retries", 0, 100, F_HTTP,
+	  "Retries of 408, 429, 5xx and transport errors." },
+	{ "jobs.*.destination.max_bytes", K_INT, "defaults.max_bytes", 1024,
+	  INT64_C(1) << 40, F_HTTP, "Largest destination response accepted, in bytes." },
+	{ "jobs.*.destination.tls_verify", K_BOOL, "defaults.tls_verify", 0, 0, F_HTTP,
+	  "Verify the destination's TLS certificate." },
+	{ "jobs.*.destination.ca_file", K_STR, NULL, 0, 0, F_HTTP,
+	  "CA bundle for the destination; unset = the system store." },
+	{ "jobs.*.destination.conninfo", K_STR, NULL, 0, 0, F_PG,
+	  "libpq connection string of the destination database; required." },
+	{ "jobs.*.destination.table", K_STR, NULL, 0, 0, F_PG,
+	  "Destination table, name or schema.name; required." },
+	{ "jobs.*.destination.columns", K_MAP, NULL, 0, 0, F_PG,
+	  "column = \"record.path\" for every column written; required." },
+	{ "jobs.*.destination.key_columns", K_STRLIST, "columns of the key", 0, 0, F_PG,
+	  "Conflict target of the upsert; default = the columns mapped from the key." },
+};
+
+/* Parsing context. */
+struct ctx {
+	const char	*file;
+	struct strlist	*errs;
+	int		 line;		/* fallback line (the enclosing job) */
+	struct config	*cfg;
+	int64_t		 d_jitter;	/* defaults.jitter, -1 = interval/10 */
+	struct job_conf	 d;		/* the defaults group, as a job */
+};
+
+static void errf(struct ctx *, int, const char *, ...) PRINTF(3, 4);
+
+/* Record one error at a line. */
+static void
+errf(struct ctx *c, int line, const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*m;
+
+	va_start(ap, fmt);
+	m = xvasprintf(fmt, ap);
+	va_end(ap);
+	strlist_addf(c->errs, "%s:%d: %s", c->file, line > 0 ? line : 1, m);
+	free(m);
+}
+
+static const struct key_def *
+kd_find(const char *path)
+{
+	size_t	i;
+
+	for (i = 0; i < NELEM(keys); i++) {
+		if (strcmp(keys[i].path, path) == 0)
+			return &keys[i];
+	}
+	return NULL;
+}
+
+static const struct key_def *
+kd_get(const char *path)
+{
+	const struct key_def	*kd;
+
+	if ((kd = kd_find(path)) == NULL)
+		abort();	/* a key missing from the table is a bug */
+	return kd;
+}
+
+static const char *
+leaf(const char *path)
+{
+	const char	*p = strrchr(path, '.');
+
+	return p != NULL ? p + 1 : path;
+}
+
+/* The name users see: "batch", "source.url", "daemon.lease". */
+static const char *
+dname(const char *path)
+{
+	return strncmp(path, "jobs.*.", 7) == 0 ? path + 7 : path;
+}
+
+static int
+line_of(struct ctx *c, const config_setting_t *s)
+{
+	int	line;
+
+	for (; s != NULL; s = config_setting_parent(s)) {
+		if ((line = (int)config_setting_source_line(s)) > 0)
+			return line;
+	}
+	return c->line;
+}
+
+static config_setting_t *
+member(config_setting_t *g, const char *name)
+{
+	if (g == NULL || !config_setting_is_group(g))
+		return NULL;
+	return config_setting_get_member(g, name);
+}
+
+/* A member that is a group, else NULL (wrong types are reported by walk()). */
+static config_setting_t *
+group(config_setting_t *g, const char *name)
+{
+	config_setting_t	*s = member(g, name);
+
+	return s != NULL && config_setting_is_group(s) ? s : NULL;
+}
+
+static bool
+is_int(const config_setting_t *s)
+{
+	int	t = config_setting_type(s);
+
+	return t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64;
+}
+
+static bool
+is_strlist(const config_setting_t *s)
+{
+	int	i, n;
+
+	if (!config_setting_is_array(s) && !config_setting_is_list(s))
+		return false;
+	n = config_setting_length(s);
+	for (i = 0; i < n; i++) {
+		if (config_setting_type(config_setting_get_elem(s, i)) !=
+		    CONFIG_TYPE_STRING)
+			return false;
+	}
+	return true;
+}
+
+/* Edit distance, for "did you mean" hints. */
+static size_t
+distance(const char *a, const char *b)
+{
+	size_t	la = strlen(a), lb = strlen(b), i, j, d[64], prev, tmp;
+
+	if (lb >= NELEM(d))
+		return SIZE_MAX;
+	for (j = 0; j <= lb; j++)
+		d[j] = j;
+	for (i = 1; i <= la; i++) {
+		prev = d[0];
+		d[0] = i;
+		for (j = 1; j <= lb; j++) {
+			tmp = d[j];
+			d[j] = prev + (a[i - 1] != b[j - 1]);
+			if (d[j - 1] + 1 < d[j])
+				d[j] = d[j - 1] + 1;
+			if (tmp + 1 < d[j])
+				d[j] = tmp + 1;
+			prev = tmp;
+		}
+	}
+	return d[lb];
+}
+
+/* The known key under parent closest to name, or NULL. */
+static const char *
+closest(const char *parent, const char *name)
+{
+	const char	*best = NULL, *p, *l;
+	size_t		 i, plen = strlen(parent), bd = 3, dd;
+
+	for (i = 0; i < NELEM(keys); i++) {
+		p = keys[i].path;
+		if (plen > 0 && (strncmp(p, parent, plen) != 0 || p[plen] != '.'))
+			continue;
+		l = plen > 0 ? p + plen + 1 : p;
+		if (strchr(l, '.') != NULL)
+			continue;
+		if ((dd = distance(name, l)) < bd && dd < strlen(l)) {
+			bd = dd;
+			best = l;
+		}
+	}
+	return best;
+}
+
+/* Check the type of a known setting; 0 when it fits. */
+static int
+check_type(struct ctx *c, const struct key_def *kd, config_setting_t *s)
+{
+	const char	*n = dname(kd->path), *what = NULL;
+	int		 t = config_setting_type(s), i;
+
+	switch (kd->type) {
+	case K_GROUP:
+		if (t != CONFIG_TYPE_GROUP)
+			what = "a group { ... }";
+		break;
+	case K_JOBS:
+		if (t != CONFIG_TYPE_LIST)
+			what = "a list of groups ( { ... }, { ... } )";
+		break;
+	case K_STR:
+	case K_TMPL:
+		if (t != CONFIG_TYPE_STRING)
+			what = "a string";
+		break;
+	case K_INT:
+		if (!is_int(s))
+			what = "an integer";
+		break;
+	case K_BOOL:
+		if (t != CONFIG_TYPE_BOOL)
+			what = "true or false";
+		break;
+	case K_DUR:
+		if (t != CONFIG_TYPE_STRING && !is_int(s))
+			what = "a duration such as \"30s\" (or an integer of seconds)";
+		break;
+	case K_STRLIST:
+		if (!is_strlist(s))
+			what = "a list of strings [ \"a\", \"b\" ]";
+		break;
+	case K_KEY:
+		if (t != CONFIG_TYPE_STRING && !is_strlist(s))
+			what = "a string or a list of strings";
+		break;
+	case K_QUERY:
+		if (t != CONFIG_TYPE_GROUP) {
+			if (!is_strlist(s)) {
+				what = "a group { name = \"value\"; } or a list "
+				    "[ \"name=value\" ]";
+				break;
+			}
+			for (i = 0; i < config_setting_length(s); i++) {
+				const char	*q = config_setting_get_string_elem(s, i);
+
+				if (strchr(q, '=') == NULL || *q == '=')
+					errf(c, line_of(c, s), "'%s[%d]': expected "
+					    "\"name=value\", got \"%s\"", n, i, q);
+			}
+			break;
+		}
+		/* FALLTHROUGH */
+	case K_MAP:
+		if (t != CONFIG_TYPE_GROUP) {
+			what = "a group of name = \"value\" settings";
+			break;
+		}
+		for (i = 0; i < config_setting_length(s); i++) {
+			config_setting_t	*e = config_setting_get_elem(s, i);
+
+			if (config_setting_type(e) != CONFIG_TYPE_STRING && !is_int(e))
+				errf(c, line_of(c, e), "'%s.%s' must be a string", n,
+				    config_setting_name(e));
+		}
+		break;
+	}
+	if (what == NULL)
+		return 0;
+	errf(c, line_of(c, s), "'%s' must be %s", n, what);
+	return -1;
+}
+
+/* Walk a group: unknown keys and wrong types, everywhere, before anything else. */
+static void
+walk(struct ctx *c, config_setting_t *g, const char *tpath, const char *dpath)
+{
+	config_setting_t	*s, *e;
+	const struct key_def	*kd;
+	const char		*name, *hint;
+	char			*cpath, *cd, *ed;
+	int			 i, j;
+
+	for (i = 0; i < config_setting_length(g); i++) {
+		s = config_setting_get_elem(g, i);
+		name = config_setting_name(s);
+		cpath = *tpath != '\0' ? xasprintf("%s.%s", tpath, name) : xstrdup(name);
+		if ((kd = kd_find(cpath)) == NULL) {
+			hint = closest(tpath, name);
+			errf(c, line_of(c, s), "unknown key '%s' in %s%s%s%s", name,
+			    *dpath != '\0' ? dpath : "the top level",
+			    hint != NULL ? " (did you mean '" : "",
+			    hint != NULL ? hint : "", hint != NULL ? "'?)" : "");
+		} else if (check_type(c, kd, s) == 0 && kd->type == K_GROUP) {
+			cd = *dpath != '\0' ? xasprintf("%s.%s", dpath, name) :
+			    xstrdup(name);
+			walk(c, s, cpath, cd);
+			free(cd);
+		} else if (kd->type == K_JOBS && config_setting_is_list(s)) {
+			for (j = 0; j < config_setting_length(s); j++) {
+				e = config_setting_get_elem(s, j);
+				if (!config_setting_is_group(e)) {
+					errf(c, line_of(c, e), "jobs[%d] must be a "
+					    "group { ... }", j);
+					continue;
+				}
+				ed = xasprintf("jobs[%d]", j);
+				walk(c, e, "jobs.*", ed);
+				free(ed);
+			}
+		}
+		free(cpath);
+	}
+}
+
+/* Print a duration in ms the way users write it. */
+static const char *
+fmt_dur(int64_t ms, char *b, size_t len)
+{
+	if (ms % 3600000 == 0 && ms != 0)
+		snprintf(b, len, "%" PRId64 "h", ms / 3600000);
+	else if (ms % 60000 == 0 && ms != 0)
+		snprintf(b, len, "%" PRId64 "m", ms / 60000);
+	else if (ms % 1000 == 0)
+		snprintf(b, len, "%" PRId64 "s", ms / 1000);
+	else
+		snprintf(b, len, "%" PRId64 "ms", ms);
+	return b;
+}
+
+/* A missing required key. */
+static void
+missing(struct ctx *c, config_setting_t *g, const char *path, const char *why)
+{
+	errf(c, g != NULL ? line_of(c, g) : c->line, "missing required key '%s'%s%s",
+	    dname(path), why != NULL ? " " : "", why != NULL ? why : "");
+}
+
+/* An integer key: from the file, else *inh, else the table's default. */
+static int
+get_int(struct ctx *c, config_setting_t *g, const char *path, const int64_t *inh,
+    int64_t *out)
+{
+	const struct key_def	*kd = kd_get(path);
+	config_setting_t	*s = member(g, leaf(path));
+	int64_t			 v;
+
+	if (s == NULL || !is_int(s)) {
+		if (s == NULL && (kd->flags & F_REQ)) {
+			missing(c, g, path, NULL);
+			return -1;
+		}
+		*out = inh != NULL ? *inh : strtoll(kd->def, NULL, 10);
+		return s == NULL ? 0 : -1;
+	}
+	v = config_setting_get_int64(s);
+	if (v < kd->min || v > kd->max) {
+		errf(c, line_of(c, s), "'%s' must be between %" PRId64 " and %" PRId64
+		    " (got %" PRId64 ")", dname(path), kd->min, kd->max, v);
+		*out = inh != NULL ? *inh : strtoll(kd->def, NULL, 10);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* get_int into an int. */
+static int
+get_int32(struct ctx *c, config_setting_t *g, const char *path, const int *inh,
+    int *out)
+{
+	int64_t	v, i = inh != NULL ? *inh : 0;
+	int	r;
+
+	r = get_int(c, g, path, inh != NULL ? &i : NULL, &v);
+	*out = (int)v;
+	return r;
+}
+
+/* A duration key in ms; *inh (or -1 = unset default) when absent. */
+static int
+get_dur(struct ctx *c, config_setting_t *g, const char *path, const int64_t *inh,
+    int64_t *out)
+{
+	const struct key_def	*kd = kd_get(path);
+	config_setting_t	*s = member(g, leaf(path));
+	const char		*str;
+	int64_t			 v;
+	char			 b1[32];
+
+	*out = inh != NULL ? *inh : kd->def != NULL ? parse_duration_ms(kd->def) : -1;
+	if (s == NULL)
+		return 0;
+	if (is_int(s)) {
+		v = config_setting_get_int64(s);
+		if (v < 0 || v > DUR_MAX / 1000) {
+			errf(c, line_of(c, s), "'%s': bad duration %" PRId64,
+			    dname(path), v);
+			return -1;
+		}
+		v *= 1000;
+	} else if ((str = config_setting_get_string(s)) != NULL) {
+		if ((v = parse_duration_ms(str)) < 0) {
+			errf(c, line_of(c, s), "'%s': bad duration '%s' (expected a "
+			    "number with a unit: \"500ms\", \"30s\", \"5m\", \"1h\", "
+			    "\"2d\")", dname(path), str);
+			return -1;
+		}
+	} else
+		return -1;
+	if (v < kd->min) {
+		errf(c, line_of(c, s), "'%s' must be at least %s", dname(path),
+		    fmt_dur(kd->min, b1, sizeof b1));
+		return -1;
+	}
+	if (v > kd->max) {
+		errf(c, line_of(c, s), "'%s' is too long", dname(path));
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static int
+get_bool(struct ctx *c, config_setting_t *g, const char *path, const bool *inh,
+    bool *out)
+{
+	const struct key_def	*kd = kd_get(path);
+	config_setting_t	*s = member(g, leaf(path));
+
+	*out = inh != NULL ? *inh : strcmp(kd->def, "true") == 0;
+	if (s == NULL)
+		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+		return -1;
+	*out = config_setting_get_bool(s);
+	return 0;
+}
+
+/* A string key (copied); NULL when absent and without default. */
+static int
+get_str(struct ctx *c, config_setting_t *g, const char *path, bool req, char **out)
+{
+	const struct key_def	*kd = kd_get(path);
+	config_setting_t	*s = member(g, leaf(path));
+	const char		*v;
+
+	*out = NULL;
+	if (s == NULL) {
+		if (req || (kd->flags & F_REQ)) {
+			missing(c, g, path, NULL);
+			return -1;
+		}
+		if (kd->def != NULL && (kd->type == K_STR || kd->type == K_TMPL))
+			*out = xstrdup(kd->def);
+		return 0;
+	}
+	if ((v = config_setting_get_string(s)) == NULL)
+		return -1;
+	*out = xstrdup(v);
+	return 0;
+}
+
+/* Compile a template; errors name the key. */
+static struct tmpl *
+compile(struct ctx *c, config_setting_t *at, const char *name, const char *src,
+    enum tmpl_place place, unsigned allowed)
+{
+	struct tmpl	*t;
+	char		*err;
+
+	t = tmpl_compile(src, place, allowed, c->cfg->daemon.secrets_dir, &err);
+	if (t == NULL) {
+		errf(c, line_of(c, at), "%s: %s", name, err);
+		free(err);
+	}
+	return t;
+}
+
+/* A template key; def_src overrides the table's default (NULL = table). */
+static struct tmpl *
+get_tmpl(struct ctx *c, config_setting_t *g, const char *path, bool req,
+    const char *def_src, enum tmpl_place place, unsigned allowed)
+{
+	config_setting_t	*s = member(g, leaf(path));
+	struct tmpl		*t;
+	char			*src;
+
+	if (get_str(c, g, path, req, &src) != 0 || (src == NULL && def_src == NULL))
+		return NULL;
+	if (s == NULL && def_src != NULL) {
+		free(src);
+		src = xstrdup(def_src);
+	}
+	t = compile(c, s != NULL ? s : g, dname(path), src, place, allowed);
+	free(src);
+	return t;
+}
+
+/* A list of strings (copied). */
+static void
+get_strlist(config_setting_t *s, char ***v, size_t *n)
+{
+	int	i, len;
+
+	*v = NULL;
+	*n = 0;
+	if (s == NULL || !is_strlist(s))
+		return;
+	len = config_setting_length(s);
+	*v = xcalloc((size_t)len + 1, sizeof **v);
+	for (i = 0; i < len; i++)
+		(*v)[i] = xstrdup(config_setting_get_string_elem(s, i));
+	*n = (size_t)len;
+}
+
+/* Header templates: each "Name: value" with a literal token name. */
+static void
+get_headers(struct ctx *c, config_setting_t *g, const char *path, unsigned allowed,
+    struct tmpl ***out, size_t *n)
+{
+	config_setting_t	*s = member(g, leaf(path)), *e;
+	const char		*h, *p;
+	char			*name;
+	int			 i;
+
+	*out = NULL;
+	*n = 0;
+	if (s == NULL || !is_strlist(s))
+		return;
+	*out = xcalloc((size_t)config_setting_length(s) + 1, sizeof **out);
+	for (i = 0; i < config_setting_length(s); i++) {
+		e = config_setting_get_elem(s, i);
+		h = config_setting_get_string(e);
+		for (p = h; *p != '\0' && (isalnum((unsigned char)*p) ||
+		    strchr("!#$%&'*+-.^_`|~", *p) != NULL); p++)
+			;
+		if (p == h || *p != ':') {
+			errf(c, line_of(c, e), "'%s[%d]': expected \"Name: value\", got "
+			    "\"%s\"", dname(path), i, h);
+			continue;
+		}
+		name = xasprintf("%s[%d]", dname(path), i);
+		if (((*out)[*n] = compile(c, e, name, h, TMPL_HEADER, allowed)) != NULL)
+			(*n)++;
+		free(name);
+	}
+}
+
+/* A plain SQL identifier, optionally lower-case only. */
+static bool
+is_ident(const char *s, bool lower)
+{
+	const char	*p;
+
+	if (*s == '\0' || isdigit((unsigned char)*s) || strlen(s) > 63)
+		return false;
+	for (p = s; *p != '\0'; p++) {
+		if (*p == '_' || isdigit((unsigned char)*p) ||
+		    (lower ? islower((unsigned char)*p) : isalpha((unsigned char)*p)))
+			continue;
+		return false;
+	}
+	return true;
+}
+
+static void
+parse_state(struct ctx *c, config_setting_t *root)
+{
+	config_setting_t	*g = group(root, "state");
+	int64_t			 v;
+
+	if (g == NULL && member(root, "state") == NULL)
+		errf(c, 1, "missing required group 'state' (state = { conninfo = "
+		    "\"...\"; };)");
+	if (g != NULL)
+		(void)get_str(c, g, "state.conninfo", true, &c->cfg->state.conninfo);
+	(void)get_str(c, g, "state.schema", false, &c->cfg->state.schema);
+	if (c->cfg->state.schema != NULL && !is_ident(c->cfg->state.schema, true))
+		errf(c, line_of(c, member(g, "schema")), "'state.schema' must be a "
+		    "plain lower-case identifier, not '%s'", c->cfg->state.schema);
+	(void)get_int32(c, g, "state.connections", NULL, &c->cfg->state.connections);
+	(void)get_dur(c, g, "state.connect_timeout", NULL, &v);
+	c->cfg->state.connect_timeout_ms = v;
+}
+
+static void
+parse_daemon(struct ctx *c, config_setting_t *root)
+{
+	config_setting_t	*g = group(root, "daemon");
+	struct config		*cfg = c->cfg;
+
+	(void)get_str(c, g, "daemon.instance", false, &cfg->daemon.instance);
+	(void)get_dur(c, g, "daemon.lease", NULL, &cfg->daemon.lease_ms);
+	(void)get_int32(c, g, "daemon.max_runs", NULL, &cfg->daemon.max_runs);
+	(void)get_str(c, g, "daemon.status_listen", false, &cfg->daemon.status_listen);
+	(void)get_str(c, g, "daemon.secrets_dir", false, &cfg->daemon.secrets_dir);
+	(void)get_dur(c, g, "daemon.stop_timeout", NULL, &cfg->daemon.stop_timeout_ms);
+}
+
+/* The defaults group, kept in c->d as a pseudo job. */
+static void
+parse_defaults(struct ctx *c, config_setting_t *root)
+{
+	config_setting_t	*g = group(root, "defaults");
+	struct job_conf		*d = &c->d;
+	int64_t			 v;
+
+	(void)get_dur(c, g, "defaults.interval", NULL, &d->interval_ms);
+	(void)get_dur(c, g, "defaults.jitter", NULL, &c->d_jitter);
+	(void)get_int32(c, g, "defaults.batch", NULL, &d->batch);
+	(void)get_int32(c, g, "defaults.max_attempts", NULL, &d->max_attempts);
+	(void)get_dur(c, g, "defaults.retry_backoff", NULL, &d->retry_backoff_ms);
+	(void)get_dur(c, g, "defaults.retry_backoff_max", NULL,
+	    &d->retry_backoff_max_ms);
+	(void)get_dur(c, g, "defaults.timeout", NULL, &d->src.http.timeout_ms);
+	(void)get_dur(c, g, "defaults.run_timeout", NULL, &d->timeout_ms);
+	(void)get_int32(c, g, "defaults.retries", NULL, &d->src.http.retries);
+	(void)get_bool(c, g, "defaults.tls_verify", NULL, &d->src.http.tls_verify);
+	(void)get_int(c, g, "defaults.max_bytes", NULL, &v);
+	d->src.http.max_bytes = v;
+	if (d->retry_backoff_max_ms < d->retry_backoff_ms)
+		errf(c, line_of(c, g), "'defaults.retry_backoff_max' must not be "
+		    "shorter than 'defaults.retry_backoff'");
+}
+
+/* HTTP options of a source or destination (prefix "jobs.*.source"). */
+static void
+parse_http_opts(struct ctx *c, config_setting_t *g, const char *prefix,
+    struct http_opts *h)
+{
+	const struct http_opts	*d = &c->d.src.http;
+	char			*p;
+
+	p = xasprintf("%s.timeout", prefix);
+	(void)get_dur(c, g, p, &d->timeout_ms, &h->timeout_ms);
+	free(p);
+	p = xasprintf("%s.retries", prefix);
+	(void)get_int32(c, g, p, &d->retries, &h->retries);
+	free(p);
+	p = xasprintf("%s.max_bytes", prefix);
+	(void)get_int(c, g, p, &d->max_bytes, &h->max_bytes);
+	free(p);
+	p = xasprintf("%s.tls_verify", prefix);
+	(void)get_bool(c, g, p, &d->tls_verify, &h->tls_verify);
+	free(p);
+	p = xasprintf("%s.ca_file", prefix);
+	(void)get_str(c, g, p, false, &h->ca_file);
+	free(p);
+}
+
+static const char *page_styles[] = { "none", "page", "offset", "link", "next" };
+
+/* The placeholder a page style needs in the source url or query. */
+static void
+check_paging(struct ctx *c, config_setting_t *g, struct source_conf *s, unsigned uses)
+{
+	static const struct {
+		unsigned	 var;
+		enum page_style	 style;
+		const char	*name;
+	} need[] = {
+		{ TV_PAGE, PAGE_PAGE, "page" },
+		{ TV_OFFSET, PAGE_OFFSET, "offset" },
+		{ TV_CURSOR, PAGE_NEXT, "cursor" },
+	};
+	config_setting_t	*pg = group(g, "page");
+	size_t			 i;
+
+	for (i = 0; i < NELEM(need); i++) {
+		if (s->page_style == need[i].style && (uses & need[i].var) == 0 &&
+		    need[i].style != PAGE_NEXT)
+			errf(c, line_of(c, pg != NULL ? pg : g), "page.style '%s' but no "
+			    "{{%s}} in source url or query", page_styles[s->page_style],
+			    need[i].name);
+		if (s->page_style != need[i].style && (uses & need[i].var) != 0)
+			errf(c, line_of(c, g), "{{%s}} in source url or query but "
+			    "page.style is '%s' (use '%s')", need[i].name,
+			    page_styles[s->page_style], page_styles[need[i].style]);
+	}
+}
+
+/* Query parameters, from a group or from a list of "name=value" strings. */
+static unsigned
+parse_query(struct ctx *c, config_setting_t *q, struct source_conf *s)
+{
+	config_setting_t	*e;
+	const char		*v, *eq;
+	char			*name, *str, *key;
+	unsigned		 uses = 0;
+	int			 i, n;
+	bool			 grp = config_setting_is_group(q);
+
+	if (!grp && !is_strlist(q))
+		return 0;
+	n = config_setting_length(q);
+	s->query = xcalloc((size_t)n + 1, sizeof *s->query);
+	for (i = 0; i < n; i++) {
+		e = config_setting_get_elem(q, (unsigned)i);
+		if (!grp) {
+			v = config_setting_get_string(e);
+			if ((eq = strchr(v, '=')) == NULL || eq == v)
+				continue;
+			name = xstrndup(v, (size_t)(eq - v));
+			str = xstrdup(eq + 1);
+		} else if (is_int(e)) {
+			name = xstrdup(config_setting_name(e));
+			str = xasprintf("%lld", config_setting_get_int64(e));
+		} else if (config_setting_type(e) == CONFIG_TYPE_STRING) {
+			name = xstrdup(config_setting_name(e));
+			str = xstrdup(config_setting_get_string(e));
+		} else
+			continue;
+		key = xasprintf("source.query.%s", name);
+		s->query[s->nquery].value = compile(c, e, key, str, TMPL_QUERY, TV_READ);
+		free(key);
+		free(str);
+		if (s->query[s->nquery].value == NULL) {
+			free(name);
+			continue;
+		}
+		uses |= tmpl_uses(s->query[s->nquery].value);
+		s->query[s->nquery++].name = name;
+	}
+	return uses;
+}
+
+static void
+parse_source(struct ctx *c, config_setting_t *job, struct source_conf *s)
+{
+	config_setting_t	*g = group(job, "source"), *q, *pg;
+	char			*str;
+	unsigned		 uses = 0;
+	size_t			 i;
+
+	if (g == NULL) {
+		if (member(job, "source") == NULL)
+			missing(c, job, "jobs.*.source", NULL);
+		return;
+	}
+	s->line = line_of(c, g);
+	if (get_str(c, g, "jobs.*.source.type", false, &str) == 0) {
+		if (strcmp(str, "postgresql") == 0 || strcmp(str, "file") == 0)
+			errf(c, line_of(c, member(g, "type")), "source type '%s' is not "
+			    "supported by this version (only 'http' is)", str);
+		else if (strcmp(str, "http") != 0)
+			errf(c, line_of(c, member(g, "type")), "unknown source type "
+			    "'%s' (expected http)", str);
+		s->type = strcmp(str, "postgresql") == 0 ? CONN_POSTGRESQL :
+		    strcmp(str, "file") == 0 ? CONN_FILE : CONN_HTTP;
+		free(str);
+	}
+	if (s->type != CONN_HTTP)
+		return;
+	s->url = get_tmpl(c, g, "jobs.*.source.url", true, NULL, TMPL_URL, TV_READ);
+	if (s->url != NULL)
+		uses |= tmpl_uses(s->url);
+	if ((q = config_setting_get_member(g, "query")) != NULL)
+		uses |= parse_query(c, q, s);
+	get_headers(c, g, "jobs.*.source.headers", TV_READ, &s->headers, &s->nheaders);
+	for (i = 0; i < s->nheaders; i++)
+		uses |= tmpl_uses(s->headers[i]);
+	(void)get_str(c, g, "jobs.*.source.records", false, &s->records);
+	pg = group(g, "page");
+	if (get_str(c, pg, "jobs.*.source.page.style", false, &str) == 0) {
+		for (i = 0; i < NELEM(page_styles); i++) {
+			if (strcmp(str, page_styles[i]) == 0)
+				break;
+		}
+		if (i == NELEM(page_styles))
+			errf(c, line_of(c, member(pg, "style")), "unknown page.style "
+			    "'%s' (expected none, page, offset, link or next)", str);
+		else {
+			s->page_style = (enum page_style)i;
+			check_paging(c, g, s, uses);
+		}
+		free(str);
+	}
+	(void)get_int(c, pg, "jobs.*.source.page.first", NULL, &s->page_first);
+	(void)get_int(c, pg, "jobs.*.source.page.size", NULL, &s->page_size);
+	(void)get_str(c, pg, "jobs.*.source.page.next", s->page_style == PAGE_NEXT,
+	    &s->page_next);
+	s->fetch = get_tmpl(c, g, "jobs.*.source.fetch", false, NULL, TMPL_URL,
+	    TV_KEY | TV_SECRET | TV_ENV);
+	parse_http_opts(c, g, "jobs.*.source", &s->http);
+}
+
+/* An HTTP method of a destination. */
+static void
+check_method(struct ctx *c, config_setting_t *g, const char *key, const char *m)
+{
+	static const char	*ok[] = { "POST", "PUT", "PATCH", "DELETE" };
+	size_t			 i;
+
+	for (i = 0; i < NELEM(ok); i++) {
+		if (strcmp(m, ok[i]) == 0)
+			return;
+	}
+	errf(c, line_of(c, member(g, "method")), "'%s': unknown method '%s' "
+	    "(expected POST, PUT, PATCH or DELETE)", key, m);
+}
+
+static void
+parse_dest_http(struct ctx *c, config_setting_t *g, struct dest_conf *d)
+{
+	config_setting_t	*cr = group(g, "create"), *b;
+	const char		*body;
+
+	if (get_str(c, g, "jobs.*.destination.method", false, &d->method) == 0)
+		check_method(c, g, "destination.method", d->method);
+	d->url = get_tmpl(c, g, "jobs.*.destination.url", true, NULL, TMPL_URL,
+	    TV_WRITE);
+	b = member(g, "body");
+	body = b != NULL ? config_setting_get_string(b) : "{{record}}";
+	if (body != NULL && *body != '\0')
+		d->body = get_tmpl(c, g, "jobs.*.destination.body", false, NULL,
+		    TMPL_BODY, TV_WRITE);
+	get_headers(c, g, "jobs.*.destination.headers", TV_WRITE, &d->headers,
+	    &d->nheaders);
+	if (cr != NULL) {
+		d->has_create = true;
+		if (get_str(c, cr, "jobs.*.destination.create.method", false,
+		    &d->create_method) == 0)
+			check_method(c, cr, "destination.create.method",
+			    d->create_method);
+		d->create_url = get_tmpl(c, cr, "jobs.*.destination.create.url", true,
+		    NULL, TMPL_URL, TV_WRITE);
+		b = member(cr, "body");
+		if (b == NULL && body != NULL && *body != '\0')
+			d->create_body = compile(c, g, "destination.create.body", body,
+			    TMPL_BODY, TV_WRITE);
+		else if (b != NULL && config_setting_get_string(b) != NULL &&
+		    *config_setting_get_string(b) != '\0')
+			d->create_body = get_tmpl(c, cr,
+			    "jobs.*.destination.create.body", false, NULL, TMPL_BODY,
+			    TV_WRITE);
+	}
+	(void)get_int32(c, g, "jobs.*.destination.concurrency", NULL,
+	    &d->concurrency);
+	parse_http_opts(c, g, "jobs.*.destination", &d->http);
+}
+
+/* A destination table: name or schema.name. */
+static bool
+is_table(const char *t)
+{
+	const char	*dot = strchr(t, '.');
+	char		*schema;
+	bool		 ok;
+
+	if (dot == NULL)
+		return is_ident(t, false);
+	schema = xstrndup(t, (size_t)(dot - t));
+	ok = is_ident(schema, false) && is_ident(dot + 1, false);
+	free(schema);
+	return ok;
+}
+
+static void
+parse_dest_pg(struct ctx *c, config_setting_t *g, struct dest_conf *d,
+    const struct job_conf *j)
+{
+	config_setting_t	*cols = group(g, "columns"), *e, *kc;
+	size_t			 i, k;
+	int			 n;
+
+	(void)get_str(c, g, "jobs.*.destination.conninfo", true, &d->conninfo);
+	if (get_str(c, g, "jobs.*.destination.table", true, &d->table) == 0 &&
+	    !is_table(d->table))
+		errf(c, line_of(c, member(g, "table")), "'destination.table': '%s' is "
+		    "not a plain name or schema.name", d->table);
+	if (cols == NULL)
+		missing(c, g, "jobs.*.destination.columns", "(column = \"record.path\" "
+		    "for every column written)");
+	else if (config_setting_is_group(cols)) {
+		n = config_setting_length(cols);
+		if (n == 0)
+			errf(c, line_of(c, cols), "'destination.columns' is empty");
+		d->columns = xcalloc((size_t)n + 1, sizeof *d->columns);
+		for (i = 0; i < (size_t)n; i++) {
+			e = config_setting_get_elem(cols, (unsigned)i);
+			if (config_setting_type(e) != CONFIG_TYPE_STRING)
+				continue;
+			if (!is_ident(config_setting_name(e), false))
+				errf(c, line_of(c, e), "'destination.columns': '%s' is "
+				    "not a plain column name", config_setting_name(e));
+			d->columns[d->ncolumns].column = xstrdup(config_setting_name(e));
+			d->columns[d->ncolumns++].field =
+			    xstrdup(config_setting_get_string(e));
+		}
+	}
+	kc = member(g, "key_columns");
+	if (kc != NULL) {
+		get_strlist(kc, &d->key_columns, &d->nkey_columns);
+		for (k = 0; k < d->nkey_columns; k++) {
+			for (i = 0; i < d->ncolumns; i++) {
+				if (strcmp(d->columns[i].column, d->key_columns[k]) == 0)
+					break;
+			}
+			if (i == d->ncolumns)
+				errf(c, line_of(c, kc), "'destination.key_columns': '%s' "
+				    "is not in destination.columns", d->key_columns[k]);
+		}
+		if (d->nkey_columns == 0)
+			errf(c, line_of(c, kc), "'destination.key_columns' is empty");
+		return;
+	}
+	if (cols == NULL || d->ncolumns == 0)
+		return;
+	d->key_columns = xcalloc(d->ncolumns + 1, sizeof *d->key_columns);
+	for (k = 0; k < j->nkey; k++) {
+		for (i = 0; i < d->ncolumns; i++) {
+			if (strcmp(d->columns[i].field, j->key[k]) == 0) {
+				d->key_columns[d->nkey_columns++] =
+				    xstrdup(d->columns[i].column);
+				break;
+			}
+		}
+	}
+	if (d->nkey_columns == 0)
+		errf(c, line_of(c, cols), "no column in destination.columns is mapped "
+		    "from the key field%s; map one or set key_columns",
+		    j->nkey > 1 ? "s" : "");
+}
+
+static void
+parse_dest(struct ctx *c, config_setting_t *job, struct job_conf *j)
+{
+	config_setting_t	*g = group(job, "destination"), *e;
+	const struct key_def	*kd;
+	struct dest_conf	*d = &j->dst;
+	char			*type, *p;
+	int			 i, bad = 0;
+
+	if (g == NULL) {
+		if (member(job, "destination") == NULL)
+			missing(c, job, "jobs.*.destination", NULL);
+		return;
+	}
+	d->line = line_of(c, g);
+	if (get_str(c, g, "jobs.*.destination.type", false, &type) != 0)
+		return;
+	if (strcmp(type, "http") == 0)
+		d->type = CONN_HTTP;
+	else if (strcmp(type, "postgresql") == 0)
+		d->type = CONN_POSTGRESQL;
+	else {
+		if (strcmp(type, "file") == 0)
+			errf(c, line_of(c, member(g, "type")), "destination type "
+			    "'file' is not supported by this version (only 'http' and "
+			    "'postgresql' are)");
+		else
+			errf(c, line_of(c, member(g, "type")), "unknown destination "
+			    "type '%s' (expected http or postgresql)", type);
+		bad = 1;
+	}
+	if (bad) {
+		free(type);
+		return;
+	}
+	for (i = 0; i < config_setting_length(g); i++) {
+		e = config_setting_get_elem(g, i);
+		p = xasprintf("jobs.*.destination.%s", config_setting_name(e));
+		kd = kd_find(p);
+		free(p);
+		if (kd != NULL && (kd->flags & (d->type == CONN_HTTP ? F_PG : F_HTTP)))
+			errf(c, line_of(c, e), "'destination.%s' is not valid for a "
+			    "%s destination", config_setting_name(e), type);
+	}
+	free(type);
+	if (d->type == CONN_HTTP)
+		parse_dest_http(c, g, d);
+	else
+		parse_dest_pg(c, g, d, j);
+}
+
+static void
+parse_modified(struct ctx *c, config_setting_t *job, struct job_conf *j)
+{
+	config_setting_t	*g = group(job, "modified");
+	struct modified_conf	*m = &j->modified;
+	char			*f;
+
+	if (j->strategy != STRAT_MODIFIED)
+		return;
+	if (g == NULL)
+		errf(c, line_of(c, job), "missing required key 'modified.field' (the "
+		    "record's last-modified field) for strategy 'modified'");
+	else
+		(void)get_str(c, g, "jobs.*.modified.field", true, &m->field);
+	if (get_str(c, g, "jobs.*.modified.format", false, &f) == 0) {
+		if (ts_format_parse(f, &m->format) != 0)
+			errf(c, line_of(c, member(g, "format")), "'modified.format': "
+			    "unknown timestamp format '%s' (expected rfc3339, epoch or "
+			    "epoch_ms)", f);
+		free(f);
+	}
+	(void)get_bool(c, g, "jobs.*.modified.sorted", NULL, &m->sorted);
+	(void)get_dur(c, g, "jobs.*.modified.lookback", NULL, &m->lookback_ms);
+	(void)get_dur(c, g, "jobs.*.modified.settle", NULL, &m->settle_ms);
+}
+
+/* Serialize a setting for the fingerprint. */
+static void
+serialize(config_setting_t *s, struct buf *b)
+{
+	int	i;
+
+	if (config_setting_name(s) != NULL)
+		buf_printf(b, "%s=", config_setting_name(s));
+	switch (config_setting_type(s)) {
+	case CONFIG_TYPE_GROUP:
+	case CONFIG_TYPE_LIST:
+	case CONFIG_TYPE_ARRAY:
+		buf_addc(b, '{');
+		for (i = 0; i < config_setting_length(s); i++)
+			serialize(config_setting_get_elem(s, i), b);
+		buf_addc(b, '}');
+		break;
+	case CONFIG_TYPE_INT:
+	case CONFIG_TYPE_INT64:
+		buf_printf(b, "i%lld", config_setting_get_int64(s));
+		break;
+	case CONFIG_TYPE_FLOAT:
+		buf_printf(b, "f%.17g", config_setting_get_float(s));
+		break;
+	case CONFIG_TYPE_BOOL:
+		buf_printf(b, "b%d", config_setting_get_bool(s));
+		break;
+	case CONFIG_TYPE_STRING:
+		buf_printf(b, "s%zu:%s", strlen(config_setting_get_string(s)),
+		    config_setting_get_string(s));
+		break;
+	}
+	buf_addc(b, ';');
+}
+
+/* Hash of the job's settings, the defaults and the secret values it resolved. */
+static void
+fingerprint(struct ctx *c, config_setting_t *root, config_setting_t *job,
+    struct job_conf *j)
+{
+	config_setting_t	*d = group(root, "defaults");
+	struct buf		 b;
+	XXH128_hash_t		 h;
+	size_t			 i;
+
+	buf_init(&b);
+	serialize(job, &b);
+	if (d != NULL)
+		serialize(d, &b);
+	buf_printf(&b, "secrets_dir=%s;", c->cfg->daemon.secrets_dir != NULL ?
+	    c->cfg->daemon.secrets_dir : "");
+	for (i = 0; i < j->src.nheaders; i++)
+		tmpl_digest(j->src.headers[i], &b);
+	for (i = 0; i < j->src.nquery; i++)
+		tmpl_digest(j->src.query[i].value, &b);
+	for (i = 0; i < j->dst.nheaders; i++)
+		tmpl_digest(j->dst.headers[i], &b);
+	if (j->src.url != NULL)
+		tmpl_digest(j->src.url, &b);
+	if (j->src.fetch != NULL)
+		tmpl_digest(j->src.fetch, &b);
+	if (j->dst.url != NULL)
+		tmpl_digest(j->dst.url, &b);
+	if (j->dst.body != NULL)
+		tmpl_digest(j->dst.body, &b);
+	if (j->dst.create_url != NULL)
+		tmpl_digest(j->dst.create_url, &b);
+	if (j->dst.create_body != NULL)
+		tmpl_digest(j->dst.create_body, &b);
+	h = XXH3_128bits(b.data, b.len);
+	explicit_bzero(b.data, b.len);
+	buf_free(&b);
+	j->fingerprint = xasprintf("%016llx%016llx", (unsigned long long)h.high64,
+	    (unsigned long long)h.low64);
+}
+
+/* A job's name: present, well formed and unique. */
+static void
+parse_name(struct ctx *c, config_setting_t *job, struct job_conf *j)
+{
+	const char	*p;
+	size_t		 i;
+
+	if (get_str(c, job, "jobs.*.name", false, &j->name) != 0)
+		return;
+	for (p = j->name; *p != '\0'; p++) {
+		if (!isalnum((unsigned char)*p) && strchr("_.-", *p) == NULL)
+			break;
+	}
+	if (*j->name == '\0' || *p != '\0' || strlen(j->name) > 64)
+		errf(c, line_of(c, member(job, "name")), "job name '%s' must be 1 to 64 "
+		    "letters, digits, '_', '.' or '-'", j->name);
+	for (i = 0; i < c->cfg->njobs; i++) {
+		if (c->cfg->jobs[i].name != NULL &&
+		    strcmp(c->cfg->jobs[i].name, j->name) == 0) {
+			errf(c, line_of(c, member(job, "name")), "duplicate job name "
+			    "'%s' (first at line %d)", j->name, c->cfg->jobs[i].line);
+			break;
+		}
+	}
+}
+
+static void
+parse_job(struct ctx *c, config_setting_t *root, config_setting_t *job,
+    struct job_conf *j)
+{
+	const struct job_conf	*d = &c->d;
+	config_setting_t	*k;
+	int64_t			 jit;
+	size_t			 i;
+	char			*s;
+
+	j->line = c->line = line_of(c, job);
+	parse_name(c, job, j);
+	if (get_str(c, job, "jobs.*.strategy", false, &s) == 0) {
+		if (strcmp(s, "modified") == 0)
+			j->strategy = STRAT_MODIFIED;
+		else if (strcmp(s, "flag") == 0 || strcmp(s, "capture") == 0)
+			errf(c, line_of(c, member(job, "strategy")), "strategy '%s' is "
+			    "not supported by this version (only 'modified' is)", s);
+		else
+			errf(c, line_of(c, member(job, "strategy")), "unknown strategy "
+			    "'%s' (expected modified, flag or capture)", s);
+		j->strategy = strcmp(s, "flag") == 0 ? STRAT_FLAG :
+		    strcmp(s, "capture") == 0 ? STRAT_CAPTURE : STRAT_MODIFIED;
+		free(s);
+	}
+	if ((k = member(job, "key")) == NULL)
+		missing(c, job, "jobs.*.key", "(the record field that identifies a "
+		    "record)");
+	else if (config_setting_type(k) == CONFIG_TYPE_STRING) {
+		j->key = xcalloc(2, sizeof *j->key);
+		j->key[0] = xstrdup(config_setting_get_string(k));
+		j->nkey = 1;
+	} else
+		get_strlist(k, &j->key, &j->nkey);
+	for (i = 0; k != NULL && i < j->nkey; i++) {
+		if (*j->key[i] == '\0')
+			errf(c, line_of(c, k), "'key' must not contain an empty field");
+	}
+	if (k != NULL && is_strlist(k) && j->nkey == 0)
+		errf(c, line_of(c, k), "'key' must name at least one field");
+	(void)get_dur(c, job, "jobs.*.interval", &d->interval_ms, &j->interval_ms);
+	jit = c->d_jitter >= 0 ? c->d_jitter : j->interval_ms / 10;
+	(void)get_dur(c, job, "jobs.*.jitter", &jit, &j->jitter_ms);
+	(void)get_int32(c, job, "jobs.*.batch", &d->batch, &j->batch);
+	(void)get_int32(c, job, "jobs.*.max_attempts", &d->max_attempts,
+	    &j->max_attempts);
+	(void)get_dur(c, job, "jobs.*.retry_backoff", &d->retry_backoff_ms,
+	    &j->retry_backoff_ms);
+	(void)get_dur(c, job, "jobs.*.retry_backoff_max", &d->retry_backoff_max_ms,
+	    &j->retry_backoff_max_ms);
+	if (j->retry_backoff_max_ms < j->retry_backoff_ms)
+		errf(c, j->line, "'retry_backoff_max' must not be shorter than "
+		    "'retry_backoff'");
+	(void)get_dur(c, job, "jobs.*.run_timeout", &d->timeout_ms, &j->timeout_ms);
+	(void)get_bool(c, job, "jobs.*.enabled", NULL, &j->enabled);
+	parse_modified(c, job, j);
+	parse_source(c, job, &j->src);
+	parse_dest(c, job, j);
+	fingerprint(c, root, job, j);
+}
+
+static void
+parse_jobs(struct ctx *c, config_setting_t *root)
+{
+	config_setting_t	*l = config_setting_get_member(root, "jobs"), *e;
+	int			 i, n;
+
+	if (l == NULL || !config_setting_is_list(l))
+		return;
+	n = config_setting_length(l);
+	c->cfg->jobs = xcalloc((size_t)n + 1, sizeof *c->cfg->jobs);
+	for (i = 0; i < n; i++) {
+		e = config_setting_get_elem(l, (unsigned)i);
+		if (!config_setting_is_group(e))
+			continue;
+		parse_job(c, root, e, &c->cfg->jobs[c->cfg->njobs]);
+		c->cfg->njobs++;
+	}
+}
+
+int
+config_load(const char *path, struct config **out, struct strlist *errs)
+{
+	struct ctx	 c;
+	config_t	 lc;
+	FILE		*f;
+	size_t		 before = errs->n;
+
+	*out = NULL;
+	if ((f = fopen(path, "r")) == NULL) {
+		strlist_addf(errs, "%s: cannot open: %s", path, strerror(errno));
+		return -1;
+	}
+	fclose(f);
+	config_init(&lc);
+	if (config_read_file(&lc, path) != CONFIG_TRUE) {
+		strlist_addf(errs, "%s:%d: %s", config_error_file(&lc) != NULL ?
+		    config_error_file(&lc) : path, config_error_line(&lc),
+		    config_error_text(&lc));
+		config_destroy(&lc);
+		return -1;
+	}
+	memset(&c, 0, sizeof c);
+	c.file = path;
+	c.errs = errs;
+	c.line = 1;
+	c.cfg = xcalloc(1, sizeof *c.cfg);
+	c.cfg->path = xstrdup(path);
+	walk(&c, config_root_setting(&lc), "", "");
+	parse_daemon(&c, config_root_setting(&lc));
+	parse_state(&c, config_root_setting(&lc));
+	parse_defaults(&c, config_root_setting(&lc));
+	parse_jobs(&c, config_root_setting(&lc));
+	config_destroy(&lc);
+	if (errs->n != before) {
+		config_free(c.cfg);
+		return -1;
+	}
+	*out = c.cfg;
+	return 0;
+}
+
+static void
+free_tmpls(struct tmpl **v, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		tmpl_free(v[i]);
+	free(v);
+}
+
+static void
+free_strv(char **v, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* Free one job's contents. */
+static void
+job_free(struct job_conf *j)
+{
+	size_t	i;
+
+	free(j->name);
+	free_strv(j->key, j->nkey);
+	free(j->modified.field);
+	tmpl_free(j->src.url);
+	for (i = 0; i < j->src.nquery; i++) {
+		free(j->src.query[i].name);
+		tmpl_free(j->src.query[i].value);
+	}
+	free(j->src.query);
+	free_tmpls(j->src.headers, j->src.nheaders);
+	free(j->src.records);
+	free(j->src.page_next);
+	tmpl_free(j->src.fetch);
+	free(j->src.http.ca_file);
+	free(j->dst.method);
+	tmpl_free(j->dst.url);
+	tmpl_free(j->dst.body);
+	free_tmpls(j->dst.headers, j->dst.nheaders);
+	free(j->dst.create_method);
+	tmpl_free(j->dst.create_url);
+	tmpl_free(j->dst.create_body);
+	free(j->dst.http.ca_file);
+	free(j->dst.conninfo);
+	free(j->dst.table);
+	for (i = 0; i < j->dst.ncolumns; i++) {
+		free(j->dst.columns[i].column);
+		free(j->dst.columns[i].field);
+	}
+	free(j->dst.columns);
+	free_strv(j->dst.key_columns, j->dst.nkey_columns);
+	free(j->fingerprint);
+}
+
+void
+config_free(struct config *cfg)
+{
+	size_t	i;
+
+	if (cfg == NULL)
+		return;
+	for (i = 0; i < cfg->njobs; i++)
+		job_free(&cfg->jobs[i]);
+	free(cfg->jobs);
+	free(cfg->path);
+	free(cfg->state.conninfo);
+	free(cfg->state.schema);
+	free(cfg->daemon.instance);
+	free(cfg->daemon.status_listen);
+	free(cfg->daemon.secrets_dir);
+	free(cfg);
+}
+
+const struct job_conf *
+config_job(const struct config *cfg, const char *name)
+{
+	size_t	i;
+
+	for (i = 0; i < cfg->njobs; i++) {
+		if (strcmp(cfg->jobs[i].name, name) == 0)
+			return &cfg->jobs[i];
+	}
+	return NULL;
+}
+
+void
+config_dump_keys(FILE *f)
+{
+	static const char	*types[] = { "group", "list", "string", "template",
+	    "integer", "boolean", "duration", "strings", "key", "map", "query" };
+	const struct key_def	*kd;
+	size_t			 i;
+
+	for (i = 0; i < NELEM(keys); i++) {
+		kd = &keys[i];
+		fprintf(f, "%s\t%s\t%s\t%s\t%s\n", kd->path, types[kd->type],
+		    kd->def != NULL ? kd->def : (kd->flags & F_REQ) ? "required" : "-",
+		    (kd->flags & F_NORELOAD) ? "restart" : "reload", kd->doc);
+	}
+}

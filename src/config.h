@@ -1,0 +1,135 @@
+/* config.h - the configuration as the daemon uses it, parsed from one table of keys. */
+#ifndef ONESYNC_CONFIG_H
+#define ONESYNC_CONFIG_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdint.h>
+#include "tmpl.h"
+#include "ts.h"
+#include "util.h"
+
+enum strategy	{ STRAT_FLAG, STRAT_MODIFIED, STRAT_CAPTURE };
+enum conn_type	{ CONN_HTTP, CONN_POSTGRESQL, CONN_FILE };
+enum page_style	{ PAGE_NONE, PAGE_PAGE, PAGE_OFFSET, PAGE_LINK, PAGE_NEXT };
+
+struct query_param {
+	char		*name;
+	struct tmpl	*value;		/* TMPL_QUERY */
+};
+
+struct http_opts {
+	int64_t		 timeout_ms;	/* whole request */
+	int		 retries;	/* 408/429/5xx/transport retried this many times */
+	int64_t		 max_bytes;	/* response size limit */
+	bool		 tls_verify;
+	char		*ca_file;	/* NULL = system store */
+};
+
+struct source_conf {
+	enum conn_type	 type;
+	/* http */
+	struct tmpl	*url;		/* TMPL_URL, TV_READ */
+	struct query_param *query;
+	size_t		 nquery;
+	struct tmpl	**headers;	/* TMPL_HEADER, "Name: value" */
+	size_t		 nheaders;
+	char		*records;	/* JSON path of the record array, "" = body */
+	enum page_style	 page_style;
+	int64_t		 page_first;	/* style page: first page number (default 1) */
+	int64_t		 page_size;	/* {{limit}}; a shorter page ends the read */
+	char		*page_next;	/* style next: JSON path of the next URL/token */
+	struct tmpl	*fetch;		/* optional URL to re-fetch one record by {{key}} */
+	struct http_opts http;
+	int		 line;
+};
+
+struct column_map {
+	char	*column;	/* destination column */
+	char	*field;		/* record path */
+};
+
+struct dest_conf {
+	enum conn_type	 type;
+	/* http */
+	char		*method;
+	struct tmpl	*url;		/* TMPL_URL, TV_WRITE */
+	struct tmpl	*body;		/* TMPL_BODY, TV_WRITE; NULL = no body */
+	struct tmpl	**headers;
+	size_t		 nheaders;
+	bool		 has_create;	/* request to send when the first answers 404 */
+	char		*create_method;
+	struct tmpl	*create_url;
+	struct tmpl	*create_body;
+	int		 concurrency;	/* requests in flight per job */
+	struct http_opts http;
+	/* postgresql */
+	char		*conninfo;
+	char		*table;		/* "name" or "schema.name" */
+	struct column_map *columns;
+	size_t		 ncolumns;
+	char		**key_columns;	/* conflict target; default: columns mapped from the job key */
+	size_t		 nkey_columns;
+	int		 line;
+};
+
+struct modified_conf {
+	char		*field;		/* record path of the timestamp */
+	enum ts_format	 format;
+	bool		 sorted;	/* source answers sorted by (modified, key) ascending */
+	int64_t		 lookback_ms;
+	int64_t		 settle_ms;
+};
+
+struct job_conf {
+	char		*name;
+	int		 line;
+	enum strategy	 strategy;
+	char		**key;		/* key fields (record paths) */
+	size_t		 nkey;
+	int64_t		 interval_ms;
+	int64_t		 jitter_ms;	/* default: interval/10 */
+	int		 batch;		/* records per delivery batch */
+	int		 max_attempts;	/* then dead-lettered */
+	int64_t		 retry_backoff_ms;	/* first retry delay; doubles per attempt */
+	int64_t		 retry_backoff_max_ms;
+	int64_t		 timeout_ms;	/* whole run; 0 = none */
+	bool		 enabled;
+	struct modified_conf modified;
+	struct source_conf src;
+	struct dest_conf dst;
+	char		*fingerprint;	/* hash of everything above; differs => job changed on reload */
+};
+
+struct config {
+	char		*path;
+	struct {
+		char	*conninfo;
+		char	*schema;
+		int	 connections;
+		int64_t	 connect_timeout_ms;
+	} state;
+	struct {
+		char	*instance;	/* "" = hostname:pid */
+		int64_t	 lease_ms;
+		int	 max_runs;
+		char	*status_listen;	/* "" = off */
+		char	*secrets_dir;	/* NULL = $CREDENTIALS_DIRECTORY */
+		int64_t	 stop_timeout_ms;
+	} daemon;
+	struct job_conf	*jobs;
+	size_t		 njobs;
+};
+
+/*
+ * Parse and validate a file. On success returns 0 and *out. On failure returns -1 and
+ * appends every error as "FILE:LINE: message" to errs; *out is NULL.
+ */
+int config_load(const char *path, struct config **out, struct strlist *errs) WUR;
+void config_free(struct config *);
+const struct job_conf *config_job(const struct config *, const char *name);
+
+/* Print every key of the table with type, default, reloadable and doc (for --dump-keys). */
+void config_dump_keys(FILE *);
+
+#endif

@@ -1,0 +1,676 @@
+/*
+ * daemon.c - the process around the jobs: one libevent loop, signals through evsignal,
+ * the configuration and its reloads, the schedule (interval + jitter, max_runs), the
+ * leases (claimed by runs, renewed here in one batch, released at stop), sd_notify, and
+ * --once. It owns every jobrt; a run belongs to its jobrt and is never freed from here
+ * while a callback of its own is on the stack.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "http.h"
+#include "log.h"
+#include "notify.h"
+#include "pg.h"
+#include "run.h"
+#include "state.h"
+
+#define MIGRATE_RETRY_MS	2000
+#define STOP_GRACE_MS		5000
+
+static void schedule(struct jobrt *, int64_t delay_ms);
+static void start_due(struct daemon *);
+static void maybe_exit(struct daemon *);
+
+static struct timeval
+tv_ms(int64_t ms)
+{
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+
+	return tv;
+}
+
+struct pg *
+daemon_dest_pg(struct daemon *d, const char *conninfo)
+{
+	struct pg *pg = strmap_get(&d->dest_pgs, conninfo);
+
+	if (pg == NULL) {
+		pg = pg_new(d->base, conninfo, "destination database", 4,
+		    (long)d->ref->cfg->state.connect_timeout_ms);
+		strmap_put(&d->dest_pgs, conninfo, pg);
+	}
+	return pg;
+}
+
+static void
+cfgref_drop(struct cfgref *ref)
+{
+	if (--ref->refs == 0) {
+		config_free(ref->cfg);
+		free(ref);
+	}
+}
+
+static bool
+wanted_once(struct daemon *d, const char *name)
+{
+	if (d->once_jobs == NULL || d->once_jobs[0] == NULL)
+		return true;
+	for (char **p = d->once_jobs; *p != NULL; p++)
+		if (strcmp(*p, name) == 0)
+			return true;
+	return false;
+}
+
+static void
+job_timer(evutil_socket_t fd, short ev, void *arg)
+{
+	struct jobrt *jr = arg;
+	struct daemon *d = jr->d;
+
+	if (d->stopping || jr->removed || jr->run != NULL || jr->queued)
+		return;
+	jr->queued = true;
+	jr->qnext = NULL;
+	if (d->qtail != NULL)
+		d->qtail->qnext = jr;
+	else
+		d->qhead = jr;
+	d->qtail = jr;
+	start_due(d);
+}
+
+static struct jobrt *
+jobrt_new(struct daemon *d, const struct job_conf *jc)
+{
+	struct jobrt *jr = xcalloc(1, sizeof *jr);
+
+	jr->d = d;
+	jr->name = xstrdup(jc->name);
+	jr->ref = d->ref;
+	jr->ref->refs++;
+	jr->conf = jc;
+	jr->timer = evtimer_new(d->base, job_timer, jr);
+	return jr;
+}
+
+static void
+jobrt_free(struct jobrt *jr)
+{
+	event_free(jr->timer);
+	cfgref_drop(jr->ref);
+	free(jr->name);
+	free(jr);
+}
+
+static void
+schedule(struct jobrt *jr, int64_t delay_ms)
+{
+	struct timeval tv = tv_ms(delay_ms < 0 ? 0 : delay_ms);
+
+	if (jr->d->once || jr->d->stopping || jr->removed)
+		return;
+	evtimer_add(jr->timer, &tv);
+}
+
+/* The next run: interval plus a random part of the jitter. */
+static int64_t
+next_delay(const struct job_conf *jc)
+{
+	int64_t jitter = jc->jitter_ms >= 0 ? jc->jitter_ms : jc->interval_ms / 10;
+
+	return jc->interval_ms + (jitter > 0 ? (int64_t)(rand64() % (uint64_t)jitter) : 0);
+}
+
+static void
+status_line(struct daemon *d)
+{
+	size_t failing = 0;
+
+	for (size_t i = 0; i < d->njobs; i++)
+		if (d->jobs[i]->last_failed)
+			failing++;
+	notify_status("%zu jobs, %d running, %zu failing; state store %s", d->njobs,
+	    d->running, failing, state_up(d->state) ? "reachable" : "unreachable");
+}
+
+/* Start queued jobs while run slots are free. */
+static void
+start_due(struct daemon *d)
+{
+	int max = d->ref->cfg->daemon.max_runs;
+
+	while (d->qhead != NULL && d->running < max && d->migrated && !d->stopping) {
+		struct jobrt *jr = d->qhead;
+
+		d->qhead = jr->qnext;
+		if (d->qhead == NULL)
+			d->qtail = NULL;
+		jr->queued = false;
+		jr->qnext = NULL;
+		if (jr->removed || jr->run != NULL)
+			continue;
+		d->running++;
+		run_start(jr);
+	}
+}
+
+void
+daemon_run_ended(struct jobrt *jr, bool ok, bool lost)
+{
+	struct daemon *d = jr->d;
+
+	d->running--;
+	jr->last_failed = !ok;
+	if (ok)
+		d->runs_ok++;
+	else
+		d->runs_failed++;
+	if (d->once) {
+		jr->once_done = true;
+		if (!ok)
+			d->once_failed++;
+	}
+	if (jr->removed) {
+		for (size_t i = 0; i < d->njobs; i++)
+			if (d->jobs[i] == jr) {
+				d->jobs[i] = d->jobs[--d->njobs];
+				break;
+			}
+		jobrt_free(jr);
+	} else
+		schedule(jr, lost ? jr->conf->interval_ms : next_delay(jr->conf));
+	status_line(d);
+	start_due(d);
+	maybe_exit(d);
+}
+
+/* Put every job (or the --once ones) on the schedule. */
+static void
+schedule_all(struct daemon *d)
+{
+	for (size_t i = 0; i < d->njobs; i++) {
+		struct jobrt *jr = d->jobs[i];
+
+		if (!jr->conf->enabled)
+			continue;
+		if (d->once) {
+			if (!wanted_once(d, jr->name)) {
+				jr->once_done = true;
+				continue;
+			}
+			job_timer(-1, 0, jr);
+		} else {
+			int64_t j = jr->conf->jitter_ms >= 0 ? jr->conf->jitter_ms : 0;
+
+			schedule(jr, j > 0 ? (int64_t)(rand64() % (uint64_t)(j < 1000 ? j : 1000)) : 0);
+		}
+	}
+	if (d->once)
+		maybe_exit(d);
+}
+
+static void migrate(struct daemon *);
+
+static void
+migrate_retry(evutil_socket_t fd, short ev, void *arg)
+{
+	migrate(arg);
+}
+
+static void
+migrated(void *arg, int rc, json_t *res, const char *err)
+{
+	struct daemon *d = arg;
+
+	if (rc != STATE_OK) {
+		log_warnx("%s", err);
+		if (strstr(err, "newer than this onesyncd") != NULL || d->once) {
+			d->exit_code = d->once ? 1 : EX_CONFIG;
+			event_base_loopexit(d->base, NULL);
+			return;
+		}
+		{
+			struct timeval tv = tv_ms(MIGRATE_RETRY_MS);
+
+			event_base_once(d->base, -1, EV_TIMEOUT, migrate_retry, d, &tv);
+		}
+		return;
+	}
+	log_info("state schema %s ready (version %lld)", state_schema(d->state),
+	    (long long)json_integer_value(json_object_get(res, "version")));
+	d->migrated = true;
+	status_line(d);
+	schedule_all(d);
+}
+
+static void
+migrate(struct daemon *d)
+{
+	if (!d->stopping)
+		state_migrate(d->state, migrated, d);
+}
+
+struct renew_ctx {
+	struct daemon	*d;
+	uint64_t	 sent;
+	struct strlist	 names;
+};
+
+static void
+renewed(void *arg, int rc, json_t *res, const char *err)
+{
+	struct renew_ctx *c = arg;
+	struct daemon *d = c->d;
+
+	if (rc == STATE_OK) {
+		for (size_t i = 0; i < d->njobs; i++) {
+			struct jobrt *jr = d->jobs[i];
+			bool asked = false, held = false;
+			size_t k;
+			json_t *v;
+
+			for (k = 0; k < c->names.n && !asked; k++)
+				asked = strcmp(c->names.v[k], jr->name) == 0;
+			if (!asked || jr->epoch == 0)
+				continue;
+			json_array_foreach(res, k, v)
+				if (strcmp(json_string_value(v), jr->name) == 0)
+					held = true;
+			if (held)
+				jr->lease_deadline = c->sent + (uint64_t)d->ref->cfg->daemon.lease_ms;
+			else {
+				log_job(LOG_ERR, jr->name, jr->run != NULL ? jr->run->id : 0,
+				    MSGID_LEASE_LOST, "lease lost: another instance took the job");
+				jr->epoch = 0;
+				if (jr->run != NULL)
+					run_cut(jr->run, "lease lost");
+			}
+		}
+	} else
+		log_warnx("lease renewal failed: %s", err);
+	strlist_free(&c->names);
+	free(c);
+}
+
+/* Renew every held lease in one statement; cut runs whose lease may have lapsed. */
+static void
+lease_tick(evutil_socket_t fd, short ev, void *arg)
+{
+	struct daemon *d = arg;
+	struct renew_ctx *c;
+	int64_t *epochs;
+	uint64_t now = now_mono_ms();
+	size_t n = 0;
+
+	if (!d->migrated)
+		return;
+	for (size_t i = 0; i < d->njobs; i++) {
+		struct jobrt *jr = d->jobs[i];
+
+		if (jr->epoch != 0 && now >= jr->lease_deadline) {
+			jr->epoch = 0;
+			if (jr->run != NULL) {
+				log_job(LOG_ERR, jr->name, jr->run->id, MSGID_LEASE_LOST,
+				    "lease lost: could not renew it in time; stopping the run");
+				run_cut(jr->run, "lease lost (not renewed in time)");
+			}
+		}
+	}
+	c = xcalloc(1, sizeof *c);
+	c->d = d;
+	c->sent = now;
+	epochs = xcalloc(d->njobs + 1, sizeof *epochs);
+	for (size_t i = 0; i < d->njobs; i++)
+		if (d->jobs[i]->epoch != 0) {
+			strlist_add(&c->names, xstrdup(d->jobs[i]->name));
+			epochs[n++] = d->jobs[i]->epoch;
+		}
+	if (n > 0)
+		state_renew(d->state, c->names.v, epochs, n, d->ref->cfg->daemon.lease_ms, renewed, c);
+	else {
+		strlist_free(&c->names);
+		free(c);
+	}
+	free(epochs);
+	state_heartbeat(d->state, NULL, NULL);
+	status_line(d);
+}
+
+static void
+released(void *arg, int rc, json_t *res, const char *err)
+{
+	struct daemon *d = arg;
+
+	if (rc != STATE_OK)
+		log_warnx("could not release the leases: %s", err);
+	event_base_loopexit(d->base, NULL);
+}
+
+/* When stopping (or --once is done) and no run is left: release leases and leave. */
+static void
+maybe_exit(struct daemon *d)
+{
+	struct strlist names = { 0 };
+
+	if (d->once && !d->stopping) {
+		for (size_t i = 0; i < d->njobs; i++)
+			if (!d->jobs[i]->once_done && d->jobs[i]->conf->enabled)
+				return;
+		d->stopping = true;
+		d->exit_code = d->once_failed > 0 ? 1 : 0;
+	}
+	if (!d->stopping || d->running > 0)
+		return;
+	for (size_t i = 0; i < d->njobs; i++)
+		if (d->jobs[i]->epoch != 0) {
+			strlist_add(&names, xstrdup(d->jobs[i]->name));
+			d->jobs[i]->epoch = 0;
+		}
+	if (names.n > 0 && d->migrated)
+		state_release(d->state, names.v, names.n, released, d);
+	else
+		event_base_loopexit(d->base, NULL);
+	strlist_free(&names);
+}
+
+static void
+stop_cut(evutil_socket_t fd, short ev, void *arg)
+{
+	struct daemon *d = arg;
+
+	for (size_t i = 0; i < d->njobs; i++)
+		if (d->jobs[i]->run != NULL)
+			run_cut(d->jobs[i]->run, "stopped: the daemon is shutting down");
+}
+
+static void
+stop_hard(evutil_socket_t fd, short ev, void *arg)
+{
+	struct daemon *d = arg;
+
+	log_warnx("runs did not end in time; exiting without releasing their leases");
+	event_base_loopbreak(d->base);
+}
+
+static void
+on_term(evutil_socket_t sig, short ev, void *arg)
+{
+	struct daemon *d = arg;
+	struct timeval tv = tv_ms(d->ref->cfg->daemon.stop_timeout_ms);
+	struct timeval hard = tv_ms(d->ref->cfg->daemon.stop_timeout_ms + STOP_GRACE_MS);
+
+	if (d->stopping)
+		return;
+	log_info("received %s: stopping (%d runs in flight)", sig == SIGINT ? "SIGINT" :
+	    "SIGTERM", d->running);
+	notify_stopping();
+	d->stopping = true;
+	for (size_t i = 0; i < d->njobs; i++)
+		evtimer_del(d->jobs[i]->timer);
+	while (d->qhead != NULL) {
+		d->qhead->queued = false;
+		d->qhead = d->qhead->qnext;
+	}
+	d->qtail = NULL;
+	event_base_once(d->base, -1, EV_TIMEOUT, stop_cut, d, &tv);
+	event_base_once(d->base, -1, EV_TIMEOUT, stop_hard, d, &hard);
+	maybe_exit(d);
+}
+
+static struct jobrt *
+find_job(struct daemon *d, const char *name)
+{
+	for (size_t i = 0; i < d->njobs; i++)
+		if (strcmp(d->jobs[i]->name, name) == 0 && !d->jobs[i]->removed)
+			return d->jobs[i];
+	return NULL;
+}
+
+/* Apply a new valid configuration: add, change and remove jobs. */
+static void
+apply_config(struct daemon *d, struct config *cfg)
+{
+	struct cfgref *old = d->ref, *ref = xcalloc(1, sizeof *ref);
+	size_t added = 0, changed = 0, removed = 0;
+
+	ref->cfg = cfg;
+	ref->refs = 1;
+	if (strcmp(old->cfg->state.conninfo, cfg->state.conninfo) != 0 ||
+	    strcmp(old->cfg->state.schema, cfg->state.schema) != 0)
+		log_warnx("state.* changed: it takes effect only after a restart");
+	d->ref = ref;
+	for (size_t i = 0; i < d->njobs; i++) {
+		struct jobrt *jr = d->jobs[i];
+		const struct job_conf *jc = config_job(cfg, jr->name);
+
+		if (jr->removed)
+			continue;
+		if (jc == NULL) {
+			removed++;
+			jr->removed = true;
+			evtimer_del(jr->timer);
+			log_job(LOG_INFO, jr->name, 0, NULL, "job removed from the configuration%s",
+			    jr->run != NULL ? "; it stops after its current run" : "");
+			if (jr->epoch != 0) {
+				char *n = jr->name;
+
+				state_release(d->state, &n, 1, NULL, NULL);
+				jr->epoch = 0;
+			}
+			continue;
+		}
+		if (strcmp(jc->fingerprint, jr->conf->fingerprint) != 0) {
+			changed++;
+			log_job(LOG_INFO, jr->name, 0, NULL, "job changed; the change applies from "
+			    "its next run");
+			if (jc->interval_ms != jr->conf->interval_ms && jr->run == NULL &&
+			    !jr->queued) {
+				evtimer_del(jr->timer);
+				schedule(jr, next_delay(jc));
+			}
+		}
+		cfgref_drop(jr->ref);
+		jr->ref = ref;
+		ref->refs++;
+		jr->conf = jc;
+		if (!jc->enabled)
+			evtimer_del(jr->timer);
+	}
+	/* Free removed idle jobs now. */
+	for (size_t i = 0; i < d->njobs; ) {
+		struct jobrt *jr = d->jobs[i];
+
+		if (jr->removed && jr->run == NULL) {
+			d->jobs[i] = d->jobs[--d->njobs];
+			if (jr->queued) {
+				/* unlink from the queue */
+				struct jobrt **pp = &d->qhead, *prev = NULL;
+
+				while (*pp != NULL && *pp != jr) {
+					prev = *pp;
+					pp = &(*pp)->qnext;
+				}
+				if (*pp == jr) {
+					*pp = jr->qnext;
+					if (d->qtail == jr)
+						d->qtail = prev;
+				}
+			}
+			jobrt_free(jr);
+		} else
+			i++;
+	}
+	for (size_t i = 0; i < cfg->njobs; i++) {
+		struct jobrt *jr;
+
+		if (find_job(d, cfg->jobs[i].name) != NULL)
+			continue;
+		added++;
+		jr = jobrt_new(d, &cfg->jobs[i]);
+		d->jobs = xreallocarray(d->jobs, d->njobs + 1, sizeof *d->jobs);
+		d->jobs[d->njobs++] = jr;
+		log_job(LOG_INFO, jr->name, 0, NULL, "job added");
+		if (d->migrated && jr->conf->enabled)
+			schedule(jr, 0);
+	}
+	cfgref_drop(old);
+	log_job(LOG_INFO, NULL, 0, MSGID_CONFIG_RELOADED, "configuration reloaded from %s: "
+	    "%zu jobs added, %zu changed, %zu removed", d->cfg_path, added, changed, removed);
+}
+
+static void
+on_hup(evutil_socket_t sig, short ev, void *arg)
+{
+	struct daemon *d = arg;
+	struct strlist errs = { 0 };
+	struct config *cfg;
+
+	notify_reloading();
+	log_info("received SIGHUP: reloading %s", d->cfg_path);
+	if (config_load(d->cfg_path, &cfg, &errs) != 0) {
+		for (size_t i = 0; i < errs.n; i++)
+			log_job(LOG_ERR, NULL, 0, MSGID_CONFIG_REJECTED, "%s", errs.v[i]);
+		log_job(LOG_ERR, NULL, 0, MSGID_CONFIG_REJECTED, "configuration rejected (%zu "
+		    "errors); the running configuration stays in force", errs.n);
+		strlist_free(&errs);
+	} else if (!d->stopping)
+		apply_config(d, cfg);
+	else
+		config_free(cfg);
+	status_line(d);
+	notify_ready();
+}
+
+static void
+on_started(evutil_socket_t fd, short ev, void *arg)
+{
+	struct daemon *d = arg;
+
+	notify_ready();
+	status_line(d);
+	migrate(d);
+}
+
+static void
+on_watchdog(evutil_socket_t fd, short ev, void *arg)
+{
+	notify_watchdog();
+}
+
+static char *
+default_instance(void)
+{
+	char host[256];
+
+	if (gethostname(host, sizeof host) != 0)
+		snprintf(host, sizeof host, "localhost");
+	host[sizeof host - 1] = '\0';
+	return xasprintf("%s:%ld", host, (long)getpid());
+}
+
+int
+daemon_main(const char *cfg_path, bool once, char **once_jobs, int verbose)
+{
+	struct daemon d;
+	struct strlist errs = { 0 };
+	struct config *cfg;
+	uint64_t wd;
+	struct timeval tv;
+
+	memset(&d, 0, sizeof d);
+	if (config_load(cfg_path, &cfg, &errs) != 0) {
+		for (size_t i = 0; i < errs.n; i++)
+			fprintf(stderr, "%s\n", errs.v[i]);
+		strlist_free(&errs);
+		return EX_CONFIG;
+	}
+	if (once_jobs != NULL)
+		for (char **p = once_jobs; *p != NULL; p++)
+			if (config_job(cfg, *p) == NULL) {
+				fprintf(stderr, "onesyncd: --once: no job named '%s' in %s\n", *p,
+				    cfg_path);
+				config_free(cfg);
+				return EX_USAGE;
+			}
+	signal(SIGPIPE, SIG_IGN);
+	d.cfg_path = xstrdup(cfg_path);
+	d.once = once;
+	d.once_jobs = once_jobs;
+	d.ref = xcalloc(1, sizeof *d.ref);
+	d.ref->cfg = cfg;
+	d.ref->refs = 1;
+	strmap_init(&d.dest_pgs);
+	if ((d.base = event_base_new()) == NULL)
+		fatalx("cannot create the event loop");
+	if (http_init(d.base) != 0)
+		fatalx("cannot initialise libcurl");
+	d.instance = cfg->daemon.instance[0] != '\0' ? xstrdup(cfg->daemon.instance) :
+	    default_instance();
+	d.state = state_new(d.base, cfg->state.conninfo, cfg->state.schema,
+	    cfg->state.connections, cfg->state.connect_timeout_ms, d.instance);
+	for (size_t i = 0; i < cfg->njobs; i++) {
+		d.jobs = xreallocarray(d.jobs, d.njobs + 1, sizeof *d.jobs);
+		d.jobs[d.njobs++] = jobrt_new(&d, &cfg->jobs[i]);
+	}
+	d.ev_hup = evsignal_new(d.base, SIGHUP, on_hup, &d);
+	d.ev_term = evsignal_new(d.base, SIGTERM, on_term, &d);
+	d.ev_int = evsignal_new(d.base, SIGINT, on_term, &d);
+	evsignal_add(d.ev_hup, NULL);
+	evsignal_add(d.ev_term, NULL);
+	evsignal_add(d.ev_int, NULL);
+	d.ev_lease = event_new(d.base, -1, EV_PERSIST, lease_tick, &d);
+	tv = tv_ms(cfg->daemon.lease_ms / 3);
+	evtimer_add(d.ev_lease, &tv);
+	if ((wd = notify_watchdog_usec()) > 0) {
+		struct timeval wtv = { (time_t)(wd / 2 / 1000000), (suseconds_t)(wd / 2 % 1000000) };
+
+		d.ev_watchdog = event_new(d.base, -1, EV_PERSIST, on_watchdog, &d);
+		evtimer_add(d.ev_watchdog, &wtv);
+	}
+	tv = tv_ms(0);
+	event_base_once(d.base, -1, EV_TIMEOUT, on_started, &d, &tv);
+	log_info("onesyncd %s starting as instance %s with %zu jobs%s", PACKAGE_VERSION,
+	    d.instance, d.njobs, once ? " (--once)" : "");
+	(void)verbose;
+
+	event_base_dispatch(d.base);
+
+	if (d.once && !d.stopping)
+		d.exit_code = 1;
+	log_info("onesyncd stopped");
+	http_shutdown();
+	state_free(d.state);
+	{
+		size_t it = 0;
+		const char *k;
+		void *v;
+
+		while (strmap_next(&d.dest_pgs, &it, &k, &v))
+			pg_free(v);
+		strmap_free(&d.dest_pgs, NULL);
+	}
+	event_free(d.ev_hup);
+	event_free(d.ev_term);
+	event_free(d.ev_int);
+	event_free(d.ev_lease);
+	if (d.ev_watchdog != NULL)
+		event_free(d.ev_watchdog);
+	for (size_t i = 0; i < d.njobs; i++)
+		if (d.jobs[i]->run == NULL)
+			jobrt_free(d.jobs[i]);
+	free(d.jobs);
+	cfgref_drop(d.ref);
+	event_base_free(d.base);
+	free(d.instance);
+	free(d.cfg_path);
+	return d.exit_code;
+}

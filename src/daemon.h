@@ -1,0 +1,65 @@
+/* daemon.h - the process: event loop, configuration, jobs, scheduling, leases, signals. */
+#ifndef ONESYNC_DAEMON_H
+#define ONESYNC_DAEMON_H
+
+#include <event2/event.h>
+#include "config.h"
+#include "strmap.h"
+#include "util.h"
+
+struct run;
+struct state;
+
+/* A configuration shared by the jobs and the runs that still use it. */
+struct cfgref {
+	struct config	*cfg;
+	int		 refs;
+};
+
+/* A job as the daemon runs it; its configuration may be replaced on reload. */
+struct jobrt {
+	struct daemon		*d;
+	char			*name;
+	struct cfgref		*ref;
+	const struct job_conf	*conf;	/* inside ref->cfg */
+	int64_t			 epoch;	/* lease epoch, 0 = not held */
+	uint64_t		 lease_deadline;	/* monotonic ms after which it may have lapsed */
+	struct event		*timer;
+	struct run		*run;	/* in flight, or NULL */
+	bool			 removed;	/* gone from the config: free after its run */
+	bool			 queued;	/* waiting for a run slot */
+	bool			 once_done;
+	bool			 last_failed;	/* its last run failed */
+	struct jobrt		*qnext;
+};
+
+struct daemon {
+	struct event_base	*base;
+	char			*cfg_path;
+	struct cfgref		*ref;	/* current configuration */
+	char			*instance;
+	struct state		*state;
+	struct jobrt		**jobs;
+	size_t			 njobs;
+	int			 running;
+	struct jobrt		*qhead, *qtail;	/* due jobs waiting for a slot */
+	bool			 once;
+	char			**once_jobs;	/* --once JOB... (NULL = all) */
+	int			 once_failed;
+	bool			 stopping;
+	bool			 migrated;
+	int			 exit_code;
+	struct strmap		 dest_pgs;	/* conninfo -> struct pg * */
+	struct event		*ev_hup, *ev_term, *ev_int, *ev_lease, *ev_watchdog,
+				*ev_stop, *ev_start, *ev_status;
+	uint64_t		 runs_ok, runs_failed;
+};
+
+/* A PostgreSQL pool for a destination conninfo, shared by the jobs that name it. */
+struct pg *daemon_dest_pg(struct daemon *, const char *conninfo);
+/* Called by run.c when a run has ended (after its last state write). */
+void daemon_run_ended(struct jobrt *, bool ok, bool lease_lost);
+
+int daemon_main(const char *cfg_path, bool once, char **once_jobs, int verbose);
+
+#endif

@@ -1,0 +1,271 @@
+/*
+ * dest_pg.c - a PostgreSQL table as destination: one batched upsert per batch,
+ * INSERT ... SELECT FROM jsonb_populate_recordset(NULL::table, $1) ON CONFLICT (key)
+ * DO UPDATE, so column types are the table's own and values always travel as one
+ * parameter. A data or constraint error (SQLSTATE class 22/23) is narrowed down by
+ * sending the batch's rows one by one, so only the bad rows are refused.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "dest.h"
+#include "log.h"
+#include "pg.h"
+#include "strmap.h"
+
+struct dest_pg {
+	struct dest		 base;
+	struct pg		*pg;
+	char			*sql;	/* the upsert */
+	struct dest_item	*items;
+	size_t			 n;
+	size_t			 pending;	/* single-row statements in flight */
+	bool			 failed;
+	char			*error;
+	dest_cb			 cb;
+	void			*arg;
+	unsigned		 gen;	/* bumped by cancel: late answers are ignored */
+	size_t			 outstanding;	/* statements not yet answered */
+	bool			 dead;	/* freed once the last answer is in */
+};
+
+struct dp_req {
+	struct dest_pg	*dp;
+	unsigned	 gen;
+	ssize_t		 i;	/* -1 = the whole batch */
+};
+
+/* Build the upsert statement from the column mapping. */
+static char *
+upsert_sql(const struct dest_conf *c)
+{
+	struct buf b;
+	char *t = pg_quote_ident(c->table, true);
+	size_t nset = 0;
+
+	buf_init(&b);
+	buf_printf(&b, "INSERT INTO %s (", t);
+	for (size_t i = 0; i < c->ncolumns; i++) {
+		char *q = pg_quote_ident(c->columns[i].column, false);
+
+		buf_printf(&b, "%s%s", i ? ", " : "", q);
+		free(q);
+	}
+	buf_adds(&b, ") SELECT ");
+	for (size_t i = 0; i < c->ncolumns; i++) {
+		char *q = pg_quote_ident(c->columns[i].column, false);
+
+		buf_printf(&b, "%s%s", i ? ", " : "", q);
+		free(q);
+	}
+	buf_printf(&b, " FROM jsonb_populate_recordset(NULL::%s, $1::jsonb) ON CONFLICT (", t);
+	for (size_t i = 0; i < c->nkey_columns; i++) {
+		char *q = pg_quote_ident(c->key_columns[i], false);
+
+		buf_printf(&b, "%s%s", i ? ", " : "", q);
+		free(q);
+	}
+	buf_adds(&b, ") DO UPDATE SET ");
+	for (size_t i = 0; i < c->ncolumns; i++) {
+		bool key = false;
+		char *q;
+
+		for (size_t k = 0; k < c->nkey_columns; k++)
+			if (strcmp(c->key_columns[k], c->columns[i].column) == 0)
+				key = true;
+		if (key)
+			continue;
+		q = pg_quote_ident(c->columns[i].column, false);
+		buf_printf(&b, "%s%s = EXCLUDED.%s", nset++ ? ", " : "", q, q);
+		free(q);
+	}
+	if (nset == 0) {
+		/* Every column is part of the key: nothing to update. */
+		char *p = strstr(b.data, " DO UPDATE SET ");
+
+		b.len = (size_t)(p - b.data);
+		b.data[b.len] = '\0';
+		buf_adds(&b, " DO NOTHING");
+	}
+	free(t);
+	return buf_steal(&b);
+}
+
+/* The row for one record: {column: value at field path}, JSON null when absent. */
+static json_t *
+row_of(const struct dest_conf *c, json_t *rec)
+{
+	json_t *row = json_object();
+
+	for (size_t i = 0; i < c->ncolumns; i++) {
+		json_t *v = json_path_get(rec, c->columns[i].field);
+
+		json_object_set(row, c->columns[i].column, v != NULL ? v : json_null());
+	}
+	return row;
+}
+
+static void dp_answer(const struct pg_result_info *, void *);
+
+static void
+dp_send(struct dest_pg *dp, json_t *rows, ssize_t i)
+{
+	struct dp_req *r = xmalloc(sizeof *r);
+	char *text = json_dumps(rows, JSON_COMPACT);
+	const char *v[] = { text };
+
+	r->dp = dp;
+	r->gen = dp->gen;
+	r->i = i;
+	dp->outstanding++;
+	pg_query(dp->pg, dp->sql, 1, v, dp_answer, r);
+	free(text);
+}
+
+static void
+dp_finish(struct dest_pg *dp)
+{
+	dest_cb cb = dp->cb;
+
+	dp->cb = NULL;
+	if (cb != NULL)
+		cb(dp->arg, dp->failed ? -1 : 0, dp->error);
+}
+
+/* SQLSTATE classes that a row's content can cause: data exceptions, constraints. */
+static bool
+row_error(const char *sqlstate)
+{
+	return sqlstate != NULL && (strncmp(sqlstate, "22", 2) == 0 ||
+	    strncmp(sqlstate, "23", 2) == 0);
+}
+
+static void
+dp_answer(const struct pg_result_info *ri, void *arg)
+{
+	struct dp_req *r = arg;
+	struct dest_pg *dp = r->dp;
+	ssize_t i = r->i;
+	bool stale = r->gen != dp->gen;
+
+	free(r);
+	dp->outstanding--;
+	if (dp->dead && dp->outstanding == 0) {
+		free(dp->sql);
+		free(dp->error);
+		free(dp);
+		return;
+	}
+	if (stale)
+		return;
+	if (i < 0) {
+		if (ri->res != NULL) {
+			for (size_t k = 0; k < dp->n; k++)
+				dp->items[k].outcome = DEST_OK;
+			dp_finish(dp);
+		} else if (row_error(ri->sqlstate) && dp->n > 1) {
+			/* Find the rows at fault: every row on its own. */
+			dp->pending = dp->n;
+			for (size_t k = 0; k < dp->n; k++) {
+				json_t *rows = json_array();
+
+				json_array_append_new(rows, row_of(&dp->base.job->dst, dp->items[k].rec));
+				dp_send(dp, rows, (ssize_t)k);
+				json_decref(rows);
+			}
+		} else if (row_error(ri->sqlstate)) {
+			dp->items[0].outcome = DEST_REFUSED;
+			dp->items[0].error = xasprintf("destination table refused the row: %s", ri->err);
+			dp_finish(dp);
+		} else {
+			dp->failed = true;
+			dp->error = xasprintf("destination database: %s", ri->err);
+			dp_finish(dp);
+		}
+		return;
+	}
+	if (ri->res != NULL)
+		dp->items[i].outcome = DEST_OK;
+	else if (row_error(ri->sqlstate)) {
+		dp->items[i].outcome = DEST_REFUSED;
+		dp->items[i].error = xasprintf("destination table refused the row: %s", ri->err);
+	} else if (!dp->failed) {
+		dp->failed = true;
+		dp->error = xasprintf("destination database: %s", ri->err);
+	}
+	if (--dp->pending == 0)
+		dp_finish(dp);
+}
+
+static void
+dp_deliver(struct dest *ds, struct dest_item *items, size_t n, dest_cb cb, void *arg)
+{
+	struct dest_pg *dp = (struct dest_pg *)ds;
+	struct strmap last;
+	json_t *rows;
+
+	free(dp->error);
+	dp->error = NULL;
+	dp->failed = false;
+	dp->items = items;
+	dp->n = n;
+	dp->cb = cb;
+	dp->arg = arg;
+	if (n == 0) {
+		dp_finish(dp);
+		return;
+	}
+	/* ON CONFLICT cannot touch a row twice in one statement: the last version of a key wins. */
+	strmap_init(&last);
+	for (size_t i = 0; i < n; i++)
+		strmap_put(&last, items[i].key, &items[i]);
+	rows = json_array();
+	for (size_t i = 0; i < n; i++)
+		if (strmap_get(&last, items[i].key) == &items[i])
+			json_array_append_new(rows, row_of(&ds->job->dst, items[i].rec));
+	strmap_free(&last, NULL);
+	dp_send(dp, rows, -1);
+	json_decref(rows);
+}
+
+static void
+dp_cancel(struct dest *ds)
+{
+	struct dest_pg *dp = (struct dest_pg *)ds;
+
+	dp->gen++;
+	dp->cb = NULL;
+}
+
+static void
+dp_free(struct dest *ds)
+{
+	struct dest_pg *dp = (struct dest_pg *)ds;
+
+	dp->gen++;
+	dp->cb = NULL;
+	if (dp->outstanding > 0) {
+		dp->dead = true;
+		return;
+	}
+	free(dp->sql);
+	free(dp->error);
+	free(dp);
+}
+
+static const struct dest_ops dp_ops = { dp_deliver, dp_cancel, dp_free };
+
+struct dest *
+dest_pg_new(struct daemon *d, const struct job_conf *job)
+{
+	struct dest_pg *dp = xcalloc(1, sizeof *dp);
+
+	dp->base.ops = &dp_ops;
+	dp->base.d = d;
+	dp->base.job = job;
+	dp->pg = daemon_dest_pg(d, job->dst.conninfo);
+	dp->sql = upsert_sql(&job->dst);
+	return &dp->base;
+}

@@ -1,0 +1,758 @@
+/*
+ * http.c - every HTTP request of the process: one curl multi handle driven by libevent
+ * (the hiperfifo.c pattern: one event per socket, one timer, completions only from
+ * curl_multi_info_read), keep-alive connection reuse, response limits, and retries
+ * with backoff on an evtimer. It never blocks the loop and never calls a callback from
+ * inside a curl callback; a call is freed only once nothing on the stack refers to it.
+ */
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "http.h"
+#include "log.h"
+#include "util.h"
+
+#define HTTP_DEFAULT_TIMEOUT_MS		30000L
+#define HTTP_DEFAULT_CONNECT_MS		10000L
+#define HTTP_DEFAULT_MAX_BYTES		(64LL * 1024 * 1024)
+#define HTTP_DEFAULT_BACKOFF_MS		500L
+#define HTTP_BACKOFF_CAP_MS		30000L
+#define HTTP_RETRY_AFTER_CAP_MS		120000L
+#define HTTP_MAX_HOST_CONNECTIONS	16L
+
+struct http_call {
+	struct http_call	*prev, *next;	/* all live calls */
+	struct http_call	*done_next;	/* finished transfers awaiting processing */
+	bool			 in_done;
+	bool			 in_multi;
+
+	CURL			*easy;
+	struct curl_slist	*hdrs;
+	char			*method;
+	char			*url;
+	char			*log_url;	/* redacted, for log lines */
+	char			*body;
+	size_t			 body_len;
+	long long		 max_bytes;
+	int			 retries;
+	long			 backoff_ms;
+	http_cb			 cb;
+	void			*arg;
+	struct event		*retry_ev;
+
+	/* Per attempt. */
+	int			 attempts;
+	CURLcode		 result;
+	bool			 too_large;
+	struct buf		 resp;
+	char			*date;
+	char			*location;
+	char			*link_next;
+	long			 retry_after_ms;	/* -1: no Retry-After */
+	char			 errbuf[CURL_ERROR_SIZE];
+};
+
+/* One watched socket (curl_multi_assign'ed to curl's socket). */
+struct http_sock {
+	struct http_sock	*prev, *next;
+	curl_socket_t		 fd;
+	struct event		*ev;
+};
+
+static struct event_base	*http_base;
+static CURLM			*http_multi;
+static struct event		*http_timer;
+static struct http_call		*http_calls;
+static struct http_sock		*http_socks;
+static struct http_call		*done_head, *done_tail;
+static struct http_call		*http_current;	/* call whose callback is running */
+
+static void	check_multi_info(void);
+
+/* Unlink a call from the list of finished transfers. */
+static void
+done_unlink(struct http_call *c)
+{
+	struct http_call **pp, *prev = NULL;
+
+	for (pp = &done_head; *pp != NULL; prev = *pp, pp = &(*pp)->done_next) {
+		if (*pp != c)
+			continue;
+		*pp = c->done_next;
+		if (done_tail == c)
+			done_tail = prev;
+		break;
+	}
+	c->done_next = NULL;
+	c->in_done = false;
+}
+
+/* Forget what one attempt received. */
+static void
+attempt_reset(struct http_call *c)
+{
+	buf_reset(&c->resp);
+	free(c->date);
+	free(c->location);
+	free(c->link_next);
+	c->date = c->location = c->link_next = NULL;
+	c->retry_after_ms = -1;
+	c->too_large = false;
+	c->result = CURLE_OK;
+	c->errbuf[0] = '\0';
+}
+
+static void
+call_free(struct http_call *c)
+{
+	if (c->in_multi)
+		curl_multi_remove_handle(http_multi, c->easy);
+	if (c->in_done)
+		done_unlink(c);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else if (http_calls == c)
+		http_calls = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	if (c->retry_ev != NULL)
+		event_free(c->retry_ev);
+	curl_easy_cleanup(c->easy);
+	curl_slist_free_all(c->hdrs);
+	attempt_reset(c);
+	buf_free(&c->resp);
+	free(c->method);
+	free(c->url);
+	free(c->log_url);
+	free(c->body);
+	free(c);
+}
+
+bool
+http_retryable(long status)
+{
+	return status == 0 || status == 408 || status == 429 || (status >= 500 && status <= 599);
+}
+
+/* Timer from CURLMOPT_TIMERFUNCTION fired: let curl handle its timeouts. */
+static void
+timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	int running;
+
+	(void)fd; (void)what; (void)arg;
+	curl_multi_socket_action(http_multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_multi_info();
+}
+
+/* CURLMOPT_TIMERFUNCTION: (re)arm or stop the single timer. */
+static int
+multi_timer_cb(CURLM *multi, long timeout_ms, void *arg)
+{
+	struct timeval tv;
+
+	(void)multi; (void)arg;
+	if (timeout_ms < 0) {
+		evtimer_del(http_timer);
+		return 0;
+	}
+	tv.tv_sec = timeout_ms / 1000;
+	tv.tv_usec = (timeout_ms % 1000) * 1000;
+	evtimer_add(http_timer, &tv);
+	return 0;
+}
+
+/* A watched socket is ready. */
+static void
+sock_event_cb(evutil_socket_t fd, short what, void *arg)
+{
+	int flags = 0, running;
+
+	(void)arg;
+	if (what & EV_READ)
+		flags |= CURL_CSELECT_IN;
+	if (what & EV_WRITE)
+		flags |= CURL_CSELECT_OUT;
+	curl_multi_socket_action(http_multi, fd, flags, &running);
+	check_multi_info();
+}
+
+static void
+sock_free(struct http_sock *s)
+{
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		http_socks = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	event_free(s->ev);
+	free(s);
+}
+
+/* CURLMOPT_SOCKETFUNCTION: watch a socket for what curl wants, or stop watching it. */
+static int
+multi_sock_cb(CURL *easy, curl_socket_t fd, int what, void *arg, void *sockp)
+{
+	struct http_sock *s = sockp;
+	short kind;
+
+	(void)easy; (void)arg;
+	if (what == CURL_POLL_REMOVE) {
+		if (s != NULL) {
+			curl_multi_assign(http_multi, fd, NULL);
+			sock_free(s);
+		}
+		return 0;
+	}
+	kind = EV_PERSIST | ((what & CURL_POLL_IN) ? EV_READ : 0) |
+	    ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
+	if (s == NULL) {
+		s = xcalloc(1, sizeof(*s));
+		s->fd = fd;
+		s->next = http_socks;
+		if (http_socks != NULL)
+			http_socks->prev = s;
+		http_socks = s;
+		curl_multi_assign(http_multi, fd, s);
+	} else {
+		event_free(s->ev);
+	}
+	s->ev = event_new(http_base, fd, kind, sock_event_cb, NULL);
+	event_add(s->ev, NULL);
+	return 0;
+}
+
+/* CURLOPT_WRITEFUNCTION: accumulate the body up to max_bytes. */
+static size_t
+write_cb(char *p, size_t size, size_t n, void *arg)
+{
+	struct http_call *c = arg;
+	size_t len = size * n;
+
+	if ((long long)(c->resp.len + len) > c->max_bytes) {
+		c->too_large = true;
+		return 0;	/* aborts the transfer with CURLE_WRITE_ERROR */
+	}
+	buf_add(&c->resp, p, len);
+	return len;
+}
+
+/* Resolve a URL reference (Link, Location) against the request URL. */
+static char *
+resolve_url(struct http_call *c, const char *ref)
+{
+	CURLU *u = curl_url();
+	char *out = NULL, *res = NULL;
+
+	if (u == NULL)
+		return xstrdup(ref);
+	if (curl_url_set(u, CURLUPART_URL, c->url, 0) == CURLUE_OK &&
+	    curl_url_set(u, CURLUPART_URL, ref, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_URL, &out, 0) == CURLUE_OK)
+		res = xstrdup(out);
+	curl_free(out);
+	curl_url_cleanup(u);
+	return res != NULL ? res : xstrdup(ref);
+}
+
+/* True if a rel parameter value (space-separated relation types) contains "next". */
+static bool
+rel_has_next(const char *v, size_t n)
+{
+	size_t i = 0, start;
+
+	while (i < n) {
+		while (i < n && (v[i] == ' ' || v[i] == '\t'))
+			i++;
+		start = i;
+		while (i < n && v[i] != ' ' && v[i] != '\t')
+			i++;
+		if (i - start == 4 && strncasecmp(v + start, "next", 4) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Find the rel="next" target in one Link header value (RFC 8288):
+ * `<url>; rel="next"`, `<url>; rel=next`, several links separated by commas.
+ * Written by hand: libcurl has no Link header parser.
+ */
+static char *
+link_find_next(const char *v)
+{
+	const char *p = v, *url, *urlend, *name, *val;
+	size_t namelen, vallen;
+	bool next;
+
+	for (;;) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (*p != '<')
+			return NULL;
+		url = ++p;
+		if ((urlend = strchr(p, '>')) == NULL)
+			return NULL;
+		p = urlend + 1;
+		next = false;
+		/* Parameters up to the next comma outside quotes. */
+		for (;;) {
+			while (*p == ' ' || *p == '\t')
+				p++;
+			if (*p != ';')
+				break;
+			p++;
+			while (*p == ' ' || *p == '\t')
+				p++;
+			name = p;
+			while (*p != '\0' && *p != '=' && *p != ';' && *p != ',' && *p != ' ')
+				p++;
+			namelen = (size_t)(p - name);
+			while (*p == ' ' || *p == '\t')
+				p++;
+			val = NULL;
+			vallen = 0;
+			if (*p == '=') {
+				p++;
+				while (*p == ' ' || *p == '\t')
+					p++;
+				if (*p == '"') {
+					val = ++p;
+					while (*p != '\0' && *p != '"') {
+						if (*p == '\\' && p[1] != '\0')
+							p++;
+						p++;
+					}
+					vallen = (size_t)(p - val);
+					if (*p == '"')
+						p++;
+				} else {
+					val = p;
+					while (*p != '\0' && *p != ';' && *p != ',' && *p != ' ')
+						p++;
+					vallen = (size_t)(p - val);
+				}
+			}
+			if (namelen == 3 && strncasecmp(name, "rel", 3) == 0 && val != NULL &&
+			    rel_has_next(val, vallen))
+				next = true;
+		}
+		if (next)
+			return xstrndup(url, (size_t)(urlend - url));
+		/* Skip anything unparsable up to the next link. */
+		while (*p != '\0' && *p != ',')
+			p++;
+		if (*p == '\0')
+			return NULL;
+	}
+}
+
+/* Retry-After: delay-seconds or an HTTP date; -1 if unparsable. */
+static long
+parse_retry_after(const char *v)
+{
+	char *end;
+	long long secs;
+	time_t t;
+
+	if (*v >= '0' && *v <= '9') {
+		secs = strtoll(v, &end, 10);
+		while (*end == ' ' || *end == '\t')
+			end++;
+		if (*end != '\0' || secs < 0)
+			return -1;
+		if (secs > HTTP_RETRY_AFTER_CAP_MS / 1000)
+			return HTTP_RETRY_AFTER_CAP_MS;
+		return (long)(secs * 1000);
+	}
+	if ((t = curl_getdate(v, NULL)) == -1)
+		return -1;
+	secs = (long long)(t - time(NULL));
+	if (secs < 0)
+		secs = 0;
+	if (secs > HTTP_RETRY_AFTER_CAP_MS / 1000)
+		return HTTP_RETRY_AFTER_CAP_MS;
+	return (long)(secs * 1000);
+}
+
+/* CURLOPT_HEADERFUNCTION: keep Date, Location, Link rel=next and Retry-After. */
+static size_t
+header_cb(char *p, size_t size, size_t n, void *arg)
+{
+	struct http_call *c = arg;
+	size_t len = size * n, namelen;
+	char *line, *colon, *v, *e, *next;
+
+	if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
+		/* A new response (after 100 Continue or a proxy): drop what came before. */
+		free(c->date);
+		free(c->location);
+		free(c->link_next);
+		c->date = c->location = c->link_next = NULL;
+		c->retry_after_ms = -1;
+		return len;
+	}
+	line = xstrndup(p, len);
+	if ((colon = strchr(line, ':')) == NULL)
+		goto out;
+	namelen = (size_t)(colon - line);
+	for (v = colon + 1; *v == ' ' || *v == '\t'; v++)
+		;
+	for (e = v + strlen(v); e > v && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' ' ||
+	    e[-1] == '\t'); e--)
+		;
+	*e = '\0';
+	if (namelen == 4 && strncasecmp(line, "date", 4) == 0) {
+		free(c->date);
+		c->date = xstrdup(v);
+	} else if (namelen == 8 && strncasecmp(line, "location", 8) == 0) {
+		free(c->location);
+		c->location = resolve_url(c, v);
+	} else if (namelen == 4 && strncasecmp(line, "link", 4) == 0) {
+		if (c->link_next == NULL && (next = link_find_next(v)) != NULL) {
+			c->link_next = resolve_url(c, next);
+			free(next);
+		}
+	} else if (namelen == 11 && strncasecmp(line, "retry-after", 11) == 0)
+		c->retry_after_ms = parse_retry_after(v);
+out:
+	free(line);
+	return len;
+}
+
+/* Build the header list: the caller's, plus Accept, Content-Type and no Expect. */
+static struct curl_slist *
+make_headers(const struct http_request *req)
+{
+	struct curl_slist *l = NULL;
+	bool accept = false, ctype = false, expect = false;
+	const char *const *h;
+
+	for (h = req->headers; h != NULL && *h != NULL; h++) {
+		if (strncasecmp(*h, "accept:", 7) == 0)
+			accept = true;
+		else if (strncasecmp(*h, "content-type:", 13) == 0)
+			ctype = true;
+		else if (strncasecmp(*h, "expect:", 7) == 0)
+			expect = true;
+		l = curl_slist_append(l, *h);
+	}
+	if (!accept)
+		l = curl_slist_append(l, "Accept: application/json");
+	if (req->body != NULL && !ctype)
+		l = curl_slist_append(l, "Content-Type: application/json");
+	if (!expect)
+		l = curl_slist_append(l, "Expect:");
+	return l;
+}
+
+/* Set every option of the easy handle; they stay for all attempts. */
+static int
+setup_easy(struct http_call *c, const struct http_request *req)
+{
+	CURL *e = c->easy;
+	long timeout = req->timeout_ms > 0 ? req->timeout_ms : HTTP_DEFAULT_TIMEOUT_MS;
+	long ctimeout = req->connect_timeout_ms > 0 ? req->connect_timeout_ms :
+	    HTTP_DEFAULT_CONNECT_MS;
+	CURLcode r = CURLE_OK;
+
+#define SET(opt, val) do { if (r == CURLE_OK) r = curl_easy_setopt(e, opt, val); } while (0)
+	SET(CURLOPT_URL, c->url);
+	SET(CURLOPT_PRIVATE, c);
+	SET(CURLOPT_ERRORBUFFER, c->errbuf);
+	SET(CURLOPT_NOSIGNAL, 1L);
+	SET(CURLOPT_PROTOCOLS_STR, "http,https");
+	SET(CURLOPT_TIMEOUT_MS, timeout);
+	SET(CURLOPT_CONNECTTIMEOUT_MS, ctimeout);
+	SET(CURLOPT_TCP_KEEPALIVE, 1L);
+	SET(CURLOPT_ACCEPT_ENCODING, "");
+	SET(CURLOPT_SSL_VERIFYPEER, req->tls_verify ? 1L : 0L);
+	SET(CURLOPT_SSL_VERIFYHOST, req->tls_verify ? 2L : 0L);
+	if (req->ca_file != NULL && *req->ca_file != '\0')
+		SET(CURLOPT_CAINFO, req->ca_file);
+	SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_bytes);
+	SET(CURLOPT_WRITEFUNCTION, write_cb);
+	SET(CURLOPT_WRITEDATA, c);
+	SET(CURLOPT_HEADERFUNCTION, header_cb);
+	SET(CURLOPT_HEADERDATA, c);
+	SET(CURLOPT_HTTPHEADER, c->hdrs);
+	if (c->body != NULL) {
+		SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->body_len);
+		SET(CURLOPT_POSTFIELDS, c->body);
+		if (strcmp(c->method, "POST") != 0)
+			SET(CURLOPT_CUSTOMREQUEST, c->method);
+	} else if (strcmp(c->method, "HEAD") == 0) {
+		SET(CURLOPT_NOBODY, 1L);
+	} else if (strcmp(c->method, "POST") == 0) {
+		SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
+		SET(CURLOPT_POSTFIELDS, "");
+	} else if (strcmp(c->method, "GET") != 0) {
+		SET(CURLOPT_CUSTOMREQUEST, c->method);
+	}
+#undef SET
+	if (r != CURLE_OK) {
+		log_warnx("%s %s: cannot set up request: %s", c->method, c->log_url,
+		    curl_easy_strerror(r));
+		return -1;
+	}
+	return 0;
+}
+
+/* Start (or restart) one attempt. */
+static int
+call_start(struct http_call *c)
+{
+	CURLMcode mr;
+
+	attempt_reset(c);
+	c->attempts++;
+	if ((mr = curl_multi_add_handle(http_multi, c->easy)) != CURLM_OK) {
+		snprintf(c->errbuf, sizeof(c->errbuf), "%s", curl_multi_strerror(mr));
+		return -1;
+	}
+	c->in_multi = true;
+	return 0;
+}
+
+/* Backoff timer of a retry fired. */
+static void
+retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_call *c = arg;
+
+	(void)fd; (void)what;
+	if (call_start(c) == -1) {
+		/* Report it like a finished transfer, on the normal path. */
+		c->result = CURLE_FAILED_INIT;
+		c->in_done = true;
+		if (done_tail != NULL)
+			done_tail->done_next = c;
+		else
+			done_head = c;
+		done_tail = c;
+	}
+	check_multi_info();
+}
+
+/* How long to wait before attempt number c->attempts + 1. */
+static long
+retry_delay(struct http_call *c)
+{
+	long long d;
+	int shift = c->attempts - 1;
+
+	if (c->retry_after_ms >= 0)
+		return c->retry_after_ms;
+	if (shift > 20)
+		shift = 20;
+	d = (long long)c->backoff_ms << shift;
+	if (d > HTTP_BACKOFF_CAP_MS)
+		d = HTTP_BACKOFF_CAP_MS;
+	/* +-20% jitter */
+	d = d * 80 / 100 + (long long)(rand64() % (uint64_t)(d * 40 / 100 + 1));
+	if (d > HTTP_BACKOFF_CAP_MS)
+		d = HTTP_BACKOFF_CAP_MS;
+	return (long)d;
+}
+
+/* One transfer ended: retry it, or hand the final answer to the callback. */
+static void
+call_finish(struct http_call *c)
+{
+	struct http_response resp;
+	struct timeval tv;
+	long status = 0, delay;
+	bool final_error = false;
+
+	memset(&resp, 0, sizeof(resp));
+	if (c->too_large || c->result == CURLE_FILESIZE_EXCEEDED) {
+		snprintf(resp.error, sizeof(resp.error), "response larger than %lld bytes",
+		    c->max_bytes);
+		final_error = true;	/* the same answer would come again */
+	} else if (c->result != CURLE_OK) {
+		snprintf(resp.error, sizeof(resp.error), "%s (curl error %d)%s%.200s",
+		    curl_easy_strerror(c->result), (int)c->result,
+		    c->errbuf[0] != '\0' ? ": " : "", c->errbuf);
+	} else
+		curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
+
+	if (!final_error && c->attempts <= c->retries && http_retryable(status)) {
+		delay = retry_delay(c);
+		if (status == 0)
+			log_info("%s %s: %s; retry %d of %d in %ld ms", c->method, c->log_url,
+			    resp.error, c->attempts, c->retries, delay);
+		else
+			log_info("%s %s: HTTP %ld; retry %d of %d in %ld ms", c->method,
+			    c->log_url, status, c->attempts, c->retries, delay);
+		tv.tv_sec = delay / 1000;
+		tv.tv_usec = (delay % 1000) * 1000;
+		if (c->retry_ev == NULL)
+			c->retry_ev = evtimer_new(http_base, retry_cb, c);
+		evtimer_add(c->retry_ev, &tv);
+		return;
+	}
+
+	resp.status = status;
+	resp.len = status != 0 ? c->resp.len : 0;
+	resp.body = buf_steal(&c->resp);
+	if (status == 0)
+		resp.body[0] = '\0';
+	resp.date = c->date;
+	resp.location = c->location;
+	resp.link_next = c->link_next;
+	resp.attempts = c->attempts;
+	c->date = c->location = c->link_next = NULL;
+
+	http_current = c;
+	c->cb(&resp, c->arg);
+	http_current = NULL;
+	free(resp.body);
+	free(resp.date);
+	free(resp.location);
+	free(resp.link_next);
+	call_free(c);
+}
+
+/*
+ * Collect every finished transfer first, then process them one by one from the list:
+ * a callback may cancel or start other calls, and a cancelled call leaves the list.
+ */
+static void
+check_multi_info(void)
+{
+	struct http_call *c;
+	CURLMsg *msg;
+	int left;
+
+	while ((msg = curl_multi_info_read(http_multi, &left)) != NULL) {
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		c = NULL;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&c);
+		if (c == NULL || c->in_done)
+			continue;
+		c->result = msg->data.result;
+		curl_multi_remove_handle(http_multi, c->easy);
+		c->in_multi = false;
+		c->in_done = true;
+		c->done_next = NULL;
+		if (done_tail != NULL)
+			done_tail->done_next = c;
+		else
+			done_head = c;
+		done_tail = c;
+	}
+	/* A callback below may end in a nested check_multi_info: it drains the same list. */
+	while ((c = done_head) != NULL) {
+		done_head = c->done_next;
+		if (done_head == NULL)
+			done_tail = NULL;
+		c->done_next = NULL;
+		c->in_done = false;
+		call_finish(c);
+	}
+}
+
+int
+http_init(struct event_base *base)
+{
+	const curl_version_info_data *vi;
+	CURLcode r;
+
+	if ((r = curl_global_init(CURL_GLOBAL_DEFAULT)) != CURLE_OK) {
+		log_warnx("cannot initialise libcurl: %s", curl_easy_strerror(r));
+		return -1;
+	}
+	vi = curl_version_info(CURLVERSION_NOW);
+	if (!(vi->features & CURL_VERSION_ASYNCHDNS))
+		log_warnx("libcurl %s resolves names synchronously: DNS lookups will block the "
+		    "event loop; install a libcurl built with the threaded resolver", vi->version);
+	if ((http_multi = curl_multi_init()) == NULL) {
+		log_warnx("cannot create a libcurl multi handle");
+		curl_global_cleanup();
+		return -1;
+	}
+	http_base = base;
+	http_timer = evtimer_new(base, timer_cb, NULL);
+	curl_multi_setopt(http_multi, CURLMOPT_SOCKETFUNCTION, multi_sock_cb);
+	curl_multi_setopt(http_multi, CURLMOPT_TIMERFUNCTION, multi_timer_cb);
+	curl_multi_setopt(http_multi, CURLMOPT_MAX_HOST_CONNECTIONS, HTTP_MAX_HOST_CONNECTIONS);
+	return 0;
+}
+
+void
+http_shutdown(void)
+{
+	struct http_sock *s;
+
+	if (http_multi == NULL)
+		return;
+	while (http_calls != NULL)
+		call_free(http_calls);
+	done_head = done_tail = NULL;
+	curl_multi_cleanup(http_multi);	/* may still call multi_sock_cb / multi_timer_cb */
+	http_multi = NULL;
+	while ((s = http_socks) != NULL)
+		sock_free(s);
+	event_free(http_timer);
+	http_timer = NULL;
+	http_base = NULL;
+	curl_global_cleanup();
+}
+
+struct http_call *
+http_send(const struct http_request *req, http_cb cb, void *arg)
+{
+	struct http_call *c;
+
+	c = xcalloc(1, sizeof(*c));
+	buf_init(&c->resp);
+	c->retry_after_ms = -1;
+	c->method = xstrdup(req->method != NULL ? req->method : "GET");
+	c->url = xstrdup(req->url);
+	c->log_url = req->log_url != NULL ? xstrdup(req->log_url) : redact_url(req->url);
+	if (req->body != NULL) {
+		c->body = xmalloc(req->body_len + 1);
+		memcpy(c->body, req->body, req->body_len);
+		c->body[req->body_len] = '\0';
+		c->body_len = req->body_len;
+	}
+	c->max_bytes = req->max_bytes > 0 ? req->max_bytes : HTTP_DEFAULT_MAX_BYTES;
+	c->retries = req->retries > 0 ? req->retries : 0;
+	c->backoff_ms = req->backoff_ms > 0 ? req->backoff_ms : HTTP_DEFAULT_BACKOFF_MS;
+	c->cb = cb;
+	c->arg = arg;
+	c->hdrs = make_headers(req);
+	c->next = http_calls;
+	if (http_calls != NULL)
+		http_calls->prev = c;
+	http_calls = c;
+
+	if ((c->easy = curl_easy_init()) == NULL) {
+		log_warnx("%s %s: cannot create a libcurl handle", c->method, c->log_url);
+		call_free(c);
+		return NULL;
+	}
+	if (setup_easy(c, req) == -1 || call_start(c) == -1) {
+		call_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void
+http_cancel(struct http_call *c)
+{
+	if (c == NULL)
+		return;
+	if (c == http_current)
+		return;		/* its callback is running: freed when it returns */
+	call_free(c);
+}

@@ -1,0 +1,707 @@
+/*
+ * pg.c - asynchronous libpq on libevent: per conninfo a pool of connections, each a
+ * small state machine (connecting, idle, busy), and a FIFO of queued statements.
+ * It never blocks the loop (no PQexec, no PQconnectdb) and never logs the conninfo
+ * unredacted. Callbacks run from event handlers; a query queued from a callback is
+ * only enqueued, and the queue is served on the next loop turn.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "pg.h"
+#include "util.h"
+
+#define PG_DEFAULT_CONNECT_MS	10000L
+#define PG_BACKOFF_FIRST_MS	200L
+#define PG_BACKOFF_MAX_MS	10000L
+
+enum pgc_state { PGC_CONNECTING, PGC_IDLE, PGC_BUSY };
+
+struct pg_query {
+	struct pg_query	*next;
+	char		*sql;
+	int		 nparams;
+	char		**values;
+	int		*lengths;
+	int		*formats;
+	pg_cb		 cb;
+	void		*arg;
+};
+
+struct pg_conn {
+	struct pg_conn	*next;
+	struct pg	*pg;
+	PGconn		*conn;
+	enum pgc_state	 state;
+	struct event	*ev;		/* socket */
+	int		 ev_fd;
+	short		 ev_what;
+	struct event	*timer;		/* connect timeout */
+	struct pg_query	*q;		/* running query */
+	PGresult	*last;		/* last result of the running query */
+	char		*err;		/* first error of the running query */
+	char		 sqlstate[6];
+};
+
+struct pg {
+	struct event_base *base;
+	char		*conninfo;
+	char		*name;
+	int		 size;
+	long		 connect_timeout_ms;
+	struct pg_conn	*conns;
+	int		 nconns;
+	struct pg_query	*qhead, *qtail;
+	int		 nqueued;
+	int		 nrunning;
+	struct event	*kick;		/* serve the queue on the next turn */
+	struct event	*retry;		/* connect backoff */
+	long		 backoff_ms;
+	uint64_t	 next_connect_at;
+	bool		 last_connect_ok;
+	bool		 warned_down;	/* a failure was logged; say so when it recovers */
+	bool		 freeing;
+	pg_notify_cb	 notify_cb;
+	void		*notify_arg;
+};
+
+static void	conn_event(evutil_socket_t, short, void *);
+static void	conn_watch(struct pg_conn *, short);
+
+/* One line out of a libpq message: trailing newline gone, inner newlines as spaces. */
+static char *
+clean_msg(const char *m)
+{
+	char *s = xstrdup(m != NULL && *m != '\0' ? m : "unknown error"), *p, *e;
+
+	for (p = s; *p != '\0'; p++)
+		if (*p == '\n' || *p == '\t' || *p == '\r')
+			*p = ' ';
+	e = s + strlen(s);
+	while (e > s && e[-1] == ' ')
+		*--e = '\0';
+	/* Collapse runs of spaces left by "\n\t". */
+	for (p = e = s; *p != '\0'; p++)
+		if (!(*p == ' ' && e > s && e[-1] == ' '))
+			*e++ = *p;
+	*e = '\0';
+	return s;
+}
+
+static void
+query_free(struct pg_query *q)
+{
+	int i;
+
+	for (i = 0; i < q->nparams; i++)
+		free(q->values[i]);
+	free(q->values);
+	free(q->lengths);
+	free(q->formats);
+	free(q->sql);
+	free(q);
+}
+
+/* Call the query's callback once, then free the query. */
+static void
+query_done(struct pg_query *q, PGresult *res, const char *err, const char *sqlstate,
+    bool conn_lost)
+{
+	struct pg_result_info info;
+
+	info.res = err == NULL ? res : NULL;
+	info.err = err;
+	info.sqlstate = sqlstate != NULL ? sqlstate : "";
+	info.conn_lost = conn_lost;
+	if (q->cb != NULL)
+		q->cb(&info, q->arg);
+	query_free(q);
+}
+
+/* Take the whole queue out of the pool (new queries go to a fresh queue). */
+static struct pg_query *
+queue_take(struct pg *pg)
+{
+	struct pg_query *q = pg->qhead;
+
+	pg->qhead = pg->qtail = NULL;
+	pg->nqueued = 0;
+	return q;
+}
+
+static void
+queue_fail(struct pg_query *q, const char *err, bool conn_lost)
+{
+	struct pg_query *next;
+
+	for (; q != NULL; q = next) {
+		next = q->next;
+		query_done(q, NULL, err, "", conn_lost);
+	}
+}
+
+static void
+pg_kick(struct pg *pg)
+{
+	if (!pg->freeing)
+		event_active(pg->kick, EV_TIMEOUT, 0);
+}
+
+static int
+count_open(const struct pg *pg)
+{
+	const struct pg_conn *c;
+	int n = 0;
+
+	for (c = pg->conns; c != NULL; c = c->next)
+		if (c->state != PGC_CONNECTING)
+			n++;
+	return n;
+}
+
+/* Unlink and free a connection; its running query (if any) is handed back. */
+static struct pg_query *
+conn_close(struct pg_conn *c)
+{
+	struct pg *pg = c->pg;
+	struct pg_conn **pp;
+	struct pg_query *q = c->q;
+
+	for (pp = &pg->conns; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	pg->nconns--;
+	if (q != NULL)
+		pg->nrunning--;
+	if (c->ev != NULL)
+		event_free(c->ev);
+	if (c->timer != NULL)
+		event_free(c->timer);
+	PQclear(c->last);
+	free(c->err);
+	PQfinish(c->conn);
+	free(c);
+	return q;
+}
+
+/* A connection died while open: fail its query (if any) with conn_lost. */
+static void
+conn_lost(struct pg_conn *c, const char *why)
+{
+	struct pg *pg = c->pg;
+	char *msg = clean_msg(why), *err;
+	struct pg_query *q;
+
+	if (!pg->warned_down)
+		log_warnx("lost connection to %s: %s; reconnecting on demand", pg->name, msg);
+	pg->warned_down = true;
+	q = conn_close(c);
+	if (q != NULL) {
+		err = xasprintf("lost connection to %s: %s", pg->name, msg);
+		query_done(q, NULL, err, "", true);
+		free(err);
+	}
+	free(msg);
+	pg_kick(pg);
+}
+
+/* Connecting failed (or timed out): back off; fail the queue if nothing is open. */
+static void
+connect_failed(struct pg_conn *c, const char *why)
+{
+	struct pg *pg = c->pg;
+	char *msg = clean_msg(why), *err;
+	long jitter;
+
+	conn_close(c);
+	pg->last_connect_ok = false;
+	pg->backoff_ms = pg->backoff_ms == 0 ? PG_BACKOFF_FIRST_MS : pg->backoff_ms * 2;
+	if (pg->backoff_ms > PG_BACKOFF_MAX_MS)
+		pg->backoff_ms = PG_BACKOFF_MAX_MS;
+	jitter = (long)(rand64() % (uint64_t)(pg->backoff_ms / 2 + 1)) - pg->backoff_ms / 4;
+	pg->next_connect_at = now_mono_ms() + (uint64_t)(pg->backoff_ms + jitter);
+	err = xasprintf("cannot connect to %s: %s", pg->name, msg);
+	if (!pg->warned_down)
+		log_warnx("%s; retrying with backoff", err);
+	else
+		log_debug("%s; next attempt in %ld ms", err, pg->backoff_ms + jitter);
+	pg->warned_down = true;
+	if (count_open(pg) == 0)
+		queue_fail(queue_take(pg), err, true);
+	free(err);
+	free(msg);
+	pg_kick(pg);
+}
+
+/* Route NOTICE/WARNING messages to the log instead of libpq's stderr default. */
+static void
+notice_cb(void *arg, const char *message)
+{
+	struct pg *pg = arg;
+	char *m = clean_msg(message);
+
+	log_debug("%s: %s", pg->name, m);
+	free(m);
+}
+
+/* The connection is up: switch to non-blocking queries and watch it for input. */
+static void
+connect_ok(struct pg_conn *c)
+{
+	struct pg *pg = c->pg;
+
+	evtimer_del(c->timer);
+	if (PQsetnonblocking(c->conn, 1) == -1) {
+		connect_failed(c, PQerrorMessage(c->conn));
+		return;
+	}
+	PQsetNoticeProcessor(c->conn, notice_cb, pg);
+	c->state = PGC_IDLE;
+	pg->last_connect_ok = true;
+	pg->backoff_ms = 0;
+	pg->next_connect_at = 0;
+	if (pg->warned_down)
+		log_info("connected to %s again", pg->name);
+	else
+		log_debug("connected to %s (server %d)", pg->name, PQserverVersion(c->conn));
+	pg->warned_down = false;
+	conn_watch(c, EV_READ);
+	pg_kick(pg);
+}
+
+/* Watch the connection's current socket for `what` (persistent once open). */
+static void
+conn_watch(struct pg_conn *c, short what)
+{
+	int fd = PQsocket(c->conn);
+	short flags = what | (c->state == PGC_CONNECTING ? 0 : EV_PERSIST);
+
+	if (c->ev != NULL && c->ev_fd == fd && c->ev_what == flags) {
+		if (!event_pending(c->ev, EV_READ | EV_WRITE, NULL))
+			event_add(c->ev, NULL);
+		return;
+	}
+	if (c->ev != NULL)
+		event_free(c->ev);
+	c->ev = event_new(c->pg->base, fd, flags, conn_event, c);
+	c->ev_fd = fd;
+	c->ev_what = flags;
+	event_add(c->ev, NULL);
+}
+
+/* One PQconnectPoll step; re-reads PQsocket since libpq may switch sockets. */
+static void
+connect_step(struct pg_conn *c)
+{
+	switch (PQconnectPoll(c->conn)) {
+	case PGRES_POLLING_OK:
+		connect_ok(c);
+		break;
+	case PGRES_POLLING_READING:
+		conn_watch(c, EV_READ);
+		break;
+	case PGRES_POLLING_WRITING:
+		conn_watch(c, EV_WRITE);
+		break;
+	default:
+		connect_failed(c, PQerrorMessage(c->conn));
+		break;
+	}
+}
+
+static void
+connect_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct pg_conn *c = arg;
+	char why[64];
+
+	(void)fd; (void)what;
+	snprintf(why, sizeof(why), "timeout after %ld ms", c->pg->connect_timeout_ms);
+	connect_failed(c, why);
+}
+
+/* Open one more connection. */
+static void
+conn_open(struct pg *pg)
+{
+	struct pg_conn *c = xcalloc(1, sizeof(*c));
+	struct timeval tv;
+
+	c->pg = pg;
+	c->state = PGC_CONNECTING;
+	c->ev_fd = -1;
+	c->next = pg->conns;
+	pg->conns = c;
+	pg->nconns++;
+	c->timer = evtimer_new(pg->base, connect_timeout, c);
+	tv.tv_sec = pg->connect_timeout_ms / 1000;
+	tv.tv_usec = (pg->connect_timeout_ms % 1000) * 1000;
+	evtimer_add(c->timer, &tv);
+	c->conn = PQconnectStart(pg->conninfo);
+	if (c->conn == NULL) {
+		connect_failed(c, "out of memory");
+		return;
+	}
+	if (PQstatus(c->conn) == CONNECTION_BAD) {
+		connect_failed(c, PQerrorMessage(c->conn));
+		return;
+	}
+	/* PQconnectStart acts as if the last poll said "writing". */
+	conn_watch(c, EV_WRITE);
+}
+
+/* Hand a query to an idle connection. */
+static void
+conn_send(struct pg_conn *c, struct pg_query *q)
+{
+	const char *const *values = (const char *const *)q->values;
+	struct pg *pg = c->pg;
+	char *msg, *err;
+	int ok;
+
+	c->q = q;
+	c->state = PGC_BUSY;
+	pg->nrunning++;
+	c->sqlstate[0] = '\0';
+	if (q->nparams == 0)
+		ok = PQsendQuery(c->conn, q->sql);
+	else
+		ok = PQsendQueryParams(c->conn, q->sql, q->nparams, NULL, values, q->lengths,
+		    q->formats, 0);
+	if (!ok) {
+		if (PQstatus(c->conn) == CONNECTION_BAD) {
+			conn_lost(c, PQerrorMessage(c->conn));
+			return;
+		}
+		c->q = NULL;
+		c->state = PGC_IDLE;
+		pg->nrunning--;
+		msg = clean_msg(PQerrorMessage(c->conn));
+		err = xasprintf("%s: %s", pg->name, msg);
+		query_done(q, NULL, err, "", false);
+		free(err);
+		free(msg);
+		pg_kick(pg);
+		return;
+	}
+	switch (PQflush(c->conn)) {
+	case 0:
+		conn_watch(c, EV_READ);
+		break;
+	case 1:
+		conn_watch(c, EV_READ | EV_WRITE);
+		break;
+	default:
+		conn_lost(c, PQerrorMessage(c->conn));
+		break;
+	}
+}
+
+/* Hand pending notifications to the notify callback. */
+static void
+conn_notifies(struct pg_conn *c)
+{
+	PGnotify *n;
+
+	while ((n = PQnotifies(c->conn)) != NULL) {
+		if (c->pg->notify_cb != NULL)
+			c->pg->notify_cb(n->relname, n->extra, c->pg->notify_arg);
+		PQfreemem(n);
+	}
+}
+
+/* Collect results while they are complete; finish the query at the NULL result. */
+static void
+conn_results(struct pg_conn *c)
+{
+	struct pg *pg = c->pg;
+	struct pg_query *q;
+	PGresult *res, *last;
+	char *err;
+	const char *ss;
+	char sqlstate[6];
+
+	while (!PQisBusy(c->conn)) {
+		if ((res = PQgetResult(c->conn)) == NULL)
+			break;
+		switch (PQresultStatus(res)) {
+		case PGRES_FATAL_ERROR:
+			if (c->err == NULL) {
+				c->err = clean_msg(PQresultErrorMessage(res));
+				ss = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+				snprintf(c->sqlstate, sizeof(c->sqlstate), "%s", ss ? ss : "");
+			}
+			break;
+		case PGRES_COPY_IN:
+			PQputCopyEnd(c->conn, "COPY FROM STDIN is not supported by onesyncd");
+			break;
+		case PGRES_COPY_OUT:
+		case PGRES_COPY_BOTH:
+			PQclear(res);
+			conn_lost(c, "COPY TO STDOUT is not supported by onesyncd");
+			return;
+		default:
+			break;
+		}
+		PQclear(c->last);
+		c->last = res;
+	}
+	if (PQisBusy(c->conn))
+		return;
+	/* All results are in: the query is complete. */
+	if (PQstatus(c->conn) == CONNECTION_BAD) {
+		conn_lost(c, c->err != NULL ? c->err : PQerrorMessage(c->conn));
+		return;
+	}
+	q = c->q;
+	last = c->last;
+	err = c->err;
+	snprintf(sqlstate, sizeof(sqlstate), "%s", c->sqlstate);
+	c->q = NULL;
+	c->last = NULL;
+	c->err = NULL;
+	c->state = PGC_IDLE;
+	pg->nrunning--;
+	pg_kick(pg);
+	query_done(q, last, err, sqlstate, false);
+	PQclear(last);
+	free(err);
+}
+
+/* Socket event of a connection in any state. */
+static void
+conn_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct pg_conn *c = arg;
+	int r;
+
+	(void)fd;
+	if (c->state == PGC_CONNECTING) {
+		connect_step(c);
+		return;
+	}
+	if (what & EV_READ) {
+		if (!PQconsumeInput(c->conn)) {
+			conn_lost(c, PQerrorMessage(c->conn));
+			return;
+		}
+		conn_notifies(c);
+	}
+	if (c->state == PGC_BUSY && (c->ev_what & EV_WRITE)) {
+		if ((r = PQflush(c->conn)) == -1) {
+			conn_lost(c, PQerrorMessage(c->conn));
+			return;
+		}
+		if (r == 0)
+			conn_watch(c, EV_READ);
+	}
+	if (PQstatus(c->conn) == CONNECTION_BAD) {
+		conn_lost(c, PQerrorMessage(c->conn));
+		return;
+	}
+	if (c->state == PGC_BUSY && !(c->ev_what & EV_WRITE))
+		conn_results(c);
+}
+
+/* The first idle connection, or NULL. */
+static struct pg_conn *
+idle_conn(struct pg *pg)
+{
+	struct pg_conn *c;
+
+	for (c = pg->conns; c != NULL; c = c->next)
+		if (c->state == PGC_IDLE)
+			return c;
+	return NULL;
+}
+
+/* Serve the queue: idle connections take queries; open more while allowed. */
+static void
+dispatch(struct pg *pg)
+{
+	struct pg_conn *c;
+	struct pg_query *q;
+	struct timeval tv;
+	uint64_t now;
+	int connecting;
+
+	/* Each send leaves c busy or closed, so the queue shrinks every round. */
+	while (pg->qhead != NULL && (c = idle_conn(pg)) != NULL) {
+		q = pg->qhead;
+		if ((pg->qhead = q->next) == NULL)
+			pg->qtail = NULL;
+		pg->nqueued--;
+		q->next = NULL;
+		conn_send(c, q);
+	}
+	for (;;) {
+		if (pg->qhead == NULL || pg->nconns >= pg->size)
+			return;
+		connecting = 0;
+		for (c = pg->conns; c != NULL; c = c->next)
+			if (c->state == PGC_CONNECTING)
+				connecting++;
+		if (connecting >= pg->nqueued)
+			return;
+		now = now_mono_ms();
+		if (now < pg->next_connect_at) {
+			if (connecting == 0 && !evtimer_pending(pg->retry, NULL)) {
+				tv.tv_sec = (long)((pg->next_connect_at - now) / 1000);
+				tv.tv_usec = (long)((pg->next_connect_at - now) % 1000) * 1000;
+				evtimer_add(pg->retry, &tv);
+			}
+			return;
+		}
+		log_debug("opening connection %d of %d to %s", pg->nconns + 1, pg->size,
+		    pg->name);
+		conn_open(pg);	/* a synchronous failure sets next_connect_at */
+	}
+}
+
+static void
+kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd; (void)what;
+	dispatch(arg);
+}
+
+struct pg *
+pg_new(struct event_base *base, const char *conninfo, const char *name, int size,
+    long connect_timeout_ms)
+{
+	struct pg *pg = xcalloc(1, sizeof(*pg));
+	char *red = redact_conninfo(conninfo);
+
+	pg->base = base;
+	pg->conninfo = xstrdup(conninfo);
+	pg->name = xstrdup(name != NULL ? name : "postgresql");
+	pg->size = size > 0 ? size : 1;
+	pg->connect_timeout_ms = connect_timeout_ms > 0 ? connect_timeout_ms :
+	    PG_DEFAULT_CONNECT_MS;
+	pg->kick = event_new(base, -1, 0, kick_cb, pg);
+	pg->retry = evtimer_new(base, kick_cb, pg);
+	log_debug("%s: pool of %d connection(s) to %s", pg->name, pg->size, red);
+	free(red);
+	return pg;
+}
+
+void
+pg_free(struct pg *pg)
+{
+	struct pg_query *q, *running = NULL;
+
+	if (pg == NULL)
+		return;
+	pg->freeing = true;
+	while (pg->conns != NULL) {
+		if ((q = conn_close(pg->conns)) != NULL) {
+			q->next = running;
+			running = q;
+		}
+	}
+	queue_fail(running, "shutting down", false);
+	while (pg->qhead != NULL)
+		queue_fail(queue_take(pg), "shutting down", false);
+	event_free(pg->kick);
+	event_free(pg->retry);
+	free(pg->conninfo);
+	free(pg->name);
+	free(pg);
+}
+
+void
+pg_set_notify(struct pg *pg, pg_notify_cb cb, void *arg)
+{
+	pg->notify_cb = cb;
+	pg->notify_arg = arg;
+}
+
+void
+pg_query_params(struct pg *pg, const char *sql, int nparams, const char *const *values,
+    const int *lengths, const int *formats, pg_cb cb, void *arg)
+{
+	struct pg_query *q;
+	size_t len;
+	int i;
+
+	if (pg->freeing) {
+		q = xcalloc(1, sizeof(*q));
+		q->cb = cb;
+		q->arg = arg;
+		query_done(q, NULL, "shutting down", "", false);
+		return;
+	}
+	q = xcalloc(1, sizeof(*q));
+	q->sql = xstrdup(sql);
+	q->cb = cb;
+	q->arg = arg;
+	q->nparams = nparams > 0 ? nparams : 0;
+	if (q->nparams > 0) {
+		q->values = xcalloc((size_t)nparams, sizeof(*q->values));
+		q->lengths = xcalloc((size_t)nparams, sizeof(*q->lengths));
+		q->formats = xcalloc((size_t)nparams, sizeof(*q->formats));
+		for (i = 0; i < nparams; i++) {
+			q->formats[i] = formats != NULL ? formats[i] : 0;
+			if (values == NULL || values[i] == NULL)
+				continue;
+			len = q->formats[i] == 1 ? (size_t)lengths[i] : strlen(values[i]);
+			q->values[i] = xmalloc(len + 1);
+			memcpy(q->values[i], values[i], len);
+			q->values[i][len] = '\0';
+			q->lengths[i] = (int)len;
+		}
+	}
+	if (pg->qtail != NULL)
+		pg->qtail->next = q;
+	else
+		pg->qhead = q;
+	pg->qtail = q;
+	pg->nqueued++;
+	pg_kick(pg);
+}
+
+void
+pg_query(struct pg *pg, const char *sql, int nparams, const char *const *values, pg_cb cb,
+    void *arg)
+{
+	pg_query_params(pg, sql, nparams, values, NULL, NULL, cb, arg);
+}
+
+bool
+pg_is_up(const struct pg *pg)
+{
+	return count_open(pg) > 0 || pg->last_connect_ok;
+}
+
+int
+pg_queued(const struct pg *pg)
+{
+	return pg->nqueued + pg->nrunning;
+}
+
+char *
+pg_quote_ident(const char *s, bool split_dots)
+{
+	struct buf b;
+
+	buf_init(&b);
+	buf_addc(&b, '"');
+	for (; *s != '\0'; s++) {
+		if (*s == '"')
+			buf_addc(&b, '"');
+		if (*s == '.' && split_dots) {
+			buf_adds(&b, "\".\"");
+			continue;
+		}
+		buf_addc(&b, *s);
+	}
+	buf_addc(&b, '"');
+	return buf_steal(&b);
+}

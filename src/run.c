@@ -1,0 +1,450 @@
+/*
+ * run.c - the life of one run: take or keep the job's lease, start the run in the state
+ * store (fenced), hand over to the strategy, deliver batches, write fenced checkpoints,
+ * and record the result. A run never writes state without its lease epoch, and never
+ * frees itself inside a callback that came through it (run_defer gives a fresh turn).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "daemon.h"
+#include "log.h"
+#include "run.h"
+#include "state.h"
+
+#define MAX_LOGGED_FAILURES	20
+
+static void run_free(struct run *);
+
+static void
+deferred(evutil_socket_t fd, short ev, void *arg)
+{
+	struct run *r = arg;
+	run_step_cb next = r->delivered_cb;
+
+	r->delivered_cb = NULL;
+	next(r, 0);
+}
+
+void
+run_defer(struct run *r, run_step_cb next)
+{
+	static const struct timeval zero = { 0, 0 };
+
+	r->delivered_cb = next;
+	evtimer_add(r->ev_defer, &zero);
+}
+
+static void
+timed_out(evutil_socket_t fd, short ev, void *arg)
+{
+	struct run *r = arg;
+
+	run_fail(r, "run took longer than its run_timeout of %lld ms",
+	    (long long)r->job->timeout_ms);
+}
+
+/* The run is over (its result written, or not writable): tell the daemon, free it. */
+static void
+run_end(struct run *r, bool ok, bool lease_lost)
+{
+	struct jobrt *jr = r->jr;
+
+	jr->run = NULL;
+	run_free(r);
+	daemon_run_ended(jr, ok, lease_lost);
+}
+
+static void
+lease_lost(struct run *r, const char *err)
+{
+	log_job(LOG_ERR, r->job->name, r->id, MSGID_LEASE_LOST,
+	    "lease lost: the run stops without writing more state (%s)", err);
+	r->jr->epoch = 0;
+	run_end(r, false, true);
+}
+
+static void
+result_written(void *arg, int rc, json_t *res, const char *err)
+{
+	struct run *r = arg;
+
+	r->state_busy = false;
+	if (rc == STATE_LEASE_LOST) {
+		lease_lost(r, err);
+		return;
+	}
+	if (rc != STATE_OK)
+		log_job(LOG_ERR, r->job->name, r->id, NULL,
+		    "could not record the run's result: %s", err);
+	run_end(r, false, false);
+}
+
+/* Write a failed run's result (once no other state call is in flight). */
+static void
+write_failure(struct run *r)
+{
+	json_t *doc;
+
+	if (r->id == 0) {
+		run_end(r, false, false);
+		return;
+	}
+	doc = json_pack("{ss ss}", "result", r->cut ? "cut" : "failed", "error", r->fail_msg);
+	r->state_busy = true;
+	state_checkpoint(r->jr->d->state, r->job->name, r->epoch, r->id, doc, result_written, r);
+	json_decref(doc);
+}
+
+/* A state call came back: true when the run is failing and the caller must stop. */
+static bool
+state_returned(struct run *r)
+{
+	r->state_busy = false;
+	if (r->fail_msg == NULL)
+		return false;
+	write_failure(r);
+	return true;
+}
+
+void
+run_fail(struct run *r, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+
+	if (r->finishing)
+		return;
+	r->finishing = true;
+	va_start(ap, fmt);
+	msg = xvasprintf(fmt, ap);
+	va_end(ap);
+	r->fail_msg = msg;
+	source_cancel(r->sreq);
+	r->sreq = NULL;
+	if (r->dest != NULL)
+		dest_cancel(r->dest);
+	evtimer_del(r->ev_timeout);
+	evtimer_del(r->ev_defer);
+	log_job(LOG_ERR, r->job->name, r->id, MSGID_RUN_FAILED,
+	    "run failed after %llu ms: %s (read %lld, delivered %lld, skipped %lld, failed %lld; "
+	    "the watermark stays at %s)", (unsigned long long)(now_mono_ms() - r->started), msg,
+	    r->nread, r->ndelivered, r->nskipped, r->nfailed,
+	    r->wm_text != NULL ? r->wm_text : "(none)");
+	if (!r->state_busy)
+		write_failure(r);
+}
+
+void
+run_cut(struct run *r, const char *why)
+{
+	r->cut = true;
+	run_fail(r, "%s", why);
+}
+
+/* Called once the final checkpoint (with result "ok") is written. */
+void
+run_finish_ok(struct run *r)
+{
+	log_job(LOG_INFO, r->job->name, r->id, MSGID_RUN_FINISHED,
+	    "run finished in %llu ms: read %lld, delivered %lld, skipped %lld, failed %lld; "
+	    "watermark %s", (unsigned long long)(now_mono_ms() - r->started), r->nread,
+	    r->ndelivered, r->nskipped, r->nfailed, r->wm_text != NULL ? r->wm_text : "(none)");
+	evtimer_del(r->ev_timeout);
+	r->finishing = true;
+	run_end(r, true, false);
+}
+
+struct ck_ctx {
+	struct run	*r;
+	run_step_cb	 next;
+	long long	 read, delivered, skipped, failed;	/* counters this checkpoint covers */
+};
+
+static void
+checkpointed(void *arg, int rc, json_t *res, const char *err)
+{
+	struct ck_ctx *c = arg;
+	struct run *r = c->r;
+	run_step_cb next = c->next;
+
+	if (rc == STATE_OK) {
+		r->c_read = c->read;
+		r->c_delivered = c->delivered;
+		r->c_skipped = c->skipped;
+		r->c_failed = c->failed;
+	}
+	free(c);
+	if (rc == STATE_LEASE_LOST) {
+		r->state_busy = false;
+		lease_lost(r, err);
+		return;
+	}
+	if (state_returned(r))
+		return;
+	if (rc != STATE_OK) {
+		run_fail(r, "%s", err);
+		return;
+	}
+	if (json_is_object(res)) {
+		json_t *dead = json_object_get(res, "dead");
+		size_t i;
+		json_t *k;
+
+		json_array_foreach(dead, i, k)
+			log_job(LOG_ERR, r->job->name, r->id, MSGID_RECORD_DEAD,
+			    "record %s dead-lettered after %d attempts; it stays in the retry queue "
+			    "marked dead until an operator retries it", json_string_value(k),
+			    r->job->max_attempts);
+		r->have_failures = json_integer_value(json_object_get(res, "failures")) > 0;
+	}
+	next(r, 0);
+}
+
+void
+run_checkpoint(struct run *r, json_t *doc, run_step_cb next)
+{
+	struct ck_ctx *c = xmalloc(sizeof *c);
+
+	c->r = r;
+	c->next = next;
+	c->read = r->nread;
+	c->delivered = r->ndelivered;
+	c->skipped = r->nskipped;
+	c->failed = r->nfailed;
+	json_object_set_new(doc, "read", json_integer(r->nread - r->c_read));
+	json_object_set_new(doc, "delivered", json_integer(r->ndelivered - r->c_delivered));
+	json_object_set_new(doc, "skipped", json_integer(r->nskipped - r->c_skipped));
+	json_object_set_new(doc, "nfailed", json_integer(r->nfailed - r->c_failed));
+	json_object_set_new(doc, "max_attempts", json_integer(r->job->max_attempts));
+	json_object_set_new(doc, "backoff_ms", json_integer(r->job->retry_backoff_ms));
+	json_object_set_new(doc, "backoff_max_ms", json_integer(r->job->retry_backoff_max_ms));
+	r->state_busy = true;
+	state_checkpoint(r->jr->d->state, r->job->name, r->epoch, r->id, doc, checkpointed, c);
+}
+
+struct dest_item *
+run_add_item(struct run *r, const char *key, json_t *rec)
+{
+	struct dest_item *it;
+
+	if (r->nitems == r->cap_items) {
+		r->cap_items = r->cap_items ? r->cap_items * 2 : 64;
+		r->items = xreallocarray(r->items, r->cap_items, sizeof *r->items);
+	}
+	it = &r->items[r->nitems++];
+	memset(it, 0, sizeof *it);
+	it->key = xstrdup(key);
+	it->rec = json_incref(rec);
+	return it;
+}
+
+static void
+items_free(struct run *r)
+{
+	dest_items_clear(r->items, r->nitems);
+	for (size_t i = 0; i < r->nitems; i++) {
+		free((char *)r->items[i].key);
+		json_decref(r->items[i].rec);
+	}
+	r->nitems = 0;
+	r->next_item = 0;
+}
+
+void
+run_note_failure(struct run *r, const char *key, const char *error)
+{
+	r->nfailed++;
+	if (r->logged_failures++ < MAX_LOGGED_FAILURES)
+		log_job(LOG_WARNING, r->job->name, r->id, MSGID_RECORD_FAILED,
+		    "record %s failed and waits in the retry queue: %s", key, error);
+	else if (r->logged_failures == MAX_LOGGED_FAILURES + 1)
+		log_job(LOG_WARNING, r->job->name, r->id, NULL,
+		    "more records failed in this run; see onesyncctl failures %s", r->job->name);
+}
+
+static void deliver_next(struct run *);
+
+static void
+batch_done(void *arg, int rc, const char *err)
+{
+	struct run *r = arg;
+
+	if (rc != 0) {
+		run_fail(r, "delivery failed: %s", err != NULL ? err : "unknown error");
+		return;
+	}
+	deliver_next(r);
+}
+
+/* Deliver the next `batch` items, or report to the strategy when all have an outcome. */
+static void
+deliver_next(struct run *r)
+{
+	size_t n;
+
+	if (r->next_item >= r->nitems) {
+		run_step_cb next = r->delivered_cb;
+
+		r->delivered_cb = NULL;
+		next(r, 0);
+		return;
+	}
+	n = r->nitems - r->next_item;
+	if (n > (size_t)r->job->batch)
+		n = (size_t)r->job->batch;
+	r->batch_end = r->next_item + n;
+	r->next_item += n;
+	dest_deliver(r->dest, &r->items[r->batch_end - n], n, batch_done, r);
+}
+
+void
+run_deliver(struct run *r, run_step_cb next)
+{
+	r->delivered_cb = next;
+	r->next_item = 0;
+	deliver_next(r);
+}
+
+void
+run_items_reset(struct run *r)
+{
+	items_free(r);
+}
+
+static void
+started(void *arg, int rc, json_t *res, const char *err)
+{
+	struct run *r = arg;
+	json_t *seen, *e;
+	size_t i;
+
+	if (rc == STATE_LEASE_LOST) {
+		r->state_busy = false;
+		lease_lost(r, err);
+		return;
+	}
+	if (rc == STATE_OK && json_is_object(res))
+		r->id = json_integer_value(json_object_get(res, "run"));
+	if (state_returned(r))
+		return;
+	if (rc != STATE_OK || !json_is_object(res)) {
+		run_fail(r, "%s", err != NULL ? err : "run start: unexpected answer");
+		return;
+	}
+	r->id = json_integer_value(json_object_get(res, "run"));
+	if (json_is_string(json_object_get(res, "watermark"))) {
+		r->wm_text = xstrdup(json_string_value(json_object_get(res, "watermark")));
+		r->wm_ns = json_integer_value(json_object_get(res, "watermark_ns"));
+	}
+	seen = json_object_get(res, "seen");
+	json_array_foreach(seen, i, e) {
+		struct seen *s = xmalloc(sizeof *s);
+
+		snprintf(s->hash, sizeof s->hash, "%s", json_string_value(json_array_get(e, 1)));
+		s->ts_ns = json_integer_value(json_array_get(e, 2));
+		free(strmap_put(&r->seen, json_string_value(json_array_get(e, 0)), s));
+	}
+	r->have_failures = json_integer_value(json_object_get(res, "failures")) > 0;
+	r->retry = json_incref(json_object_get(res, "retry"));
+	log_job(LOG_DEBUG, r->job->name, r->id, NULL, "run started (watermark %s, %zu seen, "
+	    "%zu retries due)", r->wm_text != NULL ? r->wm_text : "(none)", r->seen.n,
+	    json_array_size(r->retry));
+	switch (r->job->strategy) {
+	case STRAT_MODIFIED:
+		strategy_modified_begin(r);
+		break;
+	default:
+		run_fail(r, "strategy not supported by this version");
+	}
+}
+
+static void
+claimed(void *arg, int rc, int64_t epoch, const char *err)
+{
+	struct run *r = arg;
+	struct jobrt *jr = r->jr;
+
+	if (state_returned(r))
+		return;
+	if (rc != STATE_OK) {
+		run_fail(r, "cannot take the job's lease: %s", err);
+		return;
+	}
+	if (epoch == 0) {
+		log_job(LOG_DEBUG, r->job->name, 0, NULL, "another instance holds the lease");
+		r->finishing = true;
+		run_end(r, true, false);
+		return;
+	}
+	if (jr->epoch != epoch)
+		log_job(LOG_INFO, r->job->name, 0, MSGID_LEASE_ACQUIRED,
+		    "lease acquired (epoch %lld)", (long long)epoch);
+	jr->epoch = epoch;
+	jr->lease_deadline = r->started + (uint64_t)jr->d->ref->cfg->daemon.lease_ms;
+	r->epoch = epoch;
+	r->state_busy = true;
+	state_run_start(jr->d->state, r->job->name, epoch, r->job->batch, started, r);
+}
+
+void
+run_start(struct jobrt *jr)
+{
+	struct run *r = xcalloc(1, sizeof *r);
+	struct daemon *d = jr->d;
+
+	r->jr = jr;
+	r->ref = jr->ref;
+	r->ref->refs++;
+	r->job = jr->conf;
+	r->started = now_mono_ms();
+	r->cap_ns = INT64_MAX;
+	strmap_init(&r->seen);
+	r->ev_defer = evtimer_new(d->base, deferred, r);
+	r->ev_timeout = evtimer_new(d->base, timed_out, r);
+	if (r->job->timeout_ms > 0) {
+		struct timeval tv = { r->job->timeout_ms / 1000, (r->job->timeout_ms % 1000) * 1000 };
+
+		evtimer_add(r->ev_timeout, &tv);
+	}
+	r->dest = dest_new(d, r->job);
+	jr->run = r;
+	if (jr->epoch != 0 && now_mono_ms() < jr->lease_deadline) {
+		r->epoch = jr->epoch;
+		r->state_busy = true;
+		state_run_start(d->state, r->job->name, jr->epoch, r->job->batch, started, r);
+	} else {
+		r->state_busy = true;
+		state_claim(d->state, r->job->name, jr->epoch, d->ref->cfg->daemon.lease_ms, claimed, r);
+	}
+}
+
+static void
+run_free(struct run *r)
+{
+	source_cancel(r->sreq);
+	source_page_free(r->page);
+	items_free(r);
+	free(r->items);
+	dest_free(r->dest);
+	event_free(r->ev_defer);
+	event_free(r->ev_timeout);
+	strmap_free(&r->seen, free);
+	json_decref(r->retry);
+	json_decref(r->recs);
+	json_decref(r->ck);
+	free(r->fail_msg);
+	free(r->wm_text);
+	free(r->req_wm_text);
+	free(r->max_text);
+	free(r->next_url);
+	free(r->cursor);
+	if (--r->ref->refs == 0) {
+		config_free(r->ref->cfg);
+		free(r->ref);
+	}
+	free(r);
+}

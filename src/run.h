@@ -1,0 +1,93 @@
+/* run.h - one execution of a job: lease, run start, strategy, checkpoints, result. */
+#ifndef ONESYNC_RUN_H
+#define ONESYNC_RUN_H
+
+#include <jansson.h>
+#include "canon.h"
+#include "config.h"
+#include "daemon.h"
+#include "dest.h"
+#include "source.h"
+#include "strmap.h"
+#include "ts.h"
+
+/* A record remembered at or below the watermark (tie set, lookback window). */
+struct seen {
+	char	hash[CANON_HASH_LEN];
+	int64_t	ts_ns;
+};
+
+struct run;
+typedef void (*run_step_cb)(struct run *, int rc);
+
+struct run {
+	struct jobrt		*jr;
+	const struct job_conf	*job;
+	struct cfgref		*ref;
+	long long		 id;
+	int64_t			 epoch;
+	struct dest		*dest;
+	struct source_req	*sreq;
+	struct event		*ev_timeout;
+	struct event		*ev_defer;
+	uint64_t		 started;	/* monotonic ms */
+	bool			 finishing;
+	bool			 cut;		/* stopped from outside */
+	bool			 state_busy;	/* a state call is in flight */
+	char			*fail_msg;	/* set when failing: written once state is idle */
+	long long		 c_read, c_delivered, c_skipped, c_failed;	/* checkpointed */
+
+	/* counters of this run */
+	long long		 nread, ndelivered, nskipped, nfailed;
+	int			 logged_failures;
+
+	/* state loaded at run start */
+	bool			 have_failures;
+	char			*wm_text;	/* the source's own text, NULL before the first run */
+	int64_t			 wm_ns;
+	struct strmap		 seen;		/* key -> struct seen */
+	json_t			*retry;		/* due retries */
+
+	/* the batch being delivered */
+	struct dest_item	*items;
+	size_t			 nitems, cap_items, next_item, batch_end;
+	run_step_cb		 delivered_cb;
+	json_t			*recs;		/* the records the items point into */
+
+	/* modified: paging */
+	struct source_page	*page;
+	int64_t			 req_wm_ns;	/* watermark of the current request */
+	char			*req_wm_text;
+	long long		 tie_index;	/* page index inside one tie */
+	bool			 in_tie;
+	int			 tie_passes;
+	long long		 tie_fresh;
+	int64_t			 max_ns;	/* unsorted: highest timestamp delivered */
+	char			*max_text;
+	int64_t			 cap_ns;	/* settle cap, INT64_MAX when none */
+	long long		 pages;
+	char			*next_url;
+	char			*cursor;
+	bool			 last_page;
+	json_t			*ck;		/* the checkpoint being built */
+};
+
+/* Start a run of jr now (the daemon checked the slot). */
+void run_start(struct jobrt *);
+/* Cut a run short (stop, job removed, lease lost): no further state writes but the result. */
+void run_cut(struct run *, const char *why);
+
+/* Used by the strategies. */
+void run_fail(struct run *, const char *fmt, ...) PRINTF(2, 3);
+void run_finish_ok(struct run *);
+void run_checkpoint(struct run *, json_t *doc, run_step_cb next);
+void run_deliver(struct run *, run_step_cb next);	/* r->items[0..nitems) in batches */
+struct dest_item *run_add_item(struct run *, const char *key, json_t *rec);
+void run_note_failure(struct run *, const char *key, const char *error);
+void run_defer(struct run *, run_step_cb next);	/* call next on the next loop turn */
+void run_items_reset(struct run *);	/* drop the items of the last delivery */
+
+/* Strategy entry points: called once the run has started in the state store. */
+void strategy_modified_begin(struct run *);
+
+#endif

@@ -1,0 +1,47 @@
+/* state.h - the shared state in PostgreSQL: schema, leases, runs, checkpoints. */
+#ifndef ONESYNC_STATE_H
+#define ONESYNC_STATE_H
+
+#include <event2/event.h>
+#include <jansson.h>
+#include "config.h"
+#include "util.h"
+
+enum {
+	STATE_OK = 0,
+	STATE_ERROR = -1,	/* database unreachable or a statement failed */
+	STATE_LEASE_LOST = -2,	/* the fence refused the write */
+};
+
+struct state;
+
+/* rc is STATE_*; res (borrowed, may be NULL) is the function's JSON answer. */
+typedef void (*state_cb)(void *arg, int rc, json_t *res, const char *err);
+typedef void (*state_claim_cb)(void *arg, int rc, int64_t epoch, const char *err);
+
+struct state *state_new(struct event_base *, const char *conninfo, const char *schema,
+    int connections, int64_t connect_timeout_ms, const char *instance);
+void state_free(struct state *);
+bool state_up(const struct state *);
+const char *state_schema(const struct state *);	/* quoted */
+
+/* Create or migrate the schema (advisory lock); res = {"version": N}. */
+void state_migrate(struct state *, state_cb, void *);
+/* Register this instance and heartbeat it. */
+void state_heartbeat(struct state *, state_cb, void *);
+/* Claim a job's lease (known: the epoch we hold, or 0); epoch 0 in the callback when
+ * another instance holds it. */
+void state_claim(struct state *, const char *job, int64_t known, int64_t lease_ms,
+    state_claim_cb, void *);
+/* Renew many leases at once; res = JSON array of the job names still held. */
+void state_renew(struct state *, char *const *jobs, const int64_t *epochs, size_t n,
+    int64_t lease_ms, state_cb, void *);
+void state_release(struct state *, char *const *jobs, size_t n, state_cb, void *);
+/* Start a run (fenced): res = {run, watermark, watermark_ns, seen, failures, retry}. */
+void state_run_start(struct state *, const char *job, int64_t epoch, int retries,
+    state_cb, void *);
+/* One fenced checkpoint (see sql_schema.h for the document's fields). */
+void state_checkpoint(struct state *, const char *job, int64_t epoch, long long run,
+    json_t *doc, state_cb, void *);
+
+#endif

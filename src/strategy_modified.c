@@ -1,0 +1,479 @@
+/*
+ * strategy_modified.c - Remember Last Modified Time (DESIGN §4.2). The watermark is the
+ * source's own text of the highest timestamp delivered; reads are inclusive (>=) and the
+ * records already seen at the watermark (the tie set) or inside the lookback window are
+ * skipped by hash. With `sorted`, the watermark is checkpointed after every page and the
+ * next page is asked again from it (seek pagination); page numbers only step inside one
+ * tie, and a tie that spanned pages is read once more before the watermark leaves it.
+ * Without `sorted`, every page is read and the watermark moves once, at the end.
+ * It never compares the local clock with a source timestamp.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#include "canon.h"
+#include "log.h"
+#include "run.h"
+
+#define MAX_TIE_PASSES	3
+#define MAX_PAGES	1000000
+
+static void fetch_page(struct run *);
+static void retries_done(struct run *, int);
+
+/* The lower bound sent to the source: the watermark, or watermark - lookback. */
+static void
+request_bound(struct run *r)
+{
+	const struct modified_conf *m = &r->job->modified;
+
+	free(r->req_wm_text);
+	r->req_wm_text = NULL;
+	r->req_wm_ns = r->wm_ns;
+	if (r->wm_text == NULL)
+		return;
+	if (m->lookback_ms > 0) {
+		struct ts t = ts_sub_ms(ts_from_ns(r->wm_ns), m->lookback_ms);
+
+		r->req_wm_text = ts_format(t, m->format);
+	} else
+		r->req_wm_text = xstrdup(r->wm_text);
+}
+
+/* Source time from an HTTP Date header, as nanoseconds; -1 when absent or malformed. */
+static int64_t
+date_ns(const char *date)
+{
+	struct tm tm;
+	const char *end;
+
+	if (date == NULL)
+		return -1;
+	memset(&tm, 0, sizeof tm);
+	end = strptime(date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	if (end == NULL)
+		return -1;
+	return (int64_t)timegm(&tm) * 1000000000LL;
+}
+
+/* Deliver the queued retries (replayed from their stored payload) before reading. */
+static void
+begin_retries(struct run *r)
+{
+	size_t i;
+	json_t *e;
+
+	json_array_foreach(r->retry, i, e) {
+		json_t *payload = json_object_get(e, "payload");
+		const char *key = json_string_value(json_object_get(e, "key"));
+
+		if (key == NULL || !json_is_object(payload))
+			continue;
+		run_add_item(r, key, payload);
+	}
+	if (r->nitems == 0) {
+		fetch_page(r);
+		return;
+	}
+	log_job(LOG_INFO, r->job->name, r->id, NULL, "retrying %zu queued records", r->nitems);
+	run_deliver(r, retries_done);
+}
+
+/* Sort the outcome of delivered items into the checkpoint's lists. */
+static void
+record_outcomes(struct run *r, json_t *doc, bool store_payload)
+{
+	json_t *ok = json_object_get(doc, "ok"), *failed = json_object_get(doc, "failed");
+
+	for (size_t i = 0; i < r->nitems; i++) {
+		struct dest_item *it = &r->items[i];
+
+		if (it->outcome == DEST_OK) {
+			r->ndelivered++;
+			if (r->have_failures)
+				json_array_append_new(ok, json_string(it->key));
+		} else {
+			char h[CANON_HASH_LEN];
+
+			canon_hash(it->rec, NULL, 0, NULL, 0, h);
+			run_note_failure(r, it->key, it->error != NULL ? it->error : "not delivered");
+			json_array_append_new(failed, json_pack("{ss ss sO ss}", "key", it->key,
+			    "error", it->error != NULL ? it->error : "not delivered",
+			    "payload", store_payload ? it->rec : json_null(), "hash", h));
+		}
+	}
+}
+
+static void
+retries_checkpointed(struct run *r, int rc)
+{
+	run_items_reset(r);
+	fetch_page(r);
+}
+
+static void
+retries_done(struct run *r, int rc)
+{
+	json_t *doc = json_pack("{s[] s[]}", "ok", "failed");
+	bool had = r->have_failures;
+
+	r->have_failures = true;	/* retried keys are in the queue: clear them when delivered */
+	record_outcomes(r, doc, true);
+	r->have_failures = had;
+	run_checkpoint(r, doc, retries_checkpointed);
+	json_decref(doc);
+}
+
+void
+strategy_modified_begin(struct run *r)
+{
+	request_bound(r);
+	r->max_ns = INT64_MIN;
+	if (json_array_size(r->retry) > 0)
+		begin_retries(r);
+	else
+		fetch_page(r);
+}
+
+static void page_done(struct run *, int);
+static void page_answered(void *, int, struct source_page *, const char *);
+
+static void
+fetch_page(struct run *r)
+{
+	const struct source_conf *sc = &r->job->src;
+	struct tmpl_vals v = { 0 };
+	char *err = NULL;
+
+	if (++r->pages > MAX_PAGES) {
+		run_fail(r, "more than %d pages in one run; check the source's paging", MAX_PAGES);
+		return;
+	}
+	v.have = TV_PAGE | TV_OFFSET | TV_LIMIT;
+	v.page = sc->page_first + r->tie_index;
+	v.offset = r->tie_index * sc->page_size;
+	v.limit = sc->page_size;
+	if (r->req_wm_text != NULL) {
+		v.have |= TV_WATERMARK;
+		v.watermark = r->req_wm_text;
+	}
+	if (r->cursor != NULL) {
+		v.have |= TV_CURSOR;
+		v.cursor = r->cursor;
+	}
+	r->sreq = source_http_fetch(r->job, &v, r->next_url, page_answered, r, &err);
+	if (r->sreq == NULL) {
+		run_fail(r, "%s", err);
+		free(err);
+	}
+}
+
+/* Key, timestamp and hash of one record; -1 (and *err) when it has no key or timestamp. */
+static int
+inspect(struct run *r, json_t *rec, char **key, struct ts *t, char **text, char *hash,
+    char **err)
+{
+	const struct modified_conf *m = &r->job->modified;
+	json_t *tv;
+
+	*key = NULL;
+	*text = NULL;
+	canon_hash(rec, NULL, 0, NULL, 0, hash);
+	if (record_key(rec, r->job->key, r->job->nkey, key, err) != 0)
+		return -1;
+	tv = json_path_get(rec, m->field);
+	if (tv == NULL) {
+		*err = xasprintf("record %s has no timestamp field '%s'", *key, m->field);
+		return -1;
+	}
+	if (ts_from_json(tv, m->format, t, text) != 0) {
+		char *s = json_dumps(tv, JSON_ENCODE_ANY | JSON_COMPACT);
+
+		*err = xasprintf("record %s: timestamp field '%s' is %s, not a valid %s timestamp",
+		    *key, m->field, s != NULL ? s : "?", m->format == TS_RFC3339 ? "RFC 3339" :
+		    m->format == TS_EPOCH ? "epoch seconds" : "epoch milliseconds");
+		free(s);
+		return -1;
+	}
+	return 0;
+}
+
+struct page_rec {
+	char	*key;
+	char	*text;
+	int64_t	 ns;
+	char	 hash[CANON_HASH_LEN];
+	bool	 deliver;
+};
+
+static struct page_rec	*prs;	/* per page; only one page is inspected at a time */
+static size_t		 nprs, capprs;
+
+static void
+prs_clear(void)
+{
+	for (size_t i = 0; i < nprs; i++) {
+		free(prs[i].key);
+		free(prs[i].text);
+	}
+	nprs = 0;
+}
+
+static void
+page_answered(void *arg, int rc, struct source_page *page, const char *err)
+{
+	struct run *r = arg;
+	const struct source_conf *sc = &r->job->src;
+	const struct modified_conf *m = &r->job->modified;
+	json_t *recs, *rec, *failed;
+	size_t i, n;
+	bool full;
+
+	r->sreq = NULL;
+	if (rc != 0) {
+		run_fail(r, "%s", err);
+		return;
+	}
+	source_page_free(r->page);
+	r->page = page;
+	recs = page->records;
+	n = json_array_size(recs);
+	if (m->settle_ms > 0 && r->cap_ns == INT64_MAX) {
+		int64_t src_now = date_ns(page->date);
+
+		if (src_now < 0) {
+			run_fail(r, "settle is set but the source sent no usable Date header (GET %s)",
+			    page->log_url);
+			return;
+		}
+		r->cap_ns = src_now - m->settle_ms * 1000000LL;
+	}
+	if (sc->page_style == PAGE_LINK || sc->page_style == PAGE_NEXT)
+		full = page->next_url != NULL || page->cursor != NULL;
+	else if (sc->page_style == PAGE_NONE)
+		full = false;
+	else
+		full = (int64_t)n >= sc->page_size && n > 0;
+
+	/* Inspect every record: key, timestamp, hash; decide deliver or skip. */
+	prs_clear();
+	failed = json_array();
+	json_array_foreach(recs, i, rec) {
+		struct page_rec *p;
+		struct seen *s;
+		struct ts t;
+		char *e = NULL;
+
+		if (nprs == capprs) {
+			capprs = capprs ? capprs * 2 : 256;
+			prs = xreallocarray(prs, capprs, sizeof *prs);
+		}
+		p = &prs[nprs];
+		memset(p, 0, sizeof *p);
+		if (inspect(r, rec, &p->key, &t, &p->text, p->hash, &e) != 0) {
+			char *k = p->key != NULL ? xstrdup(p->key) :
+			    xasprintf("#nokey:%s", p->hash);
+			char *msg = xasprintf("%s (record %zu of GET %s)", e, i, page->log_url);
+
+			r->nread++;
+			run_note_failure(r, k, msg);
+			json_array_append_new(failed, json_pack("{ss ss sO ss}", "key", k,
+			    "error", msg, "payload", rec, "hash", p->hash));
+			free(k);
+			free(msg);
+			free(e);
+			free(p->key);
+			free(p->text);
+			continue;
+		}
+		p->ns = ts_ns(t);
+		if (p->ns > r->cap_ns) {
+			/* Not settled yet: this run takes nothing from here on. */
+			free(p->key);
+			free(p->text);
+			if (m->sorted) {
+				full = false;
+				break;
+			}
+			continue;
+		}
+		r->nread++;
+		s = strmap_get(&r->seen, p->key);
+		p->deliver = s == NULL || strcmp(s->hash, p->hash) != 0;
+		if (p->deliver) {
+			run_add_item(r, p->key, rec);
+			if (r->in_tie && p->ns == r->req_wm_ns)
+				r->tie_fresh++;
+		} else
+			r->nskipped++;
+		nprs++;
+	}
+	r->last_page = !full;
+	json_decref(r->ck);
+	r->ck = json_pack("{s[] s[] so}", "ok", "failed", "seen", json_array());
+	json_array_extend(json_object_get(r->ck, "failed"), failed);
+	json_decref(failed);
+	run_deliver(r, page_done);
+}
+
+static void page_checkpointed(struct run *, int);
+
+/* Which way the next request goes, and what the checkpoint says. */
+static void
+page_done(struct run *r, int rc)
+{
+	const struct modified_conf *m = &r->job->modified;
+	const struct source_conf *sc = &r->job->src;
+	json_t *doc = r->ck, *seen = json_object_get(doc, "seen");
+	bool all_at_wm = nprs > 0, move = false;
+	int64_t new_ns = INT64_MIN, keep_from;
+	const char *new_text = NULL;
+	enum { NEXT_SEEK, NEXT_TIE, NEXT_RESTART_TIE, NEXT_END, NEXT_FOLLOW } next;
+
+	record_outcomes(r, doc, true);
+	for (size_t i = 0; i < nprs; i++) {
+		if (prs[i].ns != r->req_wm_ns || r->req_wm_text == NULL)
+			all_at_wm = false;
+		if (prs[i].ns >= new_ns) {
+			new_ns = prs[i].ns;
+			new_text = prs[i].text;
+		}
+	}
+	if (!m->sorted) {
+		/* Read everything; the watermark moves at the end of the run. */
+		if (new_text != NULL && new_ns > r->max_ns) {
+			r->max_ns = new_ns;
+			free(r->max_text);
+			r->max_text = xstrdup(new_text);
+		}
+		next = r->last_page ? NEXT_END : NEXT_FOLLOW;
+		if (next == NEXT_END && r->max_text != NULL && (r->wm_text == NULL ||
+		    r->max_ns >= r->wm_ns)) {
+			new_ns = r->max_ns;
+			new_text = r->max_text;
+			move = true;
+		}
+	} else if (!r->last_page && all_at_wm) {
+		/* The whole page is one tie at the watermark: step inside it. */
+		r->in_tie = true;
+		next = NEXT_TIE;
+	} else if (r->in_tie && (r->tie_passes == 0 || r->tie_fresh > 0) &&
+	    r->tie_passes < MAX_TIE_PASSES) {
+		/* Leaving a tie that spanned pages: read it once more, until a pass finds
+		 * nothing new (a record edited mid-run shifts the pages inside the tie). */
+		r->tie_passes++;
+		r->tie_fresh = 0;
+		next = NEXT_RESTART_TIE;
+	} else {
+		if (r->in_tie && r->tie_fresh > 0) {
+			/* The tie kept changing: keep the watermark there; the next run goes on. */
+			log_job(LOG_WARNING, r->job->name, r->id, NULL, "records at %s kept changing "
+			    "while paging; the watermark stays there for the next run", r->wm_text);
+			r->last_page = true;
+		} else if (new_text != NULL && (r->wm_text == NULL || new_ns >= r->wm_ns))
+			move = true;
+		r->in_tie = false;
+		r->tie_passes = 0;
+		r->tie_fresh = 0;
+		next = r->last_page ? NEXT_END : NEXT_SEEK;
+	}
+
+	/* Remember the records that stay at or above the (new) window's lower bound. */
+	keep_from = (move ? new_ns : r->wm_text != NULL ? r->wm_ns : INT64_MIN);
+	if (keep_from != INT64_MIN)
+		keep_from -= m->lookback_ms * 1000000LL;
+	if (!m->sorted || next == NEXT_TIE || next == NEXT_RESTART_TIE)
+		keep_from = INT64_MIN;	/* not moving yet: remember the whole page */
+	for (size_t i = 0; i < nprs; i++) {
+		if (!prs[i].deliver || prs[i].ns < keep_from)
+			continue;
+		json_array_append_new(seen, json_pack("[s s I]", prs[i].key, prs[i].hash,
+		    (json_int_t)prs[i].ns));
+	}
+	if (move) {
+		json_object_set_new(doc, "watermark", json_string(new_text));
+		json_object_set_new(doc, "watermark_ns", json_integer(new_ns));
+		json_object_set_new(doc, "prune_below",
+		    json_integer(new_ns - m->lookback_ms * 1000000LL));
+	}
+	if (next == NEXT_END)
+		json_object_set_new(doc, "result", json_string("ok"));
+
+	/* Apply to memory what the checkpoint writes, then write it. */
+	for (size_t i = 0; i < nprs; i++) {
+		struct seen *s;
+
+		if (!prs[i].deliver || prs[i].ns < keep_from)
+			continue;
+		s = xmalloc(sizeof *s);
+		memcpy(s->hash, prs[i].hash, sizeof s->hash);
+		s->ts_ns = prs[i].ns;
+		free(strmap_put(&r->seen, prs[i].key, s));
+	}
+	if (move) {
+		size_t it = 0;
+		const char *k;
+		void *v;
+		int64_t below = new_ns - m->lookback_ms * 1000000LL;
+		struct strlist gone = { 0 };
+
+		free(r->wm_text);
+		r->wm_text = xstrdup(new_text);
+		r->wm_ns = new_ns;
+		while (strmap_next(&r->seen, &it, &k, &v))
+			if (((struct seen *)v)->ts_ns < below)
+				strlist_add(&gone, xstrdup(k));
+		for (size_t i = 0; i < gone.n; i++)
+			free(strmap_del(&r->seen, gone.v[i]));
+		strlist_free(&gone);
+	}
+	switch (next) {
+	case NEXT_TIE:
+		r->tie_index++;
+		break;
+	case NEXT_RESTART_TIE:
+	case NEXT_SEEK:
+		r->tie_index = 0;
+		request_bound(r);
+		free(r->next_url);
+		free(r->cursor);
+		r->next_url = r->cursor = NULL;
+		break;
+	case NEXT_FOLLOW:
+		r->tie_index++;
+		break;
+	case NEXT_END:
+		break;
+	}
+	if (next == NEXT_TIE || next == NEXT_FOLLOW) {
+		/* Follow the source's own way to the next page when it gives one. */
+		free(r->next_url);
+		free(r->cursor);
+		r->next_url = r->page->next_url != NULL && sc->page_style == PAGE_LINK ?
+		    xstrdup(r->page->next_url) : NULL;
+		if (sc->page_style == PAGE_NEXT) {
+			r->next_url = r->page->next_url != NULL ? xstrdup(r->page->next_url) : NULL;
+			r->cursor = r->page->cursor != NULL ? xstrdup(r->page->cursor) : NULL;
+		} else
+			r->cursor = NULL;
+	}
+	r->last_page = next == NEXT_END;
+	prs_clear();
+	r->ck = NULL;
+	run_checkpoint(r, doc, page_checkpointed);
+	json_decref(doc);
+}
+
+static void
+page_checkpointed(struct run *r, int rc)
+{
+	run_items_reset(r);
+	if (r->last_page) {
+		run_finish_ok(r);
+		return;
+	}
+	fetch_page(r);
+}

@@ -1,0 +1,1464 @@
+/*
+ * sampleapp: an in-memory JSON source/destination API for onesyncd's
+ * integration tests, benchmarks and demo.  See tests/sampleapp.md.
+ *
+ * Build: cc -O2 -Wall -Wextra -o sampleapp tests/sampleapp.c \
+ *          $(pkg-config --cflags --libs libevent jansson)
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <netinet/in.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+
+#define MAXSORT 8
+#define MAXFILTERS 32
+#define NCACHE 4
+#define MAX_GEN 10000000L
+#define DUMPF (JSON_COMPACT | JSON_ENCODE_ANY)
+
+enum { M_GET, M_PUT, M_POST, M_PATCH, M_DELETE, M_OTHER, M_N };
+static const char *mnames[M_N] = { "GET", "PUT", "POST", "PATCH", "DELETE", "OTHER" };
+
+typedef struct fault {
+	struct fault *next;
+	char *coll;          /* NULL: any */
+	char method[8];      /* "*" any */
+	int status;          /* 0: none */
+	long times;          /* -1 forever */
+	long delay_ms;
+	int truncate;
+	json_t *keys;        /* array of key texts, or NULL */
+	long retry_after;    /* -1 none */
+	char *body;
+} fault_t;
+
+typedef struct trigger {
+	struct trigger *next;
+	long after, seen, touch, insert;
+	char *field;
+	json_t *extra;
+} trigger_t;
+
+typedef struct { json_t *rec; json_t *v[MAXSORT + 1]; } sent_t;
+
+typedef struct {
+	char *spec;
+	int nf;
+	char *fields[MAXSORT + 1];
+	int desc[MAXSORT + 1];
+	sent_t *ent;
+	size_t n;
+} sortc_t;
+
+typedef struct coll {
+	struct coll *next;
+	char *name;
+	char *keyf;
+	int put_req_existing, post_conflict;
+	json_t *recs;            /* key text -> record */
+	sortc_t sc[NCACHE];
+	unsigned sc_next;
+	char *fspec;             /* filtered-result cache */
+	json_t **fres;
+	size_t fn;
+	long long erp_next, dnext, mnext;
+	json_t *extra;
+	long req[M_N], list_gets, total_deliv, inflight, max_inflight;
+	json_t *deliv, *patches;
+	trigger_t *trig;
+} coll_t;
+
+static struct event_base *base;
+static coll_t *colls;
+static fault_t *faults;
+static int g_port;
+static int g_quiet;
+
+/* ---------------------------------------------------------------- utils */
+
+static void *xmalloc(size_t n) { void *p = malloc(n ? n : 1); if (!p) { perror("malloc"); exit(2); } return p; }
+static void *xcalloc(size_t a, size_t b) { void *p = calloc(a ? a : 1, b ? b : 1); if (!p) { perror("calloc"); exit(2); } return p; }
+static char *xstrdup(const char *s) { char *p = strdup(s ? s : ""); if (!p) { perror("strdup"); exit(2); } return p; }
+
+static int dump_cb(const char *buf, size_t size, void *data)
+{
+	return evbuffer_add((struct evbuffer *)data, buf, size);
+}
+static void buf_json(struct evbuffer *b, json_t *j)
+{
+	json_dump_callback(j, dump_cb, b, DUMPF);
+}
+
+/* key text of a JSON value: string as-is, numbers as text; malloc'd; NULL if unusable */
+static char *keytext(json_t *v)
+{
+	char tmp[64];
+	if (!v) return NULL;
+	if (json_is_string(v)) return xstrdup(json_string_value(v));
+	if (json_is_integer(v)) { snprintf(tmp, sizeof tmp, "%" JSON_INTEGER_FORMAT, json_integer_value(v)); return xstrdup(tmp); }
+	if (json_is_real(v)) { char *s = json_dumps(v, DUMPF); return s; }
+	if (json_is_boolean(v)) return xstrdup(json_is_true(v) ? "true" : "false");
+	return NULL;
+}
+
+static int num_parse(const char *s, double *out)
+{
+	char *end;
+	if (!s || !*s) return 0;
+	errno = 0;
+	double d = strtod(s, &end);
+	if (*end || errno == ERANGE || end == s) return 0;
+	if (strchr(s, 'x') || strchr(s, 'X') || strcasestr(s, "inf") || strcasestr(s, "nan")) return 0;
+	*out = d;
+	return 1;
+}
+
+/* compare for sorting: missing first; both numbers numerically; else text */
+static int cmp_vals(json_t *a, json_t *b)
+{
+	if (!a) return b ? -1 : 0;
+	if (!b) return 1;
+	if (json_is_integer(a) && json_is_integer(b)) {
+		json_int_t x = json_integer_value(a), y = json_integer_value(b);
+		return x < y ? -1 : x > y;
+	}
+	if (json_is_number(a) && json_is_number(b)) {
+		double x = json_number_value(a), y = json_number_value(b);
+		return x < y ? -1 : x > y;
+	}
+	if (json_is_string(a) && json_is_string(b))
+		return strcmp(json_string_value(a), json_string_value(b));
+	char *sa = json_is_string(a) ? NULL : json_dumps(a, DUMPF);
+	char *sb = json_is_string(b) ? NULL : json_dumps(b, DUMPF);
+	int r = strcmp(sa ? sa : json_string_value(a), sb ? sb : json_string_value(b));
+	free(sa); free(sb);
+	return r;
+}
+
+/* compare record value with query text; *ok=0 when incomparable (missing) */
+static int cmp_filter(json_t *v, const char *q, int *ok)
+{
+	double d;
+	*ok = 1;
+	if (!v) { *ok = 0; return -1; }
+	if (json_is_boolean(v) && (!strcmp(q, "true") || !strcmp(q, "false"))) {
+		int x = json_is_true(v), y = !strcmp(q, "true");
+		return x - y;
+	}
+	if (json_is_number(v) && num_parse(q, &d)) {
+		double x = json_number_value(v);
+		return x < d ? -1 : x > d;
+	}
+	if (json_is_string(v)) return strcmp(json_string_value(v), q);
+	char *s = json_dumps(v, DUMPF);
+	int r = strcmp(s ? s : "", q);
+	free(s);
+	return r;
+}
+
+/* ----------------------------------------------------------- timestamps */
+
+static long long now_ms(void)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* RFC 3339 -> epoch ms; returns 0 on failure */
+static int parse_rfc3339(const char *s, long long *out)
+{
+	int Y, M, D, h, m, sec, n = 0;
+	if (sscanf(s, "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &Y, &M, &D, &h, &m, &sec, &n) != 6 || n == 0)
+		return 0;
+	const char *p = s + n;
+	long long ms = 0;
+	if (*p == '.' || *p == ',') {
+		int digits = 0;
+		p++;
+		while (*p >= '0' && *p <= '9') {
+			if (digits < 3) ms = ms * 10 + (*p - '0');
+			digits++; p++;
+		}
+		if (!digits) return 0;
+		for (; digits < 3; digits++) ms *= 10;
+	}
+	long off = 0;
+	if (*p == 'Z' || *p == 'z') p++;
+	else if (*p == '+' || *p == '-') {
+		int oh, om;
+		if (sscanf(p + 1, "%2d:%2d", &oh, &om) != 2) return 0;
+		off = (oh * 60L + om) * 60L * (*p == '-' ? -1 : 1);
+		p += 6;
+	} else return 0;
+	if (*p) return 0;
+	struct tm tm = { 0 };
+	tm.tm_year = Y - 1900; tm.tm_mon = M - 1; tm.tm_mday = D;
+	tm.tm_hour = h; tm.tm_min = m; tm.tm_sec = sec;
+	time_t t = timegm(&tm);
+	*out = ((long long)t - off) * 1000 + ms;
+	return 1;
+}
+
+static json_t *fmt_ts(long long ms, int epoch)
+{
+	if (epoch) return json_integer(ms);
+	time_t t = (time_t)(ms / 1000);
+	int frac = (int)(ms % 1000);
+	if (frac < 0) { frac += 1000; t--; }
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	char b[64];
+	size_t l = strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(b + l, sizeof b - l, ".%03dZ", frac);
+	return json_string(b);
+}
+
+/* ----------------------------------------------------------- collections */
+
+static void drop_sort(sortc_t *s)
+{
+	free(s->spec);
+	for (int f = 0; f < s->nf; f++) free(s->fields[f]);
+	free(s->ent);
+	memset(s, 0, sizeof *s);
+}
+
+static void drop_filtered(coll_t *c)
+{
+	free(c->fspec); c->fspec = NULL;
+	free(c->fres); c->fres = NULL; c->fn = 0;
+}
+
+static void coll_changed(coll_t *c)
+{
+	for (int i = 0; i < NCACHE; i++) drop_sort(&c->sc[i]);
+	drop_filtered(c);
+}
+
+static const sortc_t *g_sort; /* for qsort comparator */
+static int sent_cmp(const void *pa, const void *pb);
+
+/* one record was replaced (old -> nrec, possibly the same object modified in
+ * place): keep each sorted cache when the record's position stays valid */
+static void rec_replaced(coll_t *c, json_t *old, json_t *nrec)
+{
+	drop_filtered(c);
+	for (int i = 0; i < NCACHE; i++) {
+		sortc_t *s = &c->sc[i];
+		if (!s->spec) continue;
+		size_t j;
+		for (j = 0; j < s->n && s->ent[j].rec != old; j++)
+			;
+		if (j == s->n) { drop_sort(s); continue; }
+		s->ent[j].rec = nrec;
+		for (int f = 0; f < s->nf; f++) s->ent[j].v[f] = json_object_get(nrec, s->fields[f]);
+		g_sort = s;
+		if ((j > 0 && sent_cmp(&s->ent[j - 1], &s->ent[j]) > 0) ||
+		    (j + 1 < s->n && sent_cmp(&s->ent[j], &s->ent[j + 1]) > 0))
+			drop_sort(s);
+	}
+}
+
+static coll_t *coll_find(const char *name)
+{
+	for (coll_t *c = colls; c; c = c->next)
+		if (!strcmp(c->name, name)) return c;
+	return NULL;
+}
+
+static coll_t *coll_get(const char *name)
+{
+	coll_t *c = coll_find(name);
+	if (c) return c;
+	c = xcalloc(1, sizeof *c);
+	c->name = xstrdup(name);
+	c->keyf = xstrdup("id");
+	c->recs = json_object();
+	c->deliv = json_object();
+	c->patches = json_object();
+	c->erp_next = 1;
+	c->dnext = 1;
+	c->mnext = 1;
+	c->next = colls;
+	colls = c;
+	return c;
+}
+
+static void trig_free(trigger_t *t)
+{
+	while (t) {
+		trigger_t *n = t->next;
+		free(t->field);
+		json_decref(t->extra);
+		free(t);
+		t = n;
+	}
+}
+
+static void coll_free(coll_t *c)
+{
+	coll_changed(c);
+	free(c->name); free(c->keyf);
+	json_decref(c->recs); json_decref(c->deliv); json_decref(c->patches); json_decref(c->extra);
+	trig_free(c->trig);
+	free(c);
+}
+
+static void reset_stats(coll_t *c)
+{
+	memset(c->req, 0, sizeof c->req);
+	c->list_gets = 0;
+	c->total_deliv = 0;
+	c->max_inflight = c->inflight;
+	json_object_clear(c->deliv);
+	json_object_clear(c->patches);
+}
+
+static void count_key(json_t *obj, const char *k)
+{
+	json_t *v = json_object_get(obj, k);
+	json_object_set_new(obj, k, json_integer(v ? json_integer_value(v) + 1 : 1));
+}
+
+static int sent_cmp(const void *pa, const void *pb)
+{
+	const sent_t *a = pa, *b = pb;
+	for (int i = 0; i < g_sort->nf; i++) {
+		int r = cmp_vals(a->v[i], b->v[i]);
+		if (r) return g_sort->desc[i] ? -r : r;
+	}
+	return 0;
+}
+
+/* fields/desc describe the sort; key field appended as final tie-breaker */
+static sortc_t *get_sort(coll_t *c, int nf, char **fields, int *desc)
+{
+	char spec[4096];
+	size_t l = 0;
+	char *f2[MAXSORT + 1];
+	int d2[MAXSORT + 1], n2 = 0, haskey = 0;
+	for (int i = 0; i < nf && i < MAXSORT; i++) {
+		f2[n2] = fields[i]; d2[n2] = desc[i]; n2++;
+		if (!strcmp(fields[i], c->keyf)) haskey = 1;
+	}
+	if (!haskey) { f2[n2] = c->keyf; d2[n2] = 0; n2++; }
+	spec[0] = 0;
+	for (int i = 0; i < n2 && l < sizeof spec - 1; i++) {
+		int w = snprintf(spec + l, sizeof spec - l, "%s\x02%c\x01", f2[i], d2[i] ? 'd' : 'a');
+		if (w < 0) break;
+		l += (size_t)w;
+		if (l >= sizeof spec) l = sizeof spec - 1;
+	}
+	for (int i = 0; i < NCACHE; i++)
+		if (c->sc[i].spec && !strcmp(c->sc[i].spec, spec)) return &c->sc[i];
+	sortc_t *s = &c->sc[c->sc_next++ % NCACHE];
+	free(s->spec);
+	for (int f = 0; f < s->nf; f++) free(s->fields[f]);
+	free(s->ent);
+	memset(s, 0, sizeof *s);
+	s->spec = xstrdup(spec);
+	s->nf = n2;
+	for (int i = 0; i < n2; i++) { s->fields[i] = xstrdup(f2[i]); s->desc[i] = d2[i]; }
+	s->n = json_object_size(c->recs);
+	s->ent = xcalloc(s->n, sizeof(sent_t));
+	size_t k = 0;
+	const char *key;
+	json_t *rec;
+	json_object_foreach(c->recs, key, rec) {
+		if (k >= s->n) break;
+		s->ent[k].rec = rec;
+		for (int i = 0; i < n2; i++) s->ent[k].v[i] = json_object_get(rec, f2[i]);
+		k++;
+	}
+	s->n = k;
+	g_sort = s;
+	qsort(s->ent, s->n, sizeof(sent_t), sent_cmp);
+	return s;
+}
+
+static sortc_t *key_sort(coll_t *c)
+{
+	return get_sort(c, 0, NULL, NULL);
+}
+
+static void put_record(coll_t *c, const char *k, json_t *rec /* stolen */)
+{
+	json_t *old = json_incref(json_object_get(c->recs, k));
+	json_object_set_new(c->recs, k, rec);
+	if (old) rec_replaced(c, old, rec);
+	else coll_changed(c);
+	json_decref(old);
+}
+
+/* max timestamp in field: returns 1 if any; *epoch set if values numeric */
+static int max_ts(coll_t *c, const char *field, long long *max, int *epoch)
+{
+	const char *k;
+	json_t *rec;
+	int any = 0, nums = 0, strs = 0;
+	long long m = LLONG_MIN;
+	json_object_foreach(c->recs, k, rec) {
+		json_t *v = json_object_get(rec, field);
+		long long t;
+		if (json_is_integer(v)) { t = json_integer_value(v); nums++; }
+		else if (json_is_real(v)) { t = (long long)json_real_value(v); nums++; }
+		else if (json_is_string(v) && parse_rfc3339(json_string_value(v), &t)) strs++;
+		else continue;
+		if (t > m) m = t;
+		any = 1;
+	}
+	*epoch = nums > strs;
+	*max = any ? m : now_ms();
+	return any;
+}
+
+static void gen_fields(json_t *rec, long long i)
+{
+	char b[96];
+	snprintf(b, sizeof b, "name-%lld", i);
+	json_object_set_new(rec, "name", json_string(b));
+	snprintf(b, sizeof b, "user%lld@example.com", i);
+	json_object_set_new(rec, "email", json_string(b));
+	json_object_set_new(rec, "amount", json_integer((i * 37) % 10000));
+	json_object_set_new(rec, "v", json_integer(1));
+}
+
+static void run_mutation(coll_t *c, long touch, long insert, const char *field, json_t *extra)
+{
+	long long mx;
+	int epoch;
+	max_ts(c, field, &mx, &epoch);
+	sortc_t *s = key_sort(c);
+	size_t n = s->n;
+	json_t **sel = NULL;
+	size_t t = touch > 0 ? (size_t)touch : 0;
+	if (t > n) t = n;
+	if (t) {
+		sel = xcalloc(t, sizeof *sel);
+		for (size_t i = 0; i < t; i++) sel[i] = json_incref(s->ent[(size_t)((unsigned long long)i * n / t)].rec);
+	}
+	/* numeric keys? */
+	int numkeys = n > 0;
+	json_int_t maxkey = 0;
+	for (size_t i = 0; i < n && numkeys; i++) {
+		json_t *kv = s->ent[i].v[0];
+		if (!json_is_integer(kv)) numkeys = 0;
+		else if (json_integer_value(kv) > maxkey) maxkey = json_integer_value(kv);
+	}
+	for (size_t i = 0; i < t; i++) {
+		json_t *v = json_object_get(sel[i], "v");
+		json_object_set_new(sel[i], "v", json_integer(json_is_integer(v) ? json_integer_value(v) + 1 : 1));
+		json_object_set_new(sel[i], field, fmt_ts(++mx, epoch));
+		json_decref(sel[i]);
+	}
+	free(sel);
+	coll_changed(c);
+	json_t *ex = extra ? extra : c->extra;
+	for (long i = 0; i < insert && i < MAX_GEN; i++) {
+		json_t *rec = json_object();
+		char kb[64];
+		json_t *kv;
+		if (numkeys) {
+			kv = json_integer(++maxkey);
+			snprintf(kb, sizeof kb, "%" JSON_INTEGER_FORMAT, maxkey);
+		} else {
+			int tries = 0;
+			do { snprintf(kb, sizeof kb, "M-%lld", c->mnext++); } while (json_object_get(c->recs, kb) && ++tries < 1000000);
+			kv = json_string(kb);
+		}
+		json_object_set_new(rec, c->keyf, kv);
+		gen_fields(rec, numkeys ? (long long)maxkey : c->mnext);
+		if (json_is_object(ex)) json_object_update(rec, ex);
+		json_object_set_new(rec, field, fmt_ts(++mx, epoch));
+		json_object_set_new(c->recs, kb, rec);
+	}
+	coll_changed(c);
+}
+
+/* --------------------------------------------------------------- replies */
+
+static void add_std_headers(struct evhttp_request *req)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	char d[64];
+	time_t t = time(NULL);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(d, sizeof d, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	evhttp_remove_header(h, "Date");
+	evhttp_add_header(h, "Date", d);
+	if (!evhttp_find_header(h, "Content-Type"))
+		evhttp_add_header(h, "Content-Type", "application/json");
+}
+
+static const char *reason(int code)
+{
+	switch (code) {
+	case 200: return "OK"; case 201: return "Created"; case 204: return "No Content";
+	case 400: return "Bad Request"; case 404: return "Not Found"; case 405: return "Method Not Allowed";
+	case 409: return "Conflict"; case 422: return "Unprocessable Entity"; case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error"; case 502: return "Bad Gateway"; case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	default: return "Status";
+	}
+}
+
+static void log_req(struct evhttp_request *req, int code, const char *note)
+{
+	if (g_quiet) return;
+	const char *mn;
+	switch (evhttp_request_get_command(req)) {
+	case EVHTTP_REQ_GET: mn = "GET"; break; case EVHTTP_REQ_PUT: mn = "PUT"; break;
+	case EVHTTP_REQ_POST: mn = "POST"; break; case EVHTTP_REQ_PATCH: mn = "PATCH"; break;
+	case EVHTTP_REQ_DELETE: mn = "DELETE"; break; default: mn = "OTHER"; break;
+	}
+	fprintf(stderr, "sampleapp: %s %s -> %d%s%s\n", mn, evhttp_request_get_uri(req), code,
+	        note ? " " : "", note ? note : "");
+}
+
+/* send buf (consumed) with code; truncate: first half, status 200 */
+static void send_buf(struct evhttp_request *req, int code, struct evbuffer *buf, int truncate)
+{
+	add_std_headers(req);
+	if (truncate) {
+		size_t len = evbuffer_get_length(buf);
+		struct evbuffer *h = evbuffer_new();
+		evbuffer_remove_buffer(buf, h, len / 2);
+		evbuffer_free(buf);
+		buf = h;
+		code = 200;
+	}
+	log_req(req, code, truncate ? "(truncated)" : NULL);
+	evhttp_send_reply(req, code, reason(code), code == 204 ? NULL : buf);
+	evbuffer_free(buf);
+}
+
+static void send_json(struct evhttp_request *req, int code, json_t *j /* stolen */)
+{
+	struct evbuffer *b = evbuffer_new();
+	if (j) buf_json(b, j);
+	json_decref(j);
+	send_buf(req, code, b, 0);
+}
+
+static json_t *err_json(const char *fmt, ...)
+{
+	char m[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(m, sizeof m, fmt, ap);
+	va_end(ap);
+	return json_pack("{ss}", "error", m);
+}
+
+/* ------------------------------------------------------------ list GET */
+
+enum { F_EQ, F_GTE, F_GT, F_LTE, F_LT };
+typedef struct { char *field; int op; const char *val; } filter_t;
+
+static int rec_match(json_t *rec, filter_t *fl, int nfl)
+{
+	for (int i = 0; i < nfl; i++) {
+		int ok;
+		int r = cmp_filter(json_object_get(rec, fl[i].field), fl[i].val, &ok);
+		if (!ok) return 0;
+		switch (fl[i].op) {
+		case F_EQ: if (r != 0) return 0; break;
+		case F_GTE: if (r < 0) return 0; break;
+		case F_GT: if (r <= 0) return 0; break;
+		case F_LTE: if (r > 0) return 0; break;
+		case F_LT: if (r >= 0) return 0; break;
+		}
+	}
+	return 1;
+}
+
+static int split_csv(char *s, char **out, int max)
+{
+	int n = 0;
+	char *save = NULL;
+	for (char *t = strtok_r(s, ",", &save); t && n < max; t = strtok_r(NULL, ",", &save)) {
+		while (*t == ' ') t++;
+		if (*t) out[n++] = t;
+	}
+	return n;
+}
+
+/* absolute URL of this request with paging param replaced */
+static char *next_url(struct evhttp_request *req, const char *pname, const char *pval)
+{
+	const char *uri = evhttp_request_get_uri(req);
+	const char *q = strchr(uri, '?');
+	size_t plen = q ? (size_t)(q - uri) : strlen(uri);
+	struct evbuffer *b = evbuffer_new();
+	evbuffer_add_printf(b, "http://127.0.0.1:%d", g_port);
+	evbuffer_add(b, uri, plen);
+	evbuffer_add(b, "?", 1);
+	int first = 1;
+	if (q) {
+		char *qs = xstrdup(q + 1), *save = NULL;
+		for (char *t = strtok_r(qs, "&", &save); t; t = strtok_r(NULL, "&", &save)) {
+			size_t nl = strcspn(t, "=");
+			if ((nl == 5 && !strncmp(t, "_page", 5)) || (nl == 7 && !strncmp(t, "_offset", 7)) ||
+			    (nl == 7 && !strncmp(t, "_cursor", 7)))
+				continue;
+			evbuffer_add_printf(b, "%s%s", first ? "" : "&", t);
+			first = 0;
+		}
+		free(qs);
+	}
+	evbuffer_add_printf(b, "%s%s=%s", first ? "" : "&", pname, pval);
+	size_t len = evbuffer_get_length(b);
+	char *s = xmalloc(len + 1);
+	evbuffer_remove(b, s, len);
+	s[len] = 0;
+	evbuffer_free(b);
+	return s;
+}
+
+static int parse_long(const char *s, long *out)
+{
+	char *end;
+	if (!s || !*s) return 0;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (*end || errno) return 0;
+	*out = v;
+	return 1;
+}
+
+/* returns HTTP code; fills buf */
+static int do_list(coll_t *c, struct evhttp_request *req, struct evbuffer *out)
+{
+	struct evkeyvalq q;
+	TAILQ_INIT(&q);
+	const char *qs = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	if (qs && evhttp_parse_query_str(qs, &q) < 0) {
+		buf_json(out, json_pack("{ss}", "error", "bad query"));
+		return 400;
+	}
+	filter_t fl[MAXFILTERS];
+	int nfl = 0, code = 200;
+	char *sortf[MAXSORT], *orders[MAXSORT];
+	int desc[MAXSORT] = { 0 }, nsort = 0, nord = 0;
+	char *sortdup = NULL, *orddup = NULL;
+	long limit = -1, page = -1, offset = -1;
+	const char *cursor = NULL;
+	int envelope = 0;
+	json_t *err = NULL;
+	struct evkeyval *kv;
+	TAILQ_FOREACH(kv, &q, next) {
+		const char *k = kv->key, *v = kv->value;
+		if (k[0] == '_') {
+			if (!strcmp(k, "_sort")) { free(sortdup); sortdup = xstrdup(v); nsort = split_csv(sortdup, sortf, MAXSORT); }
+			else if (!strcmp(k, "_order")) { free(orddup); orddup = xstrdup(v); nord = split_csv(orddup, orders, MAXSORT); }
+			else if (!strcmp(k, "_limit")) { if (!parse_long(v, &limit) || limit < 0) err = err_json("bad _limit"); }
+			else if (!strcmp(k, "_page")) { if (!parse_long(v, &page) || page < 1) err = err_json("bad _page"); }
+			else if (!strcmp(k, "_offset")) { if (!parse_long(v, &offset) || offset < 0) err = err_json("bad _offset"); }
+			else if (!strcmp(k, "_cursor")) cursor = v;
+			else if (!strcmp(k, "_envelope")) envelope = strcmp(v, "0") && strcmp(v, "false");
+			if (err) break;
+			continue;
+		}
+		if (nfl >= MAXFILTERS) { err = err_json("too many filters"); break; }
+		size_t kl = strlen(k);
+		static const struct { const char *suf; int op; } sufs[] = {
+			{ "_gte", F_GTE }, { "_lte", F_LTE }, { "_gt", F_GT }, { "_lt", F_LT } };
+		int op = F_EQ;
+		size_t fl_len = kl;
+		for (size_t i = 0; i < sizeof sufs / sizeof sufs[0]; i++) {
+			size_t sl = strlen(sufs[i].suf);
+			if (kl > sl && !strcmp(k + kl - sl, sufs[i].suf)) { op = sufs[i].op; fl_len = kl - sl; break; }
+		}
+		fl[nfl].field = strndup(k, fl_len);
+		fl[nfl].op = op;
+		fl[nfl].val = v;
+		nfl++;
+	}
+	long off = 0;
+	const char *style = "_page";
+	if (!err && cursor) {
+		style = "_cursor";
+		if (cursor[0] != 'c' || !parse_long(cursor + 1, &off) || off < 0) err = err_json("bad _cursor");
+	} else if (!err && offset >= 0) {
+		style = "_offset";
+		off = offset;
+	} else if (!err && page >= 1 && limit >= 0) {
+		off = (page - 1) * limit;
+	}
+	if (err) {
+		buf_json(out, err);
+		json_decref(err);
+		code = 400;
+		goto done;
+	}
+	for (int i = 0; i < nsort; i++)
+		desc[i] = i < nord && !strcasecmp(orders[i], "desc");
+	sortc_t *s = get_sort(c, nsort, sortf, desc);
+
+	/* filtered-result cache key: sort spec + filters */
+	struct evbuffer *fk = evbuffer_new();
+	evbuffer_add_printf(fk, "%s\x03", s->spec);
+	for (int i = 0; i < nfl; i++) evbuffer_add_printf(fk, "%s\x02%d\x02%s\x01", fl[i].field, fl[i].op, fl[i].val);
+	evbuffer_add(fk, "", 1);
+	char *fspec = (char *)evbuffer_pullup(fk, -1);
+	if (!c->fspec || strcmp(c->fspec, fspec)) {
+		free(c->fspec); free(c->fres);
+		c->fspec = xstrdup(fspec);
+		c->fres = xcalloc(s->n, sizeof(json_t *));
+		c->fn = 0;
+		size_t start = 0;
+		/* seek: first sort field ascending with a lower bound filter on it */
+		if (s->nf > 0 && !s->desc[0]) {
+			for (int i = 0; i < nfl; i++) {
+				if (strcmp(fl[i].field, s->fields[0]) || (fl[i].op != F_GTE && fl[i].op != F_GT)) continue;
+				size_t lo = 0, hi = s->n;
+				while (lo < hi) {
+					size_t mid = lo + (hi - lo) / 2;
+					int ok, r = cmp_filter(s->ent[mid].v[0], fl[i].val, &ok);
+					int pass = ok && (fl[i].op == F_GTE ? r >= 0 : r > 0);
+					if (pass) hi = mid; else lo = mid + 1;
+				}
+				if (lo > start) start = lo;
+			}
+		}
+		for (size_t i = start; i < s->n; i++)
+			if (rec_match(s->ent[i].rec, fl, nfl)) c->fres[c->fn++] = s->ent[i].rec;
+	}
+	evbuffer_free(fk);
+
+	size_t total = c->fn;
+	size_t b0 = (size_t)off < total ? (size_t)off : total;
+	size_t e0 = total;
+	if (limit >= 0 && (size_t)limit < total - b0) e0 = b0 + (size_t)limit;
+	int has_next = limit > 0 && e0 < total;
+	char *nurl = NULL, tok[48];
+	snprintf(tok, sizeof tok, "c%zu", e0);
+	if (has_next) {
+		char pv[48];
+		if (!strcmp(style, "_cursor")) snprintf(pv, sizeof pv, "%s", tok);
+		else if (!strcmp(style, "_offset")) snprintf(pv, sizeof pv, "%zu", e0);
+		else snprintf(pv, sizeof pv, "%ld", (page >= 1 ? page : 1) + 1);
+		nurl = next_url(req, style, pv);
+		struct evbuffer *lb = evbuffer_new();
+		evbuffer_add_printf(lb, "<%s>; rel=\"next\"", nurl);
+		evbuffer_add(lb, "", 1);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Link", (char *)evbuffer_pullup(lb, -1));
+		evbuffer_free(lb);
+	}
+	if (envelope) evbuffer_add_printf(out, "{\"data\":");
+	evbuffer_add(out, "[", 1);
+	for (size_t i = b0; i < e0; i++) {
+		if (i > b0) evbuffer_add(out, ",", 1);
+		buf_json(out, c->fres[i]);
+	}
+	evbuffer_add(out, "]", 1);
+	if (envelope) {
+		json_t *nx = has_next ? json_string(tok) : json_null();
+		json_t *nu = has_next ? json_string(nurl) : json_null();
+		evbuffer_add_printf(out, ",\"next\":");
+		buf_json(out, nx);
+		evbuffer_add_printf(out, ",\"next_url\":");
+		buf_json(out, nu);
+		evbuffer_add_printf(out, ",\"total\":%zu}", total);
+		json_decref(nx); json_decref(nu);
+	}
+	free(nurl);
+done:
+	for (int i = 0; i < nfl; i++) free(fl[i].field);
+	free(sortdup); free(orddup);
+	evhttp_clear_headers(&q);
+	return code;
+}
+
+/* --------------------------------------------------------- destination */
+
+/* create one record from obj (borrowed); returns status, *res = result (new ref) */
+static int create_one(coll_t *c, json_t *obj, json_t **stored)
+{
+	*stored = NULL;
+	if (!json_is_object(obj)) return 400;
+	json_t *kv = json_object_get(obj, c->keyf);
+	char *k;
+	json_t *rec = json_deep_copy(obj);
+	if (!kv || json_is_null(kv)) {
+		char kb[64];
+		int tries = 0;
+		do { snprintf(kb, sizeof kb, "D-%lld", c->dnext++); } while (json_object_get(c->recs, kb) && ++tries < 1000000);
+		json_object_set_new(rec, c->keyf, json_string(kb));
+		k = xstrdup(kb);
+	} else {
+		k = keytext(kv);
+		if (!k) { json_decref(rec); return 400; }
+	}
+	json_t *old = json_object_get(c->recs, k);
+	int status = 201;
+	if (old) {
+		if (c->post_conflict) { json_decref(rec); free(k); return 409; }
+		status = 200;
+		json_t *oe = json_object_get(old, "erpId");
+		json_object_set_new(rec, "erpId", oe ? json_incref(oe) : json_integer(c->erp_next++));
+	} else {
+		json_object_set_new(rec, "erpId", json_integer(c->erp_next++));
+	}
+	put_record(c, k, json_incref(rec));
+	count_key(c->deliv, k);
+	c->total_deliv++;
+	free(k);
+	*stored = rec;
+	return status;
+}
+
+static int do_api(coll_t *c, int m, const char *key, json_t *body, const char *berr,
+                  struct evhttp_request *req, struct evbuffer *out, int *is_list)
+{
+	json_t *rec;
+	*is_list = 0;
+	if ((m == M_PUT || m == M_POST || m == M_PATCH) && !body) {
+		json_t *e = err_json("invalid JSON body: %s", berr ? berr : "empty");
+		buf_json(out, e); json_decref(e);
+		return 400;
+	}
+	switch (m) {
+	case M_GET:
+		if (!key) { *is_list = 1; return do_list(c, req, out); }
+		rec = json_object_get(c->recs, key);
+		if (!rec) { buf_json(out, json_pack("{ss}", "error", "not found")); return 404; }
+		buf_json(out, rec);
+		return 200;
+	case M_PUT: {
+		if (!key) { json_t *e = err_json("PUT needs a key in the URL"); buf_json(out, e); json_decref(e); return 405; }
+		if (!json_is_object(body)) { json_t *e = err_json("body must be a JSON object"); buf_json(out, e); json_decref(e); return 400; }
+		if (c->put_req_existing && !json_object_get(c->recs, key)) { buf_json(out, json_pack("{ss}", "error", "not found")); return 404; }
+		rec = json_deep_copy(body);
+		if (!json_object_get(rec, c->keyf)) json_object_set_new(rec, c->keyf, json_string(key));
+		put_record(c, key, json_incref(rec));
+		count_key(c->deliv, key);
+		c->total_deliv++;
+		buf_json(out, rec);
+		json_decref(rec);
+		return 200;
+	}
+	case M_POST: {
+		if (key) { json_t *e = err_json("POST goes to the collection URL"); buf_json(out, e); json_decref(e); return 405; }
+		if (json_is_array(body)) {
+			json_t *res = json_array(), *item;
+			size_t i;
+			json_array_foreach(body, i, item) {
+				json_t *st;
+				int s = create_one(c, item, &st);
+				json_t *r = json_pack("{si}", "status", s);
+				if (st) {
+					json_object_set(r, "id", json_object_get(st, c->keyf));
+					json_object_set(r, "erpId", json_object_get(st, "erpId"));
+					json_decref(st);
+				} else {
+					json_object_set_new(r, "error", json_string(s == 409 ? "exists" : "item must be a JSON object with a usable key"));
+				}
+				json_array_append_new(res, r);
+			}
+			buf_json(out, res);
+			json_decref(res);
+			return 200;
+		}
+		json_t *st;
+		int s = create_one(c, body, &st);
+		if (!st) {
+			json_t *e = err_json(s == 409 ? "exists" : "body must be a JSON object (or array of objects)");
+			buf_json(out, e); json_decref(e);
+			return s;
+		}
+		buf_json(out, st);
+		json_decref(st);
+		return s;
+	}
+	case M_PATCH:
+		if (!key) { json_t *e = err_json("PATCH needs a key in the URL"); buf_json(out, e); json_decref(e); return 405; }
+		if (!json_is_object(body)) { json_t *e = err_json("body must be a JSON object"); buf_json(out, e); json_decref(e); return 400; }
+		rec = json_object_get(c->recs, key);
+		if (!rec) { buf_json(out, json_pack("{ss}", "error", "not found")); return 404; }
+		json_object_update(rec, body);
+		rec_replaced(c, rec, rec);
+		count_key(c->patches, key);
+		buf_json(out, rec);
+		return 200;
+	case M_DELETE:
+		if (!key) { json_t *e = err_json("DELETE needs a key in the URL"); buf_json(out, e); json_decref(e); return 405; }
+		if (json_object_del(c->recs, key) != 0) { buf_json(out, json_pack("{ss}", "error", "not found")); return 404; }
+		coll_changed(c);
+		return 204;
+	default: {
+		json_t *e = err_json("method not allowed"); buf_json(out, e); json_decref(e);
+		return 405;
+	}
+	}
+}
+
+/* ------------------------------------------------------------ API flow */
+
+typedef struct rq {
+	struct evhttp_request *req;
+	char *coll, *key;
+	int m;
+	json_t *body;
+	char berr[256];
+	int status, truncate;
+	long retry_after;
+	char *fbody;
+	struct event *tev;
+} rq_t;
+
+static int key_in(json_t *keys, const char *k)
+{
+	size_t i;
+	json_t *v;
+	if (!k) return 0;
+	json_array_foreach(keys, i, v)
+		if (!strcmp(json_string_value(v), k)) return 1;
+	return 0;
+}
+
+static fault_t *match_fault(rq_t *r, coll_t *c)
+{
+	for (fault_t *f = faults; f; f = f->next) {
+		if (f->times == 0) continue;
+		if (strcmp(f->method, "*") && strcmp(f->method, mnames[r->m])) continue;
+		if (f->coll && strcmp(f->coll, r->coll)) continue;
+		if (f->keys) {
+			int hit = 0;
+			if (r->key) hit = key_in(f->keys, r->key);
+			else if (r->m == M_POST && r->body) {
+				json_t *items = json_is_array(r->body) ? r->body : NULL, *it;
+				size_t i;
+				if (!items) {
+					char *k = keytext(json_object_get(r->body, c->keyf));
+					hit = key_in(f->keys, k);
+					free(k);
+				} else json_array_foreach(items, i, it) {
+					char *k = keytext(json_object_get(it, c->keyf));
+					hit = key_in(f->keys, k);
+					free(k);
+					if (hit) break;
+				}
+			}
+			if (!hit) continue;
+		}
+		return f;
+	}
+	return NULL;
+}
+
+static void rq_finish(rq_t *r)
+{
+	struct evhttp_request *req = r->req;
+	coll_t *c = coll_get(r->coll);
+	struct evbuffer *out = evbuffer_new();
+	int code, is_list = 0;
+	if (r->status) {
+		code = r->status;
+		if (r->fbody) evbuffer_add(out, r->fbody, strlen(r->fbody));
+		else evbuffer_add_printf(out, "{\"error\":\"injected %d\"}", code);
+		if (r->retry_after >= 0) {
+			char ra[32];
+			snprintf(ra, sizeof ra, "%ld", r->retry_after);
+			evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
+		}
+	} else {
+		code = do_api(c, r->m, r->key, r->body, r->berr, req, out, &is_list);
+		if (r->retry_after >= 0) {
+			char ra[32];
+			snprintf(ra, sizeof ra, "%ld", r->retry_after);
+			evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
+		}
+	}
+	send_buf(req, code, out, r->truncate && !r->status);
+	if (c->inflight > 0) c->inflight--;
+	if (is_list && code == 200) {
+		c->list_gets++;
+		/* one-shot triggers */
+		trigger_t **pp = &c->trig;
+		while (*pp) {
+			trigger_t *t = *pp;
+			if (++t->seen >= t->after) {
+				*pp = t->next;
+				t->next = NULL;
+				run_mutation(c, t->touch, t->insert, t->field, t->extra);
+				if (!g_quiet) fprintf(stderr, "sampleapp: mutate %s: touched %ld, inserted %ld\n", c->name, t->touch, t->insert);
+				trig_free(t);
+			} else pp = &t->next;
+		}
+	}
+	if (r->tev) event_free(r->tev);
+	json_decref(r->body);
+	free(r->coll); free(r->key); free(r->fbody);
+	free(r);
+}
+
+static void rq_timer(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd; (void)ev;
+	rq_finish(arg);
+}
+
+static int method_of(struct evhttp_request *req)
+{
+	switch (evhttp_request_get_command(req)) {
+	case EVHTTP_REQ_GET: return M_GET;
+	case EVHTTP_REQ_PUT: return M_PUT;
+	case EVHTTP_REQ_POST: return M_POST;
+	case EVHTTP_REQ_PATCH: return M_PATCH;
+	case EVHTTP_REQ_DELETE: return M_DELETE;
+	default: return M_OTHER;
+	}
+}
+
+static json_t *read_body(struct evhttp_request *req, char *errbuf, size_t errlen)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	if (!len) { snprintf(errbuf, errlen, "empty body"); return NULL; }
+	const char *p = (const char *)evbuffer_pullup(in, -1);
+	json_error_t e;
+	json_t *j = json_loadb(p, len, JSON_DECODE_ANY, &e);
+	if (!j) snprintf(errbuf, errlen, "line %d: %s", e.line, e.text);
+	return j;
+}
+
+static void api_cb(struct evhttp_request *req, const char *path)
+{
+	/* path = after "/api/" */
+	const char *slash = strchr(path, '/');
+	char *cn = slash ? strndup(path, (size_t)(slash - path)) : xstrdup(path);
+	char *coll = evhttp_uridecode(cn, 0, NULL);
+	free(cn);
+	char *key = NULL;
+	if (slash && slash[1]) key = evhttp_uridecode(slash + 1, 0, NULL);
+	if (!coll || !*coll) {
+		free(coll); free(key);
+		send_json(req, 404, err_json("no collection in path"));
+		return;
+	}
+	rq_t *r = xcalloc(1, sizeof *r);
+	r->req = req;
+	r->coll = coll;
+	r->key = key;
+	r->m = method_of(req);
+	r->retry_after = -1;
+	if (r->m == M_PUT || r->m == M_POST || r->m == M_PATCH)
+		r->body = read_body(req, r->berr, sizeof r->berr);
+	coll_t *c = coll_get(coll);
+	c->req[r->m]++;
+	if (++c->inflight > c->max_inflight) c->max_inflight = c->inflight;
+	fault_t *f = match_fault(r, c);
+	long delay = 0;
+	if (f) {
+		if (f->times > 0) f->times--;
+		r->status = f->status;
+		r->truncate = f->truncate;
+		r->retry_after = f->retry_after;
+		r->fbody = f->body ? xstrdup(f->body) : NULL;
+		delay = f->delay_ms;
+	}
+	if (delay > 0) {
+		struct timeval tv = { delay / 1000, (delay % 1000) * 1000 };
+		r->tev = evtimer_new(base, rq_timer, r);
+		evtimer_add(r->tev, &tv);
+		return;
+	}
+	rq_finish(r);
+}
+
+/* --------------------------------------------------------------- control */
+
+static const char *jstr(json_t *o, const char *k, const char *def)
+{
+	json_t *v = json_object_get(o, k);
+	return json_is_string(v) ? json_string_value(v) : def;
+}
+static long long jint(json_t *o, const char *k, long long def)
+{
+	json_t *v = json_object_get(o, k);
+	if (json_is_integer(v)) return json_integer_value(v);
+	if (json_is_real(v)) return (long long)json_real_value(v);
+	if (json_is_string(v)) { long x; if (parse_long(json_string_value(v), &x)) return x; }
+	return def;
+}
+static int jbool(json_t *o, const char *k, int def)
+{
+	json_t *v = json_object_get(o, k);
+	if (json_is_boolean(v)) return json_is_true(v);
+	if (json_is_integer(v)) return json_integer_value(v) != 0;
+	return def;
+}
+
+static void fault_free(fault_t *f)
+{
+	free(f->coll); json_decref(f->keys); free(f->body); free(f);
+}
+
+static json_t *fault_json(fault_t *f)
+{
+	json_t *o = json_pack("{ss si sI sI sb sI}", "method", f->method, "status", f->status,
+	                      "times", (json_int_t)f->times, "delay_ms", (json_int_t)f->delay_ms,
+	                      "truncate", f->truncate, "retry_after", (json_int_t)f->retry_after);
+	json_object_set_new(o, "coll", f->coll ? json_string(f->coll) : json_null());
+	if (f->keys) json_object_set(o, "keys", f->keys);
+	if (f->body) json_object_set_new(o, "body", json_string(f->body));
+	return o;
+}
+
+/* coll name from query (?coll=) or body */
+static char *ctl_coll(struct evhttp_request *req, json_t *body)
+{
+	const char *qs = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	char *res = NULL;
+	if (qs) {
+		struct evkeyvalq q;
+		TAILQ_INIT(&q);
+		if (evhttp_parse_query_str(qs, &q) == 0) {
+			const char *v = evhttp_find_header(&q, "coll");
+			if (v && *v) res = xstrdup(v);
+		}
+		evhttp_clear_headers(&q);
+	}
+	if (!res && json_is_object(body) && jstr(body, "coll", NULL)) res = xstrdup(jstr(body, "coll", NULL));
+	return res;
+}
+
+static const char *qparam(struct evhttp_request *req, const char *name, char *buf, size_t len)
+{
+	const char *qs = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	const char *res = NULL;
+	if (qs) {
+		struct evkeyvalq q;
+		TAILQ_INIT(&q);
+		if (evhttp_parse_query_str(qs, &q) == 0) {
+			const char *v = evhttp_find_header(&q, name);
+			if (v) { snprintf(buf, len, "%s", v); res = buf; }
+		}
+		evhttp_clear_headers(&q);
+	}
+	return res;
+}
+
+static void ctl_cb(struct evhttp_request *req, const char *what)
+{
+	int m = method_of(req);
+	char berr[256] = "";
+	json_t *body = NULL;
+	if (m == M_POST || m == M_PUT) {
+		if (evbuffer_get_length(evhttp_request_get_input_buffer(req))) {
+			body = read_body(req, berr, sizeof berr);
+			if (!body) { send_json(req, 400, err_json("invalid JSON body: %s", berr)); return; }
+		}
+	}
+	char *cname = ctl_coll(req, body);
+	json_t *res = NULL;
+	int code = 200;
+
+	if (!strcmp(what, "fault")) {
+		if (m == M_DELETE) {
+			int n = 0;
+			fault_t **pp = &faults;
+			while (*pp) {
+				fault_t *f = *pp;
+				if (!cname || (f->coll && !strcmp(f->coll, cname))) { *pp = f->next; fault_free(f); n++; }
+				else pp = &f->next;
+			}
+			res = json_pack("{si}", "removed", n);
+		} else if (m == M_GET) {
+			res = json_array();
+			for (fault_t *f = faults; f; f = f->next) json_array_append_new(res, fault_json(f));
+		} else if (m == M_POST && json_is_object(body)) {
+			fault_t *f = xcalloc(1, sizeof *f);
+			f->coll = cname ? xstrdup(cname) : NULL;
+			snprintf(f->method, sizeof f->method, "%s", jstr(body, "method", "*"));
+			for (char *p = f->method; *p; p++) if (*p >= 'a' && *p <= 'z') *p -= 32;
+			f->status = (int)jint(body, "status", 0);
+			f->times = jint(body, "times", -1);
+			f->delay_ms = jint(body, "delay_ms", 0);
+			f->truncate = jbool(body, "truncate", 0);
+			f->retry_after = jint(body, "retry_after", -1);
+			json_t *b = json_object_get(body, "body");
+			if (json_is_string(b)) f->body = xstrdup(json_string_value(b));
+			else if (b) f->body = json_dumps(b, DUMPF);
+			json_t *ks = json_object_get(body, "keys");
+			if (json_is_array(ks)) {
+				f->keys = json_array();
+				size_t i;
+				json_t *v;
+				json_array_foreach(ks, i, v) {
+					char *t = keytext(v);
+					if (t) json_array_append_new(f->keys, json_string(t));
+					free(t);
+				}
+			}
+			if (f->status && (f->status < 100 || f->status > 599)) {
+				fault_free(f);
+				code = 400; res = err_json("bad status");
+			} else {
+				fault_t **pp = &faults;
+				int n = 1;
+				while (*pp) { pp = &(*pp)->next; n++; }
+				*pp = f;
+				res = json_pack("{sbsi}", "ok", 1, "rules", n);
+			}
+		} else { code = 400; res = err_json("POST a JSON object, or DELETE"); }
+	} else if (!strcmp(what, "mutate") && m == M_POST) {
+		if (!cname || !json_is_object(body)) { code = 400; res = err_json("need coll"); }
+		else {
+			coll_t *c = coll_get(cname);
+			trigger_t *t = xcalloc(1, sizeof *t);
+			t->after = jint(body, "after_gets", 1);
+			t->touch = jint(body, "touch", 0);
+			t->insert = jint(body, "insert", 0);
+			t->field = xstrdup(jstr(body, "field", "updatedAt"));
+			json_t *ex = json_object_get(body, "extra");
+			t->extra = json_is_object(ex) ? json_incref(ex) : NULL;
+			if (t->after <= 0) {
+				run_mutation(c, t->touch, t->insert, t->field, t->extra);
+				trig_free(t);
+				res = json_pack("{sbsb}", "ok", 1, "applied", 1);
+			} else {
+				trigger_t **pp = &c->trig;
+				while (*pp) pp = &(*pp)->next;
+				*pp = t;
+				res = json_pack("{sbsb}", "ok", 1, "applied", 0);
+			}
+		}
+	} else if (!strcmp(what, "gen") && m == M_POST) {
+		long long n = body ? jint(body, "n", 0) : 0;
+		if (!cname || n < 0 || n > MAX_GEN) { code = 400; res = err_json("need coll and 0 <= n <= %ld", MAX_GEN); }
+		else {
+			coll_t *c = coll_get(cname);
+			const char *kf = jstr(body, "key", c->keyf);
+			char *kfd = xstrdup(kf);
+			free(c->keyf); c->keyf = kfd;
+			const char *field = jstr(body, "field", "updatedAt");
+			const char *fmt = jstr(body, "format", "rfc3339");
+			int epoch = !strcmp(fmt, "epoch_ms");
+			long long start = 0;
+			json_t *sv = json_object_get(body, "start");
+			if (json_is_integer(sv)) start = json_integer_value(sv);
+			else if (!parse_rfc3339(jstr(body, "start", "2026-01-01T00:00:00.000Z"), &start)) {
+				code = 400; res = err_json("bad start");
+			}
+			if (!res) {
+				long long step = jint(body, "step_ms", 1000), ties = jint(body, "ties", 0),
+				          tie_at = jint(body, "tie_at", 0);
+				json_t *ex = json_object_get(body, "extra");
+				json_decref(c->extra);
+				c->extra = json_is_object(ex) ? json_incref(ex) : NULL;
+				coll_changed(c);
+				json_decref(c->recs);
+				c->recs = json_object();
+				for (long long i = 1; i <= n; i++) {
+					json_t *rec = json_object();
+					char kb[32];
+					snprintf(kb, sizeof kb, "%lld", i);
+					json_object_set_new(rec, c->keyf, json_integer(i));
+					gen_fields(rec, i);
+					long long ti = (ties > 0 && i >= tie_at && i < tie_at + ties) ? tie_at : i;
+					json_object_set_new(rec, field, fmt_ts(start + ti * step, epoch));
+					if (c->extra) json_object_update(rec, c->extra);
+					json_object_set_new(c->recs, kb, rec);
+				}
+				res = json_pack("{sI}", "count", (json_int_t)n);
+			}
+		}
+	} else if (!strcmp(what, "load") && m == M_POST) {
+		char kb[256];
+		const char *kf = qparam(req, "key", kb, sizeof kb);
+		if (!cname || !json_is_array(body)) { code = 400; res = err_json("need ?coll= and a JSON array body"); }
+		else {
+			coll_t *c = coll_get(cname);
+			if (kf && *kf) { free(c->keyf); c->keyf = xstrdup(kf); }
+			json_t *nr = json_object(), *it;
+			size_t i;
+			json_array_foreach(body, i, it) {
+				char *k = json_is_object(it) ? keytext(json_object_get(it, c->keyf)) : NULL;
+				if (!k) { code = 400; res = err_json("item %zu: not an object with key field \"%s\"", i, c->keyf); break; }
+				json_object_set(nr, k, it);
+				free(k);
+			}
+			if (code == 200) {
+				coll_changed(c);
+				json_decref(c->recs);
+				c->recs = nr;
+				res = json_pack("{sI}", "count", (json_int_t)json_object_size(nr));
+			} else json_decref(nr);
+		}
+	} else if (!strcmp(what, "update") && m == M_POST) {
+		coll_t *c = cname ? coll_find(cname) : NULL;
+		char *k = json_is_object(body) ? keytext(json_object_get(body, "key")) : NULL;
+		json_t *rec = c && k ? json_object_get(c->recs, k) : NULL;
+		if (!rec) { code = 404; res = err_json("not found"); }
+		else {
+			json_t *set = json_object_get(body, "set");
+			const char *tf = jstr(body, "touch_field", NULL);
+			long long mx = 0;
+			int epoch = 0;
+			if (tf) max_ts(c, tf, &mx, &epoch);
+			if (json_is_object(set)) json_object_update(rec, set);
+			if (tf) json_object_set_new(rec, tf, fmt_ts(mx + 1, epoch));
+			rec_replaced(c, rec, rec);
+			res = json_incref(rec);
+		}
+		free(k);
+	} else if (!strcmp(what, "coll") && m == M_POST) {
+		if (!cname) { code = 400; res = err_json("need coll"); }
+		else {
+			coll_t *c = coll_get(cname);
+			const char *kf = jstr(body, "key", NULL);
+			if (kf && *kf && strcmp(kf, c->keyf)) { free(c->keyf); c->keyf = xstrdup(kf); coll_changed(c); }
+			c->put_req_existing = jbool(body, "put_requires_existing", c->put_req_existing);
+			c->post_conflict = jbool(body, "post_conflict", c->post_conflict);
+			res = json_pack("{sssssbsb}", "coll", c->name, "key", c->keyf,
+			                "put_requires_existing", c->put_req_existing, "post_conflict", c->post_conflict);
+		}
+	} else if (!strcmp(what, "dump") && m == M_GET) {
+		coll_t *c = cname ? coll_find(cname) : NULL;
+		if (!c) res = json_array();
+		else {
+			/* stream it */
+			free(cname);
+			sortc_t *s = key_sort(c);
+			struct evbuffer *out = evbuffer_new();
+			evbuffer_add(out, "[", 1);
+			for (size_t i = 0; i < s->n; i++) {
+				if (i) evbuffer_add(out, ",", 1);
+				buf_json(out, s->ent[i].rec);
+			}
+			evbuffer_add(out, "]", 1);
+			send_buf(req, 200, out, 0);
+			return;
+		}
+	} else if (!strcmp(what, "stats") && m == M_GET) {
+		if (!cname) { code = 400; res = err_json("need coll"); }
+		else {
+			coll_t *c = coll_get(cname);
+			json_t *rq = json_object();
+			for (int i = 0; i < M_N; i++) json_object_set_new(rq, mnames[i], json_integer(c->req[i]));
+			res = json_pack("{sIsosIsOsOsIsIsIss}", "count", (json_int_t)json_object_size(c->recs),
+			                "requests", rq, "list_gets", (json_int_t)c->list_gets,
+			                "deliveries", c->deliv, "patches", c->patches,
+			                "total_deliveries", (json_int_t)c->total_deliv,
+			                "max_inflight", (json_int_t)c->max_inflight, "inflight", (json_int_t)c->inflight,
+			                "key", c->keyf);
+		}
+	} else if (!strcmp(what, "reset_stats") && m == M_POST) {
+		for (coll_t *c = colls; c; c = c->next)
+			if (!cname || !strcmp(cname, c->name)) reset_stats(c);
+		res = json_pack("{sb}", "ok", 1);
+	} else if (!strcmp(what, "reset") && m == M_POST) {
+		while (colls) { coll_t *n = colls->next; coll_free(colls); colls = n; }
+		while (faults) { fault_t *n = faults->next; fault_free(faults); faults = n; }
+		res = json_pack("{sb}", "ok", 1);
+	} else {
+		code = 404;
+		res = err_json("unknown control endpoint or method: %s", what);
+	}
+	free(cname);
+	json_decref(body);
+	send_json(req, code, res);
+}
+
+static void gen_cb(struct evhttp_request *req, void *arg)
+{
+	(void)arg;
+	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	if (!path) path = "/";
+	if (!strncmp(path, "/api/", 5)) api_cb(req, path + 5);
+	else if (!strncmp(path, "/_ctl/", 6)) ctl_cb(req, path + 6);
+	else if (!strcmp(path, "/healthz")) send_json(req, 200, json_pack("{sb}", "ok", 1));
+	else send_json(req, 404, err_json("no such path"));
+}
+
+static void sig_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd; (void)ev; (void)arg;
+	event_base_loopbreak(base);
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: sampleapp [-p PORT] [--port-file FILE] [-q]\n");
+	exit(64);
+}
+
+int main(int argc, char **argv)
+{
+	int port = 0;
+	const char *port_file = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-p") && i + 1 < argc) {
+			long p;
+			if (!parse_long(argv[++i], &p) || p < 0 || p > 65535) usage();
+			port = (int)p;
+		} else if (!strcmp(argv[i], "--port-file") && i + 1 < argc) port_file = argv[++i];
+		else if (!strncmp(argv[i], "--port-file=", 12)) port_file = argv[i] + 12;
+		else if (!strcmp(argv[i], "-q")) g_quiet = 1;
+		else usage();
+	}
+	signal(SIGPIPE, SIG_IGN);
+	base = event_base_new();
+	if (!base) { fprintf(stderr, "sampleapp: event_base_new failed\n"); return 1; }
+	struct evhttp *http = evhttp_new(base);
+	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_PATCH |
+	                                 EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
+	evhttp_set_max_body_size(http, (ev_ssize_t)1 << 30);
+	evhttp_set_timeout(http, 120);
+	evhttp_set_gencb(http, gen_cb, NULL);
+	struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(http, "127.0.0.1", (ev_uint16_t)port);
+	if (!bs) { fprintf(stderr, "sampleapp: cannot bind 127.0.0.1:%d: %s\n", port, strerror(errno)); return 1; }
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof sin;
+	if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sin, &sl) != 0) { perror("getsockname"); return 1; }
+	g_port = ntohs(sin.sin_port);
+	if (port_file) {
+		size_t l = strlen(port_file) + 8;
+		char *tmp = xmalloc(l);
+		snprintf(tmp, l, "%s.tmp", port_file);
+		FILE *f = fopen(tmp, "w");
+		if (!f || fprintf(f, "%d\n", g_port) < 0 || fclose(f) != 0 || rename(tmp, port_file) != 0) {
+			fprintf(stderr, "sampleapp: cannot write %s: %s\n", port_file, strerror(errno));
+			return 1;
+		}
+		free(tmp);
+	}
+	printf("listening on 127.0.0.1:%d\n", g_port);
+	fflush(stdout);
+	struct event *s1 = evsignal_new(base, SIGTERM, sig_cb, NULL);
+	struct event *s2 = evsignal_new(base, SIGINT, sig_cb, NULL);
+	evsignal_add(s1, NULL);
+	evsignal_add(s2, NULL);
+	event_base_dispatch(base);
+	event_free(s1);
+	event_free(s2);
+	evhttp_free(http);
+	while (colls) { coll_t *n = colls->next; coll_free(colls); colls = n; }
+	while (faults) { fault_t *n = faults->next; fault_free(faults); faults = n; }
+	event_base_free(base);
+	return 0;
+}

@@ -1,0 +1,172 @@
+/* test_canon.c - canonical form, its hash, and record keys. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <xxhash.h>
+
+#include "canon.h"
+
+static json_t *
+load(const char *s)
+{
+	json_error_t	 e;
+	json_t		*j = json_loads(s, 0, &e);
+
+	if (j == NULL)
+		fail_msg("bad test JSON %s: %s", s, e.text);
+	return j;
+}
+
+static void
+hash_of(const char *js, char *const *fields, size_t nf, char *const *ex, size_t ne,
+    char out[CANON_HASH_LEN])
+{
+	json_t	*j = load(js);
+
+	canon_hash(j, fields, nf, ex, ne, out);
+	json_decref(j);
+}
+
+/* The hash canon_hash must give when the canonical text is exactly `text`. */
+static void
+expect_text(const char *text, char want[CANON_HASH_LEN])
+{
+	XXH128_hash_t	h = XXH3_128bits(text, strlen(text));
+
+	snprintf(want, CANON_HASH_LEN, "1:%016llx%016llx",
+	    (unsigned long long)h.high64, (unsigned long long)h.low64);
+}
+
+static void
+test_form(void **state)
+{
+	char	got[CANON_HASH_LEN], want[CANON_HASH_LEN];
+
+	/* keys sorted at every level, compact, UTF-8 kept */
+	hash_of("{ \"b\": [ 1, {\"z\": 1, \"y\": \"\\u00e9\"} ], \"a\": null,\n \"c\": 1.5 }",
+	    NULL, 0, NULL, 0, got);
+	expect_text("{\"a\":null,\"b\":[1,{\"y\":\"\xc3\xa9\",\"z\":1}],\"c\":1.5}", want);
+	assert_string_equal(got, want);
+	assert_int_equal(strlen(got), CANON_HASH_LEN - 1);
+	assert_memory_equal(got, "1:", 2);
+	/* pinned: a change of the canonical form must bump CANON_VERSION */
+	hash_of("{\"id\": 1, \"name\": \"x\"}", NULL, 0, NULL, 0, got);
+	expect_text("{\"id\":1,\"name\":\"x\"}", want);
+	assert_string_equal(got, want);
+	assert_string_equal(got, "1:159ba4620adc99da64aaea5321b3888c");
+}
+
+static void
+test_order_independent(void **state)
+{
+	char	a[CANON_HASH_LEN], b[CANON_HASH_LEN], c[CANON_HASH_LEN];
+
+	hash_of("{\"a\":1,\"b\":{\"x\":[1,2],\"y\":\"s\"}}", NULL, 0, NULL, 0, a);
+	hash_of("{\"b\":{\"y\":\"s\",\"x\":[1,2]},\"a\":1}", NULL, 0, NULL, 0, b);
+	assert_string_equal(a, b);
+	/* array order matters, values matter, types matter */
+	hash_of("{\"a\":1,\"b\":{\"x\":[2,1],\"y\":\"s\"}}", NULL, 0, NULL, 0, c);
+	assert_string_not_equal(a, c);
+	hash_of("{\"a\":\"1\",\"b\":{\"x\":[1,2],\"y\":\"s\"}}", NULL, 0, NULL, 0, c);
+	assert_string_not_equal(a, c);
+	hash_of("{\"a\":1,\"b\":{\"x\":[1,2],\"y\":\"t\"}}", NULL, 0, NULL, 0, c);
+	assert_string_not_equal(a, c);
+}
+
+static void
+test_exclude_fields(void **state)
+{
+	char		 a[CANON_HASH_LEN], b[CANON_HASH_LEN], want[CANON_HASH_LEN];
+	char		*ex[] = { "exported_at", "seq" };
+	char		*fields[] = { "id", "meta.price", "missing" };
+	json_t		*j;
+
+	hash_of("{\"id\":1,\"exported_at\":\"2024\",\"seq\":5}", NULL, 0, ex, 2, a);
+	hash_of("{\"id\":1,\"exported_at\":\"2025\",\"seq\":6}", NULL, 0, ex, 2, b);
+	assert_string_equal(a, b);
+	expect_text("{\"id\":1}", want);
+	assert_string_equal(a, want);
+	hash_of("{\"id\":1,\"exported_at\":\"2025\",\"seq\":6}", NULL, 0, NULL, 0, b);
+	assert_string_not_equal(a, b);
+
+	/* fields: a flat object keyed by path; missing ones left out */
+	hash_of("{\"id\":7,\"meta\":{\"price\":2,\"stock\":9},\"x\":1}", fields, 3, NULL,
+	    0, a);
+	expect_text("{\"id\":7,\"meta.price\":2}", want);
+	assert_string_equal(a, want);
+	hash_of("{\"x\":2,\"meta\":{\"stock\":1,\"price\":2},\"id\":7}", fields, 3, NULL,
+	    0, b);
+	assert_string_equal(a, b);
+
+	/* the record itself is not modified */
+	j = load("{\"id\":1,\"seq\":5}");
+	canon_hash(j, NULL, 0, ex, 2, a);
+	assert_non_null(json_object_get(j, "seq"));
+	json_decref(j);
+}
+
+static void
+test_record_key(void **state)
+{
+	char	*one[] = { "id" }, *two[] = { "tenant", "n.id" }, *out, *err;
+	json_t	*j;
+
+	j = load("{\"id\":\"A-42\",\"tenant\":\"t1\",\"n\":{\"id\":12345678901234},"
+	    "\"r\":1.5,\"b\":true,\"z\":null,\"o\":{}}");
+	assert_int_equal(record_key(j, one, 1, &out, &err), 0);
+	assert_string_equal(out, "A-42");
+	free(out);
+	assert_int_equal(record_key(j, two, 2, &out, &err), 0);
+	assert_string_equal(out, "[\"t1\",12345678901234]");
+	free(out);
+	one[0] = "n.id";
+	assert_int_equal(record_key(j, one, 1, &out, &err), 0);
+	assert_string_equal(out, "12345678901234");
+	free(out);
+	one[0] = "r";
+	assert_int_equal(record_key(j, one, 1, &out, &err), 0);
+	assert_string_equal(out, "1.5");
+	free(out);
+	one[0] = "b";
+	assert_int_equal(record_key(j, one, 1, &out, &err), -1);
+	assert_non_null(strstr(err, "'b'"));
+	assert_non_null(strstr(err, "boolean"));
+	free(err);
+	one[0] = "z";
+	assert_int_equal(record_key(j, one, 1, &out, &err), -1);
+	assert_non_null(strstr(err, "'z'"));
+	free(err);
+	one[0] = "o";
+	assert_int_equal(record_key(j, one, 1, &out, &err), -1);
+	assert_non_null(strstr(err, "object"));
+	free(err);
+	one[0] = "nope";
+	assert_int_equal(record_key(j, one, 1, &out, &err), -1);
+	assert_non_null(strstr(err, "no key field 'nope'"));
+	assert_null(out);
+	free(err);
+	two[1] = "nope";
+	assert_int_equal(record_key(j, two, 2, &out, &err), -1);
+	assert_non_null(strstr(err, "'nope'"));
+	free(err);
+	json_decref(j);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_form),
+		cmocka_unit_test(test_order_independent),
+		cmocka_unit_test(test_exclude_fields),
+		cmocka_unit_test(test_record_key),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

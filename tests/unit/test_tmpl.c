@@ -1,0 +1,365 @@
+/* test_tmpl.c - templates: compile errors, escaping per place, missing values, secrets. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "tmpl.h"
+
+static char	secrets[] = "/tmp/onesync-tmpl-XXXXXX";
+
+static struct tmpl *
+ok(const char *src, enum tmpl_place place, unsigned allowed)
+{
+	struct tmpl	*t;
+	char		*err;
+
+	if ((t = tmpl_compile(src, place, allowed, secrets, &err)) == NULL)
+		fail_msg("'%s' does not compile: %s", src, err);
+	assert_null(err);
+	return t;
+}
+
+/* Compile must fail with a message containing want. */
+static void
+bad(const char *src, enum tmpl_place place, unsigned allowed, const char *want)
+{
+	struct tmpl	*t;
+	char		*err = NULL;
+
+	t = tmpl_compile(src, place, allowed, secrets, &err);
+	if (t != NULL)
+		fail_msg("'%s' compiled", src);
+	assert_non_null(err);
+	if (strstr(err, want) == NULL)
+		fail_msg("'%s': error '%s' lacks '%s'", src, err, want);
+	free(err);
+}
+
+/* Render, expecting return r and (when r == 0) output want. */
+static void
+render(const struct tmpl *t, const struct tmpl_vals *v, bool redact, int r,
+    const char *want)
+{
+	struct buf	 b;
+	char		*err;
+	int		 got;
+
+	buf_init(&b);
+	buf_adds(&b, "<");
+	got = tmpl_render(t, v, redact, &b, &err);
+	if (got != r)
+		fail_msg("'%s' rendered %d, want %d (%s)", tmpl_source(t), got, r,
+		    err != NULL ? err : "no error");
+	if (r == 0)
+		assert_string_equal(b.data + 1, want);
+	else {
+		assert_string_equal(b.data, "<");	/* nothing appended */
+		if (r == -1) {
+			assert_non_null(err);
+			if (want != NULL && strstr(err, want) == NULL)
+				fail_msg("error '%s' lacks '%s'", err, want);
+		} else
+			assert_null(err);
+	}
+	free(err);
+	buf_free(&b);
+}
+
+static json_t *
+load(const char *s)
+{
+	json_t	*j = json_loads(s, 0, NULL);
+
+	assert_non_null(j);
+	return j;
+}
+
+static int
+setup(void **state)
+{
+	FILE	*f;
+	char	 path[128];
+
+	if (mkdtemp(secrets) == NULL)
+		return -1;
+	snprintf(path, sizeof path, "%s/token", secrets);
+	if ((f = fopen(path, "w")) == NULL)
+		return -1;
+	fputs("s3cr3t/+x\n", f);
+	fclose(f);
+	snprintf(path, sizeof path, "%s/crlf", secrets);
+	if ((f = fopen(path, "w")) == NULL)
+		return -1;
+	fputs("a\r\nInjected: yes", f);
+	fclose(f);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	char	path[128];
+
+	snprintf(path, sizeof path, "%s/token", secrets);
+	unlink(path);
+	snprintf(path, sizeof path, "%s/crlf", secrets);
+	unlink(path);
+	rmdir(secrets);
+	return 0;
+}
+
+static void
+test_compile_errors(void **state)
+{
+	bad("http://x/{{nope}}", TMPL_URL, TV_READ, "unknown placeholder {{nope}}");
+	bad("http://x/{{ record. }}", TMPL_URL, TV_WRITE, "unknown placeholder {{record.}}");
+	bad("http://x/{{}}", TMPL_URL, TV_READ, "unknown placeholder {{}}");
+	bad("http://x/{{key}}", TMPL_URL, TV_READ, "placeholder {{key}} is not valid here");
+	bad("{{dest.id}}", TMPL_BODY, TV_WRITE, "placeholder {{dest.id}} is not valid here");
+	bad("http://x/{{key", TMPL_URL, TV_WRITE, "unclosed '{{' at column 10");
+	bad("a {{key}} {{", TMPL_HEADER, TV_WRITE, "unclosed '{{' at column 11");
+	bad("{{secret:missing}}", TMPL_HEADER, TV_SECRET, "cannot read secret 'missing'");
+	bad("{{secret:../etc}}", TMPL_HEADER, TV_SECRET, "plain file name");
+	bad("{{secret:..}}", TMPL_HEADER, TV_SECRET, "plain file name");
+	bad("{{secret:crlf}}", TMPL_HEADER, TV_SECRET, "line break");
+	bad("{{env:ONESYNC_SURELY_UNSET_VAR}}", TMPL_URL, TV_ENV, "is not set");
+	bad("{{env:1BAD}}", TMPL_URL, TV_ENV, "not a valid environment variable name");
+	bad("{\"a\": {{record}},}", TMPL_BODY, TV_WRITE, "not valid JSON");
+	bad("{\"a\": \"{{key}}}", TMPL_BODY, TV_WRITE, "not valid JSON");
+}
+
+static void
+test_uses(void **state)
+{
+	struct tmpl	*t;
+
+	t = ok("http://x/{{ page }}?o={{offset}}&{{watermark}}", TMPL_URL, TV_READ);
+	assert_int_equal(tmpl_uses(t), TV_PAGE | TV_OFFSET | TV_WATERMARK);
+	assert_false(tmpl_has_secret(t));
+	assert_string_equal(tmpl_source(t), "http://x/{{ page }}?o={{offset}}&{{watermark}}");
+	tmpl_free(t);
+	t = ok("Bearer {{secret:token}}", TMPL_HEADER, TV_READ);
+	assert_true(tmpl_has_secret(t));
+	assert_int_equal(tmpl_uses(t), TV_SECRET);
+	tmpl_free(t);
+	t = ok("no placeholders } {", TMPL_URL, 0);
+	assert_int_equal(tmpl_uses(t), 0);
+	tmpl_free(t);
+}
+
+static void
+test_url(void **state)
+{
+	struct tmpl_vals	 v = { 0 };
+	struct tmpl		*t;
+
+	v.have = TV_KEY | TV_PAGE | TV_CURSOR | TV_RECORD;
+	v.key = "a b/c?d&é";
+	v.page = -3;
+	v.record = load("{\"id\": 42, \"name\": \"x/y\", \"r\": 2.5, \"o\": {\"a\": 1}}");
+	t = ok("http://h/items/{{key}}/{{page}}", TMPL_URL, TV_READ | TV_KEY);
+	render(t, &v, false, 0, "http://h/items/a%20b%2Fc%3Fd%26%C3%A9/-3");
+	tmpl_free(t);
+	t = ok("http://h/{{record.id}}/{{record.name}}/{{record.r}}", TMPL_URL, TV_WRITE);
+	render(t, &v, false, 0, "http://h/42/x%2Fy/2.5");
+	tmpl_free(t);
+	t = ok("http://h/{{record.o}}", TMPL_URL, TV_WRITE);
+	render(t, &v, false, -1, "{{record.o}}: the value is an object");
+	tmpl_free(t);
+	t = ok("http://h/{{record.nope}}", TMPL_URL, TV_WRITE);
+	render(t, &v, false, -1, "{{record.nope}}: no field 'nope' in the record");
+	tmpl_free(t);
+
+	/* a whole-URL cursor goes in as is; a token is escaped */
+	t = ok("{{cursor}}", TMPL_URL, TV_READ);
+	v.cursor = "https://h/items?page=2&x=%20";
+	render(t, &v, false, 0, "https://h/items?page=2&x=%20");
+	v.cursor = "abc+/=";
+	render(t, &v, false, 0, "abc%2B%2F%3D");
+	tmpl_free(t);
+	t = ok("http://h/items?c={{cursor}}", TMPL_URL, TV_READ);
+	v.cursor = "https://evil/";
+	render(t, &v, false, 0, "http://h/items?c=https%3A%2F%2Fevil%2F");
+	v.have &= ~TV_CURSOR;
+	render(t, &v, false, -1, "{{cursor}}: no value");
+	tmpl_free(t);
+	json_decref(v.record);
+}
+
+static void
+test_query(void **state)
+{
+	struct tmpl_vals	 v = { 0 };
+	struct tmpl		*t;
+
+	t = ok("{{watermark}}", TMPL_QUERY, TV_READ);
+	v.have = TV_WATERMARK;
+	v.watermark = "2024-03-01T12:00:00.5+01:00";
+	render(t, &v, false, 0, "2024-03-01T12%3A00%3A00.5%2B01%3A00");
+	v.watermark = NULL;			/* first run: no lower bound */
+	render(t, &v, false, 1, NULL);
+	v.have = 0;
+	v.watermark = "x";
+	render(t, &v, false, 1, NULL);
+	tmpl_free(t);
+	t = ok(">={{watermark}} and {{limit}}", TMPL_QUERY, TV_READ);
+	v.have = TV_LIMIT;
+	v.limit = 100;
+	render(t, &v, false, 1, NULL);		/* one missing value drops it all */
+	v.have |= TV_WATERMARK;
+	render(t, &v, false, 0, "%3E%3Dx%20and%20100");
+	tmpl_free(t);
+}
+
+static void
+test_header(void **state)
+{
+	struct tmpl_vals	 v = { 0 };
+	struct tmpl		*t;
+
+	t = ok("X-Key: {{key}}; {{ secret:token }}", TMPL_HEADER, TV_WRITE);
+	v.have = TV_KEY;
+	v.key = "a b/c";
+	render(t, &v, false, 0, "X-Key: a b/c; s3cr3t/+x");
+	render(t, &v, true, 0, "X-Key: a b/c; ***");
+	v.key = "evil\r\nX-Injected: 1";
+	render(t, &v, false, -1, "line break");
+	v.key = "evil\n";
+	render(t, &v, false, -1, "line break");
+	v.have = 0;
+	render(t, &v, false, -1, "{{key}}: no value");
+	tmpl_free(t);
+}
+
+static void
+test_body(void **state)
+{
+	struct tmpl_vals	 v = { 0 };
+	struct tmpl		*t;
+
+	v.have = TV_KEY | TV_RECORD | TV_PAGE;
+	v.key = "A\"42";
+	v.page = 7;
+	v.record = load("{\"id\": 42, \"name\": \"Zoë \\\"Z\\\"\", \"tags\": [\"a\"], "
+	    "\"m\": {\"x\": null}}");
+	t = ok("{{record}}", TMPL_BODY, TV_WRITE | TV_PAGE);
+	render(t, &v, false, 0, "{\"id\":42,\"name\":\"Zoë \\\"Z\\\"\",\"tags\":[\"a\"],"
+	    "\"m\":{\"x\":null}}");
+	tmpl_free(t);
+	t = ok("{\"k\": {{key}}, \"p\": {{page}}, \"n\": {{record.name}}, "
+	    "\"t\": {{record.tags}}, \"t0\": {{record.tags.0}}, \"x\": {{record.m.x}}}",
+	    TMPL_BODY, TV_WRITE | TV_PAGE);
+	render(t, &v, false, 0, "{\"k\": \"A\\\"42\", \"p\": 7, \"n\": \"Zoë \\\"Z\\\"\", "
+	    "\"t\": [\"a\"], \"t0\": \"a\", \"x\": null}");
+	tmpl_free(t);
+	/* inside a JSON string: escaped contents, no added quotes */
+	t = ok("{\"note\": \"key {{key}} id {{record.id}} m {{record.m}}\", "
+	    "\"s\": \"\\\"{{key}}\"}", TMPL_BODY, TV_WRITE);
+	render(t, &v, false, 0, "{\"note\": \"key A\\\"42 id 42 m {\\\"x\\\":null}\", "
+	    "\"s\": \"\\\"A\\\"42\"}");
+	tmpl_free(t);
+	/* secrets in bodies are strings, redacted on request */
+	t = ok("{\"tok\": {{secret:token}}}", TMPL_BODY, TV_WRITE);
+	render(t, &v, false, 0, "{\"tok\": \"s3cr3t/+x\"}");
+	render(t, &v, true, 0, "{\"tok\": \"***\"}");
+	tmpl_free(t);
+	t = ok("{\"a\": {{record.nope}}}", TMPL_BODY, TV_WRITE);
+	render(t, &v, false, -1, "{{record.nope}}: no field 'nope' in the record");
+	tmpl_free(t);
+	json_decref(v.record);
+}
+
+static void
+test_dest(void **state)
+{
+	struct tmpl_vals	 v = { 0 };
+	struct tmpl		*t;
+
+	t = ok("{\"synced\": true, \"erpId\": {{dest.id}}}", TMPL_BODY, TV_MARK);
+	v.have = TV_DEST;
+	v.dest = load("{\"id\": 42}");
+	render(t, &v, false, 0, "{\"synced\": true, \"erpId\": 42}");
+	json_decref(v.dest);
+	v.dest = load("{\"id\": \"A-42\"}");
+	render(t, &v, false, 0, "{\"synced\": true, \"erpId\": \"A-42\"}");
+	json_decref(v.dest);
+	v.dest = load("{\"other\": 1}");
+	render(t, &v, false, -1, "{{dest.id}}: no field 'id' in the destination's answer");
+	json_decref(v.dest);
+	v.dest = NULL;
+	render(t, &v, false, -1, "{{dest.id}}: no answer from the destination");
+	tmpl_free(t);
+	t = ok("http://h/{{dest.data.items.1.id}}", TMPL_URL, TV_MARK);
+	v.dest = load("{\"data\": {\"items\": [{\"id\": 1}, {\"id\": \"b c\"}]}}");
+	render(t, &v, false, 0, "http://h/b%20c");
+	json_decref(v.dest);
+	tmpl_free(t);
+}
+
+static void
+test_credentials_directory(void **state)
+{
+	struct tmpl_vals	 v = { 0 };
+	struct tmpl		*t;
+	char			*err;
+
+	setenv("CREDENTIALS_DIRECTORY", secrets, 1);
+	t = tmpl_compile("Bearer {{secret:token}}", TMPL_HEADER, TV_SECRET, NULL, &err);
+	assert_non_null(t);
+	render(t, &v, false, 0, "Bearer s3cr3t/+x");
+	tmpl_free(t);
+	unsetenv("CREDENTIALS_DIRECTORY");
+	t = tmpl_compile("Bearer {{secret:token}}", TMPL_HEADER, TV_SECRET, NULL, &err);
+	assert_null(t);
+	assert_non_null(strstr(err, "no secrets directory"));
+	free(err);
+	/* a failing secret never shows up in a message */
+	t = tmpl_compile("{{secret:crlf}}", TMPL_HEADER, TV_SECRET, secrets, &err);
+	assert_null(t);
+	assert_null(strstr(err, "Injected"));
+	free(err);
+	setenv("ONESYNC_TEST_HOST", "h.example", 1);
+	t = ok("https://{{env:ONESYNC_TEST_HOST}}/x", TMPL_URL, TV_ENV);
+	render(t, &v, false, 0, "https://h.example/x");
+	tmpl_free(t);
+}
+
+static void
+test_json_path(void **state)
+{
+	json_t	*j = load("{\"a\": {\"b\": [10, {\"c\": \"x\"}]}, \"1\": true}");
+
+	assert_ptr_equal(json_path_get(j, ""), j);
+	assert_int_equal(json_integer_value(json_path_get(j, "a.b.0")), 10);
+	assert_string_equal(json_string_value(json_path_get(j, "a.b.1.c")), "x");
+	assert_true(json_is_true(json_path_get(j, "1")));
+	assert_null(json_path_get(j, "a.b.2"));
+	assert_null(json_path_get(j, "a.b.x"));
+	assert_null(json_path_get(j, "a.b.0.c"));
+	assert_null(json_path_get(j, "nope"));
+	json_decref(j);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_compile_errors),
+		cmocka_unit_test(test_uses),
+		cmocka_unit_test(test_url),
+		cmocka_unit_test(test_query),
+		cmocka_unit_test(test_header),
+		cmocka_unit_test(test_body),
+		cmocka_unit_test(test_dest),
+		cmocka_unit_test(test_credentials_directory),
+		cmocka_unit_test(test_json_path),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
