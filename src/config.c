@@ -927,9 +927,17 @@ parse_source(struct ctx *c, config_setting_t *job, struct source_conf *s)
 	s->url = get_tmpl(c, g, "jobs.*.source.url", true, NULL, TMPL_URL, TV_READ);
 	if (s->url != NULL)
 		uses |= tmpl_uses(s->url);
+	/* No watermark on the first run, no cursor on the first page. */
+	if (uses & (TV_WATERMARK | TV_CURSOR))
+		errf(c, line_of(c, member(g, "url")), "source.url: {{%s}} has no value "
+		    "on the first %s; use it in source.query, where the parameter is "
+		    "then left out", (uses & TV_WATERMARK) ? "watermark" : "cursor",
+		    (uses & TV_WATERMARK) ? "run" : "page");
 	if ((q = config_setting_get_member(g, "query")) != NULL)
 		uses |= parse_query(c, q, s);
-	get_headers(c, g, "jobs.*.source.headers", TV_READ, &s->headers, &s->nheaders);
+	/* Source headers are rendered once per request, without page values. */
+	get_headers(c, g, "jobs.*.source.headers", TV_SECRET | TV_ENV, &s->headers,
+	    &s->nheaders);
 	for (i = 0; i < s->nheaders; i++)
 		uses |= tmpl_uses(s->headers[i]);
 	(void)get_str(c, g, "jobs.*.source.records", false, &s->records);
@@ -1497,7 +1505,8 @@ config_dump_keys(FILE *f)
 	for (i = 0; i < NELEM(keys); i++) {
 		kd = &keys[i];
 		fprintf(f, "%s\t%s\t%s\t%s\t%s\n", kd->path, types[kd->type],
-		    kd->def != NULL ? kd->def : (kd->flags & F_REQ) ? "required" : "-",
+		    kd->def == NULL ? ((kd->flags & F_REQ) ? "required" : "-") :
+		    *kd->def == '\0' ? "\"\"" : kd->def,
 		    (kd->flags & F_NORELOAD) ? "restart" : "reload", kd->doc);
 	}
 }

@@ -4,6 +4,8 @@
  * curl_multi_info_read), keep-alive connection reuse, response limits, and retries
  * with backoff on an evtimer. It never blocks the loop and never calls a callback from
  * inside a curl callback; a call is freed only once nothing on the stack refers to it.
+ * Redirects are not followed (Location is reported). http_shutdown must not be called
+ * from an http callback.
  */
 #include <curl/curl.h>
 #include <event2/event.h>
@@ -611,7 +613,8 @@ call_finish(struct http_call *c)
 	c->date = c->location = c->link_next = NULL;
 
 	http_current = c;
-	c->cb(&resp, c->arg);
+	if (c->cb != NULL)
+		c->cb(&resp, c->arg);
 	http_current = NULL;
 	free(resp.body);
 	free(resp.date);

@@ -3,7 +3,8 @@
  * small state machine (connecting, idle, busy), and a FIFO of queued statements.
  * It never blocks the loop (no PQexec, no PQconnectdb) and never logs the conninfo
  * unredacted. Callbacks run from event handlers; a query queued from a callback is
- * only enqueued, and the queue is served on the next loop turn.
+ * only enqueued, and the queue is served on the next loop turn. pg_free must not be
+ * called from one of the pool's own callbacks.
  */
 #include <errno.h>
 #include <event2/event.h>
@@ -651,7 +652,8 @@ pg_query_params(struct pg *pg, const char *sql, int nparams, const char *const *
 			q->formats[i] = formats != NULL ? formats[i] : 0;
 			if (values == NULL || values[i] == NULL)
 				continue;
-			len = q->formats[i] == 1 ? (size_t)lengths[i] : strlen(values[i]);
+			len = q->formats[i] == 1 && lengths != NULL ? (size_t)lengths[i] :
+			    strlen(values[i]);
 			q->values[i] = xmalloc(len + 1);
 			memcpy(q->values[i], values[i], len);
 			q->values[i][len] = '\0';

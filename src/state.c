@@ -124,7 +124,10 @@ req_done(const struct pg_result_info *ri, void *arg)
 	char *err;
 	int rc = pg_outcome(ri, r->what, &j, &err);
 
-	r->cb(r->arg, rc, j, err);
+	if (r->cb != NULL)
+		r->cb(r->arg, rc, j, err);
+	else if (rc != STATE_OK)
+		log_warnx("%s", err);
 	json_decref(j);
 	free(err);
 	free(r);

@@ -153,12 +153,12 @@ var_of(const char *name, const char **arg)
 	size_t	i;
 
 	*arg = NULL;
-	for (i = 0; i < 6; i++) {
-		if (strcmp(name, tmpl_names[i].name) == 0)
+	for (i = 0; i < NELEM(tmpl_names); i++) {
+		/* plain names only; "record.PATH" and the like are patterns */
+		if (strpbrk(tmpl_names[i].name, ".:") == NULL &&
+		    strcmp(name, tmpl_names[i].name) == 0)
 			return tmpl_names[i].var;
 	}
-	if (strcmp(name, "record") == 0)
-		return TV_RECORD;
 	if (strncmp(name, "record.", 7) == 0 && name[7] != '\0') {
 		*arg = name + 7;
 		return TV_RECORD;

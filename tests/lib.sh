@@ -3,7 +3,7 @@
 # starts is stopped by the EXIT trap. Only 127.0.0.1 and unix sockets are used.
 set -u
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-ONESYNCD=$TOP/src/onesyncd
+ONESYNCD=${ONESYNCD:-$TOP/src/onesyncd}
 SAMPLEAPP=$TOP/tests/sampleapp
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 T=$(mktemp -d /tmp/onesync-test.XXXXXX)
@@ -12,7 +12,7 @@ PIDS=()
 
 cleanup() {
 	local p
-	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+	for p in "${PIDS[@]}"; do { kill -9 "$p"; wait "$p"; } 2>/dev/null; done
 	[ -n "${OWN_PGDATA:-}" ] && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$OWN_PGDATA" -m immediate -w stop >/dev/null 2>&1
 	if [ -n "${KEEP:-}" ]; then echo "kept $T" >&2; else rm -rf "$T"; fi
 }

@@ -12,7 +12,7 @@ defaults = { interval = "1h"; retries = 0; retry_backoff = "0"; max_attempts = 3
 jobs = ( { name = "contacts"; strategy = "modified"; key = "id";
 	modified = { field = "updatedAt"; sorted = true; };
 	source = { type = "http"; url = "$SA/api/contacts";
-		query = { updatedAt_gte = "{{watermark}}"; _sort = "updatedAt,id"; _page = "{{page}}"; _limit = "{{limit}}"; };
+		query = [ "updatedAt_gte={{watermark}}", "_sort=updatedAt,id", "_page={{page}}", "_limit={{limit}}" ];
 		page = { style = "page"; size = 100; }; };
 	destination = { type = "http"; method = "PUT"; url = "$SA/api/customers/{{key}}"; body = "{{record}}"; }; } );
 CONF

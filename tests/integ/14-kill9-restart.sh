@@ -12,7 +12,7 @@ defaults = { interval = "1h"; retries = 0; batch = 50; };
 jobs = ( { name = "contacts"; strategy = "modified"; key = "id";
 	modified = { field = "updatedAt"; sorted = true; };
 	source = { type = "http"; url = "$SA/api/contacts";
-		query = { updatedAt_gte = "{{watermark}}"; _sort = "updatedAt,id"; _page = "{{page}}"; _limit = "{{limit}}"; };
+		query = [ "updatedAt_gte={{watermark}}", "_sort=updatedAt,id", "_page={{page}}", "_limit={{limit}}" ];
 		page = { style = "page"; size = 50; }; };
 	destination = { type = "http"; method = "PUT"; url = "$SA/api/customers/{{key}}"; concurrency = 4; }; } );
 CONF

@@ -15,8 +15,8 @@ jobs = (
 	{ name = "contacts"; strategy = "modified"; key = "id"; batch = ${BATCH:-200};
 	  modified = { field = "updatedAt"; sorted = ${SORTED:-true}; ${MOD_EXTRA:-} };
 	  source = { type = "http"; url = "$SA/api/contacts";
-		query = { updatedAt_gte = "{{watermark}}"; _sort = "updatedAt,id"; _order = "asc,asc";
-			  _page = "{{page}}"; _limit = "{{limit}}"; };
+		query = [ "updatedAt_gte={{watermark}}", "_sort=updatedAt,id", "_order=asc,asc",
+			  "_page={{page}}", "_limit={{limit}}" ];
 		page = { style = "page"; size = ${PAGE:-100}; }; ${SRC_EXTRA:-} };
 	  destination = { type = "postgresql"; conninfo = "$DEST"; table = "contacts";
 		columns = { id = "id"; name = "name"; email = "email"; amount = "amount";
