@@ -427,6 +427,8 @@ run_free(struct run *r)
 {
 	source_cancel(r->sreq);
 	source_page_free(r->page);
+	modified_page_clear(r);
+	free(r->prs);
 	items_free(r);
 	free(r->items);
 	dest_free(r->dest);

@@ -70,6 +70,17 @@ struct run {
 	char			*cursor;
 	bool			 last_page;
 	json_t			*ck;		/* the checkpoint being built */
+	struct page_rec		*prs;		/* the current page's records, inspected */
+	size_t			 nprs, capprs;
+};
+
+/* One record of the page being handled (strategy modified). */
+struct page_rec {
+	char	*key;
+	char	*text;		/* the source's text of its timestamp */
+	int64_t	 ns;
+	char	 hash[CANON_HASH_LEN];
+	bool	 deliver;
 };
 
 /* Start a run of jr now (the daemon checked the slot). */
@@ -89,5 +100,6 @@ void run_items_reset(struct run *);	/* drop the items of the last delivery */
 
 /* Strategy entry points: called once the run has started in the state store. */
 void strategy_modified_begin(struct run *);
+void modified_page_clear(struct run *);
 
 #endif

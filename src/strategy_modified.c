@@ -39,6 +39,7 @@ request_bound(struct run *r)
 		struct ts t = ts_sub_ms(ts_from_ns(r->wm_ns), m->lookback_ms);
 
 		r->req_wm_text = ts_format(t, m->format);
+		r->req_wm_ns = ts_ns(t);
 	} else
 		r->req_wm_text = xstrdup(r->wm_text);
 }
@@ -201,25 +202,14 @@ inspect(struct run *r, json_t *rec, char **key, struct ts *t, char **text, char 
 	return 0;
 }
 
-struct page_rec {
-	char	*key;
-	char	*text;
-	int64_t	 ns;
-	char	 hash[CANON_HASH_LEN];
-	bool	 deliver;
-};
-
-static struct page_rec	*prs;	/* per page; only one page is inspected at a time */
-static size_t		 nprs, capprs;
-
-static void
-prs_clear(void)
+void
+modified_page_clear(struct run *r)
 {
-	for (size_t i = 0; i < nprs; i++) {
-		free(prs[i].key);
-		free(prs[i].text);
+	for (size_t i = 0; i < r->nprs; i++) {
+		free(r->prs[i].key);
+		free(r->prs[i].text);
 	}
-	nprs = 0;
+	r->nprs = 0;
 }
 
 static void
@@ -241,6 +231,8 @@ page_answered(void *arg, int rc, struct source_page *page, const char *err)
 	r->page = page;
 	recs = page->records;
 	n = json_array_size(recs);
+	log_job(LOG_DEBUG, r->job->name, r->id, NULL, "page %lld: %zu records from GET %s",
+	    r->pages, n, page->log_url);
 	if (m->settle_ms > 0 && r->cap_ns == INT64_MAX) {
 		int64_t src_now = date_ns(page->date);
 
@@ -259,7 +251,7 @@ page_answered(void *arg, int rc, struct source_page *page, const char *err)
 		full = (int64_t)n >= sc->page_size && n > 0;
 
 	/* Inspect every record: key, timestamp, hash; decide deliver or skip. */
-	prs_clear();
+	modified_page_clear(r);
 	failed = json_array();
 	json_array_foreach(recs, i, rec) {
 		struct page_rec *p;
@@ -267,11 +259,11 @@ page_answered(void *arg, int rc, struct source_page *page, const char *err)
 		struct ts t;
 		char *e = NULL;
 
-		if (nprs == capprs) {
-			capprs = capprs ? capprs * 2 : 256;
-			prs = xreallocarray(prs, capprs, sizeof *prs);
+		if (r->nprs == r->capprs) {
+			r->capprs = r->capprs ? r->capprs * 2 : 256;
+			r->prs = xreallocarray(r->prs, r->capprs, sizeof *r->prs);
 		}
-		p = &prs[nprs];
+		p = &r->prs[r->nprs];
 		memset(p, 0, sizeof *p);
 		if (inspect(r, rec, &p->key, &t, &p->text, p->hash, &e) != 0) {
 			char *k = p->key != NULL ? xstrdup(p->key) :
@@ -309,7 +301,7 @@ page_answered(void *arg, int rc, struct source_page *page, const char *err)
 				r->tie_fresh++;
 		} else
 			r->nskipped++;
-		nprs++;
+		r->nprs++;
 	}
 	r->last_page = !full;
 	json_decref(r->ck);
@@ -326,28 +318,30 @@ static void
 page_done(struct run *r, int rc)
 {
 	const struct modified_conf *m = &r->job->modified;
-	const struct source_conf *sc = &r->job->src;
+	struct page_rec *prs = r->prs;
+	size_t nprs = r->nprs;
 	json_t *doc = r->ck, *seen = json_object_get(doc, "seen");
-	bool all_at_wm = nprs > 0, move = false;
-	int64_t new_ns = INT64_MIN, keep_from;
-	const char *new_text = NULL;
+	bool all_at_pos = nprs > 0 && r->req_wm_text != NULL, move = false, progress;
+	int64_t page_ns = INT64_MIN, new_ns = INT64_MIN, keep_from;
+	const char *page_text = NULL, *new_text = NULL;
 	enum { NEXT_SEEK, NEXT_TIE, NEXT_RESTART_TIE, NEXT_END, NEXT_FOLLOW } next;
 
 	record_outcomes(r, doc, true);
 	for (size_t i = 0; i < nprs; i++) {
-		if (prs[i].ns != r->req_wm_ns || r->req_wm_text == NULL)
-			all_at_wm = false;
-		if (prs[i].ns >= new_ns) {
-			new_ns = prs[i].ns;
-			new_text = prs[i].text;
+		if (prs[i].ns != r->req_wm_ns)
+			all_at_pos = false;
+		if (prs[i].ns >= page_ns) {
+			page_ns = prs[i].ns;
+			page_text = prs[i].text;
 		}
 	}
+	progress = page_text != NULL && (r->req_wm_text == NULL || page_ns > r->req_wm_ns);
 	if (!m->sorted) {
 		/* Read everything; the watermark moves at the end of the run. */
-		if (new_text != NULL && new_ns > r->max_ns) {
-			r->max_ns = new_ns;
+		if (page_text != NULL && page_ns > r->max_ns) {
+			r->max_ns = page_ns;
 			free(r->max_text);
-			r->max_text = xstrdup(new_text);
+			r->max_text = xstrdup(page_text);
 		}
 		next = r->last_page ? NEXT_END : NEXT_FOLLOW;
 		if (next == NEXT_END && r->max_text != NULL && (r->wm_text == NULL ||
@@ -356,8 +350,8 @@ page_done(struct run *r, int rc)
 			new_text = r->max_text;
 			move = true;
 		}
-	} else if (!r->last_page && all_at_wm) {
-		/* The whole page is one tie at the watermark: step inside it. */
+	} else if (!r->last_page && (all_at_pos || !progress)) {
+		/* The whole page is one tie at the position asked for: step inside it. */
 		r->in_tie = true;
 		next = NEXT_TIE;
 	} else if (r->in_tie && (r->tie_passes == 0 || r->tie_fresh > 0) &&
@@ -369,20 +363,24 @@ page_done(struct run *r, int rc)
 		next = NEXT_RESTART_TIE;
 	} else {
 		if (r->in_tie && r->tie_fresh > 0) {
-			/* The tie kept changing: keep the watermark there; the next run goes on. */
+			/* The tie kept changing: stop before it; the next run goes on from there. */
 			log_job(LOG_WARNING, r->job->name, r->id, NULL, "records at %s kept changing "
-			    "while paging; the watermark stays there for the next run", r->wm_text);
+			    "while paging; this run stops there and the next one goes on",
+			    r->req_wm_text);
 			r->last_page = true;
-		} else if (new_text != NULL && (r->wm_text == NULL || new_ns >= r->wm_ns))
+		} else if (page_text != NULL && (r->wm_text == NULL || page_ns >= r->wm_ns)) {
+			new_ns = page_ns;
+			new_text = page_text;
 			move = true;
+		}
 		r->in_tie = false;
 		r->tie_passes = 0;
 		r->tie_fresh = 0;
 		next = r->last_page ? NEXT_END : NEXT_SEEK;
 	}
 
-	/* Remember the records that stay at or above the (new) window's lower bound. */
-	keep_from = (move ? new_ns : r->wm_text != NULL ? r->wm_ns : INT64_MIN);
+	/* Remember the records at or above the (new) window's lower bound. */
+	keep_from = move ? new_ns : r->wm_text != NULL ? r->wm_ns : INT64_MIN;
 	if (keep_from != INT64_MIN)
 		keep_from -= m->lookback_ms * 1000000LL;
 	if (!m->sorted || next == NEXT_TIE || next == NEXT_RESTART_TIE)
@@ -404,14 +402,14 @@ page_done(struct run *r, int rc)
 
 	/* Apply to memory what the checkpoint writes, then write it. */
 	for (size_t i = 0; i < nprs; i++) {
-		struct seen *s;
+		struct seen *sn;
 
 		if (!prs[i].deliver || prs[i].ns < keep_from)
 			continue;
-		s = xmalloc(sizeof *s);
-		memcpy(s->hash, prs[i].hash, sizeof s->hash);
-		s->ts_ns = prs[i].ns;
-		free(strmap_put(&r->seen, prs[i].key, s));
+		sn = xmalloc(sizeof *sn);
+		memcpy(sn->hash, prs[i].hash, sizeof sn->hash);
+		sn->ts_ns = prs[i].ns;
+		free(strmap_put(&r->seen, prs[i].key, sn));
 	}
 	if (move) {
 		size_t it = 0;
@@ -431,37 +429,32 @@ page_done(struct run *r, int rc)
 		strlist_free(&gone);
 	}
 	switch (next) {
-	case NEXT_TIE:
-		r->tie_index++;
-		break;
-	case NEXT_RESTART_TIE:
 	case NEXT_SEEK:
+		/* Ask again from the last timestamp of this page (inclusive). */
+		free(r->req_wm_text);
+		r->req_wm_text = xstrdup(page_text);
+		r->req_wm_ns = page_ns;
+		/* FALLTHROUGH */
+	case NEXT_RESTART_TIE:
 		r->tie_index = 0;
-		request_bound(r);
 		free(r->next_url);
 		free(r->cursor);
 		r->next_url = r->cursor = NULL;
 		break;
+	case NEXT_TIE:
 	case NEXT_FOLLOW:
 		r->tie_index++;
+		/* Follow the source's own way to the next page when it gives one. */
+		free(r->next_url);
+		free(r->cursor);
+		r->next_url = r->page->next_url != NULL ? xstrdup(r->page->next_url) : NULL;
+		r->cursor = r->page->cursor != NULL ? xstrdup(r->page->cursor) : NULL;
 		break;
 	case NEXT_END:
 		break;
 	}
-	if (next == NEXT_TIE || next == NEXT_FOLLOW) {
-		/* Follow the source's own way to the next page when it gives one. */
-		free(r->next_url);
-		free(r->cursor);
-		r->next_url = r->page->next_url != NULL && sc->page_style == PAGE_LINK ?
-		    xstrdup(r->page->next_url) : NULL;
-		if (sc->page_style == PAGE_NEXT) {
-			r->next_url = r->page->next_url != NULL ? xstrdup(r->page->next_url) : NULL;
-			r->cursor = r->page->cursor != NULL ? xstrdup(r->page->cursor) : NULL;
-		} else
-			r->cursor = NULL;
-	}
 	r->last_page = next == NEXT_END;
-	prs_clear();
+	modified_page_clear(r);
 	r->ck = NULL;
 	run_checkpoint(r, doc, page_checkpointed);
 	json_decref(doc);

@@ -73,7 +73,7 @@ sa() {
 # Run onesyncd --once on a config; appends to daemon.log; returns its exit code.
 once() {
 	local conf=$1; shift
-	timeout 300 "$ONESYNCD" -c "$conf" --once "$@" >>"$T/daemon.log" 2>&1
+	timeout 300 "$ONESYNCD" ${VERBOSE:+-v} -c "$conf" --once "$@" >>"$T/daemon.log" 2>&1
 }
 # Start the daemon in the background (sets D_PID).
 daemon_start() {
