@@ -436,6 +436,7 @@ run_free(struct run *r)
 	event_free(r->ev_timeout);
 	strmap_free(&r->seen, free);
 	json_decref(r->retry);
+	json_decref(r->retry_failed);
 	json_decref(r->recs);
 	json_decref(r->ck);
 	free(r->fail_msg);

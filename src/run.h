@@ -47,6 +47,7 @@ struct run {
 	int64_t			 wm_ns;
 	struct strmap		 seen;		/* key -> struct seen */
 	json_t			*retry;		/* due retries */
+	json_t			*retry_failed;	/* retries that failed before delivery */
 
 	/* the batch being delivered */
 	struct dest_item	*items;

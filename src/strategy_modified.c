@@ -60,20 +60,40 @@ date_ns(const char *date)
 	return (int64_t)timegm(&tm) * 1000000000LL;
 }
 
-/* Deliver the queued retries (replayed from their stored payload) before reading. */
+static int inspect(struct run *, json_t *, char **, struct ts *, char **, char *, char **);
+
+/*
+ * Deliver the queued retries (replayed from their stored payload) before reading. A payload
+ * that still has no key or no valid timestamp is not delivered: it fails again.
+ */
 static void
 begin_retries(struct run *r)
 {
 	size_t i;
 	json_t *e;
 
+	r->retry_failed = json_array();
 	json_array_foreach(r->retry, i, e) {
 		json_t *payload = json_object_get(e, "payload");
 		const char *key = json_string_value(json_object_get(e, "key"));
+		char *k = NULL, *text = NULL, *err = NULL, h[CANON_HASH_LEN];
+		struct ts t;
 
 		if (key == NULL || !json_is_object(payload))
 			continue;
-		run_add_item(r, key, payload);
+		if (inspect(r, payload, &k, &t, &text, h, &err) != 0) {
+			run_note_failure(r, key, err);
+			json_array_append_new(r->retry_failed, json_pack("{ss ss sO ss}", "key", key,
+			    "error", err, "payload", payload, "hash", h));
+		} else
+			run_add_item(r, key, payload);
+		free(k);
+		free(text);
+		free(err);
+	}
+	if (r->nitems == 0 && json_array_size(r->retry_failed) > 0) {
+		retries_done(r, 0);
+		return;
 	}
 	if (r->nitems == 0) {
 		fetch_page(r);
@@ -123,6 +143,8 @@ retries_done(struct run *r, int rc)
 
 	r->have_failures = true;	/* retried keys are in the queue: clear them when delivered */
 	record_outcomes(r, doc, true);
+	if (r->retry_failed != NULL)
+		json_array_extend(json_object_get(doc, "failed"), r->retry_failed);
 	r->have_failures = had;
 	run_checkpoint(r, doc, retries_checkpointed);
 	json_decref(doc);

@@ -9,6 +9,10 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <event2/bufferevent.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -1387,6 +1391,15 @@ static void ctl_cb(struct evhttp_request *req, const char *what)
 static void gen_cb(struct evhttp_request *req, void *arg)
 {
 	(void)arg;
+	{
+		/* Like real servers, answer without Nagle's delay on keep-alive connections. */
+		struct evhttp_connection *conn = evhttp_request_get_connection(req);
+		struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
+		int one = 1;
+
+		if (bev != NULL && bufferevent_getfd(bev) >= 0)
+			(void)setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	}
 	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 	if (!path) path = "/";
 	if (!strncmp(path, "/api/", 5)) api_cb(req, path + 5);
