@@ -71,6 +71,11 @@ struct run {
 	char			*cursor;
 	bool			 last_page;
 	json_t			*ck;		/* the checkpoint being built */
+	bool			 page_busy;	/* a page is being delivered / checkpointed */
+	bool			 pf_ready;	/* the page fetched ahead has arrived */
+	int			 pf_rc;
+	struct source_page	*pf_page;
+	char			*pf_err;
 	struct page_rec		*prs;		/* the current page's records, inspected */
 	size_t			 nprs, capprs;
 };
@@ -80,7 +85,8 @@ struct page_rec {
 	char	*key;
 	char	*text;		/* the source's text of its timestamp */
 	int64_t	 ns;
-	char	 hash[CANON_HASH_LEN];
+	json_t	*rec;
+	char	 hash[CANON_HASH_LEN];	/* "" until computed */
 	bool	 deliver;
 };
 

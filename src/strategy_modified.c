@@ -60,7 +60,7 @@ date_ns(const char *date)
 	return (int64_t)timegm(&tm) * 1000000000LL;
 }
 
-static int inspect(struct run *, json_t *, char **, struct ts *, char **, char *, char **);
+static int inspect(struct run *, json_t *, char **, struct ts *, char **, char **);
 
 /*
  * Deliver the queued retries (replayed from their stored payload) before reading. A payload
@@ -81,7 +81,8 @@ begin_retries(struct run *r)
 
 		if (key == NULL || !json_is_object(payload))
 			continue;
-		if (inspect(r, payload, &k, &t, &text, h, &err) != 0) {
+		if (inspect(r, payload, &k, &t, &text, &err) != 0) {
+			canon_hash(payload, NULL, 0, NULL, 0, h);
 			run_note_failure(r, key, err);
 			json_array_append_new(r->retry_failed, json_pack("{ss ss sO ss}", "key", key,
 			    "error", err, "payload", payload, "hash", h));
@@ -161,7 +162,7 @@ strategy_modified_begin(struct run *r)
 		fetch_page(r);
 }
 
-static void page_done(struct run *, int);
+static void decide(struct run *);
 static void page_answered(void *, int, struct source_page *, const char *);
 
 static void
@@ -194,17 +195,15 @@ fetch_page(struct run *r)
 	}
 }
 
-/* Key, timestamp and hash of one record; -1 (and *err) when it has no key or timestamp. */
+/* Key and timestamp of one record; -1 (and *err) when it has no key or timestamp. */
 static int
-inspect(struct run *r, json_t *rec, char **key, struct ts *t, char **text, char *hash,
-    char **err)
+inspect(struct run *r, json_t *rec, char **key, struct ts *t, char **text, char **err)
 {
 	const struct modified_conf *m = &r->job->modified;
 	json_t *tv;
 
 	*key = NULL;
 	*text = NULL;
-	canon_hash(rec, NULL, 0, NULL, 0, hash);
 	if (record_key(rec, r->job->key, r->job->nkey, key, err) != 0)
 		return -1;
 	tv = json_path_get(rec, m->field);
@@ -230,21 +229,51 @@ modified_page_clear(struct run *r)
 	for (size_t i = 0; i < r->nprs; i++) {
 		free(r->prs[i].key);
 		free(r->prs[i].text);
+		json_decref(r->prs[i].rec);
 	}
 	r->nprs = 0;
 }
 
+/* The record's hash, computed once and only when needed (comparison, seen set, queue). */
+static const char *
+page_rec_hash(struct page_rec *p)
+{
+	if (p->hash[0] == '\0')
+		canon_hash(p->rec, NULL, 0, NULL, 0, p->hash);
+	return p->hash;
+}
+
+static void process_page(struct run *, int, struct source_page *, const char *);
+
+/*
+ * A page arrived. While the previous page is still being delivered (the next page is
+ * fetched ahead), keep it until that page's checkpoint is written.
+ */
 static void
 page_answered(void *arg, int rc, struct source_page *page, const char *err)
 {
 	struct run *r = arg;
+
+	r->sreq = NULL;
+	if (r->page_busy) {
+		r->pf_ready = true;
+		r->pf_rc = rc;
+		r->pf_page = page;
+		r->pf_err = err != NULL ? xstrdup(err) : NULL;
+		return;
+	}
+	process_page(r, rc, page, err);
+}
+
+static void
+process_page(struct run *r, int rc, struct source_page *page, const char *err)
+{
 	const struct source_conf *sc = &r->job->src;
 	const struct modified_conf *m = &r->job->modified;
 	json_t *recs, *rec, *failed;
 	size_t i, n;
 	bool full;
 
-	r->sreq = NULL;
 	if (rc != 0) {
 		run_fail(r, "%s", err);
 		return;
@@ -287,9 +316,11 @@ page_answered(void *arg, int rc, struct source_page *page, const char *err)
 		}
 		p = &r->prs[r->nprs];
 		memset(p, 0, sizeof *p);
-		if (inspect(r, rec, &p->key, &t, &p->text, p->hash, &e) != 0) {
-			char *k = p->key != NULL ? xstrdup(p->key) :
-			    xasprintf("#nokey:%s", p->hash);
+		if (inspect(r, rec, &p->key, &t, &p->text, &e) != 0) {
+			char *k;
+
+			canon_hash(rec, NULL, 0, NULL, 0, p->hash);
+			k = p->key != NULL ? xstrdup(p->key) : xasprintf("#nokey:%s", p->hash);
 			char *msg = xasprintf("%s (record %zu of GET %s)", e, i, page->log_url);
 
 			r->nread++;
@@ -315,8 +346,9 @@ page_answered(void *arg, int rc, struct source_page *page, const char *err)
 			continue;
 		}
 		r->nread++;
+		p->rec = json_incref(rec);
 		s = strmap_get(&r->seen, p->key);
-		p->deliver = s == NULL || strcmp(s->hash, p->hash) != 0;
+		p->deliver = s == NULL || strcmp(s->hash, page_rec_hash(p)) != 0;
 		if (p->deliver) {
 			run_add_item(r, p->key, rec);
 			if (r->in_tie && p->ns == r->req_wm_ns)
@@ -330,14 +362,18 @@ page_answered(void *arg, int rc, struct source_page *page, const char *err)
 	r->ck = json_pack("{s[] s[] so}", "ok", "failed", "seen", json_array());
 	json_array_extend(json_object_get(r->ck, "failed"), failed);
 	json_decref(failed);
-	run_deliver(r, page_done);
+	decide(r);
 }
 
+static void page_delivered(struct run *, int);
 static void page_checkpointed(struct run *, int);
 
-/* Which way the next request goes, and what the checkpoint says. */
+/*
+ * Which way the next request goes and what the page's checkpoint will say, decided as soon
+ * as the page is inspected; the next page is then fetched while this one is delivered.
+ */
 static void
-page_done(struct run *r, int rc)
+decide(struct run *r)
 {
 	const struct modified_conf *m = &r->job->modified;
 	struct page_rec *prs = r->prs;
@@ -348,7 +384,6 @@ page_done(struct run *r, int rc)
 	const char *page_text = NULL, *new_text = NULL;
 	enum { NEXT_SEEK, NEXT_TIE, NEXT_RESTART_TIE, NEXT_END, NEXT_FOLLOW } next;
 
-	record_outcomes(r, doc, true);
 	for (size_t i = 0; i < nprs; i++) {
 		if (prs[i].ns != r->req_wm_ns)
 			all_at_pos = false;
@@ -410,8 +445,8 @@ page_done(struct run *r, int rc)
 	for (size_t i = 0; i < nprs; i++) {
 		if (!prs[i].deliver || prs[i].ns < keep_from)
 			continue;
-		json_array_append_new(seen, json_pack("[s s I]", prs[i].key, prs[i].hash,
-		    (json_int_t)prs[i].ns));
+		json_array_append_new(seen, json_pack("[s s I]", prs[i].key,
+		    page_rec_hash(&prs[i]), (json_int_t)prs[i].ns));
 	}
 	if (move) {
 		json_object_set_new(doc, "watermark", json_string(new_text));
@@ -477,6 +512,19 @@ page_done(struct run *r, int rc)
 	}
 	r->last_page = next == NEXT_END;
 	modified_page_clear(r);
+	r->page_busy = true;
+	if (!r->last_page)
+		fetch_page(r);
+	if (!r->finishing)
+		run_deliver(r, page_delivered);
+}
+
+static void
+page_delivered(struct run *r, int rc)
+{
+	json_t *doc = r->ck;
+
+	record_outcomes(r, doc, true);
 	r->ck = NULL;
 	run_checkpoint(r, doc, page_checkpointed);
 	json_decref(doc);
@@ -486,9 +534,20 @@ static void
 page_checkpointed(struct run *r, int rc)
 {
 	run_items_reset(r);
+	r->page_busy = false;
 	if (r->last_page) {
 		run_finish_ok(r);
 		return;
 	}
-	fetch_page(r);
+	if (r->pf_ready) {
+		struct source_page *p = r->pf_page;
+		char *err = r->pf_err;
+
+		r->pf_ready = false;
+		r->pf_page = NULL;
+		r->pf_err = NULL;
+		process_page(r, r->pf_rc, p, err);
+		free(err);
+	}
+	/* else the next page is still on its way: page_answered goes on */
 }

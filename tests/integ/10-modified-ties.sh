@@ -1,6 +1,6 @@
 # 5,000 source records, 1,200 of them sharing one timestamp across pages of 100: the
 # destination holds all 5,000, equal to the source; a second run delivers none.
-. "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/common-conf.sh"
+. "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/common.inc"
 sa_start
 STATE=$(new_db state); DEST=$(new_db dest); dest_table
 sa POST /_ctl/gen '{"coll":"contacts","n":5000,"ties":1200,"tie_at":1950}' >/dev/null

@@ -1,6 +1,6 @@
 # While a run pages, the source changes 200 records (new timestamps) and inserts 100 more:
 # after one more run the destination equals the source. Ties across pages included.
-. "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/common-conf.sh"
+. "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/common.inc"
 sa_start
 STATE=$(new_db state); DEST=$(new_db dest); dest_table
 sa POST /_ctl/gen '{"coll":"contacts","n":5000,"ties":1200,"tie_at":1000}' >/dev/null

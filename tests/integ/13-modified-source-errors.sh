@@ -1,6 +1,6 @@
 # The source answers 500, truncated JSON, or too slowly: the run fails with a log line naming
 # the job and the URL, the watermark does not move, and a later run succeeds.
-. "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/common-conf.sh"
+. "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/common.inc"
 sa_start
 STATE=$(new_db state); DEST=$(new_db dest); dest_table
 sa POST /_ctl/gen '{"coll":"contacts","n":300}' >/dev/null

@@ -1,5 +1,5 @@
 # PostgreSQL restarted during a run: the daemon stays up, reconnects, and the next run succeeds.
-. "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/common-conf.sh"
+. "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/common.inc"
 pg_private
 sa_start
 STATE=$(new_db state); DEST=$(new_db dest); dest_table

@@ -2,7 +2,7 @@
 # with MONOTONIC_USEC, then READY=1, and the new job runs; after SIGHUP with a broken config
 # the errors in the log, READY=1, and the old jobs still running; after SIGTERM during a run
 # STOPPING=1 and exit 0 within 10 s. WATCHDOG=1 when WATCHDOG_USEC is set.
-. "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/common-conf.sh"
+. "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/common.inc"
 sa_start
 STATE=$(new_db state); DEST=$(new_db dest); dest_table
 sa POST /_ctl/gen '{"coll":"contacts","n":200}' >/dev/null

@@ -1,6 +1,6 @@
 # A PostgreSQL destination that refuses some rows (a CHECK constraint): the batch is narrowed
 # down, only the bad rows wait in the retry queue with the database's error, the rest land.
-. "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/common-conf.sh"
+. "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/common.inc"
 sa_start
 STATE=$(new_db state); DEST=$(new_db dest)
 sql "$DEST" 'CREATE TABLE contacts (id int PRIMARY KEY, name text, email text, amount int CHECK (amount <> 111),
