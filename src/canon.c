@@ -154,3 +154,72 @@ record_key(json_t *rec, char *const *fields, size_t nfields, char **out, char **
 	free(s);
 	return 0;
 }
+
+/* JSON text of a string, quoted, UTF-8 kept as is. */
+static void
+append_string(struct buf *b, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t start = 0;
+
+	buf_addc(b, '"');
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		const char *esc = NULL;
+
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		buf_add(b, s + start, i - start);
+		start = i + 1;
+		switch (c) {
+		case '"': esc = "\\\""; break;
+		case '\\': esc = "\\\\"; break;
+		case '\n': esc = "\\n"; break;
+		case '\r': esc = "\\r"; break;
+		case '\t': esc = "\\t"; break;
+		}
+		if (esc != NULL)
+			buf_adds(b, esc);
+		else {
+			char u[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
+
+			buf_add(b, u, sizeof u);
+		}
+	}
+	buf_add(b, s + start, n - start);
+	buf_addc(b, '"');
+}
+
+void
+json_append(struct buf *b, json_t *v)
+{
+	char *s;
+
+	switch (json_typeof(v)) {
+	case JSON_STRING:
+		append_string(b, json_string_value(v), json_string_length(v));
+		return;
+	case JSON_INTEGER:
+		buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		return;
+	case JSON_TRUE:
+		buf_adds(b, "true");
+		return;
+	case JSON_FALSE:
+		buf_adds(b, "false");
+		return;
+	case JSON_NULL:
+		buf_adds(b, "null");
+		return;
+	default:
+		s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		buf_adds(b, s != NULL ? s : "null");
+		free(s);
+	}
+}
+
+void
+json_append_str(struct buf *b, const char *s)
+{
+	append_string(b, s, strlen(s));
+}

@@ -19,4 +19,9 @@ void canon_hash(json_t *rec, char *const *fields, size_t nfields, char *const *e
  * several -> a compact JSON array. -1 (and *err) when a key field is missing or not a scalar. */
 int record_key(json_t *rec, char *const *fields, size_t nfields, char **out, char **err) WUR;
 
+/* Append the compact JSON text of a value (a faster path than json_dumps for scalars). */
+void json_append(struct buf *, json_t *);
+/* Append a C string as a quoted JSON string. */
+void json_append_str(struct buf *, const char *);
+
 #endif

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "canon.h"
 #include "dest.h"
 #include "log.h"
 #include "pg.h"
@@ -60,7 +61,7 @@ upsert_sql(const struct dest_conf *c)
 		buf_printf(&b, "%s%s", i ? ", " : "", q);
 		free(q);
 	}
-	buf_printf(&b, " FROM jsonb_populate_recordset(NULL::%s, $1::jsonb) ON CONFLICT (", t);
+	buf_printf(&b, " FROM json_populate_recordset(NULL::%s, $1::json) ON CONFLICT (", t);
 	for (size_t i = 0; i < c->nkey_columns; i++) {
 		char *q = pg_quote_ident(c->key_columns[i], false);
 
@@ -93,27 +94,33 @@ upsert_sql(const struct dest_conf *c)
 	return buf_steal(&b);
 }
 
-/* The row for one record: {column: value at field path}, JSON null when absent. */
-static json_t *
-row_of(const struct dest_conf *c, json_t *rec)
+/* Append the row for one record: {"column": value at field path}, null when absent. */
+static void
+row_append(struct buf *b, const struct dest_conf *c, json_t *rec)
 {
-	json_t *row = json_object();
-
+	buf_addc(b, '{');
 	for (size_t i = 0; i < c->ncolumns; i++) {
 		json_t *v = json_path_get(rec, c->columns[i].field);
 
-		json_object_set(row, c->columns[i].column, v != NULL ? v : json_null());
+		if (i > 0)
+			buf_addc(b, ',');
+		json_append_str(b, c->columns[i].column);
+		buf_addc(b, ':');
+		if (v != NULL)
+			json_append(b, v);
+		else
+			buf_adds(b, "null");
 	}
-	return row;
+	buf_addc(b, '}');
 }
 
 static void dp_answer(const struct pg_result_info *, void *);
 
+/* Send the rows (a JSON array's text) as one upsert; i is the item, or -1 for the batch. */
 static void
-dp_send(struct dest_pg *dp, json_t *rows, ssize_t i)
+dp_send(struct dest_pg *dp, const char *text, ssize_t i)
 {
 	struct dp_req *r = xmalloc(sizeof *r);
-	char *text = json_dumps(rows, JSON_COMPACT);
 	const char *v[] = { text };
 
 	r->dp = dp;
@@ -121,7 +128,6 @@ dp_send(struct dest_pg *dp, json_t *rows, ssize_t i)
 	r->i = i;
 	dp->outstanding++;
 	pg_query(dp->pg, dp->sql, 1, v, dp_answer, r);
-	free(text);
 }
 
 static void
@@ -169,11 +175,14 @@ dp_answer(const struct pg_result_info *ri, void *arg)
 			/* Find the rows at fault: every row on its own. */
 			dp->pending = dp->n;
 			for (size_t k = 0; k < dp->n; k++) {
-				json_t *rows = json_array();
+				struct buf b;
 
-				json_array_append_new(rows, row_of(&dp->base.job->dst, dp->items[k].rec));
-				dp_send(dp, rows, (ssize_t)k);
-				json_decref(rows);
+				buf_init(&b);
+				buf_addc(&b, '[');
+				row_append(&b, &dp->base.job->dst, dp->items[k].rec);
+				buf_addc(&b, ']');
+				dp_send(dp, b.data, (ssize_t)k);
+				buf_free(&b);
 			}
 		} else if (row_error(ri->sqlstate)) {
 			dp->items[0].outcome = DEST_REFUSED;
@@ -204,7 +213,8 @@ dp_deliver(struct dest *ds, struct dest_item *items, size_t n, dest_cb cb, void 
 {
 	struct dest_pg *dp = (struct dest_pg *)ds;
 	struct strmap last;
-	json_t *rows;
+	struct buf rows;
+	bool first = true;
 
 	free(dp->error);
 	dp->error = NULL;
@@ -221,13 +231,20 @@ dp_deliver(struct dest *ds, struct dest_item *items, size_t n, dest_cb cb, void 
 	strmap_init(&last);
 	for (size_t i = 0; i < n; i++)
 		strmap_put(&last, items[i].key, &items[i]);
-	rows = json_array();
-	for (size_t i = 0; i < n; i++)
-		if (strmap_get(&last, items[i].key) == &items[i])
-			json_array_append_new(rows, row_of(&ds->job->dst, items[i].rec));
+	buf_init(&rows);
+	buf_addc(&rows, '[');
+	for (size_t i = 0; i < n; i++) {
+		if (strmap_get(&last, items[i].key) != &items[i])
+			continue;
+		if (!first)
+			buf_addc(&rows, ',');
+		first = false;
+		row_append(&rows, &ds->job->dst, items[i].rec);
+	}
+	buf_addc(&rows, ']');
 	strmap_free(&last, NULL);
-	dp_send(dp, rows, -1);
-	json_decref(rows);
+	dp_send(dp, rows.data, -1);
+	buf_free(&rows);
 }
 
 static void

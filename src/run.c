@@ -310,6 +310,23 @@ run_deliver(struct run *r, run_step_cb next)
 }
 
 void
+run_set_swap(struct run *r, struct pageset *ps)
+{
+	struct pageset t = *ps;
+
+	ps->items = r->items;
+	ps->nitems = r->nitems;
+	ps->cap_items = r->cap_items;
+	ps->ck = r->ck;
+	ps->last = r->last_page;
+	r->items = t.items;
+	r->nitems = t.nitems;
+	r->cap_items = t.cap_items;
+	r->ck = t.ck;
+	r->last_page = t.last;
+}
+
+void
 run_items_reset(struct run *r)
 {
 	items_free(r);
@@ -427,12 +444,18 @@ run_free(struct run *r)
 {
 	source_cancel(r->sreq);
 	source_page_free(r->page);
-	source_page_free(r->pf_page);
-	free(r->pf_err);
 	modified_page_clear(r);
 	free(r->prs);
 	items_free(r);
 	free(r->items);
+	if (r->has_ahead) {
+		r->items = NULL;
+		r->nitems = r->cap_items = 0;
+		r->ck = NULL;
+		run_set_swap(r, &r->ahead);
+		items_free(r);
+		free(r->items);
+	}
 	dest_free(r->dest);
 	event_free(r->ev_defer);
 	event_free(r->ev_timeout);

@@ -72,10 +72,13 @@ struct run {
 	bool			 last_page;
 	json_t			*ck;		/* the checkpoint being built */
 	bool			 page_busy;	/* a page is being delivered / checkpointed */
-	bool			 pf_ready;	/* the page fetched ahead has arrived */
-	int			 pf_rc;
-	struct source_page	*pf_page;
-	char			*pf_err;
+	struct pageset {	/* a page inspected ahead while the previous one is delivered */
+		struct dest_item *items;
+		size_t		  nitems, cap_items;
+		json_t		 *ck;
+		bool		  last;
+	}			 ahead;
+	bool			 has_ahead;
 	struct page_rec		*prs;		/* the current page's records, inspected */
 	size_t			 nprs, capprs;
 };
@@ -104,6 +107,8 @@ struct dest_item *run_add_item(struct run *, const char *key, json_t *rec);
 void run_note_failure(struct run *, const char *key, const char *error);
 void run_defer(struct run *, run_step_cb next);	/* call next on the next loop turn */
 void run_items_reset(struct run *);	/* drop the items of the last delivery */
+/* Exchange the run's current items, checkpoint and last-page flag with a page set. */
+void run_set_swap(struct run *, struct pageset *);
 
 /* Strategy entry points: called once the run has started in the state store. */
 void strategy_modified_begin(struct run *);

@@ -245,24 +245,31 @@ page_rec_hash(struct page_rec *p)
 
 static void process_page(struct run *, int, struct source_page *, const char *);
 
+static void start_delivery(struct run *);
+
 /*
- * A page arrived. While the previous page is still being delivered (the next page is
- * fetched ahead), keep it until that page's checkpoint is written.
+ * A page arrived. It is inspected at once; while the previous page is still being
+ * delivered, it waits as r->ahead (one page at most) until that page's checkpoint is
+ * written, so parsing overlaps with the destination's work.
  */
 static void
 page_answered(void *arg, int rc, struct source_page *page, const char *err)
 {
 	struct run *r = arg;
+	struct pageset cur = { 0 };
 
 	r->sreq = NULL;
-	if (r->page_busy) {
-		r->pf_ready = true;
-		r->pf_rc = rc;
-		r->pf_page = page;
-		r->pf_err = err != NULL ? xstrdup(err) : NULL;
+	if (!r->page_busy) {
+		process_page(r, rc, page, err);
+		if (!r->finishing)
+			start_delivery(r);
 		return;
 	}
+	run_set_swap(r, &cur);		/* r is empty now; cur is the page in delivery */
 	process_page(r, rc, page, err);
+	run_set_swap(r, &cur);		/* back; cur is the page inspected ahead */
+	r->ahead = cur;
+	r->has_ahead = true;
 }
 
 static void
@@ -512,6 +519,12 @@ decide(struct run *r)
 	}
 	r->last_page = next == NEXT_END;
 	modified_page_clear(r);
+}
+
+/* Deliver the inspected page; meanwhile fetch the next one. */
+static void
+start_delivery(struct run *r)
+{
 	r->page_busy = true;
 	if (!r->last_page)
 		fetch_page(r);
@@ -539,15 +552,14 @@ page_checkpointed(struct run *r, int rc)
 		run_finish_ok(r);
 		return;
 	}
-	if (r->pf_ready) {
-		struct source_page *p = r->pf_page;
-		char *err = r->pf_err;
-
-		r->pf_ready = false;
-		r->pf_page = NULL;
-		r->pf_err = NULL;
-		process_page(r, r->pf_rc, p, err);
-		free(err);
+	if (r->has_ahead) {
+		json_decref(r->ck);
+		r->ck = NULL;
+		run_set_swap(r, &r->ahead);
+		free(r->ahead.items);	/* the delivered page's emptied array */
+		memset(&r->ahead, 0, sizeof r->ahead);
+		r->has_ahead = false;
+		start_delivery(r);
 	}
 	/* else the next page is still on its way: page_answered goes on */
 }

@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <stdbool.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -83,6 +84,7 @@ typedef struct coll {
 	sortc_t sc[NCACHE];
 	unsigned sc_next;
 	char *fspec;             /* filtered-result cache */
+	bool fpartial;           /* the cached result stops early (no total) */
 	json_t **fres;
 	size_t fn;
 	long long erp_next, dnext, mnext;
@@ -727,7 +729,12 @@ static int do_list(coll_t *c, struct evhttp_request *req, struct evbuffer *out)
 	for (int i = 0; i < nfl; i++) evbuffer_add_printf(fk, "%s\x02%d\x02%s\x01", fl[i].field, fl[i].op, fl[i].val);
 	evbuffer_add(fk, "", 1);
 	char *fspec = (char *)evbuffer_pullup(fk, -1);
-	if (!c->fspec || strcmp(c->fspec, fspec)) {
+	/* Without an envelope (no total) only off + limit + 1 matches are needed: a seek
+	 * request then costs what an indexed API would, not a scan; such a partial
+	 * result is not cached. */
+	size_t need = (!envelope && limit >= 0) ? (size_t)off + (size_t)limit + 1 : (size_t)-1;
+	bool partial = false;
+	if (!c->fspec || strcmp(c->fspec, fspec) || c->fpartial) {
 		free(c->fspec); free(c->fres);
 		c->fspec = xstrdup(fspec);
 		c->fres = xcalloc(s->n, sizeof(json_t *));
@@ -747,8 +754,10 @@ static int do_list(coll_t *c, struct evhttp_request *req, struct evbuffer *out)
 				if (lo > start) start = lo;
 			}
 		}
-		for (size_t i = start; i < s->n; i++)
+		for (size_t i = start; i < s->n && c->fn < need; i++)
 			if (rec_match(s->ent[i].rec, fl, nfl)) c->fres[c->fn++] = s->ent[i].rec;
+		partial = c->fn >= need;
+		c->fpartial = partial;
 	}
 	evbuffer_free(fk);
 
