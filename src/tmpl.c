@@ -565,7 +565,7 @@ tmpl_render(const struct tmpl *t, const struct tmpl_vals *v, bool redact,
     struct buf *out, char **err)
 {
 	size_t		 i, saved = out->len;
-	struct val	 val;
+	struct val	 val = { 0 };
 	int		 r = 0;
 
 	*err = NULL;
@@ -582,6 +582,10 @@ tmpl_render(const struct tmpl *t, const struct tmpl_vals *v, bool redact,
 		}
 		if ((r = lookup(p, v, redact, &val, err)) != 0)
 			break;
+		if (redact && p->var == TV_SECRET && t->place != TMPL_BODY) {
+			buf_adds(out, "***");	/* readable in log lines, never escaped */
+			continue;
+		}
 		if (t->place == TMPL_BODY)
 			emit_body(p, &val, out);
 		else
