@@ -6,6 +6,7 @@ TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ONESYNCD=${ONESYNCD:-$TOP/src/onesyncd}
 SAMPLEAPP=$TOP/tests/sampleapp
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$TOP/tests/lsan.supp}
 T=$(mktemp -d /tmp/onesync-test.XXXXXX)
 chmod 755 "$T"
 PIDS=()
