@@ -444,6 +444,8 @@ run_free(struct run *r)
 {
 	source_cancel(r->sreq);
 	source_page_free(r->page);
+	source_page_free(r->pf_page);
+	free(r->pf_err);
 	modified_page_clear(r);
 	free(r->prs);
 	items_free(r);

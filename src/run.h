@@ -79,6 +79,11 @@ struct run {
 		bool		  last;
 	}			 ahead;
 	bool			 has_ahead;
+	bool			 read_done;	/* the last page has been inspected */
+	bool			 pf_ready;	/* a fetched page waits to be inspected */
+	int			 pf_rc;
+	struct source_page	*pf_page;
+	char			*pf_err;
 	struct page_rec		*prs;		/* the current page's records, inspected */
 	size_t			 nprs, capprs;
 };

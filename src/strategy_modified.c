@@ -246,23 +246,16 @@ page_rec_hash(struct page_rec *p)
 static void process_page(struct run *, int, struct source_page *, const char *);
 
 static void start_delivery(struct run *);
+static void maybe_fetch(struct run *);
 
-/*
- * A page arrived. It is inspected at once; while the previous page is still being
- * delivered, it waits as r->ahead (one page at most) until that page's checkpoint is
- * written, so parsing overlaps with the destination's work.
- */
+/* Inspect a page: into the current set when idle, else as the page waiting ahead. */
 static void
-page_answered(void *arg, int rc, struct source_page *page, const char *err)
+inspect_page(struct run *r, int rc, struct source_page *page, const char *err)
 {
-	struct run *r = arg;
 	struct pageset cur = { 0 };
 
-	r->sreq = NULL;
 	if (!r->page_busy) {
 		process_page(r, rc, page, err);
-		if (!r->finishing)
-			start_delivery(r);
 		return;
 	}
 	run_set_swap(r, &cur);		/* r is empty now; cur is the page in delivery */
@@ -270,6 +263,33 @@ page_answered(void *arg, int rc, struct source_page *page, const char *err)
 	run_set_swap(r, &cur);		/* back; cur is the page inspected ahead */
 	r->ahead = cur;
 	r->has_ahead = true;
+}
+
+/*
+ * A page arrived. Pages flow through three places so that fetching, parsing and the
+ * destination's work overlap: one page in delivery, one inspected and waiting (r->ahead),
+ * one fetched and not yet inspected (r->pf_page). Memory stays bounded by three pages.
+ */
+static void
+page_answered(void *arg, int rc, struct source_page *page, const char *err)
+{
+	struct run *r = arg;
+
+	r->sreq = NULL;
+	if (r->page_busy && r->has_ahead) {
+		r->pf_ready = true;
+		r->pf_rc = rc;
+		r->pf_page = page;
+		r->pf_err = err != NULL ? xstrdup(err) : NULL;
+		return;
+	}
+	inspect_page(r, rc, page, err);
+	if (r->finishing)
+		return;
+	if (!r->page_busy)
+		start_delivery(r);
+	else
+		maybe_fetch(r);
 }
 
 static void
@@ -518,7 +538,17 @@ decide(struct run *r)
 		break;
 	}
 	r->last_page = next == NEXT_END;
+	if (r->last_page)
+		r->read_done = true;
 	modified_page_clear(r);
+}
+
+/* Fetch the next page unless one is on its way or waiting, or the read is complete. */
+static void
+maybe_fetch(struct run *r)
+{
+	if (r->sreq == NULL && !r->pf_ready && !r->read_done && !r->finishing)
+		fetch_page(r);
 }
 
 /* Deliver the inspected page; meanwhile fetch the next one. */
@@ -526,8 +556,7 @@ static void
 start_delivery(struct run *r)
 {
 	r->page_busy = true;
-	if (!r->last_page)
-		fetch_page(r);
+	maybe_fetch(r);
 	if (!r->finishing)
 		run_deliver(r, page_delivered);
 }
@@ -560,6 +589,17 @@ page_checkpointed(struct run *r, int rc)
 		memset(&r->ahead, 0, sizeof r->ahead);
 		r->has_ahead = false;
 		start_delivery(r);
+		if (r->pf_ready && !r->finishing) {
+			struct source_page *p = r->pf_page;
+			char *err = r->pf_err;
+
+			r->pf_ready = false;
+			r->pf_page = NULL;
+			r->pf_err = NULL;
+			inspect_page(r, r->pf_rc, p, err);
+			free(err);
+			maybe_fetch(r);
+		}
 	}
 	/* else the next page is still on its way: page_answered goes on */
 }
