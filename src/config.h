@@ -41,6 +41,25 @@ struct source_conf {
 	char		*page_next;	/* style next: JSON path of the next URL/token */
 	struct tmpl	*fetch;		/* optional URL to re-fetch one record by {{key}} */
 	struct http_opts http;
+	/* http, strategy flag: the marking request (TV_MARK) */
+	bool		 has_mark;
+	char		*mark_method;	/* default "PATCH" */
+	struct tmpl	*mark_url;	/* TMPL_URL */
+	struct tmpl	*mark_body;	/* TMPL_BODY; NULL = no body */
+	struct tmpl	**mark_headers;	/* TMPL_HEADER */
+	size_t		 mark_nheaders;
+	/* postgresql */
+	char		*conninfo;
+	char		*table;		/* "name" or "schema.name" (a table or a view) */
+	char		**columns;	/* columns to read; NULL = all ("*") */
+	size_t		 ncolumns;
+	char		*where;		/* extra SQL condition for every read, or NULL */
+	char		*pending;	/* strategy flag: SQL condition of a pending row */
+	struct mark_set {
+		char		*column;
+		struct tmpl	*value;	/* TMPL_TEXT, TV_MARK: sent as a text parameter */
+	}		*mark_set;	/* strategy flag: UPDATE ... SET column = value */
+	size_t		 nmark_set;
 	int		 line;
 };
 
@@ -73,6 +92,10 @@ struct dest_conf {
 	int		 line;
 };
 
+struct flag_conf {
+	char		*version;	/* record field compared when marking (compare-and-set), or NULL */
+};
+
 struct modified_conf {
 	char		*field;		/* record path of the timestamp */
 	enum ts_format	 format;
@@ -95,7 +118,9 @@ struct job_conf {
 	int64_t		 retry_backoff_max_ms;
 	int64_t		 timeout_ms;	/* whole run; 0 = none */
 	bool		 enabled;
+	int64_t		 max_records;	/* flag: pending records collected per run */
 	struct modified_conf modified;
+	struct flag_conf flag;
 	struct source_conf src;
 	struct dest_conf dst;
 	char		*fingerprint;	/* hash of everything above; differs => job changed on reload */

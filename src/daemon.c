@@ -38,12 +38,12 @@ tv_ms(int64_t ms)
 }
 
 struct pg *
-daemon_dest_pg(struct daemon *d, const char *conninfo)
+daemon_pg(struct daemon *d, const char *conninfo)
 {
 	struct pg *pg = strmap_get(&d->dest_pgs, conninfo);
 
 	if (pg == NULL) {
-		pg = pg_new(d->base, conninfo, "destination database", 4,
+		pg = pg_new(d->base, conninfo, "user database", 4,
 		    (long)d->ref->cfg->state.connect_timeout_ms);
 		strmap_put(&d->dest_pgs, conninfo, pg);
 	}

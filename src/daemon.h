@@ -55,8 +55,8 @@ struct daemon {
 	uint64_t		 runs_ok, runs_failed;
 };
 
-/* A PostgreSQL pool for a destination conninfo, shared by the jobs that name it. */
-struct pg *daemon_dest_pg(struct daemon *, const char *conninfo);
+/* A PostgreSQL pool for a source or destination conninfo, shared by the jobs that name it. */
+struct pg *daemon_pg(struct daemon *, const char *conninfo);
 /* Called by run.c when a run has ended (after its last state write). */
 void daemon_run_ended(struct jobrt *, bool ok, bool lease_lost);
 

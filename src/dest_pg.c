@@ -282,7 +282,7 @@ dest_pg_new(struct daemon *d, const struct job_conf *job)
 	dp->base.ops = &dp_ops;
 	dp->base.d = d;
 	dp->base.job = job;
-	dp->pg = daemon_dest_pg(d, job->dst.conninfo);
+	dp->pg = daemon_pg(d, job->dst.conninfo);
 	dp->sql = upsert_sql(&job->dst);
 	return &dp->base;
 }

@@ -29,4 +29,59 @@ struct source_req *source_http_fetch_key(const struct job_conf *, const char *ke
 void source_cancel(struct source_req *);
 void source_page_free(struct source_page *);
 
+/*
+ * A read from a PostgreSQL source (source.type = "postgresql"): keyset paging, values as
+ * parameters, identifiers quoted. Records are the rows as JSON objects (row_to_json), so
+ * they flow through the same strategies as an API's records.
+ */
+enum source_pg_mode {
+	SPG_MODIFIED,	/* modified.field >= from (or (field, key) > (from, after_key)), by (field, key) */
+	SPG_PENDING,	/* strategy flag: rows matching source.pending, key > after_key, by key */
+	SPG_ALL,	/* every row, key > after_key, by key (capture) */
+};
+
+struct source_pg_read {
+	enum source_pg_mode mode;
+	const char	*from;		/* SPG_MODIFIED: lower bound (text of the column's value), NULL = none */
+	const char	*after_key;	/* keyset position (text of the key), NULL = from the start */
+	int64_t		 settle_ms;	/* SPG_MODIFIED: only rows with field <= now() - settle */
+	long long	 limit;		/* page size */
+};
+
+struct daemon;
+/* page->date is set to the source database's now() (RFC 3339). */
+struct source_req *source_pg_fetch(struct daemon *, const struct job_conf *,
+    const struct source_pg_read *, source_cb, void *arg, char **err);
+
+/* Marking records done at the source (strategy flag). */
+enum mark_outcome {
+	MARK_PENDING,
+	MARK_OK,		/* marked */
+	MARK_CONFLICT,		/* the record changed since it was read (compare-and-set failed) or is gone */
+	MARK_FAILED,		/* could not mark now (error); retried at the next run */
+};
+
+struct source_mark {
+	const char	*key;
+	json_t		*rec;		/* the record as read (borrowed) */
+	json_t		*dest;		/* the destination's answer for {{dest.PATH}} (borrowed, may be NULL) */
+	enum mark_outcome outcome;
+	char		*error;		/* malloced, for MARK_FAILED / MARK_CONFLICT */
+};
+
+struct source_marker;
+/* rc 0: every mark has an outcome; rc -1: nothing could be tried (err). */
+typedef void (*source_mark_cb)(void *arg, int rc, const char *err);
+
+/* Mark n records (HTTP: one templated request each, bounded concurrency; PostgreSQL: one
+ * UPDATE ... FROM json_populate_recordset(...) RETURNING key). The callback never runs
+ * before this returns. */
+struct source_marker *source_mark(struct daemon *, const struct job_conf *,
+    struct source_mark *, size_t n, source_mark_cb, void *arg);
+void source_mark_cancel(struct source_marker *);	/* no callback after this */
+struct source_marker *source_http_mark(struct daemon *, const struct job_conf *,
+    struct source_mark *, size_t n, source_mark_cb, void *arg);
+struct source_marker *source_pg_mark(struct daemon *, const struct job_conf *,
+    struct source_mark *, size_t n, source_mark_cb, void *arg);
+
 #endif

@@ -11,6 +11,8 @@ enum tmpl_place {
 	TMPL_QUERY,	/* a query value: percent-encoded; missing value -> parameter left out */
 	TMPL_HEADER,	/* raw; CR/LF in a value is an error */
 	TMPL_BODY,	/* JSON encoding: strings quoted, numbers bare, {{record}} whole object */
+	TMPL_TEXT,	/* raw text (an SQL parameter): strings as is, numbers as text,
+			 * objects/arrays as compact JSON; never escaped */
 };
 
 /* Placeholder kinds; a place allows a set of them (bit mask). */
