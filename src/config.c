@@ -26,8 +26,8 @@ enum ktype {
 
 #define F_REQ		0x01	/* required */
 #define F_NORELOAD	0x02	/* a change needs a restart */
-#define F_HTTP		0x04	/* destination: only for type http */
-#define F_PG		0x08	/* destination: only for type postgresql */
+#define F_HTTP		0x04	/* source/destination: only for type http */
+#define F_PG		0x08	/* source/destination: only for type postgresql */
 
 #define DUR_MAX		(INT64_MAX / 4)
 
@@ -89,12 +89,14 @@ static const struct key_def keys[] = {
 	  "Verify TLS certificates and host names." },
 	{ "defaults.max_bytes", K_INT, "67108864", 1024, INT64_C(1) << 40, 0,
 	  "Largest HTTP response body accepted, in bytes." },
+	{ "defaults.max_records", K_INT, "10000", 1, 10000000, 0,
+	  "Strategy flag: most pending records one run collects from an HTTP source." },
 	{ "jobs", K_JOBS, "()", 0, 0, 0,
 	  "The list of jobs, each a group ( { ... }, { ... } )." },
 	{ "jobs.*.name", K_STR, NULL, 0, 0, F_REQ,
 	  "Unique job name: letters, digits, '_', '.', '-'." },
 	{ "jobs.*.strategy", K_STR, NULL, 0, 0, F_REQ,
-	  "How changes are found: modified (flag and capture are not supported yet)." },
+	  "How changes are found: modified or flag (capture is not supported yet)." },
 	{ "jobs.*.key", K_KEY, NULL, 0, 0, F_REQ,
 	  "Record field (dot path), or list of fields, that identifies a record." },
 	{ "jobs.*.interval", K_DUR, "defaults.interval", 100, DUR_MAX, 0,
@@ -113,6 +115,8 @@ static const struct key_def keys[] = {
 	  "Time allowed for a whole run; 0 = no limit." },
 	{ "jobs.*.enabled", K_BOOL, "true", 0, 0, 0,
 	  "false keeps the job configured but never runs it." },
+	{ "jobs.*.max_records", K_INT, "defaults.max_records", 1, 10000000, 0,
+	  "Strategy flag: most pending records one run collects from an HTTP source." },
 	{ "jobs.*.modified", K_GROUP, NULL, 0, 0, 0,
 	  "Settings of strategy modified." },
 	{ "jobs.*.modified.field", K_STR, NULL, 0, 0, 0,
@@ -125,40 +129,66 @@ static const struct key_def keys[] = {
 	  "Window re-read below the watermark for late commits." },
 	{ "jobs.*.modified.settle", K_DUR, "0", 0, DUR_MAX, 0,
 	  "Take only records older than source time minus this." },
+	{ "jobs.*.flag", K_GROUP, NULL, 0, 0, 0,
+	  "Settings of strategy flag." },
+	{ "jobs.*.flag.version", K_STR, NULL, 0, 0, 0,
+	  "PostgreSQL source: column compared when marking (compare-and-set); unset = none." },
 	{ "jobs.*.source", K_GROUP, NULL, 0, 0, F_REQ,
 	  "Where records are read." },
 	{ "jobs.*.source.type", K_STR, "http", 0, 0, 0,
-	  "Connector: http (postgresql and file are not supported yet)." },
-	{ "jobs.*.source.url", K_TMPL, NULL, 0, 0, 0,
-	  "URL template of the read request; required." },
-	{ "jobs.*.source.query", K_QUERY, NULL, 0, 0, 0,
+	  "Connector: http or postgresql (file is not supported yet)." },
+	{ "jobs.*.source.url", K_TMPL, NULL, 0, 0, F_HTTP,
+	  "URL template of the read request; required for http." },
+	{ "jobs.*.source.query", K_QUERY, NULL, 0, 0, F_HTTP,
 	  "Query parameters: { name = \"template\"; } or [ \"name=template\" ]." },
-	{ "jobs.*.source.headers", K_STRLIST, NULL, 0, 0, 0,
+	{ "jobs.*.source.headers", K_STRLIST, NULL, 0, 0, F_HTTP,
 	  "Request headers, [ \"Name: template\", ... ]." },
-	{ "jobs.*.source.records", K_STR, "", 0, 0, 0,
+	{ "jobs.*.source.records", K_STR, "", 0, 0, F_HTTP,
 	  "JSON path of the record array in the answer; \"\" = the body itself." },
 	{ "jobs.*.source.page", K_GROUP, NULL, 0, 0, 0,
 	  "Pagination of the read." },
-	{ "jobs.*.source.page.style", K_STR, "none", 0, 0, 0,
+	{ "jobs.*.source.page.style", K_STR, "none", 0, 0, F_HTTP,
 	  "none, page ({{page}}), offset ({{offset}}), link (Link header) or next." },
-	{ "jobs.*.source.page.first", K_INT, "1", INT_MIN, INT_MAX, 0,
+	{ "jobs.*.source.page.first", K_INT, "1", INT_MIN, INT_MAX, F_HTTP,
 	  "First page number of style page." },
 	{ "jobs.*.source.page.size", K_INT, "100", 1, 100000, 0,
-	  "Records per page ({{limit}}); a shorter page ends the read." },
-	{ "jobs.*.source.page.next", K_STR, NULL, 0, 0, 0,
+	  "Records per page ({{limit}}, or the LIMIT of one SQL read)." },
+	{ "jobs.*.source.page.next", K_STR, NULL, 0, 0, F_HTTP,
 	  "Style next: JSON path of the next URL or cursor token; required there." },
-	{ "jobs.*.source.fetch", K_TMPL, NULL, 0, 0, 0,
+	{ "jobs.*.source.fetch", K_TMPL, NULL, 0, 0, F_HTTP,
 	  "URL template reading one record by {{key}}, for retries; unset = replay." },
-	{ "jobs.*.source.timeout", K_DUR, "defaults.timeout", 100, DUR_MAX, 0,
+	{ "jobs.*.source.timeout", K_DUR, "defaults.timeout", 100, DUR_MAX, F_HTTP,
 	  "Time allowed for one source request attempt." },
-	{ "jobs.*.source.retries", K_INT, "defaults.retries", 0, 100, 0,
+	{ "jobs.*.source.retries", K_INT, "defaults.retries", 0, 100, F_HTTP,
 	  "Retries of a failed source request." },
 	{ "jobs.*.source.max_bytes", K_INT, "defaults.max_bytes", 1024,
-	  INT64_C(1) << 40, 0, "Largest source response accepted, in bytes." },
-	{ "jobs.*.source.tls_verify", K_BOOL, "defaults.tls_verify", 0, 0, 0,
+	  INT64_C(1) << 40, F_HTTP, "Largest source response accepted, in bytes." },
+	{ "jobs.*.source.tls_verify", K_BOOL, "defaults.tls_verify", 0, 0, F_HTTP,
 	  "Verify the source's TLS certificate." },
-	{ "jobs.*.source.ca_file", K_STR, NULL, 0, 0, 0,
+	{ "jobs.*.source.ca_file", K_STR, NULL, 0, 0, F_HTTP,
 	  "CA bundle for the source; unset = the system store." },
+	{ "jobs.*.source.conninfo", K_STR, NULL, 0, 0, F_PG,
+	  "libpq connection string of the source database; required for postgresql." },
+	{ "jobs.*.source.table", K_STR, NULL, 0, 0, F_PG,
+	  "Source table or view, name or schema.name; required for postgresql." },
+	{ "jobs.*.source.columns", K_STRLIST, NULL, 0, 0, F_PG,
+	  "Columns read, [ \"a\", \"b\" ]; unset = all columns." },
+	{ "jobs.*.source.where", K_STR, NULL, 0, 0, F_PG,
+	  "Extra SQL condition of every read, run as written; unset = none." },
+	{ "jobs.*.source.pending", K_STR, NULL, 0, 0, F_PG,
+	  "Strategy flag: SQL condition of a row still to sync; required there." },
+	{ "jobs.*.source.mark", K_GROUP, NULL, 0, 0, 0,
+	  "Strategy flag: how a delivered record is marked done at the source." },
+	{ "jobs.*.source.mark.method", K_STR, "PATCH", 0, 0, F_HTTP,
+	  "HTTP method of the marking request: POST, PUT, PATCH or DELETE." },
+	{ "jobs.*.source.mark.url", K_TMPL, NULL, 0, 0, F_HTTP,
+	  "URL template of the marking request; required for an http source." },
+	{ "jobs.*.source.mark.body", K_TMPL, NULL, 0, 0, F_HTTP,
+	  "JSON body template of the marking request; unset or \"\" = no body." },
+	{ "jobs.*.source.mark.headers", K_STRLIST, NULL, 0, 0, F_HTTP,
+	  "Headers of the marking request, [ \"Name: template\", ... ]." },
+	{ "jobs.*.source.mark.set", K_MAP, NULL, 0, 0, F_PG,
+	  "column = \"template\" set on a delivered row; required for postgresql." },
 	{ "jobs.*.destination", K_GROUP, NULL, 0, 0, F_REQ,
 	  "Where records are delivered." },
 	{ "jobs.*.destination.type", K_STR, NULL, 0, 0, F_REQ,
@@ -208,6 +238,8 @@ struct ctx {
 	int		 line;		/* fallback line (the enclosing job) */
 	struct config	*cfg;
 	int64_t		 d_jitter;	/* defaults.jitter, -1 = interval/10 */
+	bool		 strat_ok;	/* the current job's strategy is a supported one */
+	config_setting_t *job;		/* the current job's group */
 	struct job_conf	 d;		/* the defaults group, as a job */
 };
 
@@ -791,6 +823,7 @@ parse_defaults(struct ctx *c, config_setting_t *root)
 	(void)get_bool(c, g, "defaults.tls_verify", NULL, &d->src.http.tls_verify);
 	(void)get_int(c, g, "defaults.max_bytes", NULL, &v);
 	d->src.http.max_bytes = v;
+	(void)get_int(c, g, "defaults.max_records", NULL, &d->max_records);
 	if (d->retry_backoff_max_ms < d->retry_backoff_ms)
 		errf(c, line_of(c, g), "'defaults.retry_backoff_max' must not be "
 		    "shorter than 'defaults.retry_backoff'");
@@ -897,33 +930,122 @@ parse_query(struct ctx *c, config_setting_t *q, struct source_conf *s)
 	return uses;
 }
 
+/* An HTTP method of a destination or a marking request. */
 static void
-parse_source(struct ctx *c, config_setting_t *job, struct source_conf *s)
+check_method(struct ctx *c, config_setting_t *g, const char *key, const char *m)
 {
-	config_setting_t	*g = group(job, "source"), *q, *pg;
+	static const char	*ok[] = { "POST", "PUT", "PATCH", "DELETE" };
+	size_t			 i;
+
+	for (i = 0; i < NELEM(ok); i++) {
+		if (strcmp(m, ok[i]) == 0)
+			return;
+	}
+	errf(c, line_of(c, member(g, "method")), "'%s': unknown method '%s' "
+	    "(expected POST, PUT, PATCH or DELETE)", key, m);
+}
+
+/* A table: name or schema.name. */
+static bool
+is_table(const char *t)
+{
+	const char	*dot = strchr(t, '.');
+	char		*schema;
+	bool		 ok;
+
+	if (dot == NULL)
+		return is_ident(t, false);
+	schema = xstrndup(t, (size_t)(dot - t));
+	ok = is_ident(schema, false) && is_ident(dot + 1, false);
+	free(schema);
+	return ok;
+}
+
+/*
+ * Keys of a source or destination group (and of its subgroups) that belong to
+ * the other connector type: "'source.url' is not valid for a postgresql source".
+ */
+static void
+check_conn_keys(struct ctx *c, config_setting_t *g, const char *tpath,
+    enum conn_type type, const char *tname, const char *what)
+{
+	const struct key_def	*kd;
+	config_setting_t	*e;
+	char			*p;
+	int			 i;
+
+	for (i = 0; i < config_setting_length(g); i++) {
+		e = config_setting_get_elem(g, (unsigned)i);
+		p = xasprintf("%s.%s", tpath, config_setting_name(e));
+		kd = kd_find(p);
+		if (kd != NULL && (kd->flags & (type == CONN_HTTP ? F_PG : F_HTTP)))
+			errf(c, line_of(c, e), "'%s' is not valid for a %s %s", dname(p),
+			    tname, what);
+		else if (kd != NULL && kd->type == K_GROUP && config_setting_is_group(e))
+			check_conn_keys(c, e, p, type, tname, what);
+		free(p);
+	}
+}
+
+/* Strategy flag (and a supported strategy at all). */
+static bool
+is_flag(const struct ctx *c, const struct job_conf *j)
+{
+	return c->strat_ok && j->strategy == STRAT_FLAG;
+}
+
+/* A supported strategy other than flag. */
+static bool
+not_flag(const struct ctx *c, const struct job_conf *j)
+{
+	return c->strat_ok && j->strategy != STRAT_FLAG;
+}
+
+/* source.mark of an HTTP source: the request that marks a record done. */
+static void
+parse_mark_http(struct ctx *c, config_setting_t *g, struct job_conf *j)
+{
+	config_setting_t	*mk = group(g, "mark"), *b;
+	struct source_conf	*s = &j->src;
+	const char		*body;
+
+	if (member(g, "mark") != NULL && !is_flag(c, j)) {
+		if (not_flag(c, j))
+			errf(c, line_of(c, member(g, "mark")), "source.mark is used "
+			    "only by strategy 'flag'");
+		return;
+	}
+	if (!is_flag(c, j))
+		return;
+	if (mk == NULL || member(mk, "url") == NULL) {
+		if (member(g, "mark") == NULL || mk != NULL)
+			errf(c, line_of(c, mk != NULL ? mk : g), "strategy 'flag' needs "
+			    "source.mark.url: the request that marks a record done");
+		return;
+	}
+	s->has_mark = true;
+	if (get_str(c, mk, "jobs.*.source.mark.method", false, &s->mark_method) == 0)
+		check_method(c, mk, "source.mark.method", s->mark_method);
+	s->mark_url = get_tmpl(c, mk, "jobs.*.source.mark.url", true, NULL, TMPL_URL,
+	    TV_MARK);
+	b = member(mk, "body");
+	body = b != NULL ? config_setting_get_string(b) : NULL;
+	if (body != NULL && *body != '\0')
+		s->mark_body = get_tmpl(c, mk, "jobs.*.source.mark.body", false, NULL,
+		    TMPL_BODY, TV_MARK);
+	get_headers(c, mk, "jobs.*.source.mark.headers", TV_MARK, &s->mark_headers,
+	    &s->mark_nheaders);
+}
+
+static void
+parse_source_http(struct ctx *c, config_setting_t *g, struct job_conf *j)
+{
+	struct source_conf	*s = &j->src;
+	config_setting_t	*q, *pg;
 	char			*str;
 	unsigned		 uses = 0;
 	size_t			 i;
 
-	if (g == NULL) {
-		if (member(job, "source") == NULL)
-			missing(c, job, "jobs.*.source", NULL);
-		return;
-	}
-	s->line = line_of(c, g);
-	if (get_str(c, g, "jobs.*.source.type", false, &str) == 0) {
-		if (strcmp(str, "postgresql") == 0 || strcmp(str, "file") == 0)
-			errf(c, line_of(c, member(g, "type")), "source type '%s' is not "
-			    "supported by this version (only 'http' is)", str);
-		else if (strcmp(str, "http") != 0)
-			errf(c, line_of(c, member(g, "type")), "unknown source type "
-			    "'%s' (expected http)", str);
-		s->type = strcmp(str, "postgresql") == 0 ? CONN_POSTGRESQL :
-		    strcmp(str, "file") == 0 ? CONN_FILE : CONN_HTTP;
-		free(str);
-	}
-	if (s->type != CONN_HTTP)
-		return;
 	s->url = get_tmpl(c, g, "jobs.*.source.url", true, NULL, TMPL_URL, TV_READ);
 	if (s->url != NULL)
 		uses |= tmpl_uses(s->url);
@@ -933,8 +1055,16 @@ parse_source(struct ctx *c, config_setting_t *job, struct source_conf *s)
 		    "on the first %s; use it in source.query, where the parameter is "
 		    "then left out", (uses & TV_WATERMARK) ? "watermark" : "cursor",
 		    (uses & TV_WATERMARK) ? "run" : "page");
-	if ((q = config_setting_get_member(g, "query")) != NULL)
-		uses |= parse_query(c, q, s);
+	if ((q = config_setting_get_member(g, "query")) != NULL) {
+		unsigned	qu = parse_query(c, q, s);
+
+		/* Strategy flag keeps no watermark: the parameter would never be sent. */
+		if ((qu & TV_WATERMARK) && is_flag(c, j))
+			errf(c, line_of(c, q), "source.query: {{watermark}} has no value "
+			    "with strategy 'flag' (the pending records are asked by "
+			    "the query itself)");
+		uses |= qu;
+	}
 	/* Source headers are rendered once per request, without page values. */
 	get_headers(c, g, "jobs.*.source.headers", TV_SECRET | TV_ENV, &s->headers,
 	    &s->nheaders);
@@ -963,21 +1093,203 @@ parse_source(struct ctx *c, config_setting_t *job, struct source_conf *s)
 	s->fetch = get_tmpl(c, g, "jobs.*.source.fetch", false, NULL, TMPL_URL,
 	    TV_KEY | TV_SECRET | TV_ENV);
 	parse_http_opts(c, g, "jobs.*.source", &s->http);
+	parse_mark_http(c, g, j);
+	if (j->flag.version != NULL)
+		errf(c, line_of(c, member(group(c->job, "flag"), "version")),
+		    "'flag.version' is used only with a postgresql source; with an "
+		    "http source make source.mark a conditional request (e.g. "
+		    "{{record.version}} in its url or headers)");
 }
 
-/* An HTTP method of a destination. */
-static void
-check_method(struct ctx *c, config_setting_t *g, const char *key, const char *m)
+/* Is column one of the columns read (always true when all columns are read)? */
+static bool
+src_reads(const struct source_conf *s, const char *column)
 {
-	static const char	*ok[] = { "POST", "PUT", "PATCH", "DELETE" };
+	size_t	i;
+
+	if (s->ncolumns == 0)
+		return true;
+	for (i = 0; i < s->ncolumns; i++) {
+		if (strcmp(s->columns[i], column) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* A column named by another key of a job with a postgresql source. */
+static void
+check_src_column(struct ctx *c, config_setting_t *at, const struct source_conf *s,
+    const char *key, const char *column)
+{
+	if (!is_ident(column, false))
+		errf(c, line_of(c, at), "'%s': '%s' is not a plain column name (a "
+		    "postgresql source reads it as a column)", key, column);
+	else if (!src_reads(s, column))
+		errf(c, line_of(c, at), "'%s': column '%s' is not in source.columns",
+		    key, column);
+}
+
+/* source.mark.set of a postgresql source: UPDATE ... SET column = value. */
+static void
+parse_mark_pg(struct ctx *c, config_setting_t *g, struct job_conf *j)
+{
+	config_setting_t	*mk = group(g, "mark"), *set, *e;
+	struct source_conf	*s = &j->src;
+	const char		*col;
+	char			*src, *name;
+	size_t			 i;
+	int			 n;
+
+	if (member(g, "mark") != NULL && !is_flag(c, j)) {
+		if (not_flag(c, j))
+			errf(c, line_of(c, member(g, "mark")), "source.mark is used "
+			    "only by strategy 'flag'");
+		return;
+	}
+	if (!is_flag(c, j))
+		return;
+	set = group(mk, "set");
+	if (set == NULL) {
+		if (member(g, "mark") == NULL || mk != NULL)
+			errf(c, line_of(c, mk != NULL ? mk : g), "strategy 'flag' needs "
+			    "source.mark.set: the columns that mark a row done");
+		return;
+	}
+	n = config_setting_length(set);
+	if (n == 0) {
+		errf(c, line_of(c, set), "'source.mark.set' is empty");
+		return;
+	}
+	s->mark_set = xcalloc((size_t)n + 1, sizeof *s->mark_set);
+	for (i = 0; i < (size_t)n; i++) {
+		e = config_setting_get_elem(set, (unsigned)i);
+		col = config_setting_name(e);
+		if (is_int(e))
+			src = xasprintf("%lld", config_setting_get_int64(e));
+		else if (config_setting_type(e) == CONFIG_TYPE_STRING)
+			src = xstrdup(config_setting_get_string(e));
+		else
+			continue;	/* reported by walk() */
+		if (!is_ident(col, false))
+			errf(c, line_of(c, e), "'source.mark.set': '%s' is not a plain "
+			    "column name", col);
+		else if (j->nkey == 1 && strcmp(col, j->key[0]) == 0)
+			errf(c, line_of(c, e), "'source.mark.set': '%s' is the key "
+			    "column, which a marking must not change", col);
+		name = xasprintf("source.mark.set.%s", col);
+		s->mark_set[s->nmark_set].value = compile(c, e, name, src, TMPL_TEXT,
+		    TV_MARK);
+		free(name);
+		free(src);
+		if (s->mark_set[s->nmark_set].value != NULL)
+			s->mark_set[s->nmark_set++].column = xstrdup(col);
+	}
+}
+
+static void
+parse_source_pg(struct ctx *c, config_setting_t *g, struct job_conf *j)
+{
+	struct source_conf	*s = &j->src;
+	config_setting_t	*cols = member(g, "columns"), *e, *k;
 	size_t			 i;
 
-	for (i = 0; i < NELEM(ok); i++) {
-		if (strcmp(m, ok[i]) == 0)
-			return;
+	(void)get_str(c, g, "jobs.*.source.conninfo", true, &s->conninfo);
+	if (get_str(c, g, "jobs.*.source.table", true, &s->table) == 0 &&
+	    !is_table(s->table))
+		errf(c, line_of(c, member(g, "table")), "'source.table': '%s' is not "
+		    "a plain name or schema.name", s->table);
+	if (cols != NULL && is_strlist(cols)) {
+		get_strlist(cols, &s->columns, &s->ncolumns);
+		if (s->ncolumns == 0) {
+			errf(c, line_of(c, cols), "'source.columns' is empty (leave it "
+			    "out to read all columns)");
+			free(s->columns);
+			s->columns = NULL;
+		}
+		for (i = 0; i < s->ncolumns; i++) {
+			e = config_setting_get_elem(cols, (unsigned)i);
+			if (!is_ident(s->columns[i], false))
+				errf(c, line_of(c, e), "'source.columns': '%s' is not a "
+				    "plain column name", s->columns[i]);
+		}
 	}
-	errf(c, line_of(c, member(g, "method")), "'%s': unknown method '%s' "
-	    "(expected POST, PUT, PATCH or DELETE)", key, m);
+	if (get_str(c, g, "jobs.*.source.where", false, &s->where) == 0 &&
+	    s->where != NULL && strspn(s->where, " \t\r\n") == strlen(s->where)) {
+		free(s->where);
+		s->where = NULL;
+	}
+	(void)get_int(c, group(g, "page"), "jobs.*.source.page.size", NULL,
+	    &s->page_size);
+	s->page_first = 1;
+
+	/* The key: one column, read, by which rows are paged and marked. */
+	k = member(c->job, "key");
+	if (j->nkey > 1)
+		errf(c, line_of(c, k), "a postgresql source needs a single-column key");
+	else if (j->nkey == 1 && *j->key[0] != '\0')
+		check_src_column(c, k, s, "key", j->key[0]);
+	if (c->strat_ok && j->strategy == STRAT_MODIFIED && j->modified.field != NULL)
+		check_src_column(c, member(group(c->job, "modified"), "field"), s,
+		    "modified.field", j->modified.field);
+	if (j->flag.version != NULL)
+		check_src_column(c, member(group(c->job, "flag"), "version"), s,
+		    "flag.version", j->flag.version);
+
+	if (is_flag(c, j)) {
+		if (member(g, "pending") == NULL)
+			errf(c, line_of(c, g), "strategy 'flag' with a postgresql source "
+			    "needs source.pending: the SQL condition of a row still to "
+			    "sync");
+		else if (get_str(c, g, "jobs.*.source.pending", false, &s->pending) == 0 &&
+		    strspn(s->pending, " \t\r\n") == strlen(s->pending))
+			errf(c, line_of(c, member(g, "pending")), "'source.pending' is "
+			    "empty");
+	} else if (not_flag(c, j) && member(g, "pending") != NULL)
+		errf(c, line_of(c, member(g, "pending")), "source.pending is used only "
+		    "by strategy 'flag'");
+	parse_mark_pg(c, g, j);
+}
+
+static void
+parse_source(struct ctx *c, config_setting_t *job, struct job_conf *j)
+{
+	config_setting_t	*g = group(job, "source");
+	struct source_conf	*s = &j->src;
+	char			*str;
+	int			 bad = 0;
+
+	if (g == NULL) {
+		if (member(job, "source") == NULL)
+			missing(c, job, "jobs.*.source", NULL);
+		return;
+	}
+	s->line = line_of(c, g);
+	if (get_str(c, g, "jobs.*.source.type", false, &str) != 0)
+		return;
+	if (strcmp(str, "http") == 0)
+		s->type = CONN_HTTP;
+	else if (strcmp(str, "postgresql") == 0)
+		s->type = CONN_POSTGRESQL;
+	else {
+		if (strcmp(str, "file") == 0)
+			errf(c, line_of(c, member(g, "type")), "source type 'file' is not "
+			    "supported by this version (only 'http' and 'postgresql' "
+			    "are)");
+		else
+			errf(c, line_of(c, member(g, "type")), "unknown source type "
+			    "'%s' (expected http or postgresql)", str);
+		s->type = strcmp(str, "file") == 0 ? CONN_FILE : CONN_HTTP;
+		bad = 1;
+	}
+	if (!bad)
+		check_conn_keys(c, g, "jobs.*.source", s->type, str, "source");
+	free(str);
+	if (bad)
+		return;
+	if (s->type == CONN_HTTP)
+		parse_source_http(c, g, j);
+	else
+		parse_source_pg(c, g, j);
 }
 
 static void
@@ -1018,22 +1330,6 @@ parse_dest_http(struct ctx *c, config_setting_t *g, struct dest_conf *d)
 	(void)get_int32(c, g, "jobs.*.destination.concurrency", NULL,
 	    &d->concurrency);
 	parse_http_opts(c, g, "jobs.*.destination", &d->http);
-}
-
-/* A destination table: name or schema.name. */
-static bool
-is_table(const char *t)
-{
-	const char	*dot = strchr(t, '.');
-	char		*schema;
-	bool		 ok;
-
-	if (dot == NULL)
-		return is_ident(t, false);
-	schema = xstrndup(t, (size_t)(dot - t));
-	ok = is_ident(schema, false) && is_ident(dot + 1, false);
-	free(schema);
-	return ok;
 }
 
 static void
@@ -1106,11 +1402,10 @@ parse_dest_pg(struct ctx *c, config_setting_t *g, struct dest_conf *d,
 static void
 parse_dest(struct ctx *c, config_setting_t *job, struct job_conf *j)
 {
-	config_setting_t	*g = group(job, "destination"), *e;
-	const struct key_def	*kd;
+	config_setting_t	*g = group(job, "destination");
 	struct dest_conf	*d = &j->dst;
-	char			*type, *p;
-	int			 i, bad = 0;
+	char			*type;
+	int			 bad = 0;
 
 	if (g == NULL) {
 		if (member(job, "destination") == NULL)
@@ -1138,15 +1433,7 @@ parse_dest(struct ctx *c, config_setting_t *job, struct job_conf *j)
 		free(type);
 		return;
 	}
-	for (i = 0; i < config_setting_length(g); i++) {
-		e = config_setting_get_elem(g, i);
-		p = xasprintf("jobs.*.destination.%s", config_setting_name(e));
-		kd = kd_find(p);
-		free(p);
-		if (kd != NULL && (kd->flags & (d->type == CONN_HTTP ? F_PG : F_HTTP)))
-			errf(c, line_of(c, e), "'destination.%s' is not valid for a "
-			    "%s destination", config_setting_name(e), type);
-	}
+	check_conn_keys(c, g, "jobs.*.destination", d->type, type, "destination");
 	free(type);
 	if (d->type == CONN_HTTP)
 		parse_dest_http(c, g, d);
@@ -1178,6 +1465,33 @@ parse_modified(struct ctx *c, config_setting_t *job, struct job_conf *j)
 	(void)get_bool(c, g, "jobs.*.modified.sorted", NULL, &m->sorted);
 	(void)get_dur(c, g, "jobs.*.modified.lookback", NULL, &m->lookback_ms);
 	(void)get_dur(c, g, "jobs.*.modified.settle", NULL, &m->settle_ms);
+}
+
+/* The flag group, and the groups of one strategy used with another. */
+static void
+parse_flag(struct ctx *c, config_setting_t *job, struct job_conf *j)
+{
+	config_setting_t	*g = group(job, "flag");
+
+	if (!c->strat_ok)
+		return;
+	if (j->strategy == STRAT_FLAG && member(job, "modified") != NULL)
+		errf(c, line_of(c, member(job, "modified")), "'modified' is used only "
+		    "by strategy 'modified' (strategy 'flag' reads what the source "
+		    "reports pending)");
+	if (j->strategy != STRAT_FLAG) {
+		if (member(job, "flag") != NULL)
+			errf(c, line_of(c, member(job, "flag")), "'flag' is used only "
+			    "by strategy 'flag'");
+		return;
+	}
+	if (get_str(c, g, "jobs.*.flag.version", false, &j->flag.version) == 0 &&
+	    j->flag.version != NULL && *j->flag.version == '\0') {
+		errf(c, line_of(c, member(g, "version")), "'flag.version' is empty "
+		    "(leave it out to mark without compare-and-set)");
+		free(j->flag.version);
+		j->flag.version = NULL;
+	}
 }
 
 /* Serialize a setting for the fingerprint. */
@@ -1249,6 +1563,14 @@ fingerprint(struct ctx *c, config_setting_t *root, config_setting_t *job,
 		tmpl_digest(j->dst.create_url, &b);
 	if (j->dst.create_body != NULL)
 		tmpl_digest(j->dst.create_body, &b);
+	if (j->src.mark_url != NULL)
+		tmpl_digest(j->src.mark_url, &b);
+	if (j->src.mark_body != NULL)
+		tmpl_digest(j->src.mark_body, &b);
+	for (i = 0; i < j->src.mark_nheaders; i++)
+		tmpl_digest(j->src.mark_headers[i], &b);
+	for (i = 0; i < j->src.nmark_set; i++)
+		tmpl_digest(j->src.mark_set[i].value, &b);
 	h = XXH3_128bits(b.data, b.len);
 	explicit_bzero(b.data, b.len);
 	buf_free(&b);
@@ -1293,13 +1615,16 @@ parse_job(struct ctx *c, config_setting_t *root, config_setting_t *job,
 	char			*s;
 
 	j->line = c->line = line_of(c, job);
+	c->job = job;
+	c->strat_ok = false;
 	parse_name(c, job, j);
 	if (get_str(c, job, "jobs.*.strategy", false, &s) == 0) {
-		if (strcmp(s, "modified") == 0)
-			j->strategy = STRAT_MODIFIED;
-		else if (strcmp(s, "flag") == 0 || strcmp(s, "capture") == 0)
+		if (strcmp(s, "modified") == 0 || strcmp(s, "flag") == 0)
+			c->strat_ok = true;
+		else if (strcmp(s, "capture") == 0)
 			errf(c, line_of(c, member(job, "strategy")), "strategy '%s' is "
-			    "not supported by this version (only 'modified' is)", s);
+			    "not supported by this version (only 'modified' and 'flag' "
+			    "are)", s);
 		else
 			errf(c, line_of(c, member(job, "strategy")), "unknown strategy "
 			    "'%s' (expected modified, flag or capture)", s);
@@ -1337,8 +1662,10 @@ parse_job(struct ctx *c, config_setting_t *root, config_setting_t *job,
 		    "'retry_backoff'");
 	(void)get_dur(c, job, "jobs.*.run_timeout", &d->timeout_ms, &j->timeout_ms);
 	(void)get_bool(c, job, "jobs.*.enabled", NULL, &j->enabled);
+	(void)get_int(c, job, "jobs.*.max_records", &d->max_records, &j->max_records);
 	parse_modified(c, job, j);
-	parse_source(c, job, &j->src);
+	parse_flag(c, job, j);
+	parse_source(c, job, j);
 	parse_dest(c, job, j);
 	fingerprint(c, root, job, j);
 }
@@ -1444,6 +1771,21 @@ job_free(struct job_conf *j)
 	free(j->src.page_next);
 	tmpl_free(j->src.fetch);
 	free(j->src.http.ca_file);
+	free(j->src.mark_method);
+	tmpl_free(j->src.mark_url);
+	tmpl_free(j->src.mark_body);
+	free_tmpls(j->src.mark_headers, j->src.mark_nheaders);
+	free(j->src.conninfo);
+	free(j->src.table);
+	free_strv(j->src.columns, j->src.ncolumns);
+	free(j->src.where);
+	free(j->src.pending);
+	for (i = 0; i < j->src.nmark_set; i++) {
+		free(j->src.mark_set[i].column);
+		tmpl_free(j->src.mark_set[i].value);
+	}
+	free(j->src.mark_set);
+	free(j->flag.version);
 	free(j->dst.method);
 	tmpl_free(j->dst.url);
 	tmpl_free(j->dst.body);

@@ -149,10 +149,16 @@ run_cut(struct run *r, const char *why)
 void
 run_finish_ok(struct run *r)
 {
-	log_job(LOG_INFO, r->job->name, r->id, MSGID_RUN_FINISHED,
-	    "run finished in %llu ms: read %lld, delivered %lld, skipped %lld, failed %lld; "
-	    "watermark %s", (unsigned long long)(now_mono_ms() - r->started), r->nread,
-	    r->ndelivered, r->nskipped, r->nfailed, r->wm_text != NULL ? r->wm_text : "(none)");
+	if (r->job->strategy == STRAT_FLAG)
+		log_job(LOG_INFO, r->job->name, r->id, MSGID_RUN_FINISHED,
+		    "run finished in %llu ms: read %lld, delivered %lld, marked %lld, skipped %lld, "
+		    "failed %lld", (unsigned long long)(now_mono_ms() - r->started), r->nread,
+		    r->ndelivered, strategy_flag_marked(r), r->nskipped, r->nfailed);
+	else
+		log_job(LOG_INFO, r->job->name, r->id, MSGID_RUN_FINISHED,
+		    "run finished in %llu ms: read %lld, delivered %lld, skipped %lld, failed %lld; "
+		    "watermark %s", (unsigned long long)(now_mono_ms() - r->started), r->nread,
+		    r->ndelivered, r->nskipped, r->nfailed, r->wm_text != NULL ? r->wm_text : "(none)");
 	evtimer_del(r->ev_timeout);
 	r->finishing = true;
 	run_end(r, true, false);
@@ -356,6 +362,8 @@ started(void *arg, int rc, json_t *res, const char *err)
 	if (json_is_string(json_object_get(res, "watermark"))) {
 		r->wm_text = xstrdup(json_string_value(json_object_get(res, "watermark")));
 		r->wm_ns = json_integer_value(json_object_get(res, "watermark_ns"));
+		if (json_is_string(json_object_get(res, "watermark_key")))
+			r->wm_key = xstrdup(json_string_value(json_object_get(res, "watermark_key")));
 	}
 	seen = json_object_get(res, "seen");
 	json_array_foreach(seen, i, e) {
@@ -373,6 +381,9 @@ started(void *arg, int rc, json_t *res, const char *err)
 	switch (r->job->strategy) {
 	case STRAT_MODIFIED:
 		strategy_modified_begin(r);
+		break;
+	case STRAT_FLAG:
+		strategy_flag_begin(r, res);
 		break;
 	default:
 		run_fail(r, "strategy not supported by this version");
@@ -443,6 +454,7 @@ static void
 run_free(struct run *r)
 {
 	source_cancel(r->sreq);
+	strategy_flag_free(r);
 	source_page_free(r->page);
 	source_page_free(r->pf_page);
 	free(r->pf_err);
@@ -468,6 +480,8 @@ run_free(struct run *r)
 	json_decref(r->ck);
 	free(r->fail_msg);
 	free(r->wm_text);
+	free(r->wm_key);
+	free(r->pos_key);
 	free(r->req_wm_text);
 	free(r->max_text);
 	free(r->next_url);

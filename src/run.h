@@ -45,6 +45,8 @@ struct run {
 	bool			 have_failures;
 	char			*wm_text;	/* the source's own text, NULL before the first run */
 	int64_t			 wm_ns;
+	char			*wm_key;	/* PostgreSQL source: key of the watermark row */
+	char			*pos_key;	/* PostgreSQL source: keyset position of the next read */
 	struct strmap		 seen;		/* key -> struct seen */
 	json_t			*retry;		/* due retries */
 	json_t			*retry_failed;	/* retries that failed before delivery */
@@ -84,6 +86,7 @@ struct run {
 	int			 pf_rc;
 	struct source_page	*pf_page;
 	char			*pf_err;
+	struct flag_state	*fl;		/* strategy flag's own state */
 	struct page_rec		*prs;		/* the current page's records, inspected */
 	size_t			 nprs, capprs;
 };
@@ -117,6 +120,9 @@ void run_set_swap(struct run *, struct pageset *);
 
 /* Strategy entry points: called once the run has started in the state store. */
 void strategy_modified_begin(struct run *);
+void strategy_flag_begin(struct run *, json_t *started);
+void strategy_flag_free(struct run *);
+long long strategy_flag_marked(const struct run *);
 void modified_page_clear(struct run *);
 
 #endif

@@ -13,6 +13,8 @@ struct source_page {
 	char	*log_url;	/* redacted URL of the request */
 };
 
+/* A read in flight; every implementation's struct starts with `int kind` (enum conn_type),
+ * by which source_cancel dispatches. */
 struct source_req;
 /* rc 0: page is set (caller owns it: source_page_free). rc -1: err says what and where. */
 typedef void (*source_cb)(void *arg, int rc, struct source_page *page, const char *err);
@@ -26,7 +28,9 @@ struct source_req *source_http_fetch(const struct job_conf *, const struct tmpl_
 /* Fetch one record by key with source.fetch; page->records holds it as a 1-element array. */
 struct source_req *source_http_fetch_key(const struct job_conf *, const char *key,
     source_cb, void *arg, char **err);
+/* Stop a read (no callback after this) and free it; not after its callback has run. */
 void source_cancel(struct source_req *);
+void source_pg_cancel(struct source_req *);	/* source_cancel for CONN_POSTGRESQL */
 void source_page_free(struct source_page *);
 
 /*
@@ -69,7 +73,11 @@ struct source_mark {
 	char		*error;		/* malloced, for MARK_FAILED / MARK_CONFLICT */
 };
 
-struct source_marker;
+/* The common head of a marker; each implementation embeds it first. */
+struct source_marker {
+	int	kind;		/* enum conn_type of the source */
+};
+
 /* rc 0: every mark has an outcome; rc -1: nothing could be tried (err). */
 typedef void (*source_mark_cb)(void *arg, int rc, const char *err);
 
@@ -78,10 +86,13 @@ typedef void (*source_mark_cb)(void *arg, int rc, const char *err);
  * before this returns. */
 struct source_marker *source_mark(struct daemon *, const struct job_conf *,
     struct source_mark *, size_t n, source_mark_cb, void *arg);
-void source_mark_cancel(struct source_marker *);	/* no callback after this */
+/* Stop (no callback after this) and free; also how a marker is freed after its callback. */
+void source_mark_cancel(struct source_marker *);
 struct source_marker *source_http_mark(struct daemon *, const struct job_conf *,
     struct source_mark *, size_t n, source_mark_cb, void *arg);
 struct source_marker *source_pg_mark(struct daemon *, const struct job_conf *,
     struct source_mark *, size_t n, source_mark_cb, void *arg);
+void source_http_mark_cancel(struct source_marker *);
+void source_pg_mark_cancel(struct source_marker *);
 
 #endif

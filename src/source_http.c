@@ -13,6 +13,7 @@
 #include "source.h"
 
 struct source_req {
+	int			 kind;	/* CONN_HTTP (source_pg.c's reads: CONN_POSTGRESQL) */
 	const struct job_conf	*job;
 	struct http_call	*call;
 	char			*log_url;
@@ -189,6 +190,7 @@ start(const struct job_conf *job, const char *url, const char *log_url, bool sin
 	struct tmpl_vals none = { 0 };
 	char *err = NULL;
 
+	sr->kind = CONN_HTTP;
 	sr->job = job;
 	sr->cb = cb;
 	sr->arg = arg;
@@ -287,6 +289,10 @@ source_cancel(struct source_req *sr)
 {
 	if (sr == NULL)
 		return;
+	if (sr->kind == CONN_POSTGRESQL) {
+		source_pg_cancel(sr);
+		return;
+	}
 	if (sr->call != NULL)
 		http_cancel(sr->call);
 	free(sr->log_url);

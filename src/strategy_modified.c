@@ -40,8 +40,12 @@ request_bound(struct run *r)
 
 		r->req_wm_text = ts_format(t, m->format);
 		r->req_wm_ns = ts_ns(t);
-	} else
+	} else {
 		r->req_wm_text = xstrdup(r->wm_text);
+		/* A PostgreSQL source resumes exactly after (watermark, key): no tie set. */
+		if (r->job->src.type == CONN_POSTGRESQL && r->wm_key != NULL)
+			r->pos_key = xstrdup(r->wm_key);
+	}
 }
 
 /* Source time from an HTTP Date header, as nanoseconds; -1 when absent or malformed. */
@@ -174,6 +178,18 @@ fetch_page(struct run *r)
 
 	if (++r->pages > MAX_PAGES) {
 		run_fail(r, "more than %d pages in one run; check the source's paging", MAX_PAGES);
+		return;
+	}
+	if (sc->type == CONN_POSTGRESQL) {
+		struct source_pg_read rd = { .mode = SPG_MODIFIED, .from = r->req_wm_text,
+		    .after_key = r->pos_key, .settle_ms = r->job->modified.settle_ms,
+		    .limit = sc->page_size };
+
+		r->sreq = source_pg_fetch(r->jr->d, r->job, &rd, page_answered, r, &err);
+		if (r->sreq == NULL) {
+			run_fail(r, "%s", err);
+			free(err);
+		}
 		return;
 	}
 	v.have = TV_PAGE | TV_OFFSET | TV_LIMIT;
@@ -311,7 +327,7 @@ process_page(struct run *r, int rc, struct source_page *page, const char *err)
 	n = json_array_size(recs);
 	log_job(LOG_DEBUG, r->job->name, r->id, NULL, "page %lld: %zu records from GET %s",
 	    r->pages, n, page->log_url);
-	if (m->settle_ms > 0 && r->cap_ns == INT64_MAX) {
+	if (m->settle_ms > 0 && r->cap_ns == INT64_MAX && sc->type == CONN_HTTP) {
 		int64_t src_now = date_ns(page->date);
 
 		if (src_now < 0) {
@@ -321,9 +337,9 @@ process_page(struct run *r, int rc, struct source_page *page, const char *err)
 		}
 		r->cap_ns = src_now - m->settle_ms * 1000000LL;
 	}
-	if (sc->page_style == PAGE_LINK || sc->page_style == PAGE_NEXT)
+	if (sc->type == CONN_HTTP && (sc->page_style == PAGE_LINK || sc->page_style == PAGE_NEXT))
 		full = page->next_url != NULL || page->cursor != NULL;
-	else if (sc->page_style == PAGE_NONE)
+	else if (sc->type == CONN_HTTP && sc->page_style == PAGE_NONE)
 		full = false;
 	else
 		full = (int64_t)n >= sc->page_size && n > 0;
@@ -409,7 +425,8 @@ decide(struct run *r)
 	bool all_at_pos = nprs > 0 && r->req_wm_text != NULL, move = false, progress;
 	int64_t page_ns = INT64_MIN, new_ns = INT64_MIN, keep_from;
 	const char *page_text = NULL, *new_text = NULL;
-	enum { NEXT_SEEK, NEXT_TIE, NEXT_RESTART_TIE, NEXT_END, NEXT_FOLLOW } next;
+	enum { NEXT_SEEK, NEXT_TIE, NEXT_RESTART_TIE, NEXT_END, NEXT_FOLLOW, NEXT_KEYSET } next;
+	bool keyset = r->job->src.type == CONN_POSTGRESQL;
 
 	for (size_t i = 0; i < nprs; i++) {
 		if (prs[i].ns != r->req_wm_ns)
@@ -420,7 +437,28 @@ decide(struct run *r)
 		}
 	}
 	progress = page_text != NULL && (r->req_wm_text == NULL || page_ns > r->req_wm_ns);
-	if (!m->sorted) {
+	if (keyset) {
+		/* PostgreSQL: keyset on (field, key) is exact, ties need no tie set; the next
+		 * read starts after this page's last row, and so does the watermark. */
+		const struct page_rec *last = nprs > 0 ? &prs[nprs - 1] : NULL;
+
+		if (last != NULL) {
+			free(r->pos_key);
+			r->pos_key = xstrdup(last->key);
+			free(r->req_wm_text);
+			r->req_wm_text = xstrdup(last->text);
+			r->req_wm_ns = last->ns;
+			if (r->wm_text == NULL || last->ns >= r->wm_ns) {
+				move = true;
+				new_ns = last->ns;
+				new_text = last->text;
+				json_object_set_new(doc, "watermark_key", json_string(last->key));
+				free(r->wm_key);
+				r->wm_key = xstrdup(last->key);
+			}
+		}
+		next = r->last_page || last == NULL ? NEXT_END : NEXT_KEYSET;
+	} else if (!m->sorted) {
 		/* Read everything; the watermark moves at the end of the run. */
 		if (page_text != NULL && page_ns > r->max_ns) {
 			r->max_ns = page_ns;
@@ -467,8 +505,10 @@ decide(struct run *r)
 	keep_from = move ? new_ns : r->wm_text != NULL ? r->wm_ns : INT64_MIN;
 	if (keep_from != INT64_MIN)
 		keep_from -= m->lookback_ms * 1000000LL;
-	if (!m->sorted || next == NEXT_TIE || next == NEXT_RESTART_TIE)
+	if (!keyset && (!m->sorted || next == NEXT_TIE || next == NEXT_RESTART_TIE))
 		keep_from = INT64_MIN;	/* not moving yet: remember the whole page */
+	if (keyset && m->lookback_ms == 0)
+		keep_from = INT64_MAX;	/* keyset resumes exactly: nothing to remember */
 	for (size_t i = 0; i < nprs; i++) {
 		if (!prs[i].deliver || prs[i].ns < keep_from)
 			continue;
@@ -535,6 +575,7 @@ decide(struct run *r)
 		r->cursor = r->page->cursor != NULL ? xstrdup(r->page->cursor) : NULL;
 		break;
 	case NEXT_END:
+	case NEXT_KEYSET:
 		break;
 	}
 	r->last_page = next == NEXT_END;

@@ -1,7 +1,8 @@
 /*
  * tmpl.c - {{placeholder}} templates: compiled once when the config is loaded
  * (secrets and environment values are resolved then), rendered per request with
- * the escaping of the place they are used in (URL, query value, header, body).
+ * the escaping of the place they are used in (URL, query value, header, body),
+ * or raw (text: an SQL parameter, sent apart from the statement).
  * A missing value is an error, never an empty string, except in a query value,
  * where it means "leave the parameter out". Secret values never appear in error
  * messages, and render as "***" when the caller asks for a redacted copy.
@@ -513,7 +514,7 @@ emit_body(const struct part *p, const struct val *v, struct buf *out)
 	buf_free(&tmp);
 }
 
-/* Emit one value in a URL, query value or header. */
+/* Emit one value in a URL, query value, header or text. */
 static int
 emit_text(const struct tmpl *t, const struct part *p, const struct val *v,
     struct buf *out, char **err)
@@ -526,6 +527,8 @@ emit_text(const struct tmpl *t, const struct part *p, const struct val *v,
 		buf_printf(&tmp, "%lld", v->i);
 	else if (v->type == V_STR)
 		buf_adds(&tmp, v->s);
+	else if (t->place == TMPL_TEXT && (json_is_object(v->j) || json_is_array(v->j)))
+		json_dump_callback(v->j, dump_sink, &tmp, JSON_COMPACT | JSON_ENCODE_ANY);
 	else
 		r = scalar_text(p, v->j, &tmp, err);
 	if (r != 0)
@@ -538,6 +541,16 @@ emit_text(const struct tmpl *t, const struct part *p, const struct val *v,
 		    memchr(tmp.data, '\n', tmp.len) != NULL) {
 			*err = xasprintf("{{%s}}: the value contains a line break, "
 			    "which cannot go in a header", p->name);
+			r = -1;
+			break;
+		}
+		buf_add(out, tmp.data, tmp.len);
+		break;
+	case TMPL_TEXT:
+		/* Raw: the text goes out as a NUL-terminated parameter. */
+		if (memchr(tmp.data, '\0', tmp.len) != NULL) {
+			*err = xasprintf("{{%s}}: the value contains a NUL character, "
+			    "which cannot go in a text value", p->name);
 			r = -1;
 			break;
 		}

@@ -911,6 +911,31 @@ static int do_api(coll_t *c, int m, const char *key, json_t *body, const char *b
 		if (!json_is_object(body)) { json_t *e = err_json("body must be a JSON object"); buf_json(out, e); json_decref(e); return 400; }
 		rec = json_object_get(c->recs, key);
 		if (!rec) { buf_json(out, json_pack("{ss}", "error", "not found")); return 404; }
+		{
+			/* Conditional update: ?_if_<field>=<value> answers 412 when the record's field
+			 * has another value (compare-and-set, like If-Match). */
+			struct evkeyvalq q;
+			struct evkeyval *kv;
+			const char *qs = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+			int mismatch = 0;
+			TAILQ_INIT(&q);
+			if (qs && evhttp_parse_query_str(qs, &q) == 0) {
+				TAILQ_FOREACH(kv, &q, next) {
+					if (strncmp(kv->key, "_if_", 4)) continue;
+					json_t *fv = json_object_get(rec, kv->key + 4);
+					char *ft = fv ? (json_is_string(fv) ? xstrdup(json_string_value(fv)) :
+					    json_dumps(fv, JSON_ENCODE_ANY | JSON_COMPACT)) : NULL;
+					if (!ft || strcmp(ft, kv->value)) mismatch = 1;
+					free(ft);
+				}
+			}
+			evhttp_clear_headers(&q);
+			if (mismatch) {
+				json_t *e = err_json("precondition failed: the record changed");
+				buf_json(out, e); json_decref(e);
+				return 412;
+			}
+		}
 		json_object_update(rec, body);
 		rec_replaced(c, rec, rec);
 		count_key(c->patches, key);

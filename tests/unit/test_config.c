@@ -175,6 +175,22 @@ test_minimal_defaults(void **state)
 	assert_int_equal(j->dst.http.timeout_ms, 30000);
 	assert_int_equal(j->dst.http.retries, 3);
 	assert_true(j->dst.http.tls_verify);
+	/* strategy flag and postgresql source fields keep their zero values */
+	assert_int_equal(j->max_records, 10000);
+	assert_null(j->flag.version);
+	assert_false(j->src.has_mark);
+	assert_null(j->src.mark_method);
+	assert_null(j->src.mark_url);
+	assert_null(j->src.mark_body);
+	assert_int_equal(j->src.mark_nheaders, 0);
+	assert_null(j->src.conninfo);
+	assert_null(j->src.table);
+	assert_null(j->src.columns);
+	assert_int_equal(j->src.ncolumns, 0);
+	assert_null(j->src.where);
+	assert_null(j->src.pending);
+	assert_null(j->src.mark_set);
+	assert_int_equal(j->src.nmark_set, 0);
 	assert_int_equal(strlen(j->fingerprint), 32);
 	config_free(cfg);
 	free(path);
@@ -215,6 +231,7 @@ test_full_values(void **state)
 	assert_int_equal(j->retry_backoff_max_ms, 60000);
 	assert_int_equal(j->timeout_ms, 30000);
 	assert_false(j->enabled);
+	assert_int_equal(j->max_records, 7);
 	assert_string_equal(j->modified.field, "meta.modified");
 	assert_int_equal(j->modified.format, TS_EPOCH_MS);
 	assert_true(j->modified.sorted);
@@ -254,6 +271,7 @@ test_full_values(void **state)
 	j = config_job(cfg, "to-http");
 	assert_non_null(j);
 	assert_int_equal(j->interval_ms, 120000);	/* defaults.interval */
+	assert_int_equal(j->max_records, 123);		/* defaults.max_records */
 	assert_int_equal(j->batch, 50);
 	assert_int_equal(j->max_attempts, 4);
 	assert_int_equal(j->timeout_ms, 300000);
@@ -281,6 +299,143 @@ test_full_values(void **state)
 	free(path);
 	free(text);
 	free(in);
+}
+
+/* Strategy flag with HTTP sources: the marking request and max_records. */
+static void
+test_flag_http(void **state)
+{
+	char			*path = src_path("tests/configs/good/flag_http.conf");
+	struct config		*cfg = load_ok(path);
+	const struct job_conf	*j;
+	struct tmpl_vals	 v = { 0 };
+	struct buf		 b;
+	char			*err;
+
+	assert_int_equal(cfg->njobs, 2);
+	j = config_job(cfg, "web-orders");
+	assert_non_null(j);
+	assert_int_equal(j->strategy, STRAT_FLAG);
+	assert_int_equal(j->max_records, 2000);
+	assert_null(j->flag.version);
+	assert_null(j->modified.field);
+	assert_int_equal(j->src.type, CONN_HTTP);
+	assert_int_equal(j->src.nquery, 3);
+	assert_string_equal(j->src.query[0].name, "synced");
+	assert_int_equal(j->src.page_style, PAGE_PAGE);
+	assert_true(j->src.has_mark);
+	assert_string_equal(j->src.mark_method, "PATCH");
+	assert_string_equal(tmpl_source(j->src.mark_url),
+	    "http://127.0.0.1:8080/api/orders/{{key}}?version={{record.v}}");
+	assert_int_equal(tmpl_uses(j->src.mark_url), TV_KEY | TV_RECORD);
+	assert_int_equal(tmpl_uses(j->src.mark_body), TV_DEST);
+	assert_int_equal(j->src.mark_nheaders, 2);
+	assert_null(j->src.conninfo);
+	assert_int_equal(j->src.nmark_set, 0);
+
+	/* the marking renders with the record and the destination's answer */
+	v.have = TV_KEY | TV_RECORD | TV_DEST;
+	v.key = "o/1";
+	v.record = json_pack("{s:s, s:i}", "id", "o/1", "v", 3);
+	v.dest = json_pack("{s:s}", "id", "A-42");
+	buf_init(&b);
+	assert_int_equal(tmpl_render(j->src.mark_url, &v, false, &b, &err), 0);
+	assert_string_equal(b.data, "http://127.0.0.1:8080/api/orders/o%2F1?version=3");
+	b.len = 0;
+	assert_int_equal(tmpl_render(j->src.mark_body, &v, false, &b, &err), 0);
+	assert_string_equal(b.data, "{\"synced\": true, \"erpId\": \"A-42\"}");
+	b.len = 0;
+	assert_int_equal(tmpl_render(j->src.mark_headers[1], &v, false, &b, &err), 0);
+	assert_string_equal(b.data, "X-Erp-Id: A-42");
+	buf_free(&b);
+	json_decref(v.record);
+	json_decref(v.dest);
+
+	j = config_job(cfg, "web-customers");
+	assert_non_null(j);
+	assert_int_equal(j->max_records, 500);		/* defaults.max_records */
+	assert_true(j->src.has_mark);
+	assert_string_equal(j->src.mark_method, "PATCH");	/* default */
+	assert_null(j->src.mark_body);			/* body = "" */
+	assert_int_equal(j->src.mark_nheaders, 0);
+	assert_string_equal(j->dst.method, "PUT");
+	assert_string_not_equal(cfg->jobs[0].fingerprint, cfg->jobs[1].fingerprint);
+	config_free(cfg);
+	free(path);
+}
+
+/* PostgreSQL sources: strategy flag (pending, mark.set, flag.version) and modified. */
+static void
+test_pg_source(void **state)
+{
+	char			*path = src_path("tests/configs/good/pg_source.conf");
+	struct config		*cfg = load_ok(path);
+	const struct job_conf	*j;
+	struct tmpl_vals	 v = { 0 };
+	struct buf		 b;
+	char			*err;
+
+	assert_int_equal(cfg->njobs, 2);
+	j = config_job(cfg, "pg-orders");
+	assert_non_null(j);
+	assert_int_equal(j->strategy, STRAT_FLAG);
+	assert_int_equal(j->max_records, 10000);
+	assert_string_equal(j->flag.version, "version");
+	assert_int_equal(j->src.type, CONN_POSTGRESQL);
+	assert_int_equal(j->src.line, 9);
+	assert_string_equal(j->src.conninfo, "host=/run/postgresql dbname=shop");
+	assert_string_equal(j->src.table, "sales.orders");
+	assert_int_equal(j->src.ncolumns, 4);
+	assert_string_equal(j->src.columns[0], "id");
+	assert_string_equal(j->src.columns[3], "version");
+	assert_null(j->src.columns[4]);
+	assert_string_equal(j->src.where, "total > 0");
+	assert_string_equal(j->src.pending, "NOT synced");
+	assert_int_equal(j->src.page_size, 250);
+	/* no http fields on a postgresql source */
+	assert_null(j->src.url);
+	assert_int_equal(j->src.nquery, 0);
+	assert_null(j->src.records);
+	assert_null(j->src.fetch);
+	assert_false(j->src.has_mark);
+	assert_null(j->src.mark_url);
+	assert_int_equal(j->src.page_style, PAGE_NONE);
+	/* mark.set in file order, each a TMPL_TEXT */
+	assert_int_equal(j->src.nmark_set, 3);
+	assert_string_equal(j->src.mark_set[0].column, "synced");
+	assert_string_equal(j->src.mark_set[1].column, "erp_id");
+	assert_string_equal(j->src.mark_set[2].column, "note");
+	assert_string_equal(tmpl_source(j->src.mark_set[0].value), "true");
+	v.have = TV_KEY | TV_RECORD | TV_DEST;
+	v.key = "17";
+	v.record = json_pack("{s:i, s:s}", "id", 17, "customer", "Zoë \"Z\"");
+	v.dest = json_pack("{s:i}", "id", 42);
+	buf_init(&b);
+	assert_int_equal(tmpl_render(j->src.mark_set[1].value, &v, false, &b, &err), 0);
+	assert_string_equal(b.data, "42");
+	b.len = 0;
+	assert_int_equal(tmpl_render(j->src.mark_set[2].value, &v, false, &b, &err), 0);
+	assert_string_equal(b.data, "Zoë \"Z\"/17");
+	buf_free(&b);
+	json_decref(v.record);
+	json_decref(v.dest);
+
+	j = config_job(cfg, "pg-items");
+	assert_non_null(j);
+	assert_int_equal(j->strategy, STRAT_MODIFIED);
+	assert_string_equal(j->modified.field, "updated_at");
+	assert_int_equal(j->modified.settle_ms, 2000);
+	assert_null(j->flag.version);
+	assert_string_equal(j->src.table, "items");
+	assert_null(j->src.columns);			/* all columns */
+	assert_int_equal(j->src.ncolumns, 0);
+	assert_null(j->src.where);
+	assert_null(j->src.pending);
+	assert_int_equal(j->src.nmark_set, 0);
+	assert_int_equal(j->src.page_size, 100);
+	assert_int_equal(j->dst.type, CONN_POSTGRESQL);
+	config_free(cfg);
+	free(path);
 }
 
 /* Every file in tests/configs/bad fails with its expected FILE:LINE message. */
@@ -327,7 +482,7 @@ test_bad_configs(void **state)
 		free(path);
 		n++;
 	}
-	assert_true(n >= 14);
+	assert_true(n >= 40);
 	free(exp);
 	free(dir);
 }
@@ -514,17 +669,66 @@ test_fingerprint(void **state)
 	free(p2);
 }
 
+/* Secrets in marking templates count in the fingerprint as well. */
+static void
+test_fingerprint_mark(void **state)
+{
+	const char	*base =
+	    "state = { conninfo = \"x\"; };\n"
+	    "jobs = (\n"
+	    "  { name = \"h\"; strategy = \"flag\"; key = \"id\";\n"
+	    "    source = { url = \"http://h/a\";\n"
+	    "      mark = { url = \"http://h/{{key}}\"; headers = [ \"T: {{secret:token}}\" ]; }; };\n"
+	    "    destination = { type = \"http\"; url = \"http://h/{{key}}\"; }; },\n"
+	    "  { name = \"p\"; strategy = \"flag\"; key = \"id\";\n"
+	    "    source = { type = \"postgresql\"; conninfo = \"dbname=s\"; table = \"t\";\n"
+	    "      pending = \"NOT done\"; mark = { set = { done = \"{{secret:token}}\"; }; }; };\n"
+	    "    destination = { type = \"http\"; url = \"http://h/{{key}}\"; }; },\n"
+	    "  { name = \"q\"; strategy = \"flag\"; key = \"id\"; max_records = 5;\n"
+	    "    source = { url = \"http://h/a\"; mark = { url = \"http://h/{{key}}\"; }; };\n"
+	    "    destination = { type = \"http\"; url = \"http://h/{{key}}\"; }; }\n"
+	    ");\n";
+	char		*text, *p1, *p2, *t;
+	struct config	*c1, *c2;
+
+	text = xasprintf("daemon = { secrets_dir = \"%s\"; };\n%s", tmpdir, base);
+	p1 = write_tmp("fpm1.conf", text);
+	c1 = load_ok(p1);
+	t = write_tmp("token", "n3w\n");
+	free(t);
+	c2 = load_ok(p1);
+	assert_string_not_equal(c1->jobs[0].fingerprint, c2->jobs[0].fingerprint);
+	assert_string_not_equal(c1->jobs[1].fingerprint, c2->jobs[1].fingerprint);
+	assert_string_equal(c1->jobs[2].fingerprint, c2->jobs[2].fingerprint);
+	config_free(c2);
+	t = write_tmp("token", "t0ken\n");
+	free(t);
+	text = subst(text, "max_records = 5", "max_records = 6");
+	p2 = write_tmp("fpm2.conf", text);
+	c2 = load_ok(p2);
+	assert_string_equal(c1->jobs[0].fingerprint, c2->jobs[0].fingerprint);
+	assert_string_not_equal(c1->jobs[2].fingerprint, c2->jobs[2].fingerprint);
+	config_free(c2);
+	config_free(c1);
+	free(text);
+	free(p1);
+	free(p2);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_minimal_defaults),
 		cmocka_unit_test(test_full_values),
+		cmocka_unit_test(test_flag_http),
+		cmocka_unit_test(test_pg_source),
 		cmocka_unit_test(test_bad_configs),
 		cmocka_unit_test(test_all_errors),
 		cmocka_unit_test(test_example),
 		cmocka_unit_test(test_keys_documented),
 		cmocka_unit_test(test_fingerprint),
+		cmocka_unit_test(test_fingerprint_mark),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -302,6 +302,65 @@ test_dest(void **state)
 	tmpl_free(t);
 }
 
+/* TMPL_TEXT: raw text for SQL parameters, never escaped. */
+static void
+test_text(void **state)
+{
+	struct tmpl_vals	 v = { 0 };
+	struct tmpl		*t;
+
+	v.have = TV_KEY | TV_RECORD | TV_DEST;
+	v.key = "a'b\"c";
+	v.record = load("{\"id\": 42, \"name\": \"O'Brien \\\"x\\\" %20/\", \"r\": 2.5, "
+	    "\"ok\": true, \"no\": false, \"n\": null, \"o\": {\"a\": [1, \"b\"]}, "
+	    "\"l\": [1, 2]}");
+	json_object_set_new(v.record, "nul", json_stringn("a\0b", 3));
+	v.dest = load("{\"id\": \"A-42\", \"num\": 7}");
+	t = ok("{{key}}|{{record.id}}|{{record.name}}|{{record.r}}|{{record.ok}}|"
+	    "{{record.no}}|{{dest.id}}|{{dest.num}}", TMPL_TEXT, TV_MARK);
+	render(t, &v, false, 0, "a'b\"c|42|O'Brien \"x\" %20/|2.5|true|false|A-42|7");
+	tmpl_free(t);
+	/* objects and arrays as compact JSON; literal text as written */
+	t = ok("o={{record.o}} l={{ record.l }} %{x}\"'", TMPL_TEXT, TV_MARK);
+	render(t, &v, false, 0, "o={\"a\":[1,\"b\"]} l=[1,2] %{x}\"'");
+	tmpl_free(t);
+	t = ok("{{record}}", TMPL_TEXT, TV_MARK);
+	render(t, &v, false, 0, "{\"id\":42,\"name\":\"O'Brien \\\"x\\\" %20/\",\"r\":2.5,"
+	    "\"ok\":true,\"no\":false,\"n\":null,\"o\":{\"a\":[1,\"b\"]},\"l\":[1,2],"
+	    "\"nul\":\"a\\u0000b\"}");
+	tmpl_free(t);
+	/* CR/LF are fine here (a text value, not a header) */
+	v.key = "two\r\nlines";
+	t = ok("{{key}}", TMPL_TEXT, TV_MARK);
+	render(t, &v, false, 0, "two\r\nlines");
+	/* a missing value is an error, never empty */
+	v.have = TV_RECORD;
+	render(t, &v, false, -1, "{{key}}: no value");
+	tmpl_free(t);
+	t = ok("{{record.nope}}", TMPL_TEXT, TV_MARK);
+	render(t, &v, false, -1, "{{record.nope}}: no field 'nope' in the record");
+	tmpl_free(t);
+	t = ok("{{record.n}}", TMPL_TEXT, TV_MARK);
+	render(t, &v, false, -1, "{{record.n}}: the value is null");
+	tmpl_free(t);
+	t = ok("{{dest.id}}", TMPL_TEXT, TV_MARK);
+	render(t, &v, false, -1, "{{dest.id}}: no answer from the destination");
+	tmpl_free(t);
+	t = ok("{{record.nul}}", TMPL_TEXT, TV_MARK);
+	render(t, &v, false, -1, "NUL character");
+	tmpl_free(t);
+	/* secrets raw, redacted on request */
+	t = ok("tok {{secret:token}}", TMPL_TEXT, TV_MARK);
+	render(t, &v, false, 0, "tok s3cr3t/+x");
+	render(t, &v, true, 0, "tok ***");
+	tmpl_free(t);
+	/* the allowed set still applies */
+	bad("{{page}}", TMPL_TEXT, TV_MARK, "placeholder {{page}} is not valid here");
+	bad("{{bogus}}", TMPL_TEXT, TV_MARK, "unknown placeholder {{bogus}}");
+	json_decref(v.record);
+	json_decref(v.dest);
+}
+
 static void
 test_credentials_directory(void **state)
 {
@@ -357,6 +416,7 @@ main(void)
 		cmocka_unit_test(test_header),
 		cmocka_unit_test(test_body),
 		cmocka_unit_test(test_dest),
+		cmocka_unit_test(test_text),
 		cmocka_unit_test(test_credentials_directory),
 		cmocka_unit_test(test_json_path),
 	};
