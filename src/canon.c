@@ -190,10 +190,33 @@ append_string(struct buf *b, const char *s, size_t n)
 	buf_addc(b, '"');
 }
 
+/*
+ * The shortest decimal text that reads back as the same double: 19.99 stays "19.99"
+ * (jansson's own dump prints 17 digits, "19.989999999999998"), so numbers reach the
+ * destination as the source wrote them. Always keeps a '.', 'e' or "inf"-free form.
+ */
+static void
+append_real(struct buf *b, double d)
+{
+	char tmp[40];
+
+	for (int prec = 15; prec <= 17; prec++) {
+		snprintf(tmp, sizeof tmp, "%.*g", prec, d);
+		if (strtod(tmp, NULL) == d)
+			break;
+	}
+	buf_adds(b, tmp);
+	if (strpbrk(tmp, ".eEn") == NULL)
+		buf_adds(b, ".0");
+}
+
 void
 json_append(struct buf *b, json_t *v)
 {
-	char *s;
+	const char *k;
+	json_t *e;
+	size_t i;
+	bool first = true;
 
 	switch (json_typeof(v)) {
 	case JSON_STRING:
@@ -201,6 +224,9 @@ json_append(struct buf *b, json_t *v)
 		return;
 	case JSON_INTEGER:
 		buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		return;
+	case JSON_REAL:
+		append_real(b, json_real_value(v));
 		return;
 	case JSON_TRUE:
 		buf_adds(b, "true");
@@ -211,10 +237,27 @@ json_append(struct buf *b, json_t *v)
 	case JSON_NULL:
 		buf_adds(b, "null");
 		return;
-	default:
-		s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-		buf_adds(b, s != NULL ? s : "null");
-		free(s);
+	case JSON_OBJECT:
+		buf_addc(b, '{');
+		json_object_foreach(v, k, e) {
+			if (!first)
+				buf_addc(b, ',');
+			first = false;
+			append_string(b, k, strlen(k));
+			buf_addc(b, ':');
+			json_append(b, e);
+		}
+		buf_addc(b, '}');
+		return;
+	case JSON_ARRAY:
+		buf_addc(b, '[');
+		json_array_foreach(v, i, e) {
+			if (i > 0)
+				buf_addc(b, ',');
+			json_append(b, e);
+		}
+		buf_addc(b, ']');
+		return;
 	}
 }
 

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "canon.h"
 #include "tmpl.h"
 
 #define SECRET_MAX	(64 * 1024)
@@ -446,14 +447,6 @@ missing:
 	return 1;
 }
 
-/* json_dump_callback sink into a struct buf. */
-static int
-dump_sink(const char *s, size_t n, void *arg)
-{
-	buf_add(arg, s, n);
-	return 0;
-}
-
 /* Text of a scalar JSON value for URL/query/header places. */
 static int
 scalar_text(const struct part *p, json_t *j, struct buf *tmp, char **err)
@@ -466,7 +459,7 @@ scalar_text(const struct part *p, json_t *j, struct buf *tmp, char **err)
 		buf_printf(tmp, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
 		return 0;
 	case JSON_REAL:
-		json_dump_callback(j, dump_sink, tmp, JSON_ENCODE_ANY);
+		json_append(tmp, j);
 		return 0;
 	case JSON_TRUE:
 	case JSON_FALSE:
@@ -505,11 +498,11 @@ emit_body(const struct part *p, const struct val *v, struct buf *out)
 		return;
 	}
 	if (!p->in_string) {
-		json_dump_callback(v->j, dump_sink, out, JSON_COMPACT | JSON_ENCODE_ANY);
+		json_append(out, v->j);
 		return;
 	}
 	buf_init(&tmp);
-	json_dump_callback(v->j, dump_sink, &tmp, JSON_COMPACT | JSON_ENCODE_ANY);
+	json_append(&tmp, v->j);
 	json_escape(out, tmp.data != NULL ? tmp.data : "", tmp.len);
 	buf_free(&tmp);
 }
@@ -528,7 +521,7 @@ emit_text(const struct tmpl *t, const struct part *p, const struct val *v,
 	else if (v->type == V_STR)
 		buf_adds(&tmp, v->s);
 	else if (t->place == TMPL_TEXT && (json_is_object(v->j) || json_is_array(v->j)))
-		json_dump_callback(v->j, dump_sink, &tmp, JSON_COMPACT | JSON_ENCODE_ANY);
+		json_append(&tmp, v->j);
 	else
 		r = scalar_text(p, v->j, &tmp, err);
 	if (r != 0)

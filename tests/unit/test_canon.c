@@ -158,6 +158,33 @@ test_record_key(void **state)
 	json_decref(j);
 }
 
+/* Records are written out as the source wrote them: decimals keep their short form. */
+static void
+test_json_append(void **state)
+{
+	json_t		*j;
+	struct buf	 b;
+
+	(void)state;
+	j = json_loads("{\"price\":19.99,\"tiny\":-0.000123,\"whole\":3.0,\"big\":1e300,"
+	    "\"s\":\"a\\\"b\\n\\u0001\u00e9\",\"n\":[1,null,true,false],\"o\":{}}", 0, NULL);
+	assert_non_null(j);
+	buf_init(&b);
+	json_append(&b, j);
+	assert_string_equal(b.data, "{\"price\":19.99,\"tiny\":-0.000123,\"whole\":3.0,"
+	    "\"big\":1e+300,\"s\":\"a\\\"b\\n\\u0001\u00e9\",\"n\":[1,null,true,false],\"o\":{}}");
+	/* and it parses back to the same values */
+	{
+		json_t *k = json_loads(b.data, 0, NULL);
+
+		assert_non_null(k);
+		assert_true(json_equal(j, k));
+		json_decref(k);
+	}
+	buf_free(&b);
+	json_decref(j);
+}
+
 int
 main(void)
 {
@@ -166,6 +193,7 @@ main(void)
 		cmocka_unit_test(test_order_independent),
 		cmocka_unit_test(test_exclude_fields),
 		cmocka_unit_test(test_record_key),
+		cmocka_unit_test(test_json_append),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
