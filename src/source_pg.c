@@ -43,9 +43,16 @@ struct pg_marker {
 	void			*arg;
 	struct event		*ev;	/* reports on a fresh loop turn when nothing was sent */
 	bool			 starting;
-	bool			 outstanding;
+	int			 outstanding;	/* statements in the pool */
 	bool			 dead;
 	char			*version;	/* flag.version column, for conflict messages */
+	char			*sql;
+	struct pg		*pool;
+	char			**rowtext;	/* per mark: its JSON row, NULL when not sent */
+	struct pm_one {
+		struct pg_marker *pm;
+		ssize_t		  i;	/* the mark, or -1 for the whole batch */
+	}			*ones;
 };
 
 /* "table orders" */
@@ -287,6 +294,11 @@ source_pg_cancel(struct source_req *r)
 static void
 marker_free(struct pg_marker *pm)
 {
+	for (size_t i = 0; pm->rowtext != NULL && i < pm->n; i++)
+		free(pm->rowtext[i]);
+	free(pm->rowtext);
+	free(pm->ones);
+	free(pm->sql);
 	if (pm->ev != NULL)
 		event_free(pm->ev);
 	free(pm->place);
@@ -414,15 +426,60 @@ out:
 	return rc;
 }
 
+/* SQLSTATE classes a row's own values can cause (data exception, constraint). */
+static bool
+row_error(const char *sqlstate)
+{
+	return sqlstate != NULL && (strncmp(sqlstate, "22", 2) == 0 ||
+	    strncmp(sqlstate, "23", 2) == 0);
+}
+
+/* Outcome of mark i from an answer that returned the keys marked in `done`. */
+static void
+mark_outcome(struct pg_marker *pm, size_t i, const struct pg_result_info *ri,
+    const struct strmap *done)
+{
+	struct source_mark *m = &pm->marks[i];
+
+	if (ri->res == NULL) {
+		m->outcome = MARK_FAILED;
+		m->error = xasprintf("cannot mark record %s: source database (%s): %s",
+		    m->key, pm->place, ri->err);
+	} else if (strmap_get(done, m->key) != NULL)
+		m->outcome = MARK_OK;
+	else {
+		m->outcome = MARK_CONFLICT;
+		m->error = pm->version != NULL ? xasprintf("the row changed since it was "
+		    "read (%s differs) or is gone", pm->version) :
+		    xstrdup("the row is gone (no row with this key)");
+	}
+}
+
+static void mark_answered(const struct pg_result_info *, void *);
+
+static void
+mark_send(struct pg_marker *pm, struct pg *pool, const char *rows, ssize_t i)
+{
+	struct pm_one *one = &pm->ones[i < 0 ? pm->n : (size_t)i];
+
+	one->pm = pm;
+	one->i = i;
+	pm->outstanding++;
+	pg_query(pool, pm->sql, 1, (const char *[]){ rows }, mark_answered, one);
+}
+
 static void
 mark_answered(const struct pg_result_info *ri, void *arg)
 {
-	struct pg_marker *pm = arg;
+	struct pm_one *one = arg;
+	struct pg_marker *pm = one->pm;
 	struct strmap done;
+	size_t nsent = 0;
 
-	pm->outstanding = false;
+	pm->outstanding--;
 	if (pm->dead) {
-		marker_free(pm);
+		if (pm->outstanding == 0)
+			marker_free(pm);
 		return;
 	}
 	strmap_init(&done);
@@ -430,25 +487,37 @@ mark_answered(const struct pg_result_info *ri, void *arg)
 		for (int i = 0; i < PQntuples(ri->res); i++)
 			if (!PQgetisnull(ri->res, i, 0))
 				strmap_put(&done, PQgetvalue(ri->res, i, 0), pm);
-	for (size_t i = 0; i < pm->n; i++) {
-		struct source_mark *m = &pm->marks[i];
+	if (one->i >= 0)
+		mark_outcome(pm, (size_t)one->i, ri, &done);
+	else {
+		for (size_t i = 0; i < pm->n; i++)
+			nsent += pm->rowtext[i] != NULL;
+		if (ri->res == NULL && row_error(ri->sqlstate) && nsent > 1 && pm->pool != NULL) {
+			/* One row's values broke the batch: mark row by row to find it. */
+			log_debug("source database (%s): marking failed (%s); retrying row by row",
+			    pm->place, ri->err);
+			for (size_t i = 0; i < pm->n; i++) {
+				struct buf b;
 
-		if (m->outcome != MARK_PENDING)
-			continue;	/* failed to render: never sent */
-		if (ri->res == NULL) {
-			m->outcome = MARK_FAILED;
-			m->error = xasprintf("cannot mark record %s: source database (%s): %s",
-			    m->key, pm->place, ri->err);
-		} else if (strmap_get(&done, m->key) != NULL)
-			m->outcome = MARK_OK;
-		else {
-			m->outcome = MARK_CONFLICT;
-			m->error = pm->version != NULL ? xasprintf("the row changed since it was "
-			    "read (%s differs) or is gone", pm->version) :
-			    xstrdup("the row is gone (no row with this key)");
+				if (pm->rowtext[i] == NULL)
+					continue;
+				buf_init(&b);
+				buf_addc(&b, '[');
+				buf_adds(&b, pm->rowtext[i]);
+				buf_addc(&b, ']');
+				mark_send(pm, pm->pool, b.data, (ssize_t)i);
+				buf_free(&b);
+			}
+			strmap_free(&done, NULL);
+			return;
 		}
+		for (size_t i = 0; i < pm->n; i++)
+			if (pm->marks[i].outcome == MARK_PENDING)
+				mark_outcome(pm, i, ri, &done);
 	}
 	strmap_free(&done, NULL);
+	if (pm->outstanding > 0)
+		return;
 	if (pm->starting)
 		return;		/* the pool is shutting down: source_pg_mark defers the report */
 	marker_report(pm, 0, NULL);
@@ -461,7 +530,6 @@ source_pg_mark(struct daemon *d, const struct job_conf *job, struct source_mark 
 	struct pg_marker *pm = xcalloc(1, sizeof *pm);
 	struct buf rows;
 	size_t nsend = 0;
-	char *sql;
 
 	pm->base.kind = CONN_POSTGRESQL;
 	pm->place = place_of(job);
@@ -470,6 +538,8 @@ source_pg_mark(struct daemon *d, const struct job_conf *job, struct source_mark 
 	pm->cb = cb;
 	pm->arg = arg;
 	pm->version = job->flag.version != NULL ? xstrdup(job->flag.version) : NULL;
+	pm->rowtext = xcalloc(n + 1, sizeof *pm->rowtext);
+	pm->ones = xcalloc(n + 1, sizeof *pm->ones);
 	buf_init(&rows);
 	buf_addc(&rows, '[');
 	for (size_t i = 0; i < n; i++) {
@@ -486,6 +556,8 @@ source_pg_mark(struct daemon *d, const struct job_conf *job, struct source_mark 
 			err = xasprintf("source.mark_set names no column to set");
 		else if (mark_row(&rows, job, m, &err) == 0) {
 			nsend++;
+			pm->rowtext[i] = xstrndup(rows.data + before + (nsend > 1),
+			    rows.len - before - (nsend > 1));
 			continue;
 		}
 		rows.len = before;
@@ -500,16 +572,14 @@ source_pg_mark(struct daemon *d, const struct job_conf *job, struct source_mark 
 		marker_defer(pm, d->base);
 		return &pm->base;
 	}
-	sql = mark_sql(job);
-	log_debug("source database (%s): marking %zu rows: %s", pm->place, nsend, sql);
+	pm->sql = mark_sql(job);
+	log_debug("source database (%s): marking %zu rows: %s", pm->place, nsend, pm->sql);
+	pm->pool = daemon_pg(d, job->src.conninfo);
 	pm->starting = true;
-	pm->outstanding = true;
-	pg_query(daemon_pg(d, job->src.conninfo), sql, 1, (const char *[]){ rows.data },
-	    mark_answered, pm);
+	mark_send(pm, pm->pool, rows.data, -1);
 	pm->starting = false;
-	if (!pm->outstanding)
+	if (pm->outstanding == 0)
 		marker_defer(pm, d->base);	/* answered synchronously (pool shutting down) */
-	free(sql);
 	buf_free(&rows);
 	return &pm->base;
 }

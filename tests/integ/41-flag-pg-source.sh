@@ -39,7 +39,7 @@ n=$(pending); note "$n pending after the first flag run"
 marked=$(sql "$SRC" "SELECT count(*) FROM orders WHERE synced AND erp_id IS NOT NULL")
 [ "$(sql "$STATE" "SELECT count(*) FROM onesync.failures WHERE job = 'orders-flag'")" = 125 ] || fail "refused rows not queued"
 unm=$(sql "$STATE" "SELECT count(*) FROM onesync.unmarked WHERE job = 'orders-flag'")
-[ "$unm" -ge 1 ] || fail "no row remembered as delivered-but-unmarked (the CHECK should refuse some markings)"
+[ "$unm" = 3 ] || fail "$unm rows remembered as delivered-but-unmarked; the CHECK refuses exactly 3 markings (erp ids 13, 1013, 2013) and only those"
 [ "$n" = $((125 + unm)) ] || fail "$n pending, expected 125 refused + $unm unmarked"
 [ "$((marked + n))" = 2500 ] || fail "marked $marked + pending $n != 2500"
 # every marked row carries the erpId its copy got
