@@ -24,7 +24,11 @@ jobs = (
    modified = { field = "updated_at"; };
    source = { type = "postgresql"; conninfo = "$SRC"; table = "orders";
 	columns = [ "id", "customer", "total", "updated_at" ]; page = { size = 100; }; };
-   destination = { type = "http"; url = "$SA/api/copy/{{key}}"; }; }
+   destination = { type = "http"; url = "$SA/api/copy/{{key}}"; }; },
+ { name = "orders-settled"; strategy = "modified"; key = "id";
+   modified = { field = "updated_at"; settle = "1h"; };
+   source = { type = "postgresql"; conninfo = "$SRC"; table = "orders"; page = { size = 500; }; };
+   destination = { type = "http"; url = "$SA/api/settled/{{key}}"; }; }
 );
 CONF
 pending() { sql "$SRC" "SELECT count(*) FROM orders WHERE NOT synced"; }
@@ -91,3 +95,9 @@ once "$T/c.conf" orders-modified || fail "third modified run"
 [ "$(deliv copy)" = "2503 2" ] || fail "changed rows not delivered once more: $(deliv copy)"
 sa GET /api/copy/1500 | grep -q '"total": *1.23' || fail "changed total not at the destination: $(sa GET /api/copy/1500)"
 sa GET /api/copy/2 | grep -q '"total": *2.99' || fail "numeric value changed on the way: $(sa GET /api/copy/2)"
+
+# settle by the source database's clock: rows changed within the last hour wait
+once "$T/c.conf" orders-settled || fail "settled run exited $?"
+recent=$(sql "$SRC" "SELECT count(*) FROM orders WHERE updated_at > now() - interval '1 hour'")
+got=$(sa GET /_ctl/stats?coll=settled | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')
+[ "$recent" -ge 1 ] && [ "$got" = $((2500 - recent)) ] || fail "settle: took $got rows, expected $((2500 - recent)) ($recent are recent)"
