@@ -220,6 +220,40 @@ schedule_all(struct daemon *d)
 
 static void migrate(struct daemon *);
 
+/* A run-now request (onesyncctl run): start the job now if it is ours or nobody's. */
+static void
+run_requested(const char *name, void *arg)
+{
+	struct daemon *d = arg;
+
+	for (size_t i = 0; i < d->njobs; i++) {
+		struct jobrt *jr = d->jobs[i];
+
+		if (strcmp(jr->name, name) != 0 || jr->removed || !jr->conf->enabled)
+			continue;
+		if (jr->run != NULL || jr->queued || d->once)
+			return;
+		log_job(LOG_INFO, jr->name, 0, NULL, "run requested");
+		evtimer_del(jr->timer);
+		job_timer(-1, 0, jr);
+		return;
+	}
+}
+
+/* Polled requests, for when NOTIFY cannot reach this instance (e.g. behind PgBouncer). */
+static void
+requests_polled(void *arg, int rc, json_t *res, const char *err)
+{
+	size_t i;
+	json_t *v;
+
+	if (rc != STATE_OK)
+		return;
+	json_array_foreach(res, i, v)
+		if (json_is_string(v))
+			run_requested(json_string_value(v), arg);
+}
+
 static void
 migrate_retry(evutil_socket_t fd, short ev, void *arg)
 {
@@ -248,6 +282,7 @@ migrated(void *arg, int rc, json_t *res, const char *err)
 	log_info("state schema %s ready (version %lld)", state_schema(d->state),
 	    (long long)json_integer_value(json_object_get(res, "version")));
 	d->migrated = true;
+	state_listen(d->state, run_requested, d);
 	status_line(d);
 	schedule_all(d);
 }
@@ -342,6 +377,8 @@ lease_tick(evutil_socket_t fd, short ev, void *arg)
 	}
 	free(epochs);
 	state_heartbeat(d->state, NULL, NULL);
+	state_listen(d->state, run_requested, d);	/* again after a reconnect */
+	state_requests(d->state, requests_polled, d);
 	status_line(d);
 }
 

@@ -350,6 +350,13 @@ started(void *arg, int rc, json_t *res, const char *err)
 		lease_lost(r, err);
 		return;
 	}
+	if (rc == STATE_OK && json_is_true(json_object_get(res, "paused")) && r->fail_msg == NULL) {
+		r->state_busy = false;
+		log_job(LOG_DEBUG, r->job->name, 0, NULL, "paused: no run (onesyncctl resume)");
+		r->finishing = true;
+		run_end(r, true, false);
+		return;
+	}
 	if (rc == STATE_OK && json_is_object(res))
 		r->id = json_integer_value(json_object_get(res, "run"));
 	if (state_returned(r))

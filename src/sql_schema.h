@@ -131,6 +131,11 @@ static const char *const state_migrations[] = {
 "         error = 'the instance running it stopped before it finished'\n"
 "   WHERE job = p_job AND result = 'running';\n"
 "  SELECT * INTO j FROM @S@.jobs WHERE name = p_job;\n"
+"  UPDATE @S@.jobs SET run_requested_at = NULL\n"
+"   WHERE name = p_job AND run_requested_at IS NOT NULL;\n"
+"  IF j.paused THEN\n"
+"    RETURN jsonb_build_object('paused', true);\n"
+"  END IF;\n"
 "  INSERT INTO @S@.runs (job, instance, epoch, watermark_before)\n"
 "    VALUES (p_job, p_owner, p_epoch, j.watermark) RETURNING id INTO r;\n"
 

@@ -14,7 +14,10 @@
 #include "state.h"
 
 struct state {
-	struct pg	*pg;
+	struct pg	*pg;		/* runs: run start, checkpoints, claims */
+	struct pg	*coord;		/* coordination: leases, heartbeats, requests, LISTEN */
+	void		(*req_cb)(const char *, void *);
+	void		*req_arg;
 	char		*schema;	/* quoted */
 	char		*instance;
 };
@@ -34,6 +37,8 @@ state_new(struct event_base *base, const char *conninfo, const char *schema,
 	struct state *st = xcalloc(1, sizeof *st);
 
 	st->pg = pg_new(base, conninfo, "state database", connections, (long)connect_timeout_ms);
+	st->coord = pg_new(base, conninfo, "state database (coordination)", 1,
+	    (long)connect_timeout_ms);
 	st->schema = pg_quote_ident(schema, false);
 	st->instance = xstrdup(instance);
 	return st;
@@ -45,6 +50,7 @@ state_free(struct state *st)
 	if (st == NULL)
 		return;
 	pg_free(st->pg);
+	pg_free(st->coord);
 	free(st->schema);
 	free(st->instance);
 	free(st);
@@ -200,12 +206,49 @@ call(struct state *st, const char *what, const char *fn_sql, int n, const char *
 	free(sql);
 }
 
+/* The same on the coordination connection, never busy with a run's work. */
+static void
+coord_call(struct state *st, const char *what, const char *fn_sql, int n,
+    const char *const *v, state_cb cb, void *arg)
+{
+	char *sql = subst_schema(st, fn_sql);
+
+	pg_query(st->coord, sql, n, v, req_done, req_new(st, what, cb, arg));
+	free(sql);
+}
+
+static void
+notified(const char *channel, const char *payload, void *arg)
+{
+	struct state *st = arg;
+
+	if (st->req_cb != NULL && strcmp(channel, "onesync_run") == 0 && payload != NULL)
+		st->req_cb(payload, st->req_arg);
+}
+
+void
+state_listen(struct state *st, void (*cb)(const char *, void *), void *arg)
+{
+	st->req_cb = cb;
+	st->req_arg = arg;
+	pg_set_notify(st->coord, notified, st);
+	/* Idempotent: sent again after reconnects by the caller's periodic tick. */
+	coord_call(st, "listen", "LISTEN onesync_run", 0, NULL, NULL, NULL);
+}
+
+void
+state_requests(struct state *st, state_cb cb, void *arg)
+{
+	coord_call(st, "run requests", "SELECT COALESCE(jsonb_agg(name), '[]') FROM @S@.jobs "
+	    "WHERE run_requested_at IS NOT NULL", 0, NULL, cb, arg);
+}
+
 void
 state_heartbeat(struct state *st, state_cb cb, void *arg)
 {
 	const char *v[] = { st->instance, PACKAGE_VERSION };
 
-	call(st, "heartbeat", "INSERT INTO @S@.instances (id, version) VALUES ($1, $2) "
+	coord_call(st, "heartbeat", "INSERT INTO @S@.instances (id, version) VALUES ($1, $2) "
 	    "ON CONFLICT (id) DO UPDATE SET heartbeat_at = now() RETURNING 1", 2, v, cb, arg);
 }
 
@@ -273,7 +316,7 @@ state_renew(struct state *st, char *const *jobs, const int64_t *epochs, size_t n
 	{
 		const char *v[] = { st->instance, names, e.data, ms };
 
-		call(st, "lease renewal", "SELECT COALESCE(jsonb_agg(n), '[]') FROM "
+		coord_call(st, "lease renewal", "SELECT COALESCE(jsonb_agg(n), '[]') FROM "
 		    "@S@.renew($1, $2::text[], $3::bigint[], $4) AS n", 4, v, cb, arg);
 	}
 	free(names);
@@ -286,7 +329,7 @@ state_release(struct state *st, char *const *jobs, size_t n, state_cb cb, void *
 	char *names = text_array(jobs, n);
 	const char *v[] = { st->instance, names };
 
-	call(st, "lease release", "SELECT @S@.release($1, $2::text[])", 2, v, cb, arg);
+	coord_call(st, "lease release", "SELECT @S@.release($1, $2::text[])", 2, v, cb, arg);
 	free(names);
 }
 

@@ -27,6 +27,11 @@ const char *state_schema(const struct state *);	/* quoted */
 
 /* Create or migrate the schema (advisory lock); res = {"version": N}. */
 void state_migrate(struct state *, state_cb, void *);
+/* Run-now requests (onesyncctl run): LISTEN for them on the coordination connection. */
+void state_listen(struct state *, void (*cb)(const char *job, void *), void *arg);
+/* Jobs with a pending run-now request (polling, for when NOTIFY cannot reach us);
+ * res = JSON array of names. */
+void state_requests(struct state *, state_cb, void *);
 /* Register this instance and heartbeat it. */
 void state_heartbeat(struct state *, state_cb, void *);
 /* Claim a job's lease (known: the epoch we hold, or 0); epoch 0 in the callback when

@@ -1,0 +1,50 @@
+/* parse.h - streaming record parser for file sources: CSV, NDJSON, JSON array, gzip or not. */
+#ifndef ONESYNC_PARSE_H
+#define ONESYNC_PARSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+#include "util.h"
+
+enum parse_format { PARSE_CSV, PARSE_NDJSON, PARSE_JSON_ARRAY };
+
+struct parse_opts {
+	enum parse_format format;
+	char	 delimiter;	/* CSV field delimiter; 0 means ',' */
+	bool	 gzip;		/* the input is gzip (or zlib): inflated as it streams */
+	size_t	 max_record;	/* bytes; 0 means PARSE_MAX_RECORD; a longer record is an error */
+};
+#define PARSE_MAX_RECORD	((size_t)16 << 20)
+
+/*
+ * One record: rec is borrowed for the call (json_incref to keep it); line is the
+ * 1-based line where the record starts (CSV: the physical line, counting newlines
+ * embedded in quoted fields). Return 0 to go on, -1 to stop the parser.
+ */
+typedef int (*parse_record_cb)(void *arg, json_t *rec, long line);
+
+/*
+ * A malformed record or a fatal error; msg starts with "line N: ". After a record
+ * error parsing goes on with the next record (CSV: the line after the bad record;
+ * NDJSON: the next line); a JSON array cannot resynchronise and stops.
+ */
+typedef void (*parse_error_cb)(void *arg, long line, const char *msg);
+
+struct parser;
+
+/* The callbacks must not free the parser. */
+struct parser *parser_new(const struct parse_opts *, parse_record_cb, parse_error_cb,
+    void *arg);
+/* Feed bytes as they arrive. -1: fatal (corrupt gzip, callback stopped, a broken CSV
+ * header or JSON array); every later call returns -1 too. */
+int parser_feed(struct parser *, const void *data, size_t len) WUR;
+/* End of input. -1 when the input ended inside a record, a quoted field, the array or
+ * the gzip stream (truncated), with an error callback naming the line, or after a
+ * fatal error. */
+int parser_finish(struct parser *) WUR;
+long parser_records(const struct parser *);	/* records delivered */
+long parser_errors(const struct parser *);	/* error callbacks made */
+void parser_free(struct parser *);
+
+#endif
