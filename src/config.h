@@ -60,6 +60,15 @@ struct source_conf {
 		struct tmpl	*value;	/* TMPL_TEXT, TV_MARK: sent as a text parameter */
 	}		*mark_set;	/* strategy flag: UPDATE ... SET column = value */
 	size_t		 nmark_set;
+	/* file (strategy capture): a CSV, NDJSON or JSON-array snapshot */
+	char		*file_url;	/* file://, ftp://, ftps://, sftp://, http(s):// */
+	enum file_format { FILE_CSV, FILE_NDJSON, FILE_JSON } file_format;
+	char		 delimiter;	/* CSV, default ',' */
+	int		 gzip;		/* 1 yes, 0 no, -1 auto (by a .gz suffix) */
+	char		*ssh_key;	/* sftp: private key file (ed25519) */
+	char		*ssh_host_sha256;	/* sftp: pinned host key, base64 SHA256 */
+	char		*username;	/* ftp/sftp user (or in the URL) */
+	char		*password;	/* secret: from {{secret:NAME}} or {{env:NAME}}, never logged */
 	int		 line;
 };
 
@@ -89,7 +98,20 @@ struct dest_conf {
 	size_t		 ncolumns;
 	char		**key_columns;	/* conflict target; default: columns mapped from the job key */
 	size_t		 nkey_columns;
+	/* http: the request that deletes a record (strategy capture with deletes) */
+	bool		 has_delete;
+	char		*delete_method;	/* default "DELETE" */
+	struct tmpl	*delete_url;	/* TMPL_URL, TV_KEY */
 	int		 line;
+};
+
+struct capture_conf {
+	char		**fields;	/* only these fields make the canonical form (NULL = all) */
+	size_t		 nfields;
+	char		**exclude;	/* volatile fields left out of the canonical form */
+	size_t		 nexclude;
+	bool		 deletes;	/* delete at the destination what a complete snapshot lacks */
+	double		 max_delete_ratio;	/* guard, default 0.1 */
 };
 
 struct flag_conf {
@@ -121,6 +143,7 @@ struct job_conf {
 	int64_t		 max_records;	/* flag: pending records collected per run */
 	struct modified_conf modified;
 	struct flag_conf flag;
+	struct capture_conf capture;
 	struct source_conf src;
 	struct dest_conf dst;
 	char		*fingerprint;	/* hash of everything above; differs => job changed on reload */

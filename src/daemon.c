@@ -14,6 +14,7 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "balance.h"
 #include "daemon.h"
 #include "http.h"
 #include "log.h"
@@ -78,6 +79,8 @@ job_timer(evutil_socket_t fd, short ev, void *arg)
 
 	if (d->stopping || jr->removed || jr->run != NULL || jr->queued)
 		return;
+	if (!d->once && (!d->balanced || !jr->mine))
+		return;		/* another instance's share; rebalance() schedules it if it moves */
 	jr->queued = true;
 	jr->qnext = NULL;
 	if (d->qtail != NULL)
@@ -179,6 +182,14 @@ daemon_run_ended(struct jobrt *jr, bool ok, bool lost)
 		if (!ok)
 			d->once_failed++;
 	}
+	if (!jr->removed && !d->once && !jr->mine && jr->epoch != 0 && !d->stopping) {
+		/* Its share moved to another instance while it ran: hand it over now. */
+		char *n = jr->name;
+
+		log_job(LOG_INFO, jr->name, 0, NULL, "handing the job over to instance of its share");
+		state_release(d->state, &n, 1, NULL, NULL);
+		jr->epoch = 0;
+	}
 	if (jr->removed) {
 		for (size_t i = 0; i < d->njobs; i++)
 			if (d->jobs[i] == jr) {
@@ -186,6 +197,14 @@ daemon_run_ended(struct jobrt *jr, bool ok, bool lost)
 				break;
 			}
 		jobrt_free(jr);
+	} else if (jr->run_again) {
+		jr->run_again = false;
+		schedule(jr, 0);
+	} else if (jr->claim_failed) {
+		/* Another instance still holds it (e.g. its lease has not run out yet). */
+		jr->claim_failed = false;
+		schedule(jr, d->ref->cfg->daemon.lease_ms / 3 < jr->conf->interval_ms ?
+		    d->ref->cfg->daemon.lease_ms / 3 : jr->conf->interval_ms);
 	} else
 		schedule(jr, lost ? jr->conf->interval_ms : next_delay(jr->conf));
 	status_line(d);
@@ -219,6 +238,118 @@ schedule_all(struct daemon *d)
 }
 
 static void migrate(struct daemon *);
+static void beat(struct daemon *, bool first);
+
+/* Sorted copy of the enabled jobs' names. */
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * Apply the assignment of jobs to the live instances (live: [[id, capacity], ...] sorted
+ * by id): jobs that became ours are scheduled now; jobs that are no longer ours are
+ * released as soon as they are not running.
+ */
+static void
+rebalance(struct daemon *d, json_t *live)
+{
+	size_t ninst = json_array_size(live), njobs = 0, me = SIZE_MAX, nmine = 0;
+	char **inst, **names;
+	int *cap;
+	size_t *owner;
+	struct strlist give = { 0 };
+
+	if (ninst == 0)
+		return;
+	inst = xcalloc(ninst, sizeof *inst);
+	cap = xcalloc(ninst, sizeof *cap);
+	for (size_t i = 0; i < ninst; i++) {
+		json_t *e = json_array_get(live, i);
+
+		inst[i] = (char *)json_string_value(json_array_get(e, 0));
+		cap[i] = (int)json_integer_value(json_array_get(e, 1));
+		if (inst[i] != NULL && strcmp(inst[i], d->instance) == 0)
+			me = i;
+	}
+	names = xcalloc(d->njobs + 1, sizeof *names);
+	for (size_t i = 0; i < d->njobs; i++)
+		if (!d->jobs[i]->removed && d->jobs[i]->conf->enabled)
+			names[njobs++] = d->jobs[i]->name;
+	qsort(names, njobs, sizeof *names, cmp_str);
+	owner = xcalloc(njobs + 1, sizeof *owner);
+	balance_assign(names, njobs, inst, cap, ninst, owner);
+	for (size_t j = 0; j < njobs; j++) {
+		struct jobrt *jr = NULL;
+		bool was;
+
+		for (size_t i = 0; i < d->njobs && jr == NULL; i++)
+			if (d->jobs[i]->name == names[j])
+				jr = d->jobs[i];
+		was = jr->mine;
+		jr->mine = me != SIZE_MAX && owner[j] == me;
+		if (jr->mine && (!was || !d->balanced) && jr->run == NULL && !jr->queued) {
+			evtimer_del(jr->timer);
+			schedule(jr, d->balanced ? 0 : (int64_t)(rand64() % 1000));
+		} else if (!jr->mine && was) {
+			evtimer_del(jr->timer);
+			if (jr->epoch != 0 && jr->run == NULL) {
+				strlist_add(&give, xstrdup(jr->name));
+				jr->epoch = 0;
+			}
+		}
+	}
+	if (give.n > 0) {
+		log_info("%zu jobs now belong to other instances: releasing their leases", give.n);
+		state_release(d->state, give.v, give.n, NULL, NULL);
+	}
+	for (size_t j = 0; j < njobs; j++)
+		nmine += owner[j] == me;
+	if (nmine != d->nmine || !d->balanced)
+		log_info("%zu live instances; this one runs %zu of %zu jobs", ninst, nmine, njobs);
+	d->nmine = nmine;
+	d->balanced = true;
+	strlist_free(&give);
+	free(owner);
+	free(names);
+	free(cap);
+	free(inst);
+}
+
+static void
+beaten(void *arg, int rc, json_t *res, const char *err)
+{
+	struct daemon *d = arg;
+
+	if (rc != STATE_OK) {
+		log_warnx("heartbeat failed: %s", err);
+		return;
+	}
+	if (!d->stopping)
+		rebalance(d, res);
+}
+
+/* Heartbeat; the answer (the live instances) drives the balance. */
+static void
+beat(struct daemon *d, bool first)
+{
+	const struct config *cfg = d->ref->cfg;
+	int64_t lease = cfg->daemon.lease_ms;
+
+	state_heartbeat(d->state, cfg->daemon.max_runs, lease * 2 / 3,
+	    lease * 10 > 60000 ? lease * 10 : 60000, first, beaten, d);
+}
+
+/* An instance joined or left (NOTIFY onesync_rebalance): look again now. */
+static void
+rebalance_requested(void *arg)
+{
+	struct daemon *d = arg;
+
+	if (d->migrated && !d->stopping && !d->once)
+		beat(d, false);
+}
 
 /* A run-now request (onesyncctl run): start the job now if it is ours or nobody's. */
 static void
@@ -231,8 +362,12 @@ run_requested(const char *name, void *arg)
 
 		if (strcmp(jr->name, name) != 0 || jr->removed || !jr->conf->enabled)
 			continue;
-		if (jr->run != NULL || jr->queued || d->once)
+		if (d->once || jr->queued || !jr->mine)
+			return;		/* the instance that owns it starts it */
+		if (jr->run != NULL) {
+			jr->run_again = true;	/* right after the run in flight */
 			return;
+		}
 		log_job(LOG_INFO, jr->name, 0, NULL, "run requested");
 		evtimer_del(jr->timer);
 		job_timer(-1, 0, jr);
@@ -282,9 +417,13 @@ migrated(void *arg, int rc, json_t *res, const char *err)
 	log_info("state schema %s ready (version %lld)", state_schema(d->state),
 	    (long long)json_integer_value(json_object_get(res, "version")));
 	d->migrated = true;
-	state_listen(d->state, run_requested, d);
+	state_listen(d->state, run_requested, rebalance_requested, d);
 	status_line(d);
-	schedule_all(d);
+	if (d->once) {
+		schedule_all(d);
+		return;
+	}
+	beat(d, true);
 }
 
 static void
@@ -376,10 +515,21 @@ lease_tick(evutil_socket_t fd, short ev, void *arg)
 		free(c);
 	}
 	free(epochs);
-	state_heartbeat(d->state, NULL, NULL);
-	state_listen(d->state, run_requested, d);	/* again after a reconnect */
+	if (!d->once)
+		beat(d, !d->balanced);
+	state_listen(d->state, run_requested, rebalance_requested, d);	/* again after a reconnect */
 	state_requests(d->state, requests_polled, d);
 	status_line(d);
+}
+
+static void
+left(void *arg, int rc, json_t *res, const char *err)
+{
+	struct daemon *d = arg;
+
+	if (rc != STATE_OK)
+		log_warnx("could not unregister the instance: %s", err);
+	event_base_loopexit(d->base, NULL);
 }
 
 static void
@@ -389,7 +539,12 @@ released(void *arg, int rc, json_t *res, const char *err)
 
 	if (rc != STATE_OK)
 		log_warnx("could not release the leases: %s", err);
-	event_base_loopexit(d->base, NULL);
+	if (d->once) {
+		event_base_loopexit(d->base, NULL);
+		return;
+	}
+	/* Tell the others at once, so that they take the jobs without waiting for a tick. */
+	state_leave(d->state, left, d);
 }
 
 /* When stopping (or --once is done) and no run is left: release leases and leave. */
@@ -412,7 +567,7 @@ maybe_exit(struct daemon *d)
 			strlist_add(&names, xstrdup(d->jobs[i]->name));
 			d->jobs[i]->epoch = 0;
 		}
-	if (names.n > 0 && d->migrated)
+	if (d->migrated)
 		state_release(d->state, names.v, names.n, released, d);
 	else
 		event_base_loopexit(d->base, NULL);

@@ -30,6 +30,9 @@ struct jobrt {
 	bool			 queued;	/* waiting for a run slot */
 	bool			 once_done;
 	bool			 last_failed;	/* its last run failed */
+	bool			 mine;		/* assigned to this instance by the balance */
+	bool			 claim_failed;	/* its last run found the lease held elsewhere */
+	bool			 run_again;	/* a run-now request came during a run */
 	struct jobrt		*qnext;
 };
 
@@ -48,6 +51,8 @@ struct daemon {
 	int			 once_failed;
 	bool			 stopping;
 	bool			 migrated;
+	bool			 balanced;	/* the first assignment is known */
+	size_t			 nmine;		/* jobs assigned to this instance */
 	int			 exit_code;
 	struct strmap		 dest_pgs;	/* conninfo -> struct pg * */
 	struct event		*ev_hup, *ev_term, *ev_int, *ev_lease, *ev_watchdog,

@@ -26,6 +26,12 @@ dest_deliver(struct dest *ds, struct dest_item *items, size_t n, dest_cb cb, voi
 }
 
 void
+dest_delete(struct dest *ds, struct dest_item *items, size_t n, dest_cb cb, void *arg)
+{
+	ds->ops->delete(ds, items, n, cb, arg);
+}
+
+void
 dest_cancel(struct dest *ds)
 {
 	ds->ops->cancel(ds);

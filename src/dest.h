@@ -29,6 +29,9 @@ typedef void (*dest_cb)(void *arg, int rc, const char *err);
 struct dest *dest_new(struct daemon *, const struct job_conf *);
 /* Items stay owned by the caller and must live until the callback. */
 void dest_deliver(struct dest *, struct dest_item *, size_t n, dest_cb, void *arg);
+/* Delete records by key (items' rec may be NULL): DEST_OK when gone (also when they were
+ * already gone), DEST_REFUSED with an error otherwise. */
+void dest_delete(struct dest *, struct dest_item *, size_t n, dest_cb, void *arg);
 /* Stop: no callback after this. */
 void dest_cancel(struct dest *);
 void dest_free(struct dest *);
@@ -42,6 +45,7 @@ struct dest_ops {
 	void	(*deliver)(struct dest *, struct dest_item *, size_t, dest_cb, void *);
 	void	(*cancel)(struct dest *);
 	void	(*free)(struct dest *);
+	void	(*delete)(struct dest *, struct dest_item *, size_t, dest_cb, void *);
 };
 
 struct dest {

@@ -18,15 +18,15 @@ struct dest_http {
 	size_t			 n, next, inflight;
 	struct http_call	**calls;	/* per item, while in flight */
 	bool			*created;	/* per item: the create request was sent */
+	bool			 deleting;	/* this batch deletes (destination.delete) */
+	struct dh_req {
+		struct dest_http	*dh;
+		size_t			 i;
+	}			*reqs;		/* per item: the callback's argument */
 	bool			 failed;
 	char			*error;
 	dest_cb			 cb;
 	void			*arg;
-};
-
-struct dh_req {
-	struct dest_http	*dh;
-	size_t			 i;
 };
 
 static void dh_launch(struct dest_http *);
@@ -52,8 +52,8 @@ dh_send(struct dest_http *dh, size_t i, bool create, char **err)
 	const struct dest_conf *c = &dh->base.job->dst;
 	struct dest_item *it = &dh->items[i];
 	struct tmpl_vals v = { .have = TV_KEY | TV_RECORD, .key = it->key, .record = it->rec };
-	const struct tmpl *ut = create ? c->create_url : c->url;
-	const struct tmpl *bt = create ? c->create_body : c->body;
+	const struct tmpl *ut = dh->deleting ? c->delete_url : create ? c->create_url : c->url;
+	const struct tmpl *bt = dh->deleting ? NULL : create ? c->create_body : c->body;
 	struct buf url, logurl, body;
 	struct buf *hb = NULL;
 	const char **hv = NULL;
@@ -78,7 +78,7 @@ dh_send(struct dest_http *dh, size_t i, bool create, char **err)
 		hv[h] = hb[h].data;
 	}
 	memset(&rq, 0, sizeof rq);
-	rq.method = create ? c->create_method : c->method;
+	rq.method = dh->deleting ? c->delete_method : create ? c->create_method : c->method;
 	rq.url = url.data;
 	rq.log_url = logurl.data;
 	rq.headers = hv;
@@ -89,7 +89,7 @@ dh_send(struct dest_http *dh, size_t i, bool create, char **err)
 	rq.tls_verify = c->http.tls_verify;
 	rq.ca_file = c->http.ca_file;
 	rq.retries = c->http.retries;
-	r = xmalloc(sizeof *r);
+	r = &dh->reqs[i];
 	r->dh = dh;
 	r->i = i;
 	dh->created[i] = create;
@@ -134,14 +134,15 @@ dest_http_done(struct http_response *resp, void *arg)
 	struct dest_item *it = &dh->items[r->i];
 	size_t i = r->i;
 
-	free(r);
 	dh->calls[i] = NULL;
 	dh->inflight--;
-	if (resp->status >= 200 && resp->status < 300) {
+	if (dh->deleting && resp->status == 404) {
+		it->outcome = DEST_OK;		/* already gone */
+	} else if (resp->status >= 200 && resp->status < 300) {
 		it->outcome = DEST_OK;
 		if (resp->len > 0)
 			it->answer = json_loadb(resp->body, resp->len, JSON_DECODE_ANY, NULL);
-	} else if (resp->status == 404 && c->has_create && !dh->created[i]) {
+	} else if (resp->status == 404 && c->has_create && !dh->created[i] && !dh->deleting) {
 		char *err = NULL;
 
 		if (dh_send(dh, i, true, &err) != 0) {
@@ -185,13 +186,17 @@ dh_launch(struct dest_http *dh)
 }
 
 static void
-dh_deliver(struct dest *ds, struct dest_item *items, size_t n, dest_cb cb, void *arg)
+dh_start(struct dest *ds, bool deleting, struct dest_item *items, size_t n, dest_cb cb,
+    void *arg)
 {
 	struct dest_http *dh = (struct dest_http *)ds;
 
 	free(dh->calls);
 	free(dh->created);
+	free(dh->reqs);
 	free(dh->error);
+	dh->deleting = deleting;
+	dh->reqs = xcalloc(n + 1, sizeof *dh->reqs);
 	dh->items = items;
 	dh->n = n;
 	dh->next = 0;
@@ -204,6 +209,22 @@ dh_deliver(struct dest *ds, struct dest_item *items, size_t n, dest_cb cb, void 
 	dh->arg = arg;
 	dh_launch(dh);
 	dh_finish_if_done(dh);
+}
+
+static void
+dh_deliver(struct dest *ds, struct dest_item *items, size_t n, dest_cb cb, void *arg)
+{
+	dh_start(ds, false, items, n, cb, arg);
+}
+
+static void
+dh_delete(struct dest *ds, struct dest_item *items, size_t n, dest_cb cb, void *arg)
+{
+	if (!ds->job->dst.has_delete) {
+		cb(arg, -1, "destination.delete is not configured");
+		return;
+	}
+	dh_start(ds, true, items, n, cb, arg);
 }
 
 static void
@@ -228,11 +249,12 @@ dh_free(struct dest *ds)
 	dh_cancel(ds);
 	free(dh->calls);
 	free(dh->created);
+	free(dh->reqs);
 	free(dh->error);
 	free(dh);
 }
 
-static const struct dest_ops dh_ops = { dh_deliver, dh_cancel, dh_free };
+static const struct dest_ops dh_ops = { dh_deliver, dh_cancel, dh_free, dh_delete };
 
 struct dest *
 dest_http_new(struct daemon *d, const struct job_conf *job)

@@ -166,6 +166,18 @@ dp_answer(const struct pg_result_info *ri, void *arg)
 	}
 	if (stale)
 		return;
+	if (i == -2) {
+		for (size_t k = 0; k < dp->n; k++) {
+			if (ri->res != NULL)
+				dp->items[k].outcome = DEST_OK;
+		}
+		if (ri->res == NULL) {
+			dp->failed = true;
+			dp->error = xasprintf("destination database: delete failed: %s", ri->err);
+		}
+		dp_finish(dp);
+		return;
+	}
 	if (i < 0) {
 		if (ri->res != NULL) {
 			for (size_t k = 0; k < dp->n; k++)
@@ -272,7 +284,98 @@ dp_free(struct dest *ds)
 	free(dp);
 }
 
-static const struct dest_ops dp_ops = { dp_deliver, dp_cancel, dp_free };
+/* The row identifying one record for a DELETE: {key column: value}, from the key text. */
+static int
+delete_row(struct buf *b, const struct job_conf *job, const char *key)
+{
+	const struct dest_conf *c = &job->dst;
+	json_t *parts = NULL;
+
+	if (job->nkey > 1 && (parts = json_loads(key, 0, NULL)) == NULL)
+		return -1;
+	buf_addc(b, '{');
+	for (size_t k = 0; k < c->nkey_columns; k++) {
+		const char *field = NULL;
+		size_t idx = 0;
+
+		for (size_t i = 0; i < c->ncolumns; i++)
+			if (strcmp(c->columns[i].column, c->key_columns[k]) == 0)
+				field = c->columns[i].field;
+		for (size_t i = 0; field != NULL && i < job->nkey; i++)
+			if (strcmp(job->key[i], field) == 0)
+				idx = i;
+		if (k > 0)
+			buf_addc(b, ',');
+		json_append_str(b, c->key_columns[k]);
+		buf_addc(b, ':');
+		if (parts != NULL)
+			json_append(b, json_array_get(parts, idx) != NULL ?
+			    json_array_get(parts, idx) : json_null());
+		else
+			json_append_str(b, key);
+	}
+	buf_addc(b, '}');
+	json_decref(parts);
+	return 0;
+}
+
+/* Delete a batch by key in one statement; a row already gone counts as deleted. */
+static void
+dp_delete(struct dest *ds, struct dest_item *items, size_t n, dest_cb cb, void *arg)
+{
+	struct dest_pg *dp = (struct dest_pg *)ds;
+	const struct dest_conf *c = &ds->job->dst;
+	char *t = pg_quote_ident(c->table, true);
+	struct buf rows, sql;
+
+	free(dp->error);
+	dp->error = NULL;
+	dp->failed = false;
+	dp->items = items;
+	dp->n = n;
+	dp->cb = cb;
+	dp->arg = arg;
+	buf_init(&rows);
+	buf_init(&sql);
+	buf_addc(&rows, '[');
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0)
+			buf_addc(&rows, ',');
+		if (delete_row(&rows, ds->job, items[i].key) != 0) {
+			buf_free(&rows);
+			buf_free(&sql);
+			free(t);
+			dp->failed = true;
+			dp->error = xasprintf("key %s is not a composite key's JSON array", items[i].key);
+			dp_finish(dp);
+			return;
+		}
+	}
+	buf_addc(&rows, ']');
+	buf_printf(&sql, "DELETE FROM %s AS t USING json_populate_recordset(NULL::%s, $1::json) AS m "
+	    "WHERE ", t, t);
+	for (size_t k = 0; k < c->nkey_columns; k++) {
+		char *q = pg_quote_ident(c->key_columns[k], false);
+
+		buf_printf(&sql, "%st.%s = m.%s", k > 0 ? " AND " : "", q, q);
+		free(q);
+	}
+	{
+		struct dp_req *r = xmalloc(sizeof *r);
+		const char *v[] = { rows.data };
+
+		r->dp = dp;
+		r->gen = dp->gen;
+		r->i = -2;	/* a delete batch */
+		dp->outstanding++;
+		pg_query(dp->pg, sql.data, 1, v, dp_answer, r);
+	}
+	buf_free(&rows);
+	buf_free(&sql);
+	free(t);
+}
+
+static const struct dest_ops dp_ops = { dp_deliver, dp_cancel, dp_free, dp_delete };
 
 struct dest *
 dest_pg_new(struct daemon *d, const struct job_conf *job)

@@ -100,8 +100,8 @@ write_failure(struct run *r)
 }
 
 /* A state call came back: true when the run is failing and the caller must stop. */
-static bool
-state_returned(struct run *r)
+bool
+run_state_returned(struct run *r)
 {
 	r->state_busy = false;
 	if (r->fail_msg == NULL)
@@ -149,7 +149,12 @@ run_cut(struct run *r, const char *why)
 void
 run_finish_ok(struct run *r)
 {
-	if (r->job->strategy == STRAT_FLAG)
+	if (r->job->strategy == STRAT_CAPTURE)
+		log_job(LOG_INFO, r->job->name, r->id, MSGID_RUN_FINISHED,
+		    "run finished in %llu ms: read %lld, delivered %lld, skipped %lld, deleted %lld, "
+		    "failed %lld", (unsigned long long)(now_mono_ms() - r->started), r->nread,
+		    r->ndelivered, r->nskipped, r->ndeleted, r->nfailed);
+	else if (r->job->strategy == STRAT_FLAG)
 		log_job(LOG_INFO, r->job->name, r->id, MSGID_RUN_FINISHED,
 		    "run finished in %llu ms: read %lld, delivered %lld, marked %lld, skipped %lld, "
 		    "failed %lld", (unsigned long long)(now_mono_ms() - r->started), r->nread,
@@ -167,7 +172,7 @@ run_finish_ok(struct run *r)
 struct ck_ctx {
 	struct run	*r;
 	run_step_cb	 next;
-	long long	 read, delivered, skipped, failed;	/* counters this checkpoint covers */
+	long long	 read, delivered, skipped, failed, deleted;	/* counters it covers */
 };
 
 static void
@@ -182,6 +187,7 @@ checkpointed(void *arg, int rc, json_t *res, const char *err)
 		r->c_delivered = c->delivered;
 		r->c_skipped = c->skipped;
 		r->c_failed = c->failed;
+		r->c_deleted = c->deleted;
 	}
 	free(c);
 	if (rc == STATE_LEASE_LOST) {
@@ -189,7 +195,7 @@ checkpointed(void *arg, int rc, json_t *res, const char *err)
 		lease_lost(r, err);
 		return;
 	}
-	if (state_returned(r))
+	if (run_state_returned(r))
 		return;
 	if (rc != STATE_OK) {
 		run_fail(r, "%s", err);
@@ -221,10 +227,12 @@ run_checkpoint(struct run *r, json_t *doc, run_step_cb next)
 	c->delivered = r->ndelivered;
 	c->skipped = r->nskipped;
 	c->failed = r->nfailed;
+	c->deleted = r->ndeleted;
 	json_object_set_new(doc, "read", json_integer(r->nread - r->c_read));
 	json_object_set_new(doc, "delivered", json_integer(r->ndelivered - r->c_delivered));
 	json_object_set_new(doc, "skipped", json_integer(r->nskipped - r->c_skipped));
 	json_object_set_new(doc, "nfailed", json_integer(r->nfailed - r->c_failed));
+	json_object_set_new(doc, "ndeleted", json_integer(r->ndeleted - r->c_deleted));
 	json_object_set_new(doc, "max_attempts", json_integer(r->job->max_attempts));
 	json_object_set_new(doc, "backoff_ms", json_integer(r->job->retry_backoff_ms));
 	json_object_set_new(doc, "backoff_max_ms", json_integer(r->job->retry_backoff_max_ms));
@@ -359,7 +367,7 @@ started(void *arg, int rc, json_t *res, const char *err)
 	}
 	if (rc == STATE_OK && json_is_object(res))
 		r->id = json_integer_value(json_object_get(res, "run"));
-	if (state_returned(r))
+	if (run_state_returned(r))
 		return;
 	if (rc != STATE_OK || !json_is_object(res)) {
 		run_fail(r, "%s", err != NULL ? err : "run start: unexpected answer");
@@ -392,6 +400,9 @@ started(void *arg, int rc, json_t *res, const char *err)
 	case STRAT_FLAG:
 		strategy_flag_begin(r, res);
 		break;
+	case STRAT_CAPTURE:
+		strategy_capture_begin(r);
+		break;
 	default:
 		run_fail(r, "strategy not supported by this version");
 	}
@@ -403,7 +414,7 @@ claimed(void *arg, int rc, int64_t epoch, const char *err)
 	struct run *r = arg;
 	struct jobrt *jr = r->jr;
 
-	if (state_returned(r))
+	if (run_state_returned(r))
 		return;
 	if (rc != STATE_OK) {
 		run_fail(r, "cannot take the job's lease: %s", err);
@@ -411,6 +422,7 @@ claimed(void *arg, int rc, int64_t epoch, const char *err)
 	}
 	if (epoch == 0) {
 		log_job(LOG_DEBUG, r->job->name, 0, NULL, "another instance holds the lease");
+		jr->claim_failed = true;
 		r->finishing = true;
 		run_end(r, true, false);
 		return;
@@ -462,6 +474,7 @@ run_free(struct run *r)
 {
 	source_cancel(r->sreq);
 	strategy_flag_free(r);
+	strategy_capture_free(r);
 	source_page_free(r->page);
 	source_page_free(r->pf_page);
 	free(r->pf_err);

@@ -35,10 +35,10 @@ struct run {
 	bool			 cut;		/* stopped from outside */
 	bool			 state_busy;	/* a state call is in flight */
 	char			*fail_msg;	/* set when failing: written once state is idle */
-	long long		 c_read, c_delivered, c_skipped, c_failed;	/* checkpointed */
+	long long		 c_read, c_delivered, c_skipped, c_failed, c_deleted;	/* checkpointed */
 
 	/* counters of this run */
-	long long		 nread, ndelivered, nskipped, nfailed;
+	long long		 nread, ndelivered, nskipped, nfailed, ndeleted;
 	int			 logged_failures;
 
 	/* state loaded at run start */
@@ -87,6 +87,7 @@ struct run {
 	struct source_page	*pf_page;
 	char			*pf_err;
 	struct flag_state	*fl;		/* strategy flag's own state */
+	struct capture_state	*cs;		/* strategy capture's own state */
 	struct page_rec		*prs;		/* the current page's records, inspected */
 	size_t			 nprs, capprs;
 };
@@ -121,6 +122,11 @@ void run_set_swap(struct run *, struct pageset *);
 /* Strategy entry points: called once the run has started in the state store. */
 void strategy_modified_begin(struct run *);
 void strategy_flag_begin(struct run *, json_t *started);
+void strategy_capture_begin(struct run *);
+void strategy_capture_free(struct run *);
+/* A strategy's own state call came back: true when the run is failing and must stop
+ * (its result is then being written). */
+bool run_state_returned(struct run *);
 void strategy_flag_free(struct run *);
 long long strategy_flag_marked(const struct run *);
 void modified_page_clear(struct run *);

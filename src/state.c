@@ -17,6 +17,7 @@ struct state {
 	struct pg	*pg;		/* runs: run start, checkpoints, claims */
 	struct pg	*coord;		/* coordination: leases, heartbeats, requests, LISTEN */
 	void		(*req_cb)(const char *, void *);
+	void		(*rebalance_cb)(void *);
 	void		*req_arg;
 	char		*schema;	/* quoted */
 	char		*instance;
@@ -224,16 +225,21 @@ notified(const char *channel, const char *payload, void *arg)
 
 	if (st->req_cb != NULL && strcmp(channel, "onesync_run") == 0 && payload != NULL)
 		st->req_cb(payload, st->req_arg);
+	else if (st->rebalance_cb != NULL && strcmp(channel, "onesync_rebalance") == 0)
+		st->rebalance_cb(st->req_arg);
 }
 
 void
-state_listen(struct state *st, void (*cb)(const char *, void *), void *arg)
+state_listen(struct state *st, void (*run_cb)(const char *, void *),
+    void (*rebalance_cb)(void *), void *arg)
 {
-	st->req_cb = cb;
+	st->req_cb = run_cb;
+	st->rebalance_cb = rebalance_cb;
 	st->req_arg = arg;
 	pg_set_notify(st->coord, notified, st);
 	/* Idempotent: sent again after reconnects by the caller's periodic tick. */
-	coord_call(st, "listen", "LISTEN onesync_run", 0, NULL, NULL, NULL);
+	coord_call(st, "listen", "LISTEN onesync_run; LISTEN onesync_rebalance", 0, NULL,
+	    NULL, NULL);
 }
 
 void
@@ -244,12 +250,44 @@ state_requests(struct state *st, state_cb cb, void *arg)
 }
 
 void
-state_heartbeat(struct state *st, state_cb cb, void *arg)
+state_heartbeat(struct state *st, int capacity, int64_t live_ms, int64_t reap_ms, bool first,
+    state_cb cb, void *arg)
 {
-	const char *v[] = { st->instance, PACKAGE_VERSION };
+	char cap[16], live[32], reap[32];
+	const char *v[] = { st->instance, PACKAGE_VERSION, cap, live, reap };
 
-	coord_call(st, "heartbeat", "INSERT INTO @S@.instances (id, version) VALUES ($1, $2) "
-	    "ON CONFLICT (id) DO UPDATE SET heartbeat_at = now() RETURNING 1", 2, v, cb, arg);
+	snprintf(cap, sizeof cap, "%d", capacity);
+	snprintf(live, sizeof live, "%lld", (long long)live_ms);
+	snprintf(reap, sizeof reap, "%lld", (long long)reap_ms);
+	coord_call(st, "heartbeat", first ?
+	    "WITH hb AS (INSERT INTO @S@.instances (id, version, capacity) VALUES ($1, $2, $3) "
+	    "  ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), version = $2, capacity = $3 "
+	    "  RETURNING id), "
+	    "gone AS (DELETE FROM @S@.instances WHERE heartbeat_at < now() - $5 * interval '1 ms' "
+	    "  AND id <> $1 RETURNING id), "
+	    "n AS (SELECT pg_notify('onesync_rebalance', $1)) "
+	    "SELECT COALESCE(jsonb_agg(jsonb_build_array(id, capacity) ORDER BY id), '[]') "
+	    "FROM (SELECT id, capacity FROM @S@.instances WHERE id <> $1 "
+	    "  AND heartbeat_at > now() - $4 * interval '1 ms' "
+	    "  UNION ALL SELECT $1, $3::int FROM n) l" :
+	    "WITH hb AS (INSERT INTO @S@.instances (id, version, capacity) VALUES ($1, $2, $3) "
+	    "  ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), version = $2, capacity = $3 "
+	    "  RETURNING id), "
+	    "gone AS (DELETE FROM @S@.instances WHERE heartbeat_at < now() - $5 * interval '1 ms' "
+	    "  AND id <> $1 RETURNING id) "
+	    "SELECT COALESCE(jsonb_agg(jsonb_build_array(id, capacity) ORDER BY id), '[]') "
+	    "FROM (SELECT id, capacity FROM @S@.instances WHERE id <> $1 "
+	    "  AND heartbeat_at > now() - $4 * interval '1 ms' "
+	    "  UNION ALL SELECT $1, $3::int) l", 5, v, cb, arg);
+}
+
+void
+state_leave(struct state *st, state_cb cb, void *arg)
+{
+	const char *v[] = { st->instance };
+
+	coord_call(st, "leave", "WITH d AS (DELETE FROM @S@.instances WHERE id = $1 RETURNING id) "
+	    "SELECT pg_notify('onesync_rebalance', $1)", 1, v, cb, arg);
 }
 
 static void
@@ -357,4 +395,38 @@ state_checkpoint(struct state *st, const char *job, int64_t epoch, long long run
 	snprintf(r, sizeof r, "%lld", run);
 	call(st, "checkpoint", "SELECT @S@.checkpoint($1, $2, $3, $4, $5::jsonb)", 5, v, cb, arg);
 	free(d);
+}
+
+struct rows_req {
+	state_rows_cb	 cb;
+	void		*arg;
+};
+
+static void
+rows_done(const struct pg_result_info *ri, void *arg)
+{
+	struct rows_req *q = arg;
+	char *err = ri->res == NULL ? xasprintf("state database: reading stored hashes failed: %s",
+	    ri->err) : NULL;
+
+	q->cb(q->arg, ri->res != NULL ? STATE_OK : STATE_ERROR, ri->res, err);
+	free(err);
+	free(q);
+}
+
+void
+state_records(struct state *st, const char *job, const char *after, int limit,
+    state_rows_cb cb, void *arg)
+{
+	struct rows_req *q = xmalloc(sizeof *q);
+	char lim[32], *sql;
+	const char *v[] = { job, after != NULL ? after : "", lim };
+
+	snprintf(lim, sizeof lim, "%d", limit);
+	q->cb = cb;
+	q->arg = arg;
+	sql = subst_schema(st, "SELECT key, hash FROM @S@.records WHERE job = $1 AND key > $2 "
+	    "ORDER BY key LIMIT $3");
+	pg_query(st->pg, sql, 3, v, rows_done, q);
+	free(sql);
 }

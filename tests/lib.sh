@@ -19,7 +19,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fail() { echo "FAIL: $*" >&2; [ -f "$T/daemon.log" ] && tail -n 30 "$T/daemon.log" >&2; exit 1; }
+fail() {
+	local f
+	echo "FAIL: $*" >&2
+	for f in "$T"/daemon.log "$T"/inst-*.log; do
+		[ -f "$f" ] && { echo "--- $(basename "$f")" >&2; tail -n 15 "$f" >&2; }
+	done
+	exit 1
+}
 note() { echo "  - $*" >&2; }
 
 # Start a private PostgreSQL for this test (for tests that restart it).

@@ -1,0 +1,848 @@
+/*
+ * parse.c - streaming record parser for file sources: CSV (RFC 4180, header row),
+ * NDJSON and JSON array, optionally gzip-compressed, fed with bytes as they arrive
+ * and emitting one JSON object per record. It holds only the current record (at
+ * most max_record bytes) plus a fixed inflate buffer: memory never grows with the
+ * number of records. It never does I/O and never logs: errors go to the error
+ * callback with the line they concern.
+ *
+ * Written by hand because no Debian-packaged library streams CSV into jansson;
+ * JSON values themselves are parsed by jansson (json_loadb), and the JSON array
+ * scanner only finds where each element ends.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zlib.h>
+
+#include "parse.h"
+
+#define ZOUT_SIZE	(64 * 1024)
+#define SHRINK_ABOVE	((size_t)1 << 20)	/* free the record buffer past this size */
+
+/* CSV states. */
+enum { CS_REC, CS_FIELD, CS_UNQ, CS_QUO, CS_QQ };
+/* JSON array states. */
+enum { JA_START, JA_FIRST, JA_NEXT, JA_IN, JA_AFTER, JA_DONE };
+
+/* Byte classes. */
+#define C_UNQ	0x01	/* ends a span of an unquoted CSV field: delimiter, '"', CR, LF */
+#define C_WS	0x02	/* JSON whitespace */
+#define C_SCAL	0x04	/* ends a JSON scalar: whitespace, ',', ']' */
+
+struct parser {
+	struct parse_opts o;
+	parse_record_cb	 rec_cb;
+	parse_error_cb	 err_cb;
+	void		*arg;
+	bool		 dead;		/* a fatal error happened: everything returns -1 */
+	long		 records, errors;
+	long		 line;		/* current physical line, 1-based */
+	int		 bom;		/* bytes of a UTF-8 BOM matched; 3 = settled */
+	unsigned char	 cls[256];
+
+	z_stream	 z;
+	bool		 z_init, z_end;
+	unsigned char	*zout;
+
+	/* The current record: CSV fields back to back, an NDJSON line, a JSON element. */
+	char		*rb;
+	size_t		 rlen, rcap;
+	bool		 toolong;	/* went past max_record: skipped, not stored */
+	long		 rline;		/* line where the record starts */
+
+	/* CSV */
+	int		 cs;
+	bool		 skip_lf;	/* the last line ended with CR: swallow one LF */
+	char		*badmsg;	/* first error of the current row */
+	size_t		*fend;		/* end offset of each field in rb */
+	size_t		 nf, fcap;
+	char		**hdr;
+	size_t		 nhdr;
+	bool		 have_hdr;
+	long		 nblank, blank_line;	/* empty lines held back (a run at the end is dropped) */
+	long		 quote_line;
+
+	/* NDJSON */
+	bool		 open;		/* a line has started */
+
+	/* JSON array */
+	int		 js;
+	long		 depth, elem;
+	bool		 in_str, esc, scalar;
+};
+
+static int fmt_feed(struct parser *, const unsigned char *, size_t);
+
+/* Report an error for line; counts it. */
+PRINTF(3, 4) static void
+report(struct parser *p, long line, const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*msg, *full;
+
+	va_start(ap, fmt);
+	msg = xvasprintf(fmt, ap);
+	va_end(ap);
+	full = xasprintf("line %ld: %s", line, msg);
+	p->errors++;
+	if (p->err_cb != NULL)
+		p->err_cb(p->arg, line, full);
+	free(full);
+	free(msg);
+}
+
+/* Report a fatal error: the parser is dead afterwards. Returns -1. */
+PRINTF(3, 4) static int
+fatal(struct parser *p, long line, const char *fmt, ...)
+{
+	va_list	 ap;
+	char	*msg;
+
+	va_start(ap, fmt);
+	msg = xvasprintf(fmt, ap);
+	va_end(ap);
+	report(p, line, "%s", msg);
+	free(msg);
+	p->dead = true;
+	return -1;
+}
+
+/* Hand a record to the callback; -1 when it asks to stop. */
+static int
+deliver(struct parser *p, json_t *rec, long line)
+{
+	int r = 0;
+
+	p->records++;
+	if (p->rec_cb != NULL)
+		r = p->rec_cb(p->arg, rec, line);
+	json_decref(rec);
+	if (r == -1)
+		p->dead = true;
+	return r == -1 ? -1 : 0;
+}
+
+/* Append to the current record, or mark it too long (the bytes are then dropped). */
+static inline void
+rec_add(struct parser *p, const void *s, size_t n)
+{
+	if (p->toolong || n == 0)
+		return;
+	if (p->rlen + n + p->nf > p->o.max_record) {
+		p->toolong = true;
+		return;
+	}
+	if (p->rlen + n >= p->rcap) {
+		while (p->rlen + n >= p->rcap)
+			p->rcap *= 2;
+		p->rb = xrealloc(p->rb, p->rcap);
+	}
+	memcpy(p->rb + p->rlen, s, n);
+	p->rlen += n;
+}
+
+/* Forget the current record. */
+static void
+rec_reset(struct parser *p)
+{
+	p->rlen = 0;
+	p->nf = 0;
+	p->toolong = false;
+	free(p->badmsg);
+	p->badmsg = NULL;
+	if (p->rcap > SHRINK_ABOVE) {
+		p->rcap = 4096;
+		p->rb = xrealloc(p->rb, p->rcap);
+	}
+}
+
+/* The name of a JSON value's type, for messages. */
+static const char *
+json_kind(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:	return "an object";
+	case JSON_ARRAY:	return "an array";
+	case JSON_STRING:	return "a string";
+	case JSON_INTEGER:
+	case JSON_REAL:		return "a number";
+	case JSON_TRUE:
+	case JSON_FALSE:	return "a boolean";
+	default:		return "null";
+	}
+}
+
+/* A printable form of byte c for messages. */
+static const char *
+show_byte(unsigned char c, char out[8])
+{
+	if (c >= 0x20 && c < 0x7f)
+		snprintf(out, 8, "'%c'", c);
+	else
+		snprintf(out, 8, "0x%02x", c);
+	return out;
+}
+
+/* ---- CSV ---- */
+
+/* Remember the first error of the current row; the row is skipped at its end. */
+PRINTF(2, 3) static void
+csv_bad(struct parser *p, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (p->badmsg != NULL)
+		return;
+	va_start(ap, fmt);
+	p->badmsg = xvasprintf(fmt, ap);
+	va_end(ap);
+}
+
+/* Close the current field. */
+static inline void
+csv_field_end(struct parser *p)
+{
+	if (p->toolong)
+		return;
+	if (p->rlen + p->nf + 1 > p->o.max_record) {
+		p->toolong = true;
+		return;
+	}
+	if (p->nf == p->fcap) {
+		p->fcap = p->fcap ? p->fcap * 2 : 32;
+		p->fend = xreallocarray(p->fend, p->fcap, sizeof(*p->fend));
+	}
+	p->fend[p->nf++] = p->rlen;
+}
+
+/* The complete first row: field names. Any problem with it is fatal. */
+static int
+csv_header(struct parser *p)
+{
+	json_t	*seen, *v;
+	size_t	 i, start, len;
+	char	*name;
+	json_int_t first;
+
+	if (p->toolong)
+		return fatal(p, p->rline, "the header row is longer than %zu bytes (max_record)",
+		    p->o.max_record);
+	if (p->badmsg != NULL)
+		return fatal(p, p->rline, "%s in the header row", p->badmsg);
+	p->hdr = xcalloc(p->nf, sizeof(*p->hdr));
+	seen = json_object();
+	for (i = 0; i < p->nf; i++) {
+		start = i ? p->fend[i - 1] : 0;
+		len = p->fend[i] - start;
+		name = xstrndup(p->rb + start, len);
+		p->hdr[p->nhdr++] = name;
+		if (len == 0) {
+			json_decref(seen);
+			return fatal(p, p->rline, "column %zu of the header has no name", i + 1);
+		}
+		if (strlen(name) != len || (v = json_stringn(name, len)) == NULL) {
+			json_decref(seen);
+			return fatal(p, p->rline, "the name of column %zu of the header is not "
+			    "valid UTF-8 text", i + 1);
+		}
+		json_decref(v);
+		if ((v = json_object_get(seen, name)) != NULL) {
+			first = json_integer_value(v);
+			json_decref(seen);
+			return fatal(p, p->rline, "column %zu of the header repeats the name \"%s\" "
+			    "of column %lld", i + 1, name, (long long)first);
+		}
+		json_object_set_new_nocheck(seen, name, json_integer((long long)i + 1));
+	}
+	json_decref(seen);
+	p->have_hdr = true;
+	return 0;
+}
+
+/* A complete row: the header, a record, or an error for the row. Resets the row. */
+static int
+csv_row(struct parser *p)
+{
+	json_t	*o, *v;
+	size_t	 i, start;
+	int	 r = 0;
+
+	if (!p->have_hdr)
+		r = csv_header(p);
+	else if (p->toolong)
+		report(p, p->rline, "the record is longer than %zu bytes (max_record): skipped",
+		    p->o.max_record);
+	else if (p->badmsg != NULL)
+		report(p, p->rline, "%s: row skipped", p->badmsg);
+	else if (p->nf != p->nhdr)
+		report(p, p->rline, "%zu field%s, the header has %zu", p->nf,
+		    p->nf == 1 ? "" : "s", p->nhdr);
+	else {
+		o = json_object();
+		for (i = 0; i < p->nf; i++) {
+			start = i ? p->fend[i - 1] : 0;
+			if ((v = json_stringn(p->rb + start, p->fend[i] - start)) == NULL)
+				break;
+			json_object_set_new_nocheck(o, p->hdr[i], v);
+		}
+		if (i < p->nf) {
+			json_decref(o);
+			report(p, p->rline, "the value of \"%s\" is not valid UTF-8 text: row "
+			    "skipped", p->hdr[i]);
+		} else
+			r = deliver(p, o, p->rline);
+	}
+	rec_reset(p);
+	return r;
+}
+
+/* Empty lines held back turn out not to be at the end: each is a one-field row. */
+static int
+csv_flush_blank(struct parser *p)
+{
+	long n = p->nblank;
+
+	p->nblank = 0;
+	for (long i = 0; i < n; i++) {
+		p->rline = p->blank_line + i;
+		csv_field_end(p);
+		if (csv_row(p) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* The end of a line outside quotes: close the field and the row. */
+static int
+csv_line_end(struct parser *p, unsigned char c)
+{
+	p->line++;
+	p->skip_lf = c == '\r';
+	p->cs = CS_REC;
+	csv_field_end(p);
+	return csv_row(p);
+}
+
+static int
+csv_feed(struct parser *p, const unsigned char *s, size_t n)
+{
+	const unsigned char	*e = s + n, *t, *q, *nl;
+	const unsigned char	*cls = p->cls;
+	unsigned char		 c;
+	char			 sb[8];
+
+	while (s < e) {
+		switch (p->cs) {
+		case CS_REC:
+			if (p->skip_lf) {
+				p->skip_lf = false;
+				if (*s == '\n') {
+					s++;
+					continue;
+				}
+			}
+			if (*s == '\n' || *s == '\r') {
+				if (p->nblank++ == 0)
+					p->blank_line = p->line;
+				p->line++;
+				p->skip_lf = *s++ == '\r';
+				continue;
+			}
+			if (p->nblank > 0 && csv_flush_blank(p) == -1)
+				return -1;
+			p->rline = p->line;
+			p->cs = CS_FIELD;
+			/* FALLTHROUGH */
+		case CS_FIELD:
+			if (*s == '"') {
+				p->quote_line = p->line;
+				p->cs = CS_QUO;
+				s++;
+				continue;
+			}
+			p->cs = CS_UNQ;
+			/* FALLTHROUGH */
+		case CS_UNQ:
+			for (t = s; t < e && !(cls[*t] & C_UNQ); t++)
+				;
+			rec_add(p, s, t - s);
+			if (t == e)
+				return 0;
+			s = t + 1;
+			if ((c = *t) == (unsigned char)p->o.delimiter) {
+				csv_field_end(p);
+				p->cs = CS_FIELD;
+			} else if (c == '"') {
+				csv_bad(p, "a quote inside the unquoted field %zu", p->nf + 1);
+				rec_add(p, t, 1);
+			} else if (csv_line_end(p, c) == -1)
+				return -1;
+			break;
+		case CS_QUO:
+			q = memchr(s, '"', e - s);
+			t = q ? q : e;
+			for (nl = s; (nl = memchr(nl, '\n', t - nl)) != NULL; nl++)
+				p->line++;
+			rec_add(p, s, t - s);
+			if (q == NULL)
+				return 0;
+			s = q + 1;
+			p->cs = CS_QQ;
+			break;
+		case CS_QQ:
+			/* After a quote in a quoted field: "" or the field's end. */
+			if (*s == '"') {
+				rec_add(p, s++, 1);
+				p->cs = CS_QUO;
+				break;
+			}
+			if (!(cls[*s] & C_UNQ))
+				csv_bad(p, "%s after the closing quote of field %zu",
+				    show_byte(*s, sb), p->nf + 1);
+			p->cs = CS_UNQ;
+			break;
+		}
+	}
+	return 0;
+}
+
+/* End of input for CSV. */
+static int
+csv_finish(struct parser *p)
+{
+	switch (p->cs) {
+	case CS_REC:
+		break;	/* empty lines at the end are not records */
+	case CS_QUO:
+		report(p, p->quote_line, "the quoted field that opens here is not closed at the "
+		    "end of the input (truncated?)");
+		return -1;
+	default:
+		/* The last line has no line end. */
+		csv_field_end(p);
+		if (p->have_hdr && !p->toolong && p->nf < p->nhdr) {
+			report(p, p->rline, "the input ends inside this record (%zu of %zu "
+			    "fields; truncated?)", p->nf, p->nhdr);
+			return -1;
+		}
+		p->cs = CS_REC;
+		if (csv_row(p) == -1)
+			return -1;
+	}
+	if (!p->have_hdr) {
+		report(p, p->line, "the input is empty: no header row");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- NDJSON ---- */
+
+/* One line: a record, nothing (blank), or an error. 1 when it was an error. */
+static int
+nd_line(struct parser *p, const char *s, size_t n, const char *note)
+{
+	json_error_t	 je;
+	json_t		*v;
+	size_t		 i;
+
+	if (p->toolong) {
+		report(p, p->rline, "the record is longer than %zu bytes (max_record): skipped%s",
+		    p->o.max_record, note);
+		return 1;
+	}
+	if (n > 0 && s[n - 1] == '\r')
+		n--;
+	for (i = 0; i < n && (p->cls[(unsigned char)s[i]] & C_WS); i++)
+		;
+	if (i == n)
+		return 0;
+	if ((v = json_loadb(s, n, JSON_DECODE_ANY, &je)) == NULL) {
+		report(p, p->rline, "%s (column %d)%s", je.text, je.column, note);
+		return 1;
+	}
+	if (!json_is_object(v)) {
+		report(p, p->rline, "%s, not a JSON object%s", json_kind(v), note);
+		json_decref(v);
+		return 1;
+	}
+	return deliver(p, v, p->rline);
+}
+
+static int
+nd_feed(struct parser *p, const unsigned char *s, size_t n)
+{
+	const unsigned char	*nl;
+	size_t			 len;
+	int			 r;
+
+	while (n > 0) {
+		if (!p->open) {
+			p->open = true;
+			p->rline = p->line;
+		}
+		if ((nl = memchr(s, '\n', n)) == NULL) {
+			rec_add(p, s, n);
+			return 0;
+		}
+		len = nl - s;
+		if (p->rlen == 0 && !p->toolong && len <= p->o.max_record)
+			r = nd_line(p, (const char *)s, len, "");	/* whole in this chunk */
+		else {
+			rec_add(p, s, len);
+			r = nd_line(p, p->rb, p->rlen, "");
+		}
+		if (r == -1)
+			return -1;
+		rec_reset(p);
+		p->open = false;
+		p->line++;
+		n -= len + 1;
+		s = nl + 1;
+	}
+	return 0;
+}
+
+static int
+nd_finish(struct parser *p)
+{
+	int r;
+
+	if (!p->open)
+		return 0;
+	r = nd_line(p, p->rb, p->rlen, " (the input ends inside this record: truncated?)");
+	p->open = false;
+	return r == 0 ? 0 : -1;
+}
+
+/* ---- JSON array ---- */
+
+/* A complete element: a record, an error, or (unreadable JSON) fatal. */
+static int
+ja_elem(struct parser *p)
+{
+	json_error_t	 je;
+	json_t		*v;
+	int		 r = 0;
+
+	if (p->toolong)
+		report(p, p->rline, "element %ld is longer than %zu bytes (max_record): skipped",
+		    p->elem, p->o.max_record);
+	else if ((v = json_loadb(p->rb, p->rlen, JSON_DECODE_ANY, &je)) == NULL)
+		r = fatal(p, p->rline, "element %ld: %s (line %d of the element, column %d); the "
+		    "array cannot be read past it", p->elem, je.text, je.line, je.column);
+	else if (!json_is_object(v)) {
+		report(p, p->rline, "element %ld is %s, not a JSON object", p->elem, json_kind(v));
+		json_decref(v);
+	} else
+		r = deliver(p, v, p->rline);
+	rec_reset(p);
+	p->js = JA_AFTER;
+	return r;
+}
+
+/* Scan an element; 1 when it is complete (s advanced past its last byte). */
+static int
+ja_scan(struct parser *p, const unsigned char **sp, const unsigned char *e)
+{
+	const unsigned char	*s = *sp, *t = s;
+	unsigned char		 c;
+	int			 done = 0;
+
+	if (p->scalar) {
+		while (t < e && !(p->cls[*t] & C_SCAL))
+			t++;
+		done = t < e;
+	} else {
+		while (t < e) {
+			c = *t++;
+			if (p->in_str) {
+				if (p->esc)
+					p->esc = false;
+				else if (c == '\\')
+					p->esc = true;
+				else if (c == '"') {
+					p->in_str = false;
+					if (p->depth == 0) {
+						done = 1;
+						break;
+					}
+				} else if (c == '\n')
+					p->line++;
+			} else if (c == '"')
+				p->in_str = true;
+			else if (c == '{' || c == '[')
+				p->depth++;
+			else if (c == '}' || c == ']') {
+				if (--p->depth <= 0) {
+					done = 1;
+					break;
+				}
+			} else if (c == '\n')
+				p->line++;
+		}
+	}
+	rec_add(p, s, t - s);
+	*sp = t;
+	return done;
+}
+
+static int
+ja_feed(struct parser *p, const unsigned char *s, size_t n)
+{
+	const unsigned char	*e = s + n;
+	char			 sb[8];
+
+	while (s < e) {
+		if (p->js == JA_IN) {
+			if (ja_scan(p, &s, e) && ja_elem(p) == -1)
+				return -1;
+			continue;
+		}
+		if (p->cls[*s] & C_WS) {
+			if (*s++ == '\n')
+				p->line++;
+			continue;
+		}
+		switch (p->js) {
+		case JA_START:
+			if (*s != '[')
+				return fatal(p, p->line, "the input is not a JSON array (it starts "
+				    "with %s, not '[')", show_byte(*s, sb));
+			p->js = JA_FIRST;
+			s++;
+			break;
+		case JA_FIRST:
+		case JA_NEXT:
+			if (*s == ']' && p->js == JA_FIRST) {
+				p->js = JA_DONE;
+				s++;
+				break;
+			}
+			if (*s == ']' || *s == ',')
+				return fatal(p, p->line, "%s where element %ld of the JSON array "
+				    "should start", show_byte(*s, sb), p->elem + 1);
+			p->js = JA_IN;
+			p->rline = p->line;
+			p->elem++;
+			p->depth = 0;
+			p->in_str = *s == '"';
+			p->esc = false;
+			p->scalar = *s != '{' && *s != '[' && *s != '"';
+			if (p->in_str)
+				rec_add(p, s++, 1);
+			break;
+		case JA_AFTER:
+			if (*s != ',' && *s != ']')
+				return fatal(p, p->line, "%s after element %ld of the JSON array "
+				    "(expected ',' or ']')", show_byte(*s, sb), p->elem);
+			p->js = *s++ == ',' ? JA_NEXT : JA_DONE;
+			break;
+		case JA_DONE:
+			return fatal(p, p->line, "%s after the end of the JSON array",
+			    show_byte(*s, sb));
+		}
+	}
+	return 0;
+}
+
+static int
+ja_finish(struct parser *p)
+{
+	if (p->js == JA_DONE)
+		return 0;
+	if (p->js == JA_START)
+		report(p, p->line, "the input is empty: no JSON array");
+	else
+		report(p, p->js == JA_IN ? p->rline : p->line, "the input ends inside the JSON "
+		    "array, before its closing ']' (truncated?)");
+	return -1;
+}
+
+/* ---- common ---- */
+
+/* Feed decoded bytes: skip a UTF-8 BOM at the start, then the format's scanner. */
+static int
+fmt_feed(struct parser *p, const unsigned char *s, size_t n)
+{
+	static const unsigned char bom[3] = { 0xef, 0xbb, 0xbf };
+	int	matched;
+
+	if (p->bom < 3) {
+		while (p->bom < 3 && n > 0 && *s == bom[p->bom]) {
+			p->bom++;
+			s++;
+			n--;
+		}
+		if (n == 0)
+			return 0;
+		if (p->bom < 3) {
+			/* Not a BOM after all: the bytes matched so far are data. */
+			matched = p->bom;
+			p->bom = 3;
+			if (matched > 0 && fmt_feed(p, bom, matched) == -1)
+				return -1;
+		}
+	}
+	switch (p->o.format) {
+	case PARSE_CSV:
+		return csv_feed(p, s, n);
+	case PARSE_NDJSON:
+		return nd_feed(p, s, n);
+	default:
+		return ja_feed(p, s, n);
+	}
+}
+
+/* Inflate a chunk of gzip (or zlib) input into the format's scanner. */
+static int
+gz_feed(struct parser *p, const unsigned char *s, size_t n)
+{
+	z_stream	*z = &p->z;
+	size_t		 got;
+	int		 r;
+
+	z->next_in = (unsigned char *)s;
+	z->avail_in = n;
+	do {
+		if (p->z_end) {
+			if (z->avail_in == 0)
+				break;
+			/* Another gzip member follows (concatenated files). */
+			if (inflateReset(z) != Z_OK)
+				return fatal(p, p->line, "cannot restart the gzip stream");
+			p->z_end = false;
+		}
+		z->next_out = p->zout;
+		z->avail_out = ZOUT_SIZE;
+		r = inflate(z, Z_NO_FLUSH);
+		if (r == Z_STREAM_END)
+			p->z_end = true;
+		else if (r != Z_OK && r != Z_BUF_ERROR)
+			return fatal(p, p->line, "the gzip data is corrupt (%s); is the file "
+			    "really gzip-compressed?", z->msg ? z->msg : zError(r));
+		got = ZOUT_SIZE - z->avail_out;
+		if (got > 0 && fmt_feed(p, p->zout, got) == -1)
+			return -1;
+		if (r == Z_BUF_ERROR && got == 0)
+			break;
+	} while (z->avail_in > 0 || z->avail_out == 0);
+	return 0;
+}
+
+struct parser *
+parser_new(const struct parse_opts *o, parse_record_cb rec_cb, parse_error_cb err_cb,
+    void *arg)
+{
+	struct parser	*p;
+	unsigned char	 d;
+
+	d = o->delimiter ? (unsigned char)o->delimiter : ',';
+	if (o->format == PARSE_CSV && (d == '"' || d == '\r' || d == '\n'))
+		return NULL;
+	p = xcalloc(1, sizeof(*p));
+	p->o = *o;
+	p->o.delimiter = (char)d;
+	if (p->o.max_record == 0)
+		p->o.max_record = PARSE_MAX_RECORD;
+	p->rec_cb = rec_cb;
+	p->err_cb = err_cb;
+	p->arg = arg;
+	p->line = 1;
+	p->rcap = 4096;
+	p->rb = xmalloc(p->rcap);
+	p->cls[d] |= C_UNQ;
+	p->cls['"'] |= C_UNQ;
+	p->cls['\r'] |= C_UNQ | C_WS | C_SCAL;
+	p->cls['\n'] |= C_UNQ | C_WS | C_SCAL;
+	p->cls[' '] |= C_WS | C_SCAL;
+	p->cls['\t'] |= C_WS | C_SCAL;
+	p->cls[','] |= C_SCAL;
+	p->cls[']'] |= C_SCAL;
+	if (o->gzip) {
+		if (inflateInit2(&p->z, 15 + 32) != Z_OK) {
+			free(p);
+			return NULL;
+		}
+		p->z_init = true;
+		p->zout = xmalloc(ZOUT_SIZE);
+	}
+	return p;
+}
+
+int
+parser_feed(struct parser *p, const void *data, size_t len)
+{
+	if (p->dead)
+		return -1;
+	if (len == 0)
+		return 0;
+	if (p->o.gzip)
+		return gz_feed(p, data, len);
+	return fmt_feed(p, data, len);
+}
+
+int
+parser_finish(struct parser *p)
+{
+	static const unsigned char bom[3] = { 0xef, 0xbb, 0xbf };
+	int	matched;
+
+	if (p->dead)
+		return -1;
+	if (p->o.gzip && !p->z_end) {
+		report(p, p->line, "the gzip stream ends early (truncated?)");
+		p->dead = true;
+		return -1;
+	}
+	if (p->bom > 0 && p->bom < 3) {
+		/* The input was a lone prefix of a BOM: those bytes are data. */
+		matched = p->bom;
+		p->bom = 3;
+		if (fmt_feed(p, bom, matched) == -1)
+			return -1;
+	}
+	p->dead = true;	/* nothing may follow the end */
+	switch (p->o.format) {
+	case PARSE_CSV:
+		return csv_finish(p);
+	case PARSE_NDJSON:
+		return nd_finish(p);
+	default:
+		return ja_finish(p);
+	}
+}
+
+long
+parser_records(const struct parser *p)
+{
+	return p->records;
+}
+
+long
+parser_errors(const struct parser *p)
+{
+	return p->errors;
+}
+
+void
+parser_free(struct parser *p)
+{
+	size_t i;
+
+	if (p == NULL)
+		return;
+	if (p->z_init)
+		inflateEnd(&p->z);
+	free(p->zout);
+	free(p->rb);
+	free(p->badmsg);
+	free(p->fend);
+	for (i = 0; i < p->nhdr; i++)
+		free(p->hdr[i]);
+	free(p->hdr);
+	free(p);
+}

@@ -1,0 +1,532 @@
+/*
+ * strategy_capture.c - Capture Data (DESIGN §4.3). Every run reads the whole data set
+ * (a file streamed as it arrives, an API's pages, or a table by key), hashes each record's
+ * canonical form, and delivers only new and changed records; a hash is stored only once
+ * the destination accepted the record. Deletions, when enabled, come last and only after a
+ * complete snapshot, behind the max_delete_ratio guard: a truncated or empty file must
+ * never wipe the destination. Memory holds the key -> hash map and one batch, never the
+ * data set.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "canon.h"
+#include "log.h"
+#include "run.h"
+#include "state.h"
+
+#define LOAD_PAGE	100000
+#define MAX_PAGES	10000000
+
+struct stored {
+	char	hash[CANON_HASH_LEN];
+	bool	seen;		/* present in this run's snapshot */
+};
+
+struct capture_state {
+	struct strmap		 stored;	/* key -> struct stored */
+	char			*load_after;
+	struct file_reader	*fr;
+	bool			 paused;
+	long long		 page_index;
+	char			*after_key;	/* PostgreSQL: keyset position */
+	bool			 read_done;
+	char			*read_error;	/* transfer failed or the file is truncated */
+	long long		 nbad;		/* malformed rows in the snapshot */
+	char			(*hashes)[CANON_HASH_LEN];	/* parallel to r->items */
+	size_t			 caphashes;
+	json_t			*bad;		/* failed entries for the next checkpoint */
+	json_t			*held;		/* records that arrived during a flush */
+	bool			 flushing;
+	struct strlist		 del;		/* keys to delete at the destination */
+	size_t			 del_next, del_end;
+};
+
+static void read_next(struct run *);
+static void flush(struct run *);
+static void end_of_read(struct run *);
+static void delete_next(struct run *);
+
+static const char *
+where(struct run *r)
+{
+	struct capture_state *cs = r->cs;
+
+	if (cs->fr != NULL)
+		return source_file_where(cs->fr);
+	return r->job->src.type == CONN_POSTGRESQL ? "the source table" : "the source API";
+}
+
+void
+strategy_capture_free(struct run *r)
+{
+	struct capture_state *cs = r->cs;
+
+	if (cs == NULL)
+		return;
+	if (cs->fr != NULL)
+		source_file_cancel(cs->fr);
+	strmap_free(&cs->stored, free);
+	free(cs->load_after);
+	free(cs->after_key);
+	free(cs->read_error);
+	free(cs->hashes);
+	json_decref(cs->bad);
+	json_decref(cs->held);
+	strlist_free(&cs->del);
+	free(cs);
+	r->cs = NULL;
+}
+
+/* Judge one record of the snapshot: unchanged (skip) or new/changed (deliver). */
+static void
+on_record(struct run *r, json_t *rec, long line)
+{
+	struct capture_state *cs = r->cs;
+	const struct capture_conf *cc = &r->job->capture;
+	struct stored *s;
+	char *key = NULL, *err = NULL, h[CANON_HASH_LEN];
+
+	r->nread++;
+	canon_hash(rec, cc->fields, cc->nfields, cc->exclude, cc->nexclude, h);
+	if (record_key(rec, r->job->key, r->job->nkey, &key, &err) != 0) {
+		char *k = xasprintf("#nokey:%s", h);
+		char *msg = line > 0 ? xasprintf("%s (%s, line %ld)", err, where(r), line) :
+		    xasprintf("%s (%s)", err, where(r));
+
+		cs->nbad++;
+		run_note_failure(r, k, msg);
+		json_array_append_new(cs->bad, json_pack("{ss ss sO ss}", "key", k, "error", msg,
+		    "payload", rec, "hash", h));
+		free(k);
+		free(msg);
+		free(err);
+		return;
+	}
+	s = strmap_get(&cs->stored, key);
+	if (s != NULL) {
+		s->seen = true;
+		if (strcmp(s->hash, h) == 0) {
+			r->nskipped++;
+			free(key);
+			return;
+		}
+	}
+	run_add_item(r, key, rec);
+	if (r->nitems > cs->caphashes) {
+		cs->caphashes = r->cap_items;
+		cs->hashes = xreallocarray(cs->hashes, cs->caphashes, sizeof *cs->hashes);
+	}
+	memcpy(cs->hashes[r->nitems - 1], h, sizeof h);
+	free(key);
+}
+
+/* ---- the file source: records stream in; a full batch pauses the transfer ---- */
+
+static void
+file_record(void *arg, json_t *rec, long line)
+{
+	struct run *r = arg;
+	struct capture_state *cs = r->cs;
+
+	if (cs->flushing) {
+		json_array_append_new(cs->held, json_pack("[O I]", rec, (json_int_t)line));
+		return;
+	}
+	on_record(r, rec, line);
+	if ((int)r->nitems >= r->job->batch) {
+		source_file_pause(cs->fr);
+		cs->paused = true;
+		flush(r);
+	}
+}
+
+static void
+file_bad(void *arg, long line, const char *msg)
+{
+	struct run *r = arg;
+	struct capture_state *cs = r->cs;
+	char *k = xasprintf("#line:%ld", line);
+
+	r->nread++;
+	cs->nbad++;
+	run_note_failure(r, k, msg);
+	json_array_append_new(cs->bad, json_pack("{ss ss sn ss}", "key", k, "error", msg,
+	    "payload", "hash", ""));
+	free(k);
+}
+
+static void
+file_done(void *arg, int rc, const char *err)
+{
+	struct run *r = arg;
+	struct capture_state *cs = r->cs;
+
+	cs->read_done = true;
+	if (rc != 0)
+		cs->read_error = xstrdup(err != NULL ? err : "the transfer failed");
+	if (cs->flushing)
+		return;		/* flushed() goes on */
+	if (r->nitems > 0)
+		flush(r);
+	else
+		end_of_read(r);
+}
+
+/* ---- paged sources: an API or a table ---- */
+
+static void
+page_answered(void *arg, int rc, struct source_page *page, const char *err)
+{
+	struct run *r = arg;
+	struct capture_state *cs = r->cs;
+	const struct source_conf *sc = &r->job->src;
+	size_t i, n;
+	json_t *rec;
+	bool more;
+
+	r->sreq = NULL;
+	if (rc != 0) {
+		cs->read_done = true;
+		cs->read_error = xstrdup(err);
+		end_of_read(r);
+		return;
+	}
+	n = json_array_size(page->records);
+	if (sc->type == CONN_HTTP && (sc->page_style == PAGE_LINK || sc->page_style == PAGE_NEXT))
+		more = page->next_url != NULL || page->cursor != NULL;
+	else if (sc->type == CONN_HTTP && sc->page_style == PAGE_NONE)
+		more = false;
+	else
+		more = n > 0 && (int64_t)n >= sc->page_size;
+	free(r->next_url);
+	free(r->cursor);
+	r->next_url = page->next_url != NULL ? xstrdup(page->next_url) : NULL;
+	r->cursor = page->cursor != NULL ? xstrdup(page->cursor) : NULL;
+	json_array_foreach(page->records, i, rec)
+		on_record(r, rec, 0);
+	if (sc->type == CONN_POSTGRESQL && n > 0) {
+		char *k = NULL, *e = NULL;
+
+		if (record_key(json_array_get(page->records, n - 1), r->job->key, r->job->nkey,
+		    &k, &e) != 0) {
+			source_page_free(page);
+			run_fail(r, "the last row of a page has no key: %s", e);
+			free(e);
+			return;
+		}
+		free(cs->after_key);
+		cs->after_key = k;
+	}
+	source_page_free(page);
+	cs->read_done = !more;
+	if (r->nitems > 0)
+		flush(r);
+	else if (cs->read_done)
+		end_of_read(r);
+	else
+		read_next(r);
+}
+
+static void
+read_next(struct run *r)
+{
+	struct capture_state *cs = r->cs;
+	const struct source_conf *sc = &r->job->src;
+	char *err = NULL;
+
+	if (++cs->page_index > MAX_PAGES) {
+		run_fail(r, "more than %d pages in one run; check the source's paging", MAX_PAGES);
+		return;
+	}
+	if (sc->type == CONN_POSTGRESQL) {
+		struct source_pg_read rd = { .mode = SPG_ALL, .after_key = cs->after_key,
+		    .limit = sc->page_size };
+
+		r->sreq = source_pg_fetch(r->jr->d, r->job, &rd, page_answered, r, &err);
+	} else {
+		struct tmpl_vals v = { .have = TV_PAGE | TV_OFFSET | TV_LIMIT };
+
+		v.page = sc->page_first + cs->page_index - 1;
+		v.offset = (cs->page_index - 1) * sc->page_size;
+		v.limit = sc->page_size;
+		if (r->cursor != NULL) {
+			v.have |= TV_CURSOR;
+			v.cursor = r->cursor;
+		}
+		r->sreq = source_http_fetch(r->job, &v, r->next_url, page_answered, r, &err);
+	}
+	if (r->sreq == NULL) {
+		run_fail(r, "%s", err);
+		free(err);
+	}
+}
+
+/* ---- delivering a batch, storing the accepted hashes ---- */
+
+static void flushed_ck(struct run *, int);
+
+static void
+flushed(struct run *r, int rc)
+{
+	struct capture_state *cs = r->cs;
+	json_t *doc = json_pack("{s[] s[] s[]}", "records_put", "ok", "failed");
+	json_t *put = json_object_get(doc, "records_put"), *ok = json_object_get(doc, "ok"),
+	    *failed = json_object_get(doc, "failed");
+
+	for (size_t i = 0; i < r->nitems; i++) {
+		struct dest_item *it = &r->items[i];
+
+		if (it->outcome == DEST_OK) {
+			struct stored *s = strmap_get(&cs->stored, it->key);
+
+			r->ndelivered++;
+			json_array_append_new(put, json_pack("[s s]", it->key, cs->hashes[i]));
+			if (r->have_failures)
+				json_array_append_new(ok, json_string(it->key));
+			if (s == NULL) {
+				s = xcalloc(1, sizeof *s);
+				strmap_put(&cs->stored, it->key, s);
+			}
+			memcpy(s->hash, cs->hashes[i], sizeof s->hash);
+			s->seen = true;
+		} else {
+			const char *e = it->error != NULL ? it->error : "not delivered";
+
+			/* Its hash is not stored: the next run sends it again. */
+			run_note_failure(r, it->key, e);
+			json_array_append_new(failed, json_pack("{ss ss sO ss}", "key", it->key,
+			    "error", e, "payload", it->rec, "hash", cs->hashes[i]));
+		}
+	}
+	json_array_extend(failed, cs->bad);
+	json_array_clear(cs->bad);
+	run_checkpoint(r, doc, flushed_ck);
+	json_decref(doc);
+}
+
+static void
+flush(struct run *r)
+{
+	r->cs->flushing = true;
+	run_deliver(r, flushed);
+}
+
+static void
+flushed_ck(struct run *r, int rc)
+{
+	struct capture_state *cs = r->cs;
+	size_t i;
+	json_t *e;
+
+	run_items_reset(r);
+	cs->flushing = false;
+	/* Records that came in while the batch was out. */
+	json_array_foreach(cs->held, i, e)
+		on_record(r, json_array_get(e, 0), (long)json_integer_value(json_array_get(e, 1)));
+	json_array_clear(cs->held);
+	if ((int)r->nitems >= r->job->batch || (cs->read_done && r->nitems > 0)) {
+		flush(r);
+		return;
+	}
+	if (cs->read_done) {
+		end_of_read(r);
+		return;
+	}
+	if (cs->fr != NULL) {
+		if (cs->paused) {
+			cs->paused = false;
+			source_file_resume(cs->fr);
+		}
+		return;
+	}
+	read_next(r);
+}
+
+/* ---- the end of the snapshot: the guard, then deletions ---- */
+
+static void
+finish(struct run *r)
+{
+	json_t *doc = json_pack("{s[] ss}", "failed", "result", "ok");
+
+	json_array_extend(json_object_get(doc, "failed"), r->cs->bad);
+	json_array_clear(r->cs->bad);
+	r->last_page = true;
+	run_checkpoint(r, doc, flushed_ck);
+	json_decref(doc);
+}
+
+static void
+end_of_read(struct run *r)
+{
+	struct capture_state *cs = r->cs;
+	const struct capture_conf *cc = &r->job->capture;
+	size_t it = 0, nstored = cs->stored.n;
+	const char *k;
+	void *v;
+
+	if (r->last_page) {
+		run_finish_ok(r);
+		return;
+	}
+	if (cc->deletes) {
+		while (strmap_next(&cs->stored, &it, &k, &v))
+			if (!((struct stored *)v)->seen)
+				strlist_add(&cs->del, xstrdup(k));
+		if (nstored > 0 && (double)cs->del.n / (double)nstored > cc->max_delete_ratio) {
+			run_fail(r, "max_delete_ratio guard: this snapshot of %s lacks %zu of the %zu "
+			    "records delivered before (%.1f%% > %.1f%%), so it looks truncated or empty%s%s; "
+			    "nothing was deleted. If the deletions are real, raise capture.max_delete_ratio "
+			    "for one run", where(r), cs->del.n, nstored,
+			    100.0 * (double)cs->del.n / (double)nstored, 100.0 * cc->max_delete_ratio,
+			    cs->read_error != NULL ? ": " : "",
+			    cs->read_error != NULL ? cs->read_error : "");
+			return;
+		}
+	}
+	if (cs->read_error != NULL) {
+		run_fail(r, "%s; nothing was deleted", cs->read_error);
+		return;
+	}
+	if (cc->deletes && cs->nbad > 0 && cs->del.n > 0) {
+		log_job(LOG_WARNING, r->job->name, r->id, NULL, "no deletions in this run: the "
+		    "snapshot had %lld malformed records, so it is not known to be complete",
+		    cs->nbad);
+		strlist_free(&cs->del);
+	}
+	if (cs->del.n > 0) {
+		log_job(LOG_INFO, r->job->name, r->id, NULL, "deleting %zu records gone from the "
+		    "source", cs->del.n);
+		delete_next(r);
+		return;
+	}
+	finish(r);
+}
+
+static void deleted(void *, int, const char *);
+static void deleted_ck(struct run *, int);
+
+static void
+delete_next(struct run *r)
+{
+	struct capture_state *cs = r->cs;
+
+	if (cs->del_next >= cs->del.n) {
+		finish(r);
+		return;
+	}
+	cs->del_end = cs->del_next + (size_t)r->job->batch;
+	if (cs->del_end > cs->del.n)
+		cs->del_end = cs->del.n;
+	for (size_t i = cs->del_next; i < cs->del_end; i++)
+		run_add_item(r, cs->del.v[i], NULL);
+	dest_delete(r->dest, r->items, r->nitems, deleted, r);
+}
+
+static void
+deleted(void *arg, int rc, const char *err)
+{
+	struct run *r = arg;
+	json_t *doc, *gone, *failed;
+
+	if (rc != 0) {
+		run_fail(r, "deletion failed: %s", err != NULL ? err : "unknown error");
+		return;
+	}
+	doc = json_pack("{s[] s[]}", "records_del", "failed");
+	gone = json_object_get(doc, "records_del");
+	failed = json_object_get(doc, "failed");
+	for (size_t i = 0; i < r->nitems; i++) {
+		struct dest_item *it = &r->items[i];
+
+		if (it->outcome == DEST_OK) {
+			r->ndeleted++;
+			json_array_append_new(gone, json_string(it->key));
+		} else {
+			char *e = xasprintf("deletion refused: %s", it->error != NULL ? it->error :
+			    "unknown error");
+
+			run_note_failure(r, it->key, e);
+			json_array_append_new(failed, json_pack("{ss ss sn sn}", "key", it->key,
+			    "error", e, "payload", "hash"));
+			free(e);
+		}
+	}
+	run_checkpoint(r, doc, deleted_ck);
+	json_decref(doc);
+}
+
+static void
+deleted_ck(struct run *r, int rc)
+{
+	run_items_reset(r);
+	r->cs->del_next = r->cs->del_end;
+	delete_next(r);
+}
+
+/* ---- the start: load the stored hashes, then read ---- */
+
+static void
+start_read(struct run *r)
+{
+	struct capture_state *cs = r->cs;
+	char *err = NULL;
+
+	log_job(LOG_DEBUG, r->job->name, r->id, NULL, "%zu stored hashes loaded", cs->stored.n);
+	if (r->job->src.type == CONN_FILE) {
+		cs->fr = source_file_open(r->jr->d, r->job, file_record, file_bad, file_done, r,
+		    &err);
+		if (cs->fr == NULL) {
+			run_fail(r, "%s", err);
+			free(err);
+		}
+		return;
+	}
+	read_next(r);
+}
+
+static void
+loaded(void *arg, int rc, PGresult *res, const char *err)
+{
+	struct run *r = arg;
+	struct capture_state *cs = r->cs;
+	int n;
+
+	if (run_state_returned(r))
+		return;
+	if (rc != STATE_OK) {
+		run_fail(r, "%s", err);
+		return;
+	}
+	n = PQntuples(res);
+	for (int i = 0; i < n; i++) {
+		struct stored *s = xcalloc(1, sizeof *s);
+
+		snprintf(s->hash, sizeof s->hash, "%s", PQgetvalue(res, i, 1));
+		free(strmap_put(&cs->stored, PQgetvalue(res, i, 0), s));
+	}
+	if (n == LOAD_PAGE) {
+		free(cs->load_after);
+		cs->load_after = xstrdup(PQgetvalue(res, n - 1, 0));
+		r->state_busy = true;
+		state_records(r->jr->d->state, r->job->name, cs->load_after, LOAD_PAGE, loaded, r);
+		return;
+	}
+	start_read(r);
+}
+
+void
+strategy_capture_begin(struct run *r)
+{
+	struct capture_state *cs = xcalloc(1, sizeof *cs);
+
+	r->cs = cs;
+	strmap_init(&cs->stored);
+	cs->bad = json_array();
+	cs->held = json_array();
+	r->state_busy = true;
+	state_records(r->jr->d->state, r->job->name, NULL, LOAD_PAGE, loaded, r);
+}

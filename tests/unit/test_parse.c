@@ -1,0 +1,568 @@
+/* test_parse.c - the streaming record parser: CSV, NDJSON, JSON array, gzip, chunking. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zlib.h>
+
+#include "parse.h"
+#include "util.h"
+
+/* What a parse produced: every record and error in order, as text. */
+struct outcome {
+	struct buf	 log;
+	int		 feed;		/* first -1 from parser_feed, else 0 */
+	int		 finish;
+	long		 records, errors;
+	int		 stop_after;	/* the record callback returns -1 at this record (0: never) */
+	int		 seen;
+};
+
+static int
+on_record(void *arg, json_t *rec, long line)
+{
+	struct outcome	*o = arg;
+	char		*s;
+
+	s = json_dumps(rec, JSON_COMPACT);
+	buf_printf(&o->log, "%ld %s\n", line, s);
+	free(s);
+	if (++o->seen == o->stop_after)
+		return -1;
+	return 0;
+}
+
+static void
+on_error(void *arg, long line, const char *msg)
+{
+	struct outcome *o = arg;
+
+	buf_printf(&o->log, "E%ld %s\n", line, msg);
+}
+
+/* Parse in with opts, fed in chunks of chunk bytes (0: whole). Caller frees o->log. */
+static void
+run(const struct parse_opts *opts, const void *in, size_t len, size_t chunk, struct outcome *o)
+{
+	struct parser	*p;
+	size_t		 off, n;
+	int		 stop = o->stop_after;
+
+	memset(o, 0, sizeof(*o));
+	o->stop_after = stop;
+	buf_init(&o->log);
+	buf_adds(&o->log, "");
+	p = parser_new(opts, on_record, on_error, o);
+	assert_non_null(p);
+	if (chunk == 0)
+		chunk = len ? len : 1;
+	for (off = 0; off < len; off += n) {
+		n = len - off < chunk ? len - off : chunk;
+		if (parser_feed(p, (const char *)in + off, n) == -1) {
+			o->feed = -1;
+			break;
+		}
+	}
+	o->finish = parser_finish(p);
+	o->records = parser_records(p);
+	o->errors = parser_errors(p);
+	parser_free(p);
+}
+
+static struct parse_opts
+opts_of(enum parse_format f)
+{
+	struct parse_opts o = { .format = f };
+
+	return o;
+}
+
+/* Parse whole and in chunks of 1 and 7 bytes: the outcomes must be identical. */
+static void
+run_all(const struct parse_opts *opts, const char *in, size_t len, struct outcome *o)
+{
+	static const size_t	 sizes[] = { 1, 7, 64 * 1024 + 3 };
+	struct outcome		 c;
+
+	run(opts, in, len, 0, o);
+	for (size_t i = 0; i < NELEM(sizes); i++) {
+		c.stop_after = o->stop_after;
+		run(opts, in, len, sizes[i], &c);
+		assert_string_equal(c.log.data, o->log.data);
+		assert_int_equal(c.feed, o->feed);
+		assert_int_equal(c.finish, o->finish);
+		assert_int_equal(c.records, o->records);
+		assert_int_equal(c.errors, o->errors);
+		buf_free(&c.log);
+	}
+}
+
+/* Parse a NUL-terminated input in every chunking; expect the log and finish result. */
+static void
+expect(enum parse_format f, const char *in, const char *log, int finish)
+{
+	struct parse_opts	opts = opts_of(f);
+	struct outcome		o = { 0 };
+
+	run_all(&opts, in, strlen(in), &o);
+	assert_string_equal(o.log.data, log);
+	assert_int_equal(o.finish, finish);
+	buf_free(&o.log);
+}
+
+/* gzip (windowBits 31) of in; *outlen set. */
+static unsigned char *
+gzip_of(const void *in, size_t len, size_t *outlen)
+{
+	z_stream	 z;
+	unsigned char	*out;
+	size_t		 cap = compressBound(len) + 64;
+
+	memset(&z, 0, sizeof(z));
+	assert_int_equal(deflateInit2(&z, 9, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY), Z_OK);
+	out = xmalloc(cap);
+	z.next_in = (unsigned char *)in;
+	z.avail_in = len;
+	z.next_out = out;
+	z.avail_out = cap;
+	assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+	*outlen = cap - z.avail_out;
+	deflateEnd(&z);
+	return out;
+}
+
+static void
+test_csv_basic(void **state)
+{
+	(void)state;
+	expect(PARSE_CSV, "id,name,note\r\n1,Ann,\"says \"\"hi\"\", ok\"\r\n2,,x\r\n",
+	    "2 {\"id\":\"1\",\"name\":\"Ann\",\"note\":\"says \\\"hi\\\", ok\"}\n"
+	    "3 {\"id\":\"2\",\"name\":\"\",\"note\":\"x\"}\n", 0);
+	/* LF line ends, no line end after the last record, values stay strings. */
+	expect(PARSE_CSV, "n,b\n007,true\n1.5,null",
+	    "2 {\"n\":\"007\",\"b\":\"true\"}\n3 {\"n\":\"1.5\",\"b\":\"null\"}\n", 0);
+	/* A header only: no records, no error. */
+	expect(PARSE_CSV, "a,b\n", "", 0);
+	/* A quoted header name; an empty quoted value. */
+	expect(PARSE_CSV, "\"a,1\",b\n\"\",\"\"\n", "2 {\"a,1\":\"\",\"b\":\"\"}\n", 0);
+	/* Trailing empty field. */
+	expect(PARSE_CSV, "a,b\nx,\n", "2 {\"a\":\"x\",\"b\":\"\"}\n", 0);
+}
+
+static void
+test_csv_lines(void **state)
+{
+	(void)state;
+	/* Embedded newlines count toward the physical line of the next record. */
+	expect(PARSE_CSV, "id,text\n1,\"one\ntwo\r\nthree\"\n2,\"a,b\"\n3,x\n",
+	    "2 {\"id\":\"1\",\"text\":\"one\\ntwo\\r\\nthree\"}\n"
+	    "5 {\"id\":\"2\",\"text\":\"a,b\"}\n"
+	    "6 {\"id\":\"3\",\"text\":\"x\"}\n", 0);
+	/* A multi-line header. */
+	expect(PARSE_CSV, "\"a\nb\",c\n1,2\n", "3 {\"a\\nb\":\"1\",\"c\":\"2\"}\n", 0);
+	/* An error names the line where the bad record starts. */
+	expect(PARSE_CSV, "a,b\n\"x\ny\",1,2\n3,4\n",
+	    "E2 line 2: 3 fields, the header has 2\n4 {\"a\":\"3\",\"b\":\"4\"}\n", 0);
+}
+
+static void
+test_csv_blank_lines(void **state)
+{
+	(void)state;
+	/* Empty lines at the very end are not records. */
+	expect(PARSE_CSV, "a,b\n1,2\n\n", "2 {\"a\":\"1\",\"b\":\"2\"}\n", 0);
+	expect(PARSE_CSV, "a,b\r\n1,2\r\n\r\n\r\n", "2 {\"a\":\"1\",\"b\":\"2\"}\n", 0);
+	/* In the middle an empty line is a row of one empty field. */
+	expect(PARSE_CSV, "a,b\n1,2\n\n3,4\n",
+	    "2 {\"a\":\"1\",\"b\":\"2\"}\nE3 line 3: 1 field, the header has 2\n"
+	    "4 {\"a\":\"3\",\"b\":\"4\"}\n", 0);
+	expect(PARSE_CSV, "a\n1\n\n2\n\n",
+	    "2 {\"a\":\"1\"}\n3 {\"a\":\"\"}\n4 {\"a\":\"2\"}\n", 0);
+}
+
+static void
+test_csv_field_count(void **state)
+{
+	(void)state;
+	expect(PARSE_CSV, "a,b,c,d\n1,2,3,4\n1,2,3,4,5\n1,2\n5,6,7,8\n",
+	    "2 {\"a\":\"1\",\"b\":\"2\",\"c\":\"3\",\"d\":\"4\"}\n"
+	    "E3 line 3: 5 fields, the header has 4\n"
+	    "E4 line 4: 2 fields, the header has 4\n"
+	    "5 {\"a\":\"5\",\"b\":\"6\",\"c\":\"7\",\"d\":\"8\"}\n", 0);
+}
+
+static void
+test_csv_header_errors(void **state)
+{
+	struct parse_opts	opts = opts_of(PARSE_CSV);
+	struct outcome		o = { 0 };
+	const char		*in = "id,name,id\n1,2,3\n";
+
+	(void)state;
+	run_all(&opts, in, strlen(in), &o);
+	assert_int_equal(o.feed, -1);
+	assert_int_equal(o.finish, -1);
+	assert_int_equal(o.records, 0);
+	assert_string_equal(o.log.data, "E1 line 1: column 3 of the header repeats the name "
+	    "\"id\" of column 1\n");
+	buf_free(&o.log);
+
+	in = "id,,x\n1,2,3\n";
+	run_all(&opts, in, strlen(in), &o);
+	assert_int_equal(o.feed, -1);
+	assert_string_equal(o.log.data, "E1 line 1: column 2 of the header has no name\n");
+	buf_free(&o.log);
+
+	/* Empty input: no header. */
+	expect(PARSE_CSV, "", "E1 line 1: the input is empty: no header row\n", -1);
+	expect(PARSE_CSV, "\n\n", "E3 line 3: the input is empty: no header row\n", -1);
+	/* An empty first line is an empty header. */
+	in = "\nid\n1\n";
+	run_all(&opts, in, strlen(in), &o);
+	assert_int_equal(o.feed, -1);
+	assert_string_equal(o.log.data, "E1 line 1: column 1 of the header has no name\n");
+	buf_free(&o.log);
+}
+
+static void
+test_csv_quotes(void **state)
+{
+	(void)state;
+	/* A quote in the middle of an unquoted field: that row only. */
+	expect(PARSE_CSV, "a,b\n1,x\"y\n2,z\n",
+	    "E2 line 2: a quote inside the unquoted field 2: row skipped\n"
+	    "3 {\"a\":\"2\",\"b\":\"z\"}\n", 0);
+	/* Text after a closing quote. */
+	expect(PARSE_CSV, "a,b\n\"1\"x,y\n2,z\n",
+	    "E2 line 2: 'x' after the closing quote of field 1: row skipped\n"
+	    "3 {\"a\":\"2\",\"b\":\"z\"}\n", 0);
+	/* An unclosed quote running to the end: named at finish, truncated. */
+	expect(PARSE_CSV, "a,b\n1,2\n3,\"four\nfive\n6,7\n",
+	    "2 {\"a\":\"1\",\"b\":\"2\"}\n"
+	    "E3 line 3: the quoted field that opens here is not closed at the end of the "
+	    "input (truncated?)\n", -1);
+}
+
+static void
+test_csv_delimiter_bom(void **state)
+{
+	struct parse_opts	opts = opts_of(PARSE_CSV);
+	struct outcome		o = { 0 };
+	const char		*in = "a;b\n\"1;2\";3\n";
+
+	(void)state;
+	opts.delimiter = ';';
+	run_all(&opts, in, strlen(in), &o);
+	assert_string_equal(o.log.data, "2 {\"a\":\"1;2\",\"b\":\"3\"}\n");
+	buf_free(&o.log);
+	opts.delimiter = '\t';
+	in = "a\tb\nx y\t,\n";
+	run_all(&opts, in, strlen(in), &o);
+	assert_string_equal(o.log.data, "2 {\"a\":\"x y\",\"b\":\",\"}\n");
+	buf_free(&o.log);
+	opts.delimiter = '"';
+	assert_null(parser_new(&opts, on_record, on_error, NULL));
+
+	/* A UTF-8 BOM at the start is skipped; elsewhere it is data. */
+	expect(PARSE_CSV, "\xef\xbb\xbfid,n\n1,\xef\xbb\xbf\n",
+	    "2 {\"id\":\"1\",\"n\":\"\xef\xbb\xbf\"}\n", 0);
+	/* A lone BOM prefix is data (here: not valid UTF-8 in a name). */
+	expect(PARSE_CSV, "\xef\xbbx\n1\n", "E1 line 1: the name of column 1 of the header "
+	    "is not valid UTF-8 text\n", -1);
+	expect(PARSE_NDJSON, "\xef\xbb\xbf{\"a\":1}\n", "1 {\"a\":1}\n", 0);
+	expect(PARSE_JSON_ARRAY, "\xef\xbb\xbf[{\"a\":1}]", "1 {\"a\":1}\n", 0);
+}
+
+static void
+test_csv_truncated(void **state)
+{
+	static const char	 full[] = "id,name,city\n1,Ann,Oslo\n2,\"Bo\nB\",Rome\n3,Cy,Lima\n";
+	struct parse_opts	 opts = opts_of(PARSE_CSV);
+	struct outcome		 o = { 0 };
+	size_t			 cut;
+
+	(void)state;
+	/* Cut inside a record: the partial record is never delivered. */
+	expect(PARSE_CSV, "id,name,city\n1,Ann,Oslo\n2,Bo",
+	    "2 {\"id\":\"1\",\"name\":\"Ann\",\"city\":\"Oslo\"}\n"
+	    "E3 line 3: the input ends inside this record (2 of 3 fields; truncated?)\n", -1);
+	/* Cut inside a quoted field. */
+	expect(PARSE_CSV, "id,name,city\n1,Ann,Oslo\n2,\"Bo\nB",
+	    "2 {\"id\":\"1\",\"name\":\"Ann\",\"city\":\"Oslo\"}\n"
+	    "E3 line 3: the quoted field that opens here is not closed at the end of the "
+	    "input (truncated?)\n", -1);
+	/* Every cut: never more records than before the cut, never a partial one. */
+	for (cut = 0; cut <= sizeof(full) - 1; cut++) {
+		run_all(&opts, full, cut, &o);
+		assert_true(o.records <= 3);
+		assert_null(strstr(o.log.data, "\"Bo\"}"));
+		if (o.finish == 0)
+			assert_int_equal(o.errors, 0);
+		buf_free(&o.log);
+	}
+}
+
+static void
+test_csv_limits(void **state)
+{
+	struct parse_opts	 opts = opts_of(PARSE_CSV);
+	struct outcome		 o = { 0 };
+	const char		*in = "a,b\n1,2\n333333333333,4\n5,6\n\"7777\n77777\",8\n9,\xff\n";
+
+	(void)state;
+	opts.max_record = 10;
+	run_all(&opts, in, strlen(in), &o);
+	assert_string_equal(o.log.data,
+	    "2 {\"a\":\"1\",\"b\":\"2\"}\n"
+	    "E3 line 3: the record is longer than 10 bytes (max_record): skipped\n"
+	    "4 {\"a\":\"5\",\"b\":\"6\"}\n"
+	    "E5 line 5: the record is longer than 10 bytes (max_record): skipped\n"
+	    "E7 line 7: the value of \"b\" is not valid UTF-8 text: row skipped\n");
+	assert_int_equal(o.finish, 0);
+	assert_int_equal(o.errors, 3);
+	buf_free(&o.log);
+}
+
+static void
+test_csv_stop(void **state)
+{
+	struct parse_opts	 opts = opts_of(PARSE_CSV);
+	struct outcome		 o = { .stop_after = 2 };
+	const char		*in = "a\n1\n2\n3\n";
+
+	(void)state;
+	run_all(&opts, in, strlen(in), &o);
+	assert_int_equal(o.feed, -1);
+	assert_int_equal(o.finish, -1);
+	assert_int_equal(o.records, 2);
+	assert_int_equal(o.errors, 0);
+	buf_free(&o.log);
+}
+
+static void
+test_ndjson(void **state)
+{
+	(void)state;
+	expect(PARSE_NDJSON, "{\"a\":1}\n\n  \r\n{\"b\":[1,2]}\r\n{\"c\":\"x\\ny\"}",
+	    "1 {\"a\":1}\n4 {\"b\":[1,2]}\n5 {\"c\":\"x\\ny\"}\n", 0);
+	/* Not an object, or not JSON: that line only. */
+	expect(PARSE_NDJSON, "[1]\n{\"a\":\n\"s\"\n{\"ok\":true}\n",
+	    "E1 line 1: an array, not a JSON object\n"
+	    "E2 line 2: unexpected token near end of file (column 5)\n"
+	    "E3 line 3: a string, not a JSON object\n"
+	    "4 {\"ok\":true}\n", 0);
+	expect(PARSE_NDJSON, "{\"a\":1} x\n", "E1 line 1: end of file expected near 'x' "
+	    "(column 9)\n", 0);
+	/* Truncated: the last line is cut. */
+	expect(PARSE_NDJSON, "{\"a\":1}\n{\"b\":",
+	    "1 {\"a\":1}\nE2 line 2: unexpected token near end of file (column 5) (the "
+	    "input ends inside this record: truncated?)\n", -1);
+	expect(PARSE_NDJSON, "", "", 0);
+}
+
+static void
+test_ndjson_limits(void **state)
+{
+	struct parse_opts	 opts = opts_of(PARSE_NDJSON);
+	struct outcome		 o = { 0 };
+	const char		*in = "{\"a\":1}\n{\"a\":\"long long\"}\n{\"b\":2}\n{\"a\":\"more!\"}";
+
+	(void)state;
+	opts.max_record = 12;
+	run_all(&opts, in, strlen(in), &o);
+	assert_string_equal(o.log.data, "1 {\"a\":1}\n"
+	    "E2 line 2: the record is longer than 12 bytes (max_record): skipped\n"
+	    "3 {\"b\":2}\n"
+	    "E4 line 4: the record is longer than 12 bytes (max_record): skipped (the input "
+	    "ends inside this record: truncated?)\n");
+	assert_int_equal(o.finish, -1);
+	buf_free(&o.log);
+}
+
+static void
+test_json_array(void **state)
+{
+	(void)state;
+	expect(PARSE_JSON_ARRAY, " \n[\n {\"a\":\"}]\\\"{\"} ,\n\t{\"b\":{\"c\":[1,{}]}}\r\n]\n",
+	    "3 {\"a\":\"}]\\\"{\"}\n4 {\"b\":{\"c\":[1,{}]}}\n", 0);
+	expect(PARSE_JSON_ARRAY, "[]", "", 0);
+	expect(PARSE_JSON_ARRAY, "[{\"a\":1},2,\"x\",[{}],null,{\"b\":true}]",
+	    "1 {\"a\":1}\n"
+	    "E1 line 1: element 2 is a number, not a JSON object\n"
+	    "E1 line 1: element 3 is a string, not a JSON object\n"
+	    "E1 line 1: element 4 is an array, not a JSON object\n"
+	    "E1 line 1: element 5 is null, not a JSON object\n"
+	    "1 {\"b\":true}\n", 0);
+	/* Broken: stops. */
+	expect(PARSE_JSON_ARRAY, "[{\"a\":1},\n{\"a\":tru},{\"b\":1}]",
+	    "1 {\"a\":1}\nE2 line 2: element 2: invalid token near 'tru' (line 1 of the "
+	    "element, column 8); the array cannot be read past it\n", -1);
+	expect(PARSE_JSON_ARRAY, "{\"a\":1}", "E1 line 1: the input is not a JSON array (it "
+	    "starts with '{', not '[')\n", -1);
+	expect(PARSE_JSON_ARRAY, "[{\"a\":1} {\"b\":2}]", "1 {\"a\":1}\nE1 line 1: '{' after "
+	    "element 1 of the JSON array (expected ',' or ']')\n", -1);
+	expect(PARSE_JSON_ARRAY, "[{\"a\":1},]", "1 {\"a\":1}\nE1 line 1: ']' where element 2 "
+	    "of the JSON array should start\n", -1);
+	expect(PARSE_JSON_ARRAY, "[{\"a\":1}]x", "1 {\"a\":1}\nE1 line 1: 'x' after the end of "
+	    "the JSON array\n", -1);
+	/* Truncated. */
+	expect(PARSE_JSON_ARRAY, "[{\"a\":1},\n{\"b\":\"x", "1 {\"a\":1}\nE2 line 2: the input "
+	    "ends inside the JSON array, before its closing ']' (truncated?)\n", -1);
+	expect(PARSE_JSON_ARRAY, "[{\"a\":1}\n", "1 {\"a\":1}\nE2 line 2: the input ends inside "
+	    "the JSON array, before its closing ']' (truncated?)\n", -1);
+	expect(PARSE_JSON_ARRAY, "[1", "E1 line 1: the input ends inside the JSON array, "
+	    "before its closing ']' (truncated?)\n", -1);
+	expect(PARSE_JSON_ARRAY, " ", "E1 line 1: the input is empty: no JSON array\n", -1);
+}
+
+static void
+test_json_array_limits(void **state)
+{
+	struct parse_opts	 opts = opts_of(PARSE_JSON_ARRAY);
+	struct outcome		 o = { 0 };
+	const char		*in = "[{\"a\":1},{\"a\":\"long long\"},{\"b\":2}]";
+
+	(void)state;
+	opts.max_record = 12;
+	run_all(&opts, in, strlen(in), &o);
+	assert_string_equal(o.log.data, "1 {\"a\":1}\n"
+	    "E1 line 1: element 2 is longer than 12 bytes (max_record): skipped\n"
+	    "1 {\"b\":2}\n");
+	assert_int_equal(o.finish, 0);
+	buf_free(&o.log);
+}
+
+/* The same input gzip-compressed gives the same outcome, in every chunking. */
+static void
+gzip_same(enum parse_format f, const char *in)
+{
+	struct parse_opts	 opts = opts_of(f);
+	struct outcome		 plain = { 0 }, gz = { 0 };
+	unsigned char		*z;
+	size_t			 zlen;
+
+	run(&opts, in, strlen(in), 0, &plain);
+	z = gzip_of(in, strlen(in), &zlen);
+	opts.gzip = true;
+	run_all(&opts, (const char *)z, zlen, &gz);
+	assert_string_equal(gz.log.data, plain.log.data);
+	assert_int_equal(gz.finish, plain.finish);
+	free(z);
+	buf_free(&plain.log);
+	buf_free(&gz.log);
+}
+
+static void
+test_gzip(void **state)
+{
+	struct parse_opts	 opts = opts_of(PARSE_CSV);
+	struct outcome		 o = { 0 };
+	struct buf		 big, two;
+	unsigned char		*z, *z2;
+	size_t			 zlen, z2len;
+
+	(void)state;
+	gzip_same(PARSE_CSV, "\xef\xbb\xbfid,v\r\n1,\"a\nb\"\r\n2,x\"y\r\n3,z\r\n");
+	gzip_same(PARSE_NDJSON, "{\"a\":1}\n[]\n{\"b\":2}\n");
+	gzip_same(PARSE_JSON_ARRAY, "[{\"a\":1}, 2, {\"b\":2}]");
+	gzip_same(PARSE_CSV, "a,b\n1,\"2");
+	gzip_same(PARSE_JSON_ARRAY, "[{\"a\":1},");
+
+	/* Larger than the inflate buffer: every record arrives. */
+	buf_init(&big);
+	buf_adds(&big, "id,text\n");
+	for (int i = 0; i < 20000; i++)
+		buf_printf(&big, "%d,\"row %d, with some text\"\n", i, i);
+	z = gzip_of(big.data, big.len, &zlen);
+	opts.gzip = true;
+	run(&opts, z, zlen, 0, &o);
+	assert_int_equal(o.records, 20000);
+	assert_int_equal(o.finish, 0);
+	buf_free(&o.log);
+	run(&opts, z, zlen, 1000, &o);
+	assert_int_equal(o.records, 20000);
+	buf_free(&o.log);
+
+	/* Two gzip members back to back (concatenated files). */
+	z2 = gzip_of("3,c\n", 4, &z2len);
+	buf_init(&two);
+	buf_add(&two, z, zlen);
+	buf_add(&two, z2, z2len);
+	run(&opts, two.data, two.len, 0, &o);
+	assert_int_equal(o.records, 20001);
+	assert_int_equal(o.finish, 0);
+	buf_free(&o.log);
+	buf_free(&two);
+	free(z2);
+
+	/* Truncated gzip: an error at finish, never the partial last record. */
+	run(&opts, z, zlen / 2, 0, &o);
+	assert_int_equal(o.finish, -1);
+	assert_non_null(strstr(o.log.data, "the gzip stream ends early (truncated?)"));
+	assert_true(o.records < 20000);
+	buf_free(&o.log);
+
+	/* Corrupt gzip: fatal at once with a clear message. */
+	z[zlen / 2] ^= 0x55;
+	z[zlen / 2 + 1] ^= 0x55;
+	run(&opts, z, zlen, 0, &o);
+	assert_int_equal(o.feed, -1);
+	assert_int_equal(o.finish, -1);
+	assert_non_null(strstr(o.log.data, "the gzip data is corrupt"));
+	buf_free(&o.log);
+	run(&opts, big.data, big.len, 0, &o);
+	assert_int_equal(o.feed, -1);
+	assert_string_equal(o.log.data, "E1 line 1: the gzip data is corrupt (incorrect header "
+	    "check); is the file really gzip-compressed?\n");
+	buf_free(&o.log);
+	free(z);
+	buf_free(&big);
+}
+
+/* Feeding after the end or after a fatal error is refused. */
+static void
+test_lifecycle(void **state)
+{
+	struct parse_opts	 opts = opts_of(PARSE_NDJSON);
+	struct parser		*p;
+
+	(void)state;
+	p = parser_new(&opts, NULL, NULL, NULL);
+	assert_int_equal(parser_feed(p, "{}\n{}", 5), 0);
+	assert_int_equal(parser_finish(p), 0);
+	assert_int_equal(parser_records(p), 2);
+	assert_int_equal(parser_feed(p, "{}\n", 3), -1);
+	assert_int_equal(parser_finish(p), -1);
+	parser_free(p);
+	parser_free(NULL);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_csv_basic),
+		cmocka_unit_test(test_csv_lines),
+		cmocka_unit_test(test_csv_blank_lines),
+		cmocka_unit_test(test_csv_field_count),
+		cmocka_unit_test(test_csv_header_errors),
+		cmocka_unit_test(test_csv_quotes),
+		cmocka_unit_test(test_csv_delimiter_bom),
+		cmocka_unit_test(test_csv_truncated),
+		cmocka_unit_test(test_csv_limits),
+		cmocka_unit_test(test_csv_stop),
+		cmocka_unit_test(test_ndjson),
+		cmocka_unit_test(test_ndjson_limits),
+		cmocka_unit_test(test_json_array),
+		cmocka_unit_test(test_json_array_limits),
+		cmocka_unit_test(test_gzip),
+		cmocka_unit_test(test_lifecycle),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
