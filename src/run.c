@@ -173,6 +173,7 @@ struct ck_ctx {
 	struct run	*r;
 	run_step_cb	 next;
 	long long	 read, delivered, skipped, failed, deleted;	/* counters it covers */
+	bool		 released;	/* it gives the lease back */
 };
 
 static void
@@ -182,6 +183,8 @@ checkpointed(void *arg, int rc, json_t *res, const char *err)
 	struct run *r = c->r;
 	run_step_cb next = c->next;
 
+	if (rc == STATE_OK && c->released)
+		r->jr->epoch = 0;
 	if (rc == STATE_OK) {
 		r->c_read = c->read;
 		r->c_delivered = c->delivered;
@@ -219,7 +222,7 @@ checkpointed(void *arg, int rc, json_t *res, const char *err)
 void
 run_checkpoint(struct run *r, json_t *doc, run_step_cb next)
 {
-	struct ck_ctx *c = xmalloc(sizeof *c);
+	struct ck_ctx *c = xcalloc(1, sizeof *c);
 
 	c->r = r;
 	c->next = next;
@@ -236,6 +239,13 @@ run_checkpoint(struct run *r, json_t *doc, run_step_cb next)
 	json_object_set_new(doc, "max_attempts", json_integer(r->job->max_attempts));
 	json_object_set_new(doc, "backoff_ms", json_integer(r->job->retry_backoff_ms));
 	json_object_set_new(doc, "backoff_max_ms", json_integer(r->job->retry_backoff_max_ms));
+	/* The run's last write hands the lease back when the job is no longer ours
+	 * (rebalanced away, or the daemon stops), in the same transaction. */
+	if (json_object_get(doc, "result") != NULL && (r->jr->d->stopping ||
+	    (!r->jr->d->once && !r->jr->mine) || r->jr->removed)) {
+		json_object_set_new(doc, "release", json_true());
+		c->released = true;
+	}
 	r->state_busy = true;
 	state_checkpoint(r->jr->d->state, r->job->name, r->epoch, r->id, doc, checkpointed, c);
 }

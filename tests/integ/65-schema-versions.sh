@@ -1,0 +1,17 @@
+# Schema migrations: two instances starting at once migrate once (advisory lock); a state
+# schema newer than this binary understands stops it with a clear message and exit 78.
+. "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/common.inc"
+sa_start
+STATE=$(new_db state); DEST=$(new_db dest); dest_table
+sa POST /_ctl/gen '{"coll":"contacts","n":50}' >/dev/null
+write_conf "$T/c.conf"
+once "$T/c.conf" & p1=$!
+once "$T/c.conf" & p2=$!
+wait $p1 || fail "first concurrent start failed"; wait $p2 || fail "second concurrent start failed"
+[ "$(sql "$STATE" "SELECT value FROM onesync.meta WHERE key = 'schema_version'")" -ge 1 ] || fail "schema not migrated"
+sql "$STATE" "UPDATE onesync.meta SET value = '999' WHERE key = 'schema_version'"
+"$ONESYNCD" -c "$T/c.conf" >"$T/newer.log" 2>&1 & pid=$!
+wait_for 10 bash -c "! kill -0 $pid 2>/dev/null" || fail "the daemon kept running on a newer schema"
+wait $pid; rc=$?
+[ "$rc" = 78 ] || fail "exit code $rc on a newer schema, expected 78"
+grep -q 'version 999, newer than this onesyncd understands' "$T/newer.log" || fail "no clear message: $(cat "$T/newer.log")"
