@@ -1,8 +1,8 @@
 /*
  * run.c - the life of one run: take or keep the job's lease, start the run in the state
  * store (fenced), hand over to the strategy, deliver batches, write fenced checkpoints,
- * and record the result. A run never writes state without its lease epoch, and never
- * frees itself inside a callback that came through it (run_defer gives a fresh turn).
+ * and record the result. A run never writes state without its lease epoch, and a failing
+ * run cancels everything in flight before it writes its result.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,25 +18,6 @@
 #define MAX_LOGGED_FAILURES	20
 
 static void run_free(struct run *);
-
-static void
-deferred(evutil_socket_t fd, short ev, void *arg)
-{
-	struct run *r = arg;
-	run_step_cb next = r->delivered_cb;
-
-	r->delivered_cb = NULL;
-	next(r, 0);
-}
-
-void
-run_defer(struct run *r, run_step_cb next)
-{
-	static const struct timeval zero = { 0, 0 };
-
-	r->delivered_cb = next;
-	evtimer_add(r->ev_defer, &zero);
-}
 
 static void
 timed_out(evutil_socket_t fd, short ev, void *arg)
@@ -127,13 +108,21 @@ run_fail(struct run *r, const char *fmt, ...)
 	r->sreq = NULL;
 	if (r->dest != NULL)
 		dest_cancel(r->dest);
+	strategy_flag_cancel(r);
+	strategy_capture_cancel(r);
 	evtimer_del(r->ev_timeout);
-	evtimer_del(r->ev_defer);
-	log_job(LOG_ERR, r->job->name, r->id, MSGID_RUN_FAILED,
-	    "run failed after %llu ms: %s (read %lld, delivered %lld, skipped %lld, failed %lld; "
-	    "the watermark stays at %s)", (unsigned long long)(now_mono_ms() - r->started), msg,
-	    r->nread, r->ndelivered, r->nskipped, r->nfailed,
-	    r->wm_text != NULL ? r->wm_text : "(none)");
+	if (r->job->strategy == STRAT_MODIFIED)
+		log_job(LOG_ERR, r->job->name, r->id, MSGID_RUN_FAILED,
+		    "run failed after %llu ms: %s (read %lld, delivered %lld, skipped %lld, "
+		    "failed %lld; the watermark stays at %s)",
+		    (unsigned long long)(now_mono_ms() - r->started), msg, r->nread,
+		    r->ndelivered, r->nskipped, r->nfailed,
+		    r->wm_done != NULL ? r->wm_done : "(none)");
+	else
+		log_job(LOG_ERR, r->job->name, r->id, MSGID_RUN_FAILED,
+		    "run failed after %llu ms: %s (read %lld, delivered %lld, skipped %lld, "
+		    "failed %lld)", (unsigned long long)(now_mono_ms() - r->started), msg,
+		    r->nread, r->ndelivered, r->nskipped, r->nfailed);
 	if (!r->state_busy)
 		write_failure(r);
 }
@@ -174,6 +163,7 @@ struct ck_ctx {
 	run_step_cb	 next;
 	long long	 read, delivered, skipped, failed, deleted;	/* counters it covers */
 	bool		 released;	/* it gives the lease back */
+	char		*wm;		/* the watermark it writes, if any */
 };
 
 static void
@@ -185,6 +175,12 @@ checkpointed(void *arg, int rc, json_t *res, const char *err)
 
 	if (rc == STATE_OK && c->released)
 		r->jr->epoch = 0;
+	if (rc == STATE_OK && c->wm != NULL) {
+		free(r->wm_done);
+		r->wm_done = c->wm;
+		c->wm = NULL;
+	}
+	free(c->wm);
 	if (rc == STATE_OK) {
 		r->c_read = c->read;
 		r->c_delivered = c->delivered;
@@ -226,6 +222,8 @@ run_checkpoint(struct run *r, json_t *doc, run_step_cb next)
 
 	c->r = r;
 	c->next = next;
+	if (json_is_string(json_object_get(doc, "watermark")))
+		c->wm = xstrdup(json_string_value(json_object_get(doc, "watermark")));
 	c->read = r->nread;
 	c->delivered = r->ndelivered;
 	c->skipped = r->nskipped;
@@ -386,6 +384,7 @@ started(void *arg, int rc, json_t *res, const char *err)
 	r->id = json_integer_value(json_object_get(res, "run"));
 	if (json_is_string(json_object_get(res, "watermark"))) {
 		r->wm_text = xstrdup(json_string_value(json_object_get(res, "watermark")));
+		r->wm_done = xstrdup(r->wm_text);
 		r->wm_ns = json_integer_value(json_object_get(res, "watermark_ns"));
 		if (json_is_string(json_object_get(res, "watermark_key")))
 			r->wm_key = xstrdup(json_string_value(json_object_get(res, "watermark_key")));
@@ -460,7 +459,6 @@ run_start(struct jobrt *jr)
 	r->started = now_mono_ms();
 	r->cap_ns = INT64_MAX;
 	strmap_init(&r->seen);
-	r->ev_defer = evtimer_new(d->base, deferred, r);
 	r->ev_timeout = evtimer_new(d->base, timed_out, r);
 	if (r->job->timeout_ms > 0) {
 		struct timeval tv = { r->job->timeout_ms / 1000, (r->job->timeout_ms % 1000) * 1000 };
@@ -501,7 +499,6 @@ run_free(struct run *r)
 		free(r->items);
 	}
 	dest_free(r->dest);
-	event_free(r->ev_defer);
 	event_free(r->ev_timeout);
 	strmap_free(&r->seen, free);
 	json_decref(r->retry);
@@ -510,6 +507,7 @@ run_free(struct run *r)
 	json_decref(r->ck);
 	free(r->fail_msg);
 	free(r->wm_text);
+	free(r->wm_done);
 	free(r->wm_key);
 	free(r->pos_key);
 	free(r->req_wm_text);

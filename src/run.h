@@ -29,7 +29,6 @@ struct run {
 	struct dest		*dest;
 	struct source_req	*sreq;
 	struct event		*ev_timeout;
-	struct event		*ev_defer;
 	uint64_t		 started;	/* monotonic ms */
 	bool			 finishing;
 	bool			 cut;		/* stopped from outside */
@@ -44,6 +43,7 @@ struct run {
 	/* state loaded at run start */
 	bool			 have_failures;
 	char			*wm_text;	/* the source's own text, NULL before the first run */
+	char			*wm_done;	/* the watermark as last written to the state store */
 	int64_t			 wm_ns;
 	char			*wm_key;	/* PostgreSQL source: key of the watermark row */
 	char			*pos_key;	/* PostgreSQL source: keyset position of the next read */
@@ -114,7 +114,6 @@ void run_checkpoint(struct run *, json_t *doc, run_step_cb next);
 void run_deliver(struct run *, run_step_cb next);	/* r->items[0..nitems) in batches */
 struct dest_item *run_add_item(struct run *, const char *key, json_t *rec);
 void run_note_failure(struct run *, const char *key, const char *error);
-void run_defer(struct run *, run_step_cb next);	/* call next on the next loop turn */
 void run_items_reset(struct run *);	/* drop the items of the last delivery */
 /* Exchange the run's current items, checkpoint and last-page flag with a page set. */
 void run_set_swap(struct run *, struct pageset *);
@@ -124,10 +123,12 @@ void strategy_modified_begin(struct run *);
 void strategy_flag_begin(struct run *, json_t *started);
 void strategy_capture_begin(struct run *);
 void strategy_capture_free(struct run *);
+void strategy_capture_cancel(struct run *);	/* stop reading the file */
 /* A strategy's own state call came back: true when the run is failing and must stop
  * (its result is then being written). */
 bool run_state_returned(struct run *);
 void strategy_flag_free(struct run *);
+void strategy_flag_cancel(struct run *);	/* stop marking in flight */
 long long strategy_flag_marked(const struct run *);
 void modified_page_clear(struct run *);
 

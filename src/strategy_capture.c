@@ -60,6 +60,15 @@ where(struct run *r)
 }
 
 void
+strategy_capture_cancel(struct run *r)
+{
+	if (r->cs != NULL && r->cs->fr != NULL) {
+		source_file_cancel(r->cs->fr);
+		r->cs->fr = NULL;
+	}
+}
+
+void
 strategy_capture_free(struct run *r)
 {
 	struct capture_state *cs = r->cs;

@@ -91,6 +91,15 @@ marks_clear(struct flag_state *fs)
 }
 
 void
+strategy_flag_cancel(struct run *r)
+{
+	if (r->fl != NULL && r->fl->marker != NULL) {
+		source_mark_cancel(r->fl->marker);
+		r->fl->marker = NULL;
+	}
+}
+
+void
 strategy_flag_free(struct run *r)
 {
 	struct flag_state *fs = r->fl;
