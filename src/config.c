@@ -21,13 +21,15 @@
 
 enum ktype {
 	K_GROUP, K_JOBS, K_STR, K_TMPL, K_INT, K_BOOL, K_DUR, K_STRLIST, K_KEY, K_MAP,
-	K_QUERY
+	K_QUERY, K_FLOAT, K_AUTO
 };
 
 #define F_REQ		0x01	/* required */
 #define F_NORELOAD	0x02	/* a change needs a restart */
 #define F_HTTP		0x04	/* source/destination: only for type http */
 #define F_PG		0x08	/* source/destination: only for type postgresql */
+#define F_FILE		0x10	/* source: only for type file */
+#define F_CONN		(F_HTTP | F_PG | F_FILE)	/* any of these: only for those types */
 
 #define DUR_MAX		(INT64_MAX / 4)
 
@@ -35,7 +37,7 @@ struct key_def {
 	const char	*path;	/* "jobs.*.x" for the keys of each job */
 	enum ktype	 type;
 	const char	*def;	/* documented default; NULL = none */
-	int64_t		 min, max;	/* integers; durations in ms */
+	int64_t		 min, max;	/* integers; durations in ms; K_FLOAT: unused (0..1) */
 	int		 flags;
 	const char	*doc;
 };
@@ -96,7 +98,7 @@ static const struct key_def keys[] = {
 	{ "jobs.*.name", K_STR, NULL, 0, 0, F_REQ,
 	  "Unique job name: letters, digits, '_', '.', '-'." },
 	{ "jobs.*.strategy", K_STR, NULL, 0, 0, F_REQ,
-	  "How changes are found: modified or flag (capture is not supported yet)." },
+	  "How changes are found: modified, flag or capture." },
 	{ "jobs.*.key", K_KEY, NULL, 0, 0, F_REQ,
 	  "Record field (dot path), or list of fields, that identifies a record." },
 	{ "jobs.*.interval", K_DUR, "defaults.interval", 100, DUR_MAX, 0,
@@ -133,39 +135,50 @@ static const struct key_def keys[] = {
 	  "Settings of strategy flag." },
 	{ "jobs.*.flag.version", K_STR, NULL, 0, 0, 0,
 	  "PostgreSQL source: column compared when marking (compare-and-set); unset = none." },
+	{ "jobs.*.capture", K_GROUP, NULL, 0, 0, 0,
+	  "Settings of strategy capture." },
+	{ "jobs.*.capture.fields", K_STRLIST, "all fields", 0, 0, 0,
+	  "Record fields (dot paths) that make the hashed form; unset = the whole record." },
+	{ "jobs.*.capture.exclude", K_STRLIST, NULL, 0, 0, 0,
+	  "Top-level fields left out of the hashed form (volatile fields); unset = none." },
+	{ "jobs.*.capture.deletes", K_BOOL, "false", 0, 0, 0,
+	  "Delete at the destination the records a complete snapshot no longer has." },
+	{ "jobs.*.capture.max_delete_ratio", K_FLOAT, "0.1", 0, 0, 0,
+	  "Most deletions one run may make, as a share of the records known (0..1)." },
 	{ "jobs.*.source", K_GROUP, NULL, 0, 0, F_REQ,
 	  "Where records are read." },
 	{ "jobs.*.source.type", K_STR, "http", 0, 0, 0,
-	  "Connector: http or postgresql (file is not supported yet)." },
-	{ "jobs.*.source.url", K_TMPL, NULL, 0, 0, F_HTTP,
-	  "URL template of the read request; required for http." },
+	  "Connector: http, postgresql or file (file: strategy capture only)." },
+	{ "jobs.*.source.url", K_TMPL, NULL, 0, 0, F_HTTP | F_FILE,
+	  "URL template of the read request (http), or URL of the file (file); required." },
 	{ "jobs.*.source.query", K_QUERY, NULL, 0, 0, F_HTTP,
 	  "Query parameters: { name = \"template\"; } or [ \"name=template\" ]." },
 	{ "jobs.*.source.headers", K_STRLIST, NULL, 0, 0, F_HTTP,
 	  "Request headers, [ \"Name: template\", ... ]." },
 	{ "jobs.*.source.records", K_STR, "", 0, 0, F_HTTP,
 	  "JSON path of the record array in the answer; \"\" = the body itself." },
-	{ "jobs.*.source.page", K_GROUP, NULL, 0, 0, 0,
+	{ "jobs.*.source.page", K_GROUP, NULL, 0, 0, F_HTTP | F_PG,
 	  "Pagination of the read." },
 	{ "jobs.*.source.page.style", K_STR, "none", 0, 0, F_HTTP,
 	  "none, page ({{page}}), offset ({{offset}}), link (Link header) or next." },
 	{ "jobs.*.source.page.first", K_INT, "1", INT_MIN, INT_MAX, F_HTTP,
 	  "First page number of style page." },
-	{ "jobs.*.source.page.size", K_INT, "100", 1, 100000, 0,
+	{ "jobs.*.source.page.size", K_INT, "100", 1, 100000, F_HTTP | F_PG,
 	  "Records per page ({{limit}}, or the LIMIT of one SQL read)." },
 	{ "jobs.*.source.page.next", K_STR, NULL, 0, 0, F_HTTP,
 	  "Style next: JSON path of the next URL or cursor token; required there." },
 	{ "jobs.*.source.fetch", K_TMPL, NULL, 0, 0, F_HTTP,
 	  "URL template reading one record by {{key}}, for retries; unset = replay." },
-	{ "jobs.*.source.timeout", K_DUR, "defaults.timeout", 100, DUR_MAX, F_HTTP,
-	  "Time allowed for one source request attempt." },
+	{ "jobs.*.source.timeout", K_DUR, "defaults.timeout", 100, DUR_MAX, F_HTTP | F_FILE,
+	  "Time for one request attempt; a file source: longest wait for a byte, \"10m\"." },
 	{ "jobs.*.source.retries", K_INT, "defaults.retries", 0, 100, F_HTTP,
 	  "Retries of a failed source request." },
 	{ "jobs.*.source.max_bytes", K_INT, "defaults.max_bytes", 1024,
-	  INT64_C(1) << 40, F_HTTP, "Largest source response accepted, in bytes." },
-	{ "jobs.*.source.tls_verify", K_BOOL, "defaults.tls_verify", 0, 0, F_HTTP,
+	  INT64_C(1) << 40, F_HTTP | F_FILE,
+	  "Largest source response accepted, in bytes; a file source: unset = no limit." },
+	{ "jobs.*.source.tls_verify", K_BOOL, "defaults.tls_verify", 0, 0, F_HTTP | F_FILE,
 	  "Verify the source's TLS certificate." },
-	{ "jobs.*.source.ca_file", K_STR, NULL, 0, 0, F_HTTP,
+	{ "jobs.*.source.ca_file", K_STR, NULL, 0, 0, F_HTTP | F_FILE,
 	  "CA bundle for the source; unset = the system store." },
 	{ "jobs.*.source.conninfo", K_STR, NULL, 0, 0, F_PG,
 	  "libpq connection string of the source database; required for postgresql." },
@@ -177,7 +190,7 @@ static const struct key_def keys[] = {
 	  "Extra SQL condition of every read, run as written; unset = none." },
 	{ "jobs.*.source.pending", K_STR, NULL, 0, 0, F_PG,
 	  "Strategy flag: SQL condition of a row still to sync; required there." },
-	{ "jobs.*.source.mark", K_GROUP, NULL, 0, 0, 0,
+	{ "jobs.*.source.mark", K_GROUP, NULL, 0, 0, F_HTTP | F_PG,
 	  "Strategy flag: how a delivered record is marked done at the source." },
 	{ "jobs.*.source.mark.method", K_STR, "PATCH", 0, 0, F_HTTP,
 	  "HTTP method of the marking request: POST, PUT, PATCH or DELETE." },
@@ -189,6 +202,20 @@ static const struct key_def keys[] = {
 	  "Headers of the marking request, [ \"Name: template\", ... ]." },
 	{ "jobs.*.source.mark.set", K_MAP, NULL, 0, 0, F_PG,
 	  "column = \"template\" set on a delivered row; required for postgresql." },
+	{ "jobs.*.source.format", K_STR, "csv", 0, 0, F_FILE,
+	  "Format of the file: csv (RFC 4180, header row), ndjson or json (an array)." },
+	{ "jobs.*.source.delimiter", K_STR, ",", 0, 0, F_FILE,
+	  "CSV field delimiter, one character." },
+	{ "jobs.*.source.gzip", K_AUTO, "auto", 0, 0, F_FILE,
+	  "The file is gzip-compressed: true, false or \"auto\" (a .gz suffix)." },
+	{ "jobs.*.source.ssh_key", K_STR, NULL, 0, 0, F_FILE,
+	  "sftp: private key file, unencrypted (ed25519 recommended); unset = password login." },
+	{ "jobs.*.source.ssh_host_sha256", K_STR, NULL, 0, 0, F_FILE,
+	  "sftp: SHA256 fingerprint of the server's host key; unset = not checked." },
+	{ "jobs.*.source.username", K_STR, NULL, 0, 0, F_FILE,
+	  "User name of an ftp, ftps, sftp or http(s) file source; unset = from the URL." },
+	{ "jobs.*.source.password", K_TMPL, NULL, 0, 0, F_FILE,
+	  "Login password: \"{{secret:NAME}}\" or \"{{env:NAME}}\" (a literal is accepted)." },
 	{ "jobs.*.destination", K_GROUP, NULL, 0, 0, F_REQ,
 	  "Where records are delivered." },
 	{ "jobs.*.destination.type", K_STR, NULL, 0, 0, F_REQ,
@@ -229,6 +256,12 @@ static const struct key_def keys[] = {
 	  "column = \"record.path\" for every column written; required." },
 	{ "jobs.*.destination.key_columns", K_STRLIST, "columns of the key", 0, 0, F_PG,
 	  "Conflict target of the upsert; default = the columns mapped from the key." },
+	{ "jobs.*.destination.delete", K_GROUP, NULL, 0, 0, F_HTTP,
+	  "Strategy capture: the request that deletes a record gone from the source." },
+	{ "jobs.*.destination.delete.method", K_STR, "DELETE", 0, 0, F_HTTP,
+	  "HTTP method of the delete request." },
+	{ "jobs.*.destination.delete.url", K_TMPL, NULL, 0, 0, F_HTTP,
+	  "URL template of the delete request, by {{key}}; required." },
 };
 
 /* Parsing context. */
@@ -425,6 +458,15 @@ check_type(struct ctx *c, const struct key_def *kd, config_setting_t *s)
 	case K_BOOL:
 		if (t != CONFIG_TYPE_BOOL)
 			what = "true or false";
+		break;
+	case K_FLOAT:
+		if (t != CONFIG_TYPE_FLOAT && !is_int(s))
+			what = "a number such as 0.1";
+		break;
+	case K_AUTO:
+		if (t != CONFIG_TYPE_BOOL && (t != CONFIG_TYPE_STRING ||
+		    strcmp(config_setting_get_string(s), "auto") != 0))
+			what = "true, false or \"auto\"";
 		break;
 	case K_DUR:
 		if (t != CONFIG_TYPE_STRING && !is_int(s))
@@ -639,6 +681,54 @@ get_bool(struct ctx *c, config_setting_t *g, const char *path, const bool *inh,
 		return -1;
 	*out = config_setting_get_bool(s);
 	return 0;
+}
+
+/* A number between 0 and 1 (a float, or the integer 0 or 1). */
+static int
+get_ratio(struct ctx *c, config_setting_t *g, const char *path, double *out)
+{
+	const struct key_def	*kd = kd_get(path);
+	config_setting_t	*s = member(g, leaf(path));
+	double			 v;
+
+	*out = strtod(kd->def, NULL);
+	if (s == NULL)
+		return 0;
+	if (is_int(s))
+		v = (double)config_setting_get_int64(s);
+	else if (config_setting_type(s) == CONFIG_TYPE_FLOAT)
+		v = config_setting_get_float(s);
+	else
+		return -1;	/* reported by walk() */
+	if (!(v >= 0.0 && v <= 1.0)) {
+		errf(c, line_of(c, s), "'%s' must be between 0 and 1 (got %g)",
+		    dname(path), v);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* true (1), false (0) or "auto" (-1); the table's default when absent. */
+static int
+get_auto(struct ctx *c, config_setting_t *g, const char *path, int *out)
+{
+	const struct key_def	*kd = kd_get(path);
+	config_setting_t	*s = member(g, leaf(path));
+
+	*out = strcmp(kd->def, "auto") == 0 ? -1 : strcmp(kd->def, "true") == 0;
+	if (s == NULL)
+		return 0;
+	if (config_setting_type(s) == CONFIG_TYPE_BOOL) {
+		*out = config_setting_get_bool(s) ? 1 : 0;
+		return 0;
+	}
+	if (config_setting_type(s) == CONFIG_TYPE_STRING &&
+	    strcmp(config_setting_get_string(s), "auto") == 0) {
+		*out = -1;
+		return 0;
+	}
+	return -1;	/* reported by walk() */
 }
 
 /* A string key (copied); NULL when absent and without default. */
@@ -961,9 +1051,24 @@ is_table(const char *t)
 	return ok;
 }
 
+/* The F_* flag of a connector type. */
+static int
+conn_flag(enum conn_type type)
+{
+	switch (type) {
+	case CONN_HTTP:
+		return F_HTTP;
+	case CONN_POSTGRESQL:
+		return F_PG;
+	case CONN_FILE:
+		return F_FILE;
+	}
+	return 0;
+}
+
 /*
  * Keys of a source or destination group (and of its subgroups) that belong to
- * the other connector type: "'source.url' is not valid for a postgresql source".
+ * another connector type: "'source.url' is not valid for a postgresql source".
  */
 static void
 check_conn_keys(struct ctx *c, config_setting_t *g, const char *tpath,
@@ -978,7 +1083,8 @@ check_conn_keys(struct ctx *c, config_setting_t *g, const char *tpath,
 		e = config_setting_get_elem(g, (unsigned)i);
 		p = xasprintf("%s.%s", tpath, config_setting_name(e));
 		kd = kd_find(p);
-		if (kd != NULL && (kd->flags & (type == CONN_HTTP ? F_PG : F_HTTP)))
+		if (kd != NULL && (kd->flags & F_CONN) != 0 &&
+		    (kd->flags & conn_flag(type)) == 0)
 			errf(c, line_of(c, e), "'%s' is not valid for a %s %s", dname(p),
 			    tname, what);
 		else if (kd != NULL && kd->type == K_GROUP && config_setting_is_group(e))
@@ -999,6 +1105,13 @@ static bool
 not_flag(const struct ctx *c, const struct job_conf *j)
 {
 	return c->strat_ok && j->strategy != STRAT_FLAG;
+}
+
+/* Strategy capture (and a supported strategy at all). */
+static bool
+is_capture(const struct ctx *c, const struct job_conf *j)
+{
+	return c->strat_ok && j->strategy == STRAT_CAPTURE;
 }
 
 /* source.mark of an HTTP source: the request that marks a record done. */
@@ -1050,7 +1163,11 @@ parse_source_http(struct ctx *c, config_setting_t *g, struct job_conf *j)
 	if (s->url != NULL)
 		uses |= tmpl_uses(s->url);
 	/* No watermark on the first run, no cursor on the first page. */
-	if (uses & (TV_WATERMARK | TV_CURSOR))
+	if ((uses & TV_WATERMARK) && is_capture(c, j))
+		errf(c, line_of(c, member(g, "url")), "source.url: {{watermark}} has no "
+		    "value with strategy 'capture' (it reads the whole data set every "
+		    "run and keeps no watermark)");
+	else if (uses & (TV_WATERMARK | TV_CURSOR))
 		errf(c, line_of(c, member(g, "url")), "source.url: {{%s}} has no value "
 		    "on the first %s; use it in source.query, where the parameter is "
 		    "then left out", (uses & TV_WATERMARK) ? "watermark" : "cursor",
@@ -1063,6 +1180,11 @@ parse_source_http(struct ctx *c, config_setting_t *g, struct job_conf *j)
 			errf(c, line_of(c, q), "source.query: {{watermark}} has no value "
 			    "with strategy 'flag' (the pending records are asked by "
 			    "the query itself)");
+		/* Nor strategy capture, which reads everything every run. */
+		if ((qu & TV_WATERMARK) && is_capture(c, j))
+			errf(c, line_of(c, q), "source.query: {{watermark}} has no value "
+			    "with strategy 'capture' (it reads the whole data set every "
+			    "run and keeps no watermark)");
 		uses |= qu;
 	}
 	/* Source headers are rendered once per request, without page values. */
@@ -1250,6 +1372,200 @@ parse_source_pg(struct ctx *c, config_setting_t *g, struct job_conf *j)
 	parse_mark_pg(c, g, j);
 }
 
+static const char *file_schemes[] = { "file", "ftp", "ftps", "sftp", "http", "https" };
+static const char *file_formats[] = { "csv", "ndjson", "json" };
+
+/*
+ * The scheme of a file source's URL (lower case, into scheme), or an error.
+ * A password in the URL is refused: it belongs in source.password.
+ */
+static int
+file_url_scheme(struct ctx *c, config_setting_t *at, const char *url, char *scheme,
+    size_t len)
+{
+	const char	*p, *auth, *end, *at_sign, *colon;
+	size_t		 i, n;
+
+	for (p = url; isalnum((unsigned char)*p) || *p == '+' || *p == '-' ||
+	    *p == '.'; p++)
+		;
+	n = (size_t)(p - url);
+	if (n == 0 || strncmp(p, "://", 3) != 0 || !isalpha((unsigned char)*url)) {
+		errf(c, line_of(c, at), "'source.url': '%s' is not a URL such as "
+		    "sftp://host/path/items.csv or file:///srv/export/items.csv", url);
+		return -1;
+	}
+	if (strstr(url, "{{") != NULL) {
+		errf(c, line_of(c, at), "'source.url': the url of a file source takes "
+		    "no placeholders (a password goes in source.password)");
+		return -1;
+	}
+	for (i = 0; i < n && i + 1 < len; i++)
+		scheme[i] = (char)tolower((unsigned char)url[i]);
+	scheme[i] = '\0';
+	for (i = 0; i < NELEM(file_schemes); i++) {
+		if (strcmp(scheme, file_schemes[i]) == 0)
+			break;
+	}
+	if (i == NELEM(file_schemes)) {
+		errf(c, line_of(c, at), "'source.url': unknown scheme '%s' (a file "
+		    "source reads file, ftp, ftps, sftp, http or https URLs)", scheme);
+		return -1;
+	}
+	/* user:password@ in the authority would end up in logs. */
+	auth = p + 3;
+	end = auth + strcspn(auth, "/?#");
+	at_sign = memchr(auth, '@', (size_t)(end - auth));
+	colon = at_sign != NULL ? memchr(auth, ':', (size_t)(at_sign - auth)) : NULL;
+	if (colon != NULL) {
+		errf(c, line_of(c, at), "'source.url': a password in the URL would be "
+		    "logged; give it in source.password as \"{{secret:NAME}}\"");
+		return -1;
+	}
+	return 0;
+}
+
+/* The SHA256 host key fingerprint as OpenSSH prints it, stored without "SHA256:" and '='. */
+static void
+parse_host_sha256(struct ctx *c, config_setting_t *g, struct source_conf *s)
+{
+	static const char	*b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789+/";
+	config_setting_t	*at = member(g, "ssh_host_sha256");
+	char			*v, *p;
+	const char		*q;
+	size_t			 n;
+
+	if (get_str(c, g, "jobs.*.source.ssh_host_sha256", false, &v) != 0 || v == NULL)
+		return;
+	p = strncmp(v, "SHA256:", 7) == 0 ? v + 7 : v;
+	n = strlen(p);
+	if (n == 44 && p[43] == '=')
+		n = 43;
+	/* 32 bytes: 43 characters, the last one carrying 2 bits of padding (zero). */
+	if (n != 43 || strspn(p, b64) < 43 ||
+	    (q = strchr(b64, p[42])) == NULL || (q - b64) % 4 != 0) {
+		errf(c, line_of(c, at), "'source.ssh_host_sha256': '%s' is not a "
+		    "base64 SHA-256 fingerprint (43 characters, as printed by "
+		    "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on the server "
+		    "after \"SHA256:\")", v);
+		free(v);
+		return;
+	}
+	s->ssh_host_sha256 = xstrndup(p, 43);
+	free(v);
+}
+
+/*
+ * A file source (strategy capture): one snapshot in CSV, NDJSON or a JSON array,
+ * read over libcurl from file://, ftp(s)://, sftp:// or http(s)://.
+ */
+static void
+parse_source_file(struct ctx *c, config_setting_t *g, struct job_conf *j)
+{
+	static const int64_t	 file_timeout = 10 * 60 * 1000, no_limit = 0;
+	struct source_conf	*s = &j->src;
+	const struct http_opts	*d = &c->d.src.http;
+	config_setting_t	*at;
+	struct tmpl		*t;
+	struct tmpl_vals	 v = { 0 };
+	struct buf		 b;
+	char			 scheme[16] = "", *str, *err;
+	size_t			 i;
+	bool			 sftp, local;
+
+	if (c->strat_ok && j->strategy != STRAT_CAPTURE)
+		errf(c, line_of(c, member(g, "type")), "a file source works only with "
+		    "strategy 'capture' (every run reads the whole file: there is no "
+		    "watermark or flag to filter it by)");
+	if (get_str(c, g, "jobs.*.source.url", true, &s->file_url) == 0 &&
+	    file_url_scheme(c, member(g, "url"), s->file_url, scheme,
+	    sizeof scheme) != 0)
+		*scheme = '\0';
+	sftp = strcmp(scheme, "sftp") == 0;
+	local = strcmp(scheme, "file") == 0;
+
+	if (get_str(c, g, "jobs.*.source.format", false, &str) == 0) {
+		for (i = 0; i < NELEM(file_formats); i++) {
+			if (strcmp(str, file_formats[i]) == 0)
+				break;
+		}
+		if (i == NELEM(file_formats))
+			errf(c, line_of(c, member(g, "format")), "'source.format': "
+			    "unknown format '%s' (expected csv, ndjson or json)", str);
+		else
+			s->file_format = (enum file_format)i;
+		free(str);
+	}
+	s->delimiter = ',';
+	at = member(g, "delimiter");
+	if (at != NULL && s->file_format != FILE_CSV)
+		errf(c, line_of(c, at), "'source.delimiter' is used only with format "
+		    "'csv'");
+	else if (get_str(c, g, "jobs.*.source.delimiter", false, &str) == 0) {
+		if (strlen(str) != 1 || (unsigned char)*str >= 0x80 || *str == '"' ||
+		    *str == '\n' || *str == '\r')
+			errf(c, line_of(c, at), "'source.delimiter' must be one character "
+			    "other than '\"', CR or LF, such as \",\", \";\", \"|\" or "
+			    "\"\\t\"");
+		else
+			s->delimiter = *str;
+		free(str);
+	}
+	(void)get_auto(c, g, "jobs.*.source.gzip", &s->gzip);
+
+	at = member(g, "ssh_key");
+	if (at != NULL && *scheme != '\0' && !sftp)
+		errf(c, line_of(c, at), "'source.ssh_key' is used only with an sftp:// "
+		    "url (this one is %s://)", scheme);
+	else if (get_str(c, g, "jobs.*.source.ssh_key", false, &s->ssh_key) == 0 &&
+	    s->ssh_key != NULL && *s->ssh_key == '\0')
+		errf(c, line_of(c, at), "'source.ssh_key' is empty");
+	at = member(g, "ssh_host_sha256");
+	if (at != NULL && *scheme != '\0' && !sftp)
+		errf(c, line_of(c, at), "'source.ssh_host_sha256' is used only with an "
+		    "sftp:// url (this one is %s://)", scheme);
+	else
+		parse_host_sha256(c, g, s);
+
+	at = member(g, "username");
+	if (at != NULL && local)
+		errf(c, line_of(c, at), "'source.username' has no use with a file:// "
+		    "url");
+	else
+		(void)get_str(c, g, "jobs.*.source.username", false, &s->username);
+	at = member(g, "password");
+	if (at != NULL && local)
+		errf(c, line_of(c, at), "'source.password' has no use with a file:// "
+		    "url");
+	else if (at != NULL && (t = get_tmpl(c, g, "jobs.*.source.password", false,
+	    NULL, TMPL_HEADER, TV_SECRET | TV_ENV)) != NULL) {
+		/* Rendered once, now: only secrets and environment values. */
+		buf_init(&b);
+		if (tmpl_render(t, &v, false, &b, &err) != 0) {
+			errf(c, line_of(c, at), "source.password: %s", err);
+			free(err);
+		} else
+			s->password = xstrdup(b.data != NULL ? b.data : "");
+		if (b.data != NULL)
+			explicit_bzero(b.data, b.len);
+		buf_free(&b);
+		tmpl_free(t);
+	}
+
+	/* libcurl's options: one whole transfer, never retried within a run. */
+	(void)get_dur(c, g, "jobs.*.source.timeout", &file_timeout, &s->http.timeout_ms);
+	s->http.retries = 0;
+	if (member(g, "max_bytes") == NULL)
+		s->http.max_bytes = 0;
+	else
+		(void)get_int(c, g, "jobs.*.source.max_bytes", &no_limit,
+		    &s->http.max_bytes);
+	(void)get_bool(c, g, "jobs.*.source.tls_verify", &d->tls_verify,
+	    &s->http.tls_verify);
+	(void)get_str(c, g, "jobs.*.source.ca_file", false, &s->http.ca_file);
+}
+
 static void
 parse_source(struct ctx *c, config_setting_t *job, struct job_conf *j)
 {
@@ -1270,15 +1586,12 @@ parse_source(struct ctx *c, config_setting_t *job, struct job_conf *j)
 		s->type = CONN_HTTP;
 	else if (strcmp(str, "postgresql") == 0)
 		s->type = CONN_POSTGRESQL;
+	else if (strcmp(str, "file") == 0)
+		s->type = CONN_FILE;
 	else {
-		if (strcmp(str, "file") == 0)
-			errf(c, line_of(c, member(g, "type")), "source type 'file' is not "
-			    "supported by this version (only 'http' and 'postgresql' "
-			    "are)");
-		else
-			errf(c, line_of(c, member(g, "type")), "unknown source type "
-			    "'%s' (expected http or postgresql)", str);
-		s->type = strcmp(str, "file") == 0 ? CONN_FILE : CONN_HTTP;
+		errf(c, line_of(c, member(g, "type")), "unknown source type '%s' "
+		    "(expected http, postgresql or file)", str);
+		s->type = CONN_HTTP;
 		bad = 1;
 	}
 	if (!bad)
@@ -1288,14 +1601,69 @@ parse_source(struct ctx *c, config_setting_t *job, struct job_conf *j)
 		return;
 	if (s->type == CONN_HTTP)
 		parse_source_http(c, g, j);
-	else
+	else if (s->type == CONN_POSTGRESQL)
 		parse_source_pg(c, g, j);
+	else
+		parse_source_file(c, g, j);
+}
+
+/*
+ * destination.delete of an HTTP destination: the request that deletes a record
+ * that a complete snapshot no longer has (strategy capture with capture.deletes).
+ * It is rendered with {{key}} only: a deleted record no longer exists.
+ */
+static void
+parse_delete_http(struct ctx *c, config_setting_t *g, struct job_conf *j)
+{
+	config_setting_t	*dl = group(g, "delete"), *at;
+	struct dest_conf	*d = &j->dst;
+	size_t			 i;
+
+	if (member(g, "delete") != NULL && !is_capture(c, j)) {
+		if (c->strat_ok)
+			errf(c, line_of(c, member(g, "delete")), "destination.delete is "
+			    "used only by strategy 'capture' (with capture.deletes)");
+		return;
+	}
+	if (!is_capture(c, j))
+		return;
+	if (dl == NULL || member(dl, "url") == NULL) {
+		if (j->capture.deletes && (member(g, "delete") == NULL || dl != NULL))
+			errf(c, line_of(c, dl != NULL ? dl : g), "capture.deletes needs "
+			    "destination.delete.url: the request that deletes a record");
+		else if (dl != NULL)
+			missing(c, dl, "jobs.*.destination.delete.url", NULL);
+		return;
+	}
+	d->has_delete = true;
+	if (get_str(c, dl, "jobs.*.destination.delete.method", false,
+	    &d->delete_method) == 0)
+		check_method(c, dl, "destination.delete.method", d->delete_method);
+	/* Compiled with the delivery's placeholders to name {{record}} clearly. */
+	at = member(dl, "url");
+	d->delete_url = get_tmpl(c, dl, "jobs.*.destination.delete.url", true, NULL,
+	    TMPL_URL, TV_WRITE);
+	if (d->delete_url != NULL && (tmpl_uses(d->delete_url) & ~(TV_KEY |
+	    TV_SECRET | TV_ENV)) != 0) {
+		errf(c, line_of(c, at), "destination.delete.url: {{record}} has no "
+		    "value here: a deleted record no longer exists (use {{key}})");
+		tmpl_free(d->delete_url);
+		d->delete_url = NULL;
+	}
+	/* The destination's headers go with the delete request too. */
+	for (i = 0; j->capture.deletes && i < d->nheaders; i++) {
+		if (tmpl_uses(d->headers[i]) & TV_RECORD)
+			errf(c, line_of(c, member(g, "headers")), "destination.headers"
+			    "[%zu]: {{record}} has no value in the delete request "
+			    "(capture.deletes), which sends these headers too", i);
+	}
 }
 
 static void
-parse_dest_http(struct ctx *c, config_setting_t *g, struct dest_conf *d)
+parse_dest_http(struct ctx *c, config_setting_t *g, struct job_conf *j)
 {
 	config_setting_t	*cr = group(g, "create"), *b;
+	struct dest_conf	*d = &j->dst;
 	const char		*body;
 
 	if (get_str(c, g, "jobs.*.destination.method", false, &d->method) == 0)
@@ -1330,6 +1698,7 @@ parse_dest_http(struct ctx *c, config_setting_t *g, struct dest_conf *d)
 	(void)get_int32(c, g, "jobs.*.destination.concurrency", NULL,
 	    &d->concurrency);
 	parse_http_opts(c, g, "jobs.*.destination", &d->http);
+	parse_delete_http(c, g, j);
 }
 
 static void
@@ -1421,9 +1790,8 @@ parse_dest(struct ctx *c, config_setting_t *job, struct job_conf *j)
 		d->type = CONN_POSTGRESQL;
 	else {
 		if (strcmp(type, "file") == 0)
-			errf(c, line_of(c, member(g, "type")), "destination type "
-			    "'file' is not supported by this version (only 'http' and "
-			    "'postgresql' are)");
+			errf(c, line_of(c, member(g, "type")), "'file' is a source "
+			    "type only; a destination is http or postgresql");
 		else
 			errf(c, line_of(c, member(g, "type")), "unknown destination "
 			    "type '%s' (expected http or postgresql)", type);
@@ -1436,7 +1804,7 @@ parse_dest(struct ctx *c, config_setting_t *job, struct job_conf *j)
 	check_conn_keys(c, g, "jobs.*.destination", d->type, type, "destination");
 	free(type);
 	if (d->type == CONN_HTTP)
-		parse_dest_http(c, g, d);
+		parse_dest_http(c, g, j);
 	else
 		parse_dest_pg(c, g, d, j);
 }
@@ -1448,7 +1816,7 @@ parse_modified(struct ctx *c, config_setting_t *job, struct job_conf *j)
 	struct modified_conf	*m = &j->modified;
 	char			*f;
 
-	if (j->strategy != STRAT_MODIFIED)
+	if (!c->strat_ok || j->strategy != STRAT_MODIFIED)
 		return;
 	if (g == NULL)
 		errf(c, line_of(c, job), "missing required key 'modified.field' (the "
@@ -1479,6 +1847,10 @@ parse_flag(struct ctx *c, config_setting_t *job, struct job_conf *j)
 		errf(c, line_of(c, member(job, "modified")), "'modified' is used only "
 		    "by strategy 'modified' (strategy 'flag' reads what the source "
 		    "reports pending)");
+	if (j->strategy == STRAT_CAPTURE && member(job, "modified") != NULL)
+		errf(c, line_of(c, member(job, "modified")), "'modified' is used only "
+		    "by strategy 'modified' (strategy 'capture' reads every record "
+		    "and compares it with the hash stored for its key)");
 	if (j->strategy != STRAT_FLAG) {
 		if (member(job, "flag") != NULL)
 			errf(c, line_of(c, member(job, "flag")), "'flag' is used only "
@@ -1492,6 +1864,67 @@ parse_flag(struct ctx *c, config_setting_t *job, struct job_conf *j)
 		free(j->flag.version);
 		j->flag.version = NULL;
 	}
+}
+
+/* capture.fields or capture.exclude: non-empty names, each once. */
+static void
+get_names(struct ctx *c, config_setting_t *g, const char *path, bool paths,
+    char ***v, size_t *n)
+{
+	config_setting_t	*s = member(g, leaf(path));
+	size_t			 i, k;
+
+	get_strlist(s, v, n);
+	if (s == NULL || !is_strlist(s))
+		return;
+	if (*n == 0)
+		errf(c, line_of(c, s), "'%s' is empty (leave it out%s)", dname(path),
+		    paths ? " to hash the whole record" : "");
+	for (i = 0; i < *n; i++) {
+		if (*(*v)[i] == '\0') {
+			errf(c, line_of(c, s), "'%s' must not contain an empty name",
+			    dname(path));
+			continue;
+		}
+		if (!paths && strchr((*v)[i], '.') != NULL)
+			errf(c, line_of(c, s), "'%s': '%s' is a path; exclude takes "
+			    "top-level field names (list the fields to keep in "
+			    "capture.fields instead)", dname(path), (*v)[i]);
+		for (k = 0; k < i; k++) {
+			if (strcmp((*v)[k], (*v)[i]) == 0) {
+				errf(c, line_of(c, s), "'%s': '%s' is given twice",
+				    dname(path), (*v)[i]);
+				break;
+			}
+		}
+	}
+	if (*n == 0) {
+		free(*v);
+		*v = NULL;
+	}
+}
+
+/* The capture group: what is hashed, and deletions. */
+static void
+parse_capture(struct ctx *c, config_setting_t *job, struct job_conf *j)
+{
+	config_setting_t	*g = group(job, "capture");
+	struct capture_conf	*cc = &j->capture;
+
+	if (!c->strat_ok)
+		return;
+	if (j->strategy != STRAT_CAPTURE) {
+		if (member(job, "capture") != NULL)
+			errf(c, line_of(c, member(job, "capture")), "'capture' is used "
+			    "only by strategy 'capture'");
+		return;
+	}
+	get_names(c, g, "jobs.*.capture.fields", true, &cc->fields, &cc->nfields);
+	get_names(c, g, "jobs.*.capture.exclude", false, &cc->exclude,
+	    &cc->nexclude);
+	(void)get_bool(c, g, "jobs.*.capture.deletes", NULL, &cc->deletes);
+	(void)get_ratio(c, g, "jobs.*.capture.max_delete_ratio",
+	    &cc->max_delete_ratio);
 }
 
 /* Serialize a setting for the fingerprint. */
@@ -1571,6 +2004,12 @@ fingerprint(struct ctx *c, config_setting_t *root, config_setting_t *job,
 		tmpl_digest(j->src.mark_headers[i], &b);
 	for (i = 0; i < j->src.nmark_set; i++)
 		tmpl_digest(j->src.mark_set[i].value, &b);
+	if (j->dst.delete_url != NULL)
+		tmpl_digest(j->dst.delete_url, &b);
+	/* The file source's password, resolved from its secret or variable. */
+	if (j->src.password != NULL)
+		buf_printf(&b, "password=%zu:%s;", strlen(j->src.password),
+		    j->src.password);
 	h = XXH3_128bits(b.data, b.len);
 	explicit_bzero(b.data, b.len);
 	buf_free(&b);
@@ -1619,12 +2058,9 @@ parse_job(struct ctx *c, config_setting_t *root, config_setting_t *job,
 	c->strat_ok = false;
 	parse_name(c, job, j);
 	if (get_str(c, job, "jobs.*.strategy", false, &s) == 0) {
-		if (strcmp(s, "modified") == 0 || strcmp(s, "flag") == 0)
+		if (strcmp(s, "modified") == 0 || strcmp(s, "flag") == 0 ||
+		    strcmp(s, "capture") == 0)
 			c->strat_ok = true;
-		else if (strcmp(s, "capture") == 0)
-			errf(c, line_of(c, member(job, "strategy")), "strategy '%s' is "
-			    "not supported by this version (only 'modified' and 'flag' "
-			    "are)", s);
 		else
 			errf(c, line_of(c, member(job, "strategy")), "unknown strategy "
 			    "'%s' (expected modified, flag or capture)", s);
@@ -1665,6 +2101,7 @@ parse_job(struct ctx *c, config_setting_t *root, config_setting_t *job,
 	(void)get_int(c, job, "jobs.*.max_records", &d->max_records, &j->max_records);
 	parse_modified(c, job, j);
 	parse_flag(c, job, j);
+	parse_capture(c, job, j);
 	parse_source(c, job, j);
 	parse_dest(c, job, j);
 	fingerprint(c, root, job, j);
@@ -1785,7 +2222,16 @@ job_free(struct job_conf *j)
 		tmpl_free(j->src.mark_set[i].value);
 	}
 	free(j->src.mark_set);
+	free(j->src.file_url);
+	free(j->src.ssh_key);
+	free(j->src.ssh_host_sha256);
+	free(j->src.username);
+	if (j->src.password != NULL)
+		explicit_bzero(j->src.password, strlen(j->src.password));
+	free(j->src.password);
 	free(j->flag.version);
+	free_strv(j->capture.fields, j->capture.nfields);
+	free_strv(j->capture.exclude, j->capture.nexclude);
 	free(j->dst.method);
 	tmpl_free(j->dst.url);
 	tmpl_free(j->dst.body);
@@ -1802,6 +2248,8 @@ job_free(struct job_conf *j)
 	}
 	free(j->dst.columns);
 	free_strv(j->dst.key_columns, j->dst.nkey_columns);
+	free(j->dst.delete_method);
+	tmpl_free(j->dst.delete_url);
 	free(j->fingerprint);
 }
 
@@ -1840,7 +2288,8 @@ void
 config_dump_keys(FILE *f)
 {
 	static const char	*types[] = { "group", "list", "string", "template",
-	    "integer", "boolean", "duration", "strings", "key", "map", "query" };
+	    "integer", "boolean", "duration", "strings", "key", "map", "query",
+	    "number", "boolean or auto" };
 	const struct key_def	*kd;
 	size_t			 i;
 

@@ -18,10 +18,12 @@
 #include "daemon.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 #include "pg.h"
 #include "run.h"
 #include "state.h"
+#include "status.h"
 
 #define MIGRATE_RETRY_MS	2000
 #define STOP_GRACE_MS		5000
@@ -133,6 +135,15 @@ next_delay(const struct job_conf *jc)
 	return jc->interval_ms + (jitter > 0 ? (int64_t)(rand64() % (uint64_t)jitter) : 0);
 }
 
+/* status: the last heartbeat tells; before the first one, whether the pool is up. */
+bool
+daemon_state_reachable(const struct daemon *d)
+{
+	if (d->hb_failed)
+		return false;
+	return d->hb_answered || state_up(d->state);
+}
+
 static void
 status_line(struct daemon *d)
 {
@@ -142,7 +153,7 @@ status_line(struct daemon *d)
 		if (d->jobs[i]->last_failed)
 			failing++;
 	notify_status("%zu jobs, %d running, %zu failing; state store %s", d->njobs,
-	    d->running, failing, state_up(d->state) ? "reachable" : "unreachable");
+	    d->running, failing, daemon_state_reachable(d) ? "reachable" : "unreachable");
 }
 
 /* Start queued jobs while run slots are free. */
@@ -322,6 +333,8 @@ beaten(void *arg, int rc, json_t *res, const char *err)
 {
 	struct daemon *d = arg;
 
+	d->hb_failed = rc != STATE_OK;	/* status: /healthz, STATUS= */
+	d->hb_answered = rc == STATE_OK;
 	if (rc != STATE_OK) {
 		log_warnx("heartbeat failed: %s", err);
 		return;
@@ -639,6 +652,8 @@ apply_config(struct daemon *d, struct config *cfg)
 	if (strcmp(old->cfg->state.conninfo, cfg->state.conninfo) != 0 ||
 	    strcmp(old->cfg->state.schema, cfg->state.schema) != 0)
 		log_warnx("state.* changed: it takes effect only after a restart");
+	if (strcmp(old->cfg->daemon.status_listen, cfg->daemon.status_listen) != 0)	/* status */
+		log_warnx("daemon.status_listen changed: it takes effect only after a restart");
 	d->ref = ref;
 	for (size_t i = 0; i < d->njobs; i++) {
 		struct jobrt *jr = d->jobs[i];
@@ -833,12 +848,15 @@ daemon_main(const char *cfg_path, bool once, char **once_jobs, int verbose)
 	log_info("onesyncd %s starting as instance %s with %zu jobs%s", PACKAGE_VERSION,
 	    d.instance, d.njobs, once ? " (--once)" : "");
 	(void)verbose;
+	if (!once)
+		d.status = status_start(&d);	/* status endpoint; logs and carries on if it cannot */
 
 	event_base_dispatch(d.base);
 
 	if (d.once && !d.stopping)
 		d.exit_code = 1;
 	log_info("onesyncd stopped");
+	status_free(d.status);	/* status: before the event base */
 	http_shutdown();
 	state_free(d.state);
 	{
@@ -862,6 +880,7 @@ daemon_main(const char *cfg_path, bool once, char **once_jobs, int verbose)
 	free(d.jobs);
 	cfgref_drop(d.ref);
 	event_base_free(d.base);
+	metrics_free();	/* status */
 	free(d.instance);
 	free(d.cfg_path);
 	return d.exit_code;

@@ -9,6 +9,7 @@
 
 struct run;
 struct state;
+struct status;
 
 /* A configuration shared by the jobs and the runs that still use it. */
 struct cfgref {
@@ -58,12 +59,16 @@ struct daemon {
 	struct event		*ev_hup, *ev_term, *ev_int, *ev_lease, *ev_watchdog,
 				*ev_stop, *ev_start, *ev_status;
 	uint64_t		 runs_ok, runs_failed;
+	struct status		*status;	/* status endpoint (status.c), NULL when off */
+	bool			 hb_answered, hb_failed;	/* status: the last heartbeat's outcome */
 };
 
 /* A PostgreSQL pool for a source or destination conninfo, shared by the jobs that name it. */
 struct pg *daemon_pg(struct daemon *, const char *conninfo);
 /* Called by run.c when a run has ended (after its last state write). */
 void daemon_run_ended(struct jobrt *, bool ok, bool lease_lost);
+/* status: the state store answers (its last heartbeat did, or its pool is up before the first). */
+bool daemon_state_reachable(const struct daemon *);
 
 int daemon_main(const char *cfg_path, bool once, char **once_jobs, int verbose);
 

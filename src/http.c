@@ -6,15 +6,23 @@
  * inside a curl callback; a call is freed only once nothing on the stack refers to it.
  * Redirects are not followed (Location is reported). http_shutdown must not be called
  * from an http callback.
+ * Streams (http_stream, for file sources) hand the bytes to the reader as they arrive
+ * instead, can be paused, are never retried, and follow HTTP redirects. file:// is read
+ * here, one chunk per loop turn, because libcurl reads a local file in one go and cannot
+ * pause it.
  */
+#include <sys/stat.h>
 #include <curl/curl.h>
+#include <errno.h>
 #include <event2/event.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "http.h"
 #include "log.h"
@@ -27,6 +35,10 @@
 #define HTTP_BACKOFF_CAP_MS		30000L
 #define HTTP_RETRY_AFTER_CAP_MS		120000L
 #define HTTP_MAX_HOST_CONNECTIONS	16L
+#define HTTP_STREAM_STALL_MS		30000L
+#define HTTP_STREAM_BUFFER		65536L	/* curl's receive buffer; file:// chunk */
+#define HTTP_NUDGE_MS			50L
+#define HTTP_STREAM_PROTOCOLS		"ftp,ftps,sftp,http,https"	/* + file, by hand */
 
 struct http_call {
 	struct http_call	*prev, *next;	/* all live calls */
@@ -58,6 +70,22 @@ struct http_call {
 	char			*link_next;
 	long			 retry_after_ms;	/* -1: no Retry-After */
 	char			 errbuf[CURL_ERROR_SIZE];
+
+	/* Streams only. */
+	http_data_cb		 on_data;	/* non-NULL: this is a stream */
+	long long		 nbytes;	/* delivered so far */
+	long			 stall_ms;
+	bool			 paused;	/* receiving is paused */
+	bool			 in_data;	/* on_data is on the stack */
+	bool			 cancelled;	/* http_cancel from on_data: freed at the end */
+	bool			 aborted;	/* on_data returned -1 */
+	bool			 stalled;	/* no byte for stall_ms */
+	struct event		*resume_ev;	/* deferred unpause */
+	struct event		*stall_ev;
+	struct event		*nudge_ev;	/* ftps: drives the data connection's TLS handshake */
+	int			 fd;		/* file://: the open file, else -1 */
+	struct event		*file_ev;	/* file://: reads the next chunk */
+	char			*fbuf;
 };
 
 /* One watched socket (curl_multi_assign'ed to curl's socket). */
@@ -125,7 +153,19 @@ call_free(struct http_call *c)
 		c->next->prev = c->prev;
 	if (c->retry_ev != NULL)
 		event_free(c->retry_ev);
-	curl_easy_cleanup(c->easy);
+	if (c->resume_ev != NULL)
+		event_free(c->resume_ev);
+	if (c->stall_ev != NULL)
+		event_free(c->stall_ev);
+	if (c->nudge_ev != NULL)
+		event_free(c->nudge_ev);
+	if (c->file_ev != NULL)
+		event_free(c->file_ev);
+	if (c->on_data != NULL && c->fd >= 0)
+		close(c->fd);
+	free(c->fbuf);
+	if (c->easy != NULL)
+		curl_easy_cleanup(c->easy);
 	curl_slist_free_all(c->hdrs);
 	attempt_reset(c);
 	buf_free(&c->resp);
@@ -231,12 +271,17 @@ multi_sock_cb(CURL *easy, curl_socket_t fd, int what, void *arg, void *sockp)
 	return 0;
 }
 
-/* CURLOPT_WRITEFUNCTION: accumulate the body up to max_bytes. */
+static int	stream_deliver(struct http_call *, const char *, size_t);
+
+/* CURLOPT_WRITEFUNCTION: accumulate the body up to max_bytes (a stream: hand it over). */
 static size_t
 write_cb(char *p, size_t size, size_t n, void *arg)
 {
 	struct http_call *c = arg;
 	size_t len = size * n;
+
+	if (c->on_data != NULL)
+		return stream_deliver(c, p, len) == 0 ? len : 0;
 
 	if ((long long)(c->resp.len + len) > c->max_bytes) {
 		c->too_large = true;
@@ -564,6 +609,8 @@ retry_delay(struct http_call *c)
 	return (long)d;
 }
 
+static void	stream_finish(struct http_call *);
+
 /* One transfer ended: retry it, or hand the final answer to the callback. */
 static void
 call_finish(struct http_call *c)
@@ -574,6 +621,10 @@ call_finish(struct http_call *c)
 	bool final_error = false;
 
 	memset(&resp, 0, sizeof(resp));
+	if (c->on_data != NULL) {
+		stream_finish(c);
+		return;
+	}
 	if (c->too_large || c->result == CURLE_FILESIZE_EXCEEDED) {
 		snprintf(resp.error, sizeof(resp.error), "response larger than %lld bytes",
 		    c->max_bytes);
@@ -757,5 +808,450 @@ http_cancel(struct http_call *c)
 		return;
 	if (c == http_current)
 		return;		/* its callback is running: freed when it returns */
+	if (c->in_data) {
+		c->cancelled = true;	/* inside curl: freed once the transfer stops */
+		return;
+	}
 	call_free(c);
+}
+
+
+/* ---- streams ---- */
+
+/* Queue a stream that ended outside curl (file://, a stall, a failed unpause) as finished. */
+static void
+stream_end(struct http_call *c, CURLcode result)
+{
+	if (c->in_done)
+		return;
+	if (c->in_multi) {
+		curl_multi_remove_handle(http_multi, c->easy);
+		c->in_multi = false;
+	}
+	if (c->file_ev != NULL)
+		evtimer_del(c->file_ev);
+	if (c->stall_ev != NULL)
+		evtimer_del(c->stall_ev);
+	evtimer_del(c->resume_ev);
+	c->result = result;
+	c->in_done = true;
+	c->done_next = NULL;
+	if (done_tail != NULL)
+		done_tail->done_next = c;
+	else
+		done_head = c;
+	done_tail = c;
+}
+
+/* (Re)start the stall timer of a curl stream that is receiving. */
+static void
+stall_arm(struct http_call *c)
+{
+	struct timeval tv = { c->stall_ms / 1000, (c->stall_ms % 1000) * 1000 };
+
+	if (c->stall_ev != NULL)
+		evtimer_add(c->stall_ev, &tv);
+}
+
+/* No byte for stall_ms while receiving: give up. */
+static void
+stall_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_call *c = arg;
+
+	(void)fd; (void)what;
+	c->stalled = true;
+	stream_end(c, CURLE_OPERATION_TIMEDOUT);
+	check_multi_info();
+}
+
+/*
+ * libcurl 7.88 does not watch an FTPS data connection's socket while its TLS handshake
+ * waits for the server (PROT P over implicit TLS), so with the multi-socket API nothing
+ * wakes the transfer and it times out; the curl tool polls every handle and does not see
+ * this. Until the first byte arrives, drive every handle every HTTP_NUDGE_MS with
+ * curl_multi_socket_all: curl_multi_perform plus the socket callbacks of every handle, so
+ * the socket bookkeeping stays right.
+ */
+static void
+nudge_cb(evutil_socket_t fd, short what, void *arg)
+{
+	int running;
+
+	(void)fd; (void)what; (void)arg;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+	curl_multi_socket_all(http_multi, &running);
+#pragma GCC diagnostic pop
+	check_multi_info();
+}
+
+/* Pause receiving: curl keeps what it has read (nothing is lost), file:// stops reading. */
+static void
+stream_pause(struct http_call *c)
+{
+	evtimer_del(c->resume_ev);
+	if (c->paused || c->in_done)
+		return;
+	c->paused = true;
+	if (c->stall_ev != NULL)
+		evtimer_del(c->stall_ev);
+	if (c->file_ev != NULL)
+		evtimer_del(c->file_ev);
+	else if (c->in_multi)
+		curl_easy_pause(c->easy, CURLPAUSE_RECV);	/* allowed inside write_cb */
+}
+
+/*
+ * Hand bytes to the reader. 0: go on; -1: stop the transfer (too large, aborted by the
+ * reader, or cancelled from inside on_data).
+ */
+static int
+stream_deliver(struct http_call *c, const char *p, size_t len)
+{
+	int rc;
+
+	if (c->cancelled || c->aborted)
+		return -1;
+	if (c->max_bytes > 0 && c->nbytes + (long long)len > c->max_bytes) {
+		c->too_large = true;
+		return -1;
+	}
+	c->nbytes += (long long)len;
+	if (c->nudge_ev != NULL)
+		evtimer_del(c->nudge_ev);	/* the data connection is up */
+	if (!c->paused && c->file_ev == NULL)
+		stall_arm(c);
+	c->in_data = true;
+	rc = c->on_data(c->arg, p, len);
+	c->in_data = false;
+	if (c->cancelled)
+		return -1;
+	if (rc < 0) {
+		c->aborted = true;
+		return -1;
+	}
+	if (rc > 0)
+		stream_pause(c);
+	return 0;
+}
+
+/* file://: read and hand over one chunk per loop turn. */
+static void
+file_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_call *c = arg;
+	static const struct timeval now = { 0, 0 };
+	ssize_t n;
+
+	(void)fd; (void)what;
+	n = read(c->fd, c->fbuf, HTTP_STREAM_BUFFER);
+	if (n < 0 && errno == EINTR) {
+		evtimer_add(c->file_ev, &now);
+		return;
+	}
+	if (n < 0) {
+		snprintf(c->errbuf, sizeof(c->errbuf), "cannot read: %s", strerror(errno));
+		stream_end(c, CURLE_READ_ERROR);
+	} else if (n == 0)
+		stream_end(c, CURLE_OK);
+	else if (stream_deliver(c, c->fbuf, (size_t)n) == -1) {
+		if (c->cancelled) {
+			call_free(c);
+			return;
+		}
+		stream_end(c, CURLE_WRITE_ERROR);
+	} else if (!c->paused)
+		evtimer_add(c->file_ev, &now);
+	check_multi_info();
+}
+
+/* The deferred half of http_stream_resume. */
+static void
+resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_call *c = arg;
+	static const struct timeval now = { 0, 0 };
+	CURLcode r;
+
+	(void)fd; (void)what;
+	if (!c->paused || c->in_done)
+		return;
+	c->paused = false;
+	if (c->file_ev != NULL) {
+		evtimer_add(c->file_ev, &now);
+		return;
+	}
+	if (!c->in_multi)
+		return;
+	stall_arm(c);
+	/* May hand over the bytes curl held back, right here (and pause again). */
+	if ((r = curl_easy_pause(c->easy, CURLPAUSE_CONT)) != CURLE_OK) {
+		if (c->cancelled) {
+			call_free(c);
+			return;
+		}
+		stream_end(c, r);
+	}
+	check_multi_info();
+}
+
+/* The end of a stream: one callback, with an error text that names the URL. */
+static void
+stream_finish(struct http_call *c)
+{
+	struct http_response resp;
+	long status = 0;
+	const char *e = c->errbuf;
+
+	if (c->cancelled) {
+		call_free(c);
+		return;
+	}
+	memset(&resp, 0, sizeof(resp));
+	if (c->easy != NULL)
+		curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (c->too_large || c->result == CURLE_FILESIZE_EXCEEDED)
+		snprintf(resp.error, sizeof(resp.error), "%.300s: larger than %lld bytes "
+		    "(http.max_bytes)", c->log_url, c->max_bytes);
+	else if (c->stalled)
+		snprintf(resp.error, sizeof(resp.error), "%.300s: no data for %ld ms after "
+		    "%lld bytes", c->log_url, c->stall_ms, c->nbytes);
+	else if (c->aborted)
+		snprintf(resp.error, sizeof(resp.error), "%.300s: stopped by the reader after "
+		    "%lld bytes", c->log_url, c->nbytes);
+	else if (c->result == CURLE_READ_ERROR && c->easy == NULL)
+		snprintf(resp.error, sizeof(resp.error), "%.300s: %.200s", c->log_url, e);
+	else if (c->result != CURLE_OK)
+		snprintf(resp.error, sizeof(resp.error), "%.300s: %s (curl error %d)%s%.150s",
+		    c->log_url, curl_easy_strerror(c->result), (int)c->result,
+		    *e != '\0' ? ": " : "", e);
+	resp.status = status;
+	resp.body = xstrdup("");
+	resp.attempts = 1;
+	http_current = c;
+	if (c->cb != NULL)
+		c->cb(&resp, c->arg);
+	http_current = NULL;
+	free(resp.body);
+	call_free(c);
+}
+
+/* file://[localhost]/path: the local path (decoded), or NULL and *err. */
+static char *
+file_url_path(const char *url, char **err)
+{
+	CURLU *u = curl_url();
+	char *host = NULL, *path = NULL, *res = NULL;
+
+	if (u == NULL || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) {
+		*err = xstrdup("not a valid file:// URL");
+		goto out;
+	}
+	if (curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host != NULL &&
+	    *host != '\0' && strcasecmp(host, "localhost") != 0) {
+		*err = xasprintf("file:// URLs name a local file (file:///path), not one on "
+		    "host '%s'", host);
+		goto out;
+	}
+	if (curl_url_get(u, CURLUPART_PATH, &path, CURLU_URLDECODE) != CURLUE_OK ||
+	    path == NULL || *path == '\0') {
+		*err = xstrdup("a file:// URL without a path");
+		goto out;
+	}
+	res = xstrdup(path);
+out:
+	curl_free(host);
+	curl_free(path);
+	curl_url_cleanup(u);
+	return res;
+}
+
+/* Open a file:// stream's file; -1 and *err. */
+static int
+stream_open_file(struct http_call *c, char **err)
+{
+	static const struct timeval now = { 0, 0 };
+	struct stat st;
+	char *path, *e = NULL;
+
+	if ((path = file_url_path(c->url, &e)) == NULL) {
+		*err = xasprintf("%s: %s", c->log_url, e);
+		free(e);
+		return -1;
+	}
+	if ((c->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1 ||
+	    fstat(c->fd, &st) == -1) {
+		*err = xasprintf("%s: cannot read %s: %s", c->log_url, path, strerror(errno));
+		free(path);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		*err = xasprintf("%s: %s is not a regular file", c->log_url, path);
+		free(path);
+		return -1;
+	}
+	free(path);
+	c->fbuf = xmalloc(HTTP_STREAM_BUFFER);
+	c->file_ev = evtimer_new(http_base, file_read_cb, c);
+	evtimer_add(c->file_ev, &now);
+	return 0;
+}
+
+/* Set the options of a curl stream. */
+static int
+stream_setup_easy(struct http_call *c, const struct http_stream_req *req, const char *scheme,
+    char **err)
+{
+	CURL *e = c->easy;
+	long ctimeout = req->connect_timeout_ms > 0 ? req->connect_timeout_ms :
+	    HTTP_DEFAULT_CONNECT_MS;
+	CURLcode r = CURLE_OK;
+
+#define SET(opt, val) do { if (r == CURLE_OK) r = curl_easy_setopt(e, opt, val); } while (0)
+	SET(CURLOPT_URL, c->url);
+	SET(CURLOPT_PRIVATE, c);
+	SET(CURLOPT_ERRORBUFFER, c->errbuf);
+	SET(CURLOPT_NOSIGNAL, 1L);
+	SET(CURLOPT_PROTOCOLS_STR, HTTP_STREAM_PROTOCOLS);
+	SET(CURLOPT_CONNECTTIMEOUT_MS, ctimeout);
+	SET(CURLOPT_TCP_KEEPALIVE, 1L);
+	SET(CURLOPT_BUFFERSIZE, HTTP_STREAM_BUFFER);
+	SET(CURLOPT_WRITEFUNCTION, write_cb);
+	SET(CURLOPT_WRITEDATA, c);
+	SET(CURLOPT_SSL_VERIFYPEER, req->tls_verify ? 1L : 0L);
+	SET(CURLOPT_SSL_VERIFYHOST, req->tls_verify ? 2L : 0L);
+	if (req->ca_file != NULL && *req->ca_file != '\0')
+		SET(CURLOPT_CAINFO, req->ca_file);
+	if (c->max_bytes > 0)
+		SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_bytes);
+	if (req->username != NULL && *req->username != '\0')
+		SET(CURLOPT_USERNAME, req->username);
+	if (req->password != NULL && *req->password != '\0')
+		SET(CURLOPT_PASSWORD, req->password);
+	if (strcmp(scheme, "sftp") == 0) {
+		SET(CURLOPT_SSH_AUTH_TYPES, (long)(CURLSSH_AUTH_PUBLICKEY | CURLSSH_AUTH_PASSWORD));
+		if (req->ssh_key != NULL && *req->ssh_key != '\0')
+			SET(CURLOPT_SSH_PRIVATE_KEYFILE, req->ssh_key);
+		if (req->ssh_host_sha256 != NULL && *req->ssh_host_sha256 != '\0')
+			SET(CURLOPT_SSH_HOST_PUBLIC_KEY_SHA256, req->ssh_host_sha256);
+	} else if (strcmp(scheme, "ftp") == 0 || strcmp(scheme, "ftps") == 0) {
+		SET(CURLOPT_SERVER_RESPONSE_TIMEOUT, (c->stall_ms + 999) / 1000);
+		if (strcmp(scheme, "ftps") == 0)
+			SET(CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
+	} else {
+		SET(CURLOPT_FAILONERROR, 1L);
+		SET(CURLOPT_FOLLOWLOCATION, 1L);
+		SET(CURLOPT_MAXREDIRS, 5L);
+		SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+		if (req->decode)
+			SET(CURLOPT_ACCEPT_ENCODING, "");
+	}
+#undef SET
+	if (r != CURLE_OK) {
+		*err = xasprintf("%s: cannot set up the transfer: %s", c->log_url,
+		    curl_easy_strerror(r));
+		return -1;
+	}
+	return 0;
+}
+
+/* The URL's scheme in lower case, or NULL. */
+static char *
+url_scheme(const char *url)
+{
+	size_t n = strspn(url, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
+	char *s;
+
+	if (n == 0 || strncmp(url + n, "://", 3) != 0)
+		return NULL;
+	s = xstrndup(url, n);
+	for (char *p = s; *p != '\0'; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	return s;
+}
+
+struct http_call *
+http_stream(const struct http_stream_req *req, http_data_cb on_data, http_cb on_done,
+    void *arg, char **err)
+{
+	struct http_call *c;
+	char *scheme;
+	CURLMcode mr;
+
+	c = xcalloc(1, sizeof(*c));
+	buf_init(&c->resp);
+	c->fd = -1;
+	c->retry_after_ms = -1;
+	c->method = xstrdup("GET");
+	c->url = xstrdup(req->url);
+	c->log_url = req->log_url != NULL ? xstrdup(req->log_url) : redact_url(req->url);
+	c->max_bytes = req->max_bytes > 0 ? req->max_bytes : 0;
+	c->stall_ms = req->stall_ms > 0 ? req->stall_ms : HTTP_STREAM_STALL_MS;
+	c->on_data = on_data;
+	c->cb = on_done;
+	c->arg = arg;
+	c->attempts = 1;
+	c->next = http_calls;
+	if (http_calls != NULL)
+		http_calls->prev = c;
+	http_calls = c;
+	c->resume_ev = evtimer_new(http_base, resume_cb, c);
+
+	scheme = url_scheme(req->url);
+	if (scheme == NULL || (strcmp(scheme, "file") != 0 &&
+	    strstr("," HTTP_STREAM_PROTOCOLS ",", scheme) == NULL) || strchr(scheme, ',') != NULL) {
+		*err = xasprintf("%s: unsupported URL scheme (expected file, ftp, ftps, sftp, "
+		    "http or https)", c->log_url);
+		goto fail;
+	}
+	if (strcmp(scheme, "file") == 0) {
+		if (stream_open_file(c, err) == -1)
+			goto fail;
+		free(scheme);
+		return c;
+	}
+	if ((c->easy = curl_easy_init()) == NULL) {
+		*err = xasprintf("%s: cannot create a libcurl handle", c->log_url);
+		goto fail;
+	}
+	if (stream_setup_easy(c, req, scheme, err) == -1)
+		goto fail;
+	c->stall_ev = evtimer_new(http_base, stall_cb, c);
+	if ((mr = curl_multi_add_handle(http_multi, c->easy)) != CURLM_OK) {
+		*err = xasprintf("%s: cannot start the transfer: %s", c->log_url,
+		    curl_multi_strerror(mr));
+		goto fail;
+	}
+	c->in_multi = true;
+	stall_arm(c);
+	if (strcmp(scheme, "ftps") == 0) {
+		struct timeval tv = { 0, HTTP_NUDGE_MS * 1000 };
+
+		c->nudge_ev = event_new(http_base, -1, EV_PERSIST, nudge_cb, c);
+		evtimer_add(c->nudge_ev, &tv);
+	}
+	free(scheme);
+	return c;
+fail:
+	free(scheme);
+	call_free(c);
+	return NULL;
+}
+
+void
+http_stream_pause(struct http_call *c)
+{
+	if (c != NULL && c->on_data != NULL)
+		stream_pause(c);
+}
+
+void
+http_stream_resume(struct http_call *c)
+{
+	static const struct timeval now = { 0, 0 };
+
+	if (c != NULL && c->on_data != NULL && c->paused && !c->in_done)
+		evtimer_add(c->resume_ev, &now);
 }

@@ -1223,8 +1223,7 @@ bad_usage(const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
-	usage(stderr);
+	fprintf(stderr, "\nTry 'onesyncctl --help'.\n");
 	return EX_USAGE;
 }
 
@@ -1276,7 +1275,7 @@ main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		default:
-			usage(stderr);
+			fprintf(stderr, "Try 'onesyncctl --help'.\n");
 			return EX_USAGE;
 		}
 	}

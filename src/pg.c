@@ -203,6 +203,7 @@ conn_lost(struct pg_conn *c, const char *why)
 	if (!pg->warned_down)
 		log_warnx("lost connection to %s: %s; reconnecting on demand", pg->name, msg);
 	pg->warned_down = true;
+	pg->last_connect_ok = false;	/* up again only once a connect succeeds */
 	q = conn_close(c);
 	if (q != NULL) {
 		err = xasprintf("lost connection to %s: %s", pg->name, msg);

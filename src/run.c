@@ -12,6 +12,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "metrics.h"
 #include "run.h"
 #include "state.h"
 
@@ -34,6 +35,7 @@ run_end(struct run *r, bool ok, bool lease_lost)
 {
 	struct jobrt *jr = r->jr;
 
+	metrics_run_ended(r, ok, lease_lost);	/* status: counters move by this run's counts */
 	jr->run = NULL;
 	run_free(r);
 	daemon_run_ended(jr, ok, lease_lost);
@@ -74,7 +76,14 @@ write_failure(struct run *r)
 		run_end(r, false, false);
 		return;
 	}
-	doc = json_pack("{ss ss}", "result", r->cut ? "cut" : "failed", "error", r->fail_msg);
+	doc = json_pack("{ss ss sI sI sI sI sI}", "result", r->cut ? "cut" : "failed",
+	    "error", r->fail_msg,
+	    /* what the run did since its last checkpoint, so the history shows it all */
+	    "read", (json_int_t)(r->nread - r->c_read),
+	    "delivered", (json_int_t)(r->ndelivered - r->c_delivered),
+	    "skipped", (json_int_t)(r->nskipped - r->c_skipped),
+	    "nfailed", (json_int_t)(r->nfailed - r->c_failed),
+	    "ndeleted", (json_int_t)(r->ndeleted - r->c_deleted));
 	r->state_busy = true;
 	state_checkpoint(r->jr->d->state, r->job->name, r->epoch, r->id, doc, result_written, r);
 	json_decref(doc);
@@ -211,6 +220,7 @@ checkpointed(void *arg, int rc, json_t *res, const char *err)
 			    "marked dead until an operator retries it", json_string_value(k),
 			    r->job->max_attempts);
 		r->have_failures = json_integer_value(json_object_get(res, "failures")) > 0;
+		metrics_state_answer(r->job->name, res);	/* status: queue sizes */
 	}
 	next(r, 0);
 }
@@ -398,6 +408,7 @@ started(void *arg, int rc, json_t *res, const char *err)
 		free(strmap_put(&r->seen, json_string_value(json_array_get(e, 0)), s));
 	}
 	r->have_failures = json_integer_value(json_object_get(res, "failures")) > 0;
+	metrics_state_answer(r->job->name, res);	/* status: queue sizes */
 	r->retry = json_incref(json_object_get(res, "retry"));
 	log_job(LOG_DEBUG, r->job->name, r->id, NULL, "run started (watermark %s, %zu seen, "
 	    "%zu retries due)", r->wm_text != NULL ? r->wm_text : "(none)", r->seen.n,

@@ -233,6 +233,10 @@ static const char *const state_migrations[] = {
 "      failed = failed + COALESCE((d->>'nfailed')::bigint, 0),\n"
 "      deleted = deleted + COALESCE((d->>'ndeleted')::bigint, 0)\n"
 "   WHERE id = p_run;\n"
+"  IF (d->>'clear_unkeyed')::boolean THEN\n"
+"    DELETE FROM @S@.failures WHERE job = p_job\n"
+"       AND (key LIKE '#line:%' OR key LIKE '#nokey:%');\n"
+"  END IF;\n"
 "  IF (d->>'release')::boolean THEN\n"
 "    UPDATE @S@.jobs SET owner = NULL, lease_until = NULL\n"
 "     WHERE name = p_job AND owner = p_owner AND epoch = p_epoch;\n"
@@ -244,7 +248,8 @@ static const char *const state_migrations[] = {
 
 "  END IF;\n"
 "  RETURN jsonb_build_object('dead', COALESCE(dead_keys, '[]'::jsonb),\n"
-"    'failures', (SELECT count(*) FROM @S@.failures WHERE job = p_job));\n"
+"    'failures', (SELECT count(*) FROM @S@.failures WHERE job = p_job),\n"
+"    'dead_records', (SELECT count(*) FROM @S@.failures WHERE job = p_job AND dead));\n"
 "END $f$;\n",
 };
 

@@ -141,15 +141,17 @@ file_record(void *arg, json_t *rec, long line)
 	struct capture_state *cs = r->cs;
 
 	if (cs->flushing) {
+		/* Read on while the batch is out, up to one more batch. */
 		json_array_append_new(cs->held, json_pack("[O I]", rec, (json_int_t)line));
+		if ((int)json_array_size(cs->held) >= r->job->batch && !cs->paused) {
+			source_file_pause(cs->fr);
+			cs->paused = true;
+		}
 		return;
 	}
 	on_record(r, rec, line);
-	if ((int)r->nitems >= r->job->batch) {
-		source_file_pause(cs->fr);
-		cs->paused = true;
+	if ((int)r->nitems >= r->job->batch)
 		flush(r);
-	}
 }
 
 static void
@@ -360,6 +362,11 @@ static void
 finish(struct run *r)
 {
 	json_t *doc = json_pack("{s[] ss}", "failed", "result", "ok");
+
+	/* A complete, clean snapshot: failures of rows that had no key (named by their line
+	 * or hash) are gone with the file that had them. */
+	if (r->cs->read_error == NULL && r->cs->nbad == 0)
+		json_object_set_new(doc, "clear_unkeyed", json_true());
 
 	json_array_extend(json_object_get(doc, "failed"), r->cs->bad);
 	json_array_clear(r->cs->bad);

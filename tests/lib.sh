@@ -134,3 +134,154 @@ if x != y:
     sys.exit(1)
 PY
 }
+
+# A free TCP port on 127.0.0.1 (nothing listens on it now).
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+# wait_port PORT: until something accepts on 127.0.0.1:PORT (bounded: 10 s).
+wait_port() {
+	local i
+	for i in $(seq 100); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# ftp_start DIR: anonymous read-only vsftpd on 127.0.0.1 serving DIR (made root-owned, files
+# world-readable), in the foreground of a background job; sets FTP=ftp://127.0.0.1:PORT.
+ftp_start() {
+	vsftpd_start "$1" ftp
+	FTP=ftp://127.0.0.1:$VSFTPD_PORT
+}
+# ftps_start DIR: the same with implicit TLS on the control and data connections and a fresh
+# self-signed certificate for 127.0.0.1; sets FTPS=ftps://127.0.0.1:PORT and FTPS_CA (the
+# certificate, for source.ca_file).
+ftps_start() {
+	FTPS_CA=$T/ftps-cert.pem
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/ftps-key.pem" -out "$FTPS_CA" -days 2 \
+		-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1 || fail "openssl req"
+	vsftpd_start "$1" ftps "ssl_enable=YES
+implicit_ssl=YES
+allow_anon_ssl=YES
+force_anon_logins_ssl=YES
+force_anon_data_ssl=YES
+require_ssl_reuse=NO
+rsa_cert_file=$FTPS_CA
+rsa_private_key_file=$T/ftps-key.pem"
+	FTPS=ftps://127.0.0.1:$VSFTPD_PORT
+}
+# vsftpd_start DIR NAME [EXTRA_CONFIG]: sets VSFTPD_PORT.
+vsftpd_start() {
+	local dir=$1 conf=$T/vsftpd-$2.conf pasv
+	command -v /usr/sbin/vsftpd >/dev/null || fail "vsftpd is not installed (contrib/install-deps)"
+	chown root: "$dir"; chmod 755 "$dir"
+	mkdir -p "$T/vsftpd-empty"; chmod 755 "$T/vsftpd-empty"
+	VSFTPD_PORT=$(free_port)
+	pasv=$(( 30000 + RANDOM % 20000 ))
+	cat >"$conf" <<FTPCONF
+listen=YES
+listen_ipv6=NO
+background=NO
+listen_address=127.0.0.1
+listen_port=$VSFTPD_PORT
+anonymous_enable=YES
+no_anon_password=YES
+local_enable=NO
+write_enable=NO
+anon_root=$dir
+secure_chroot_dir=$T/vsftpd-empty
+seccomp_sandbox=NO
+pasv_enable=YES
+pasv_address=127.0.0.1
+pasv_min_port=$pasv
+pasv_max_port=$(( pasv + 20 ))
+xferlog_enable=NO
+dirmessage_enable=NO
+use_localtime=NO
+${3:-}
+FTPCONF
+	/usr/sbin/vsftpd "$conf" >"$T/vsftpd-$2.log" 2>&1 &
+	PIDS+=("$!")
+	wait_port "$VSFTPD_PORT" || { cat "$T/vsftpd-$2.log" >&2; fail "vsftpd ($2) did not start on port $VSFTPD_PORT"; }
+}
+
+# sftp_start DIR: sshd on 127.0.0.1 with its own ed25519 host key and a fresh ed25519 client
+# key for root (sftp only, internal-sftp); sets SFTP=sftp://root@127.0.0.1:PORT (append the
+# absolute path of a file in DIR), SSH_KEY (the client's private key) and SSH_HOST_SHA256
+# (the host key's SHA256 fingerprint in base64, as ssh-keygen -l prints it after "SHA256:").
+sftp_start() {
+	local dir=$1 port conf=$T/sshd_config
+	command -v /usr/sbin/sshd >/dev/null || fail "openssh-server is not installed (contrib/install-deps)"
+	mkdir -p /run/sshd; chmod 755 /run/sshd
+	rm -f "$T/ssh_host_ed25519" "$T/ssh_client_ed25519"
+	ssh-keygen -q -t ed25519 -N '' -f "$T/ssh_host_ed25519" || fail "ssh-keygen (host)"
+	ssh-keygen -q -t ed25519 -N '' -f "$T/ssh_client_ed25519" || fail "ssh-keygen (client)"
+	cp "$T/ssh_client_ed25519.pub" "$T/ssh_authorized_keys"
+	chmod 600 "$T/ssh_host_ed25519" "$T/ssh_client_ed25519" "$T/ssh_authorized_keys"
+	port=$(free_port)
+	cat >"$conf" <<SSHCONF
+ListenAddress 127.0.0.1
+Port $port
+HostKey $T/ssh_host_ed25519
+PidFile $T/sshd.pid
+AuthorizedKeysFile $T/ssh_authorized_keys
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PrintMotd no
+AllowTcpForwarding no
+X11Forwarding no
+Subsystem sftp internal-sftp
+SSHCONF
+	/usr/sbin/sshd -D -e -f "$conf" >"$T/sshd.log" 2>&1 &
+	SFTP_PID=$!
+	PIDS+=("$SFTP_PID")
+	wait_port "$port" || { cat "$T/sshd.log" >&2; fail "sshd did not start on port $port"; }
+	SFTP=sftp://root@127.0.0.1:$port
+	SSH_KEY=$T/ssh_client_ed25519
+	SSH_HOST_SHA256=$(ssh-keygen -l -E sha256 -f "$T/ssh_host_ed25519.pub" | awk '{ print $2 }')
+	SSH_HOST_SHA256=${SSH_HOST_SHA256#SHA256:}
+}
+
+# files_http_start DIR: python3's http.server serving DIR on 127.0.0.1 (files as they are:
+# a .gz file is sent compressed, without Content-Encoding); sets FILES_HTTP=http://127.0.0.1:PORT.
+files_http_start() {
+	local port
+	port=$(free_port)
+	python3 -m http.server --bind 127.0.0.1 --directory "$1" "$port" >"$T/files-http.log" 2>&1 &
+	PIDS+=("$!")
+	wait_port "$port" || { cat "$T/files-http.log" >&2; fail "http.server did not start"; }
+	FILES_HTTP=http://127.0.0.1:$port
+}
+
+# same_file CONNINFO TABLE FILE FORMAT "key,col,...": the table holds exactly the file's
+# records (CSV, NDJSON or a JSON array, gzip by a .gz suffix), compared as text on the columns.
+same_file() {
+	psql -X -A -t -q "$1" -c "SELECT COALESCE(json_agg(row_to_json(t)), '[]') FROM $2 t" >"$T/dst.json"
+	python3 - "$T/dst.json" "$3" "$4" "$5" <<'PY'
+import csv, gzip, io, json, sys
+dst, path, fmt, cols = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].split(",")
+raw = gzip.open(path, "rb").read() if path.endswith(".gz") else open(path, "rb").read()
+text = raw.decode("utf-8")
+if fmt == "csv":
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+elif fmt == "ndjson":
+    rows = [json.loads(l, parse_float=str) for l in text.splitlines() if l.strip()]
+else:
+    rows = json.loads(text, parse_float=str)
+def norm(rs): return {str(r.get(cols[0])): tuple(str(r.get(c)) for c in cols) for r in rs}
+s, d = norm(rows), norm(json.load(open(dst), parse_float=str))
+missing = [k for k in s if k not in d]; extra = [k for k in d if k not in s]
+diff = [k for k in s if k in d and s[k] != d[k]]
+if missing or extra or diff or len(s) != len(rows):
+    print(f"file {len(rows)} records ({len(s)} keys), table {len(d)} rows; missing {len(missing)} "
+          f"{missing[:5]}, extra {len(extra)} {extra[:5]}, different {len(diff)} " +
+          "; ".join(f"{k}: {s[k]} != {d[k]}" for k in diff[:3]))
+    sys.exit(1)
+PY
+}

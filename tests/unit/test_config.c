@@ -191,6 +191,20 @@ test_minimal_defaults(void **state)
 	assert_null(j->src.pending);
 	assert_null(j->src.mark_set);
 	assert_int_equal(j->src.nmark_set, 0);
+	/* strategy capture, file source and delete fields keep their zero values */
+	assert_null(j->capture.fields);
+	assert_int_equal(j->capture.nfields, 0);
+	assert_null(j->capture.exclude);
+	assert_int_equal(j->capture.nexclude, 0);
+	assert_false(j->capture.deletes);
+	assert_null(j->src.file_url);
+	assert_null(j->src.ssh_key);
+	assert_null(j->src.ssh_host_sha256);
+	assert_null(j->src.username);
+	assert_null(j->src.password);
+	assert_false(j->dst.has_delete);
+	assert_null(j->dst.delete_method);
+	assert_null(j->dst.delete_url);
 	assert_int_equal(strlen(j->fingerprint), 32);
 	config_free(cfg);
 	free(path);
@@ -438,6 +452,294 @@ test_pg_source(void **state)
 	free(path);
 }
 
+/* Strategy capture with file sources: CSV over SFTP, NDJSON over HTTPS, a JSON file. */
+static void
+test_capture_file(void **state)
+{
+	char			*path = src_path("tests/configs/good/capture_file.conf");
+	struct config		*cfg = load_ok(path);
+	const struct job_conf	*j;
+
+	assert_int_equal(cfg->njobs, 3);
+	j = config_job(cfg, "catalogue");
+	assert_non_null(j);
+	assert_int_equal(j->strategy, STRAT_CAPTURE);
+	assert_null(j->capture.fields);			/* the whole record */
+	assert_int_equal(j->capture.nfields, 0);
+	assert_int_equal(j->capture.nexclude, 2);
+	assert_string_equal(j->capture.exclude[0], "exported_at");
+	assert_string_equal(j->capture.exclude[1], "row_no");
+	assert_null(j->capture.exclude[2]);
+	assert_true(j->capture.deletes);
+	assert_true(j->capture.max_delete_ratio == 0.25);
+	assert_null(j->modified.field);
+	assert_int_equal(j->src.type, CONN_FILE);
+	assert_int_equal(j->src.line, 16);
+	assert_string_equal(j->src.file_url,
+	    "sftp://supplier.example.com/out/catalogue.csv.gz");
+	assert_null(j->src.url);			/* the http template */
+	assert_null(j->src.records);
+	assert_int_equal(j->src.nquery, 0);
+	assert_int_equal(j->src.file_format, FILE_CSV);	/* default */
+	assert_int_equal(j->src.delimiter, ';');
+	assert_int_equal(j->src.gzip, -1);		/* default "auto" */
+	assert_string_equal(j->src.ssh_key, "/etc/onesyncd/supplier_ed25519");
+	/* "SHA256:" stripped */
+	assert_string_equal(j->src.ssh_host_sha256,
+	    "nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8");
+	assert_string_equal(j->src.username, "onesync");
+	assert_null(j->src.password);
+	/* a whole file transfer: 10m, not defaults.timeout; no retries, no size limit */
+	assert_int_equal(j->src.http.timeout_ms, 600000);
+	assert_int_equal(j->src.http.retries, 0);
+	assert_int_equal(j->src.http.max_bytes, 0);
+	assert_false(j->src.http.tls_verify);		/* defaults.tls_verify */
+	assert_null(j->src.http.ca_file);
+	assert_int_equal(j->dst.type, CONN_POSTGRESQL);
+	assert_false(j->dst.has_delete);		/* postgresql deletes by key_columns */
+	assert_int_equal(j->dst.nkey_columns, 1);
+	assert_string_equal(j->dst.key_columns[0], "sku");
+
+	j = config_job(cfg, "stock");
+	assert_non_null(j);
+	assert_int_equal(j->nkey, 2);
+	assert_int_equal(j->capture.nfields, 2);
+	assert_string_equal(j->capture.fields[0], "qty");
+	assert_string_equal(j->capture.fields[1], "bin.code");
+	assert_null(j->capture.exclude);
+	assert_int_equal(j->capture.nexclude, 0);
+	assert_false(j->capture.deletes);		/* default */
+	assert_true(j->capture.max_delete_ratio == 0.1);	/* default */
+	assert_string_equal(j->src.file_url, "https://files.example.com/stock.ndjson");
+	assert_int_equal(j->src.file_format, FILE_NDJSON);
+	assert_int_equal(j->src.delimiter, ',');
+	assert_int_equal(j->src.gzip, 0);
+	assert_null(j->src.ssh_key);
+	assert_null(j->src.ssh_host_sha256);
+	assert_string_equal(j->src.username, "reader");
+	assert_string_equal(j->src.password, "s3cret");
+	assert_int_equal(j->src.http.timeout_ms, 120000);
+	assert_int_equal(j->src.http.retries, 0);
+	assert_int_equal(j->src.http.max_bytes, 1073741824);
+	assert_true(j->src.http.tls_verify);
+	assert_string_equal(j->src.http.ca_file, "/etc/ssl/files.pem");
+	assert_int_equal(j->dst.type, CONN_HTTP);
+	assert_false(j->dst.has_delete);
+
+	j = config_job(cfg, "prices");
+	assert_non_null(j);
+	assert_int_equal(j->src.file_format, FILE_JSON);
+	assert_int_equal(j->src.gzip, -1);
+	assert_true(j->capture.max_delete_ratio == 1.0);	/* an integer 1 */
+	assert_null(j->src.username);
+	assert_string_not_equal(cfg->jobs[0].fingerprint, cfg->jobs[1].fingerprint);
+	config_free(cfg);
+	free(path);
+}
+
+/* Strategy capture over an HTTP API and a PostgreSQL table; HTTP delete requests. */
+static void
+test_capture_http(void **state)
+{
+	char			*path = src_path("tests/configs/good/capture_http.conf");
+	struct config		*cfg = load_ok(path);
+	const struct job_conf	*j;
+	struct tmpl_vals	 v = { 0 };
+	struct buf		 b;
+	char			*err;
+
+	assert_int_equal(cfg->njobs, 2);
+	j = config_job(cfg, "products");
+	assert_non_null(j);
+	assert_int_equal(j->strategy, STRAT_CAPTURE);
+	assert_int_equal(j->capture.nfields, 4);
+	assert_string_equal(j->capture.fields[3], "stock.level");
+	assert_true(j->capture.deletes);
+	assert_true(j->capture.max_delete_ratio == 0.1);
+	assert_int_equal(j->src.type, CONN_HTTP);
+	assert_null(j->src.file_url);
+	assert_int_equal(j->src.page_style, PAGE_PAGE);
+	assert_int_equal(j->src.page_size, 200);
+	assert_string_equal(j->src.records, "items");
+	assert_int_equal(j->src.http.timeout_ms, 30000);	/* http: defaults.timeout */
+	assert_int_equal(j->src.http.retries, 3);
+	assert_false(j->src.has_mark);
+	assert_true(j->dst.has_delete);
+	assert_string_equal(j->dst.delete_method, "DELETE");	/* default */
+	assert_int_equal(tmpl_uses(j->dst.delete_url), TV_KEY);
+	v.have = TV_KEY;
+	v.key = "p/1";
+	buf_init(&b);
+	assert_int_equal(tmpl_render(j->dst.delete_url, &v, false, &b, &err), 0);
+	assert_string_equal(b.data, "http://127.0.0.1:8081/api/products/p%2F1?soft=1");
+	buf_free(&b);
+
+	j = config_job(cfg, "pg-countries");
+	assert_non_null(j);
+	assert_int_equal(j->capture.nexclude, 1);
+	assert_false(j->capture.deletes);
+	assert_int_equal(j->src.type, CONN_POSTGRESQL);
+	assert_string_equal(j->src.table, "ref.countries");
+	assert_int_equal(j->src.ncolumns, 3);
+	assert_string_equal(j->src.where, "active");
+	assert_null(j->src.pending);
+	assert_int_equal(j->src.nmark_set, 0);
+	assert_int_equal(j->src.page_size, 1000);
+	assert_true(j->dst.has_delete);			/* given, though deletes is off */
+	assert_string_equal(j->dst.delete_method, "POST");
+	config_free(cfg);
+	free(path);
+}
+
+/* Load text that must fail with an error containing want. */
+static void
+expect_error(const char *text, const char *want)
+{
+	char		*path = write_tmp("err.conf", text);
+	struct config	*cfg = NULL;
+	struct strlist	 errs = { 0 };
+	size_t		 i;
+	bool		 found = false;
+
+	if (config_load(path, &cfg, &errs) == 0)
+		fail_msg("loaded, expected '%s':\n%s", want, text);
+	for (i = 0; i < errs.n; i++) {
+		if (strstr(errs.v[i], want) != NULL)
+			found = true;
+	}
+	if (!found) {
+		for (i = 0; i < errs.n; i++)
+			print_error("  got: %s\n", errs.v[i]);
+		fail_msg("no error contains '%s'", want);
+	}
+	strlist_free(&errs);
+	free(path);
+}
+
+#define CJOB(capture, source, dest)						\
+	"state = { conninfo = \"x\"; };\n"					\
+	"jobs = ( { name = \"c\"; strategy = \"capture\"; key = \"id\";\n"	\
+	capture "\n source = { " source " };\n destination = { " dest " }; } );\n"
+#define FSRC	"type = \"file\"; "
+#define HDST	"type = \"http\"; url = \"http://h/{{key}}\";"
+
+/* The checks of capture, file sources and delete requests that have no bad file. */
+static void
+test_capture_errors(void **state)
+{
+	expect_error(CJOB("", FSRC "url = \"sftp://u:pw@h/a.csv\";", HDST),
+	    "'source.url': a password in the URL would be logged");
+	expect_error(CJOB("", FSRC "url = \"/srv/a.csv\";", HDST),
+	    "'source.url': '/srv/a.csv' is not a URL");
+	expect_error(CJOB("", FSRC "url = \"file:///{{env:HOME}}/a.csv\";", HDST),
+	    "the url of a file source takes no placeholders");
+	expect_error(CJOB("", FSRC "url = \"HTTPS://h/a\"; format = \"xml\";", HDST),
+	    "'source.format': unknown format 'xml' (expected csv, ndjson or json)");
+	expect_error(CJOB("", FSRC "url = \"file:///a\"; format = \"ndjson\"; "
+	    "delimiter = \";\";", HDST),
+	    "'source.delimiter' is used only with format 'csv'");
+	expect_error(CJOB("", FSRC "url = \"file:///a\"; delimiter = \"\\\"\";", HDST),
+	    "'source.delimiter' must be one character");
+	expect_error(CJOB("", FSRC "url = \"file:///a\"; gzip = \"yes\";", HDST),
+	    "'source.gzip' must be true, false or \"auto\"");
+	expect_error(CJOB("", FSRC "url = \"sftp://h/a\"; ssh_host_sha256 = \"abc\";",
+	    HDST), "'source.ssh_host_sha256': 'abc' is not a base64 SHA-256");
+	expect_error(CJOB("", FSRC "url = \"https://h/a\"; ssh_host_sha256 = "
+	    "\"nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8\";", HDST),
+	    "'source.ssh_host_sha256' is used only with an sftp:// url");
+	expect_error(CJOB("", FSRC "url = \"file:///a\"; username = \"u\";", HDST),
+	    "'source.username' has no use with a file:// url");
+	expect_error(CJOB("", FSRC "url = \"ftp://h/a\"; password = \"{{key}}\";",
+	    HDST), "source.password: placeholder {{key}} is not valid here");
+	expect_error(CJOB("", FSRC "url = \"ftp://h/a\"; retries = 2;", HDST),
+	    "'source.retries' is not valid for a file source");
+	expect_error(CJOB("", FSRC "url = \"ftp://h/a\"; page = { size = 2; };", HDST),
+	    "'source.page' is not valid for a file source");
+	expect_error(CJOB("", FSRC "url = \"ftp://h/a\"; max_bytes = 0;", HDST),
+	    "'source.max_bytes' must be between 1024");
+	expect_error(CJOB("", "url = \"http://h/a\"; format = \"csv\";", HDST),
+	    "'source.format' is not valid for a http source");
+	expect_error(CJOB("", "url = \"http://h/{{watermark}}\";", HDST),
+	    "source.url: {{watermark}} has no value with strategy 'capture'");
+	expect_error(CJOB("", "type = \"postgresql\"; conninfo = \"x\"; table = \"t\"; "
+	    "pending = \"NOT done\";", HDST),
+	    "source.pending is used only by strategy 'flag'");
+	expect_error(CJOB("flag = { version = \"v\"; };", "url = \"http://h/a\";", HDST),
+	    "'flag' is used only by strategy 'flag'");
+	expect_error(CJOB("capture = { max_delete_ratio = 2; };", "url = \"http://h/a\";",
+	    HDST), "'capture.max_delete_ratio' must be between 0 and 1 (got 2)");
+	expect_error(CJOB("capture = { max_delete_ratio = \"10%\"; };",
+	    "url = \"http://h/a\";", HDST),
+	    "'capture.max_delete_ratio' must be a number such as 0.1");
+	expect_error(CJOB("capture = { exclude = [ \"meta.ts\" ]; };",
+	    "url = \"http://h/a\";", HDST), "'capture.exclude': 'meta.ts' is a path");
+	expect_error(CJOB("capture = { fields = [ ]; };", "url = \"http://h/a\";", HDST),
+	    "'capture.fields' is empty");
+	expect_error(CJOB("capture = { fields = [ \"a\", \"a\" ]; };",
+	    "url = \"http://h/a\";", HDST), "'capture.fields': 'a' is given twice");
+	expect_error(CJOB("capture = { deletes = true; };", "url = \"http://h/a\";",
+	    HDST " delete = { method = \"GET\"; url = \"http://h/{{key}}\"; };"),
+	    "'destination.delete.method': unknown method 'GET'");
+	expect_error(CJOB("", "url = \"http://h/a\";", HDST " delete = { method = "
+	    "\"DELETE\"; };"), "missing required key 'destination.delete.url'");
+	expect_error(CJOB("capture = { deletes = true; };", "url = \"http://h/a\";",
+	    HDST " headers = [ \"If-Match: {{record.v}}\" ]; delete = { url = "
+	    "\"http://h/{{key}}\"; };"),
+	    "destination.headers[0]: {{record}} has no value in the delete request");
+	expect_error(CJOB("capture = { deletes = true; };", "url = \"http://h/a\";",
+	    "type = \"postgresql\"; conninfo = \"x\"; table = \"t\"; "
+	    "columns = { id = \"id\"; }; delete = { url = \"http://h/{{key}}\"; };"),
+	    "'destination.delete' is not valid for a postgresql destination");
+	expect_error("state = { conninfo = \"x\"; };\n"
+	    "jobs = ( { name = \"m\"; strategy = \"modified\"; key = \"id\";\n"
+	    " modified = { field = \"t\"; }; source = { url = \"http://h/a\"; };\n"
+	    " destination = { " HDST " delete = { url = \"http://h/{{key}}\"; }; }; } );\n",
+	    "destination.delete is used only by strategy 'capture'");
+}
+
+/* A file source's password: rendered from its secret at load, in the fingerprint. */
+static void
+test_capture_password(void **state)
+{
+	char		*text, *p, *t;
+	struct config	*c1, *c2;
+
+	text = xasprintf("daemon = { secrets_dir = \"%s\"; };\n%s", tmpdir,
+	    CJOB("", FSRC "url = \"sftp://h/a.csv\"; username = \"u\"; "
+	    "password = \"{{secret:token}}\"; ssh_host_sha256 = "
+	    "\"nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8=\";", HDST));
+	p = write_tmp("pw.conf", text);
+	c1 = load_ok(p);
+	assert_string_equal(c1->jobs[0].src.password, "t0ken");
+	/* the 44-character form (with '=') is stored as the 43 OpenSSH prints */
+	assert_string_equal(c1->jobs[0].src.ssh_host_sha256,
+	    "nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8");
+	t = write_tmp("token", "n3w\n");
+	free(t);
+	c2 = load_ok(p);
+	assert_string_equal(c2->jobs[0].src.password, "n3w");
+	assert_string_not_equal(c1->jobs[0].fingerprint, c2->jobs[0].fingerprint);
+	config_free(c2);
+	t = write_tmp("token", "t0ken\n");
+	free(t);
+	c2 = load_ok(p);
+	assert_string_equal(c1->jobs[0].fingerprint, c2->jobs[0].fingerprint);
+	config_free(c2);
+	config_free(c1);
+	free(p);
+	free(text);
+
+	/* {{env:NAME}} too, and a literal password */
+	setenv("ONESYNC_TEST_FILE_PW", "e-pw", 1);
+	p = write_tmp("pw2.conf", CJOB("", FSRC "url = \"ftps://h/a.csv\"; "
+	    "password = \"x-{{env:ONESYNC_TEST_FILE_PW}}\";", HDST));
+	c1 = load_ok(p);
+	assert_string_equal(c1->jobs[0].src.password, "x-e-pw");
+	config_free(c1);
+	unsetenv("ONESYNC_TEST_FILE_PW");
+	free(p);
+}
+
 /* Every file in tests/configs/bad fails with its expected FILE:LINE message. */
 static void
 test_bad_configs(void **state)
@@ -504,7 +806,7 @@ test_all_errors(void **state)
 	    "    source = { url = \"http://h/{{bogus}}\"; };\n"	/* 6 */
 	    "    destination = { type = \"http\"; url = \"http://h/{{key}}\"; "
 	    "colour = 1; }; },\n"					/* 7 */
-	    "  { name = \"a\"; strategy = \"capture\"; key = 5;\n"	/* 8 */
+	    "  { name = \"a\"; strategy = \"snapshot\"; key = 5;\n"	/* 8 */
 	    "    source = { url = \"http://h/\"; };\n"
 	    "    destination = { type = \"ftp\"; }; }\n"		/* 10 */
 	    ");\n");
@@ -522,8 +824,8 @@ test_all_errors(void **state)
 	    "placeholder {{bogus}}"));
 	assert_non_null(strstr(errs.v[5], "multi.conf:8: duplicate job name 'a' "
 	    "(first at line 4)"));
-	assert_non_null(strstr(errs.v[6], "multi.conf:8: strategy 'capture' is not "
-	    "supported"));
+	assert_non_null(strstr(errs.v[6], "multi.conf:8: unknown strategy 'snapshot' "
+	    "(expected modified, flag or capture)"));
 	assert_non_null(strstr(errs.v[7], "multi.conf:10: unknown destination type "
 	    "'ftp'"));
 	strlist_free(&errs);
@@ -723,6 +1025,10 @@ main(void)
 		cmocka_unit_test(test_full_values),
 		cmocka_unit_test(test_flag_http),
 		cmocka_unit_test(test_pg_source),
+		cmocka_unit_test(test_capture_file),
+		cmocka_unit_test(test_capture_http),
+		cmocka_unit_test(test_capture_errors),
+		cmocka_unit_test(test_capture_password),
 		cmocka_unit_test(test_bad_configs),
 		cmocka_unit_test(test_all_errors),
 		cmocka_unit_test(test_example),
