@@ -421,7 +421,7 @@ started(void *arg, int rc, json_t *res, const char *err)
 		strategy_flag_begin(r, res);
 		break;
 	case STRAT_CAPTURE:
-		strategy_capture_begin(r);
+		strategy_capture_begin(r, res);
 		break;
 	default:
 		run_fail(r, "strategy not supported by this version");

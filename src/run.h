@@ -121,7 +121,7 @@ void run_set_swap(struct run *, struct pageset *);
 /* Strategy entry points: called once the run has started in the state store. */
 void strategy_modified_begin(struct run *);
 void strategy_flag_begin(struct run *, json_t *started);
-void strategy_capture_begin(struct run *);
+void strategy_capture_begin(struct run *, json_t *started);
 void strategy_capture_free(struct run *);
 void strategy_capture_cancel(struct run *);	/* stop reading the file */
 /* A strategy's own state call came back: true when the run is failing and must stop

@@ -26,7 +26,7 @@ PY
 }
 cat >"$T/c.conf" <<CONF
 state = { conninfo = "$STATE"; };
-defaults = { interval = "1h"; retries = 0; timeout = "30s"; };
+defaults = { interval = "1h"; retries = 0; retry_backoff = "0"; timeout = "30s"; };
 jobs = ( { name = "items"; strategy = "capture"; key = "id"; batch = 100;
 	capture = { exclude = [ "stamp" ]; deletes = true; max_delete_ratio = 0.1; };
 	source = { type = "file"; url = "$URL"; format = "csv"; };
@@ -131,3 +131,19 @@ same_file "$DEST" items "$F" csv $COLS || fail "accepted: the table differs from
 	fail "delivered records are still in onesync.failures"
 note "refused records: sent again until accepted; their hashes stored only then"
 exit 0
+
+# 6. with a retry backoff, a refused and unchanged record waits for its retry instead of
+#    being sent on every run; a change to it sends it at once
+sql "$DEST" "ALTER TABLE items ADD CONSTRAINT qty_small CHECK (qty < 90) NOT VALID"
+sed 's/retry_backoff = "0"/retry_backoff = "1h"/' "$T/c.conf" >"$T/backoff.conf"
+EDIT2="$EDIT
+rows[30]['qty'] = 97"
+gen "$EDIT2"
+once "$T/backoff.conf" || fail "backoff: run exited $?"
+[ "$(last_run)" = "ok|1000|0|999|0|1" ] || fail "backoff: run $(last_run), expected record 30 refused"
+once "$T/backoff.conf" || fail "backoff again: run exited $?"
+[ "$(last_run)" = "ok|1000|0|1000|0|0" ] || fail "backoff again: run $(last_run), expected record 30 to wait"
+gen "$EDIT2
+rows[30]['qty'] = 98"
+once "$T/backoff.conf" || fail "backoff changed: run exited $?"
+[ "$(last_run)" = "ok|1000|0|999|0|1" ] || fail "backoff changed: run $(last_run), expected the changed record 30 sent (and refused)"
