@@ -15,60 +15,98 @@
 #include "canon.h"
 #include "tmpl.h"
 
-#define CANON_FLAGS	(JSON_SORT_KEYS | JSON_COMPACT | JSON_ENCODE_ANY)
 
 /* json_dump_callback sink into a struct buf. */
 static int
-canon_sink(const char *p, size_t n, void *arg)
+cmp_keys(const void *a, const void *b)
 {
-	buf_add(arg, p, n);
-	return 0;
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* The object actually hashed: a new reference. */
-static json_t *
-canon_select(json_t *rec, char *const *fields, size_t nfields, char *const *exclude,
-    size_t nexclude)
+static bool
+excluded(const char *k, char *const *exclude, size_t nexclude)
 {
-	json_t	*o, *v;
-	size_t	 i;
+	for (size_t i = 0; i < nexclude; i++)
+		if (strcmp(k, exclude[i]) == 0)
+			return true;
+	return false;
+}
 
-	if (fields != NULL && nfields > 0) {
-		/* A flat object keyed by the path; missing fields are left out. */
-		o = json_object();
-		for (i = 0; i < nfields; i++) {
-			if ((v = json_path_get(rec, fields[i])) != NULL)
-				json_object_set(o, fields[i], v);
-		}
-	} else if (nexclude > 0 && json_is_object(rec))
-		o = json_copy(rec);
-	else
-		return json_incref(rec);
-	for (i = 0; i < nexclude; i++)
-		json_object_del(o, exclude[i]);
-	return o;
+/* The canonical text of v: objects with their keys sorted (bytewise), compact, strings as
+ * UTF-8 with JSON escapes, numbers as json_append writes them; `exclude` applies to the
+ * top level only. Written by hand: it is on the hot path of every captured record. */
+static void
+canon_write(struct buf *b, json_t *v, char *const *exclude, size_t nexclude)
+{
+	const char *k, *stackkeys[64], **keys;
+	size_t n = 0, i;
+	json_t *e;
+
+	if (!json_is_object(v)) {
+		if (json_is_array(v)) {
+			buf_addc(b, '[');
+			json_array_foreach(v, i, e) {
+				if (i > 0)
+					buf_addc(b, ',');
+				canon_write(b, e, NULL, 0);
+			}
+			buf_addc(b, ']');
+		} else
+			json_append(b, v);
+		return;
+	}
+	keys = json_object_size(v) <= NELEM(stackkeys) ? stackkeys :
+	    xcalloc(json_object_size(v), sizeof *keys);
+	json_object_foreach(v, k, e)
+		if (!excluded(k, exclude, nexclude))
+			keys[n++] = k;
+	qsort(keys, n, sizeof *keys, cmp_keys);
+	buf_addc(b, '{');
+	for (i = 0; i < n; i++) {
+		if (i > 0)
+			buf_addc(b, ',');
+		json_append_str(b, keys[i]);
+		buf_addc(b, ':');
+		canon_write(b, json_object_get(v, keys[i]), NULL, 0);
+	}
+	buf_addc(b, '}');
+	if (keys != stackkeys)
+		free(keys);
 }
 
 void
 canon_hash(json_t *rec, char *const *fields, size_t nfields, char *const *exclude,
     size_t nexclude, char out[CANON_HASH_LEN])
 {
-	struct buf	 b;
-	json_t		*o;
-	XXH128_hash_t	 h;
+	static const char hex[] = "0123456789abcdef";
+	static struct buf b;	/* reused: one process, one thread */
+	XXH128_hash_t h;
+	uint64_t parts[2];
+	char *p = out;
 
-	buf_init(&b);
-	o = canon_select(rec, fields, nfields, exclude, nexclude);
-	if (json_dump_callback(o, canon_sink, &b, CANON_FLAGS) != 0)
-		buf_reset(&b);
-	json_decref(o);
+	buf_reset(&b);
+	if (fields != NULL && nfields > 0) {
+		/* A flat object keyed by the path; missing fields are left out. */
+		json_t *o = json_object(), *v;
+
+		for (size_t i = 0; i < nfields; i++)
+			if ((v = json_path_get(rec, fields[i])) != NULL)
+				json_object_set(o, fields[i], v);
+		canon_write(&b, o, exclude, nexclude);
+		json_decref(o);
+	} else
+		canon_write(&b, rec, exclude, nexclude);
 	h = XXH3_128bits(b.data != NULL ? b.data : "", b.len);
-	buf_free(&b);
-	snprintf(out, CANON_HASH_LEN, "%d:%016llx%016llx", CANON_VERSION,
-	    (unsigned long long)h.high64, (unsigned long long)h.low64);
+	parts[0] = h.high64;
+	parts[1] = h.low64;
+	*p++ = '0' + CANON_VERSION;
+	*p++ = ':';
+	for (int w = 0; w < 2; w++)
+		for (int sh = 60; sh >= 0; sh -= 4)
+			*p++ = hex[(parts[w] >> sh) & 15];
+	*p = '\0';
 }
 
-/* What a JSON value is, for error messages. */
 static const char *
 json_kind(json_t *v)
 {

@@ -47,10 +47,27 @@ struct capture_state {
 	json_t			*held;		/* records that arrived during a flush */
 	bool			 flushing;
 	struct strlist		 del;		/* keys to delete at the destination */
+	struct stored		**blocks;	/* the stored entries, allocated in blocks */
+	size_t			 nblocks, used;	/* entries used in the last block */
 	size_t			 del_next, del_end;
 };
 
+#define STORED_BLOCK	8192
+
 static void read_next(struct run *);
+
+/* A zeroed entry of the key -> hash map, from blocks (a million of them, one malloc each,
+ * would cost more than the lookups). */
+static struct stored *
+stored_new(struct capture_state *cs)
+{
+	if (cs->nblocks == 0 || cs->used == STORED_BLOCK) {
+		cs->blocks = xreallocarray(cs->blocks, cs->nblocks + 1, sizeof *cs->blocks);
+		cs->blocks[cs->nblocks++] = xcalloc(STORED_BLOCK, sizeof **cs->blocks);
+		cs->used = 0;
+	}
+	return &cs->blocks[cs->nblocks - 1][cs->used++];
+}
 static void flush(struct run *);
 static void end_of_read(struct run *);
 static void delete_next(struct run *);
@@ -83,7 +100,10 @@ strategy_capture_free(struct run *r)
 		return;
 	if (cs->fr != NULL)
 		source_file_cancel(cs->fr);
-	strmap_free(&cs->stored, free);
+	strmap_free(&cs->stored, NULL);
+	for (size_t i = 0; i < cs->nblocks; i++)
+		free(cs->blocks[i]);
+	free(cs->blocks);
 	strmap_free(&cs->failing, free);
 	free(cs->load_after);
 	free(cs->after_key);
@@ -315,7 +335,7 @@ flushed(struct run *r, int rc)
 			if (r->have_failures)
 				json_array_append_new(ok, json_string(it->key));
 			if (s == NULL) {
-				s = xcalloc(1, sizeof *s);
+				s = stored_new(cs);
 				strmap_put(&cs->stored, it->key, s);
 			}
 			memcpy(s->hash, cs->hashes[i], sizeof s->hash);
@@ -536,10 +556,11 @@ loaded(void *arg, int rc, PGresult *res, const char *err)
 	}
 	n = PQntuples(res);
 	for (int i = 0; i < n; i++) {
-		struct stored *s = xcalloc(1, sizeof *s);
+		struct stored *s = stored_new(cs);
+		size_t len = (size_t)PQgetlength(res, i, 1);
 
-		snprintf(s->hash, sizeof s->hash, "%s", PQgetvalue(res, i, 1));
-		free(strmap_put(&cs->stored, PQgetvalue(res, i, 0), s));
+		memcpy(s->hash, PQgetvalue(res, i, 1), len < sizeof s->hash ? len : sizeof s->hash - 1);
+		strmap_put(&cs->stored, PQgetvalue(res, i, 0), s);
 	}
 	if (n == LOAD_PAGE) {
 		free(cs->load_after);
