@@ -258,6 +258,63 @@ run_checkpoint(struct run *r, json_t *doc, run_step_cb next)
 	state_checkpoint(r->jr->d->state, r->job->name, r->epoch, r->id, doc, checkpointed, c);
 }
 
+/*
+ * Fetch page `index` (1-based) of a read of the whole pending or current set, used by flag
+ * and capture: an API by page number, offset, cursor or next link; a table by key after
+ * `after_key`. On failure the run fails.
+ */
+void
+run_fetch_page(struct run *r, enum source_pg_mode mode, const char *after_key, long long index,
+    source_cb cb)
+{
+	const struct source_conf *sc = &r->job->src;
+	char *err = NULL;
+
+	if (index > RUN_MAX_PAGES) {
+		run_fail(r, "more than %d pages in one run; check the source's paging", RUN_MAX_PAGES);
+		return;
+	}
+	if (sc->type == CONN_POSTGRESQL) {
+		struct source_pg_read rd = { .mode = mode, .after_key = after_key,
+		    .limit = sc->page_size };
+
+		r->sreq = source_pg_fetch(r->jr->d, r->job, &rd, cb, r, &err);
+	} else {
+		struct tmpl_vals v = { .have = TV_PAGE | TV_OFFSET | TV_LIMIT };
+
+		v.page = sc->page_first + index - 1;
+		v.offset = (index - 1) * sc->page_size;
+		v.limit = sc->page_size;
+		if (r->cursor != NULL) {
+			v.have |= TV_CURSOR;
+			v.cursor = r->cursor;
+		}
+		r->sreq = source_http_fetch(r->job, &v, r->next_url, cb, r, &err);
+	}
+	if (r->sreq == NULL) {
+		run_fail(r, "%s", err);
+		free(err);
+	}
+}
+
+/* Whether another page follows, and where the source says it is (next link or cursor). */
+bool
+run_page_more(struct run *r, const struct source_page *page)
+{
+	const struct source_conf *sc = &r->job->src;
+	size_t n = json_array_size(page->records);
+
+	free(r->next_url);
+	free(r->cursor);
+	r->next_url = page->next_url != NULL ? xstrdup(page->next_url) : NULL;
+	r->cursor = page->cursor != NULL ? xstrdup(page->cursor) : NULL;
+	if (sc->type == CONN_HTTP && (sc->page_style == PAGE_LINK || sc->page_style == PAGE_NEXT))
+		return page->next_url != NULL || page->cursor != NULL;
+	if (sc->type == CONN_HTTP && sc->page_style == PAGE_NONE)
+		return false;
+	return n > 0 && (int64_t)n >= sc->page_size;
+}
+
 struct dest_item *
 run_add_item(struct run *r, const char *key, json_t *rec)
 {

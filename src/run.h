@@ -115,6 +115,10 @@ void run_deliver(struct run *, run_step_cb next);	/* r->items[0..nitems) in batc
 struct dest_item *run_add_item(struct run *, const char *key, json_t *rec);
 void run_note_failure(struct run *, const char *key, const char *error);
 void run_items_reset(struct run *);	/* drop the items of the last delivery */
+#define RUN_MAX_PAGES	10000000
+void run_fetch_page(struct run *, enum source_pg_mode, const char *after_key, long long index,
+    source_cb);
+bool run_page_more(struct run *, const struct source_page *);
 /* Exchange the run's current items, checkpoint and last-page flag with a page set. */
 void run_set_swap(struct run *, struct pageset *);
 

@@ -18,7 +18,6 @@
 #include "state.h"
 
 #define LOAD_PAGE	100000
-#define MAX_PAGES	10000000
 
 struct stored {
 	char	hash[CANON_HASH_LEN];
@@ -243,16 +242,7 @@ page_answered(void *arg, int rc, struct source_page *page, const char *err)
 		return;
 	}
 	n = json_array_size(page->records);
-	if (sc->type == CONN_HTTP && (sc->page_style == PAGE_LINK || sc->page_style == PAGE_NEXT))
-		more = page->next_url != NULL || page->cursor != NULL;
-	else if (sc->type == CONN_HTTP && sc->page_style == PAGE_NONE)
-		more = false;
-	else
-		more = n > 0 && (int64_t)n >= sc->page_size;
-	free(r->next_url);
-	free(r->cursor);
-	r->next_url = page->next_url != NULL ? xstrdup(page->next_url) : NULL;
-	r->cursor = page->cursor != NULL ? xstrdup(page->cursor) : NULL;
+	more = run_page_more(r, page);
 	json_array_foreach(page->records, i, rec)
 		on_record(r, rec, 0);
 	if (sc->type == CONN_POSTGRESQL && n > 0) {
@@ -282,34 +272,8 @@ static void
 read_next(struct run *r)
 {
 	struct capture_state *cs = r->cs;
-	const struct source_conf *sc = &r->job->src;
-	char *err = NULL;
 
-	if (++cs->page_index > MAX_PAGES) {
-		run_fail(r, "more than %d pages in one run; check the source's paging", MAX_PAGES);
-		return;
-	}
-	if (sc->type == CONN_POSTGRESQL) {
-		struct source_pg_read rd = { .mode = SPG_ALL, .after_key = cs->after_key,
-		    .limit = sc->page_size };
-
-		r->sreq = source_pg_fetch(r->jr->d, r->job, &rd, page_answered, r, &err);
-	} else {
-		struct tmpl_vals v = { .have = TV_PAGE | TV_OFFSET | TV_LIMIT };
-
-		v.page = sc->page_first + cs->page_index - 1;
-		v.offset = (cs->page_index - 1) * sc->page_size;
-		v.limit = sc->page_size;
-		if (r->cursor != NULL) {
-			v.have |= TV_CURSOR;
-			v.cursor = r->cursor;
-		}
-		r->sreq = source_http_fetch(r->job, &v, r->next_url, page_answered, r, &err);
-	}
-	if (r->sreq == NULL) {
-		run_fail(r, "%s", err);
-		free(err);
-	}
+	run_fetch_page(r, SPG_ALL, cs->after_key, ++cs->page_index, page_answered);
 }
 
 /* ---- delivering a batch, storing the accepted hashes ---- */

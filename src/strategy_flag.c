@@ -17,8 +17,6 @@
 #include "log.h"
 #include "run.h"
 
-#define MAX_PAGES	1000000
-
 struct cand {
 	char	*key;
 	json_t	*rec;
@@ -207,35 +205,7 @@ static void page_answered(void *, int, struct source_page *, const char *);
 static void
 read_page(struct run *r)
 {
-	struct flag_state *fs = r->fl;
-	const struct source_conf *sc = &r->job->src;
-	char *err = NULL;
-
-	if (++fs->page_index > MAX_PAGES) {
-		run_fail(r, "more than %d pages in one run; check the source's paging", MAX_PAGES);
-		return;
-	}
-	if (sc->type == CONN_POSTGRESQL) {
-		struct source_pg_read rd = { .mode = SPG_PENDING, .after_key = fs->after_key,
-		    .limit = sc->page_size };
-
-		r->sreq = source_pg_fetch(r->jr->d, r->job, &rd, page_answered, r, &err);
-	} else {
-		struct tmpl_vals v = { .have = TV_PAGE | TV_OFFSET | TV_LIMIT };
-
-		v.page = sc->page_first + fs->page_index - 1;
-		v.offset = (fs->page_index - 1) * sc->page_size;
-		v.limit = sc->page_size;
-		if (r->cursor != NULL) {
-			v.have |= TV_CURSOR;
-			v.cursor = r->cursor;
-		}
-		r->sreq = source_http_fetch(r->job, &v, r->next_url, page_answered, r, &err);
-	}
-	if (r->sreq == NULL) {
-		run_fail(r, "%s", err);
-		free(err);
-	}
+	run_fetch_page(r, SPG_PENDING, r->fl->after_key, ++r->fl->page_index, page_answered);
 }
 
 static void
@@ -256,16 +226,7 @@ page_answered(void *arg, int rc, struct source_page *page, const char *err)
 	n = json_array_size(page->records);
 	log_job(LOG_DEBUG, r->job->name, r->id, NULL, "page %lld: %zu pending records from %s",
 	    fs->page_index, n, page->log_url != NULL ? page->log_url : "the source");
-	if (sc->page_style == PAGE_LINK || sc->page_style == PAGE_NEXT)
-		more = page->next_url != NULL || page->cursor != NULL;
-	else if (sc->type == CONN_HTTP && sc->page_style == PAGE_NONE)
-		more = false;
-	else
-		more = n > 0 && (int64_t)n >= sc->page_size;
-	free(r->next_url);
-	free(r->cursor);
-	r->next_url = page->next_url != NULL ? xstrdup(page->next_url) : NULL;
-	r->cursor = page->cursor != NULL ? xstrdup(page->cursor) : NULL;
+	more = run_page_more(r, page);
 	json_decref(r->ck);
 	r->ck = json_pack("{s[]}", "failed");
 	if (sc->type == CONN_POSTGRESQL) {
