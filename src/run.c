@@ -297,6 +297,25 @@ run_fetch_page(struct run *r, enum source_pg_mode mode, const char *after_key, l
 	}
 }
 
+struct queued {
+	char	hash[CANON_HASH_LEN];
+	bool	waiting;	/* dead, or its retry is not due yet */
+};
+
+bool
+run_queued(const struct run *r, const char *key)
+{
+	return strmap_get(&r->failing, key) != NULL;
+}
+
+bool
+run_waits_for_retry(const struct run *r, const char *key, const char *hash)
+{
+	const struct queued *q = strmap_get(&r->failing, key);
+
+	return q != NULL && q->waiting && strcmp(q->hash, hash) == 0;
+}
+
 /* Whether another page follows, and where the source says it is (next link or cursor). */
 bool
 run_page_more(struct run *r, const struct source_page *page)
@@ -467,6 +486,14 @@ started(void *arg, int rc, json_t *res, const char *err)
 	r->have_failures = json_integer_value(json_object_get(res, "failures")) > 0;
 	metrics_state_answer(r->job->name, res);	/* status: queue sizes */
 	r->retry = json_incref(json_object_get(res, "retry"));
+	json_array_foreach(json_object_get(res, "failing"), i, e) {
+		struct queued *q = xcalloc(1, sizeof *q);
+		const char *h = json_string_value(json_array_get(e, 1));
+
+		snprintf(q->hash, sizeof q->hash, "%s", h != NULL ? h : "");
+		q->waiting = json_is_true(json_array_get(e, 2)) || !json_is_true(json_array_get(e, 3));
+		free(strmap_put(&r->failing, json_string_value(json_array_get(e, 0)), q));
+	}
 	log_job(LOG_DEBUG, r->job->name, r->id, NULL, "run started (watermark %s, %zu seen, "
 	    "%zu retries due)", r->wm_text != NULL ? r->wm_text : "(none)", r->seen.n,
 	    json_array_size(r->retry));
@@ -527,6 +554,7 @@ run_start(struct jobrt *jr)
 	r->started = now_mono_ms();
 	r->cap_ns = INT64_MAX;
 	strmap_init(&r->seen);
+	strmap_init(&r->failing);
 	r->ev_timeout = evtimer_new(d->base, timed_out, r);
 	if (r->job->timeout_ms > 0) {
 		struct timeval tv = { r->job->timeout_ms / 1000, (r->job->timeout_ms % 1000) * 1000 };
@@ -569,6 +597,7 @@ run_free(struct run *r)
 	dest_free(r->dest);
 	event_free(r->ev_timeout);
 	strmap_free(&r->seen, free);
+	strmap_free(&r->failing, free);
 	json_decref(r->retry);
 	json_decref(r->retry_failed);
 	json_decref(r->recs);

@@ -49,6 +49,7 @@ struct run {
 	char			*pos_key;	/* PostgreSQL source: keyset position of the next read */
 	struct strmap		 seen;		/* key -> struct seen */
 	json_t			*retry;		/* due retries */
+	struct strmap		 failing;	/* the retry queue: key -> struct queued */
 	json_t			*retry_failed;	/* retries that failed before delivery */
 
 	/* the batch being delivered */
@@ -119,6 +120,10 @@ void run_items_reset(struct run *);	/* drop the items of the last delivery */
 void run_fetch_page(struct run *, enum source_pg_mode, const char *after_key, long long index,
     source_cb);
 bool run_page_more(struct run *, const struct source_page *);
+/* The retry queue as the run started: is key in it; and is it, with this same content,
+ * still waiting for its retry (backoff not over, or dead)? */
+bool run_queued(const struct run *, const char *key);
+bool run_waits_for_retry(const struct run *, const char *key, const char *hash);
 /* Exchange the run's current items, checkpoint and last-page flag with a page set. */
 void run_set_swap(struct run *, struct pageset *);
 

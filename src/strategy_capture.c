@@ -24,14 +24,8 @@ struct stored {
 	bool	seen;		/* present in this run's snapshot */
 };
 
-struct failing {
-	char	hash[CANON_HASH_LEN];
-	bool	waiting;	/* dead, or its retry is not due yet */
-};
-
 struct capture_state {
 	struct strmap		 stored;	/* key -> struct stored */
-	struct strmap		 failing;	/* key -> struct failing: the retry queue */
 	char			*load_after;
 	struct file_reader	*fr;
 	bool			 paused;
@@ -103,7 +97,6 @@ strategy_capture_free(struct run *r)
 	for (size_t i = 0; i < cs->nblocks; i++)
 		free(cs->blocks[i]);
 	free(cs->blocks);
-	strmap_free(&cs->failing, free);
 	free(cs->load_after);
 	free(cs->after_key);
 	free(cs->read_error);
@@ -149,15 +142,11 @@ on_record(struct run *r, json_t *rec, long line)
 			return;
 		}
 	}
-	{
+	if (run_waits_for_retry(r, key, h)) {
 		/* Refused before and unchanged: it waits for its retry (or is dead). */
-		struct failing *f = strmap_get(&cs->failing, key);
-
-		if (f != NULL && f->waiting && strcmp(f->hash, h) == 0) {
-			r->nskipped++;
-			free(key);
-			return;
-		}
+		r->nskipped++;
+		free(key);
+		return;
 	}
 	run_add_item(r, key, rec);
 	if (r->nitems > cs->caphashes) {
@@ -540,20 +529,9 @@ void
 strategy_capture_begin(struct run *r, json_t *started)
 {
 	struct capture_state *cs = xcalloc(1, sizeof *cs);
-	size_t i;
-	json_t *e;
 
 	r->cs = cs;
 	strmap_init(&cs->stored);
-	strmap_init(&cs->failing);
-	json_array_foreach(json_object_get(started, "failing"), i, e) {
-		struct failing *f = xcalloc(1, sizeof *f);
-		const char *h = json_string_value(json_array_get(e, 1));
-
-		snprintf(f->hash, sizeof f->hash, "%s", h != NULL ? h : "");
-		f->waiting = json_is_true(json_array_get(e, 2)) || !json_is_true(json_array_get(e, 3));
-		free(strmap_put(&cs->failing, json_string_value(json_array_get(e, 0)), f));
-	}
 	cs->bad = json_array();
 	cs->held = json_array();
 	r->state_busy = true;

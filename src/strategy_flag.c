@@ -30,14 +30,8 @@ struct unmarked {
 	json_t	*answer;
 };
 
-struct failing {
-	char	 hash[CANON_HASH_LEN];
-	bool	 waiting;	/* dead, or its retry is not due yet */
-};
-
 struct flag_state {
 	struct strmap		 unmarked;	/* key -> struct unmarked */
-	struct strmap		 failing;	/* key -> struct failing */
 	json_t			*pend;		/* HTTP: the collected pending records */
 	struct cand		*cands;
 	size_t			 ncands, capcands, next;	/* next batch starts at next */
@@ -110,7 +104,6 @@ strategy_flag_free(struct run *r)
 	cands_clear(fs);
 	free(fs->cands);
 	strmap_free(&fs->unmarked, unmarked_free);
-	strmap_free(&fs->failing, free);
 	json_decref(fs->pend);
 	free(fs->after_key);
 	free(fs);
@@ -132,7 +125,6 @@ strategy_flag_begin(struct run *r, json_t *started)
 
 	r->fl = fs;
 	strmap_init(&fs->unmarked);
-	strmap_init(&fs->failing);
 	fs->pend = json_array();
 	json_array_foreach(json_object_get(started, "unmarked"), i, e) {
 		struct unmarked *u = xcalloc(1, sizeof *u);
@@ -140,14 +132,6 @@ strategy_flag_begin(struct run *r, json_t *started)
 		snprintf(u->hash, sizeof u->hash, "%s", json_string_value(json_array_get(e, 1)));
 		u->answer = json_incref(json_array_get(e, 2));
 		unmarked_free(strmap_put(&fs->unmarked, json_string_value(json_array_get(e, 0)), u));
-	}
-	json_array_foreach(json_object_get(started, "failing"), i, e) {
-		struct failing *f = xcalloc(1, sizeof *f);
-		const char *h = json_string_value(json_array_get(e, 1));
-
-		snprintf(f->hash, sizeof f->hash, "%s", h != NULL ? h : "");
-		f->waiting = json_is_true(json_array_get(e, 2)) || !json_is_true(json_array_get(e, 3));
-		free(strmap_put(&fs->failing, json_string_value(json_array_get(e, 0)), f));
 	}
 	read_page(r);
 }
@@ -158,7 +142,6 @@ add_candidate(struct run *r, json_t *rec, const char *where, size_t idx)
 {
 	struct flag_state *fs = r->fl;
 	struct cand *c;
-	struct failing *f;
 	struct unmarked *u;
 	char *key = NULL, *err = NULL, h[CANON_HASH_LEN];
 
@@ -179,8 +162,7 @@ add_candidate(struct run *r, json_t *rec, const char *where, size_t idx)
 		free(err);
 		return;
 	}
-	f = strmap_get(&fs->failing, key);
-	if (f != NULL && f->waiting && strcmp(f->hash, h) == 0) {
+	if (run_waits_for_retry(r, key, h)) {
 		r->nskipped++;	/* unchanged and still backing off (or dead): leave it */
 		free(key);
 		return;
@@ -393,7 +375,7 @@ batch_marked(void *arg, int rc, const char *err)
 		d = &r->items[it++];
 		if (d->outcome == DEST_OK) {
 			r->ndelivered++;
-			if (strmap_get(&fs->failing, c->key) != NULL)
+			if (run_queued(r, c->key))
 				json_array_append_new(ok, json_string(c->key));
 		} else {
 			const char *e = d->error != NULL ? d->error : "not delivered";

@@ -130,7 +130,6 @@ same_file "$DEST" items "$F" csv $COLS || fail "accepted: the table differs from
 [ "$(sql "$STATE" "SELECT count(*) FROM onesync.failures WHERE job = 'items' AND key NOT LIKE '#%'")" = 0 ] ||
 	fail "delivered records are still in onesync.failures"
 note "refused records: sent again until accepted; their hashes stored only then"
-exit 0
 
 # 6. with a retry backoff, a refused and unchanged record waits for its retry instead of
 #    being sent on every run; a change to it sends it at once
@@ -147,3 +146,4 @@ gen "$EDIT2
 rows[30]['qty'] = 98"
 once "$T/backoff.conf" || fail "backoff changed: run exited $?"
 [ "$(last_run)" = "ok|1000|0|999|0|1" ] || fail "backoff changed: run $(last_run), expected the changed record 30 sent (and refused)"
+exit 0
