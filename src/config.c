@@ -18,6 +18,7 @@
 #include <xxhash.h>
 
 #include "config.h"
+#include "status.h"
 
 enum ktype {
 	K_GROUP, K_JOBS, K_STR, K_TMPL, K_INT, K_BOOL, K_DUR, K_STRLIST, K_KEY, K_MAP,
@@ -888,6 +889,16 @@ parse_daemon(struct ctx *c, config_setting_t *root)
 	(void)get_dur(c, g, "daemon.lease", NULL, &cfg->daemon.lease_ms);
 	(void)get_int32(c, g, "daemon.max_runs", NULL, &cfg->daemon.max_runs);
 	(void)get_str(c, g, "daemon.status_listen", false, &cfg->daemon.status_listen);
+	if (cfg->daemon.status_listen != NULL && cfg->daemon.status_listen[0] != '\0') {
+		char *host = NULL, *err = NULL;
+		uint16_t port;
+		config_setting_t *m = g != NULL ? config_setting_get_member(g, "status_listen") : NULL;
+
+		if (status_parse_listen(cfg->daemon.status_listen, &host, &port, &err) != 0)
+			errf(c, m != NULL ? line_of(c, m) : 0, "'daemon.status_listen': %s", err);
+		free(host);
+		free(err);
+	}
 	(void)get_str(c, g, "daemon.secrets_dir", false, &cfg->daemon.secrets_dir);
 	(void)get_dur(c, g, "daemon.stop_timeout", NULL, &cfg->daemon.stop_timeout_ms);
 }

@@ -199,9 +199,17 @@ wait_for 30 healthz_is 200 || fail "/healthz did not return to 200 once the stat
 curl -sS --max-time 5 -o "$T/m4.txt" "$ST/metrics" || fail "GET /metrics"
 check_metrics "$T/m4.txt" "onesync_state_store_up{}=1" || fail "state_store_up after the restart"
 
+# a malformed address is a configuration error, named with its file and line
+for bad in "::1:9187|IPv6 address in brackets" "127.0.0.1:99999|port from 0 to 65535"; do
+	addr=${bad%%|*} why=${bad#*|}
+	printf 'state = { conninfo = "%s"; };\ndaemon = { status_listen = "%s"; };\njobs = ();\n' \
+		"$STATE" "$addr" >"$T/bad.conf"
+	out=$("$ONESYNCD" -t -c "$T/bad.conf" 2>&1); rc=$?
+	[ "$rc" = 78 ] || fail "-t on status_listen '$addr' exited $rc, expected 78"
+	echo "$out" | grep -q "bad.conf:2: 'daemon.status_listen'.*$why" || fail "-t on '$addr' said: $out"
+done
 # an address it cannot use: logged, and the daemon carries on without the endpoint
-for bad in "127.0.0.1:$PORT|Address already in use" "::1:9187|IPv6 address in brackets" \
-	"127.0.0.1:99999|port from 0 to 65535"; do
+for bad in "127.0.0.1:$PORT|Address already in use"; do
 	addr=${bad%%|*} why=${bad#*|}
 	cat >"$T/other.conf" <<CONF
 state = { conninfo = "$STATE"; };
