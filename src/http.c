@@ -500,6 +500,32 @@ make_headers(const struct http_request *req)
 	return l;
 }
 
+/* The options every transfer has: URL, callbacks, timeouts, TLS verification. */
+static CURLcode
+setup_base(struct http_call *c, const char *protocols, long ctimeout, bool tls_verify,
+    const char *ca_file)
+{
+	CURL *e = c->easy;
+	CURLcode r = CURLE_OK;
+
+#define SET(opt, val) do { if (r == CURLE_OK) r = curl_easy_setopt(e, opt, val); } while (0)
+	SET(CURLOPT_URL, c->url);
+	SET(CURLOPT_PRIVATE, c);
+	SET(CURLOPT_ERRORBUFFER, c->errbuf);
+	SET(CURLOPT_NOSIGNAL, 1L);
+	SET(CURLOPT_PROTOCOLS_STR, protocols);
+	SET(CURLOPT_CONNECTTIMEOUT_MS, ctimeout);
+	SET(CURLOPT_TCP_KEEPALIVE, 1L);
+	SET(CURLOPT_WRITEFUNCTION, write_cb);
+	SET(CURLOPT_WRITEDATA, c);
+	SET(CURLOPT_SSL_VERIFYPEER, tls_verify ? 1L : 0L);
+	SET(CURLOPT_SSL_VERIFYHOST, tls_verify ? 2L : 0L);
+	if (ca_file != NULL && *ca_file != '\0')
+		SET(CURLOPT_CAINFO, ca_file);
+#undef SET
+	return r;
+}
+
 /* Set every option of the easy handle; they stay for all attempts. */
 static int
 setup_easy(struct http_call *c, const struct http_request *req)
@@ -508,25 +534,12 @@ setup_easy(struct http_call *c, const struct http_request *req)
 	long timeout = req->timeout_ms > 0 ? req->timeout_ms : HTTP_DEFAULT_TIMEOUT_MS;
 	long ctimeout = req->connect_timeout_ms > 0 ? req->connect_timeout_ms :
 	    HTTP_DEFAULT_CONNECT_MS;
-	CURLcode r = CURLE_OK;
+	CURLcode r = setup_base(c, "http,https", ctimeout, req->tls_verify, req->ca_file);
 
 #define SET(opt, val) do { if (r == CURLE_OK) r = curl_easy_setopt(e, opt, val); } while (0)
-	SET(CURLOPT_URL, c->url);
-	SET(CURLOPT_PRIVATE, c);
-	SET(CURLOPT_ERRORBUFFER, c->errbuf);
-	SET(CURLOPT_NOSIGNAL, 1L);
-	SET(CURLOPT_PROTOCOLS_STR, "http,https");
 	SET(CURLOPT_TIMEOUT_MS, timeout);
-	SET(CURLOPT_CONNECTTIMEOUT_MS, ctimeout);
-	SET(CURLOPT_TCP_KEEPALIVE, 1L);
 	SET(CURLOPT_ACCEPT_ENCODING, "");
-	SET(CURLOPT_SSL_VERIFYPEER, req->tls_verify ? 1L : 0L);
-	SET(CURLOPT_SSL_VERIFYHOST, req->tls_verify ? 2L : 0L);
-	if (req->ca_file != NULL && *req->ca_file != '\0')
-		SET(CURLOPT_CAINFO, req->ca_file);
 	SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_bytes);
-	SET(CURLOPT_WRITEFUNCTION, write_cb);
-	SET(CURLOPT_WRITEDATA, c);
 	SET(CURLOPT_HEADERFUNCTION, header_cb);
 	SET(CURLOPT_HEADERDATA, c);
 	SET(CURLOPT_HTTPHEADER, c->hdrs);
@@ -1106,23 +1119,11 @@ stream_setup_easy(struct http_call *c, const struct http_stream_req *req, const 
 	CURL *e = c->easy;
 	long ctimeout = req->connect_timeout_ms > 0 ? req->connect_timeout_ms :
 	    HTTP_DEFAULT_CONNECT_MS;
-	CURLcode r = CURLE_OK;
+	CURLcode r = setup_base(c, HTTP_STREAM_PROTOCOLS, ctimeout, req->tls_verify,
+	    req->ca_file);
 
 #define SET(opt, val) do { if (r == CURLE_OK) r = curl_easy_setopt(e, opt, val); } while (0)
-	SET(CURLOPT_URL, c->url);
-	SET(CURLOPT_PRIVATE, c);
-	SET(CURLOPT_ERRORBUFFER, c->errbuf);
-	SET(CURLOPT_NOSIGNAL, 1L);
-	SET(CURLOPT_PROTOCOLS_STR, HTTP_STREAM_PROTOCOLS);
-	SET(CURLOPT_CONNECTTIMEOUT_MS, ctimeout);
-	SET(CURLOPT_TCP_KEEPALIVE, 1L);
 	SET(CURLOPT_BUFFERSIZE, HTTP_STREAM_BUFFER);
-	SET(CURLOPT_WRITEFUNCTION, write_cb);
-	SET(CURLOPT_WRITEDATA, c);
-	SET(CURLOPT_SSL_VERIFYPEER, req->tls_verify ? 1L : 0L);
-	SET(CURLOPT_SSL_VERIFYHOST, req->tls_verify ? 2L : 0L);
-	if (req->ca_file != NULL && *req->ca_file != '\0')
-		SET(CURLOPT_CAINFO, req->ca_file);
 	if (c->max_bytes > 0)
 		SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_bytes);
 	if (req->username != NULL && *req->username != '\0')
