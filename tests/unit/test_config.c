@@ -558,7 +558,8 @@ test_capture_http(void **state)
 	assert_true(j->capture.max_delete_ratio == 0.1);
 	assert_int_equal(j->src.type, CONN_HTTP);
 	assert_null(j->src.file_url);
-	assert_int_equal(j->src.page_style, PAGE_PAGE);
+	assert_int_equal(j->src.page_style, PAGE_LINK);
+	assert_true(j->src.page_stable);
 	assert_int_equal(j->src.page_size, 200);
 	assert_string_equal(j->src.records, "items");
 	assert_int_equal(j->src.http.timeout_ms, 30000);	/* http: defaults.timeout */
