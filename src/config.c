@@ -13,12 +13,12 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <libconfig.h>
 #include <xxhash.h>
 
 #include "config.h"
+#include "http.h"
 #include "status.h"
 
 enum ktype {
@@ -1130,71 +1130,23 @@ is_capture(const struct ctx *c, const struct job_conf *j)
 	return c->strat_ok && j->strategy == STRAT_CAPTURE;
 }
 
-static const char *http_schemes[] = { "http", "https" };
-
 /*
- * A URL the configuration holds, checked as far as its literal text goes: a scheme the
- * connector reads, and a host (file:// takes none, or localhost). A scheme or host that a
- * placeholder supplies is known only once rendered: http.c checks every URL the same way
- * before a request goes out (http_url_check).
+ * A URL the configuration holds, checked as far as its literal text goes (up to the first
+ * placeholder): a scheme the connector reads (a comma list), and a host (file:// takes
+ * none, or localhost). A scheme or host that a placeholder supplies is known only once
+ * rendered: http.c checks every URL the same way before a request goes out.
  */
 static void
 check_url(struct ctx *c, config_setting_t *at, const char *key, const char *url,
-    const char *const *schemes, size_t nschemes)
+    const char *schemes)
 {
-	const char	*ph = strstr(url, "{{"), *p, *auth, *end, *host, *he;
-	size_t		 lit = ph != NULL ? (size_t)(ph - url) : strlen(url), n, i;
-	char		 scheme[16], list[64] = "";
+	const char	*ph = strstr(url, "{{");
+	char		*why = NULL;
 
-	for (p = url; isalnum((unsigned char)*p) || *p == '+' || *p == '-' ||
-	    *p == '.'; p++)
-		;
-	n = (size_t)(p - url);
-	if (lit < n + 3)
-		return;		/* a placeholder in the scheme: checked once rendered */
-	for (i = 0; i < nschemes; i++)
-		snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
-		    i == 0 ? "" : i + 1 == nschemes ? " or " : ", ", schemes[i]);
-	if (n == 0 || n >= sizeof scheme || !isalpha((unsigned char)*url) ||
-	    strncmp(p, "://", 3) != 0) {
-		errf(c, line_of(c, at), "'%s': '%s' is not a URL (expected "
-		    "%s://host/path)", key, url, schemes[nschemes - 1]);
-		return;
-	}
-	for (i = 0; i < n; i++)
-		scheme[i] = (char)tolower((unsigned char)url[i]);
-	scheme[n] = '\0';
-	for (i = 0; i < nschemes; i++) {
-		if (strcmp(scheme, schemes[i]) == 0)
-			break;
-	}
-	if (i == nschemes) {
-		errf(c, line_of(c, at), "'%s': unsupported scheme '%s' in '%s' "
-		    "(expected %s)", key, scheme, url, list);
-		return;
-	}
-	auth = p + 3;
-	end = auth + strcspn(auth, "/?#");
-	if (ph != NULL && ph < end)
-		return;		/* the host comes from a placeholder */
-	for (host = auth, p = auth; p < end; p++) {
-		if (*p == '@')
-			host = p + 1;
-	}
-	if (*host == '[')
-		he = memchr(host, ']', (size_t)(end - host)) != NULL ? end : host;
-	else
-		for (he = host; he < end && *he != ':'; he++)
-			;
-	if (strcmp(scheme, "file") == 0) {
-		if (he > host && ((size_t)(he - host) != 9 ||
-		    strncasecmp(host, "localhost", 9) != 0))
-			errf(c, line_of(c, at), "'%s': '%s' names a file on another "
-			    "host; a file:// URL names a local file (file:///path)", key,
-			    url);
-	} else if (he == host)
-		errf(c, line_of(c, at), "'%s': '%s' has no host (expected "
-		    "%s://host/path)", key, url, scheme);
+	if (http_url_check(url, ph != NULL ? (size_t)(ph - url) : strlen(url), schemes,
+	    &why) < 0)
+		errf(c, line_of(c, at), "'%s': '%s': %s", key, url, why);
+	free(why);
 }
 
 /* An HTTP URL template of the connector (source.url, destination.url, ...). */
@@ -1203,8 +1155,7 @@ check_http_url(struct ctx *c, config_setting_t *g, const char *name, const char 
     const struct tmpl *t)
 {
 	if (t != NULL)
-		check_url(c, member(g, name), key, tmpl_source(t), http_schemes,
-		    NELEM(http_schemes));
+		check_url(c, member(g, name), key, tmpl_source(t), "http,https");
 }
 
 /* source.mark of an HTTP source: the request that marks a record done. */
@@ -1618,8 +1569,8 @@ parse_source_file(struct ctx *c, config_setting_t *g, struct job_conf *j)
 	    sizeof scheme) != 0)
 		*scheme = '\0';
 	else if (s->file_url != NULL)
-		check_url(c, member(g, "url"), "source.url", s->file_url, file_schemes,
-		    NELEM(file_schemes));
+		check_url(c, member(g, "url"), "source.url", s->file_url,
+		    "file,ftp,ftps,sftp,http,https");
 	sftp = strcmp(scheme, "sftp") == 0;
 	local = strcmp(scheme, "file") == 0;
 
