@@ -591,6 +591,19 @@ call_start(struct http_call *c)
 	return 0;
 }
 
+/* Queue a finished call for check_multi_info's second loop. */
+static void
+done_push(struct http_call *c)
+{
+	c->in_done = true;
+	c->done_next = NULL;
+	if (done_tail != NULL)
+		done_tail->done_next = c;
+	else
+		done_head = c;
+	done_tail = c;
+}
+
 /* Backoff timer of a retry fired. */
 static void
 retry_cb(evutil_socket_t fd, short what, void *arg)
@@ -601,12 +614,7 @@ retry_cb(evutil_socket_t fd, short what, void *arg)
 	if (call_start(c) == -1) {
 		/* Report it like a finished transfer, on the normal path. */
 		c->result = CURLE_FAILED_INIT;
-		c->in_done = true;
-		if (done_tail != NULL)
-			done_tail->done_next = c;
-		else
-			done_head = c;
-		done_tail = c;
+		done_push(c);
 	}
 	check_multi_info();
 }
@@ -722,13 +730,7 @@ check_multi_info(void)
 		c->result = msg->data.result;
 		curl_multi_remove_handle(http_multi, c->easy);
 		c->in_multi = false;
-		c->in_done = true;
-		c->done_next = NULL;
-		if (done_tail != NULL)
-			done_tail->done_next = c;
-		else
-			done_head = c;
-		done_tail = c;
+		done_push(c);
 	}
 	/* A callback below may end in a nested check_multi_info: it drains the same list. */
 	while ((c = done_head) != NULL) {
@@ -861,13 +863,7 @@ refused_cb(evutil_socket_t fd, short what, void *arg)
 	struct http_call *c = arg;
 
 	(void)fd; (void)what;
-	c->in_done = true;
-	c->done_next = NULL;
-	if (done_tail != NULL)
-		done_tail->done_next = c;
-	else
-		done_head = c;
-	done_tail = c;
+	done_push(c);
 	check_multi_info();
 }
 
@@ -957,13 +953,7 @@ stream_end(struct http_call *c, CURLcode result)
 		evtimer_del(c->stall_ev);
 	evtimer_del(c->resume_ev);
 	c->result = result;
-	c->in_done = true;
-	c->done_next = NULL;
-	if (done_tail != NULL)
-		done_tail->done_next = c;
-	else
-		done_head = c;
-	done_tail = c;
+	done_push(c);
 }
 
 /* (Re)start the stall timer of a curl stream that is receiving. */
