@@ -281,6 +281,9 @@ test_full_values(void **state)
 	assert_int_equal(j->dst.nkey_columns, 2);
 	assert_string_equal(j->dst.key_columns[0], "tenant");
 	assert_string_equal(j->dst.key_columns[1], "id");
+	/* each key column carries the key field it is mapped from (deletes by key) */
+	assert_int_equal(j->dst.key_fields[0], 0);
+	assert_int_equal(j->dst.key_fields[1], 1);
 
 	j = config_job(cfg, "to-http");
 	assert_non_null(j);
