@@ -1149,6 +1149,26 @@ check_url(struct ctx *c, config_setting_t *at, const char *key, const char *url,
 	free(why);
 }
 
+/*
+ * {{key}} in a URL goes into the path (or the query), one escaped segment: a key must not
+ * be able to choose the scheme or the host a request goes to (a delete least of all).
+ */
+static void
+check_key_in_path(struct ctx *c, config_setting_t *at, const char *key,
+    const struct tmpl *t)
+{
+	const char	*src = t != NULL ? tmpl_source(t) : NULL, *k, *sep, *path;
+
+	if (src == NULL || (k = strstr(src, "{{key}}")) == NULL)
+		return;
+	sep = strstr(src, "://");
+	path = sep != NULL ? sep + 3 + strcspn(sep + 3, "/?#") : NULL;
+	if (path == NULL || k < path)
+		errf(c, line_of(c, at), "'%s': {{key}} may go only in the path or the "
+		    "query, after scheme://host/ (a key must not choose where the request "
+		    "goes)", key);
+}
+
 /* An HTTP URL template of the connector (source.url, destination.url, ...). */
 static void
 check_http_url(struct ctx *c, config_setting_t *g, const char *name, const char *key,
@@ -1733,6 +1753,7 @@ parse_delete_http(struct ctx *c, config_setting_t *g, struct job_conf *j)
 	d->delete_url = get_tmpl(c, dl, "jobs.*.destination.delete.url", true, NULL,
 	    TMPL_URL, TV_WRITE);
 	check_http_url(c, dl, "url", "destination.delete.url", d->delete_url);
+	check_key_in_path(c, member(dl, "url"), "destination.delete.url", d->delete_url);
 	if (d->delete_url != NULL && (tmpl_uses(d->delete_url) & ~(TV_KEY |
 	    TV_SECRET | TV_ENV)) != 0) {
 		errf(c, line_of(c, at), "destination.delete.url: {{record}} has no "
