@@ -1169,13 +1169,41 @@ check_key_in_path(struct ctx *c, config_setting_t *at, const char *key,
 		    "goes)", key);
 }
 
-/* An HTTP URL template of the connector (source.url, destination.url, ...). */
+/*
+ * An HTTP URL template of the connector (source.url, destination.url, ...). When a secret
+ * or an environment value supplies the scheme or the host, they are known now: the URL is
+ * rendered with stand-ins for the per-request values and checked whole (named redacted).
+ */
 static void
 check_http_url(struct ctx *c, config_setting_t *g, const char *name, const char *key,
     const struct tmpl *t)
 {
-	if (t != NULL)
-		check_url(c, member(g, name), key, tmpl_source(t), "http,https");
+	struct tmpl_vals	 v = { .have = TV_WATERMARK | TV_PAGE | TV_OFFSET | TV_LIMIT |
+				    TV_KEY, .watermark = "w", .page = 1, .limit = 1, .key = "k" };
+	const char		*src = t != NULL ? tmpl_source(t) : NULL, *ph;
+	struct buf		 url, shown;
+	char			*err = NULL, *why = NULL;
+
+	if (src == NULL)
+		return;
+	check_url(c, member(g, name), key, src, "http,https");
+	ph = strstr(src, "{{");
+	if (ph == NULL || http_url_check(src, (size_t)(ph - src), "http,https", &why) != 1 ||
+	    (tmpl_uses(t) & (TV_RECORD | TV_DEST | TV_CURSOR)) != 0)
+		return;
+	buf_init(&url);
+	buf_init(&shown);
+	if (tmpl_render(t, &v, false, &url, &err) == 0 &&
+	    tmpl_render(t, &v, true, &shown, &err) == 0 &&
+	    http_url_check(url.data, url.len, "http,https", &why) < 0)
+		errf(c, line_of(c, member(g, name)), "'%s': '%s' renders to '%s': %s", key,
+		    src, shown.data, why);
+	free(err);
+	free(why);
+	if (url.data != NULL)
+		explicit_bzero(url.data, url.len);
+	buf_free(&url);
+	buf_free(&shown);
 }
 
 /* source.mark of an HTTP source: the request that marks a record done. */
