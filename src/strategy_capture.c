@@ -426,8 +426,8 @@ end_of_read(struct run *r)
 	}
 	if (cc->min_records > 0 && r->nread < cc->min_records) {
 		run_fail(r, "capture.min_records: this snapshot of %s has %lld records, fewer "
-		    "than %lld, so it looks truncated or empty; nothing was deleted", where(r),
-		    r->nread, (long long)cc->min_records);
+		    "than %lld, so it looks truncated or empty%s", where(r), r->nread,
+		    (long long)cc->min_records, cc->deletes ? "; nothing was deleted" : "");
 		return;
 	}
 	if (cc->deletes && cs->nbad > 0 && cs->del.n > 0) {
