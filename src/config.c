@@ -18,6 +18,7 @@
 #include <xxhash.h>
 
 #include "config.h"
+#include "http.h"
 #include "status.h"
 
 enum ktype {
@@ -145,7 +146,9 @@ static const struct key_def keys[] = {
 	{ "jobs.*.capture.deletes", K_BOOL, "false", 0, 0, 0,
 	  "Delete at the destination the records a complete snapshot no longer has." },
 	{ "jobs.*.capture.max_delete_ratio", K_FLOAT, "0.1", 0, 0, 0,
-	  "Most deletions one run may make, as a share of the records known (0..1)." },
+	  "Most deletions one run may make, as a share of the records stored before it (0..1)." },
+	{ "jobs.*.capture.min_records", K_INT, "0", 0, INT64_C(1) << 40, 0,
+	  "Fewest records a complete snapshot has; fewer fails the run, nothing deleted; 0 = none." },
 	{ "jobs.*.source", K_GROUP, NULL, 0, 0, F_REQ,
 	  "Where records are read." },
 	{ "jobs.*.source.type", K_STR, "http", 0, 0, 0,
@@ -168,6 +171,8 @@ static const struct key_def keys[] = {
 	  "Records per page ({{limit}}, or the LIMIT of one SQL read)." },
 	{ "jobs.*.source.page.next", K_STR, NULL, 0, 0, F_HTTP,
 	  "Style next: JSON path of the next URL or cursor token; required there." },
+	{ "jobs.*.source.page.stable", K_BOOL, "false", 0, 0, F_HTTP,
+	  "Style link or next: the API pages one stable order by cursor; capture.deletes needs it." },
 	{ "jobs.*.source.fetch", K_TMPL, NULL, 0, 0, F_HTTP,
 	  "URL template reading one record by {{key}}, for retries; unset = replay." },
 	{ "jobs.*.source.timeout", K_DUR, "defaults.timeout", 100, DUR_MAX, F_HTTP | F_FILE,
@@ -1125,6 +1130,82 @@ is_capture(const struct ctx *c, const struct job_conf *j)
 	return c->strat_ok && j->strategy == STRAT_CAPTURE;
 }
 
+/*
+ * A URL the configuration holds, checked as far as its literal text goes (up to the first
+ * placeholder): a scheme the connector reads (a comma list), and a host (file:// takes
+ * none, or localhost). A scheme or host that a placeholder supplies is known only once
+ * rendered: http.c checks every URL the same way before a request goes out.
+ */
+static void
+check_url(struct ctx *c, config_setting_t *at, const char *key, const char *url,
+    const char *schemes)
+{
+	const char	*ph = strstr(url, "{{");
+	char		*why = NULL;
+
+	if (http_url_check(url, ph != NULL ? (size_t)(ph - url) : strlen(url), schemes,
+	    &why) < 0)
+		errf(c, line_of(c, at), "'%s': '%s': %s", key, url, why);
+	free(why);
+}
+
+/*
+ * {{key}} in a URL goes into the path (or the query), one escaped segment: a key must not
+ * be able to choose the scheme or the host a request goes to (a delete least of all).
+ */
+static void
+check_key_in_path(struct ctx *c, config_setting_t *at, const char *key,
+    const struct tmpl *t)
+{
+	const char	*src = t != NULL ? tmpl_source(t) : NULL, *k, *sep, *path;
+
+	if (src == NULL || (k = strstr(src, "{{key}}")) == NULL)
+		return;
+	sep = strstr(src, "://");
+	path = sep != NULL ? sep + 3 + strcspn(sep + 3, "/?#") : NULL;
+	if (path == NULL || k < path)
+		errf(c, line_of(c, at), "'%s': {{key}} may go only in the path or the "
+		    "query, after scheme://host/ (a key must not choose where the request "
+		    "goes)", key);
+}
+
+/*
+ * An HTTP URL template of the connector (source.url, destination.url, ...). When a secret
+ * or an environment value supplies the scheme or the host, they are known now: the URL is
+ * rendered with stand-ins for the per-request values and checked whole (named redacted).
+ */
+static void
+check_http_url(struct ctx *c, config_setting_t *g, const char *name, const char *key,
+    const struct tmpl *t)
+{
+	struct tmpl_vals	 v = { .have = TV_WATERMARK | TV_PAGE | TV_OFFSET | TV_LIMIT |
+				    TV_KEY, .watermark = "w", .page = 1, .limit = 1, .key = "k" };
+	const char		*src = t != NULL ? tmpl_source(t) : NULL, *ph;
+	struct buf		 url, shown;
+	char			*err = NULL, *why = NULL;
+
+	if (src == NULL)
+		return;
+	check_url(c, member(g, name), key, src, "http,https");
+	ph = strstr(src, "{{");
+	if (ph == NULL || http_url_check(src, (size_t)(ph - src), "http,https", &why) != 1 ||
+	    (tmpl_uses(t) & (TV_RECORD | TV_DEST | TV_CURSOR)) != 0)
+		return;
+	buf_init(&url);
+	buf_init(&shown);
+	if (tmpl_render(t, &v, false, &url, &err) == 0 &&
+	    tmpl_render(t, &v, true, &shown, &err) == 0 &&
+	    http_url_check(url.data, url.len, "http,https", &why) < 0)
+		errf(c, line_of(c, member(g, name)), "'%s': '%s' renders to '%s': %s", key,
+		    src, shown.data, why);
+	free(err);
+	free(why);
+	if (url.data != NULL)
+		explicit_bzero(url.data, url.len);
+	buf_free(&url);
+	buf_free(&shown);
+}
+
 /* source.mark of an HTTP source: the request that marks a record done. */
 static void
 parse_mark_http(struct ctx *c, config_setting_t *g, struct job_conf *j)
@@ -1152,6 +1233,7 @@ parse_mark_http(struct ctx *c, config_setting_t *g, struct job_conf *j)
 		check_method(c, mk, "source.mark.method", s->mark_method);
 	s->mark_url = get_tmpl(c, mk, "jobs.*.source.mark.url", true, NULL, TMPL_URL,
 	    TV_MARK);
+	check_http_url(c, mk, "url", "source.mark.url", s->mark_url);
 	b = member(mk, "body");
 	body = b != NULL ? config_setting_get_string(b) : NULL;
 	if (body != NULL && *body != '\0')
@@ -1159,6 +1241,38 @@ parse_mark_http(struct ctx *c, config_setting_t *g, struct job_conf *j)
 		    TMPL_BODY, TV_MARK);
 	get_headers(c, mk, "jobs.*.source.mark.headers", TV_MARK, &s->mark_headers,
 	    &s->mark_nheaders);
+}
+
+/*
+ * capture.deletes deletes what a snapshot lacks, so the read must not be able to miss a
+ * record that exists: a page number or an offset counts records, and one that moves to an
+ * earlier page while the run reads is skipped and would be deleted. One answer (style
+ * none), or links/cursors over a stable order the operator declares (page.stable), can.
+ */
+static void
+check_deletes_read(struct ctx *c, config_setting_t *g, const struct job_conf *j)
+{
+	const struct source_conf	*s = &j->src;
+	config_setting_t		*pg = group(g, "page");
+	int				 line = line_of(c, member(pg, "style") != NULL ?
+					    member(pg, "style") : pg != NULL ? pg : g);
+
+	if (!is_capture(c, j) || !j->capture.deletes)
+		return;
+	if (s->page_style == PAGE_PAGE || s->page_style == PAGE_OFFSET)
+		errf(c, line, "capture.deletes cannot be used with page.style '%s': a "
+		    "page number or an offset counts records, so a record that moves "
+		    "between pages while a run reads is missed and would be deleted; "
+		    "use page.style 'link' or 'next' over a stable order (page.stable = "
+		    "true), a single answer (style 'none'), a file or a postgresql source",
+		    page_styles[s->page_style]);
+	else if ((s->page_style == PAGE_LINK || s->page_style == PAGE_NEXT) &&
+	    !s->page_stable)
+		errf(c, line, "capture.deletes with page.style '%s' needs page.stable = "
+		    "true: declare that the API's %s walk one stable order (a cursor on "
+		    "the key, not an offset), or no record may be missed and deleted",
+		    page_styles[s->page_style], s->page_style == PAGE_LINK ?
+		    "links" : "next cursors");
 }
 
 static void
@@ -1223,8 +1337,17 @@ parse_source_http(struct ctx *c, config_setting_t *g, struct job_conf *j)
 	(void)get_int(c, pg, "jobs.*.source.page.size", NULL, &s->page_size);
 	(void)get_str(c, pg, "jobs.*.source.page.next", s->page_style == PAGE_NEXT,
 	    &s->page_next);
+	(void)get_bool(c, pg, "jobs.*.source.page.stable", NULL, &s->page_stable);
+	if (member(pg, "stable") != NULL && s->page_style != PAGE_LINK &&
+	    s->page_style != PAGE_NEXT)
+		errf(c, line_of(c, member(pg, "stable")), "'source.page.stable' applies to "
+		    "page.style 'link' or 'next' only (a page number or an offset counts "
+		    "records, which is never stable)");
+	check_deletes_read(c, g, j);
 	s->fetch = get_tmpl(c, g, "jobs.*.source.fetch", false, NULL, TMPL_URL,
 	    TV_KEY | TV_SECRET | TV_ENV);
+	check_http_url(c, g, "url", "source.url", s->url);
+	check_http_url(c, g, "fetch", "source.fetch", s->fetch);
 	parse_http_opts(c, g, "jobs.*.source", &s->http);
 	parse_mark_http(c, g, j);
 	if (j->flag.version != NULL)
@@ -1493,6 +1616,9 @@ parse_source_file(struct ctx *c, config_setting_t *g, struct job_conf *j)
 	    file_url_scheme(c, member(g, "url"), s->file_url, scheme,
 	    sizeof scheme) != 0)
 		*scheme = '\0';
+	else if (s->file_url != NULL)
+		check_url(c, member(g, "url"), "source.url", s->file_url,
+		    "file,ftp,ftps,sftp,http,https");
 	sftp = strcmp(scheme, "sftp") == 0;
 	local = strcmp(scheme, "file") == 0;
 
@@ -1654,6 +1780,8 @@ parse_delete_http(struct ctx *c, config_setting_t *g, struct job_conf *j)
 	at = member(dl, "url");
 	d->delete_url = get_tmpl(c, dl, "jobs.*.destination.delete.url", true, NULL,
 	    TMPL_URL, TV_WRITE);
+	check_http_url(c, dl, "url", "destination.delete.url", d->delete_url);
+	check_key_in_path(c, member(dl, "url"), "destination.delete.url", d->delete_url);
 	if (d->delete_url != NULL && (tmpl_uses(d->delete_url) & ~(TV_KEY |
 	    TV_SECRET | TV_ENV)) != 0) {
 		errf(c, line_of(c, at), "destination.delete.url: {{record}} has no "
@@ -1681,6 +1809,7 @@ parse_dest_http(struct ctx *c, config_setting_t *g, struct job_conf *j)
 		check_method(c, g, "destination.method", d->method);
 	d->url = get_tmpl(c, g, "jobs.*.destination.url", true, NULL, TMPL_URL,
 	    TV_WRITE);
+	check_http_url(c, g, "url", "destination.url", d->url);
 	b = member(g, "body");
 	body = b != NULL ? config_setting_get_string(b) : "{{record}}";
 	if (body != NULL && *body != '\0')
@@ -1696,6 +1825,7 @@ parse_dest_http(struct ctx *c, config_setting_t *g, struct job_conf *j)
 			    d->create_method);
 		d->create_url = get_tmpl(c, cr, "jobs.*.destination.create.url", true,
 		    NULL, TMPL_URL, TV_WRITE);
+		check_http_url(c, cr, "url", "destination.create.url", d->create_url);
 		b = member(cr, "body");
 		if (b == NULL && body != NULL && *body != '\0')
 			d->create_body = compile(c, g, "destination.create.body", body,
@@ -1710,6 +1840,84 @@ parse_dest_http(struct ctx *c, config_setting_t *g, struct job_conf *j)
 	    &d->concurrency);
 	parse_http_opts(c, g, "jobs.*.destination", &d->http);
 	parse_delete_http(c, g, j);
+}
+
+/* The first column mapped from a record field, or d->ncolumns. */
+static size_t
+column_of_field(const struct dest_conf *d, const char *field)
+{
+	size_t	i;
+
+	for (i = 0; i < d->ncolumns; i++) {
+		if (strcmp(d->columns[i].field, field) == 0)
+			break;
+	}
+	return i;
+}
+
+/*
+ * A PostgreSQL destination addresses a row (the upsert's conflict target, a deletion) by
+ * the columns mapped from the job's key fields, and nothing else: every key field must be
+ * mapped to a column, and every key column must be mapped from a key field. Otherwise an
+ * upsert would merge rows of different records and a deletion would remove another row.
+ * Sets d->key_fields (per key column, the key field it carries).
+ */
+static void
+check_key_columns(struct ctx *c, config_setting_t *at, bool given, struct dest_conf *d,
+    const struct job_conf *j)
+{
+	size_t	i, k, f;
+	bool	covered;
+
+	if (d->ncolumns == 0 || j->nkey == 0)
+		return;
+	d->key_fields = xcalloc(d->nkey_columns + 1, sizeof *d->key_fields);
+	for (k = 0; k < d->nkey_columns; k++) {
+		for (i = 0; i < d->ncolumns; i++) {
+			if (strcmp(d->columns[i].column, d->key_columns[k]) == 0)
+				break;
+		}
+		if (i == d->ncolumns) {
+			errf(c, line_of(c, at), "'destination.key_columns': '%s' is not in "
+			    "destination.columns", d->key_columns[k]);
+			continue;
+		}
+		for (f = 0; f < j->nkey; f++) {
+			if (strcmp(d->columns[i].field, j->key[f]) == 0)
+				break;
+		}
+		if (f == j->nkey)
+			errf(c, line_of(c, at), "'destination.key_columns': column '%s' is "
+			    "mapped from '%s', which is not a key field (key: %s%s): a row "
+			    "is upserted and deleted by the columns mapped from the key",
+			    d->key_columns[k], d->columns[i].field, j->key[0],
+			    j->nkey > 1 ? ", ..." : "");
+		else
+			d->key_fields[k] = f;
+	}
+	for (f = 0; f < j->nkey; f++) {
+		covered = false;
+		for (k = 0; k < d->nkey_columns && d->key_fields != NULL; k++) {
+			i = 0;
+			while (i < d->ncolumns && strcmp(d->columns[i].column,
+			    d->key_columns[k]) != 0)
+				i++;
+			if (i < d->ncolumns && strcmp(d->columns[i].field, j->key[f]) == 0)
+				covered = true;
+		}
+		if (covered)
+			continue;
+		if (column_of_field(d, j->key[f]) == d->ncolumns)
+			errf(c, line_of(c, at), "no column in destination.columns is mapped "
+			    "from the key field '%s': a row is upserted and deleted by the "
+			    "columns mapped from the key; map it (column = \"%s\";)",
+			    j->key[f], j->key[f]);
+		else if (given)
+			errf(c, line_of(c, at), "'destination.key_columns' lacks column '%s', "
+			    "mapped from the key field '%s': a row is upserted and deleted by "
+			    "all the columns mapped from the key",
+			    d->columns[column_of_field(d, j->key[f])].column, j->key[f]);
+	}
 }
 
 static void
@@ -1748,35 +1956,18 @@ parse_dest_pg(struct ctx *c, config_setting_t *g, struct dest_conf *d,
 	kc = member(g, "key_columns");
 	if (kc != NULL) {
 		get_strlist(kc, &d->key_columns, &d->nkey_columns);
-		for (k = 0; k < d->nkey_columns; k++) {
-			for (i = 0; i < d->ncolumns; i++) {
-				if (strcmp(d->columns[i].column, d->key_columns[k]) == 0)
-					break;
-			}
-			if (i == d->ncolumns)
-				errf(c, line_of(c, kc), "'destination.key_columns': '%s' "
-				    "is not in destination.columns", d->key_columns[k]);
-		}
 		if (d->nkey_columns == 0)
 			errf(c, line_of(c, kc), "'destination.key_columns' is empty");
-		return;
-	}
-	if (cols == NULL || d->ncolumns == 0)
-		return;
-	d->key_columns = xcalloc(d->ncolumns + 1, sizeof *d->key_columns);
-	for (k = 0; k < j->nkey; k++) {
-		for (i = 0; i < d->ncolumns; i++) {
-			if (strcmp(d->columns[i].field, j->key[k]) == 0) {
+	} else if (cols != NULL && d->ncolumns > 0) {
+		/* The default: the first column mapped from each key field, in key order. */
+		d->key_columns = xcalloc(j->nkey + 1, sizeof *d->key_columns);
+		for (k = 0; k < j->nkey; k++) {
+			if ((i = column_of_field(d, j->key[k])) < d->ncolumns)
 				d->key_columns[d->nkey_columns++] =
 				    xstrdup(d->columns[i].column);
-				break;
-			}
 		}
 	}
-	if (d->nkey_columns == 0)
-		errf(c, line_of(c, cols), "no column in destination.columns is mapped "
-		    "from the key field%s; map one or set key_columns",
-		    j->nkey > 1 ? "s" : "");
+	check_key_columns(c, kc != NULL ? kc : cols, kc != NULL, d, j);
 }
 
 static void
@@ -1936,6 +2127,7 @@ parse_capture(struct ctx *c, config_setting_t *job, struct job_conf *j)
 	(void)get_bool(c, g, "jobs.*.capture.deletes", NULL, &cc->deletes);
 	(void)get_ratio(c, g, "jobs.*.capture.max_delete_ratio",
 	    &cc->max_delete_ratio);
+	(void)get_int(c, g, "jobs.*.capture.min_records", NULL, &cc->min_records);
 }
 
 /* Serialize a setting for the fingerprint. */
@@ -2259,6 +2451,7 @@ job_free(struct job_conf *j)
 	}
 	free(j->dst.columns);
 	free_strv(j->dst.key_columns, j->dst.nkey_columns);
+	free(j->dst.key_fields);
 	free(j->dst.delete_method);
 	tmpl_free(j->dst.delete_url);
 	free(j->fingerprint);

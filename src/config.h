@@ -39,6 +39,7 @@ struct source_conf {
 	int64_t		 page_first;	/* style page: first page number (default 1) */
 	int64_t		 page_size;	/* {{limit}}; a shorter page ends the read */
 	char		*page_next;	/* style next: JSON path of the next URL/token */
+	bool		 page_stable;	/* style link/next: one stable order (capture.deletes) */
 	struct tmpl	*fetch;		/* optional URL to re-fetch one record by {{key}} */
 	struct http_opts http;
 	/* http, strategy flag: the marking request (TV_MARK) */
@@ -97,6 +98,7 @@ struct dest_conf {
 	struct column_map *columns;
 	size_t		 ncolumns;
 	char		**key_columns;	/* conflict target; default: columns mapped from the job key */
+	size_t		*key_fields;	/* per key column: the job key field it is mapped from */
 	size_t		 nkey_columns;
 	/* http: the request that deletes a record (strategy capture with deletes) */
 	bool		 has_delete;
@@ -111,7 +113,8 @@ struct capture_conf {
 	char		**exclude;	/* volatile fields left out of the canonical form */
 	size_t		 nexclude;
 	bool		 deletes;	/* delete at the destination what a complete snapshot lacks */
-	double		 max_delete_ratio;	/* guard, default 0.1 */
+	double		 max_delete_ratio;	/* guard, default 0.1, of the records stored */
+	int64_t		 min_records;	/* a snapshot with fewer records is incomplete; 0 = none */
 };
 
 struct flag_conf {

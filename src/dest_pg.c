@@ -284,33 +284,31 @@ dp_free(struct dest *ds)
 	free(dp);
 }
 
-/* The row identifying one record for a DELETE: {key column: value}, from the key text. */
+/*
+ * The row identifying one record for a DELETE: {key column: the value of the key field it
+ * is mapped from}, from the stored key text (a composite key's text is its JSON array).
+ * The configuration guarantees that every key column is mapped from a key field
+ * (dst.key_fields) and that every key field has one: a row is addressed by the key alone.
+ */
 static int
 delete_row(struct buf *b, const struct job_conf *job, const char *key)
 {
 	const struct dest_conf *c = &job->dst;
 	json_t *parts = NULL;
 
-	if (job->nkey > 1 && (parts = json_loads(key, 0, NULL)) == NULL)
+	if (job->nkey > 1 && ((parts = json_loads(key, 0, NULL)) == NULL ||
+	    !json_is_array(parts) || json_array_size(parts) != job->nkey)) {
+		json_decref(parts);
 		return -1;
+	}
 	buf_addc(b, '{');
 	for (size_t k = 0; k < c->nkey_columns; k++) {
-		const char *field = NULL;
-		size_t idx = 0;
-
-		for (size_t i = 0; i < c->ncolumns; i++)
-			if (strcmp(c->columns[i].column, c->key_columns[k]) == 0)
-				field = c->columns[i].field;
-		for (size_t i = 0; field != NULL && i < job->nkey; i++)
-			if (strcmp(job->key[i], field) == 0)
-				idx = i;
 		if (k > 0)
 			buf_addc(b, ',');
 		json_append_str(b, c->key_columns[k]);
 		buf_addc(b, ':');
 		if (parts != NULL)
-			json_append(b, json_array_get(parts, idx) != NULL ?
-			    json_array_get(parts, idx) : json_null());
+			json_append(b, json_array_get(parts, c->key_fields[k]));
 		else
 			json_append_str(b, key);
 	}

@@ -13,6 +13,7 @@
  */
 #include <sys/stat.h>
 #include <curl/curl.h>
+#include <ctype.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
@@ -69,6 +70,8 @@ struct http_call {
 	char			*location;
 	char			*link_next;
 	long			 retry_after_ms;	/* -1: no Retry-After */
+	bool			 framed;	/* Content-Length or chunked: the end is known */
+	bool			 bad_url;	/* refused before it was sent */
 	char			 errbuf[CURL_ERROR_SIZE];
 
 	/* Streams only. */
@@ -84,6 +87,7 @@ struct http_call {
 	struct event		*stall_ev;
 	struct event		*nudge_ev;	/* ftps: drives the data connection's TLS handshake */
 	int			 fd;		/* file://: the open file, else -1 */
+	struct stat		 st;		/* file://: the file as the read began */
 	struct event		*file_ev;	/* file://: reads the next chunk */
 	char			*fbuf;
 };
@@ -133,6 +137,7 @@ attempt_reset(struct http_call *c)
 	free(c->link_next);
 	c->date = c->location = c->link_next = NULL;
 	c->retry_after_ms = -1;
+	c->framed = false;
 	c->too_large = false;
 	c->result = CURLE_OK;
 	c->errbuf[0] = '\0';
@@ -444,6 +449,7 @@ header_cb(char *p, size_t size, size_t n, void *arg)
 		free(c->link_next);
 		c->date = c->location = c->link_next = NULL;
 		c->retry_after_ms = -1;
+		c->framed = false;
 		return len;
 	}
 	line = xstrndup(p, len);
@@ -469,6 +475,10 @@ header_cb(char *p, size_t size, size_t n, void *arg)
 		}
 	} else if (namelen == 11 && strncasecmp(line, "retry-after", 11) == 0)
 		c->retry_after_ms = parse_retry_after(v);
+	else if ((namelen == 14 && strncasecmp(line, "content-length", 14) == 0) ||
+	    (namelen == 17 && strncasecmp(line, "transfer-encoding", 17) == 0 &&
+	    strcasestr(v, "chunked") != NULL))
+		c->framed = true;
 out:
 	free(line);
 	return len;
@@ -581,6 +591,19 @@ call_start(struct http_call *c)
 	return 0;
 }
 
+/* Queue a finished call for check_multi_info's second loop. */
+static void
+done_push(struct http_call *c)
+{
+	c->in_done = true;
+	c->done_next = NULL;
+	if (done_tail != NULL)
+		done_tail->done_next = c;
+	else
+		done_head = c;
+	done_tail = c;
+}
+
 /* Backoff timer of a retry fired. */
 static void
 retry_cb(evutil_socket_t fd, short what, void *arg)
@@ -591,12 +614,7 @@ retry_cb(evutil_socket_t fd, short what, void *arg)
 	if (call_start(c) == -1) {
 		/* Report it like a finished transfer, on the normal path. */
 		c->result = CURLE_FAILED_INIT;
-		c->in_done = true;
-		if (done_tail != NULL)
-			done_tail->done_next = c;
-		else
-			done_head = c;
-		done_tail = c;
+		done_push(c);
 	}
 	check_multi_info();
 }
@@ -638,7 +656,11 @@ call_finish(struct http_call *c)
 		stream_finish(c);
 		return;
 	}
-	if (c->too_large || c->result == CURLE_FILESIZE_EXCEEDED) {
+	if (c->bad_url) {
+		snprintf(resp.error, sizeof(resp.error), "URL %.250s refused: %.200s", c->log_url,
+		    c->errbuf);
+		final_error = true;	/* the same URL would be refused again */
+	} else if (c->too_large || c->result == CURLE_FILESIZE_EXCEEDED) {
 		snprintf(resp.error, sizeof(resp.error), "response larger than %lld bytes",
 		    c->max_bytes);
 		final_error = true;	/* the same answer would come again */
@@ -708,13 +730,7 @@ check_multi_info(void)
 		c->result = msg->data.result;
 		curl_multi_remove_handle(http_multi, c->easy);
 		c->in_multi = false;
-		c->in_done = true;
-		c->done_next = NULL;
-		if (done_tail != NULL)
-			done_tail->done_next = c;
-		else
-			done_head = c;
-		done_tail = c;
+		done_push(c);
 	}
 	/* A callback below may end in a nested check_multi_info: it drains the same list. */
 	while ((c = done_head) != NULL) {
@@ -774,9 +790,89 @@ http_shutdown(void)
 	curl_global_cleanup();
 }
 
+int
+http_url_check(const char *url, size_t len, const char *schemes, char **why)
+{
+	const char *end = url + len, *p, *auth, *aend, *host, *he, *q;
+	bool partial = url[len] != '\0';
+	char scheme[16], list[80];
+	size_t n, i;
+
+	*why = NULL;
+	for (p = url; p < end && (isalnum((unsigned char)*p) || *p == '+' || *p == '-' ||
+	    *p == '.'); p++)
+		;
+	n = (size_t)(p - url);
+	if (partial && p + 3 > end)
+		return 1;	/* the scheme comes from a placeholder */
+	for (i = 0, q = schemes; *q != '\0' && i + 3 < sizeof list; q++) {
+		if (*q == ',') {
+			list[i++] = ',';
+			list[i++] = ' ';
+		} else
+			list[i++] = *q;
+	}
+	list[i] = '\0';
+	if (n == 0 || n >= sizeof scheme || !isalpha((unsigned char)*url) || p + 3 > end ||
+	    strncmp(p, "://", 3) != 0) {
+		*why = xasprintf("not a URL (expected scheme://host/path, the scheme one of %s)",
+		    list);
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		scheme[i] = (char)tolower((unsigned char)url[i]);
+	scheme[n] = '\0';
+	for (q = schemes; (q = strstr(q, scheme)) != NULL; q += n) {
+		if ((q == schemes || q[-1] == ',') && (q[n] == ',' || q[n] == '\0'))
+			break;
+	}
+	if (q == NULL) {
+		*why = xasprintf("unsupported scheme '%s' (expected one of %s)", scheme, list);
+		return -1;
+	}
+	auth = p + 3;
+	aend = auth + strcspn(auth, "/?#");
+	if (partial && aend > end)
+		return 1;	/* the host comes from a placeholder */
+	for (host = auth, q = auth; q < aend; q++) {
+		if (*q == '@')
+			host = q + 1;
+	}
+	if (*host == '[')
+		he = memchr(host, ']', (size_t)(aend - host)) != NULL ? aend : host;
+	else
+		for (he = host; he < aend && *he != ':'; he++)
+			;
+	if (strcmp(scheme, "file") == 0) {
+		if (he > host && ((size_t)(he - host) != 9 || strncasecmp(host, "localhost", 9) != 0)) {
+			*why = xstrdup("a file:// URL names a local file (file:///path), not one "
+			    "on another host");
+			return -1;
+		}
+	} else if (he == host) {
+		*why = xasprintf("no host (expected %s://host/path)", scheme);
+		return -1;
+	}
+	return 0;
+}
+
+/* A request refused before it was sent: reported like a finished transfer. */
+static void
+refused_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_call *c = arg;
+
+	(void)fd; (void)what;
+	done_push(c);
+	check_multi_info();
+}
+
 struct http_call *
 http_send(const struct http_request *req, http_cb cb, void *arg)
 {
+	static const struct timeval now = { 0, 0 };
+	char *why = NULL;
+
 	struct http_call *c;
 
 	c = xcalloc(1, sizeof(*c));
@@ -802,6 +898,16 @@ http_send(const struct http_request *req, http_cb cb, void *arg)
 		http_calls->prev = c;
 	http_calls = c;
 
+	/* The URL as rendered: a placeholder may have supplied its scheme or host. */
+	if (http_url_check(c->url, strlen(c->url), "http,https", &why) != 0) {
+		snprintf(c->errbuf, sizeof(c->errbuf), "%s", why);
+		free(why);
+		c->bad_url = true;
+		c->result = CURLE_URL_MALFORMAT;
+		c->retry_ev = evtimer_new(http_base, refused_cb, c);
+		evtimer_add(c->retry_ev, &now);
+		return c;
+	}
 	if ((c->easy = curl_easy_init()) == NULL) {
 		log_warnx("%s %s: cannot create a libcurl handle", c->method, c->log_url);
 		call_free(c);
@@ -847,13 +953,7 @@ stream_end(struct http_call *c, CURLcode result)
 		evtimer_del(c->stall_ev);
 	evtimer_del(c->resume_ev);
 	c->result = result;
-	c->in_done = true;
-	c->done_next = NULL;
-	if (done_tail != NULL)
-		done_tail->done_next = c;
-	else
-		done_head = c;
-	done_tail = c;
+	done_push(c);
 }
 
 /* (Re)start the stall timer of a curl stream that is receiving. */
@@ -949,6 +1049,33 @@ stream_deliver(struct http_call *c, const char *p, size_t len)
 	return 0;
 }
 
+/*
+ * file://, at the end of the read: was the whole file read as it was when the read began?
+ * A file rewritten in place (a truncation at a line end, an export still being written)
+ * would otherwise pass for a complete snapshot. A file replaced by a rename is not
+ * affected: the open descriptor keeps the old one.
+ */
+static bool
+file_unchanged(struct http_call *c)
+{
+	struct stat now;
+
+	if (fstat(c->fd, &now) == -1) {
+		snprintf(c->errbuf, sizeof(c->errbuf), "cannot check the file after the read: %s",
+		    strerror(errno));
+		return false;
+	}
+	if (now.st_size == c->st.st_size && now.st_mtim.tv_sec == c->st.st_mtim.tv_sec &&
+	    now.st_mtim.tv_nsec == c->st.st_mtim.tv_nsec && c->nbytes == (long long)now.st_size)
+		return true;
+	snprintf(c->errbuf, sizeof(c->errbuf), "the file changed while it was read (%lld bytes "
+	    "when the read began, %lld now, %lld read%s): not a complete snapshot",
+	    (long long)c->st.st_size, (long long)now.st_size, c->nbytes,
+	    now.st_mtim.tv_sec != c->st.st_mtim.tv_sec ||
+	    now.st_mtim.tv_nsec != c->st.st_mtim.tv_nsec ? ", modified since" : "");
+	return false;
+}
+
 /* file://: read and hand over one chunk per loop turn. */
 static void
 file_read_cb(evutil_socket_t fd, short what, void *arg)
@@ -967,7 +1094,7 @@ file_read_cb(evutil_socket_t fd, short what, void *arg)
 		snprintf(c->errbuf, sizeof(c->errbuf), "cannot read: %s", strerror(errno));
 		stream_end(c, CURLE_READ_ERROR);
 	} else if (n == 0)
-		stream_end(c, CURLE_OK);
+		stream_end(c, file_unchanged(c) ? CURLE_OK : CURLE_READ_ERROR);
 	else if (stream_deliver(c, c->fbuf, (size_t)n) == -1) {
 		if (c->cancelled) {
 			call_free(c);
@@ -1009,6 +1136,27 @@ resume_cb(evutil_socket_t fd, short what, void *arg)
 	check_multi_info();
 }
 
+/*
+ * An HTTP/1.x stream whose length was not announced (no Content-Length, not chunked) ends
+ * when the server closes the connection, and a connection cut early looks the same. HTTP/2
+ * and later frame the end of every stream; other protocols end by their own means.
+ */
+static bool
+stream_complete(struct http_call *c)
+{
+	long ver = 0;
+	char *url = NULL;
+	bool http;
+
+	if (c->easy == NULL || c->framed)
+		return true;
+	if (curl_easy_getinfo(c->easy, CURLINFO_EFFECTIVE_URL, &url) != CURLE_OK || url == NULL)
+		return true;
+	http = strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0;
+	curl_easy_getinfo(c->easy, CURLINFO_HTTP_VERSION, &ver);
+	return !http || ver >= CURL_HTTP_VERSION_2_0;
+}
+
 /* The end of a stream: one callback, with an error text that names the URL. */
 static void
 stream_finish(struct http_call *c)
@@ -1039,6 +1187,11 @@ stream_finish(struct http_call *c)
 		snprintf(resp.error, sizeof(resp.error), "%.300s: %s (curl error %d)%s%.150s",
 		    c->log_url, curl_easy_strerror(c->result), (int)c->result,
 		    *e != '\0' ? ": " : "", e);
+	else if (!stream_complete(c))
+		snprintf(resp.error, sizeof(resp.error), "%.300s: the answer had neither "
+		    "Content-Length nor chunked transfer coding, so its end cannot be told "
+		    "from a dropped connection (%lld bytes): not taken as a complete snapshot",
+		    c->log_url, c->nbytes);
 	resp.status = status;
 	resp.body = xstrdup("");
 	resp.attempts = 1;
@@ -1104,6 +1257,7 @@ stream_open_file(struct http_call *c, char **err)
 		free(path);
 		return -1;
 	}
+	c->st = st;
 	free(path);
 	c->fbuf = xmalloc(HTTP_STREAM_BUFFER);
 	c->file_ev = evtimer_new(http_base, file_read_cb, c);
@@ -1145,6 +1299,8 @@ stream_setup_easy(struct http_call *c, const struct http_stream_req *req, const 
 		SET(CURLOPT_FOLLOWLOCATION, 1L);
 		SET(CURLOPT_MAXREDIRS, 5L);
 		SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+		SET(CURLOPT_HEADERFUNCTION, header_cb);
+		SET(CURLOPT_HEADERDATA, c);
 		if (req->decode)
 			SET(CURLOPT_ACCEPT_ENCODING, "");
 	}
@@ -1178,7 +1334,7 @@ http_stream(const struct http_stream_req *req, http_data_cb on_data, http_cb on_
     void *arg, char **err)
 {
 	struct http_call *c;
-	char *scheme;
+	char *scheme, *e = NULL;
 	CURLMcode mr;
 
 	c = xcalloc(1, sizeof(*c));
@@ -1205,6 +1361,11 @@ http_stream(const struct http_stream_req *req, http_data_cb on_data, http_cb on_
 	    strstr("," HTTP_STREAM_PROTOCOLS ",", scheme) == NULL) || strchr(scheme, ',') != NULL) {
 		*err = xasprintf("%s: unsupported URL scheme (expected file, ftp, ftps, sftp, "
 		    "http or https)", c->log_url);
+		goto fail;
+	}
+	if (http_url_check(req->url, strlen(req->url), "file," HTTP_STREAM_PROTOCOLS, &e) != 0) {
+		*err = xasprintf("%s: %s", c->log_url, e);
+		free(e);
 		goto fail;
 	}
 	if (strcmp(scheme, "file") == 0) {

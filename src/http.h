@@ -43,6 +43,14 @@ void http_shutdown(void);	/* cancels everything without callbacks; before event_
 /* Copies everything it needs from req. */
 struct http_call *http_send(const struct http_request *req, http_cb cb, void *arg);
 void http_cancel(struct http_call *);	/* no callback after this */
+/*
+ * Check a URL before it is used: its scheme one of `schemes` (a comma list such as
+ * "http,https"), and a host (file:// takes none, or localhost). Only url[0..len) is known
+ * when url[len] is not NUL (the rest comes from a placeholder): 1 when what is known
+ * cannot decide. 0 when fine; -1 and *why (caller frees) when refused. http_send and
+ * http_stream check every URL this way; a refused request ends with resp->error set.
+ */
+int http_url_check(const char *url, size_t len, const char *schemes, char **why) WUR;
 /* True for statuses that are retried (408, 429, 5xx) or transport errors (status 0). */
 bool http_retryable(long status);
 

@@ -22,10 +22,12 @@
 struct stored {
 	char	hash[CANON_HASH_LEN];
 	bool	seen;		/* present in this run's snapshot */
+	bool	same;		/* ... with the stored hash: the destination has it */
 };
 
 struct capture_state {
 	struct strmap		 stored;	/* key -> struct stored */
+	size_t			 nstored;	/* stored before this run: the guard's denominator */
 	char			*load_after;
 	struct file_reader	*fr;
 	bool			 paused;
@@ -137,6 +139,7 @@ on_record(struct run *r, json_t *rec, long line)
 	if (s != NULL) {
 		s->seen = true;
 		if (strcmp(s->hash, h) == 0) {
+			s->same = true;
 			r->nskipped++;
 			free(key);
 			return;
@@ -351,7 +354,17 @@ flushed_ck(struct run *r, int rc)
 static void
 finish(struct run *r)
 {
-	json_t *doc = json_pack("{s[] ss}", "failed", "result", "ok");
+	json_t *doc = json_pack("{s[] ss s[]}", "failed", "result", "ok", "ok");
+	json_t *ok = json_object_get(doc, "ok");
+	size_t it = 0;
+	const char *k;
+	void *v;
+
+	/* A record back in the snapshot as the destination has it: a deletion refused
+	 * earlier (or a change refused, since reverted) has nothing left to do. */
+	while (r->have_failures && strmap_next(&r->cs->stored, &it, &k, &v))
+		if (((struct stored *)v)->same && run_queued(r, k))
+			json_array_append_new(ok, json_string(k));
 
 	/* A complete, clean snapshot: failures of rows that had no key (named by their line
 	 * or hash) are gone with the file that had them. */
@@ -365,12 +378,19 @@ finish(struct run *r)
 	json_decref(doc);
 }
 
+/*
+ * The snapshot is read. Deletions are made only from a complete, trustworthy one: the read
+ * ended without an error, had no malformed rows, holds at least capture.min_records, and
+ * lacks at most max_delete_ratio of the records stored before this run (records this run
+ * added do not dilute the share). A refused deletion waits for its retry like a refused
+ * delivery (backoff, dead-lettering).
+ */
 static void
 end_of_read(struct run *r)
 {
 	struct capture_state *cs = r->cs;
 	const struct capture_conf *cc = &r->job->capture;
-	size_t it = 0, nstored = cs->stored.n;
+	size_t it = 0, nstored = cs->nstored, nmissing = 0, nwaiting = 0;
 	const char *k;
 	void *v;
 
@@ -379,15 +399,22 @@ end_of_read(struct run *r)
 		return;
 	}
 	if (cc->deletes) {
-		while (strmap_next(&cs->stored, &it, &k, &v))
-			if (!((struct stored *)v)->seen)
+		while (strmap_next(&cs->stored, &it, &k, &v)) {
+			if (((struct stored *)v)->seen)
+				continue;
+			nmissing++;
+			if (run_waits_for_retry(r, k, ""))
+				nwaiting++;	/* a refused deletion, before its retry or dead */
+			else
 				strlist_add(&cs->del, xstrdup(k));
-		if (nstored > 0 && (double)cs->del.n / (double)nstored > cc->max_delete_ratio) {
+		}
+		if (nstored > 0 && (double)nmissing / (double)nstored > cc->max_delete_ratio) {
+			strlist_free(&cs->del);
 			run_fail(r, "max_delete_ratio guard: this snapshot of %s lacks %zu of the %zu "
-			    "records delivered before (%.1f%% > %.1f%%), so it looks truncated or empty%s%s; "
-			    "nothing was deleted. If the deletions are real, raise capture.max_delete_ratio "
-			    "for one run", where(r), cs->del.n, nstored,
-			    100.0 * (double)cs->del.n / (double)nstored, 100.0 * cc->max_delete_ratio,
+			    "records stored before this run (%.1f%% > %.1f%%), so it looks truncated or "
+			    "empty%s%s; nothing was deleted. If the deletions are real, raise "
+			    "capture.max_delete_ratio for one run", where(r), nmissing, nstored,
+			    100.0 * (double)nmissing / (double)nstored, 100.0 * cc->max_delete_ratio,
 			    cs->read_error != NULL ? ": " : "",
 			    cs->read_error != NULL ? cs->read_error : "");
 			return;
@@ -397,12 +424,21 @@ end_of_read(struct run *r)
 		run_fail(r, "%s; nothing was deleted", cs->read_error);
 		return;
 	}
+	if (cc->min_records > 0 && r->nread < cc->min_records) {
+		run_fail(r, "capture.min_records: this snapshot of %s has %lld records, fewer "
+		    "than %lld, so it looks truncated or empty%s", where(r), r->nread,
+		    (long long)cc->min_records, cc->deletes ? "; nothing was deleted" : "");
+		return;
+	}
 	if (cc->deletes && cs->nbad > 0 && cs->del.n > 0) {
 		log_job(LOG_WARNING, r->job->name, r->id, NULL, "no deletions in this run: the "
 		    "snapshot had %lld malformed records, so it is not known to be complete",
 		    cs->nbad);
 		strlist_free(&cs->del);
 	}
+	if (nwaiting > 0)
+		log_job(LOG_INFO, r->job->name, r->id, NULL, "%zu deletions refused before wait "
+		    "for their retry (or are dead-lettered)", nwaiting);
 	if (cs->del.n > 0) {
 		log_job(LOG_INFO, r->job->name, r->id, NULL, "deleting %zu records gone from the "
 		    "source", cs->del.n);
@@ -436,21 +472,25 @@ static void
 deleted(void *arg, int rc, const char *err)
 {
 	struct run *r = arg;
-	json_t *doc, *gone, *failed;
+	json_t *doc, *gone, *failed, *ok;
 
 	if (rc != 0) {
 		run_fail(r, "deletion failed: %s", err != NULL ? err : "unknown error");
 		return;
 	}
-	doc = json_pack("{s[] s[]}", "records_del", "failed");
+	doc = json_pack("{s[] s[] s[]}", "records_del", "failed", "ok");
 	gone = json_object_get(doc, "records_del");
 	failed = json_object_get(doc, "failed");
+	ok = json_object_get(doc, "ok");
 	for (size_t i = 0; i < r->nitems; i++) {
 		struct dest_item *it = &r->items[i];
 
 		if (it->outcome == DEST_OK) {
 			r->ndeleted++;
 			json_array_append_new(gone, json_string(it->key));
+			/* A deletion refused before is done now: its failure goes. */
+			if (r->have_failures)
+				json_array_append_new(ok, json_string(it->key));
 		} else {
 			char *e = xasprintf("deletion refused: %s", it->error != NULL ? it->error :
 			    "unknown error");
@@ -481,6 +521,7 @@ start_read(struct run *r)
 	struct capture_state *cs = r->cs;
 	char *err = NULL;
 
+	cs->nstored = cs->stored.n;
 	log_job(LOG_DEBUG, r->job->name, r->id, NULL, "%zu stored hashes loaded", cs->stored.n);
 	if (r->job->src.type == CONN_FILE) {
 		cs->fr = source_file_open(r->jr->d, r->job, file_record, file_bad, file_done, r,

@@ -1,5 +1,5 @@
-# Strategy capture over paged sources: a paginated HTTP API (the sample application, page
-# style page) into an HTTP destination with deletions (DELETE by key), and a PostgreSQL
+# Strategy capture over paged sources: a paginated HTTP API (the sample application, Link
+# headers, declared stable) into an HTTP destination with deletions (DELETE by key), and a PostgreSQL
 # table (keyset by key) into a PostgreSQL table. Changes, removals and additions at the
 # source arrive as exactly that many upserts and deletions; an unchanged source delivers
 # nothing; a source that shrank past max_delete_ratio or failed mid-read deletes nothing.
@@ -20,7 +20,7 @@ jobs = (
  { name = "api"; strategy = "capture"; key = "id"; batch = 100;
    capture = { exclude = [ "updatedAt" ]; deletes = true; max_delete_ratio = 0.1; };
    source = { type = "http"; url = "$SA/api/products";
-	query = [ "_page={{page}}", "_limit={{limit}}" ]; page = { style = "page"; size = 200; }; };
+	query = [ "_limit={{limit}}" ]; page = { style = "link"; stable = true; size = 200; }; };
    destination = { type = "http"; method = "PUT"; url = "$SA/api/mirror/{{key}}"; body = "{{record}}";
 	delete = { url = "$SA/api/mirror/{{key}}"; }; }; },
  { name = "table"; strategy = "capture"; key = "id"; batch = 500;

@@ -281,6 +281,9 @@ test_full_values(void **state)
 	assert_int_equal(j->dst.nkey_columns, 2);
 	assert_string_equal(j->dst.key_columns[0], "tenant");
 	assert_string_equal(j->dst.key_columns[1], "id");
+	/* each key column carries the key field it is mapped from (deletes by key) */
+	assert_int_equal(j->dst.key_fields[0], 0);
+	assert_int_equal(j->dst.key_fields[1], 1);
 
 	j = config_job(cfg, "to-http");
 	assert_non_null(j);
@@ -558,7 +561,8 @@ test_capture_http(void **state)
 	assert_true(j->capture.max_delete_ratio == 0.1);
 	assert_int_equal(j->src.type, CONN_HTTP);
 	assert_null(j->src.file_url);
-	assert_int_equal(j->src.page_style, PAGE_PAGE);
+	assert_int_equal(j->src.page_style, PAGE_LINK);
+	assert_true(j->src.page_stable);
 	assert_int_equal(j->src.page_size, 200);
 	assert_string_equal(j->src.records, "items");
 	assert_int_equal(j->src.http.timeout_ms, 30000);	/* http: defaults.timeout */
