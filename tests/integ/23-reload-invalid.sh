@@ -34,6 +34,8 @@ added() { echo "{ name = \"added\";
 	  source = { url = \"$SA/api/other\"; query = { updatedAt_gte = \"{{watermark}}\"; }; };
 	  destination = { type = \"http\"; url = \"$SA/api/other-copy/{{key}}\"; }; }"; }
 count() { sa GET "/_ctl/stats?coll=$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])'; }
+count_ge() { [ "$(count "$1")" -ge "$2" ]; }
+readies_gt() { [ "$(readies)" -gt "$1" ]; }
 readies() { grep -cx 'READY=1' "$T/notify.txt"; }
 last_status() { grep '^STATUS=' "$T/notify.txt" | tail -1; }
 maxrun() { sql "$STATE" "SELECT COALESCE(max(id), 0) FROM onesync.runs"; }
@@ -47,7 +49,7 @@ wait_for 10 test -S "$T/notify.sock" || fail "listener did not start"
 NOTIFY_SOCKET=$T/notify.sock "$ONESYNCD" -c "$T/c.conf" >>"$T/daemon.log" 2>&1 &
 D_PID=$!; PIDS+=($D_PID)
 wait_for 10 grep -qx 'READY=1' "$T/notify.txt" || fail "no READY=1"
-wait_for 20 bash -c "[ \"\$(curl -s '$SA/_ctl/stats?coll=copy' | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"count\"])')\" = 50 ]" ||
+wait_for 20 count_ge copy 50 ||
 	fail "the first run did not copy the 50 records"
 
 # reject NAME: SIGHUP with the current file; it must be refused at the "// BAD" line
@@ -57,7 +59,7 @@ reject() {
 	[ -n "$line" ] || fail "$name: no // BAD marker in the test's file"
 	mark=$(wc -l <"$T/daemon.log"); r0=$(readies); copy0=$(count copy)
 	kill -HUP "$D_PID"
-	wait_for 10 bash -c "[ \$(grep -cx 'READY=1' '$T/notify.txt') -gt $r0 ]" || fail "$name: no READY=1 after the reload"
+	wait_for 10 readies_gt "$r0" || fail "$name: no READY=1 after the reload"
 	tail -n +$((mark + 1)) "$T/daemon.log" >"$T/reload.log"
 	grep -q "c.conf:$line: " "$T/reload.log" || fail "$name: no error at c.conf:$line in the log: $(grep -i 'c.conf' "$T/reload.log" | head -3)"
 	grep -q 'configuration rejected' "$T/reload.log" || fail "$name: no 'configuration rejected' line"
@@ -67,7 +69,7 @@ reject() {
 	n0=$(maxrun)
 	sa POST /_ctl/mutate '{"coll":"contacts","after_gets":0,"touch":2,"insert":1,"field":"updatedAt"}' >/dev/null
 	wait_for 20 delivered_after "$n0" || fail "$name: the job stopped running after a rejected reload"
-	wait_for 10 bash -c "[ \"\$(curl -s '$SA/_ctl/stats?coll=copy' | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"count\"])')\" = $((copy0 + 1)) ]" ||
+	wait_for 10 count_ge copy $((copy0 + 1)) ||
 		fail "$name: the new record did not reach the old destination"
 	[ "$(count copy2)" = 0 ] || fail "$name: records went to the rejected file's destination"
 	[ "$(sql "$STATE" "SELECT count(*) FROM onesync.runs WHERE job = 'added'")" = 0 ] || fail "$name: the rejected file's new job ran"
@@ -88,12 +90,12 @@ reject "duplicate job name"
 conf copy2 '' "$(added)"
 mark=$(wc -l <"$T/daemon.log"); r0=$(readies)
 kill -HUP "$D_PID"
-wait_for 10 bash -c "[ \$(grep -cx 'READY=1' '$T/notify.txt') -gt $r0 ]" || fail "no READY=1 after the valid reload"
+wait_for 10 readies_gt "$r0" || fail "no READY=1 after the valid reload"
 tail -n +$((mark + 1)) "$T/daemon.log" | grep -q 'configuration reloaded' || fail "the valid configuration was not applied"
 last_status | grep -q '^STATUS=2 jobs' || fail "STATUS= does not show the new configuration: $(last_status)"
-wait_for 20 bash -c "[ \"\$(curl -s '$SA/_ctl/stats?coll=other-copy' | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"count\"])')\" = 5 ]" ||
+wait_for 20 count_ge other-copy 5 ||
 	fail "the added job did not run"
 sa POST /_ctl/mutate '{"coll":"contacts","after_gets":0,"touch":0,"insert":1,"field":"updatedAt"}' >/dev/null
-wait_for 20 bash -c "[ \"\$(curl -s '$SA/_ctl/stats?coll=copy2' | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"count\"])')\" -ge 1 ]" ||
+wait_for 20 count_ge copy2 1 ||
 	fail "the changed destination was not used"
 kill -TERM "$D_PID"; wait "$D_PID" || fail "exit code $? after SIGTERM"
