@@ -285,3 +285,10 @@ if missing or extra or diff or len(s) != len(rows):
     sys.exit(1)
 PY
 }
+
+# Requests held by a sample application fault rule with "hold": true (see tests/sampleapp.md).
+# sa_held [COLL]: how many are held now; held_ge N [COLL]: at least N are;
+# sa_release [COLL]: let them all go.
+sa_held() { sa GET "/_ctl/held${1:+?coll=$1}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["held"])'; }
+held_ge() { [ "$(sa_held "${2:-}")" -ge "$1" ]; }
+sa_release() { sa POST "/_ctl/release${1:+?coll=$1}" >/dev/null; }

@@ -52,6 +52,7 @@ typedef struct fault {
 	long times;          /* -1 forever */
 	long delay_ms;
 	int truncate;
+	int hold;            /* hold matching requests until /_ctl/release */
 	json_t *keys;        /* array of key texts, or NULL */
 	long retry_after;    /* -1 none */
 	char *body;
@@ -965,7 +966,21 @@ typedef struct rq {
 	long retry_after;
 	char *fbody;
 	struct event *tev;
+	int hold;                /* held until /_ctl/release, then delay_ms */
+	long delay_ms;
+	struct rq *hnext;        /* the list of held requests, oldest first */
 } rq_t;
+
+static rq_t *held;
+
+/* Held requests of collection cname (of all without it). */
+static long held_count(const char *cname)
+{
+	long n = 0;
+	for (rq_t *r = held; r; r = r->hnext)
+		if (!cname || !strcmp(r->coll, cname)) n++;
+	return n;
+}
 
 static int key_in(json_t *keys, const char *k)
 {
@@ -1059,6 +1074,18 @@ static void rq_timer(evutil_socket_t fd, short ev, void *arg)
 	rq_finish(arg);
 }
 
+/* Answer a request now, or after delay ms on an evtimer (never blocking the loop). */
+static void rq_go(rq_t *r, long delay)
+{
+	if (delay > 0) {
+		struct timeval tv = { delay / 1000, (delay % 1000) * 1000 };
+		r->tev = evtimer_new(base, rq_timer, r);
+		evtimer_add(r->tev, &tv);
+		return;
+	}
+	rq_finish(r);
+}
+
 static int method_of(struct evhttp_request *req)
 {
 	switch (evhttp_request_get_command(req)) {
@@ -1118,13 +1145,33 @@ static void api_cb(struct evhttp_request *req, const char *path)
 		r->fbody = f->body ? xstrdup(f->body) : NULL;
 		delay = f->delay_ms;
 	}
-	if (delay > 0) {
-		struct timeval tv = { delay / 1000, (delay % 1000) * 1000 };
-		r->tev = evtimer_new(base, rq_timer, r);
-		evtimer_add(r->tev, &tv);
+	if (f && f->hold) {
+		rq_t **pp = &held;
+		while (*pp) pp = &(*pp)->hnext;
+		r->hold = 1;
+		r->delay_ms = delay;
+		*pp = r;
 		return;
 	}
-	rq_finish(r);
+	rq_go(r, delay);
+}
+
+/* Release up to n (all if n < 0) held requests of collection cname (of all without it),
+ * oldest first; each then takes its rule's delay, if any. Returns how many. */
+static long release_held(const char *cname, long n)
+{
+	long done = 0;
+	rq_t **pp = &held;
+	while (*pp && (n < 0 || done < n)) {
+		rq_t *r = *pp;
+		if (cname && strcmp(r->coll, cname)) { pp = &r->hnext; continue; }
+		*pp = r->hnext;
+		r->hnext = NULL;
+		r->hold = 0;
+		done++;
+		rq_go(r, r->delay_ms);
+	}
+	return done;
 }
 
 /* --------------------------------------------------------------- control */
@@ -1157,9 +1204,10 @@ static void fault_free(fault_t *f)
 
 static json_t *fault_json(fault_t *f)
 {
-	json_t *o = json_pack("{ss si sI sI sb sI}", "method", f->method, "status", f->status,
+	json_t *o = json_pack("{ss si sI sI sb sb sI}", "method", f->method, "status", f->status,
 	                      "times", (json_int_t)f->times, "delay_ms", (json_int_t)f->delay_ms,
-	                      "truncate", f->truncate, "retry_after", (json_int_t)f->retry_after);
+	                      "truncate", f->truncate, "hold", f->hold,
+	                      "retry_after", (json_int_t)f->retry_after);
 	json_object_set_new(o, "coll", f->coll ? json_string(f->coll) : json_null());
 	if (f->keys) json_object_set(o, "keys", f->keys);
 	if (f->body) json_object_set_new(o, "body", json_string(f->body));
@@ -1237,6 +1285,7 @@ static void ctl_cb(struct evhttp_request *req, const char *what)
 			f->times = jint(body, "times", -1);
 			f->delay_ms = jint(body, "delay_ms", 0);
 			f->truncate = jbool(body, "truncate", 0);
+			f->hold = jbool(body, "hold", 0);
 			f->retry_after = jint(body, "retry_after", -1);
 			json_t *b = json_object_get(body, "body");
 			if (json_is_string(b)) f->body = xstrdup(json_string_value(b));
@@ -1398,20 +1447,26 @@ static void ctl_cb(struct evhttp_request *req, const char *what)
 			coll_t *c = coll_get(cname);
 			json_t *rq = json_object();
 			for (int i = 0; i < M_N; i++) json_object_set_new(rq, mnames[i], json_integer(c->req[i]));
-			res = json_pack("{sIsosIsOsOsIsIsIss}", "count", (json_int_t)json_object_size(c->recs),
+			res = json_pack("{sIsosIsOsOsIsIsIsIss}", "count", (json_int_t)json_object_size(c->recs),
 			                "requests", rq, "list_gets", (json_int_t)c->list_gets,
 			                "deliveries", c->deliv, "patches", c->patches,
 			                "total_deliveries", (json_int_t)c->total_deliv,
 			                "max_inflight", (json_int_t)c->max_inflight, "inflight", (json_int_t)c->inflight,
-			                "key", c->keyf);
+			                "held", (json_int_t)held_count(cname), "key", c->keyf);
 		}
 	} else if (!strcmp(what, "reset_stats") && m == M_POST) {
 		for (coll_t *c = colls; c; c = c->next)
 			if (!cname || !strcmp(cname, c->name)) reset_stats(c);
 		res = json_pack("{sb}", "ok", 1);
+	} else if (!strcmp(what, "release") && m == M_POST) {
+		res = json_pack("{sI}", "released",
+		                (json_int_t)release_held(cname, jint(body, "n", -1)));
+	} else if (!strcmp(what, "held") && m == M_GET) {
+		res = json_pack("{sI}", "held", (json_int_t)held_count(cname));
 	} else if (!strcmp(what, "reset") && m == M_POST) {
 		while (colls) { coll_t *n = colls->next; coll_free(colls); colls = n; }
 		while (faults) { fault_t *n = faults->next; fault_free(faults); faults = n; }
+		release_held(NULL, -1);
 		res = json_pack("{sb}", "ok", 1);
 	} else {
 		code = 404;

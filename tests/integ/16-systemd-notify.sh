@@ -38,14 +38,23 @@ n1=$(sql "$STATE" "SELECT count(*) FROM onesync.runs WHERE job = 'more'")
 wait_for 20 bash -c "[ \$(psql -X -A -t -q '$STATE' -c \"SELECT count(*) FROM onesync.runs WHERE job = 'more' AND result = 'ok'\") -gt $n1 ]" ||
 	fail "old jobs stopped running after a rejected reload"
 
-# SIGTERM during a run
-sa POST /_ctl/fault '{"coll":"contacts","method":"GET","delay_ms":2000}' >/dev/null
-sleep 1.5
+# SIGTERM during a run: the source's answer is held until the daemon has seen SIGTERM; the run
+# then ends normally (drained, not cut) before the daemon exits
+sa POST /_ctl/fault '{"coll":"contacts","method":"GET","hold":true}' >/dev/null
+wait_for 10 held_ge 1 contacts || fail "no run of contacts reached its source"
+run=$(sql "$STATE" "SELECT id FROM onesync.runs WHERE job = 'contacts' AND result = 'running'")
+[ -n "$run" ] || fail "no run of contacts in flight while its source read is held"
+mark=$(wc -l <"$T/daemon.log")
 kill -TERM "$D_PID"; start=$(date +%s)
+wait_for 10 bash -c "tail -n +$((mark + 1)) '$T/daemon.log' | grep -q 'received SIGTERM: stopping (1 runs in flight)'" ||
+	fail "the daemon did not see SIGTERM with one run in flight"
+wait_for 5 grep -qx 'STOPPING=1' "$T/notify.txt" || fail "no STOPPING=1"
+sa DELETE /_ctl/fault >/dev/null; sa_release contacts
 timeout 15 tail --pid="$D_PID" -f /dev/null
 wait "$D_PID"; rc=$?
 secs=$(( $(date +%s) - start ))
 [ "$rc" = 0 ] || fail "exit code $rc after SIGTERM"
 [ "$secs" -le 10 ] || fail "took ${secs}s to stop"
-grep -qx 'STOPPING=1' "$T/notify.txt" || fail "no STOPPING=1"
+[ "$(sql "$STATE" "SELECT result FROM onesync.runs WHERE id = $run")" = ok ] ||
+	fail "the run in flight at SIGTERM ended '$(sql "$STATE" "SELECT result FROM onesync.runs WHERE id = $run")', not ok"
 [ "$(sql "$STATE" "SELECT count(*) FROM onesync.jobs WHERE owner IS NOT NULL")" = 0 ] || fail "leases not released at stop"

@@ -71,11 +71,14 @@ sa GET /api/erp/5 | grep -q 'changed meanwhile' || fail "the changed record was 
 
 # 4. a record edited while its run is in flight stays pending and goes again
 sa POST /_ctl/gen '{"coll":"orders","n":10,"extra":{"synced":false}}' >/dev/null
-sa POST /_ctl/fault '{"coll":"erp","method":"POST","keys":[7],"delay_ms":1500}' >/dev/null
-( sleep 0.7; sa POST /_ctl/update '{"coll":"orders","key":"7","set":{"name":"edited in flight","v":5}}' >/dev/null ) &
+sa POST /_ctl/fault '{"coll":"erp","method":"POST","keys":[7],"hold":true,"times":1}' >/dev/null
+# the edit happens while the delivery of record 7 is held (surely in flight), then it is let go
+( r=0; if wait_for 20 held_ge 1 erp; then
+	sa POST /_ctl/update '{"coll":"orders","key":"7","set":{"name":"edited in flight","v":5}}' >/dev/null || r=1
+  else r=1; fi; sa_release erp; exit $r ) &
 editor=$!
 once "$T/c.conf" || fail "in-flight run exited $?"
-wait "$editor"
+wait "$editor" || fail "the delivery of record 7 was never seen in flight (or the edit failed)"
 [ "$(pending)" = 1 ] || fail "$(pending) pending; the record edited in flight must stay pending"
 sa DELETE /_ctl/fault >/dev/null
 once "$T/c.conf" || fail "follow-up run exited $?"

@@ -68,10 +68,13 @@ after=$(deliv erp | cut -d' ' -f1)
 
 # compare-and-set: a row edited after it was read stays pending
 sql "$SRC" "UPDATE orders SET synced = false WHERE id <= 10"
-sa POST /_ctl/fault '{"coll":"erp","method":"POST","keys":[4],"delay_ms":1500}' >/dev/null
-( sleep 0.7; sql "$SRC" "UPDATE orders SET customer = 'edited', updated_at = now() WHERE id = 4" ) & ed=$!
+sa POST /_ctl/fault '{"coll":"erp","method":"POST","keys":[4],"hold":true,"times":1}' >/dev/null
+# the edit happens while the delivery of row 4 is held (surely in flight), then it is let go
+( r=0; if wait_for 20 held_ge 1 erp; then
+	sql "$SRC" "UPDATE orders SET customer = 'edited', updated_at = now() WHERE id = 4" || r=1
+  else r=1; fi; sa_release erp; exit $r ) & ed=$!
 once "$T/c.conf" orders-flag || fail "CAS run exited $?"
-wait "$ed"
+wait "$ed" || fail "the delivery of row 4 was never seen in flight (or the edit failed)"
 [ "$(sql "$SRC" "SELECT string_agg(id::text, ',') FROM orders WHERE NOT synced")" = 4 ] || fail "row 4 should stay pending"
 sa DELETE /_ctl/fault >/dev/null
 once "$T/c.conf" orders-flag || fail "run after CAS exited $?"

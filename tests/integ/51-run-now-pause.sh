@@ -21,8 +21,11 @@ sql "$STATE" "UPDATE onesync.jobs SET run_requested_at = now() WHERE name = 'con
 wait_for 15 runs_is 3 || fail "a request without NOTIFY was not picked up by polling"
 # pause: requests and schedules do nothing; resume: it runs again
 sql "$STATE" "UPDATE onesync.jobs SET paused = true WHERE name = 'contacts'"
-request; sleep 2
-[ "$(runs)" = 3 ] || fail "a paused job ran"
+# the daemon takes up the request (run_start clears run_requested_at) and starts no run
+taken_up() { [ "$(sql "$STATE" "SELECT run_requested_at IS NULL FROM onesync.jobs WHERE name = 'contacts'")" = t ]; }
+request
+wait_for 5 taken_up || fail "the daemon did not take up the run request of the paused job"
+[ "$(sql "$STATE" "SELECT count(*) FROM onesync.runs WHERE job = 'contacts'")" = 3 ] || fail "a paused job ran"
 sql "$STATE" "UPDATE onesync.jobs SET paused = false WHERE name = 'contacts'"
 request
 wait_for 5 runs_is 4 || fail "the resumed job did not run"

@@ -6,15 +6,16 @@ for n in a b c; do inst_start $n; done
 all_held() { [ "$(sql "$STATE" "SELECT count(*) FROM onesync.jobs WHERE lease_until > now()")" = "$NJOBS" ]; }
 wait_for 30 all_held || fail "jobs not all held: $(owners | tr '\n' ' ')"
 churn
-running_b() { [ "$(sql "$STATE" "SELECT count(*) FROM onesync.runs WHERE instance = 'b' AND result = 'running'")" -ge 1 ]; }
-wait_for 20 running_b || fail "b never had a run in flight"
+hold_run_of b	# a run of b surely in flight when it is killed
 bjobs=$(sql "$STATE" "SELECT string_agg(name, ' ') FROM onesync.jobs WHERE owner = 'b'")
-kill -9 "${IPID[b]}"; t0=$(date +%s)
-note "killed b holding $(echo "$bjobs" | wc -w) jobs"
+kill -9 "${IPID[b]}"; t0=$(date +%s); release_hold
+note "killed b holding $(echo "$bjobs" | wc -w) jobs, run $HRUN of $HJOB in flight"
 resumed() { [ "$(sql "$STATE" "SELECT count(DISTINCT job) FROM onesync.runs WHERE instance IN ('a', 'c')
 	AND started_at > to_timestamp($t0) AND job = ANY(string_to_array('$bjobs', ' '))")" = "$(echo "$bjobs" | wc -w)" ]; }
 wait_for 20 resumed || fail "b's jobs did not resume elsewhere"
 secs=$(( $(date +%s) - t0 )); note "all of b's jobs ran elsewhere within ${secs} s"
 [ "$secs" -le 11 ] || fail "took ${secs} s, more than lease + 5 s"
-churn; sleep 5
+[ "$(sql "$STATE" "SELECT result FROM onesync.runs WHERE id = $HRUN")" != running ] ||
+	fail "the run b left in flight still shows as running after its job ran elsewhere"
+churn_wait
 multi_checks

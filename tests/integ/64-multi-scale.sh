@@ -9,7 +9,7 @@ inst_start b; inst_start c
 spread() { for n in a b c; do h=$(held_by $n); [ "$h" -ge 15 ] && [ "$h" -le 25 ] || return 1; done; }
 wait_for 30 spread || fail "jobs did not spread: $(owners | tr '\n' ' ')"
 note "spread: $(owners | tr '\n' ' ')"
-churn; sleep 3
+churn_wait
 # run-now on a job owned by c, sent as onesyncctl does
 job=$(sql "$STATE" "SELECT name FROM onesync.jobs WHERE owner = 'c' ORDER BY name LIMIT 1")
 n0=$(sql "$STATE" "SELECT count(*) FROM onesync.runs WHERE job = '$job'")
@@ -22,5 +22,5 @@ ms=$(( ($(date +%s%N) - t0) / 1000000 )); note "run-now seen started after $ms m
 [ "$ms" -le 1000 ] || fail "run-now took $ms ms"
 kill -TERM "${IPID[b]}" "${IPID[c]}"; wait "${IPID[b]}"; wait "${IPID[c]}"
 wait_for 15 solo || fail "the jobs did not come back to a: $(owners | tr '\n' ' ')"
-churn; sleep 5
+churn_wait
 multi_checks

@@ -62,7 +62,12 @@ timeout 120 python3 "$T/stream-exec.py" "$ONESYNCD" -c "$T/c.conf" --once ||
 # 3: JOURNAL_STREAM names another file: plain "<N>" lines on stderr
 JOURNAL_STREAM=1:1 timeout 120 "$ONESYNCD" -c "$T/c.conf" --once contacts 2>"$T/plain.err" ||
 	{ echo "plain --once exited $?"; exit 14; }
-journalctl --sync 2>/dev/null || sleep 0.5
+# until journald has stored the 4 run-finished lines sent to it (2 of contacts, 2 of more)
+journalctl --sync 2>/dev/null
+for _ in $(seq 100); do
+	[ "$(journalctl -o cat SYSLOG_IDENTIFIER=onesyncd 2>/dev/null | grep -c '^run finished in ')" -ge 4 ] && break
+	sleep 0.1
+done
 journalctl -o json ONESYNC_JOB=contacts >"$T/contacts.json" || exit 15
 journalctl -o json ONESYNC_JOB=more >"$T/more.json" || exit 15
 journalctl -o json SYSLOG_IDENTIFIER=onesyncd >"$T/all.json" || exit 15
