@@ -147,6 +147,10 @@ run_cut(struct run *r, const char *why)
 void
 run_finish_ok(struct run *r)
 {
+	if (r->nduplicates > 0)
+		log_job(LOG_WARNING, r->job->name, r->id, NULL, "%lld records skipped as "
+		    "duplicates: their key came again later in the same page or batch, and the "
+		    "last occurrence went", r->nduplicates);
 	if (r->job->strategy == STRAT_CAPTURE)
 		log_job(LOG_INFO, r->job->name, r->id, MSGID_RUN_FINISHED,
 		    "run finished in %llu ms: read %lld, delivered %lld, skipped %lld, deleted %lld, "
@@ -302,6 +306,23 @@ struct queued {
 	bool	waiting;	/* dead, or its retry is not due yet */
 };
 
+void
+run_queue_note(struct run *r, const char *key, const char *hash, bool waiting)
+{
+	struct queued *q = xcalloc(1, sizeof *q);
+
+	snprintf(q->hash, sizeof q->hash, "%s", hash != NULL ? hash : "");
+	q->waiting = waiting;
+	free(strmap_put(&r->failing, key, q));
+}
+
+void
+run_queue_forget(struct run *r)
+{
+	strmap_free(&r->failing, free);
+	strmap_init(&r->failing);
+}
+
 bool
 run_queued(const struct run *r, const char *key)
 {
@@ -350,6 +371,14 @@ run_add_item(struct run *r, const char *key, json_t *rec)
 	return it;
 }
 
+void
+run_drop_item(struct run *r, size_t i)
+{
+	free((char *)r->items[i].key);
+	json_decref(r->items[i].rec);
+	r->items[i] = r->items[--r->nitems];
+}
+
 static void
 items_free(struct run *r)
 {
@@ -372,6 +401,45 @@ run_note_failure(struct run *r, const char *key, const char *error)
 	else if (r->logged_failures == MAX_LOGGED_FAILURES + 1)
 		log_job(LOG_WARNING, r->job->name, r->id, NULL,
 		    "more records failed in this run; see onesyncctl failures %s", r->job->name);
+}
+
+json_t *
+run_failure_entry(const char *key, const char *error, json_t *payload, const char *hash)
+{
+	char *k = text_storable(key, strlen(key), SIZE_MAX);
+	char *e = text_storable(error, strlen(error), RUN_ERROR_MAX);
+	json_t *doc;
+
+	if (payload != NULL && !json_is_null(payload) && !json_storable(payload)) {
+		/* PostgreSQL cannot hold it: keep the failure and say why the payload is not. */
+		char *e2 = xasprintf("%s (its payload is not kept: it holds a NUL character or "
+		    "invalid UTF-8, which the state database cannot store)", e);
+
+		free(e);
+		e = e2;
+		/* A text in its place, so that an older stored payload is not replayed. */
+		doc = json_pack("{ss ss ss ss}", "key", k, "error", e, "payload", RUN_NO_PAYLOAD,
+		    "hash", hash != NULL ? hash : "");
+	} else
+		doc = json_pack("{ss ss sO ss}", "key", k, "error", e,
+		    "payload", payload != NULL ? payload : json_null(),
+		    "hash", hash != NULL ? hash : "");
+	free(k);
+	free(e);
+	return doc;
+}
+
+void
+run_note_duplicate(struct run *r, const char *key, const char *where)
+{
+	r->nduplicates++;
+	if (r->logged_dups++ < MAX_LOGGED_FAILURES)
+		log_job(LOG_WARNING, r->job->name, r->id, NULL,
+		    "key %s appears more than once in %s: its last occurrence goes, the earlier "
+		    "one is skipped", key, where);
+	else if (r->logged_dups == MAX_LOGGED_FAILURES + 1)
+		log_job(LOG_WARNING, r->job->name, r->id, NULL,
+		    "more duplicate keys in this run; the run's last line counts them");
 }
 
 static void deliver_next(struct run *);
@@ -444,8 +512,6 @@ static void
 started(void *arg, int rc, json_t *res, const char *err)
 {
 	struct run *r = arg;
-	json_t *seen, *e;
-	size_t i;
 
 	if (rc == STATE_LEASE_LOST) {
 		r->state_busy = false;
@@ -475,27 +541,15 @@ started(void *arg, int rc, json_t *res, const char *err)
 		if (json_is_string(json_object_get(res, "watermark_key")))
 			r->wm_key = xstrdup(json_string_value(json_object_get(res, "watermark_key")));
 	}
-	seen = json_object_get(res, "seen");
-	json_array_foreach(seen, i, e) {
-		struct seen *s = xmalloc(sizeof *s);
-
-		snprintf(s->hash, sizeof s->hash, "%s", json_string_value(json_array_get(e, 1)));
-		s->ts_ns = json_integer_value(json_array_get(e, 2));
-		free(strmap_put(&r->seen, json_string_value(json_array_get(e, 0)), s));
-	}
+	/* The seen set, the retry queue and `unmarked` are not in the answer: the strategy
+	 * reads what it needs of them in pages, or by the keys of a page. */
+	r->have_seen = json_is_true(json_object_get(res, "seen_rows"));
 	r->have_failures = json_integer_value(json_object_get(res, "failures")) > 0;
 	metrics_state_answer(r->job->name, res);	/* status: queue sizes */
 	r->retry = json_incref(json_object_get(res, "retry"));
-	json_array_foreach(json_object_get(res, "failing"), i, e) {
-		struct queued *q = xcalloc(1, sizeof *q);
-		const char *h = json_string_value(json_array_get(e, 1));
-
-		snprintf(q->hash, sizeof q->hash, "%s", h != NULL ? h : "");
-		q->waiting = json_is_true(json_array_get(e, 2)) || !json_is_true(json_array_get(e, 3));
-		free(strmap_put(&r->failing, json_string_value(json_array_get(e, 0)), q));
-	}
-	log_job(LOG_DEBUG, r->job->name, r->id, NULL, "run started (watermark %s, %zu seen, "
-	    "%zu retries due)", r->wm_text != NULL ? r->wm_text : "(none)", r->seen.n,
+	log_job(LOG_DEBUG, r->job->name, r->id, NULL, "run started (watermark %s, %lld in the "
+	    "retry queue, %zu retries due)", r->wm_text != NULL ? r->wm_text : "(none)",
+	    (long long)json_integer_value(json_object_get(res, "failures")),
 	    json_array_size(r->retry));
 	switch (r->job->strategy) {
 	case STRAT_MODIFIED:
