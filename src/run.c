@@ -148,9 +148,9 @@ void
 run_finish_ok(struct run *r)
 {
 	if (r->nduplicates > 0)
-		log_job(LOG_WARNING, r->job->name, r->id, NULL, "%lld records skipped as "
-		    "duplicates: their key came again later in the same page or batch, and the "
-		    "last occurrence went", r->nduplicates);
+		log_job(LOG_WARNING, r->job->name, r->id, NULL, "duplicates skipped: %lld "
+		    "(their key came again later in the same page or batch; the last occurrence "
+		    "went)", r->nduplicates);
 	if (r->job->strategy == STRAT_CAPTURE)
 		log_job(LOG_INFO, r->job->name, r->id, MSGID_RUN_FINISHED,
 		    "run finished in %llu ms: read %lld, delivered %lld, skipped %lld, deleted %lld, "
@@ -335,6 +335,24 @@ run_waits_for_retry(const struct run *r, const char *key, const char *hash)
 	const struct queued *q = strmap_get(&r->failing, key);
 
 	return q != NULL && q->waiting && strcmp(q->hash, hash) == 0;
+}
+
+int
+run_keyset_next(struct run *r, json_t *recs, char **after_key)
+{
+	char *k = NULL, *e = NULL;
+
+	if (record_key(json_array_get(recs, json_array_size(recs) - 1), r->job->key,
+	    r->job->nkey, &k, &e) != 0) {
+		log_job(LOG_WARNING, r->job->name, r->id, NULL, "the read ends at rows the key "
+		    "cannot name (%s): they sort last, so no later page can follow them; they "
+		    "wait in the retry queue", e);
+		free(e);
+		return -1;
+	}
+	free(*after_key);
+	*after_key = k;
+	return 0;
 }
 
 /* Whether another page follows, and where the source says it is (next link or cursor). */

@@ -136,6 +136,10 @@ void run_drop_item(struct run *, size_t i);
 void run_fetch_page(struct run *, enum source_pg_mode, const char *after_key, long long index,
     source_cb);
 bool run_page_more(struct run *, const struct source_page *);
+/* A table read by key: the next page starts after the last record of recs (*after_key
+ * replaced). -1 when that record has no usable key (NULL, empty...): such rows sort last,
+ * so the read ends there (logged); the caller's records were judged one by one already. */
+int run_keyset_next(struct run *, json_t *recs, char **after_key);
 /* The retry queue as the run started: is key in it; and is it, with this same content,
  * still waiting for its retry (backoff not over, or dead)? */
 bool run_queued(const struct run *, const char *key);

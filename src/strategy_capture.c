@@ -262,19 +262,9 @@ page_answered(void *arg, int rc, struct source_page *page, const char *err)
 	more = run_page_more(r, page);
 	json_array_foreach(page->records, i, rec)
 		on_record(r, rec, 0);
-	if (sc->type == CONN_POSTGRESQL && n > 0) {
-		char *k = NULL, *e = NULL;
-
-		if (record_key(json_array_get(page->records, n - 1), r->job->key, r->job->nkey,
-		    &k, &e) != 0) {
-			source_page_free(page);
-			run_fail(r, "the last row of a page has no key: %s", e);
-			free(e);
-			return;
-		}
-		free(cs->after_key);
-		cs->after_key = k;
-	}
+	if (sc->type == CONN_POSTGRESQL && n > 0 &&
+	    run_keyset_next(r, page->records, &cs->after_key) != 0)
+		more = false;
 	source_page_free(page);
 	cs->read_done = !more;
 	if (r->nitems > 0)

@@ -267,20 +267,9 @@ page_answered(void *arg, int rc, struct source_page *page, const char *err)
 	log_job(LOG_DEBUG, r->job->name, r->id, NULL, "page %lld: %zu pending records from %s",
 	    fs->page_index, n, page->log_url != NULL ? page->log_url : "the source");
 	fs->more = run_page_more(r, page);
-	if (sc->type == CONN_POSTGRESQL && n > 0) {
-		/* Keyset: the next read starts after this page's last key. */
-		char *k = NULL, *e = NULL;
-
-		if (record_key(json_array_get(page->records, n - 1), r->job->key, r->job->nkey,
-		    &k, &e) != 0) {
-			source_page_free(page);
-			run_fail(r, "the last row of a page has no key: %s", e);
-			free(e);
-			return;
-		}
-		free(fs->after_key);
-		fs->after_key = k;
-	}
+	if (sc->type == CONN_POSTGRESQL && n > 0 &&
+	    run_keyset_next(r, page->records, &fs->after_key) != 0)
+		fs->more = false;
 	page_forget(fs);
 	fs->page = json_incref(page->records);
 	fs->where = xstrdup(page->log_url != NULL ? page->log_url : "the source");
