@@ -25,8 +25,9 @@ int record_key(json_t *rec, char *const *fields, size_t nfields, char **out, cha
 /*
  * What the state store (PostgreSQL text and jsonb) can hold: valid UTF-8 without NUL.
  * text_storable: a copy of n bytes at s with every NUL or invalid byte replaced by U+FFFD,
- * cut (with "...") to at most max bytes. json_storable: whether every string and object
- * key of v is storable. json_storable_copy: a deep copy with every string made storable.
+ * cut after at most max bytes (then "..." follows). json_storable: whether every string
+ * and object key of v is storable. json_storable_copy: a deep copy with every string made
+ * storable.
  */
 char *text_storable(const char *s, size_t n, size_t max);
 bool json_storable(json_t *v);
