@@ -71,19 +71,23 @@ static void
 write_failure(struct run *r)
 {
 	json_t *doc;
+	char *msg;
 
 	if (r->id == 0) {
 		run_end(r, false, false);
 		return;
 	}
+	/* The message may quote a source or destination (invalid UTF-8, cut mid-character). */
+	msg = text_storable(r->fail_msg, strlen(r->fail_msg), RUN_ERROR_MAX);
 	doc = json_pack("{ss ss sI sI sI sI sI}", "result", r->cut ? "cut" : "failed",
-	    "error", r->fail_msg,
+	    "error", msg,
 	    /* what the run did since its last checkpoint, so the history shows it all */
 	    "read", (json_int_t)(r->nread - r->c_read),
 	    "delivered", (json_int_t)(r->ndelivered - r->c_delivered),
 	    "skipped", (json_int_t)(r->nskipped - r->c_skipped),
 	    "nfailed", (json_int_t)(r->nfailed - r->c_failed),
 	    "ndeleted", (json_int_t)(r->ndeleted - r->c_deleted));
+	free(msg);
 	r->state_busy = true;
 	state_checkpoint(r->jr->d->state, r->job->name, r->epoch, r->id, doc, result_written, r);
 	json_decref(doc);

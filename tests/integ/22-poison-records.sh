@@ -72,7 +72,9 @@ jobs = (
    $(pg_src) $(dest m_pg) },
  { name = "f_pg"; strategy = "flag"; key = "id";
    $(pg_src "pending = \"NOT synced\"; mark = { set = { synced = \"true\"; }; };") $(dest f_pg) },
- { name = "c_pg"; strategy = "capture"; key = "id"; $(pg_src) $(dest c_pg) }
+ { name = "c_pg"; strategy = "capture"; key = "id"; $(pg_src) $(dest c_pg) },
+ { name = "m_cut"; strategy = "modified"; key = "id"; modified = { field = "updatedAt"; sorted = false; };
+   $(http_src) destination = { type = "http"; method = "PUT"; url = "$SA/api/cut/{{key}}"; }; }
 );
 CONF
 "$ONESYNCD" -t -c "$T/c.conf" >"$T/t.log" 2>&1 || { cat "$T/t.log" >&2; fail "config refused"; }
@@ -95,8 +97,15 @@ expect_queued() { # JOB PATTERN: one queue entry whose key and error match
 	queue "$1" | grep -Eq -- "$2" || fail "job $1: no queued failure matching '$2': $(queue "$1" | cut -c1-300)"
 }
 
+# The destination refuses record 1 with an answer whose quoted excerpt (200 bytes) ends
+# inside a UTF-8 character: the failure is still stored, with a readable error.
+cut=$(python3 -c 'import json; print(json.dumps({"coll":"cut","method":"PUT","keys":[1],"status":422,"body":"x"*195 + "\u00e9"*5}))')
+sa POST /_ctl/fault "$cut" >/dev/null
 once "$T/c.conf" || fail "the first run exited $?"
 check 1
+[ "$(sql "$STATE" "SELECT result FROM onesync.runs WHERE job = 'm_cut' ORDER BY id DESC LIMIT 1")" = ok ] || fail "m_cut: run not ok"
+sql "$STATE" "SELECT last_error FROM onesync.failures WHERE job = 'm_cut' AND key = '1'" | grep -q "HTTP 422: x\{195\}éé$(printf '\357\277\275')$" ||
+	fail "m_cut: the refusal with a cut answer is not in the retry queue: $(queue m_cut | cut -c1-300)"
 for j in m_http f_http c_http c_ndjson; do
 	expect_queued $j "^3 => .*(Unicode|\\\\u0000|NUL)"
 	expect_queued $j "^#nokey:.* => key field 'id' is an empty string"
