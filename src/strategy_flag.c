@@ -338,16 +338,17 @@ judge_page(struct run *r, PGresult *res)
 		}
 	}
 	json_array_foreach(fs->page, i, rec) {
-		if (http && (int64_t)fs->ncands >= r->job->max_records) {
-			/* Only records that go count: those waiting in the retry queue do not
-			 * hold the place of the ones behind them. */
-			log_job(LOG_INFO, r->job->name, r->id, NULL, "more than max_records (%lld) "
-			    "pending records to send: the rest waits for the next run",
-			    (long long)r->job->max_records);
-			fs->more = false;
+		/* Only records that go count: those waiting in the retry queue do not hold
+		 * the place of the ones behind them. */
+		if (http && (int64_t)fs->ncands >= r->job->max_records)
 			break;
-		}
 		add_candidate(r, rec, fs->where, i);
+	}
+	if (http && (int64_t)fs->ncands >= r->job->max_records &&
+	    (fs->more || i < json_array_size(fs->page))) {
+		log_job(LOG_INFO, r->job->name, r->id, NULL, "max_records (%lld) pending records "
+		    "to send: the rest waits for the next run", (long long)r->job->max_records);
+		fs->more = false;
 	}
 	page_forget(fs);
 	if (http && fs->more) {

@@ -139,4 +139,24 @@ marks=$(sa GET /_ctl/dump?coll=marks | python3 -c 'import json,sys; print(",".jo
 # A second run: nothing wedged; unchanged bad records wait for their backoff
 once "$T/c.conf" || fail "the second run exited $?"
 check 2
+
+# The checkpoint itself takes a key twice in one list (the last element wins): a second line
+# of defence behind the strategies' own de-duplication.
+psql -X -A -t -q -v ON_ERROR_STOP=1 "$STATE" >"$T/dups.log" 2>&1 <<'SQL' || fail "checkpoint with duplicate keys: $(cat "$T/dups.log")"
+DO $$
+DECLARE e bigint; s jsonb;
+BEGIN
+  e := onesync.claim('dups', 'probe', 0, 60000);
+  s := onesync.run_start('dups', 'probe', e, 10);
+  PERFORM onesync.checkpoint('dups', 'probe', e, (s->>'run')::bigint,
+    '{"seen": [["k", "h1", 1], ["k", "h2", 2]], "records_put": [["k", "a"], ["k", "b"]],
+      "unmarked_add": [["k", "h1", null, "e1"], ["k", "h2", null, "e2"]],
+      "failed": [{"key": "k", "error": "first", "hash": "x"}, {"key": "k", "error": "last", "hash": "y"}],
+      "max_attempts": 3, "backoff_ms": 0, "backoff_max_ms": 0}');
+  PERFORM onesync.release('probe', ARRAY['dups']);
+END $$;
+SQL
+got=$(sql "$STATE" "SELECT (SELECT hash FROM onesync.seen WHERE job = 'dups') || (SELECT hash FROM onesync.records WHERE job = 'dups')
+	|| (SELECT last_error FROM onesync.unmarked WHERE job = 'dups') || (SELECT last_error FROM onesync.failures WHERE job = 'dups')")
+[ "$got" = "h2be2last" ] || fail "checkpoint with duplicate keys stored '$got', expected the last of each"
 echo "ok"
