@@ -432,10 +432,13 @@ run_failure_entry(const char *key, const char *error, json_t *payload, const cha
 	char *e = text_storable(error, strlen(error), RUN_ERROR_MAX);
 	json_t *doc;
 
-	if (payload != NULL && !json_is_null(payload) && !json_storable(payload)) {
-		/* PostgreSQL cannot hold it: keep the failure and say why the payload is not. */
+	if (payload != NULL && !json_is_null(payload) && (!json_storable(payload) ||
+	    json_dumpb(payload, NULL, 0, JSON_COMPACT) > RUN_PAYLOAD_MAX)) {
+		/* PostgreSQL cannot hold it (or a checkpoint of a batch of them): keep the
+		 * failure and say why the payload is not kept. */
 		char *e2 = xasprintf("%s (its payload is not kept: it holds a NUL character or "
-		    "invalid UTF-8, which the state database cannot store)", e);
+		    "invalid UTF-8, which the state database cannot store, or is larger than "
+		    "%d MB)", e, RUN_PAYLOAD_MAX >> 20);
 
 		free(e);
 		e = e2;

@@ -124,9 +124,12 @@ void run_note_failure(struct run *, const char *key, const char *error);
 void run_note_duplicate(struct run *, const char *key, const char *where);
 /* An entry of a checkpoint's "failed" list that the state database can store whatever the
  * record holds: key and error made valid UTF-8 without NUL (the error cut to RUN_ERROR_MAX
- * bytes); a payload PostgreSQL cannot hold is left out and the error says so. */
+ * bytes); a payload PostgreSQL cannot hold, or larger than RUN_PAYLOAD_MAX as JSON, is
+ * left out (RUN_NO_PAYLOAD in its place) and the error says so. */
 #define RUN_ERROR_MAX	2000
-#define RUN_NO_PAYLOAD	"(not stored: the record holds a NUL character or invalid UTF-8)"
+#define RUN_PAYLOAD_MAX	(8 << 20)
+#define RUN_NO_PAYLOAD	"(not stored: the record holds a NUL character or invalid UTF-8, or is " \
+			"larger than 8 MB)"
 json_t *run_failure_entry(const char *key, const char *error, json_t *payload,
     const char *hash);
 void run_items_reset(struct run *);	/* drop the items of the last delivery */

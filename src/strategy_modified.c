@@ -90,7 +90,8 @@ begin_retries(struct run *r)
 			/* Its payload could not be stored: nothing to replay. It fails again (and
 			 * dies after max_attempts); the source's next change of it goes as usual. */
 			err = xstrdup("no stored payload to retry from (the record held a NUL "
-			    "character or invalid UTF-8); it goes again when the source changes it");
+			    "character or invalid UTF-8, or was larger than 8 MB); it goes again "
+			    "when the source changes it");
 			run_note_failure(r, key, err);
 			json_array_append_new(r->retry_failed, run_failure_entry(key, err, NULL, ""));
 			free(err);
