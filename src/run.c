@@ -320,19 +320,6 @@ run_queue_note(struct run *r, const char *key, const char *hash, bool waiting)
 	free(strmap_put(&r->failing, key, q));
 }
 
-void
-run_queue_forget(struct run *r)
-{
-	strmap_free(&r->failing, free);
-	strmap_init(&r->failing);
-}
-
-bool
-run_queued(const struct run *r, const char *key)
-{
-	return strmap_get(&r->failing, key) != NULL;
-}
-
 bool
 run_waits_for_retry(const struct run *r, const char *key, const char *hash)
 {

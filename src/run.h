@@ -143,13 +143,9 @@ bool run_page_more(struct run *, const struct source_page *);
  * replaced). -1 when that record has no usable key (NULL, empty...): such rows sort last,
  * so the read ends there (logged); the caller's records were judged one by one already. */
 int run_keyset_next(struct run *, json_t *recs, char **after_key);
-/* The retry queue as the run started: is key in it; and is it, with this same content,
- * still waiting for its retry (backoff not over, or dead)? */
-bool run_queued(const struct run *, const char *key);
-/* What the strategy read of the retry queue (a page's keys, or the waiting entries), and
- * forgetting it (memory stays bounded by what one page needs). */
+/* The retry queue as the strategy read it (capture: its waiting entries): is key, with
+ * this same content, still waiting for its retry (backoff not over, or dead)? */
 void run_queue_note(struct run *, const char *key, const char *hash, bool waiting);
-void run_queue_forget(struct run *);
 bool run_waits_for_retry(const struct run *, const char *key, const char *hash);
 /* Exchange the run's current items, checkpoint and last-page flag with a page set. */
 void run_set_swap(struct run *, struct pageset *);
