@@ -555,7 +555,7 @@ started(void *arg, int rc, json_t *res, const char *err)
 	}
 	/* The seen set, the retry queue and `unmarked` are not in the answer: the strategy
 	 * reads what it needs of them in pages, or by the keys of a page. */
-	r->have_seen = json_is_true(json_object_get(res, "seen_rows"));
+	r->have_seen = !json_is_false(json_object_get(res, "seen_rows"));	/* absent: read */
 	r->have_failures = json_integer_value(json_object_get(res, "failures")) > 0;
 	metrics_state_answer(r->job->name, res);	/* status: queue sizes */
 	r->retry = json_incref(json_object_get(res, "retry"));
