@@ -527,6 +527,18 @@ batch_marked(void *arg, int rc, const char *err)
 				json_array_append_new(udel, json_string(c->key));
 			break;
 		default:
+			if (m->dest != NULL &&
+			    json_dumpb(m->dest, NULL, 0, JSON_COMPACT) > RUN_PAYLOAD_MAX) {
+				/* Too large to remember: delivered again next run instead. */
+				log_job(LOG_WARNING, r->job->name, r->id, NULL, "record %s delivered "
+				    "but not marked: %s; the destination's answer is larger than "
+				    "%d MB, so the next run delivers it again", c->key,
+				    m->error != NULL ? m->error : "marking failed",
+				    RUN_PAYLOAD_MAX >> 20);
+				if (was_unmarked)
+					json_array_append_new(udel, json_string(c->key));
+				break;
+			}
 			log_job(LOG_WARNING, r->job->name, r->id, NULL, "record %s delivered but not "
 			    "marked: %s; the next run marks it without delivering it again", c->key,
 			    m->error != NULL ? m->error : "marking failed");
