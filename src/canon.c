@@ -140,6 +140,20 @@ key_field(json_t *rec, const char *field, json_t **vp, char **err)
 		    json_kind(v));
 		return -1;
 	}
+	/* A key is stored in the state and names the record everywhere: an empty string
+	 * names nothing, a NUL cannot be stored, and a huge key does not fit an index. */
+	if (json_is_string(v) && json_string_length(v) == 0) {
+		*err = xasprintf("key field '%s' is an empty string", field);
+		return -1;
+	}
+	if (json_is_string(v) && memchr(json_string_value(v), '\0', json_string_length(v))) {
+		*err = xasprintf("key field '%s' contains a NUL character", field);
+		return -1;
+	}
+	if (json_is_string(v) && json_string_length(v) > RECORD_KEY_MAX) {
+		*err = xasprintf("key field '%s' is longer than %d bytes", field, RECORD_KEY_MAX);
+		return -1;
+	}
 	*vp = v;
 	return 0;
 }
@@ -186,6 +200,11 @@ record_key(json_t *rec, char *const *fields, size_t nfields, char **out, char **
 	json_decref(a);
 	if (s == NULL) {
 		*err = xstrdup("key cannot be encoded");
+		return -1;
+	}
+	if (strlen(s) > RECORD_KEY_MAX) {
+		*err = xasprintf("key is longer than %d bytes", RECORD_KEY_MAX);
+		free(s);
 		return -1;
 	}
 	*out = xstrdup(s);
@@ -303,4 +322,128 @@ void
 json_append_str(struct buf *b, const char *s)
 {
 	append_string(b, s, strlen(s));
+}
+
+/* Length of the valid UTF-8 sequence at s (n bytes left), 0 when invalid. */
+static size_t
+utf8_len(const unsigned char *s, size_t n)
+{
+	size_t len;
+	unsigned int cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		len = 2, cp = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		len = 3, cp = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		len = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return len;
+}
+
+char *
+text_storable(const char *s, size_t n, size_t max)
+{
+	struct buf b;
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i = 0, len;
+
+	buf_init(&b);
+	while (i < n) {
+		len = u[i] == 0 ? 0 : utf8_len(u + i, n - i);
+		if (b.len + (len ? len : 3) > max) {
+			buf_adds(&b, "...");
+			break;
+		}
+		if (len == 0) {
+			buf_adds(&b, "\xef\xbf\xbd");	/* U+FFFD */
+			i++;
+			continue;
+		}
+		buf_add(&b, s + i, len);
+		i += len;
+	}
+	return buf_steal(&b);
+}
+
+/* Whether n bytes at s are text PostgreSQL stores: valid UTF-8 without NUL. */
+static bool
+text_ok(const char *s, size_t n)
+{
+	const unsigned char *u = (const unsigned char *)s;
+
+	for (size_t i = 0, len; i < n; i += len)
+		if (u[i] == 0 || (len = utf8_len(u + i, n - i)) == 0)
+			return false;
+	return true;
+}
+
+bool
+json_storable(json_t *v)
+{
+	const char *k;
+	json_t *e;
+	size_t i;
+
+	switch (json_typeof(v)) {
+	case JSON_STRING:
+		return text_ok(json_string_value(v), json_string_length(v));
+	case JSON_OBJECT:
+		json_object_foreach(v, k, e)
+			if (!text_ok(k, strlen(k)) || !json_storable(e))
+				return false;
+		return true;
+	case JSON_ARRAY:
+		json_array_foreach(v, i, e)
+			if (!json_storable(e))
+				return false;
+		return true;
+	default:
+		return true;
+	}
+}
+
+json_t *
+json_storable_copy(json_t *v)
+{
+	const char *k;
+	json_t *e, *out;
+	size_t i;
+	char *t;
+
+	switch (json_typeof(v)) {
+	case JSON_STRING:
+		t = text_storable(json_string_value(v), json_string_length(v), SIZE_MAX);
+		out = json_string(t);
+		free(t);
+		return out;
+	case JSON_OBJECT:
+		out = json_object();
+		json_object_foreach(v, k, e) {
+			t = text_storable(k, strlen(k), SIZE_MAX);
+			json_object_set_new(out, t, json_storable_copy(e));
+			free(t);
+		}
+		return out;
+	case JSON_ARRAY:
+		out = json_array();
+		json_array_foreach(v, i, e)
+			json_array_append_new(out, json_storable_copy(e));
+		return out;
+	default:
+		return json_incref(v);
+	}
 }

@@ -19,6 +19,20 @@ void canon_hash(json_t *rec, char *const *fields, size_t nfields, char *const *e
  * several -> a compact JSON array. -1 (and *err) when a key field is missing or not a scalar. */
 int record_key(json_t *rec, char *const *fields, size_t nfields, char **out, char **err) WUR;
 
+/* The longest key text accepted (bytes): longer keys do not fit the state's indexes. */
+#define RECORD_KEY_MAX	1024
+
+/*
+ * What the state store (PostgreSQL text and jsonb) can hold: valid UTF-8 without NUL.
+ * text_storable: a copy of n bytes at s with every NUL or invalid byte replaced by U+FFFD,
+ * cut after at most max bytes (then "..." follows). json_storable: whether every string
+ * and object key of v is storable. json_storable_copy: a deep copy with every string made
+ * storable.
+ */
+char *text_storable(const char *s, size_t n, size_t max);
+bool json_storable(json_t *v);
+json_t *json_storable_copy(json_t *v);
+
 /* Append the compact JSON text of a value (a faster path than json_dumps for scalars). */
 void json_append(struct buf *, json_t *);
 /* Append a C string as a quoted JSON string. */

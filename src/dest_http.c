@@ -51,7 +51,8 @@ dh_send(struct dest_http *dh, size_t i, bool create, char **err)
 {
 	const struct dest_conf *c = &dh->base.job->dst;
 	struct dest_item *it = &dh->items[i];
-	struct tmpl_vals v = { .have = TV_KEY | TV_RECORD, .key = it->key, .record = it->rec };
+	struct tmpl_vals v = { .have = TV_KEY | TV_RECORD, .key = it->key, .record = it->rec,
+	    .key_fields = dh->base.job->key, .nkey_fields = dh->base.job->nkey };
 	const struct tmpl *ut = dh->deleting ? c->delete_url : create ? c->create_url : c->url;
 	const struct tmpl *bt = dh->deleting ? NULL : create ? c->create_body : c->body;
 	struct buf url, logurl, body;

@@ -94,7 +94,7 @@ hm_send(struct http_marker *hm, size_t i)
 	const struct source_conf *sc = &hm->job->src;
 	struct source_mark *m = &hm->marks[i];
 	struct tmpl_vals v = { .have = TV_KEY | TV_RECORD, .key = m->key, .record = m->rec,
-	    .dest = m->dest };
+	    .dest = m->dest, .key_fields = hm->job->key, .nkey_fields = hm->job->nkey };
 	struct buf url, logurl, body, *hb;
 	const char **hv;
 	struct http_request rq;

@@ -460,7 +460,7 @@ nd_line(struct parser *p, const char *s, size_t n, const char *note)
 		;
 	if (i == n)
 		return 0;
-	if ((v = json_loadb(s, n, JSON_DECODE_ANY, &je)) == NULL) {
+	if ((v = json_loadb(s, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je)) == NULL) {
 		report(p, p->rline, "%s (column %d)%s", je.text, je.column, note);
 		return 1;
 	}
@@ -531,7 +531,7 @@ ja_elem(struct parser *p)
 	if (p->toolong)
 		report(p, p->rline, "element %ld is longer than %zu bytes (max_record): skipped",
 		    p->elem, p->o.max_record);
-	else if ((v = json_loadb(p->rb, p->rlen, JSON_DECODE_ANY, &je)) == NULL)
+	else if ((v = json_loadb(p->rb, p->rlen, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je)) == NULL)
 		r = fatal(p, p->rline, "element %ld: %s (line %d of the element, column %d); the "
 		    "array cannot be read past it", p->elem, je.text, je.line, je.column);
 	else if (!json_is_object(v)) {

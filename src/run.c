@@ -71,19 +71,23 @@ static void
 write_failure(struct run *r)
 {
 	json_t *doc;
+	char *msg;
 
 	if (r->id == 0) {
 		run_end(r, false, false);
 		return;
 	}
+	/* The message may quote a source or destination (invalid UTF-8, cut mid-character). */
+	msg = text_storable(r->fail_msg, strlen(r->fail_msg), RUN_ERROR_MAX);
 	doc = json_pack("{ss ss sI sI sI sI sI}", "result", r->cut ? "cut" : "failed",
-	    "error", r->fail_msg,
+	    "error", msg,
 	    /* what the run did since its last checkpoint, so the history shows it all */
 	    "read", (json_int_t)(r->nread - r->c_read),
 	    "delivered", (json_int_t)(r->ndelivered - r->c_delivered),
 	    "skipped", (json_int_t)(r->nskipped - r->c_skipped),
 	    "nfailed", (json_int_t)(r->nfailed - r->c_failed),
 	    "ndeleted", (json_int_t)(r->ndeleted - r->c_deleted));
+	free(msg);
 	r->state_busy = true;
 	state_checkpoint(r->jr->d->state, r->job->name, r->epoch, r->id, doc, result_written, r);
 	json_decref(doc);
@@ -147,6 +151,10 @@ run_cut(struct run *r, const char *why)
 void
 run_finish_ok(struct run *r)
 {
+	if (r->nduplicates > 0)
+		log_job(LOG_WARNING, r->job->name, r->id, NULL, "duplicates skipped: %lld "
+		    "(their key came again later in the same page or batch; the last occurrence "
+		    "went)", r->nduplicates);
 	if (r->job->strategy == STRAT_CAPTURE)
 		log_job(LOG_INFO, r->job->name, r->id, MSGID_RUN_FINISHED,
 		    "run finished in %llu ms: read %lld, delivered %lld, skipped %lld, deleted %lld, "
@@ -302,6 +310,16 @@ struct queued {
 	bool	waiting;	/* dead, or its retry is not due yet */
 };
 
+void
+run_queue_note(struct run *r, const char *key, const char *hash, bool waiting)
+{
+	struct queued *q = xcalloc(1, sizeof *q);
+
+	snprintf(q->hash, sizeof q->hash, "%s", hash != NULL ? hash : "");
+	q->waiting = waiting;
+	free(strmap_put(&r->failing, key, q));
+}
+
 bool
 run_queued(const struct run *r, const char *key)
 {
@@ -314,6 +332,24 @@ run_waits_for_retry(const struct run *r, const char *key, const char *hash)
 	const struct queued *q = strmap_get(&r->failing, key);
 
 	return q != NULL && q->waiting && strcmp(q->hash, hash) == 0;
+}
+
+int
+run_keyset_next(struct run *r, json_t *recs, char **after_key)
+{
+	char *k = NULL, *e = NULL;
+
+	if (record_key(json_array_get(recs, json_array_size(recs) - 1), r->job->key,
+	    r->job->nkey, &k, &e) != 0) {
+		log_job(LOG_WARNING, r->job->name, r->id, NULL, "the read ends at rows the key "
+		    "cannot name (%s): they sort last, so no later page can follow them; they "
+		    "wait in the retry queue", e);
+		free(e);
+		return -1;
+	}
+	free(*after_key);
+	*after_key = k;
+	return 0;
 }
 
 /* Whether another page follows, and where the source says it is (next link or cursor). */
@@ -350,6 +386,14 @@ run_add_item(struct run *r, const char *key, json_t *rec)
 	return it;
 }
 
+void
+run_drop_item(struct run *r, size_t i)
+{
+	free((char *)r->items[i].key);
+	json_decref(r->items[i].rec);
+	r->items[i] = r->items[--r->nitems];
+}
+
 static void
 items_free(struct run *r)
 {
@@ -372,6 +416,48 @@ run_note_failure(struct run *r, const char *key, const char *error)
 	else if (r->logged_failures == MAX_LOGGED_FAILURES + 1)
 		log_job(LOG_WARNING, r->job->name, r->id, NULL,
 		    "more records failed in this run; see onesyncctl failures %s", r->job->name);
+}
+
+json_t *
+run_failure_entry(const char *key, const char *error, json_t *payload, const char *hash)
+{
+	char *k = text_storable(key, strlen(key), SIZE_MAX);
+	char *e = text_storable(error, strlen(error), RUN_ERROR_MAX);
+	json_t *doc;
+
+	if (payload != NULL && !json_is_null(payload) && (!json_storable(payload) ||
+	    json_dumpb(payload, NULL, 0, JSON_COMPACT) > RUN_PAYLOAD_MAX)) {
+		/* PostgreSQL cannot hold it (or a checkpoint of a batch of them): keep the
+		 * failure and say why the payload is not kept. */
+		char *e2 = xasprintf("%s (its payload is not kept: it holds a NUL character or "
+		    "invalid UTF-8, which the state database cannot store, or is larger than "
+		    "%d MB)", e, RUN_PAYLOAD_MAX >> 20);
+
+		free(e);
+		e = e2;
+		/* A text in its place, so that an older stored payload is not replayed. */
+		doc = json_pack("{ss ss ss ss}", "key", k, "error", e, "payload", RUN_NO_PAYLOAD,
+		    "hash", hash != NULL ? hash : "");
+	} else
+		doc = json_pack("{ss ss sO ss}", "key", k, "error", e,
+		    "payload", payload != NULL ? payload : json_null(),
+		    "hash", hash != NULL ? hash : "");
+	free(k);
+	free(e);
+	return doc;
+}
+
+void
+run_note_duplicate(struct run *r, const char *key, const char *where)
+{
+	r->nduplicates++;
+	if (r->logged_dups++ < MAX_LOGGED_FAILURES)
+		log_job(LOG_WARNING, r->job->name, r->id, NULL,
+		    "key %s appears more than once in %s: its last occurrence goes, the earlier "
+		    "one is skipped", key, where);
+	else if (r->logged_dups == MAX_LOGGED_FAILURES + 1)
+		log_job(LOG_WARNING, r->job->name, r->id, NULL,
+		    "more duplicate keys in this run; the run's last line counts them");
 }
 
 static void deliver_next(struct run *);
@@ -444,8 +530,6 @@ static void
 started(void *arg, int rc, json_t *res, const char *err)
 {
 	struct run *r = arg;
-	json_t *seen, *e;
-	size_t i;
 
 	if (rc == STATE_LEASE_LOST) {
 		r->state_busy = false;
@@ -475,27 +559,15 @@ started(void *arg, int rc, json_t *res, const char *err)
 		if (json_is_string(json_object_get(res, "watermark_key")))
 			r->wm_key = xstrdup(json_string_value(json_object_get(res, "watermark_key")));
 	}
-	seen = json_object_get(res, "seen");
-	json_array_foreach(seen, i, e) {
-		struct seen *s = xmalloc(sizeof *s);
-
-		snprintf(s->hash, sizeof s->hash, "%s", json_string_value(json_array_get(e, 1)));
-		s->ts_ns = json_integer_value(json_array_get(e, 2));
-		free(strmap_put(&r->seen, json_string_value(json_array_get(e, 0)), s));
-	}
+	/* The seen set, the retry queue and `unmarked` are not in the answer: the strategy
+	 * reads what it needs of them in pages, or by the keys of a page. */
+	r->have_seen = !json_is_false(json_object_get(res, "seen_rows"));	/* absent: read */
 	r->have_failures = json_integer_value(json_object_get(res, "failures")) > 0;
 	metrics_state_answer(r->job->name, res);	/* status: queue sizes */
 	r->retry = json_incref(json_object_get(res, "retry"));
-	json_array_foreach(json_object_get(res, "failing"), i, e) {
-		struct queued *q = xcalloc(1, sizeof *q);
-		const char *h = json_string_value(json_array_get(e, 1));
-
-		snprintf(q->hash, sizeof q->hash, "%s", h != NULL ? h : "");
-		q->waiting = json_is_true(json_array_get(e, 2)) || !json_is_true(json_array_get(e, 3));
-		free(strmap_put(&r->failing, json_string_value(json_array_get(e, 0)), q));
-	}
-	log_job(LOG_DEBUG, r->job->name, r->id, NULL, "run started (watermark %s, %zu seen, "
-	    "%zu retries due)", r->wm_text != NULL ? r->wm_text : "(none)", r->seen.n,
+	log_job(LOG_DEBUG, r->job->name, r->id, NULL, "run started (watermark %s, %lld in the "
+	    "retry queue, %zu retries due)", r->wm_text != NULL ? r->wm_text : "(none)",
+	    (long long)json_integer_value(json_object_get(res, "failures")),
 	    json_array_size(r->retry));
 	switch (r->job->strategy) {
 	case STRAT_MODIFIED:

@@ -39,9 +39,12 @@ struct run {
 	/* counters of this run */
 	long long		 nread, ndelivered, nskipped, nfailed, ndeleted;
 	int			 logged_failures;
+	long long		 nduplicates;	/* earlier occurrences of a key in one page/batch */
+	int			 logged_dups;
 
 	/* state loaded at run start */
 	bool			 have_failures;
+	bool			 have_seen;	/* the seen set has rows: read it (modified) */
 	char			*wm_text;	/* the source's own text, NULL before the first run */
 	char			*wm_done;	/* the watermark as last written to the state store */
 	int64_t			 wm_ns;
@@ -115,13 +118,35 @@ void run_checkpoint(struct run *, json_t *doc, run_step_cb next);
 void run_deliver(struct run *, run_step_cb next);	/* r->items[0..nitems) in batches */
 struct dest_item *run_add_item(struct run *, const char *key, json_t *rec);
 void run_note_failure(struct run *, const char *key, const char *error);
+/* A record whose key comes again later in the same page or batch: the last occurrence
+ * wins; the earlier one is counted as a duplicate (the caller counts it skipped) and
+ * logged. */
+void run_note_duplicate(struct run *, const char *key, const char *where);
+/* An entry of a checkpoint's "failed" list that the state database can store whatever the
+ * record holds: key and error made valid UTF-8 without NUL (the error cut to RUN_ERROR_MAX
+ * bytes); a payload PostgreSQL cannot hold, or larger than RUN_PAYLOAD_MAX as JSON, is
+ * left out (RUN_NO_PAYLOAD in its place) and the error says so. */
+#define RUN_ERROR_MAX	2000
+#define RUN_PAYLOAD_MAX	(8 << 20)
+#define RUN_NO_PAYLOAD	"(not stored: the record holds a NUL character or invalid UTF-8, or is " \
+			"larger than 8 MB)"
+json_t *run_failure_entry(const char *key, const char *error, json_t *payload,
+    const char *hash);
 void run_items_reset(struct run *);	/* drop the items of the last delivery */
+/* Drop item i (not yet delivered); the last item takes its place. */
+void run_drop_item(struct run *, size_t i);
 #define RUN_MAX_PAGES	10000000
 void run_fetch_page(struct run *, enum source_pg_mode, const char *after_key, long long index,
     source_cb);
 bool run_page_more(struct run *, const struct source_page *);
-/* The retry queue as the run started: is key in it; and is it, with this same content,
- * still waiting for its retry (backoff not over, or dead)? */
+/* A table read by key: the next page starts after the last record of recs (*after_key
+ * replaced). -1 when that record has no usable key (NULL, empty...): such rows sort last,
+ * so the read ends there (logged); the caller's records were judged one by one already. */
+int run_keyset_next(struct run *, json_t *recs, char **after_key);
+/* The retry queue as the strategy read it (flag: the keys of a page; capture: all of it):
+ * is key queued? is it, with this same content, still waiting for its retry (backoff not
+ * over, or dead)? */
+void run_queue_note(struct run *, const char *key, const char *hash, bool waiting);
 bool run_queued(const struct run *, const char *key);
 bool run_waits_for_retry(const struct run *, const char *key, const char *hash);
 /* Exchange the run's current items, checkpoint and last-page flag with a page set. */

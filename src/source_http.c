@@ -88,7 +88,7 @@ answered(struct http_response *resp, void *arg)
 		    sr->log_url, resp->attempts);
 		goto out;
 	}
-	body = json_loadb(resp->body, resp->len, 0, &je);
+	body = json_loadb(resp->body, resp->len, JSON_ALLOW_NUL, &je);
 	if (body == NULL) {
 		fail(sr, "source sent malformed JSON from GET %s: %s at line %d column %d "
 		    "(%zu bytes received)", sr->log_url, je.text, je.line, je.column, resp->len);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "canon.h"
 #include "log.h"
 #include "pg.h"
 #include "sql_schema.h"
@@ -388,9 +389,14 @@ state_checkpoint(struct state *st, const char *job, int64_t epoch, long long run
     json_t *doc, state_cb cb, void *arg)
 {
 	char e[32], r[32];
-	char *d = json_dumps(doc, JSON_COMPACT);
+	/* Second line of defence: a string PostgreSQL cannot store (NUL, invalid UTF-8) must
+	 * not fail the checkpoint, and with it every later one. */
+	json_t *ok = doc == NULL || json_storable(doc) ? json_incref(doc) :
+	    json_storable_copy(doc);
+	char *d = json_dumps(ok, JSON_COMPACT);
 	const char *v[] = { job, st->instance, e, r, d };
 
+	json_decref(ok);
 	snprintf(e, sizeof e, "%lld", (long long)epoch);
 	snprintf(r, sizeof r, "%lld", run);
 	call(st, "checkpoint", "SELECT @S@.checkpoint($1, $2, $3, $4, $5::jsonb)", 5, v, cb, arg);
@@ -400,33 +406,88 @@ state_checkpoint(struct state *st, const char *job, int64_t epoch, long long run
 struct rows_req {
 	state_rows_cb	 cb;
 	void		*arg;
+	const char	*what;
 };
 
 static void
 rows_done(const struct pg_result_info *ri, void *arg)
 {
 	struct rows_req *q = arg;
-	char *err = ri->res == NULL ? xasprintf("state database: reading stored hashes failed: %s",
-	    ri->err) : NULL;
+	char *err = ri->res == NULL ? xasprintf("state database: reading %s failed: %s",
+	    q->what, ri->err) : NULL;
 
 	q->cb(q->arg, ri->res != NULL ? STATE_OK : STATE_ERROR, ri->res, err);
 	free(err);
 	free(q);
 }
 
+/* A read answered as rows (no fence: what a run reads was fenced by its run start). */
+static void
+rows_query(struct state *st, const char *what, const char *fn_sql, int n,
+    const char *const *v, state_rows_cb cb, void *arg)
+{
+	struct rows_req *q = xmalloc(sizeof *q);
+	char *sql = subst_schema(st, fn_sql);
+
+	q->cb = cb;
+	q->arg = arg;
+	q->what = what;
+	pg_query(st->pg, sql, n, v, rows_done, q);
+	free(sql);
+}
+
+/* One page of a job's rows of `table`, keys after `after` (NULL: from the first, the
+ * empty key included). */
+static void
+keyed_page(struct state *st, const char *what, const char *sql, const char *job,
+    const char *after, int limit, state_rows_cb cb, void *arg)
+{
+	char lim[32];
+	const char *v[] = { job, after, lim };
+
+	snprintf(lim, sizeof lim, "%d", limit);
+	rows_query(st, what, sql, 3, v, cb, arg);
+}
+
 void
 state_records(struct state *st, const char *job, const char *after, int limit,
     state_rows_cb cb, void *arg)
 {
-	struct rows_req *q = xmalloc(sizeof *q);
-	char lim[32], *sql;
-	const char *v[] = { job, after != NULL ? after : "", lim };
+	keyed_page(st, "stored hashes", "SELECT key, hash FROM @S@.records WHERE job = $1 "
+	    "AND ($2::text IS NULL OR key > $2) ORDER BY key LIMIT $3", job, after, limit, cb, arg);
+}
 
-	snprintf(lim, sizeof lim, "%d", limit);
-	q->cb = cb;
-	q->arg = arg;
-	sql = subst_schema(st, "SELECT key, hash FROM @S@.records WHERE job = $1 AND key > $2 "
-	    "ORDER BY key LIMIT $3");
-	pg_query(st->pg, sql, 3, v, rows_done, q);
-	free(sql);
+void
+state_seen(struct state *st, const char *job, const char *after, int limit,
+    state_rows_cb cb, void *arg)
+{
+	keyed_page(st, "the seen set", "SELECT key, hash, ts_ns FROM @S@.seen WHERE job = $1 "
+	    "AND ($2::text IS NULL OR key > $2) ORDER BY key LIMIT $3", job, after, limit, cb, arg);
+}
+
+void
+state_queue(struct state *st, const char *job, const char *after, int limit,
+    state_rows_cb cb, void *arg)
+{
+	keyed_page(st, "the retry queue", "SELECT key, COALESCE(hash, ''), "
+	    "(dead OR NOT COALESCE(next_retry_at <= now(), false))::text FROM @S@.failures "
+	    "WHERE job = $1 AND ($2::text IS NULL OR key > $2) ORDER BY key LIMIT $3",
+	    job, after, limit, cb, arg);
+}
+
+void
+state_lookup(struct state *st, const char *job, json_t *keys, state_rows_cb cb, void *arg)
+{
+	char *k = json_dumps(keys, JSON_COMPACT);
+	const char *v[] = { job, k };
+
+	rows_query(st, "the retry queue and unmarked records",
+	    "WITH k AS (SELECT jsonb_array_elements_text($2::jsonb) AS key) "
+	    "SELECT 'f', f.key, COALESCE(f.hash, ''), "
+	    "  (f.dead OR NOT COALESCE(f.next_retry_at <= now(), false))::text, NULL "
+	    "  FROM @S@.failures f JOIN k USING (key) WHERE f.job = $1 "
+	    "UNION ALL "
+	    "SELECT 'u', u.key, u.hash, NULL, u.answer::text "
+	    "  FROM @S@.unmarked u JOIN k USING (key) WHERE u.job = $1", 2, v, cb, arg);
+	free(k);
 }

@@ -52,14 +52,28 @@ void state_claim(struct state *, const char *job, int64_t known, int64_t lease_m
 void state_renew(struct state *, char *const *jobs, const int64_t *epochs, size_t n,
     int64_t lease_ms, state_cb, void *);
 void state_release(struct state *, char *const *jobs, size_t n, state_cb, void *);
-/* Start a run (fenced): res = {run, watermark, watermark_ns, seen, failures, retry}. */
+/* Start a run (fenced): res = {run, watermark, watermark_ns, watermark_key, failures,
+ * dead_records, seen_rows (whether the seen set has rows), retry (due, at most `retries`)}. */
 void state_run_start(struct state *, const char *job, int64_t epoch, int retries,
     state_cb, void *);
 /* Strategy capture: one page of the stored key -> hash map, keys after `after` (NULL =
  * from the start) in key order; res (borrowed, NULL on error) has columns key, hash. */
 typedef void (*state_rows_cb)(void *arg, int rc, PGresult *res, const char *err);
+/* How many rows one paged read of the state asks for. */
+#define STATE_PAGE	10000
 void state_records(struct state *, const char *job, const char *after, int limit,
     state_rows_cb, void *);
+/* Strategy modified: one page of the seen set (key, hash, ts_ns), in key order. */
+void state_seen(struct state *, const char *job, const char *after, int limit,
+    state_rows_cb, void *);
+/* Strategy capture: one page of the retry queue by key: key, hash, and "true" when the
+ * entry waits (dead, or its retry not due yet). */
+void state_queue(struct state *, const char *job, const char *after, int limit,
+    state_rows_cb, void *);
+/* Strategy flag: what the state knows of these keys (a JSON array of strings), one row
+ * each: kind 'f' (retry queue: key, hash, waiting 'true'/'false') or 'u' (unmarked: key,
+ * hash, -, answer as JSON text). */
+void state_lookup(struct state *, const char *job, json_t *keys, state_rows_cb, void *);
 /* One fenced checkpoint (see sql_schema.h for the document's fields). */
 void state_checkpoint(struct state *, const char *job, int64_t epoch, long long run,
     json_t *doc, state_cb, void *);

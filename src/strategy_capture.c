@@ -42,6 +42,8 @@ struct capture_state {
 	json_t			*held;		/* records that arrived during a flush */
 	bool			 flushing;
 	struct strlist		 del;		/* keys to delete at the destination */
+	struct strmap		 inbatch;	/* what the next checkpoint writes: key -> item
+						 * index + 2, or 1 for a key-less failure */
 	struct stored		**blocks;	/* the stored entries, allocated in blocks */
 	size_t			 nblocks, used;	/* entries used in the last block */
 	size_t			 del_next, del_end;
@@ -96,6 +98,7 @@ strategy_capture_free(struct run *r)
 	if (cs->fr != NULL)
 		source_file_cancel(cs->fr);
 	strmap_free(&cs->stored, NULL);
+	strmap_free(&cs->inbatch, NULL);
 	for (size_t i = 0; i < cs->nblocks; i++)
 		free(cs->blocks[i]);
 	free(cs->blocks);
@@ -118,22 +121,47 @@ on_record(struct run *r, json_t *rec, long line)
 	const struct capture_conf *cc = &r->job->capture;
 	struct stored *s;
 	char *key = NULL, *err = NULL, h[CANON_HASH_LEN];
+	uintptr_t slot;
 
 	r->nread++;
 	canon_hash(rec, cc->fields, cc->nfields, cc->exclude, cc->nexclude, h);
 	if (record_key(rec, r->job->key, r->job->nkey, &key, &err) != 0) {
 		char *k = xasprintf("#nokey:%s", h);
-		char *msg = line > 0 ? xasprintf("%s (%s, line %ld)", err, where(r), line) :
-		    xasprintf("%s (%s)", err, where(r));
+		char *msg;
 
+		if (strmap_get(&cs->inbatch, k) != NULL) {
+			/* The same key-less content twice in this batch: queued once. */
+			r->nskipped++;
+			run_note_duplicate(r, k, where(r));
+			free(k);
+			free(err);
+			return;
+		}
+		strmap_put(&cs->inbatch, k, (void *)(uintptr_t)1);
+		msg = line > 0 ? xasprintf("%s (%s, line %ld)", err, where(r), line) :
+		    xasprintf("%s (%s)", err, where(r));
 		cs->nbad++;
 		run_note_failure(r, k, msg);
-		json_array_append_new(cs->bad, json_pack("{ss ss sO ss}", "key", k, "error", msg,
-		    "payload", rec, "hash", h));
+		json_array_append_new(cs->bad, run_failure_entry(k, msg, rec, h));
 		free(k);
 		free(msg);
 		free(err);
 		return;
+	}
+	if ((slot = (uintptr_t)strmap_get(&cs->inbatch, key)) != 0) {
+		/* The key came earlier in this batch: the last occurrence wins. */
+		run_note_duplicate(r, key, where(r));
+		if (slot >= 2) {
+			size_t j = slot - 2;
+
+			strmap_del(&cs->inbatch, key);
+			run_drop_item(r, j);
+			r->nskipped++;
+			if (j < r->nitems) {
+				memcpy(cs->hashes[j], cs->hashes[r->nitems], sizeof cs->hashes[j]);
+				strmap_put(&cs->inbatch, r->items[j].key, (void *)(uintptr_t)(j + 2));
+			}
+		}
 	}
 	s = strmap_get(&cs->stored, key);
 	if (s != NULL) {
@@ -152,6 +180,7 @@ on_record(struct run *r, json_t *rec, long line)
 		return;
 	}
 	run_add_item(r, key, rec);
+	strmap_put(&cs->inbatch, key, (void *)(uintptr_t)(r->nitems + 1));
 	if (r->nitems > cs->caphashes) {
 		cs->caphashes = r->cap_items;
 		cs->hashes = xreallocarray(cs->hashes, cs->caphashes, sizeof *cs->hashes);
@@ -192,8 +221,7 @@ file_bad(void *arg, long line, const char *msg)
 	r->nread++;
 	cs->nbad++;
 	run_note_failure(r, k, msg);
-	json_array_append_new(cs->bad, json_pack("{ss ss sn ss}", "key", k, "error", msg,
-	    "payload", "hash", ""));
+	json_array_append_new(cs->bad, run_failure_entry(k, msg, NULL, ""));
 	free(k);
 }
 
@@ -237,19 +265,9 @@ page_answered(void *arg, int rc, struct source_page *page, const char *err)
 	more = run_page_more(r, page);
 	json_array_foreach(page->records, i, rec)
 		on_record(r, rec, 0);
-	if (sc->type == CONN_POSTGRESQL && n > 0) {
-		char *k = NULL, *e = NULL;
-
-		if (record_key(json_array_get(page->records, n - 1), r->job->key, r->job->nkey,
-		    &k, &e) != 0) {
-			source_page_free(page);
-			run_fail(r, "the last row of a page has no key: %s", e);
-			free(e);
-			return;
-		}
-		free(cs->after_key);
-		cs->after_key = k;
-	}
+	if (sc->type == CONN_POSTGRESQL && n > 0 &&
+	    run_keyset_next(r, page->records, &cs->after_key) != 0)
+		more = false;
 	source_page_free(page);
 	cs->read_done = !more;
 	if (r->nitems > 0)
@@ -301,8 +319,8 @@ flushed(struct run *r, int rc)
 
 			/* Its hash is not stored: the next run sends it again. */
 			run_note_failure(r, it->key, e);
-			json_array_append_new(failed, json_pack("{ss ss sO ss}", "key", it->key,
-			    "error", e, "payload", it->rec, "hash", cs->hashes[i]));
+			json_array_append_new(failed, run_failure_entry(it->key, e, it->rec,
+			    cs->hashes[i]));
 		}
 	}
 	json_array_extend(failed, cs->bad);
@@ -326,6 +344,8 @@ flushed_ck(struct run *r, int rc)
 	json_t *e;
 
 	run_items_reset(r);
+	strmap_free(&cs->inbatch, NULL);
+	strmap_init(&cs->inbatch);
 	cs->flushing = false;
 	/* Records that came in while the batch was out. */
 	json_array_foreach(cs->held, i, e)
@@ -535,6 +555,8 @@ start_read(struct run *r)
 	read_next(r);
 }
 
+static void queue_loaded(void *, int, PGresult *, const char *);
+
 static void
 loaded(void *arg, int rc, PGresult *res, const char *err)
 {
@@ -563,6 +585,39 @@ loaded(void *arg, int rc, PGresult *res, const char *err)
 		state_records(r->jr->d->state, r->job->name, cs->load_after, LOAD_PAGE, loaded, r);
 		return;
 	}
+	if (r->have_failures) {
+		r->state_busy = true;
+		state_queue(r->jr->d->state, r->job->name, NULL, STATE_PAGE, queue_loaded, r);
+		return;
+	}
+	start_read(r);
+}
+
+/* A page of the retry queue: key, hash, and whether it waits (dead or not due yet); refused,
+ * unchanged records that wait are left alone, and a queued record back in the snapshot as
+ * stored clears its failure. Bounded like the stored hashes: one entry per queued key. */
+static void
+queue_loaded(void *arg, int rc, PGresult *res, const char *err)
+{
+	struct run *r = arg;
+	int n;
+
+	if (run_state_returned(r))
+		return;
+	if (rc != STATE_OK) {
+		run_fail(r, "%s", err);
+		return;
+	}
+	n = PQntuples(res);
+	for (int i = 0; i < n; i++)
+		run_queue_note(r, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+		    strcmp(PQgetvalue(res, i, 2), "true") == 0);
+	if (n == STATE_PAGE) {
+		r->state_busy = true;
+		state_queue(r->jr->d->state, r->job->name, PQgetvalue(res, n - 1, 0), STATE_PAGE,
+		    queue_loaded, r);
+		return;
+	}
 	start_read(r);
 }
 
@@ -573,6 +628,7 @@ strategy_capture_begin(struct run *r, json_t *started)
 
 	r->cs = cs;
 	strmap_init(&cs->stored);
+	strmap_init(&cs->inbatch);
 	cs->bad = json_array();
 	cs->held = json_array();
 	r->state_busy = true;

@@ -16,13 +16,17 @@
 #include "canon.h"
 #include "log.h"
 #include "run.h"
+#include "state.h"
 
 struct cand {
 	char	*key;
 	json_t	*rec;
 	char	 hash[CANON_HASH_LEN];
-	json_t	*answer;	/* mark only: the stored destination answer (borrowed) */
+	json_t	*answer;	/* mark only: the stored destination answer */
 	bool	 deliver;	/* false: delivered earlier, only mark */
+	bool	 queued;	/* in the retry queue: cleared from it once delivered */
+	bool	 unmarked;	/* in `unmarked`: cleared from it once marked */
+	bool	 dropped;	/* its key came again later: neither delivered nor marked */
 };
 
 struct unmarked {
@@ -30,9 +34,22 @@ struct unmarked {
 	json_t	*answer;
 };
 
+struct qent {
+	char	 hash[CANON_HASH_LEN];
+	bool	 waiting;	/* dead, or its retry is not due yet */
+};
+
+#define CAND_NOKEY	((void *)UINTPTR_MAX)
+
 struct flag_state {
-	struct strmap		 unmarked;	/* key -> struct unmarked */
-	json_t			*pend;		/* HTTP: the collected pending records */
+	struct strmap		 unmarked;	/* this page's keys in `unmarked` -> struct unmarked */
+	struct strmap		 queue;		/* this page's keys in the retry queue -> 1 (due) or
+						 * 2 (waiting) + the hash, see struct qent */
+	struct strmap		 cand_at;	/* key -> candidate index + 1 (CAND_NOKEY: a key-less
+						 * failure already recorded) */
+	json_t			*page;		/* the page being judged */
+	char			*where;
+	bool			 more;		/* the source has more pages */
 	struct cand		*cands;
 	size_t			 ncands, capcands, next;	/* next batch starts at next */
 	size_t			 bstart, bend;	/* the batch being handled */
@@ -66,8 +83,25 @@ cands_clear(struct flag_state *fs)
 	for (size_t i = 0; i < fs->ncands; i++) {
 		free(fs->cands[i].key);
 		json_decref(fs->cands[i].rec);
+		json_decref(fs->cands[i].answer);
 	}
 	fs->ncands = fs->next = 0;
+	strmap_free(&fs->cand_at, NULL);
+	strmap_init(&fs->cand_at);
+}
+
+/* Forget what the state said of the last page's keys. */
+static void
+page_forget(struct flag_state *fs)
+{
+	strmap_free(&fs->unmarked, unmarked_free);
+	strmap_init(&fs->unmarked);
+	strmap_free(&fs->queue, free);
+	strmap_init(&fs->queue);
+	json_decref(fs->page);
+	fs->page = NULL;
+	free(fs->where);
+	fs->where = NULL;
 }
 
 static void
@@ -103,8 +137,8 @@ strategy_flag_free(struct run *r)
 	marks_clear(fs);
 	cands_clear(fs);
 	free(fs->cands);
-	strmap_free(&fs->unmarked, unmarked_free);
-	json_decref(fs->pend);
+	page_forget(fs);
+	strmap_free(&fs->cand_at, NULL);
 	free(fs->after_key);
 	free(fs);
 	r->fl = NULL;
@@ -120,66 +154,84 @@ void
 strategy_flag_begin(struct run *r, json_t *started)
 {
 	struct flag_state *fs = xcalloc(1, sizeof *fs);
-	size_t i;
-	json_t *e;
 
 	r->fl = fs;
 	strmap_init(&fs->unmarked);
-	fs->pend = json_array();
-	json_array_foreach(json_object_get(started, "unmarked"), i, e) {
-		struct unmarked *u = xcalloc(1, sizeof *u);
-
-		snprintf(u->hash, sizeof u->hash, "%s", json_string_value(json_array_get(e, 1)));
-		u->answer = json_incref(json_array_get(e, 2));
-		unmarked_free(strmap_put(&fs->unmarked, json_string_value(json_array_get(e, 0)), u));
-	}
+	strmap_init(&fs->queue);
+	strmap_init(&fs->cand_at);
+	r->ck = json_pack("{s[]}", "failed");
 	read_page(r);
 }
 
-/* Judge one pending record: wait (retry queue), mark only, or deliver. */
+/* Judge one pending record: wait (retry queue), mark only, or deliver. A key that came
+ * earlier in the set being collected replaces its earlier occurrence (the last wins). */
 static void
 add_candidate(struct run *r, json_t *rec, const char *where, size_t idx)
 {
 	struct flag_state *fs = r->fl;
 	struct cand *c;
 	struct unmarked *u;
+	struct qent *q;
 	char *key = NULL, *err = NULL, h[CANON_HASH_LEN];
+	void *at;
 
 	r->nread++;
 	canon_hash(rec, NULL, 0, NULL, 0, h);
 	if (record_key(rec, r->job->key, r->job->nkey, &key, &err) != 0) {
 		char *k = xasprintf("#nokey:%s", h);
 		char *msg = xasprintf("%s (record %zu of %s)", err, idx, where);
-		json_t *doc = json_pack("{s[{ss ss sO ss}]}", "failed", "key", k, "error", msg,
-		    "payload", rec, "hash", h);
 
-		run_note_failure(r, k, msg);
-		/* Recorded with the next checkpoint: keep it with the batch's document. */
-		json_array_extend(json_object_get(r->ck, "failed"), json_object_get(doc, "failed"));
-		json_decref(doc);
+		if (strmap_get(&fs->cand_at, k) != NULL) {
+			r->nskipped++;	/* the same key-less content again: queued once */
+			run_note_duplicate(r, k, where);
+		} else {
+			strmap_put(&fs->cand_at, k, CAND_NOKEY);
+			run_note_failure(r, k, msg);
+			/* Recorded with the next checkpoint. */
+			json_array_append_new(json_object_get(r->ck, "failed"),
+			    run_failure_entry(k, msg, rec, h));
+		}
 		free(k);
 		free(msg);
 		free(err);
 		return;
 	}
-	if (run_waits_for_retry(r, key, h)) {
+	c = NULL;
+	if ((at = strmap_get(&fs->cand_at, key)) != NULL && at != CAND_NOKEY) {
+		/* Its earlier occurrence gives way to this one. */
+		c = &fs->cands[(uintptr_t)at - 1];
+		r->nskipped++;
+		run_note_duplicate(r, key, where);
+		free(c->key);
+		json_decref(c->rec);
+		json_decref(c->answer);
+		memset(c, 0, sizeof *c);
+		c->dropped = true;
+	}
+	q = strmap_get(&fs->queue, key);
+	if (q != NULL && q->waiting && strcmp(q->hash, h) == 0) {
 		r->nskipped++;	/* unchanged and still backing off (or dead): leave it */
 		free(key);
 		return;
 	}
-	if (fs->ncands == fs->capcands) {
-		fs->capcands = fs->capcands ? fs->capcands * 2 : 256;
-		fs->cands = xreallocarray(fs->cands, fs->capcands, sizeof *fs->cands);
+	if (c == NULL) {
+		if (fs->ncands == fs->capcands) {
+			fs->capcands = fs->capcands ? fs->capcands * 2 : 256;
+			fs->cands = xreallocarray(fs->cands, fs->capcands, sizeof *fs->cands);
+		}
+		c = &fs->cands[fs->ncands++];
+		strmap_put(&fs->cand_at, key, (void *)(uintptr_t)fs->ncands);
 	}
-	c = &fs->cands[fs->ncands++];
 	memset(c, 0, sizeof *c);
 	c->key = key;
 	c->rec = json_incref(rec);
+	c->queued = q != NULL;
 	memcpy(c->hash, h, sizeof h);
 	u = strmap_get(&fs->unmarked, key);
+	c->unmarked = u != NULL;
 	c->deliver = u == NULL || strcmp(u->hash, h) != 0;
 	if (!c->deliver)
-		c->answer = u->answer;
+		c->answer = json_incref(u->answer);
 }
 
 static void page_answered(void *, int, struct source_page *, const char *);
@@ -190,6 +242,13 @@ read_page(struct run *r)
 	run_fetch_page(r, SPG_PENDING, r->fl->after_key, ++r->fl->page_index, page_answered);
 }
 
+static void looked_up(void *, int, PGresult *, const char *);
+static void judge_page(struct run *, PGresult *);
+
+/*
+ * A page of the pending set: ask the state what it knows of the page's keys (retry queue,
+ * `unmarked`), then judge its records. Nothing of the state is loaded but for these keys.
+ */
 static void
 page_answered(void *arg, int rc, struct source_page *page, const char *err)
 {
@@ -197,8 +256,7 @@ page_answered(void *arg, int rc, struct source_page *page, const char *err)
 	struct flag_state *fs = r->fl;
 	const struct source_conf *sc = &r->job->src;
 	size_t i, n;
-	json_t *rec;
-	bool more;
+	json_t *rec, *keys;
 
 	r->sreq = NULL;
 	if (rc != 0) {
@@ -208,54 +266,114 @@ page_answered(void *arg, int rc, struct source_page *page, const char *err)
 	n = json_array_size(page->records);
 	log_job(LOG_DEBUG, r->job->name, r->id, NULL, "page %lld: %zu pending records from %s",
 	    fs->page_index, n, page->log_url != NULL ? page->log_url : "the source");
-	more = run_page_more(r, page);
-	json_decref(r->ck);
-	r->ck = json_pack("{s[]}", "failed");
-	if (sc->type == CONN_POSTGRESQL) {
-		/* Keyset: this page is handled now; the next read starts after its last key. */
-		json_array_foreach(page->records, i, rec)
-			add_candidate(r, rec, page->log_url != NULL ? page->log_url : "the source", i);
-		if (n > 0) {
-			char *k = NULL, *e = NULL;
+	fs->more = run_page_more(r, page);
+	if (sc->type == CONN_POSTGRESQL && n > 0 &&
+	    run_keyset_next(r, page->records, &fs->after_key) != 0)
+		fs->more = false;
+	page_forget(fs);
+	fs->page = json_incref(page->records);
+	fs->where = xstrdup(page->log_url != NULL ? page->log_url : "the source");
+	source_page_free(page);
+	keys = json_array();
+	json_array_foreach(fs->page, i, rec) {
+		char *k = NULL, *e = NULL;
 
-			if (record_key(json_array_get(page->records, n - 1), r->job->key, r->job->nkey,
-			    &k, &e) != 0) {
-				source_page_free(page);
-				run_fail(r, "the last row of a page has no key: %s", e);
-				free(e);
-				return;
-			}
-			free(fs->after_key);
-			fs->after_key = k;
+		if (record_key(rec, r->job->key, r->job->nkey, &k, &e) == 0)
+			json_array_append_new(keys, json_string(k));
+		free(k);
+		free(e);
+	}
+	if (json_array_size(keys) == 0) {
+		json_decref(keys);
+		judge_page(r, NULL);
+		return;
+	}
+	r->state_busy = true;
+	state_lookup(r->jr->d->state, r->job->name, keys, looked_up, r);
+	json_decref(keys);
+}
+
+static void collected_ck(struct run *, int);
+
+static void
+looked_up(void *arg, int rc, PGresult *res, const char *err)
+{
+	struct run *r = arg;
+
+	if (run_state_returned(r))
+		return;
+	if (rc != STATE_OK) {
+		run_fail(r, "%s", err);
+		return;
+	}
+	judge_page(r, res);
+}
+
+/* Judge the page with what the state said of its keys (res: NULL when none had a key),
+ * then collect on or deliver. */
+static void
+judge_page(struct run *r, PGresult *res)
+{
+	struct flag_state *fs = r->fl;
+	bool http = r->job->src.type != CONN_POSTGRESQL;
+	size_t i;
+	json_t *rec;
+
+	for (int row = 0; res != NULL && row < PQntuples(res); row++) {
+		const char *kind = PQgetvalue(res, row, 0), *key = PQgetvalue(res, row, 1);
+
+		if (kind[0] == 'f') {
+			struct qent *q = xcalloc(1, sizeof *q);
+
+			snprintf(q->hash, sizeof q->hash, "%s", PQgetvalue(res, row, 2));
+			q->waiting = strcmp(PQgetvalue(res, row, 3), "true") == 0;
+			free(strmap_put(&fs->queue, key, q));
+		} else {
+			struct unmarked *u = xcalloc(1, sizeof *u);
+
+			snprintf(u->hash, sizeof u->hash, "%s", PQgetvalue(res, row, 2));
+			u->answer = PQgetisnull(res, row, 4) ? json_null() :
+			    json_loads(PQgetvalue(res, row, 4), JSON_DECODE_ANY, NULL);
+			unmarked_free(strmap_put(&fs->unmarked, key, u));
 		}
-		fs->read_done = !more;
-	} else {
-		/* Collect: marking would shift the pages of the pending set. */
-		json_array_foreach(page->records, i, rec) {
-			if ((int64_t)json_array_size(fs->pend) >= r->job->max_records) {
-				more = false;
-				break;
-			}
-			json_array_append(fs->pend, rec);
-		}
-		if ((int64_t)json_array_size(fs->pend) >= r->job->max_records && more) {
-			log_job(LOG_INFO, r->job->name, r->id, NULL, "more than max_records (%lld) "
-			    "pending records: the rest waits for the next run",
-			    (long long)r->job->max_records);
-			more = false;
-		}
-		if (more) {
-			source_page_free(page);
-			read_page(r);
+	}
+	json_array_foreach(fs->page, i, rec) {
+		/* Only records that go count: those waiting in the retry queue do not hold
+		 * the place of the ones behind them. */
+		if (http && (int64_t)fs->ncands >= r->job->max_records)
+			break;
+		add_candidate(r, rec, fs->where, i);
+	}
+	if (http && (int64_t)fs->ncands >= r->job->max_records &&
+	    (fs->more || i < json_array_size(fs->page))) {
+		log_job(LOG_INFO, r->job->name, r->id, NULL, "max_records (%lld) pending records "
+		    "to send: the rest waits for the next run", (long long)r->job->max_records);
+		fs->more = false;
+	}
+	page_forget(fs);
+	if (http && fs->more) {
+		/* Collect on (marking would shift the pages of the pending set); the page's
+		 * key-less records are recorded first. */
+		if (json_array_size(json_object_get(r->ck, "failed")) > 0) {
+			json_t *doc = r->ck;
+
+			r->ck = NULL;
+			run_checkpoint(r, doc, collected_ck);
+			json_decref(doc);
 			return;
 		}
-		json_array_foreach(fs->pend, i, rec)
-			add_candidate(r, rec, page->log_url != NULL ? page->log_url : "the source", i);
-		json_array_clear(fs->pend);
-		fs->read_done = true;
+		read_page(r);
+		return;
 	}
-	source_page_free(page);
+	fs->read_done = !fs->more || http;
 	next_batch(r);
+}
+
+static void
+collected_ck(struct run *r, int rc)
+{
+	r->ck = json_pack("{s[]}", "failed");
+	read_page(r);
 }
 
 static void batch_delivered(struct run *, int);
@@ -322,6 +440,8 @@ batch_delivered(struct run *r, int rc)
 		struct source_mark *m;
 		json_t *answer = c->answer;
 
+		if (c->dropped)
+			continue;
 		if (c->deliver) {
 			struct dest_item *d = &r->items[it++];
 
@@ -375,21 +495,21 @@ batch_marked(void *arg, int rc, const char *err)
 		d = &r->items[it++];
 		if (d->outcome == DEST_OK) {
 			r->ndelivered++;
-			if (run_queued(r, c->key))
+			if (c->queued)
 				json_array_append_new(ok, json_string(c->key));
 		} else {
 			const char *e = d->error != NULL ? d->error : "not delivered";
 
 			run_note_failure(r, c->key, e);
-			json_array_append_new(failed, json_pack("{ss ss sO ss}", "key", c->key,
-			    "error", e, "payload", c->rec, "hash", c->hash));
+			json_array_append_new(failed, run_failure_entry(c->key, e, c->rec, c->hash));
 		}
 	}
 	/* Marking outcomes. */
 	for (size_t i = 0; i < fs->nmarks; i++) {
 		struct source_mark *m = &fs->marks[i];
 		struct cand *c = fs->markc[i];
-		bool was_unmarked = strmap_get(&fs->unmarked, c->key) != NULL;
+		bool was_unmarked = c->unmarked;
+		char *e;
 
 		if (!c->deliver)
 			r->nskipped++;	/* delivered by an earlier run; only marked now */
@@ -407,12 +527,27 @@ batch_marked(void *arg, int rc, const char *err)
 				json_array_append_new(udel, json_string(c->key));
 			break;
 		default:
+			if (m->dest != NULL &&
+			    json_dumpb(m->dest, NULL, 0, JSON_COMPACT) > RUN_PAYLOAD_MAX) {
+				/* Too large to remember: delivered again next run instead. */
+				log_job(LOG_WARNING, r->job->name, r->id, NULL, "record %s delivered "
+				    "but not marked: %s; the destination's answer is larger than "
+				    "%d MB, so the next run delivers it again", c->key,
+				    m->error != NULL ? m->error : "marking failed",
+				    RUN_PAYLOAD_MAX >> 20);
+				if (was_unmarked)
+					json_array_append_new(udel, json_string(c->key));
+				break;
+			}
 			log_job(LOG_WARNING, r->job->name, r->id, NULL, "record %s delivered but not "
 			    "marked: %s; the next run marks it without delivering it again", c->key,
 			    m->error != NULL ? m->error : "marking failed");
-			json_array_append_new(uadd, json_pack("[s s O s]", c->key, c->hash,
-			    m->dest != NULL ? m->dest : json_null(),
-			    m->error != NULL ? m->error : "marking failed"));
+			e = m->error != NULL ? text_storable(m->error, strlen(m->error),
+			    RUN_ERROR_MAX) : xstrdup("marking failed");
+			json_array_append_new(uadd, json_pack("[s s o s]", c->key, c->hash,
+			    m->dest == NULL ? json_null() : json_storable(m->dest) ?
+			    json_incref(m->dest) : json_storable_copy(m->dest), e));
+			free(e);
 			break;
 		}
 	}

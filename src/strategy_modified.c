@@ -17,6 +17,7 @@
 #include "canon.h"
 #include "log.h"
 #include "run.h"
+#include "state.h"
 
 #define MAX_TIE_PASSES	3
 #define MAX_PAGES	1000000
@@ -83,13 +84,23 @@ begin_retries(struct run *r)
 		char *k = NULL, *text = NULL, *err = NULL, h[CANON_HASH_LEN];
 		struct ts t;
 
-		if (key == NULL || !json_is_object(payload))
+		if (key == NULL)
 			continue;
+		if (!json_is_object(payload)) {
+			/* Its payload could not be stored: nothing to replay. It fails again (and
+			 * dies after max_attempts); the source's next change of it goes as usual. */
+			err = xstrdup("no stored payload to retry from (the record held a NUL "
+			    "character or invalid UTF-8, or was larger than 8 MB); it goes again "
+			    "when the source changes it");
+			run_note_failure(r, key, err);
+			json_array_append_new(r->retry_failed, run_failure_entry(key, err, NULL, ""));
+			free(err);
+			continue;
+		}
 		if (inspect(r, payload, &k, &t, &text, &err) != 0) {
 			canon_hash(payload, NULL, 0, NULL, 0, h);
 			run_note_failure(r, key, err);
-			json_array_append_new(r->retry_failed, json_pack("{ss ss sO ss}", "key", key,
-			    "error", err, "payload", payload, "hash", h));
+			json_array_append_new(r->retry_failed, run_failure_entry(key, err, payload, h));
 		} else
 			run_add_item(r, key, payload);
 		free(k);
@@ -126,9 +137,9 @@ record_outcomes(struct run *r, json_t *doc, bool store_payload)
 
 			canon_hash(it->rec, NULL, 0, NULL, 0, h);
 			run_note_failure(r, it->key, it->error != NULL ? it->error : "not delivered");
-			json_array_append_new(failed, json_pack("{ss ss sO ss}", "key", it->key,
-			    "error", it->error != NULL ? it->error : "not delivered",
-			    "payload", store_payload ? it->rec : json_null(), "hash", h));
+			json_array_append_new(failed, run_failure_entry(it->key,
+			    it->error != NULL ? it->error : "not delivered",
+			    store_payload ? it->rec : NULL, h));
 		}
 	}
 }
@@ -155,9 +166,53 @@ retries_done(struct run *r, int rc)
 	json_decref(doc);
 }
 
+static void begin_reading(struct run *);
+
+/* A page of the seen set: into memory; the next page, or the run proper. */
+static void
+seen_loaded(void *arg, int rc, PGresult *res, const char *err)
+{
+	struct run *r = arg;
+	int n;
+
+	if (run_state_returned(r))
+		return;
+	if (rc != STATE_OK) {
+		run_fail(r, "%s", err);
+		return;
+	}
+	n = PQntuples(res);
+	for (int i = 0; i < n; i++) {
+		struct seen *s = xmalloc(sizeof *s);
+
+		snprintf(s->hash, sizeof s->hash, "%s", PQgetvalue(res, i, 1));
+		s->ts_ns = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+		free(strmap_put(&r->seen, PQgetvalue(res, i, 0), s));
+	}
+	if (n == STATE_PAGE) {
+		r->state_busy = true;
+		state_seen(r->jr->d->state, r->job->name, PQgetvalue(res, n - 1, 0), STATE_PAGE,
+		    seen_loaded, r);
+		return;
+	}
+	begin_reading(r);
+}
+
 void
 strategy_modified_begin(struct run *r)
 {
+	if (r->have_seen) {
+		r->state_busy = true;
+		state_seen(r->jr->d->state, r->job->name, NULL, STATE_PAGE, seen_loaded, r);
+		return;
+	}
+	begin_reading(r);
+}
+
+static void
+begin_reading(struct run *r)
+{
+	log_job(LOG_DEBUG, r->job->name, r->id, NULL, "%zu seen records loaded", r->seen.n);
 	request_bound(r);
 	r->max_ns = INT64_MIN;
 	if (json_array_size(r->retry) > 0)
@@ -308,6 +363,39 @@ page_answered(void *arg, int rc, struct source_page *page, const char *err)
 		maybe_fetch(r);
 }
 
+/*
+ * For each record of a page, its key when the same key comes again later on the page (an
+ * earlier duplicate: skipped, the last occurrence wins), else NULL. A record without a key
+ * is named by its hash, as in the retry queue, so identical key-less rows count too.
+ */
+static char **
+page_last_keys(struct run *r, json_t *recs)
+{
+	size_t n = json_array_size(recs), i;
+	char **keys = xcalloc(n + 1, sizeof *keys);
+	struct strmap last;
+	json_t *rec;
+
+	strmap_init(&last);
+	json_array_foreach(recs, i, rec) {
+		char *e = NULL, h[CANON_HASH_LEN];
+
+		if (record_key(rec, r->job->key, r->job->nkey, &keys[i], &e) != 0) {
+			canon_hash(rec, NULL, 0, NULL, 0, h);
+			keys[i] = xasprintf("#nokey:%s", h);
+			free(e);
+		}
+		strmap_put(&last, keys[i], (void *)(uintptr_t)(i + 1));
+	}
+	for (i = 0; i < n; i++)
+		if ((uintptr_t)strmap_get(&last, keys[i]) == i + 1) {
+			free(keys[i]);
+			keys[i] = NULL;
+		}
+	strmap_free(&last, NULL);
+	return keys;
+}
+
 static void
 process_page(struct run *r, int rc, struct source_page *page, const char *err)
 {
@@ -316,6 +404,7 @@ process_page(struct run *r, int rc, struct source_page *page, const char *err)
 	json_t *recs, *rec, *failed;
 	size_t i, n;
 	bool full;
+	char **last;
 
 	if (rc != 0) {
 		run_fail(r, "%s", err);
@@ -347,12 +436,20 @@ process_page(struct run *r, int rc, struct source_page *page, const char *err)
 	/* Inspect every record: key, timestamp, hash; decide deliver or skip. */
 	modified_page_clear(r);
 	failed = json_array();
+	last = page_last_keys(r, recs);
 	json_array_foreach(recs, i, rec) {
 		struct page_rec *p;
 		struct seen *s;
 		struct ts t;
 		char *e = NULL;
 
+		if (last[i] != NULL) {
+			/* Its key comes again later on this page: the last one wins. */
+			r->nread++;
+			r->nskipped++;
+			run_note_duplicate(r, last[i], page->log_url);
+			continue;
+		}
 		if (r->nprs == r->capprs) {
 			r->capprs = r->capprs ? r->capprs * 2 : 256;
 			r->prs = xreallocarray(r->prs, r->capprs, sizeof *r->prs);
@@ -368,8 +465,7 @@ process_page(struct run *r, int rc, struct source_page *page, const char *err)
 
 			r->nread++;
 			run_note_failure(r, k, msg);
-			json_array_append_new(failed, json_pack("{ss ss sO ss}", "key", k,
-			    "error", msg, "payload", rec, "hash", p->hash));
+			json_array_append_new(failed, run_failure_entry(k, msg, rec, p->hash));
 			free(k);
 			free(msg);
 			free(e);
@@ -400,6 +496,9 @@ process_page(struct run *r, int rc, struct source_page *page, const char *err)
 			r->nskipped++;
 		r->nprs++;
 	}
+	for (i = 0; i < n; i++)
+		free(last[i]);
+	free(last);
 	r->last_page = !full;
 	json_decref(r->ck);
 	r->ck = json_pack("{s[] s[] so}", "ok", "failed", "seen", json_array());

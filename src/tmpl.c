@@ -476,6 +476,32 @@ scalar_text(const struct part *p, json_t *j, struct buf *tmp, char **err)
 	return -1;
 }
 
+/* The key as the record holds it (new reference), NULL when unknown: a key field's own
+ * value, or an array of them for a composite key. */
+static json_t *
+key_json(const struct tmpl_vals *v)
+{
+	json_t *a, *f;
+
+	if (v->key_fields == NULL || v->nkey_fields == 0 || (v->have & TV_RECORD) == 0 ||
+	    v->record == NULL)
+		return NULL;
+	if (v->nkey_fields == 1) {
+		f = json_path_get(v->record, v->key_fields[0]);
+		return json_is_string(f) || json_is_number(f) ? json_incref(f) : NULL;
+	}
+	a = json_array();
+	for (size_t i = 0; i < v->nkey_fields; i++) {
+		f = json_path_get(v->record, v->key_fields[i]);
+		if (!json_is_string(f) && !json_is_number(f)) {
+			json_decref(a);
+			return NULL;
+		}
+		json_array_append(a, f);
+	}
+	return a;
+}
+
 /* Emit one value in a BODY. */
 static void
 emit_body(const struct part *p, const struct val *v, struct buf *out)
@@ -592,7 +618,16 @@ tmpl_render(const struct tmpl *t, const struct tmpl_vals *v, bool redact,
 			buf_adds(out, "***");	/* readable in log lines, never escaped */
 			continue;
 		}
-		if (t->place == TMPL_BODY)
+		if (t->place == TMPL_BODY && p->var == TV_KEY) {
+			json_t *kj = key_json(v);
+
+			if (kj != NULL) {
+				val.type = V_JSON;
+				val.j = kj;
+			}
+			emit_body(p, &val, out);
+			json_decref(kj);
+		} else if (t->place == TMPL_BODY)
 			emit_body(p, &val, out);
 		else
 			r = emit_text(t, p, &val, out, err);

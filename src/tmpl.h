@@ -41,6 +41,10 @@ struct tmpl_vals {
 	long long	 page, offset, limit;
 	const char	*cursor;
 	const char	*key;
+	/* The key's fields: with them and the record, {{key}} in a BODY keeps the key's JSON
+	 * type (a number stays bare; a composite key is an array); without, it is a string. */
+	char *const	*key_fields;
+	size_t		 nkey_fields;
 	json_t		*record;
 	json_t		*dest;
 };

@@ -158,6 +158,69 @@ test_record_key(void **state)
 	json_decref(j);
 }
 
+/* A key the state cannot hold or that names nothing is a missing key (the record fails). */
+static void
+test_record_key_unusable(void **state)
+{
+	char	*one[] = { "id" }, *two[] = { "a", "id" }, *out, *err;
+	char	 big[RECORD_KEY_MAX + 2];
+	json_t	*j;
+
+	(void)state;
+	j = json_pack("{ss ss ss}", "id", "", "a", "x", "b", "y");
+	assert_int_equal(record_key(j, one, 1, &out, &err), -1);
+	assert_non_null(strstr(err, "'id' is an empty string"));
+	free(err);
+	assert_int_equal(record_key(j, two, 2, &out, &err), -1);
+	free(err);
+	json_object_set_new(j, "id", json_stringn("a\0b", 3));
+	assert_int_equal(record_key(j, one, 1, &out, &err), -1);
+	assert_non_null(strstr(err, "NUL"));
+	free(err);
+	memset(big, 'k', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	json_object_set_new(j, "id", json_string(big));
+	assert_int_equal(record_key(j, one, 1, &out, &err), -1);
+	assert_non_null(strstr(err, "longer than"));
+	free(err);
+	big[RECORD_KEY_MAX] = '\0';
+	json_object_set_new(j, "id", json_string(big));
+	assert_int_equal(record_key(j, one, 1, &out, &err), 0);
+	free(out);
+	json_decref(j);
+}
+
+/* What the state stores: valid UTF-8 without NUL; anything else made so, or detected. */
+static void
+test_storable(void **state)
+{
+	char	*t;
+	json_t	*j, *c;
+
+	(void)state;
+	t = text_storable("ok \xc3\xa9", 5, SIZE_MAX);
+	assert_string_equal(t, "ok \xc3\xa9");
+	free(t);
+	t = text_storable("a\0b\xff\xc3", 5, SIZE_MAX);
+	assert_string_equal(t, "a\xef\xbf\xbd" "b\xef\xbf\xbd\xef\xbf\xbd");
+	free(t);
+	/* cut at a character boundary, marked */
+	t = text_storable("abc\xc3\xa9xyz", 8, 5);
+	assert_string_equal(t, "abc\xc3\xa9...");
+	free(t);
+	j = json_pack("{s[so]}", "a", "fine", json_stringn("x\0y", 3));
+	assert_false(json_storable(j));
+	c = json_storable_copy(j);
+	assert_true(json_storable(c));
+	assert_string_equal(json_string_value(json_array_get(json_object_get(c, "a"), 1)),
+	    "x\xef\xbf\xbdy");
+	json_decref(c);
+	json_decref(j);
+	j = json_pack("{s[si]}", "a", "fine", 1);
+	assert_true(json_storable(j));
+	json_decref(j);
+}
+
 /* Records are written out as the source wrote them: decimals keep their short form. */
 static void
 test_json_append(void **state)
@@ -193,6 +256,8 @@ main(void)
 		cmocka_unit_test(test_order_independent),
 		cmocka_unit_test(test_exclude_fields),
 		cmocka_unit_test(test_record_key),
+		cmocka_unit_test(test_record_key_unusable),
+		cmocka_unit_test(test_storable),
 		cmocka_unit_test(test_json_append),
 	};
 

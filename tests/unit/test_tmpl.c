@@ -275,6 +275,34 @@ test_body(void **state)
 	json_decref(v.record);
 }
 
+/* {{key}} in a body keeps the key's JSON type when the key fields are known. */
+static void
+test_body_key_type(void **state)
+{
+	struct tmpl_vals	 v = { 0 };
+	struct tmpl		*t;
+	char			*one[] = { "id" }, *two[] = { "t", "id" };
+
+	v.have = TV_KEY | TV_RECORD;
+	v.key = "1";
+	v.record = load("{\"id\": 1, \"t\": \"x\", \"s\": \"7\"}");
+	v.key_fields = one;
+	v.nkey_fields = 1;
+	t = ok("{\"sourceId\": {{key}}, \"in\": \"k{{key}}\"}", TMPL_BODY, TV_WRITE);
+	render(t, &v, false, 0, "{\"sourceId\": 1, \"in\": \"k1\"}");
+	v.key_fields = two;
+	v.nkey_fields = 2;
+	v.key = "[\"x\",1]";
+	render(t, &v, false, 0, "{\"sourceId\": [\"x\",1], \"in\": \"k[\\\"x\\\",1]\"}");
+	one[0] = "s";
+	v.key_fields = one;
+	v.nkey_fields = 1;
+	v.key = "7";
+	render(t, &v, false, 0, "{\"sourceId\": \"7\", \"in\": \"k7\"}");
+	tmpl_free(t);
+	json_decref(v.record);
+}
+
 static void
 test_dest(void **state)
 {
@@ -415,6 +443,7 @@ main(void)
 		cmocka_unit_test(test_query),
 		cmocka_unit_test(test_header),
 		cmocka_unit_test(test_body),
+		cmocka_unit_test(test_body_key_type),
 		cmocka_unit_test(test_dest),
 		cmocka_unit_test(test_text),
 		cmocka_unit_test(test_credentials_directory),
