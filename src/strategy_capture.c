@@ -516,8 +516,7 @@ deleted(void *arg, int rc, const char *err)
 			    "unknown error");
 
 			run_note_failure(r, it->key, e);
-			json_array_append_new(failed, json_pack("{ss ss sn sn}", "key", it->key,
-			    "error", e, "payload", "hash"));
+			json_array_append_new(failed, run_failure_entry(it->key, e, NULL, NULL));
 			free(e);
 		}
 	}
