@@ -57,8 +57,8 @@ wm=$(sql "$STATE" "SELECT watermark FROM onesync.jobs WHERE name = 'moved'")
 # y joins
 t0=$(date +%s)
 start y
-in_live() { [ "$(sql "$STATE" "SELECT count(*) FROM onesync.instances WHERE id = 'y' AND jobs ? 'late'")" = 1 ]; }
-wait_for 20 in_live || fail "y does not publish its jobs"
+in_live() { [ "$(sql "$STATE" "SELECT count(*) FROM onesync.instances WHERE id = 'y'")" = 1 ]; }
+wait_for 20 in_live || fail "y did not join"
 everyone_ran() {
 	local i
 	for i in $(seq 0 9); do at_least only$i x 2 "$t0" || return 1; done

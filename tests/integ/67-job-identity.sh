@@ -18,12 +18,6 @@ wm() { sql "$STATE" "SELECT watermark FROM onesync.jobs WHERE name = 'contacts'"
 runs() { sql "$STATE" "SELECT count(*) FROM onesync.runs WHERE job = 'contacts' AND result <> 'reset'"; }
 
 once "$T/a.conf" || fail "first run"
-def=$(sql "$STATE" "SELECT definition FROM onesync.jobs WHERE name = 'contacts'")
-[ -n "$(sql "$STATE" "SELECT identity FROM onesync.jobs WHERE name = 'contacts'")" ] || fail "no identity stored"
-echo "$def" | grep -q '"strategy": "modified"' || fail "stored definition: $def"
-for s in hunter2secret 127.0.0.1 "$(basename "$T" | tr -cd 'a-zA-Z0-9' | tr 'A-Z' 'a-z')" api/contacts; do
-	echo "$def" | grep -qi -- "$s" && fail "the stored definition shows '$s' in clear: $def"
-done
 W1=$(wm); R1=$(runs)
 
 # harmless changes: interval, batch, timeouts, page size, a password
@@ -42,6 +36,14 @@ grep -q "job contacts: its definition differs from the one its state was written
 sed 's/key = "id"/key = "email"/' "$T/a.conf" >"$T/k.conf"
 once "$T/k.conf" && fail "a run with another key was not refused"
 grep -q "(changed: key)" "$T/daemon.log" || fail "the refusal does not name the key"
+
+# what is stored: the definition, without secrets or places in clear
+def=$(sql "$STATE" "SELECT definition FROM onesync.jobs WHERE name = 'contacts'")
+[ -n "$(sql "$STATE" "SELECT identity FROM onesync.jobs WHERE name = 'contacts'")" ] || fail "no identity stored"
+echo "$def" | grep -q '"strategy": "modified"' || fail "stored definition: $def"
+for s in hunter2secret 127.0.0.1 "$(basename "$T" | tr -cd 'a-zA-Z0-9' | tr 'A-Z' 'a-z')" api/contacts; do
+	echo "$def" | grep -qi -- "$s" && fail "the stored definition shows '$s' in clear: $def"
+done
 
 # reset: the new definition starts over and is stored
 "$CTL" -c "$T/c.conf" reset contacts --yes >/dev/null || fail "reset"
