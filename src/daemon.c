@@ -626,7 +626,7 @@ registered(void *arg, int rc, json_t *res, const char *err)
 		    "name would run the same jobs: give each its own daemon.instance, or stop the "
 		    "other one", json_string_value(json_object_get(res, "version")) != NULL ?
 		    json_string_value(json_object_get(res, "version")) : "?",
-		    json_real_value(json_object_get(res, "age_s")), d->instance);
+		    json_number_value(json_object_get(res, "age_s")), d->instance);
 		d->exit_code = EX_CONFIG;
 		d->stopping = true;
 		d->migrated = false;	/* nothing to release: leave without a word */

@@ -4,7 +4,8 @@
 # --once process of the same name takes the job with a new epoch, and when the first resumes
 # its run writes nothing more (its row is closed as abandoned, not by it). After kill -9 a
 # new process takes the name over at once. A run whose lease cannot be renewed (the job's row
-# locked) is cut a margin before the lease lapses, not after.
+# locked) is cut a margin before the lease lapses, not after; the renewals answered late, about
+# the old epoch, do not cut the run that claimed the job again.
 . "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/common.inc"
 sa_start
 STATE=$(new_db state); DEST=$(new_db dest)
@@ -71,4 +72,11 @@ note "cut ${left} s before the lease would lapse"
 python3 -c "import sys; sys.exit(0 if $left >= 0.2 else 1)" || fail "the run was cut ${left} s before its lease lapsed (no margin)"
 wait "$LP"
 sa DELETE /_ctl/fault >/dev/null
+# the renewals queued behind the lock answer about the old epoch: they must not cut the run
+# that claimed the job again
+t1=$(date +%s%N)
+wait_for 20 eval '[ "$(sql "$STATE" "SELECT count(*) FROM onesync.runs WHERE job = '"'contacts'"' AND result = '"'ok'"' AND started_at > to_timestamp($t1 / 1e9)")" -ge 1 ]' ||
+	fail "no run after the lock: $(tail -n +$((L0 + 1)) "$T/daemon.log" | tail -5)"
+tail -n +$((L0 + 1)) "$T/daemon.log" | grep -q 'another instance took the job' &&
+	fail "a renewal answer about an older epoch cut a run: $(grep 'another instance took' "$T/daemon.log")"
 kill -TERM "$P2"; wait "$P2" || fail "the daemon did not exit 0"
