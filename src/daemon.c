@@ -27,6 +27,8 @@
 
 #define MIGRATE_RETRY_MS	2000
 #define STOP_GRACE_MS		5000
+#define REGISTER_TRIES		10	/* a name held by a live process: asked again ... */
+#define REGISTER_RETRY_MS	200	/* ... this often before refusing */
 
 static void schedule(struct jobrt *, int64_t delay_ms);
 static void start_due(struct daemon *);
@@ -400,8 +402,8 @@ job_mismatch(struct daemon *d, struct jobrt *jr, const char *target, json_t *res
 static void
 rebalance(struct daemon *d, json_t *res)
 {
-	json_t *live = json_object_get(res, "live");
-	size_t ninst = json_array_size(live), njobs, me = SIZE_MAX, nmine = 0;
+	json_t *live = json_array(), *ie;
+	size_t ninst, njobs, me = SIZE_MAX, nmine = 0, k;
 	char **inst, **names;
 	const char **targets;
 	bool *eligible;
@@ -410,8 +412,16 @@ rebalance(struct daemon *d, json_t *res)
 	struct strlist give = { 0 };
 	int64_t *gave;
 
-	if (ninst == 0)
+	/* instances without jobs (an --once run, a daemon with none enabled) take no share */
+	json_array_foreach(json_object_get(res, "live"), k, ie)
+		if (json_is_string(json_array_get(ie, 0)) &&
+		    (json_object_size(json_array_get(ie, 2)) > 0 ||
+		    strcmp(json_string_value(json_array_get(ie, 0)), d->instance) == 0))
+			json_array_append(live, ie);
+	if ((ninst = json_array_size(live)) == 0) {
+		json_decref(live);
 		return;
+	}
 	inst = xcalloc(ninst, sizeof *inst);
 	cap = xcalloc(ninst, sizeof *cap);
 	for (size_t i = 0; i < ninst; i++) {
@@ -472,6 +482,7 @@ rebalance(struct daemon *d, json_t *res)
 	free(eligible);
 	free(cap);
 	free(inst);
+	json_decref(live);
 }
 
 static void stop_hard(evutil_socket_t, short, void *);
@@ -546,7 +557,7 @@ rebalance_requested(void *arg)
 {
 	struct daemon *d = arg;
 
-	if (d->migrated && !d->stopping && !d->once)
+	if (d->migrated && d->registered && !d->stopping && !d->once)
 		beat(d, false);
 }
 
@@ -617,6 +628,18 @@ registered(void *arg, int rc, json_t *res, const char *err)
 		struct timeval tv = tv_ms(MIGRATE_RETRY_MS);
 
 		log_warnx("%s", err);
+		if (d->once) {
+			d->exit_code = 1;
+			event_base_loopexit(d->base, NULL);
+			return;
+		}
+		event_base_once(d->base, -1, EV_TIMEOUT, register_retry, d, &tv);
+		return;
+	}
+	if (json_is_true(json_object_get(res, "live")) && ++d->register_tries < REGISTER_TRIES) {
+		/* a process killed a moment ago: its connection may take a moment to close */
+		struct timeval tv = tv_ms(REGISTER_RETRY_MS);
+
 		event_base_once(d->base, -1, EV_TIMEOUT, register_retry, d, &tv);
 		return;
 	}
@@ -633,11 +656,15 @@ registered(void *arg, int rc, json_t *res, const char *err)
 		event_base_loopexit(d->base, NULL);
 		return;
 	}
+	d->registered = true;
 	if (json_is_string(json_object_get(res, "took_over")))
 		log_job(LOG_NOTICE, NULL, 0, NULL, "took over instance name %s from a process that "
 		    "is gone (%lld leases of it released and fenced)", d->instance,
 		    (long long)json_integer_value(json_object_get(res, "released")));
-	beat(d, true);
+	if (d->once)
+		schedule_all(d);
+	else
+		beat(d, true);
 }
 
 static void
@@ -647,7 +674,7 @@ register_instance(struct daemon *d)
 
 	if (!d->stopping)
 		state_register(d->state, d->ref->cfg->daemon.max_runs,
-		    lease * 10 > 60000 ? lease * 10 : 60000, registered, d);
+		    lease * 10 > 60000 ? lease * 10 : 60000, d->once, registered, d);
 }
 
 static void
@@ -674,10 +701,6 @@ migrated(void *arg, int rc, json_t *res, const char *err)
 	d->migrated = true;
 	state_listen(d->state, run_requested, rebalance_requested, d);
 	status_line(d);
-	if (d->once) {
-		schedule_all(d);
-		return;
-	}
 	register_instance(d);
 }
 
@@ -805,7 +828,7 @@ lease_tick(evutil_socket_t fd, short ev, void *arg)
 		free(c->epochs);
 		free(c);
 	}
-	if (!d->once)
+	if (!d->once && d->registered)
 		beat(d, !d->balanced);
 	state_listen(d->state, run_requested, rebalance_requested, d);	/* again after a reconnect */
 	state_requests(d->state, requests_polled, d);
@@ -829,11 +852,8 @@ released(void *arg, int rc, json_t *res, const char *err)
 
 	if (rc != STATE_OK)
 		log_warnx("could not release the leases: %s", err);
-	if (d->once) {
-		event_base_loopexit(d->base, NULL);
-		return;
-	}
-	/* Tell the others at once, so that they take the jobs without waiting for a tick. */
+	/* Tell the others at once, so that they take the jobs without waiting for a tick
+	 * (and free the instance name, which --once registered too). */
 	state_leave(d->state, left, d);
 }
 

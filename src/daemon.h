@@ -56,6 +56,8 @@ struct daemon {
 	bool			 stopping;
 	bool			 migrated;
 	bool			 balanced;	/* the first assignment is known */
+	int			 register_tries;	/* the instance name was found held */
+	bool			 registered;	/* the instance name is this process's */
 	size_t			 nmine;		/* jobs assigned to this instance */
 	int			 exit_code;
 	struct strmap		 dest_pgs;	/* conninfo -> struct pg * */

@@ -256,34 +256,36 @@ static const char *const state_migrations[] = {
  * backend of its coordination connection (so a process that died can be told from one
  * that lives). A job's row keeps the identity of the definition its state was written
  * with, and the incarnation that holds its lease. */
-"ALTER TABLE @S@.instances ADD COLUMN incarnation text,\n"
+"ALTER TABLE @S@.instances ADD COLUMN incarnation text, ADD COLUMN once boolean,\n"
 "  ADD COLUMN jobs jsonb NOT NULL DEFAULT '{}',\n"
 "  ADD COLUMN backend_pid int, ADD COLUMN backend_start timestamptz;\n"
 "ALTER TABLE @S@.jobs ADD COLUMN incarnation text, ADD COLUMN identity text,\n"
 "  ADD COLUMN definition jsonb;\n"
 /* 2 (inst): register a process under its instance name. Refused ('live') while another
- * process holds the name: a different incarnation whose heartbeat is recent and whose
- * coordination connection is still open. Otherwise it takes the name over: the leases the
- * previous incarnation still held are released with a new epoch (its late writes are
- * fenced out). */
+ * process holds the name: a different incarnation whose coordination connection is still
+ * open and, for a daemon, whose heartbeat is recent (an --once process does not beat).
+ * Otherwise it takes the name over: the leases the previous incarnation still held are
+ * released with a new epoch (its late writes are fenced out). */
 "CREATE FUNCTION @S@.instance_register(p_id text, p_incarnation text, p_version text,\n"
-"    p_capacity int, p_live_ms bigint) RETURNS jsonb LANGUAGE plpgsql AS $f$\n"
+"    p_capacity int, p_live_ms bigint, p_once boolean) RETURNS jsonb LANGUAGE plpgsql AS $f$\n"
 "DECLARE i @S@.instances; n bigint;\n"
 "BEGIN\n"
 "  PERFORM pg_advisory_xact_lock(" STATE_LOCK_KEY ", hashtext(p_id));\n"
 "  SELECT * INTO i FROM @S@.instances WHERE id = p_id;\n"
 "  IF FOUND AND i.incarnation IS NOT NULL AND i.incarnation <> p_incarnation\n"
-"     AND i.heartbeat_at > now() - p_live_ms * interval '1 ms'\n"
+"     AND (i.once OR i.heartbeat_at > now() - p_live_ms * interval '1 ms')\n"
 "     AND EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = i.backend_pid\n"
 "                 AND (a.backend_start IS NULL OR a.backend_start = i.backend_start)) THEN\n"
 "    RETURN jsonb_build_object('live', true, 'version', i.version,\n"
 "      'age_s', extract(epoch FROM now() - i.heartbeat_at)::float8);\n"
 "  END IF;\n"
-"  INSERT INTO @S@.instances AS o (id, version, capacity, incarnation, backend_pid, backend_start)\n"
-"    VALUES (p_id, p_version, p_capacity, p_incarnation, pg_backend_pid(),\n"
+"  INSERT INTO @S@.instances AS o (id, version, capacity, incarnation, once, backend_pid,\n"
+"      backend_start)\n"
+"    VALUES (p_id, p_version, p_capacity, p_incarnation, p_once, pg_backend_pid(),\n"
 "            (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()))\n"
 "    ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version, capacity = EXCLUDED.capacity,\n"
-"      incarnation = EXCLUDED.incarnation, backend_pid = EXCLUDED.backend_pid,\n"
+"      incarnation = EXCLUDED.incarnation, once = EXCLUDED.once,\n"
+"      backend_pid = EXCLUDED.backend_pid,\n"
 "      backend_start = EXCLUDED.backend_start, heartbeat_at = now(), started_at = now(),\n"
 "      jobs = '{}';\n"
 "  UPDATE @S@.jobs SET owner = NULL, lease_until = NULL, incarnation = NULL, epoch = epoch + 1\n"

@@ -278,15 +278,17 @@ state_requests(struct state *st, state_cb cb, void *arg)
 }
 
 void
-state_register(struct state *st, int capacity, int64_t live_ms, state_cb cb, void *arg)
+state_register(struct state *st, int capacity, int64_t live_ms, bool once, state_cb cb,
+    void *arg)
 {
 	char cap[16], live[32];
-	const char *v[] = { st->instance, st->incarnation, PACKAGE_VERSION, cap, live };
+	const char *v[] = { st->instance, st->incarnation, PACKAGE_VERSION, cap, live,
+	    once ? "true" : "false" };
 
 	snprintf(cap, sizeof cap, "%d", capacity);
 	snprintf(live, sizeof live, "%lld", (long long)live_ms);
 	coord_call(st, "instance registration",
-	    "SELECT @S@.instance_register($1, $2, $3, $4, $5)", 5, v, cb, arg);
+	    "SELECT @S@.instance_register($1, $2, $3, $4, $5, $6)", 6, v, cb, arg);
 }
 
 /*

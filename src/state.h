@@ -44,12 +44,14 @@ void state_listen(struct state *, void (*run_cb)(const char *job, void *),
  * res = JSON array of names. */
 void state_requests(struct state *, state_cb, void *);
 /*
- * Register this process under its instance name: res = {"live": true, "age_s", "version"}
- * when another live process holds the name (its heartbeat within live_ms and its
- * coordination connection open); else {"live": false, "took_over": the previous
- * incarnation or null, "released": leases of it released}.
+ * Register this process (once: an --once run, which sends no heartbeats) under its
+ * instance name: res = {"live": true, "age_s", "version"} when another live process holds
+ * the name (its coordination connection open and, unless an --once run, its heartbeat
+ * within live_ms); else {"live": false, "took_over": the previous incarnation or null,
+ * "released": leases of it released}.
  */
-void state_register(struct state *, int capacity, int64_t live_ms, state_cb, void *);
+void state_register(struct state *, int capacity, int64_t live_ms, bool once, state_cb,
+    void *);
 /*
  * Heartbeat this instance (registering it the first time, with NOTIFY onesync_rebalance),
  * publishing its jobs (jobs: JSON object name -> identity), forget instances silent for

@@ -1,9 +1,10 @@
 # Two processes with one daemon.instance. A second process refuses to start while the first
 # lives (exit 78, saying why) and the first keeps its lease. A writer of the same name with a
-# stale epoch is fenced out: the first process is stopped mid-run until its lease lapses, an
-# --once process of the same name takes the job with a new epoch, and when the first resumes
-# its run writes nothing more (its row is closed as abandoned, not by it). After kill -9 a
-# new process takes the name over at once. A run whose lease cannot be renewed (the job's row
+# stale epoch is fenced out: the first process freezes mid-run and loses its coordination
+# connection, an --once process of the same name takes the name and the job with a new
+# epoch, and when the first resumes its run writes nothing more (its row is closed as
+# abandoned, not by it) and it stops with 78. After kill -9 a new process takes the name
+# over at once. A run whose lease cannot be renewed (the job's row
 # locked) is cut a margin before the lease lapses, not after; the renewals answered late, about
 # the old epoch, do not cut the run that claimed the job again.
 . "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/common.inc"
@@ -26,29 +27,37 @@ grep -q 'another onesyncd process .* runs as instance dup' "$T/second.log" || fa
 [ "$(epoch)" = "$e1" ] && held || fail "the second process disturbed the first one's lease"
 kill -0 "$P1" || fail "the first process died"
 
-# 2. a writer of the same name with a stale epoch
+# 2. a writer of the same name with a stale epoch: the first process freezes mid-run and
+# its coordination connection is cut (as by a network partition); an --once process of the
+# same name finds it gone, takes the name over and runs the job with a new epoch
 sa POST /_ctl/fault '{"coll":"contacts","method":"GET","delay_ms":3000}' >/dev/null
 running() { sql "$STATE" "SELECT id FROM onesync.runs WHERE job = 'contacts' AND instance = 'dup' AND result = 'running' AND epoch = $1"; }
 wait_for 20 eval '[ -n "$(running "$(epoch)")" ]' || fail "no run in flight"
 e1=$(epoch); r1=$(running "$e1")
 kill -STOP "$P1"
-lapsed() { [ "$(sql "$STATE" "SELECT lease_until < now() FROM onesync.jobs WHERE name = 'contacts'")" = t ]; }
-wait_for 10 lapsed || { kill -CONT "$P1"; fail "the stopped process's lease did not lapse"; }
+sql "$STATE" "SELECT pg_terminate_backend(backend_pid) FROM onesync.instances WHERE id = 'dup'" >/dev/null
 once "$T/c.conf" & OP=$!
-wait_for 10 eval '[ "$(epoch)" -gt "$e1" ] && [ -n "$(running "$(epoch)")" ]' || { kill -CONT "$P1"; fail "the --once process did not take the job"; }
+wait_for 15 eval '[ "$(epoch)" -gt "$e1" ] && [ -n "$(running "$(epoch)")" ]' || { kill -CONT "$P1"; fail "the --once process did not take the job"; }
 kill -CONT "$P1"
 wait_for 15 grep -q 'lease lost' "$T/daemon.log" || fail "the resumed process did not notice it lost the lease"
 wait "$OP" || fail "the --once run failed"
+grep -q 'took over instance name dup' "$T/daemon.log" || fail "the --once process did not say it took the name over"
 res=$(sql "$STATE" "SELECT result FROM onesync.runs WHERE id = $r1")
 [ "$res" = abandoned ] || fail "the stale writer's run row says '$res': it wrote with a stale epoch"
+wait_for 20 eval '! kill -0 "$P1"' || fail "the process whose name was taken over keeps running"
+rc=0; wait "$P1" || rc=$?
+[ "$rc" = 78 ] || fail "the process whose name was taken over exited $rc, not 78"
+grep -q 'another onesyncd process took over the instance name dup' "$T/daemon.log" || fail "it did not say why it stopped"
 sa DELETE /_ctl/fault >/dev/null
 
 # 3. kill -9, and a new process of the same name takes over at once
-wait_for 20 held || fail "the first process did not take the job back"
+daemon_start "$T/c.conf"; P1=$D_PID
+wait_for 20 held || fail "a new process did not take the job"
 kill -9 "$P1"; wait "$P1" 2>/dev/null
 t0=$(date +%s%N)
+L0=$(wc -l <"$T/daemon.log")
 daemon_start "$T/c.conf"; P2=$D_PID
-wait_for 20 grep -q 'took over instance name dup' "$T/daemon.log" || fail "the new process did not take the name over"
+wait_for 20 eval "tail -n +$((L0 + 1)) '$T/daemon.log' | grep -q 'took over instance name dup'" || fail "the new process did not take the name over"
 ok_after() { [ "$(sql "$STATE" "SELECT count(*) FROM onesync.runs WHERE job = 'contacts' AND result = 'ok' AND started_at > to_timestamp($t0 / 1e9)")" -ge 1 ]; }
 wait_for 20 ok_after || fail "the new process did not run the job"
 note "taken over and run within $(( ($(date +%s%N) - t0) / 1000000 )) ms"
