@@ -928,7 +928,8 @@ affected(PGresult *res)
 
 /*
  * Forget the definition the job's state was written with (the next claim stores the one
- * it runs with): 1 when it differed from the configured one, 0 if not, -1 on error.
+ * it runs with): 1 when it differed from the configured one, 0 if not (or the job is not
+ * configured), -1 on error.
  */
 static int
 reset_identity(struct ctl *ctl, const char *job, int *rc)
@@ -952,8 +953,8 @@ reset_identity(struct ctl *ctl, const char *job, int *rc)
 	    "WHERE j.name = $1 RETURNING o.identity", 1, v, rc);
 	if (res == NULL)
 		return -1;
-	changed = PQntuples(res) > 0 && !PQgetisnull(res, 0, 0) &&
-	    (jc == NULL || strcmp(PQgetvalue(res, 0, 0), jc->identity) != 0);
+	changed = jc != NULL && PQntuples(res) > 0 && !PQgetisnull(res, 0, 0) &&
+	    strcmp(PQgetvalue(res, 0, 0), jc->identity) != 0;
 	PQclear(res);
 	return changed;
 }
