@@ -2134,30 +2134,39 @@ identity(struct job_conf *j)
 	j->definition = text;
 }
 
+static int
+cmp_name(const void *x, const void *y)
+{
+	return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
 char *
 config_identity_diff(const char *stored, const char *current)
 {
 	json_t *a = json_loads(stored != NULL ? stored : "{}", 0, NULL);
 	json_t *b = json_loads(current != NULL ? current : "{}", 0, NULL);
+	struct strlist names = { 0 };
 	struct buf out;
 	const char *k;
 	json_t *v;
 
 	buf_init(&out);
 	buf_adds(&out, "");
-	if (!json_is_object(a) || !json_is_object(b)) {
-		buf_adds(&out, "definition");
-		goto done;
+	if (json_is_object(a) && json_is_object(b)) {
+		json_object_foreach(a, k, v)
+			if (!json_equal(v, json_object_get(b, k)))
+				strlist_add(&names, xstrdup(k));
+		json_object_foreach(b, k, v)
+			if (json_object_get(a, k) == NULL)
+				strlist_add(&names, xstrdup(k));
 	}
-	json_object_foreach(a, k, v)
-		if (!json_equal(v, json_object_get(b, k)))
-			buf_printf(&out, "%s%s", out.len > 0 ? ", " : "", k);
-	json_object_foreach(b, k, v)
-		if (json_object_get(a, k) == NULL)
-			buf_printf(&out, "%s%s", out.len > 0 ? ", " : "", k);
+	if (names.n > 0)
+		qsort(names.v, names.n, sizeof *names.v, cmp_name);
+	for (size_t i = 0; i < names.n; i++)
+		buf_printf(&out, "%s%s", i > 0 ? ", " : "", names.v[i]);
 	if (out.len == 0)
 		buf_adds(&out, "definition");
-done:
+	strlist_free(&names);
 	json_decref(a);
 	json_decref(b);
 	return buf_steal(&out);
