@@ -336,7 +336,7 @@ job_targets(json_t *live, json_t *stored, char ***names_out, const char ***targe
  * run it. Logged at warning once per change (and when it agrees again).
  */
 static bool
-job_mismatch(struct daemon *d, struct jobrt *jr, const char *target, json_t *res, json_t *live)
+job_mismatch(struct jobrt *jr, const char *target, json_t *res, json_t *live)
 {
 	char *key, *what = NULL, *others = NULL;
 	json_t *stored_def;
@@ -387,7 +387,6 @@ job_mismatch(struct daemon *d, struct jobrt *jr, const char *target, json_t *res
 		    "where the definition is the same; make the definitions agree", others,
 		    target, jr->conf->identity);
 	}
-	(void)d;
 	free(what);
 	free(others);
 	return true;
@@ -451,7 +450,7 @@ rebalance(struct daemon *d, json_t *res)
 			;
 		if (j < njobs)
 			target = targets[j];
-		bad = job_mismatch(d, jr, target, res, live);
+		bad = job_mismatch(jr, target, res, live);
 		jr->mine = !bad && j < njobs && me != SIZE_MAX && owner[j] == me;
 		nmine += jr->mine;
 		if (jr->mine && (!was || !d->balanced) && jr->run == NULL && !jr->queued) {
