@@ -3,6 +3,7 @@
  * most its fair share, with a stable preference per job). Pure computation: no I/O, no
  * clock; the daemon feeds it the job names and the live instances read from the database.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,7 @@ weight(const char *job, const char *inst)
 
 void
 balance_assign(char *const *jobs, size_t njobs, char *const *inst, const int *capacity,
-    size_t ninst, size_t *owner)
+    size_t ninst, const bool *eligible, size_t *owner)
 {
 	size_t *room, *load;
 	long long total = 0;
@@ -44,12 +45,19 @@ balance_assign(char *const *jobs, size_t njobs, char *const *inst, const int *ca
 		room[i] = (size_t)(((long long)njobs * c + total - 1) / total);	/* ceil */
 	}
 	for (size_t j = 0; j < njobs; j++) {
-		size_t best = SIZE_MAX;
-		uint64_t bw = 0;
+		size_t best = SIZE_MAX, over = SIZE_MAX;
+		uint64_t bw = 0, ow = 0;
 
 		for (size_t i = 0; i < ninst; i++) {
-			uint64_t w = weight(jobs[j], inst[i]);
+			uint64_t w;
 
+			if (eligible != NULL && !eligible[j * ninst + i])
+				continue;
+			w = weight(jobs[j], inst[i]);
+			if (over == SIZE_MAX || w > ow) {
+				over = i;
+				ow = w;
+			}
 			if (load[i] >= room[i])
 				continue;
 			if (best == SIZE_MAX || w > bw) {
@@ -57,10 +65,12 @@ balance_assign(char *const *jobs, size_t njobs, char *const *inst, const int *ca
 				bw = w;
 			}
 		}
-		if (best == SIZE_MAX)	/* cannot happen: the rooms add up to at least njobs */
-			best = 0;
+		/* Every instance that has the job is full (others lack it): it goes over room. */
+		if (best == SIZE_MAX)
+			best = over;
 		owner[j] = best;
-		load[best]++;
+		if (best != SIZE_MAX)
+			load[best]++;
 	}
 	free(room);
 	free(load);

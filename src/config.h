@@ -150,6 +150,10 @@ struct job_conf {
 	struct source_conf src;
 	struct dest_conf dst;
 	char		*fingerprint;	/* hash of everything above; differs => job changed on reload */
+	/* what its state means (strategy, key, source, destination, canonical form), no
+	 * secrets: the definition as JSON text and its hash; see config.c identity() */
+	char		*identity;
+	char		*definition;
 };
 
 struct config {
@@ -179,6 +183,9 @@ struct config {
 int config_load(const char *path, struct config **out, struct strlist *errs) WUR;
 void config_free(struct config *);
 const struct job_conf *config_job(const struct config *, const char *name);
+
+/* The members of two job definitions (JSON text) that differ, as "key, source" (malloc'd). */
+char *config_identity_diff(const char *stored, const char *current);
 
 /* Print every key of the table with type, default, reloadable and doc (for --dump-keys). */
 void config_dump_keys(FILE *);

@@ -35,6 +35,9 @@ struct jobrt {
 	bool			 claim_failed;	/* its last run found the lease held elsewhere */
 	bool			 run_again;	/* a run-now request came during a run */
 	struct jobrt		*qnext;
+	char			*mismatch;	/* its definition differs from the one that runs
+						 * it (what, for logging once per change), or NULL */
+	char			*held_identity;	/* identity its lease was claimed for */
 };
 
 struct daemon {
@@ -53,9 +56,12 @@ struct daemon {
 	bool			 stopping;
 	bool			 migrated;
 	bool			 balanced;	/* the first assignment is known */
+	int			 register_tries;	/* the instance name was found held */
+	bool			 registered;	/* the instance name is this process's */
 	size_t			 nmine;		/* jobs assigned to this instance */
 	int			 exit_code;
 	struct strmap		 dest_pgs;	/* conninfo -> struct pg * */
+	struct event		*ev_cut;	/* cuts runs before their lease may lapse */
 	struct event		*ev_hup, *ev_term, *ev_int, *ev_lease, *ev_watchdog,
 				*ev_stop, *ev_start, *ev_status;
 	uint64_t		 runs_ok, runs_failed;

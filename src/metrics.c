@@ -23,7 +23,7 @@ static const char *const result_names[RESULT_N] = { "ok", "failed", "cut" };
 /* The metric families, in the order /metrics shows them; onesyncd(8) documents each. */
 enum family {
 	F_READ, F_DELIVERED, F_SKIPPED, F_FAILED, F_DELETED, F_QUEUE, F_DEAD, F_RUNS,
-	F_DURATION, F_LEASE, F_STATE_UP, F_INSTANCE_JOBS, F_N
+	F_DURATION, F_LEASE, F_MISMATCH, F_STATE_UP, F_INSTANCE_JOBS, F_N
 };
 static const struct {
 	const char	*name, *type, *help;
@@ -50,6 +50,9 @@ static const struct {
 	    "Duration of the job's runs on this instance." },
 	[F_LEASE] = { "onesync_lease_held", "gauge",
 	    "1 when this instance holds the job's lease, 0 otherwise." },
+	[F_MISMATCH] = { "onesync_job_definition_mismatch", "gauge",
+	    "1 when the job's definition here differs from the one it runs with (the one its "
+	    "state was written with, or another live instance's): this instance does not run it." },
 	[F_STATE_UP] = { "onesync_state_store_up", "gauge",
 	    "1 when the state store answers, 0 otherwise." },
 	[F_INSTANCE_JOBS] = { "onesync_instance_jobs", "gauge",
@@ -309,6 +312,9 @@ render_family(const struct daemon *d, struct buf *b, enum family f)
 			break;
 		case F_LEASE:
 			sample_ll(b, f, job, jr != NULL && jr->epoch != 0);
+			break;
+		case F_MISMATCH:
+			sample_ll(b, f, job, jr != NULL && jr->mismatch != NULL);
 			break;
 		default:
 			break;

@@ -517,6 +517,7 @@ static const char jobs_sql[] =
 "    'dead', (SELECT count(*) FROM @S@.failures f WHERE f.job = n.name AND f.dead),\n"
 "    'unmarked', (SELECT count(*) FROM @S@.unmarked u WHERE u.job = n.name),\n"
 "    '_last_ago', extract(epoch FROM now() - COALESCE(lr.finished_at, lr.started_at))::float8,\n"
+"    '_identity', to_jsonb(j) -> 'identity', '_definition', to_jsonb(j) -> 'definition',\n"
 "    '_last_finished', lf.result)\n"
 "  ORDER BY n.ord, n.name), '[]'::json)\n"
 "FROM (SELECT c.name, c.ord FROM jsonb_array_elements_text($1::jsonb) WITH ORDINALITY c(name, ord)\n"
@@ -546,10 +547,19 @@ job_complete(const struct ctl *ctl, json_t *o)
 	const struct job_conf *jc = config_job(ctl->cfg, jstr(o, "name"));
 	const char *last = jstr(o, "_last_finished"), *state;
 	json_t *n = json_object();
-	const char *k;
+	const char *k, *stored = jstr(o, "_identity");
 	json_t *v;
+	char *what = NULL;
 
-	if (json_is_true(json_object_get(o, "paused")))
+	if (jc != NULL && stored != NULL && strcmp(stored, jc->identity) != 0) {
+		char *def = json_dumps(json_object_get(o, "_definition"), JSON_COMPACT |
+		    JSON_SORT_KEYS | JSON_ENCODE_ANY);
+
+		/* the daemon refuses to run it until it is restored or reset */
+		what = config_identity_diff(def, jc->definition);
+		state = "definition_changed";
+		free(def);
+	} else if (json_is_true(json_object_get(o, "paused")))
 		state = "paused";
 	else if (jc != NULL && !jc->enabled)
 		state = "disabled";
@@ -565,6 +575,9 @@ job_complete(const struct ctl *ctl, json_t *o)
 	    json_null());
 	json_object_set_new(n, "enabled", jc != NULL ? json_boolean(jc->enabled) : json_null());
 	json_object_set_new(n, "state", json_string(state));
+	if (what != NULL)	/* the members of the definition that changed */
+		json_object_set_new(n, "definition_changed", json_string(what));
+	free(what);
 	json_object_foreach(o, k, v)
 		if (json_object_get(n, k) == NULL)
 			json_object_set(n, k, v);
@@ -619,7 +632,11 @@ cmd_jobs(struct ctl *ctl)
 
 		table_add(&t, jtext(o, "name"));
 		table_add(&t, jtext(o, "strategy"));
-		table_add(&t, xstrdup(strcmp(st, "never_run") == 0 ? "never run" : st));
+		if (strcmp(st, "definition_changed") == 0)
+			table_add(&t, xasprintf("definition changed (%s)", jstr(o,
+			    "definition_changed")));
+		else
+			table_add(&t, xstrdup(strcmp(st, "never_run") == 0 ? "never run" : st));
 		if (jnull(o, "lease_owner"))
 			table_add(&t, xstrdup("-"));
 		else
@@ -909,6 +926,39 @@ affected(PGresult *res)
 	return strtoll(PQcmdTuples(res), NULL, 10);
 }
 
+/*
+ * Forget the definition the job's state was written with (the next claim stores the one
+ * it runs with): 1 when it differed from the configured one, 0 if not (or the job is not
+ * configured), -1 on error.
+ */
+static int
+reset_identity(struct ctl *ctl, const char *job, int *rc)
+{
+	const struct job_conf *jc = config_job(ctl->cfg, job);
+	const char *v[] = { job };
+	PGresult *res;
+	int changed;
+
+	res = q(ctl, "looking for job identities", "SELECT EXISTS (SELECT 1 FROM pg_attribute "
+	    "WHERE attrelid = '@S@.jobs'::regclass AND attname = 'identity' AND NOT attisdropped)",
+	    0, NULL, rc);
+	if (res == NULL)
+		return -1;
+	changed = strcmp(PQgetvalue(res, 0, 0), "t") == 0 ? 0 : -2;
+	PQclear(res);
+	if (changed == -2)
+		return 0;	/* a state schema older than job identities */
+	res = q(ctl, "forgetting the job's definition", "UPDATE @S@.jobs j SET identity = NULL, "
+	    "definition = NULL FROM (SELECT identity FROM @S@.jobs WHERE name = $1) o "
+	    "WHERE j.name = $1 RETURNING o.identity", 1, v, rc);
+	if (res == NULL)
+		return -1;
+	changed = jc != NULL && PQntuples(res) > 0 && !PQgetisnull(res, 0, 0) &&
+	    strcmp(PQgetvalue(res, 0, 0), jc->identity) != 0;
+	PQclear(res);
+	return changed;
+}
+
 static int
 cmd_reset(struct ctl *ctl, const char *job, bool failures, bool yes)
 {
@@ -917,7 +967,7 @@ cmd_reset(struct ctl *ctl, const char *job, bool failures, bool yes)
 	char *wm_before = NULL, *fenced_inst = NULL;
 	bool have_records;
 	PGresult *res;
-	int rc;
+	int rc, changed = 0;
 
 	if ((rc = need_schema(ctl)) != 0)
 		return rc;
@@ -969,15 +1019,23 @@ cmd_reset(struct ctl *ctl, const char *job, bool failures, bool yes)
 			fenced_inst = xstrdup(PQgetvalue(res, 0, 1));
 		}
 		PQclear(res);
+		/*
+		 * Whatever holds the lease claims again, and that claim stores the definition
+		 * the state is written with from now on.
+		 */
+		res = q(ctl, "fencing out the lease holder",
+		    "UPDATE @S@.jobs SET epoch = epoch + 1, owner = NULL, lease_until = NULL "
+		    "WHERE name = $1", 1, v, &rc);
+		if (res == NULL)
+			goto fail;
+		PQclear(res);
+		if ((changed = reset_identity(ctl, job, &rc)) < 0)
+			goto fail;
+		if (changed > 0)
+			failures = true;	/* queued payloads of the old definition */
 		if (fenced != 0) {
 			const char *v2[] = { job, fence_err };
 
-			res = q(ctl, "fencing out the run in flight",
-			    "UPDATE @S@.jobs SET epoch = epoch + 1, owner = NULL, lease_until = NULL "
-			    "WHERE name = $1", 1, v, &rc);
-			if (res == NULL)
-				goto fail;
-			PQclear(res);
 			res = q(ctl, "closing the run in flight",
 			    "UPDATE @S@.runs SET result = 'abandoned', finished_at = now(), "
 			    "error = $2 WHERE job = $1 AND result = 'running'", 2, v2, &rc);
@@ -1053,6 +1111,7 @@ cmd_reset(struct ctl *ctl, const char *job, bool failures, bool yes)
 		    json_integer(failed) : json_null());
 		json_object_set_new(o, "fenced_run", fenced != 0 ? json_integer(fenced) :
 		    json_null());
+		json_object_set_new(o, "definition_changed", json_boolean(changed > 0));
 		print_json(o);
 		json_decref(o);
 	} else {
@@ -1067,6 +1126,9 @@ cmd_reset(struct ctl *ctl, const char *job, bool failures, bool yes)
 		printf("; the next run reads everything again\n");
 		if (fenced != 0)
 			printf("run #%lld in flight on %s was fenced out\n", fenced, fenced_inst);
+		if (changed > 0)
+			printf("its definition had changed: the retry queue of the old one was "
+			    "emptied too; the next run stores the new definition\n");
 	}
 	rc = 0;
 	goto out;

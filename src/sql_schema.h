@@ -379,7 +379,119 @@ static const char *const state_migrations[] = {
 "    FROM @S@.failures WHERE job = p_job;\n"
 "  RETURN jsonb_build_object('dead', COALESCE(dead_keys, '[]'::jsonb),\n"
 "    'failures', nf, 'dead_records', nd);\n"
-"END $f$;\n",
+"END $f$;\n"
+/* 2 (inst): instance identity and job identity. An instance row belongs to one process
+ * (incarnation); it publishes the definitions of its jobs (name -> identity) and the
+ * backend of its coordination connection (so a process that died can be told from one
+ * that lives). A job's row keeps the identity of the definition its state was written
+ * with, and the incarnation that holds its lease. */
+"ALTER TABLE @S@.instances ADD COLUMN incarnation text, ADD COLUMN once boolean,\n"
+"  ADD COLUMN jobs jsonb NOT NULL DEFAULT '{}',\n"
+"  ADD COLUMN backend_pid int, ADD COLUMN backend_start timestamptz;\n"
+"ALTER TABLE @S@.jobs ADD COLUMN incarnation text, ADD COLUMN identity text,\n"
+"  ADD COLUMN definition jsonb;\n"
+/* 2 (inst): register a process under its instance name. Refused ('live') while another
+ * process holds the name: a different incarnation whose coordination connection is still
+ * open and, for a daemon, whose heartbeat is recent (an --once process does not beat).
+ * Otherwise it takes the name over: the leases the previous incarnation still held are
+ * released with a new epoch (its late writes are fenced out). */
+"CREATE FUNCTION @S@.instance_register(p_id text, p_incarnation text, p_version text,\n"
+"    p_capacity int, p_live_ms bigint, p_once boolean) RETURNS jsonb LANGUAGE plpgsql AS $f$\n"
+"DECLARE i @S@.instances; n bigint;\n"
+"BEGIN\n"
+"  PERFORM pg_advisory_xact_lock(" STATE_LOCK_KEY ", hashtext(p_id));\n"
+"  SELECT * INTO i FROM @S@.instances WHERE id = p_id;\n"
+"  IF FOUND AND i.incarnation IS NOT NULL AND i.incarnation <> p_incarnation\n"
+"     AND (i.once OR i.heartbeat_at > now() - p_live_ms * interval '1 ms')\n"
+"     AND EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = i.backend_pid\n"
+"                 AND (a.backend_start IS NULL OR a.backend_start = i.backend_start)) THEN\n"
+"    RETURN jsonb_build_object('live', true, 'version', i.version,\n"
+"      'age_s', extract(epoch FROM now() - i.heartbeat_at)::float8);\n"
+"  END IF;\n"
+"  INSERT INTO @S@.instances AS o (id, version, capacity, incarnation, once, backend_pid,\n"
+"      backend_start)\n"
+"    VALUES (p_id, p_version, p_capacity, p_incarnation, p_once, pg_backend_pid(),\n"
+"            (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()))\n"
+"    ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version, capacity = EXCLUDED.capacity,\n"
+"      incarnation = EXCLUDED.incarnation, once = EXCLUDED.once,\n"
+"      backend_pid = EXCLUDED.backend_pid,\n"
+"      backend_start = EXCLUDED.backend_start, heartbeat_at = now(), started_at = now(),\n"
+"      jobs = '{}';\n"
+"  UPDATE @S@.jobs SET owner = NULL, lease_until = NULL, incarnation = NULL, epoch = epoch + 1\n"
+"   WHERE owner = p_id AND incarnation IS DISTINCT FROM p_incarnation;\n"
+"  GET DIAGNOSTICS n = ROW_COUNT;\n"
+"  RETURN jsonb_build_object('live', false, 'took_over', i.incarnation, 'released', n);\n"
+"END $f$;\n"
+/* 2 (inst): claim a job's lease as one process (owner and incarnation) for one definition
+ * (identity). {"epoch": null} when another process holds it; {"refused": definition}
+ * when the job's state was written with another definition (and a lease this process
+ * held is given back); otherwise {"epoch": n}. The epoch stays only when this process
+ * already holds it with that epoch. The first claim of a job (or of one written before
+ * identities were kept) adopts the caller's definition. */
+"CREATE FUNCTION @S@.claim_job(p_job text, p_owner text, p_incarnation text, p_known bigint,\n"
+"    p_lease_ms bigint, p_identity text, p_definition jsonb)\n"
+"RETURNS jsonb LANGUAGE plpgsql AS $f$\n"
+"DECLARE j @S@.jobs; e bigint; mine boolean;\n"
+"BEGIN\n"
+"  INSERT INTO @S@.jobs (name) VALUES (p_job) ON CONFLICT DO NOTHING;\n"
+"  SELECT * INTO j FROM @S@.jobs WHERE name = p_job FOR UPDATE;\n"
+"  mine := COALESCE(j.owner = p_owner AND j.incarnation IS NOT DISTINCT FROM p_incarnation,\n"
+"                   false);\n"
+"  IF j.owner IS NOT NULL AND j.lease_until > clock_timestamp() AND NOT mine THEN\n"
+"    RETURN jsonb_build_object('epoch', NULL);\n"
+"  END IF;\n"
+"  IF j.identity IS NOT NULL AND j.identity <> p_identity THEN\n"
+"    IF mine THEN\n"
+"      UPDATE @S@.jobs SET owner = NULL, lease_until = NULL WHERE name = p_job;\n"
+"    END IF;\n"
+"    RETURN jsonb_build_object('refused', j.definition);\n"
+"  END IF;\n"
+"  UPDATE @S@.jobs SET\n"
+"      epoch = CASE WHEN mine AND epoch = p_known AND lease_until > clock_timestamp()\n"
+"                   THEN epoch ELSE epoch + 1 END,\n"
+"      owner = p_owner, incarnation = p_incarnation, identity = p_identity,\n"
+"      definition = p_definition,\n"
+"      lease_until = clock_timestamp() + p_lease_ms * interval '1 millisecond'\n"
+"    WHERE name = p_job RETURNING epoch INTO e;\n"
+"  RETURN jsonb_build_object('epoch', e);\n"
+"END $f$;\n"
+/* 2 (inst): a process of version 1 still running against this schema claims through the
+ * old function: it may no longer take a job whose definition is kept (it cannot say its
+ * own), so it never runs one against state another definition wrote. */
+"CREATE OR REPLACE FUNCTION @S@.claim(p_job text, p_owner text, p_known bigint, p_lease_ms bigint)\n"
+"RETURNS bigint LANGUAGE plpgsql AS $f$\n"
+"DECLARE e bigint;\n"
+"BEGIN\n"
+"  INSERT INTO @S@.jobs (name) VALUES (p_job) ON CONFLICT DO NOTHING;\n"
+"  UPDATE @S@.jobs SET\n"
+"      epoch = CASE WHEN owner = p_owner AND epoch = p_known AND lease_until > clock_timestamp()\n"
+"                   THEN epoch ELSE epoch + 1 END,\n"
+"      owner = p_owner, incarnation = NULL,\n"
+"      lease_until = clock_timestamp() + p_lease_ms * interval '1 millisecond'\n"
+"    WHERE name = p_job AND identity IS NULL\n"
+"      AND (owner IS NULL OR (owner = p_owner AND incarnation IS NULL) OR lease_until IS NULL\n"
+"           OR lease_until <= clock_timestamp())\n"
+"    RETURNING epoch INTO e;\n"
+"  RETURN e;\n"
+"END $f$;\n"
+/* 2 (inst): renewal and release match owner, incarnation and epoch: a second process of
+ * the same name, or an answer about an older claim, can neither extend nor drop a lease. */
+"CREATE FUNCTION @S@.renew_leases(p_owner text, p_incarnation text, p_jobs text[],\n"
+"    p_epochs bigint[], p_lease_ms bigint) RETURNS TABLE (name text, epoch bigint)\n"
+"LANGUAGE sql AS $f$\n"
+"  UPDATE @S@.jobs j SET lease_until = clock_timestamp() + p_lease_ms * interval '1 millisecond'\n"
+"    FROM unnest(p_jobs, p_epochs) AS u(name, epoch)\n"
+"   WHERE j.name = u.name AND j.epoch = u.epoch AND j.owner = p_owner\n"
+"     AND j.incarnation IS NOT DISTINCT FROM p_incarnation AND j.lease_until > clock_timestamp()\n"
+"  RETURNING j.name, j.epoch\n"
+"$f$;\n"
+"CREATE FUNCTION @S@.release_leases(p_owner text, p_incarnation text, p_jobs text[],\n"
+"    p_epochs bigint[]) RETURNS void LANGUAGE sql AS $f$\n"
+"  UPDATE @S@.jobs j SET owner = NULL, lease_until = NULL\n"
+"    FROM unnest(p_jobs, p_epochs) AS u(name, epoch)\n"
+"   WHERE j.name = u.name AND j.epoch = u.epoch AND j.owner = p_owner\n"
+"     AND j.incarnation IS NOT DISTINCT FROM p_incarnation\n"
+"$f$;\n",
 };
 
 #endif

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "canon.h"
 #include "log.h"
@@ -22,6 +23,9 @@ struct state {
 	void		*req_arg;
 	char		*schema;	/* quoted */
 	char		*instance;
+	char		 incarnation[33];	/* this process, random */
+	state_identity_fn identity_fn;	/* a job's identity and definition, for claims */
+	void		*identity_arg;
 };
 
 struct state_req {
@@ -30,6 +34,7 @@ struct state_req {
 	state_claim_cb	 claim_cb;
 	void		*arg;
 	const char	*what;
+	char		*job;		/* claims: the job, for a refusal's message */
 };
 
 struct state *
@@ -43,7 +48,30 @@ state_new(struct event_base *base, const char *conninfo, const char *schema,
 	    (long)connect_timeout_ms);
 	st->schema = pg_quote_ident(schema, false);
 	st->instance = xstrdup(instance);
+	{
+		uint64_t r[2];
+
+		if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) {
+			r[0] = rand64();
+			r[1] = rand64();
+		}
+		snprintf(st->incarnation, sizeof st->incarnation, "%016llx%016llx",
+		    (unsigned long long)r[0], (unsigned long long)r[1]);
+	}
 	return st;
+}
+
+const char *
+state_incarnation(const struct state *st)
+{
+	return st->incarnation;
+}
+
+void
+state_set_identity(struct state *st, state_identity_fn fn, void *arg)
+{
+	st->identity_fn = fn;
+	st->identity_arg = arg;
 }
 
 void
@@ -251,53 +279,95 @@ state_requests(struct state *st, state_cb cb, void *arg)
 }
 
 void
-state_heartbeat(struct state *st, int capacity, int64_t live_ms, int64_t reap_ms, bool first,
-    state_cb cb, void *arg)
+state_register(struct state *st, int capacity, int64_t live_ms, bool once, state_cb cb,
+    void *arg)
+{
+	char cap[16], live[32];
+	const char *v[] = { st->instance, st->incarnation, PACKAGE_VERSION, cap, live,
+	    once ? "true" : "false" };
+
+	snprintf(cap, sizeof cap, "%d", capacity);
+	snprintf(live, sizeof live, "%lld", (long long)live_ms);
+	coord_call(st, "instance registration",
+	    "SELECT @S@.instance_register($1, $2, $3, $4, $5, $6)", 6, v, cb, arg);
+}
+
+/*
+ * The upsert keeps the row only while it is this process's (incarnation): "me" is false
+ * when another process has taken the name over. The live list holds this instance as it
+ * is now ($1, $3, $6): the statement's snapshot does not see its own upsert.
+ */
+#define HEARTBEAT_SQL(notify, me) \
+	"WITH hb AS (INSERT INTO @S@.instances AS o (id, version, capacity, incarnation, jobs, " \
+	"    backend_pid, backend_start) VALUES ($1, $2, $3, $7, $6::jsonb, pg_backend_pid(), " \
+	"    (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid())) " \
+	"  ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), version = $2, capacity = $3, " \
+	"    jobs = $6::jsonb, backend_pid = EXCLUDED.backend_pid, " \
+	"    backend_start = EXCLUDED.backend_start WHERE o.incarnation = $7 RETURNING id), " \
+	"gone AS (DELETE FROM @S@.instances WHERE heartbeat_at < now() - $5 * interval '1 ms' " \
+	"  AND id <> $1 RETURNING id)" notify " " \
+	"SELECT jsonb_build_object('me', EXISTS (SELECT 1 FROM hb), " \
+	"  'live', (SELECT COALESCE(jsonb_agg(jsonb_build_array(id, capacity, jobs) ORDER BY id), " \
+	"      '[]') FROM (SELECT id, capacity, jobs FROM @S@.instances WHERE id <> $1 " \
+	"    AND heartbeat_at > now() - $4 * interval '1 ms' " \
+	"    UNION ALL SELECT $1, $3::int, $6::jsonb" me ") l), " \
+	"  'stored', (SELECT COALESCE(jsonb_object_agg(name, identity), '{}') FROM @S@.jobs " \
+	"    WHERE identity IS NOT NULL), " \
+	"  'differs', (SELECT COALESCE(jsonb_object_agg(name, definition), '{}') FROM @S@.jobs " \
+	"    WHERE identity IS NOT NULL AND $6::jsonb ? name AND identity <> $6::jsonb ->> name))"
+
+void
+state_heartbeat(struct state *st, int capacity, const char *jobs, int64_t live_ms,
+    int64_t reap_ms, bool first, state_cb cb, void *arg)
 {
 	char cap[16], live[32], reap[32];
-	const char *v[] = { st->instance, PACKAGE_VERSION, cap, live, reap };
+	const char *v[] = { st->instance, PACKAGE_VERSION, cap, live, reap, jobs,
+	    st->incarnation };
 
 	snprintf(cap, sizeof cap, "%d", capacity);
 	snprintf(live, sizeof live, "%lld", (long long)live_ms);
 	snprintf(reap, sizeof reap, "%lld", (long long)reap_ms);
 	coord_call(st, "heartbeat", first ?
-	    "WITH hb AS (INSERT INTO @S@.instances (id, version, capacity) VALUES ($1, $2, $3) "
-	    "  ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), version = $2, capacity = $3 "
-	    "  RETURNING id), "
-	    "gone AS (DELETE FROM @S@.instances WHERE heartbeat_at < now() - $5 * interval '1 ms' "
-	    "  AND id <> $1 RETURNING id), "
-	    "n AS (SELECT pg_notify('onesync_rebalance', $1)) "
-	    "SELECT COALESCE(jsonb_agg(jsonb_build_array(id, capacity) ORDER BY id), '[]') "
-	    "FROM (SELECT id, capacity FROM @S@.instances WHERE id <> $1 "
-	    "  AND heartbeat_at > now() - $4 * interval '1 ms' "
-	    "  UNION ALL SELECT $1, $3::int FROM n) l" :
-	    "WITH hb AS (INSERT INTO @S@.instances (id, version, capacity) VALUES ($1, $2, $3) "
-	    "  ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), version = $2, capacity = $3 "
-	    "  RETURNING id), "
-	    "gone AS (DELETE FROM @S@.instances WHERE heartbeat_at < now() - $5 * interval '1 ms' "
-	    "  AND id <> $1 RETURNING id) "
-	    "SELECT COALESCE(jsonb_agg(jsonb_build_array(id, capacity) ORDER BY id), '[]') "
-	    "FROM (SELECT id, capacity FROM @S@.instances WHERE id <> $1 "
-	    "  AND heartbeat_at > now() - $4 * interval '1 ms' "
-	    "  UNION ALL SELECT $1, $3::int) l", 5, v, cb, arg);
+	    HEARTBEAT_SQL(", n AS (SELECT pg_notify('onesync_rebalance', $1))", " FROM n") :
+	    HEARTBEAT_SQL("", ""), 7, v, cb, arg);
 }
 
 void
 state_leave(struct state *st, state_cb cb, void *arg)
 {
-	const char *v[] = { st->instance };
+	const char *v[] = { st->instance, st->incarnation };
 
-	coord_call(st, "leave", "WITH d AS (DELETE FROM @S@.instances WHERE id = $1 RETURNING id) "
-	    "SELECT pg_notify('onesync_rebalance', $1)", 1, v, cb, arg);
+	/* only this process's row: a process that took the name over keeps it */
+	coord_call(st, "leave", "WITH d AS (DELETE FROM @S@.instances WHERE id = $1 "
+	    "AND incarnation = $2 RETURNING id) SELECT pg_notify('onesync_rebalance', $1)", 2, v,
+	    cb, arg);
 }
 
 static void
 claimed(void *arg, int rc, json_t *res, const char *err)
 {
 	struct state_req *r = arg;
-	int64_t epoch = json_is_integer(res) ? json_integer_value(res) : 0;
+	json_t *e = json_object_get(res, "epoch");
+	int64_t epoch = json_is_integer(e) ? json_integer_value(e) : 0;
 
-	r->claim_cb(r->arg, rc, epoch, err);
+	if (rc == STATE_OK && json_object_get(res, "refused") != NULL) {
+		char *def = json_dumps(json_object_get(res, "refused"), JSON_COMPACT | JSON_SORT_KEYS);
+		const char *cur = NULL;
+		char *what, *msg;
+
+		if (r->st->identity_fn != NULL)
+			(void)r->st->identity_fn(r->job, &cur, r->st->identity_arg);
+		what = config_identity_diff(def, cur);
+		msg = xasprintf("job %s: its definition differs from the one its state was "
+		    "written with (changed: %s); restore it, or run 'onesyncctl reset %s' to start "
+		    "over with the new one", r->job, what, r->job);
+		r->claim_cb(r->arg, STATE_REFUSED, 0, msg);
+		free(msg);
+		free(what);
+		free(def);
+	} else
+		r->claim_cb(r->arg, rc, epoch, err);
+	free(r->job);
 	free(r);
 }
 
@@ -307,12 +377,21 @@ state_claim(struct state *st, const char *job, int64_t known, int64_t lease_ms,
 {
 	struct state_req *r = req_new(st, "lease claim", NULL, arg);
 	char ms[32], kn[32];
-	const char *v[] = { job, st->instance, kn, ms };
+	const char *def = "{}", *id = "";
+	const char *v[] = { job, st->instance, st->incarnation, kn, ms, NULL, NULL };
 
+	if (st->identity_fn != NULL && (id = st->identity_fn(job, &def, st->identity_arg)) == NULL) {
+		id = "";
+		def = "{}";
+	}
+	v[5] = id;
+	v[6] = def;
 	r->claim_cb = cb;
+	r->job = xstrdup(job);
 	snprintf(ms, sizeof ms, "%lld", (long long)lease_ms);
 	snprintf(kn, sizeof kn, "%lld", (long long)known);
-	call(st, "lease claim", "SELECT @S@.claim($1, $2, $3, $4)", 4, v, claimed, r);
+	call(st, "lease claim", "SELECT @S@.claim_job($1, $2, $3, $4, $5, $6, $7::jsonb)", 7, v,
+	    claimed, r);
 }
 
 /* A PostgreSQL text[] literal of names. */
@@ -338,38 +417,46 @@ text_array(char *const *names, size_t n)
 	return buf_steal(&b);
 }
 
+/* A PostgreSQL bigint[] literal. */
+static char *
+int_array(const int64_t *v, size_t n)
+{
+	struct buf b;
+
+	buf_init(&b);
+	buf_addc(&b, '{');
+	for (size_t i = 0; i < n; i++)
+		buf_printf(&b, "%s%lld", i > 0 ? "," : "", (long long)v[i]);
+	buf_addc(&b, '}');
+	return buf_steal(&b);
+}
+
 void
 state_renew(struct state *st, char *const *jobs, const int64_t *epochs, size_t n,
     int64_t lease_ms, state_cb cb, void *arg)
 {
-	struct buf e;
 	char ms[32];
-	char *names = text_array(jobs, n);
+	char *names = text_array(jobs, n), *e = int_array(epochs, n);
+	const char *v[] = { st->instance, st->incarnation, names, e, ms };
 
-	buf_init(&e);
-	buf_addc(&e, '{');
-	for (size_t i = 0; i < n; i++)
-		buf_printf(&e, "%s%lld", i > 0 ? "," : "", (long long)epochs[i]);
-	buf_addc(&e, '}');
 	snprintf(ms, sizeof ms, "%lld", (long long)lease_ms);
-	{
-		const char *v[] = { st->instance, names, e.data, ms };
-
-		coord_call(st, "lease renewal", "SELECT COALESCE(jsonb_agg(n), '[]') FROM "
-		    "@S@.renew($1, $2::text[], $3::bigint[], $4) AS n", 4, v, cb, arg);
-	}
+	coord_call(st, "lease renewal", "SELECT COALESCE(jsonb_agg(jsonb_build_array(name, epoch)), "
+	    "'[]') FROM @S@.renew_leases($1, $2, $3::text[], $4::bigint[], $5)", 5, v, cb, arg);
 	free(names);
-	buf_free(&e);
+	free(e);
 }
 
 void
-state_release(struct state *st, char *const *jobs, size_t n, state_cb cb, void *arg)
+state_release(struct state *st, char *const *jobs, const int64_t *epochs, size_t n,
+    state_cb cb, void *arg)
 {
-	char *names = text_array(jobs, n);
-	const char *v[] = { st->instance, names };
+	char *names = text_array(jobs, n), *e = int_array(epochs, n);
+	const char *v[] = { st->instance, st->incarnation, names, e };
 
-	coord_call(st, "lease release", "SELECT @S@.release($1, $2::text[])", 2, v, cb, arg);
+	coord_call(st, "lease release", "SELECT @S@.release_leases($1, $2, $3::text[], "
+	    "$4::bigint[])", 4, v, cb, arg);
 	free(names);
+	free(e);
 }
 
 void

@@ -12,6 +12,7 @@ enum {
 	STATE_OK = 0,
 	STATE_ERROR = -1,	/* database unreachable or a statement failed */
 	STATE_LEASE_LOST = -2,	/* the fence refused the write */
+	STATE_REFUSED = -3,	/* claim: the job's state belongs to another definition */
 };
 
 struct state;
@@ -26,6 +27,13 @@ void state_free(struct state *);
 bool state_up(const struct state *);
 const char *state_schema(const struct state *);	/* quoted */
 
+/* This process's incarnation token (random; instances.incarnation, jobs.incarnation). */
+const char *state_incarnation(const struct state *);
+/* Where claims find a job's identity (hash) and definition (JSON text, *definition);
+ * NULL when the job is unknown. */
+typedef const char *(*state_identity_fn)(const char *job, const char **definition, void *arg);
+void state_set_identity(struct state *, state_identity_fn, void *arg);
+
 /* Create or migrate the schema (advisory lock); res = {"version": N}. */
 void state_migrate(struct state *, state_cb, void *);
 /* LISTEN on the coordination connection: run-now requests (onesyncctl run) call run_cb
@@ -36,22 +44,37 @@ void state_listen(struct state *, void (*run_cb)(const char *job, void *),
  * res = JSON array of names. */
 void state_requests(struct state *, state_cb, void *);
 /*
- * Heartbeat this instance (registering it the first time, with NOTIFY onesync_rebalance),
- * forget instances silent for more than reap_ms, and answer the live ones (heartbeat
- * within live_ms, by the database clock): res = [[id, capacity], ...] sorted by id.
+ * Register this process (once: an --once run, which sends no heartbeats) under its
+ * instance name: res = {"live": true, "age_s", "version"} when another live process holds
+ * the name (its coordination connection open and, unless an --once run, its heartbeat
+ * within live_ms); else {"live": false, "took_over": the previous incarnation or null,
+ * "released": leases of it released}.
  */
-void state_heartbeat(struct state *, int capacity, int64_t live_ms, int64_t reap_ms,
-    bool first, state_cb, void *);
+void state_register(struct state *, int capacity, int64_t live_ms, bool once, state_cb,
+    void *);
+/*
+ * Heartbeat this instance (registering it the first time, with NOTIFY onesync_rebalance),
+ * publishing its jobs (jobs: JSON object name -> identity), forget instances silent for
+ * more than reap_ms, and answer {"me": false when another process took the name over,
+ * "live": [[id, capacity, {job: identity}], ...] sorted by id (heartbeat within live_ms,
+ * by the database clock), "stored": {job: identity of its state}, "differs": {job:
+ * stored definition} for this instance's jobs whose identity differs}.
+ */
+void state_heartbeat(struct state *, int capacity, const char *jobs, int64_t live_ms,
+    int64_t reap_ms, bool first, state_cb, void *);
 /* Leave: delete this instance's row and NOTIFY onesync_rebalance (at a clean stop). */
 void state_leave(struct state *, state_cb, void *);
-/* Claim a job's lease (known: the epoch we hold, or 0); epoch 0 in the callback when
- * another instance holds it. */
+/* Claim a job's lease (known: the epoch we hold, or 0) for its current identity; epoch 0
+ * in the callback when another process holds it; STATE_REFUSED (err names what changed)
+ * when the job's state was written with another definition. */
 void state_claim(struct state *, const char *job, int64_t known, int64_t lease_ms,
     state_claim_cb, void *);
-/* Renew many leases at once; res = JSON array of the job names still held. */
+/* Renew many leases at once (by name and epoch); res = [[name, epoch], ...] still held. */
 void state_renew(struct state *, char *const *jobs, const int64_t *epochs, size_t n,
     int64_t lease_ms, state_cb, void *);
-void state_release(struct state *, char *const *jobs, size_t n, state_cb, void *);
+/* Give leases back: only those held by this process with these epochs. */
+void state_release(struct state *, char *const *jobs, const int64_t *epochs, size_t n,
+    state_cb, void *);
 /* Start a run (fenced): res = {run, watermark, watermark_ns, watermark_key, failures,
  * dead_records, seen_rows (whether the seen set has rows), retry (due, at most `retries`)}. */
 void state_run_start(struct state *, const char *job, int64_t epoch, int retries,
