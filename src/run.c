@@ -66,6 +66,32 @@ result_written(void *arg, int rc, json_t *res, const char *err)
 	run_end(r, false, false);
 }
 
+/*
+ * Whether the run's last write hands the lease back, in the same transaction: the job is
+ * no longer ours (rebalanced away, removed or disabled by a reload), or the daemon stops.
+ */
+static bool
+run_gives_back(const struct run *r)
+{
+	const struct jobrt *jr = r->jr;
+
+	return jr->d->stopping || (!jr->d->once && !jr->mine) || jr->removed ||
+	    !jr->conf->enabled;
+}
+
+static void released_with_result(void *, int, json_t *, const char *);
+
+/* The failed run's result went with the lease. */
+static void
+released_with_result(void *arg, int rc, json_t *res, const char *err)
+{
+	struct run *r = arg;
+
+	if (rc == STATE_OK)
+		r->jr->epoch = 0;
+	result_written(arg, rc, res, err);
+}
+
 /* Write a failed run's result (once no other state call is in flight). */
 static void
 write_failure(struct run *r)
@@ -85,7 +111,13 @@ write_failure(struct run *r)
 	    "nfailed", (json_int_t)(r->nfailed - r->c_failed),
 	    "ndeleted", (json_int_t)(r->ndeleted - r->c_deleted));
 	r->state_busy = true;
-	state_checkpoint(r->jr->d->state, r->job->name, r->epoch, r->id, doc, result_written, r);
+	if (run_gives_back(r)) {
+		json_object_set_new(doc, "release", json_true());
+		state_checkpoint(r->jr->d->state, r->job->name, r->epoch, r->id, doc,
+		    released_with_result, r);
+	} else
+		state_checkpoint(r->jr->d->state, r->job->name, r->epoch, r->id, doc,
+		    result_written, r);
 	json_decref(doc);
 }
 
@@ -247,10 +279,8 @@ run_checkpoint(struct run *r, json_t *doc, run_step_cb next)
 	json_object_set_new(doc, "max_attempts", json_integer(r->job->max_attempts));
 	json_object_set_new(doc, "backoff_ms", json_integer(r->job->retry_backoff_ms));
 	json_object_set_new(doc, "backoff_max_ms", json_integer(r->job->retry_backoff_max_ms));
-	/* The run's last write hands the lease back when the job is no longer ours
-	 * (rebalanced away, or the daemon stops), in the same transaction. */
-	if (json_object_get(doc, "result") != NULL && (r->jr->d->stopping ||
-	    (!r->jr->d->once && !r->jr->mine) || r->jr->removed)) {
+	/* The run's last write hands the lease back when the job is no longer ours. */
+	if (json_object_get(doc, "result") != NULL && run_gives_back(r)) {
 		json_object_set_new(doc, "release", json_true());
 		c->released = true;
 	}
@@ -454,7 +484,9 @@ started(void *arg, int rc, json_t *res, const char *err)
 	}
 	if (rc == STATE_OK && json_is_true(json_object_get(res, "paused")) && r->fail_msg == NULL) {
 		r->state_busy = false;
-		log_job(LOG_DEBUG, r->job->name, 0, NULL, "paused: no run (onesyncctl resume)");
+		log_job(r->jr->d->once ? LOG_NOTICE : LOG_DEBUG, r->job->name, 0, NULL,
+		    "paused: no run (onesyncctl resume)");
+		r->jr->not_run = true;
 		r->finishing = true;
 		run_end(r, true, false);
 		return;
@@ -525,8 +557,10 @@ claimed(void *arg, int rc, int64_t epoch, const char *err)
 		return;
 	}
 	if (epoch == 0) {
-		log_job(LOG_DEBUG, r->job->name, 0, NULL, "another instance holds the lease");
+		log_job(jr->d->once ? LOG_NOTICE : LOG_DEBUG, r->job->name, 0, NULL,
+		    "another instance holds the lease: no run%s", jr->d->once ? " (--once)" : "");
 		jr->claim_failed = true;
+		jr->not_run = true;
 		r->finishing = true;
 		run_end(r, true, false);
 		return;
