@@ -110,7 +110,7 @@ pg_outcome(const struct pg_result_info *ri, const char *what, json_t **json, cha
 			return STATE_LEASE_LOST;
 		}
 		*err = xasprintf("state database: %s failed: %s", what, ri->err);
-		return STATE_ERROR;
+		return ri->conn_lost ? STATE_CONN_LOST : STATE_ERROR;
 	}
 	if (PQntuples(ri->res) > 0 && PQnfields(ri->res) > 0 && !PQgetisnull(ri->res, 0, 0)) {
 		json_error_t je;
@@ -393,7 +393,8 @@ state_checkpoint(struct state *st, const char *job, int64_t epoch, long long run
 
 	snprintf(e, sizeof e, "%lld", (long long)epoch);
 	snprintf(r, sizeof r, "%lld", run);
-	call(st, "checkpoint", "SELECT @S@.checkpoint($1, $2, $3, $4, $5::jsonb)", 5, v, cb, arg);
+	call(st, "checkpoint", "SELECT @S@.checkpoint_once($1, $2, $3, $4, $5::jsonb)", 5, v, cb,
+	    arg);
 	free(d);
 }
 

@@ -12,6 +12,8 @@ enum {
 	STATE_OK = 0,
 	STATE_ERROR = -1,	/* database unreachable or a statement failed */
 	STATE_LEASE_LOST = -2,	/* the fence refused the write */
+	STATE_CONN_LOST = -3,	/* the connection was lost, or could not be opened: the
+				 * statement's outcome is unknown (it may have committed) */
 };
 
 struct state;
@@ -60,7 +62,8 @@ void state_run_start(struct state *, const char *job, int64_t epoch, int retries
 typedef void (*state_rows_cb)(void *arg, int rc, PGresult *res, const char *err);
 void state_records(struct state *, const char *job, const char *after, int limit,
     state_rows_cb, void *);
-/* One fenced checkpoint (see sql_schema.h for the document's fields). */
+/* One fenced checkpoint (see sql_schema.h for the document's fields). With "seq" (its
+ * number within the run) it is applied once however often it is sent. */
 void state_checkpoint(struct state *, const char *job, int64_t epoch, long long run,
     json_t *doc, state_cb, void *);
 
