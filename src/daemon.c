@@ -41,15 +41,18 @@ tv_ms(int64_t ms)
 }
 
 struct pg *
-daemon_pg(struct daemon *d, const char *conninfo)
+daemon_pg(struct daemon *d, const char *conninfo, int64_t timeout_ms)
 {
-	struct pg *pg = strmap_get(&d->dest_pgs, conninfo);
+	char *k = xasprintf("%lld\x1f%s", (long long)timeout_ms, conninfo);
+	struct pg *pg = strmap_get(&d->dest_pgs, k);
 
 	if (pg == NULL) {
 		pg = pg_new(d->base, conninfo, "user database", 4,
 		    (long)d->ref->cfg->state.connect_timeout_ms);
-		strmap_put(&d->dest_pgs, conninfo, pg);
+		pg_set_timeouts(pg, (long)timeout_ms, (long)(timeout_ms + PG_ANSWER_MARGIN_MS));
+		strmap_put(&d->dest_pgs, k, pg);
 	}
+	free(k);
 	return pg;
 }
 
@@ -720,6 +723,7 @@ apply_daemon_keys(struct daemon *d, const struct config *old, const struct confi
 		log_info("daemon.lease changed from %lld to %lld ms: leases are renewed every "
 		    "%lld ms from now", (long long)old->daemon.lease_ms,
 		    (long long)cfg->daemon.lease_ms, (long long)cfg->daemon.lease_ms / 3);
+		state_set_lease(d->state, cfg->daemon.lease_ms);
 		evtimer_del(d->ev_lease);
 		evtimer_add(d->ev_lease, &tv);
 		event_active(d->ev_lease, EV_TIMEOUT, 0);
@@ -896,6 +900,7 @@ daemon_main(const char *cfg_path, bool once, char **once_jobs, int verbose)
 	    default_instance();
 	d.state = state_new(d.base, cfg->state.conninfo, cfg->state.schema,
 	    cfg->state.connections, cfg->state.connect_timeout_ms, d.instance);
+	state_set_lease(d.state, cfg->daemon.lease_ms);
 	for (size_t i = 0; i < cfg->njobs; i++) {
 		d.jobs = xreallocarray(d.jobs, d.njobs + 1, sizeof *d.jobs);
 		d.jobs[d.njobs++] = jobrt_new(&d, &cfg->jobs[i]);

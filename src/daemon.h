@@ -65,8 +65,13 @@ struct daemon {
 	bool			 hb_answered, hb_failed;	/* status: the last heartbeat's outcome */
 };
 
-/* A PostgreSQL pool for a source or destination conninfo, shared by the jobs that name it. */
-struct pg *daemon_pg(struct daemon *, const char *conninfo);
+/*
+ * A PostgreSQL pool for a source or destination conninfo, shared by the jobs that name it
+ * with the same timeout: the sessions' statement_timeout and lock_timeout; a statement not
+ * answered PG_ANSWER_MARGIN_MS after it has its connection dropped.
+ */
+#define PG_ANSWER_MARGIN_MS	5000
+struct pg *daemon_pg(struct daemon *, const char *conninfo, int64_t timeout_ms);
 /* Called by run.c when a run has ended (after its last state write). */
 void daemon_run_ended(struct jobrt *, bool ok, bool lease_lost);
 /* status: the state store answers (its last heartbeat did, or its pool is up before the first). */

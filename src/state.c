@@ -46,6 +46,19 @@ state_new(struct event_base *base, const char *conninfo, const char *schema,
 }
 
 void
+state_set_lease(struct state *st, int64_t lease_ms)
+{
+	long third = (long)(lease_ms / 3 > 1000 ? lease_ms / 3 : 1000);
+
+	/* A run's statements: within the lease. The coordination connection answers within
+	 * a renewal tick, or is dropped and opened again (a half-open connection would
+	 * otherwise hold every heartbeat and renewal behind it); no statement_timeout there,
+	 * its statements are small. */
+	pg_set_timeouts(st->pg, (long)lease_ms, (long)lease_ms + 5000);
+	pg_set_timeouts(st->coord, 0, third);
+}
+
+void
 state_free(struct state *st)
 {
 	if (st == NULL)

@@ -18,6 +18,9 @@ enum {
 
 struct state;
 
+/* Timeouts of the state store's statements, from daemon.lease (again on reload). */
+void state_set_lease(struct state *, int64_t lease_ms);
+
 /* rc is STATE_*; res (borrowed, may be NULL) is the function's JSON answer. */
 typedef void (*state_cb)(void *arg, int rc, json_t *res, const char *err);
 typedef void (*state_claim_cb)(void *arg, int rc, int64_t epoch, const char *err);
