@@ -257,6 +257,16 @@ notice_cb(void *arg, const char *message)
 	free(m);
 }
 
+/* The session setup's answer: only an error is worth a line. */
+static void
+setup_done(const struct pg_result_info *ri, void *arg)
+{
+	struct pg *pg = arg;
+
+	if (ri->err != NULL && !ri->conn_lost)
+		log_warnx("%s: cannot set the session's timeouts: %s", pg->name, ri->err);
+}
+
 /* The connection is up: switch to non-blocking queries and watch it for input. */
 static void
 connect_ok(struct pg_conn *c)
@@ -279,14 +289,20 @@ connect_ok(struct pg_conn *c)
 		log_debug("connected to %s (server %d)", pg->name, PQserverVersion(c->conn));
 	pg->warned_down = false;
 	conn_watch(c, EV_READ);
-	if (pg->statement_ms > 0 && PQserverVersion(c->conn) >= 140000) {
-		/* PostgreSQL 14+: the server notices a dropped client during a statement
-		 * (a lock wait included) and ends it, instead of finishing a cancelled write
-		 * once its lock is free. Older servers reject the setting; its answer goes
-		 * nowhere, and the connection serves queries once it is in. */
+	if (pg->statement_ms > 0) {
+		/* The session's timeouts, as the first statement (not startup options,
+		 * which a pooler such as PgBouncer may refuse). On PostgreSQL 14+ the
+		 * server also notices a dropped client during a statement (a lock wait
+		 * included) and ends it, instead of finishing a cancelled write once its
+		 * lock is free. The connection serves queries once this is answered. */
 		struct pg_query *q = xcalloc(1, sizeof(*q));
 
-		q->sql = xstrdup("SET client_connection_check_interval = 1000");
+		q->sql = xasprintf("SELECT set_config('statement_timeout', '%ld', false), "
+		    "set_config('lock_timeout', '%ld', false)%s", pg->statement_ms,
+		    pg->statement_ms, PQserverVersion(c->conn) >= 140000 ?
+		    ", set_config('client_connection_check_interval', '1000', false)" : "");
+		q->cb = setup_done;
+		q->arg = pg;
 		conn_send(c, q);
 		return;
 	}
@@ -355,8 +371,7 @@ connect_timeout(evutil_socket_t fd, short what, void *arg)
 
 /*
  * Start connecting with the conninfo's own parameters plus, unless it sets them, TCP
- * keepalives and tcp_user_timeout (a half-open connection fails instead of hanging), and
- * the pool's statement_timeout and lock_timeout ahead of the conninfo's own options.
+ * keepalives and tcp_user_timeout (a half-open connection fails instead of hanging).
  */
 static PGconn *
 connect_start(const struct pg *pg)
@@ -367,7 +382,7 @@ connect_start(const struct pg *pg)
 	};
 	PQconninfoOption *opts, *o;
 	const char **kw, **val;
-	char *options = NULL, *err = NULL;
+	char *err = NULL;
 	size_t n = 0, cap;
 	PGconn *conn;
 
@@ -389,27 +404,14 @@ connect_start(const struct pg *pg)
 		}
 	}
 	for (o = opts; o->keyword != NULL; o++) {
-		if (o->val == NULL || strcmp(o->keyword, "options") == 0)
+		if (o->val == NULL)
 			continue;
 		kw[n] = o->keyword;
 		val[n++] = o->val;
 	}
-	for (o = opts; o->keyword != NULL && strcmp(o->keyword, "options") != 0; o++)
-		;
-	if (pg->statement_ms > 0)
-		options = xasprintf("-c statement_timeout=%ld -c lock_timeout=%ld%s%s",
-		    pg->statement_ms, pg->statement_ms, o->keyword != NULL && o->val != NULL ?
-		    " " : "", o->keyword != NULL && o->val != NULL ? o->val : "");
-	else if (o->keyword != NULL && o->val != NULL)
-		options = xstrdup(o->val);
-	if (options != NULL) {
-		kw[n] = "options";
-		val[n++] = options;
-	}
 	kw[n] = NULL;
 	val[n] = NULL;
 	conn = PQconnectStartParams(kw, val, 0);
-	free(options);
 	free(kw);
 	free(val);
 	PQconninfoFree(opts);

@@ -39,8 +39,9 @@ void pg_query(struct pg *, const char *sql, int nparams, const char *const *valu
 void pg_query_params(struct pg *, const char *sql, int nparams, const char *const *values,
     const int *lengths, const int *formats, pg_cb, void *arg);
 /*
- * Timeouts of the pool's statements, set before its first query: statement_ms becomes the
- * sessions' statement_timeout and lock_timeout (the server ends a statement that runs or
+ * Timeouts of the pool's statements (statement_ms for connections opened afterwards,
+ * answer_ms at once): statement_ms becomes the sessions' statement_timeout and
+ * lock_timeout, set by their first statement (the server ends a statement that runs or
  * waits for a lock longer); a statement unanswered after answer_ms has its connection
  * dropped and fails with conn_lost (a hung server, a half-open connection). 0 = none.
  * Every connection also gets TCP keepalives and tcp_user_timeout unless its conninfo
