@@ -1,8 +1,10 @@
 # PostgreSQL source statements cannot wedge a run: a lock wait ends at source.timeout
 # (lock_timeout / statement_timeout) with a clear error; a server that does not answer at all
 # (its backend stopped, as a half-open connection looks) has its connection dropped 5 s after
-# source.timeout; and a run cut by run_timeout cancels its statement: the server stops
-# waiting for the lock at once instead of holding the pooled connection until it is free.
+# source.timeout; a run cut by run_timeout cancels its statement: the server stops
+# waiting for the lock at once instead of holding the pooled connection until it is free;
+# and a coordination connection that stops answering is dropped and opened again, so the
+# heartbeats go on.
 . "$(dirname "$0")/../lib.sh"
 pg_private
 STATE=$(new_db state); SRC=$(new_db src); DEST=$(new_db dest)
@@ -69,4 +71,23 @@ unlock
 conf 10s 0
 once "$T/c.conf" || fail "the run after the lock was released exited $?"
 [ "$(sql "$DEST" "SELECT count(*) FROM orders")" = 20 ] || fail "rows not copied once the lock was gone"
+
+# 4. the coordination connection's backend stops answering (lease 3 s: a tick every second)
+sed -i 's/daemon = { instance = "node1"; };/daemon = { instance = "node1"; lease = "3s"; };/' "$T/c.conf"
+daemon_start "$T/c.conf"
+coord() { sql "$STATE" "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
+	AND (query LIKE 'WITH hb AS%' OR query LIKE 'LISTEN onesync_run%' OR query LIKE 'SELECT COALESCE(jsonb_agg(name)%') LIMIT 1"; }
+wait_for 10 bash -c "[ -n \"\$(psql -X -A -t -q '$STATE' -c \"SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'WITH hb AS%'\")\" ]" ||
+	fail "no heartbeat seen"
+BACKEND=$(coord); [ -n "$BACKEND" ] || fail "coordination backend not found"
+kill -STOP "$BACKEND"
+stopped=$(sql "$STATE" "SELECT now()")
+beat_after() { [ "$(sql "$STATE" "SELECT count(*) FROM onesync.instances WHERE id = 'node1' AND heartbeat_at > '$stopped'::timestamptz + interval '1 s'")" = 1 ]; }
+wait_for 20 beat_after; ok=$?
+kill -CONT "$BACKEND"
+[ "$ok" = 0 ] || fail "no heartbeat after the coordination backend stopped answering"
+grep -q 'coordination.*no answer within 1000 ms; connection dropped' "$T/daemon.log" ||
+	fail "the coordination connection was not dropped"
+note "coordination: a stopped backend was dropped and the heartbeats went on"
+kill -TERM "$D_PID"; wait "$D_PID" || fail "exit code $? after SIGTERM"
 exit 0
