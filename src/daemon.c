@@ -591,8 +591,9 @@ maybe_exit(struct daemon *d)
 		d->exit_code = d->once_failed > 0 ? 1 : d->once_not_run > 0 ?
 		    DAEMON_ONCE_NOT_RUN : 0;
 		if (d->once_not_run > 0)
-			log_job(LOG_NOTICE, NULL, 0, NULL, "--once: %d of the selected jobs did not run (paused, disabled, or "
-			    "held by another instance)", d->once_not_run);
+			log_job(LOG_NOTICE, NULL, 0, NULL, "--once: %d of the selected jobs did "
+			    "not run (paused, disabled, or held by another instance)",
+			    d->once_not_run);
 	}
 	if (!d->stopping || d->running > 0)
 		return;

@@ -165,8 +165,6 @@ run_gives_back(const struct run *r)
 	    !jr->conf->enabled;
 }
 
-static void released_with_result(void *, int, json_t *, const char *);
-
 /* The failed run's result went with the lease. */
 static void
 released_with_result(void *arg, int rc, json_t *res, const char *err)
