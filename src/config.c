@@ -177,8 +177,9 @@ static const struct key_def keys[] = {
 	  "Style link or next: the API pages one stable order by cursor; capture.deletes needs it." },
 	{ "jobs.*.source.fetch", K_TMPL, NULL, 0, 0, F_HTTP,
 	  "URL template reading one record by {{key}}, for retries; unset = replay." },
-	{ "jobs.*.source.timeout", K_DUR, "defaults.timeout", 100, DUR_MAX, F_HTTP | F_FILE,
-	  "Time for one request attempt; a file source: longest wait for a byte, \"10m\"." },
+	{ "jobs.*.source.timeout", K_DUR, "defaults.timeout", 100, DUR_MAX,
+	  F_HTTP | F_FILE | F_PG, "Time for one request attempt; a file source: longest wait "
+	  "for a byte, \"10m\"; postgresql: for one statement." },
 	{ "jobs.*.source.retries", K_INT, "defaults.retries", 0, 100, F_HTTP,
 	  "Retries of a failed source request." },
 	{ "jobs.*.source.max_bytes", K_INT, "defaults.max_bytes", 1024,
@@ -246,8 +247,8 @@ static const struct key_def keys[] = {
 	  "JSON body template of the create request." },
 	{ "jobs.*.destination.concurrency", K_INT, "8", 1, 256, F_HTTP,
 	  "Requests in flight at once for this job." },
-	{ "jobs.*.destination.timeout", K_DUR, "defaults.timeout", 100, DUR_MAX, F_HTTP,
-	  "Time allowed for one destination request attempt." },
+	{ "jobs.*.destination.timeout", K_DUR, "defaults.timeout", 100, DUR_MAX, F_HTTP | F_PG,
+	  "Time allowed for one destination request attempt; postgresql: one statement." },
 	{ "jobs.*.destination.retries", K_INT, "defaults.retries", 0, 100, F_HTTP,
 	  "Retries of 408, 429, 5xx and transport errors." },
 	{ "jobs.*.destination.max_bytes", K_INT, "defaults.max_bytes", 1024,
@@ -1452,6 +1453,8 @@ parse_source_pg(struct ctx *c, config_setting_t *g, struct job_conf *j)
 	size_t			 i;
 
 	(void)get_str(c, g, "jobs.*.source.conninfo", true, &s->conninfo);
+	(void)get_dur(c, g, "jobs.*.source.timeout", &c->d.src.http.timeout_ms,
+	    &s->http.timeout_ms);	/* statement_timeout, lock_timeout */
 	if (get_str(c, g, "jobs.*.source.table", true, &s->table) == 0 &&
 	    !is_table(s->table))
 		errf(c, line_of(c, member(g, "table")), "'source.table': '%s' is not "
@@ -1931,6 +1934,8 @@ parse_dest_pg(struct ctx *c, config_setting_t *g, struct dest_conf *d,
 	int			 n;
 
 	(void)get_str(c, g, "jobs.*.destination.conninfo", true, &d->conninfo);
+	(void)get_dur(c, g, "jobs.*.destination.timeout", &c->d.src.http.timeout_ms,
+	    &d->http.timeout_ms);	/* statement_timeout, lock_timeout */
 	if (get_str(c, g, "jobs.*.destination.table", true, &d->table) == 0 &&
 	    !is_table(d->table))
 		errf(c, line_of(c, member(g, "table")), "'destination.table': '%s' is "

@@ -43,15 +43,18 @@ tv_ms(int64_t ms)
 }
 
 struct pg *
-daemon_pg(struct daemon *d, const char *conninfo)
+daemon_pg(struct daemon *d, const char *conninfo, int64_t timeout_ms)
 {
-	struct pg *pg = strmap_get(&d->dest_pgs, conninfo);
+	char *k = xasprintf("%lld\x1f%s", (long long)timeout_ms, conninfo);
+	struct pg *pg = strmap_get(&d->dest_pgs, k);
 
 	if (pg == NULL) {
 		pg = pg_new(d->base, conninfo, "user database", 4,
 		    (long)d->ref->cfg->state.connect_timeout_ms);
-		strmap_put(&d->dest_pgs, conninfo, pg);
+		pg_set_timeouts(pg, (long)timeout_ms, (long)(timeout_ms + PG_ANSWER_MARGIN_MS));
+		strmap_put(&d->dest_pgs, k, pg);
 	}
+	free(k);
 	return pg;
 }
 
@@ -81,7 +84,7 @@ job_timer(evutil_socket_t fd, short ev, void *arg)
 	struct jobrt *jr = arg;
 	struct daemon *d = jr->d;
 
-	if (d->stopping || jr->removed || jr->run != NULL || jr->queued)
+	if (d->stopping || jr->removed || !jr->conf->enabled || jr->run != NULL || jr->queued)
 		return;
 	if (!d->once && (!d->balanced || !jr->mine))
 		return;		/* another instance's share; rebalance() schedules it if it moves */
@@ -125,7 +128,7 @@ schedule(struct jobrt *jr, int64_t delay_ms)
 {
 	struct timeval tv = tv_ms(delay_ms < 0 ? 0 : delay_ms);
 
-	if (jr->d->once || jr->d->stopping || jr->removed)
+	if (jr->d->once || jr->d->stopping || jr->removed || !jr->conf->enabled)
 		return;
 	evtimer_add(jr->timer, &tv);
 }
@@ -211,12 +214,19 @@ daemon_run_ended(struct jobrt *jr, bool ok, bool lost)
 		jr->once_done = true;
 		if (!ok)
 			d->once_failed++;
+		else if (jr->not_run)
+			d->once_not_run++;
 	}
-	if (!jr->removed && !d->once && !jr->mine && jr->epoch != 0 && !d->stopping) {
-		/* Its share moved to another instance while it ran: hand it over now. */
+	jr->not_run = false;
+	if (jr->epoch != 0 && !d->stopping && (jr->removed || !jr->conf->enabled ||
+	    (!d->once && !jr->mine))) {
+		/* Removed, disabled, or its share moved while it ran, and its last write did
+		 * not hand the lease back (a failed run): release it now. */
 		char *n = jr->name;
 
-		log_job(LOG_INFO, jr->name, 0, NULL, "handing the job over to instance of its share");
+		log_job(LOG_INFO, jr->name, 0, NULL, "%s", jr->removed ? "releasing the lease of "
+		    "the removed job" : !jr->conf->enabled ? "releasing the lease of the disabled "
+		    "job" : "handing the job over to instance of its share");
 		state_release(d->state, &n, &jr->epoch, 1, NULL, NULL);
 		jr->epoch = 0;
 	}
@@ -249,8 +259,15 @@ schedule_all(struct daemon *d)
 	for (size_t i = 0; i < d->njobs; i++) {
 		struct jobrt *jr = d->jobs[i];
 
-		if (!jr->conf->enabled)
+		if (!jr->conf->enabled) {
+			if (d->once && d->once_jobs != NULL && d->once_jobs[0] != NULL &&
+			    wanted_once(d, jr->name)) {
+				log_job(LOG_NOTICE, jr->name, 0, NULL, "disabled (enabled = false): "
+				    "no run (--once)");
+				d->once_not_run++;
+			}
 			continue;
+		}
 		if (d->once) {
 			if (!wanted_once(d, jr->name)) {
 				jr->once_done = true;
@@ -869,7 +886,12 @@ maybe_exit(struct daemon *d)
 			if (!d->jobs[i]->once_done && d->jobs[i]->conf->enabled)
 				return;
 		d->stopping = true;
-		d->exit_code = d->once_failed > 0 ? 1 : 0;
+		d->exit_code = d->once_failed > 0 ? 1 : d->once_not_run > 0 ?
+		    DAEMON_ONCE_NOT_RUN : 0;
+		if (d->once_not_run > 0)
+			log_job(LOG_NOTICE, NULL, 0, NULL, "--once: %d of the selected jobs did "
+			    "not run (paused, disabled, or held by another instance)",
+			    d->once_not_run);
 	}
 	if (!d->stopping || d->running > 0)
 		return;
@@ -941,39 +963,98 @@ find_job(struct daemon *d, const char *name)
 	return NULL;
 }
 
-/* Apply a new valid configuration: add, change and remove jobs. */
+/* Take a job out of the queue of due jobs, if it is there. */
+static void
+queue_unlink(struct daemon *d, struct jobrt *jr)
+{
+	struct jobrt **pp = &d->qhead, *prev = NULL;
+
+	if (!jr->queued)
+		return;
+	while (*pp != NULL && *pp != jr) {
+		prev = *pp;
+		pp = &(*pp)->qnext;
+	}
+	if (*pp == jr) {
+		*pp = jr->qnext;
+		if (d->qtail == jr)
+			d->qtail = prev;
+	}
+	jr->queued = false;
+	jr->qnext = NULL;
+}
+
+/*
+ * A job left this instance's work (removed or disabled): no further run; its lease goes
+ * back now when idle, else with its run's last checkpoint (run_checkpoint), so the run
+ * keeps writing under its lease until it ends.
+ */
+static void
+job_retire(struct daemon *d, struct jobrt *jr, const char *what)
+{
+	evtimer_del(jr->timer);
+	queue_unlink(d, jr);
+	jr->run_again = false;
+	log_job(LOG_INFO, jr->name, 0, NULL, "job %s%s", what, jr->run != NULL ?
+	    "; it stops after its current run, which hands its lease back" : "");
+	if (jr->epoch != 0 && jr->run == NULL) {
+		char *n = jr->name;
+
+		state_release(d->state, &n, &jr->epoch, 1, NULL, NULL);
+		jr->epoch = 0;
+	}
+}
+
+/* Settings of the daemon that a reload cannot change, or changes by re-arming. */
+static void
+apply_daemon_keys(struct daemon *d, const struct config *old, const struct config *cfg)
+{
+	if (strcmp(old->state.conninfo, cfg->state.conninfo) != 0 ||
+	    strcmp(old->state.schema, cfg->state.schema) != 0)
+		log_warnx("state.* changed: it takes effect only after a restart");
+	if (strcmp(old->daemon.instance, cfg->daemon.instance) != 0)
+		log_warnx("daemon.instance changed: it takes effect only after a restart; this "
+		    "process stays instance %s", d->instance);
+	if (strcmp(old->daemon.status_listen, cfg->daemon.status_listen) != 0)	/* status */
+		log_warnx("daemon.status_listen changed: it takes effect only after a restart");
+	if (old->daemon.lease_ms != cfg->daemon.lease_ms) {
+		struct timeval tv = tv_ms(cfg->daemon.lease_ms / 3);
+
+		/* Re-arm the tick at the new third, and renew now: a longer lease would
+		 * otherwise lapse before the next (later) renewal. */
+		log_info("daemon.lease changed from %lld to %lld ms: leases are renewed every "
+		    "%lld ms from now", (long long)old->daemon.lease_ms,
+		    (long long)cfg->daemon.lease_ms, (long long)cfg->daemon.lease_ms / 3);
+		state_set_lease(d->state, cfg->daemon.lease_ms);
+		evtimer_del(d->ev_lease);
+		evtimer_add(d->ev_lease, &tv);
+		event_active(d->ev_lease, EV_TIMEOUT, 0);
+	}
+}
+
+/* Apply a new valid configuration: add, change, enable, disable and remove jobs. */
 static void
 apply_config(struct daemon *d, struct config *cfg)
 {
 	struct cfgref *old = d->ref, *ref = xcalloc(1, sizeof *ref);
 	size_t added = 0, changed = 0, removed = 0;
+	bool enabled_some = false;
 
 	ref->cfg = cfg;
 	ref->refs = 1;
-	if (strcmp(old->cfg->state.conninfo, cfg->state.conninfo) != 0 ||
-	    strcmp(old->cfg->state.schema, cfg->state.schema) != 0)
-		log_warnx("state.* changed: it takes effect only after a restart");
-	if (strcmp(old->cfg->daemon.status_listen, cfg->daemon.status_listen) != 0)	/* status */
-		log_warnx("daemon.status_listen changed: it takes effect only after a restart");
 	d->ref = ref;
+	apply_daemon_keys(d, old->cfg, cfg);
 	for (size_t i = 0; i < d->njobs; i++) {
 		struct jobrt *jr = d->jobs[i];
 		const struct job_conf *jc = config_job(cfg, jr->name);
+		bool was_enabled = jr->conf->enabled;
 
 		if (jr->removed)
 			continue;
 		if (jc == NULL) {
 			removed++;
 			jr->removed = true;
-			evtimer_del(jr->timer);
-			log_job(LOG_INFO, jr->name, 0, NULL, "job removed from the configuration%s",
-			    jr->run != NULL ? "; it stops after its current run" : "");
-			if (jr->epoch != 0) {
-				char *n = jr->name;
-
-				state_release(d->state, &n, &jr->epoch, 1, NULL, NULL);
-				jr->epoch = 0;
-			}
+			job_retire(d, jr, "removed from the configuration");
 			continue;
 		}
 		if (strcmp(jc->fingerprint, jr->conf->fingerprint) != 0) {
@@ -981,8 +1062,9 @@ apply_config(struct daemon *d, struct config *cfg)
 			log_job(LOG_INFO, jr->name, 0, NULL, "job changed; the change applies from "
 			    "its next run");
 			if (jc->interval_ms != jr->conf->interval_ms && jr->run == NULL &&
-			    !jr->queued) {
+			    !jr->queued && jc->enabled) {
 				evtimer_del(jr->timer);
+				jr->conf = jc;
 				schedule(jr, next_delay(jc));
 			}
 		}
@@ -990,8 +1072,13 @@ apply_config(struct daemon *d, struct config *cfg)
 		jr->ref = ref;
 		ref->refs++;
 		jr->conf = jc;
-		if (!jc->enabled)
-			evtimer_del(jr->timer);
+		if (was_enabled && !jc->enabled) {
+			job_retire(d, jr, "disabled");
+			jr->mine = false;	/* the balance assigns it again once enabled */
+		} else if (!was_enabled && jc->enabled) {
+			log_job(LOG_INFO, jr->name, 0, NULL, "job enabled");
+			enabled_some = true;
+		}
 	}
 	/* Free removed idle jobs now. */
 	for (size_t i = 0; i < d->njobs; ) {
@@ -999,20 +1086,7 @@ apply_config(struct daemon *d, struct config *cfg)
 
 		if (jr->removed && jr->run == NULL) {
 			d->jobs[i] = d->jobs[--d->njobs];
-			if (jr->queued) {
-				/* unlink from the queue */
-				struct jobrt **pp = &d->qhead, *prev = NULL;
-
-				while (*pp != NULL && *pp != jr) {
-					prev = *pp;
-					pp = &(*pp)->qnext;
-				}
-				if (*pp == jr) {
-					*pp = jr->qnext;
-					if (d->qtail == jr)
-						d->qtail = prev;
-				}
-			}
+			queue_unlink(d, jr);
 			jobrt_free(jr);
 		} else
 			i++;
@@ -1030,6 +1104,9 @@ apply_config(struct daemon *d, struct config *cfg)
 		if (d->migrated && jr->conf->enabled)
 			schedule(jr, 0);
 	}
+	/* An enabled job runs where the balance puts it: ask now rather than at the next tick. */
+	if (enabled_some && d->migrated && !d->once && !d->stopping)
+		beat(d, false);
 	cfgref_drop(old);
 	log_job(LOG_INFO, NULL, 0, MSGID_CONFIG_RELOADED, "configuration reloaded from %s: "
 	    "%zu jobs added, %zu changed, %zu removed", d->cfg_path, added, changed, removed);
@@ -1137,6 +1214,7 @@ daemon_main(const char *cfg_path, bool once, char **once_jobs, int verbose)
 	    default_instance();
 	d.state = state_new(d.base, cfg->state.conninfo, cfg->state.schema,
 	    cfg->state.connections, cfg->state.connect_timeout_ms, d.instance);
+	state_set_lease(d.state, cfg->daemon.lease_ms);
 	for (size_t i = 0; i < cfg->njobs; i++) {
 		d.jobs = xreallocarray(d.jobs, d.njobs + 1, sizeof *d.jobs);
 		d.jobs[d.njobs++] = jobrt_new(&d, &cfg->jobs[i]);

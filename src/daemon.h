@@ -34,6 +34,7 @@ struct jobrt {
 	bool			 mine;		/* assigned to this instance by the balance */
 	bool			 claim_failed;	/* its last run found the lease held elsewhere */
 	bool			 run_again;	/* a run-now request came during a run */
+	bool			 not_run;	/* its last run found it paused or held elsewhere */
 	struct jobrt		*qnext;
 	char			*mismatch;	/* its definition differs from the one that runs
 						 * it (what, for logging once per change), or NULL */
@@ -53,6 +54,7 @@ struct daemon {
 	bool			 once;
 	char			**once_jobs;	/* --once JOB... (NULL = all) */
 	int			 once_failed;
+	int			 once_not_run;	/* --once: jobs paused, held elsewhere or disabled */
 	bool			 stopping;
 	bool			 migrated;
 	bool			 balanced;	/* the first assignment is known */
@@ -69,12 +71,20 @@ struct daemon {
 	bool			 hb_answered, hb_failed;	/* status: the last heartbeat's outcome */
 };
 
-/* A PostgreSQL pool for a source or destination conninfo, shared by the jobs that name it. */
-struct pg *daemon_pg(struct daemon *, const char *conninfo);
+/*
+ * A PostgreSQL pool for a source or destination conninfo, shared by the jobs that name it
+ * with the same timeout: the sessions' statement_timeout and lock_timeout; a statement not
+ * answered PG_ANSWER_MARGIN_MS after it has its connection dropped.
+ */
+#define PG_ANSWER_MARGIN_MS	5000
+struct pg *daemon_pg(struct daemon *, const char *conninfo, int64_t timeout_ms);
 /* Called by run.c when a run has ended (after its last state write). */
 void daemon_run_ended(struct jobrt *, bool ok, bool lease_lost);
 /* status: the state store answers (its last heartbeat did, or its pool is up before the first). */
 bool daemon_state_reachable(const struct daemon *);
+
+/* --once: a selected job did not run (lease held elsewhere, paused, or disabled). */
+#define DAEMON_ONCE_NOT_RUN	75	/* EX_TEMPFAIL */
 
 int daemon_main(const char *cfg_path, bool once, char **once_jobs, int verbose);
 

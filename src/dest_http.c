@@ -158,6 +158,11 @@ dest_http_done(struct http_response *resp, void *arg)
 			it->outcome = DEST_REFUSED;
 			it->error = err;
 		}
+	} else if (resp->not_started) {
+		/* This record's request cannot be made (e.g. its URL is too long): refuse
+		 * it, the others go on. */
+		it->outcome = DEST_REFUSED;
+		it->error = xasprintf("the request could not be sent: %s", resp->error);
 	} else if (resp->status >= 400 && resp->status < 500 && !http_retryable(resp->status)) {
 		char *ex = excerpt(resp->body, resp->len);
 

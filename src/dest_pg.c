@@ -259,6 +259,13 @@ dp_deliver(struct dest *ds, struct dest_item *items, size_t n, dest_cb cb, void 
 	buf_free(&rows);
 }
 
+/* Whether a pool query's arg is a request of this destination. */
+static bool
+dp_owns(void *arg, void *ctx)
+{
+	return ((struct dp_req *)arg)->dp == ctx;
+}
+
 static void
 dp_cancel(struct dest *ds)
 {
@@ -266,6 +273,7 @@ dp_cancel(struct dest *ds)
 
 	dp->gen++;
 	dp->cb = NULL;
+	pg_cancel(dp->pg, dp_answer, dp_owns, dp);	/* answers come, stale */
 }
 
 static void
@@ -383,7 +391,7 @@ dest_pg_new(struct daemon *d, const struct job_conf *job)
 	dp->base.ops = &dp_ops;
 	dp->base.d = d;
 	dp->base.job = job;
-	dp->pg = daemon_pg(d, job->dst.conninfo);
+	dp->pg = daemon_pg(d, job->dst.conninfo, job->dst.http.timeout_ms);
 	dp->sql = upsert_sql(&job->dst);
 	return &dp->base;
 }

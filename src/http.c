@@ -73,6 +73,7 @@ struct http_call {
 	bool			 framed;	/* Content-Length or chunked: the end is known */
 	bool			 bad_url;	/* refused before it was sent */
 	char			 errbuf[CURL_ERROR_SIZE];
+	bool			 not_started;	/* it could not start: reported, never retried */
 
 	/* Streams only. */
 	http_data_cb		 on_data;	/* non-NULL: this is a stream */
@@ -107,7 +108,10 @@ static struct http_sock		*http_socks;
 static struct http_call		*done_head, *done_tail;
 static struct http_call		*http_current;	/* call whose callback is running */
 
+static struct event		*http_kick;	/* reports calls that could not start */
+
 static void	check_multi_info(void);
+static void	not_started(struct http_call *);
 
 /* Unlink a call from the list of finished transfers. */
 static void
@@ -125,6 +129,19 @@ done_unlink(struct http_call *c)
 	}
 	c->done_next = NULL;
 	c->in_done = false;
+}
+
+/* Queue a finished call for check_multi_info. */
+static void
+done_push(struct http_call *c)
+{
+	c->in_done = true;
+	c->done_next = NULL;
+	if (done_tail != NULL)
+		done_tail->done_next = c;
+	else
+		done_head = c;
+	done_tail = c;
 }
 
 /* Forget what one attempt received. */
@@ -568,8 +585,10 @@ setup_easy(struct http_call *c, const struct http_request *req)
 	}
 #undef SET
 	if (r != CURLE_OK) {
-		log_warnx("%s %s: cannot set up request: %s", c->method, c->log_url,
+		snprintf(c->errbuf, sizeof c->errbuf, "cannot set up the request: %s",
 		    curl_easy_strerror(r));
+		log_warnx("%s %.200s%s: %s", c->method, c->log_url, strlen(c->log_url) > 200 ?
+		    "..." : "", c->errbuf);
 		return -1;
 	}
 	return 0;
@@ -591,19 +610,6 @@ call_start(struct http_call *c)
 	return 0;
 }
 
-/* Queue a finished call for check_multi_info's second loop. */
-static void
-done_push(struct http_call *c)
-{
-	c->in_done = true;
-	c->done_next = NULL;
-	if (done_tail != NULL)
-		done_tail->done_next = c;
-	else
-		done_head = c;
-	done_tail = c;
-}
-
 /* Backoff timer of a retry fired. */
 static void
 retry_cb(evutil_socket_t fd, short what, void *arg)
@@ -611,11 +617,8 @@ retry_cb(evutil_socket_t fd, short what, void *arg)
 	struct http_call *c = arg;
 
 	(void)fd; (void)what;
-	if (call_start(c) == -1) {
-		/* Report it like a finished transfer, on the normal path. */
-		c->result = CURLE_FAILED_INIT;
-		done_push(c);
-	}
+	if (call_start(c) == -1)
+		not_started(c);	/* reported on the normal path */
 	check_multi_info();
 }
 
@@ -671,7 +674,8 @@ call_finish(struct http_call *c)
 	} else
 		curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
 
-	if (!final_error && c->attempts <= c->retries && http_retryable(status)) {
+	if (!final_error && !c->not_started && c->attempts <= c->retries &&
+	    http_retryable(status)) {
 		delay = retry_delay(c);
 		if (status == 0)
 			log_info("%s %s: %s; retry %d of %d in %ld ms", c->method, c->log_url,
@@ -696,6 +700,7 @@ call_finish(struct http_call *c)
 	resp.location = c->location;
 	resp.link_next = c->link_next;
 	resp.attempts = c->attempts;
+	resp.not_started = c->not_started;
 	c->date = c->location = c->link_next = NULL;
 
 	http_current = c;
@@ -743,6 +748,14 @@ check_multi_info(void)
 	}
 }
 
+/* The deferred report of requests that could not start. */
+static void
+kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd; (void)what; (void)arg;
+	check_multi_info();
+}
+
 int
 http_init(struct event_base *base)
 {
@@ -764,6 +777,7 @@ http_init(struct event_base *base)
 	}
 	http_base = base;
 	http_timer = evtimer_new(base, timer_cb, NULL);
+	http_kick = event_new(base, -1, 0, kick_cb, NULL);
 	curl_multi_setopt(http_multi, CURLMOPT_SOCKETFUNCTION, multi_sock_cb);
 	curl_multi_setopt(http_multi, CURLMOPT_TIMERFUNCTION, multi_timer_cb);
 	curl_multi_setopt(http_multi, CURLMOPT_MAX_HOST_CONNECTIONS, HTTP_MAX_HOST_CONNECTIONS);
@@ -786,6 +800,8 @@ http_shutdown(void)
 		sock_free(s);
 	event_free(http_timer);
 	http_timer = NULL;
+	event_free(http_kick);
+	http_kick = NULL;
 	http_base = NULL;
 	curl_global_cleanup();
 }
@@ -867,6 +883,23 @@ refused_cb(evutil_socket_t fd, short what, void *arg)
 	check_multi_info();
 }
 
+/*
+ * A request that cannot start (no handle, an option refused, the multi handle refused it)
+ * is answered like a transfer that failed at once, never retried, through its callback on
+ * a later loop turn: the caller counted it in flight and waits for that answer.
+ */
+static void
+not_started(struct http_call *c)
+{
+	if (c->errbuf[0] == '\0')
+		snprintf(c->errbuf, sizeof c->errbuf, "the request could not be started");
+	c->not_started = true;
+	c->result = CURLE_FAILED_INIT;
+	c->retries = 0;
+	done_push(c);
+	event_active(http_kick, EV_TIMEOUT, 0);
+}
+
 struct http_call *
 http_send(const struct http_request *req, http_cb cb, void *arg)
 {
@@ -909,14 +942,10 @@ http_send(const struct http_request *req, http_cb cb, void *arg)
 		return c;
 	}
 	if ((c->easy = curl_easy_init()) == NULL) {
-		log_warnx("%s %s: cannot create a libcurl handle", c->method, c->log_url);
-		call_free(c);
-		return NULL;
-	}
-	if (setup_easy(c, req) == -1 || call_start(c) == -1) {
-		call_free(c);
-		return NULL;
-	}
+		snprintf(c->errbuf, sizeof c->errbuf, "cannot create a libcurl handle");
+		not_started(c);
+	} else if (setup_easy(c, req) == -1 || call_start(c) == -1)
+		not_started(c);
 	return c;
 }
 

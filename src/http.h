@@ -32,6 +32,8 @@ struct http_response {
 	char		*location;
 	int		 attempts;
 	char		 error[512];	/* transport error text, "" if none */
+	bool		 not_started;	/* the request could not even start (e.g. an URL
+					 * longer than libcurl accepts): nothing was sent */
 };
 
 struct http_call;
@@ -40,7 +42,11 @@ typedef void (*http_cb)(struct http_response *resp, void *arg);
 
 int http_init(struct event_base *) WUR;
 void http_shutdown(void);	/* cancels everything without callbacks; before event_base_free */
-/* Copies everything it needs from req. */
+/*
+ * Copies everything it needs from req. Never NULL, never calls back before it returns:
+ * a request that cannot start is answered through cb on a later loop turn (status 0,
+ * not_started), so a caller that counts it in flight always hears back.
+ */
 struct http_call *http_send(const struct http_request *req, http_cb cb, void *arg);
 void http_cancel(struct http_call *);	/* no callback after this */
 /*

@@ -137,12 +137,7 @@ hm_send(struct http_marker *hm, size_t i)
 	r->hm = hm;
 	r->i = i;
 	hm->inflight++;
-	hm->calls[i] = http_send(&rq, hm_answered, r);
-	if (hm->calls[i] == NULL) {
-		hm->inflight--;
-		err = xstrdup("cannot start the marking request");
-		goto fail;
-	}
+	hm->calls[i] = http_send(&rq, hm_answered, r);	/* answers even if it cannot start */
 	goto out;
 fail:
 	m->outcome = MARK_FAILED;

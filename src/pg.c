@@ -42,7 +42,7 @@ struct pg_conn {
 	struct event	*ev;		/* socket */
 	int		 ev_fd;
 	short		 ev_what;
-	struct event	*timer;		/* connect timeout */
+	struct event	*timer;		/* connect timeout, then the running query's answer timeout */
 	struct pg_query	*q;		/* running query */
 	PGresult	*last;		/* last result of the running query */
 	char		*err;		/* first error of the running query */
@@ -55,6 +55,9 @@ struct pg {
 	char		*name;
 	int		 size;
 	long		 connect_timeout_ms;
+	long		 statement_ms;	/* statement_timeout and lock_timeout of its sessions */
+	long		 answer_ms;	/* a query unanswered this long: connection dropped */
+	struct pg_query	*cancelled;	/* answered "cancelled" on the next turn */
 	struct pg_conn	*conns;
 	int		 nconns;
 	struct pg_query	*qhead, *qtail;
@@ -72,6 +75,7 @@ struct pg {
 };
 
 static void	conn_event(evutil_socket_t, short, void *);
+static void	conn_send(struct pg_conn *, struct pg_query *);
 static void	conn_watch(struct pg_conn *, short);
 
 /* One line out of a libpq message: trailing newline gone, inner newlines as spaces. */
@@ -253,6 +257,16 @@ notice_cb(void *arg, const char *message)
 	free(m);
 }
 
+/* The session setup's answer: only an error is worth a line. */
+static void
+setup_done(const struct pg_result_info *ri, void *arg)
+{
+	struct pg *pg = arg;
+
+	if (ri->err != NULL && !ri->conn_lost)
+		log_warnx("%s: cannot set the session's timeouts: %s", pg->name, ri->err);
+}
+
 /* The connection is up: switch to non-blocking queries and watch it for input. */
 static void
 connect_ok(struct pg_conn *c)
@@ -275,6 +289,23 @@ connect_ok(struct pg_conn *c)
 		log_debug("connected to %s (server %d)", pg->name, PQserverVersion(c->conn));
 	pg->warned_down = false;
 	conn_watch(c, EV_READ);
+	if (pg->statement_ms > 0) {
+		/* The session's timeouts, as the first statement (not startup options,
+		 * which a pooler such as PgBouncer may refuse). On PostgreSQL 14+ the
+		 * server also notices a dropped client during a statement (a lock wait
+		 * included) and ends it, instead of finishing a cancelled write once its
+		 * lock is free. The connection serves queries once this is answered. */
+		struct pg_query *q = xcalloc(1, sizeof(*q));
+
+		q->sql = xasprintf("SELECT set_config('statement_timeout', '%ld', false), "
+		    "set_config('lock_timeout', '%ld', false)%s", pg->statement_ms,
+		    pg->statement_ms, PQserverVersion(c->conn) >= 140000 ?
+		    ", set_config('client_connection_check_interval', '1000', false)" : "");
+		q->cb = setup_done;
+		q->arg = pg;
+		conn_send(c, q);
+		return;
+	}
 	pg_kick(pg);
 }
 
@@ -322,11 +353,69 @@ static void
 connect_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct pg_conn *c = arg;
-	char why[64];
+	char why[96];
 
 	(void)fd; (void)what;
+	if (c->state == PGC_BUSY) {
+		/* No answer in time: a hung server or a half-open connection. Dropping the
+		 * connection frees the pool slot; the server ends the statement by its own
+		 * statement_timeout at the latest. */
+		snprintf(why, sizeof(why), "no answer within %ld ms; connection dropped",
+		    c->pg->answer_ms);
+		conn_lost(c, why);
+		return;
+	}
 	snprintf(why, sizeof(why), "timeout after %ld ms", c->pg->connect_timeout_ms);
 	connect_failed(c, why);
+}
+
+/*
+ * Start connecting with the conninfo's own parameters plus, unless it sets them, TCP
+ * keepalives and tcp_user_timeout (a half-open connection fails instead of hanging).
+ */
+static PGconn *
+connect_start(const struct pg *pg)
+{
+	static const char *const tcp[][2] = {
+		{ "keepalives", "1" }, { "keepalives_idle", "15" }, { "keepalives_interval", "5" },
+		{ "keepalives_count", "3" }, { "tcp_user_timeout", "30000" },
+	};
+	PQconninfoOption *opts, *o;
+	const char **kw, **val;
+	char *err = NULL;
+	size_t n = 0, cap;
+	PGconn *conn;
+
+	if ((opts = PQconninfoParse(pg->conninfo, &err)) == NULL) {
+		PQfreemem(err);
+		return PQconnectStart(pg->conninfo);	/* reports the error itself */
+	}
+	for (o = opts, cap = NELEM(tcp) + 2; o->keyword != NULL; o++)
+		cap++;
+	kw = xcalloc(cap, sizeof *kw);
+	val = xcalloc(cap, sizeof *val);
+	for (size_t i = 0; i < NELEM(tcp); i++) {
+		for (o = opts; o->keyword != NULL; o++)
+			if (strcmp(o->keyword, tcp[i][0]) == 0 && o->val != NULL)
+				break;
+		if (o->keyword == NULL) {
+			kw[n] = tcp[i][0];
+			val[n++] = tcp[i][1];
+		}
+	}
+	for (o = opts; o->keyword != NULL; o++) {
+		if (o->val == NULL)
+			continue;
+		kw[n] = o->keyword;
+		val[n++] = o->val;
+	}
+	kw[n] = NULL;
+	val[n] = NULL;
+	conn = PQconnectStartParams(kw, val, 0);
+	free(kw);
+	free(val);
+	PQconninfoFree(opts);
+	return conn;
 }
 
 /* Open one more connection. */
@@ -346,7 +435,7 @@ conn_open(struct pg *pg)
 	tv.tv_sec = pg->connect_timeout_ms / 1000;
 	tv.tv_usec = (pg->connect_timeout_ms % 1000) * 1000;
 	evtimer_add(c->timer, &tv);
-	c->conn = PQconnectStart(pg->conninfo);
+	c->conn = connect_start(pg);
 	if (c->conn == NULL) {
 		connect_failed(c, "out of memory");
 		return;
@@ -372,6 +461,11 @@ conn_send(struct pg_conn *c, struct pg_query *q)
 	c->state = PGC_BUSY;
 	pg->nrunning++;
 	c->sqlstate[0] = '\0';
+	if (pg->answer_ms > 0) {
+		struct timeval tv = { pg->answer_ms / 1000, (pg->answer_ms % 1000) * 1000 };
+
+		evtimer_add(c->timer, &tv);
+	}
 	if (q->nparams == 0)
 		ok = PQsendQuery(c->conn, q->sql);
 	else
@@ -384,6 +478,7 @@ conn_send(struct pg_conn *c, struct pg_query *q)
 		}
 		c->q = NULL;
 		c->state = PGC_IDLE;
+		evtimer_del(c->timer);
 		pg->nrunning--;
 		msg = clean_msg(PQerrorMessage(c->conn));
 		err = xasprintf("%s: %s", pg->name, msg);
@@ -470,6 +565,7 @@ conn_results(struct pg_conn *c)
 	c->last = NULL;
 	c->err = NULL;
 	c->state = PGC_IDLE;
+	evtimer_del(c->timer);
 	pg->nrunning--;
 	pg_kick(pg);
 	query_done(q, last, err, sqlstate, false);
@@ -570,8 +666,13 @@ dispatch(struct pg *pg)
 static void
 kick_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct pg *pg = arg;
+	struct pg_query *q = pg->cancelled;
+
 	(void)fd; (void)what;
-	dispatch(arg);
+	pg->cancelled = NULL;
+	queue_fail(q, "cancelled", false);
+	dispatch(pg);
 }
 
 struct pg *
@@ -609,6 +710,8 @@ pg_free(struct pg *pg)
 		}
 	}
 	queue_fail(running, "shutting down", false);
+	queue_fail(pg->cancelled, "shutting down", false);
+	pg->cancelled = NULL;
 	while (pg->qhead != NULL)
 		queue_fail(queue_take(pg), "shutting down", false);
 	event_free(pg->kick);
@@ -616,6 +719,48 @@ pg_free(struct pg *pg)
 	free(pg->conninfo);
 	free(pg->name);
 	free(pg);
+}
+
+void
+pg_set_timeouts(struct pg *pg, long statement_ms, long answer_ms)
+{
+	pg->statement_ms = statement_ms > 0 ? statement_ms : 0;
+	pg->answer_ms = answer_ms > 0 ? answer_ms : 0;
+}
+
+void
+pg_cancel(struct pg *pg, pg_cb cb, bool (*match)(void *arg, void *ctx), void *ctx)
+{
+	struct pg_query **pp, *q;
+	struct pg_conn *c, *next;
+
+	if (pg == NULL || pg->freeing)
+		return;
+	pg->qtail = NULL;
+	for (pp = &pg->qhead; (q = *pp) != NULL; ) {
+		if (q->cb == cb && match(q->arg, ctx)) {
+			*pp = q->next;
+			pg->nqueued--;
+			q->next = pg->cancelled;
+			pg->cancelled = q;
+			continue;
+		}
+		pg->qtail = q;
+		pp = &q->next;
+	}
+	for (c = pg->conns; c != NULL; c = next) {
+		next = c->next;
+		if (c->state != PGC_BUSY || c->q == NULL || c->q->cb != cb || !match(c->q->arg, ctx))
+			continue;
+		/* libpq 15 has no non-blocking cancel request: drop the connection instead;
+		 * the server ends the statement by its statement_timeout at the latest. */
+		log_debug("%s: dropping a connection to cancel its statement", pg->name);
+		q = conn_close(c);
+		q->next = pg->cancelled;
+		pg->cancelled = q;
+	}
+	if (pg->cancelled != NULL)
+		pg_kick(pg);
 }
 
 void

@@ -38,6 +38,22 @@ void pg_query(struct pg *, const char *sql, int nparams, const char *const *valu
 /* Same, with binary/text formats and lengths (for bytea); formats NULL = all text. */
 void pg_query_params(struct pg *, const char *sql, int nparams, const char *const *values,
     const int *lengths, const int *formats, pg_cb, void *arg);
+/*
+ * Timeouts of the pool's statements (statement_ms for connections opened afterwards,
+ * answer_ms at once): statement_ms becomes the sessions' statement_timeout and
+ * lock_timeout, set by their first statement (the server ends a statement that runs or
+ * waits for a lock longer); a statement unanswered after answer_ms has its connection
+ * dropped and fails with conn_lost (a hung server, a half-open connection). 0 = none.
+ * Every connection also gets TCP keepalives and tcp_user_timeout unless its conninfo
+ * sets them.
+ */
+void pg_set_timeouts(struct pg *, long statement_ms, long answer_ms);
+/*
+ * Cancel the statements whose callback is cb and whose arg match() accepts: a queued one
+ * leaves the queue, a running one has its connection dropped (freeing the pool's slot at
+ * once). Their callbacks still come, on a later loop turn, with err "cancelled".
+ */
+void pg_cancel(struct pg *, pg_cb cb, bool (*match)(void *arg, void *ctx), void *ctx);
 /* A connection is open, or none is but the last connect attempt succeeded. */
 bool pg_is_up(const struct pg *);
 int pg_queued(const struct pg *);	/* queries not yet answered: waiting or running */

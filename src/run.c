@@ -66,6 +66,116 @@ result_written(void *arg, int rc, json_t *res, const char *err)
 	run_end(r, false, false);
 }
 
+#define CK_RETRY_FIRST_MS	200
+#define CK_RETRY_MAX_MS		2000
+
+/* One checkpoint on its way, sent again while its connection is lost. */
+struct ck_send {
+	struct run	*r;
+	json_t		*doc;
+	state_cb	 cb;
+	void		*arg;
+	struct event	*ev;
+	int64_t		 backoff_ms;
+	int		 attempts;
+};
+
+static void ck_sent(void *, int, json_t *, const char *);
+
+static void
+ck_resend(evutil_socket_t fd, short ev, void *arg)
+{
+	struct ck_send *s = arg;
+	struct run *r = s->r;
+
+	(void)fd; (void)ev;
+	s->attempts++;
+	state_checkpoint(r->jr->d->state, r->job->name, r->epoch, r->id, s->doc, ck_sent, s);
+}
+
+/*
+ * The answer of a checkpoint. One lost with its connection (the database restarted, a
+ * network cut) is sent again after a backoff while the lease is ours by the monotonic
+ * clock: its "seq" makes a second application a no-op, so what it carries (failures,
+ * unmarked records, hashes) is not lost with the connection. A fenced refusal or any
+ * other error goes to the caller at once.
+ */
+static void
+ck_sent(void *arg, int rc, json_t *res, const char *err)
+{
+	struct ck_send *s = arg;
+	struct run *r = s->r;
+	state_cb cb = s->cb;
+	void *cbarg = s->arg;
+
+	if (rc == STATE_CONN_LOST && r->jr->epoch == r->epoch &&
+	    now_mono_ms() + (uint64_t)s->backoff_ms < r->jr->lease_deadline) {
+		struct timeval tv = { (time_t)(s->backoff_ms / 1000),
+		    (suseconds_t)(s->backoff_ms % 1000 * 1000) };
+
+		if (s->attempts == 1)
+			log_job(LOG_WARNING, r->job->name, r->id, NULL, "checkpoint %lld not "
+			    "written: %s; sending it again while the lease lasts",
+			    (long long)json_integer_value(json_object_get(s->doc, "seq")), err);
+		if (s->ev == NULL)
+			s->ev = evtimer_new(r->jr->d->base, ck_resend, s);
+		evtimer_add(s->ev, &tv);
+		s->backoff_ms = s->backoff_ms * 2 > CK_RETRY_MAX_MS ? CK_RETRY_MAX_MS :
+		    s->backoff_ms * 2;
+		return;
+	}
+	if (s->attempts > 1 && rc == STATE_OK)
+		log_job(LOG_INFO, r->job->name, r->id, NULL, "checkpoint %lld written after %d "
+		    "attempts%s", (long long)json_integer_value(json_object_get(s->doc, "seq")),
+		    s->attempts, json_is_true(json_object_get(res, "repeated")) ?
+		    " (the first had committed)" : "");
+	if (s->ev != NULL)
+		event_free(s->ev);
+	json_decref(s->doc);
+	free(s);
+	cb(cbarg, rc, res, err);
+}
+
+/* Write one checkpoint of the run: numbered, and sent again after a lost connection. */
+static void
+ck_write(struct run *r, json_t *doc, state_cb cb, void *arg)
+{
+	struct ck_send *s = xcalloc(1, sizeof *s);
+
+	s->r = r;
+	s->doc = json_incref(doc);
+	s->cb = cb;
+	s->arg = arg;
+	s->backoff_ms = CK_RETRY_FIRST_MS;
+	s->attempts = 1;
+	json_object_set_new(doc, "seq", json_integer(++r->ck_seq));
+	state_checkpoint(r->jr->d->state, r->job->name, r->epoch, r->id, doc, ck_sent, s);
+}
+
+/*
+ * Whether the run's last write hands the lease back, in the same transaction: the job is
+ * no longer ours (rebalanced away, removed or disabled by a reload), or the daemon stops.
+ */
+static bool
+run_gives_back(const struct run *r)
+{
+	const struct jobrt *jr = r->jr;
+
+	return jr->d->stopping || (!jr->d->once && !jr->mine) || jr->removed ||
+	    !jr->conf->enabled;
+}
+
+/* The failed run's result went with the lease. */
+static void
+released_with_result(void *arg, int rc, json_t *res, const char *err)
+{
+	struct run *r = arg;
+
+	if (rc == STATE_OK)
+		r->jr->epoch = 0;
+	result_written(arg, rc, res, err);
+}
+
 /* Write a failed run's result (once no other state call is in flight). */
 static void
 write_failure(struct run *r)
@@ -89,7 +199,11 @@ write_failure(struct run *r)
 	    "ndeleted", (json_int_t)(r->ndeleted - r->c_deleted));
 	free(msg);
 	r->state_busy = true;
-	state_checkpoint(r->jr->d->state, r->job->name, r->epoch, r->id, doc, result_written, r);
+	if (run_gives_back(r)) {
+		json_object_set_new(doc, "release", json_true());
+		ck_write(r, doc, released_with_result, r);
+	} else
+		ck_write(r, doc, result_written, r);
 	json_decref(doc);
 }
 
@@ -255,15 +369,13 @@ run_checkpoint(struct run *r, json_t *doc, run_step_cb next)
 	json_object_set_new(doc, "max_attempts", json_integer(r->job->max_attempts));
 	json_object_set_new(doc, "backoff_ms", json_integer(r->job->retry_backoff_ms));
 	json_object_set_new(doc, "backoff_max_ms", json_integer(r->job->retry_backoff_max_ms));
-	/* The run's last write hands the lease back when the job is no longer ours
-	 * (rebalanced away, or the daemon stops), in the same transaction. */
-	if (json_object_get(doc, "result") != NULL && (r->jr->d->stopping ||
-	    (!r->jr->d->once && !r->jr->mine) || r->jr->removed)) {
+	/* The run's last write hands the lease back when the job is no longer ours. */
+	if (json_object_get(doc, "result") != NULL && run_gives_back(r)) {
 		json_object_set_new(doc, "release", json_true());
 		c->released = true;
 	}
 	r->state_busy = true;
-	state_checkpoint(r->jr->d->state, r->job->name, r->epoch, r->id, doc, checkpointed, c);
+	ck_write(r, doc, checkpointed, c);
 }
 
 /*
@@ -538,7 +650,9 @@ started(void *arg, int rc, json_t *res, const char *err)
 	}
 	if (rc == STATE_OK && json_is_true(json_object_get(res, "paused")) && r->fail_msg == NULL) {
 		r->state_busy = false;
-		log_job(LOG_DEBUG, r->job->name, 0, NULL, "paused: no run (onesyncctl resume)");
+		log_job(r->jr->d->once ? LOG_NOTICE : LOG_DEBUG, r->job->name, 0, NULL,
+		    "paused: no run (onesyncctl resume)");
+		r->jr->not_run = true;
 		r->finishing = true;
 		run_end(r, true, false);
 		return;
@@ -597,8 +711,10 @@ claimed(void *arg, int rc, int64_t epoch, const char *err)
 		return;
 	}
 	if (epoch == 0) {
-		log_job(LOG_DEBUG, r->job->name, 0, NULL, "another instance holds the lease");
+		log_job(jr->d->once ? LOG_NOTICE : LOG_DEBUG, r->job->name, 0, NULL,
+		    "another instance holds the lease: no run%s", jr->d->once ? " (--once)" : "");
 		jr->claim_failed = true;
+		jr->not_run = true;
 		r->finishing = true;
 		run_end(r, true, false);
 		return;

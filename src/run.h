@@ -35,6 +35,7 @@ struct run {
 	bool			 state_busy;	/* a state call is in flight */
 	char			*fail_msg;	/* set when failing: written once state is idle */
 	long long		 c_read, c_delivered, c_skipped, c_failed, c_deleted;	/* checkpointed */
+	long long		 ck_seq;	/* checkpoints sent: each carries its number */
 
 	/* counters of this run */
 	long long		 nread, ndelivered, nskipped, nfailed, ndeleted;

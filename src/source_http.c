@@ -78,6 +78,11 @@ answered(struct http_response *resp, void *arg)
 	size_t bad;
 
 	sr->call = NULL;
+	if (resp->not_started) {
+		fail(sr, "the source request GET %.200s could not be sent: %s", sr->log_url,
+		    resp->error);
+		goto out;
+	}
 	if (resp->status == 0) {
 		fail(sr, "source unreachable: GET %s: %s (after %d attempts)", sr->log_url,
 		    resp->error, resp->attempts);

@@ -32,6 +32,7 @@ struct source_req {
 	bool		 outstanding;	/* the query is in the pool */
 	bool		 dead;		/* cancelled while outstanding: the answer frees it */
 	bool		 in_cb;		/* calling back: a cancel now only stops the callback */
+	struct pg	*pool;
 };
 
 struct pg_marker {
@@ -263,7 +264,8 @@ source_pg_fetch(struct daemon *d, const struct job_conf *job, const struct sourc
 	log_debug("source database (%s): %s", r->place, sql.data);
 	r->starting = true;
 	r->outstanding = true;
-	pg_query(daemon_pg(d, job->src.conninfo), sql.data, np, params, fetch_answered, r);
+	r->pool = daemon_pg(d, job->src.conninfo, job->src.http.timeout_ms);
+	pg_query(r->pool, sql.data, np, params, fetch_answered, r);
 	r->starting = false;
 	buf_free(&sql);
 	if (r->early_err != NULL) {
@@ -275,6 +277,12 @@ source_pg_fetch(struct daemon *d, const struct job_conf *job, const struct sourc
 	return r;
 }
 
+static bool
+same_arg(void *arg, void *ctx)
+{
+	return arg == ctx;
+}
+
 /* Called by source_cancel for a PostgreSQL read: no callback after this. */
 void
 source_pg_cancel(struct source_req *r)
@@ -284,6 +292,7 @@ source_pg_cancel(struct source_req *r)
 		return;		/* fetch_answered frees it when the callback returns */
 	if (r->outstanding) {
 		r->dead = true;
+		pg_cancel(r->pool, fetch_answered, same_arg, r);	/* its answer frees it */
 		return;
 	}
 	req_free(r);
@@ -574,7 +583,7 @@ source_pg_mark(struct daemon *d, const struct job_conf *job, struct source_mark 
 	}
 	pm->sql = mark_sql(job);
 	log_debug("source database (%s): marking %zu rows: %s", pm->place, nsend, pm->sql);
-	pm->pool = daemon_pg(d, job->src.conninfo);
+	pm->pool = daemon_pg(d, job->src.conninfo, job->src.http.timeout_ms);
 	pm->starting = true;
 	mark_send(pm, pm->pool, rows.data, -1);
 	pm->starting = false;
@@ -582,6 +591,13 @@ source_pg_mark(struct daemon *d, const struct job_conf *job, struct source_mark 
 		marker_defer(pm, d->base);	/* answered synchronously (pool shutting down) */
 	buf_free(&rows);
 	return &pm->base;
+}
+
+/* Whether a pool query's arg is a statement of this marker. */
+static bool
+pm_owns(void *arg, void *ctx)
+{
+	return ((struct pm_one *)arg)->pm == ctx;
 }
 
 void
@@ -596,6 +612,7 @@ source_pg_mark_cancel(struct source_marker *m)
 			pm->ev = NULL;
 		}
 		pm->dead = true;	/* mark_answered frees it */
+		pg_cancel(pm->pool, mark_answered, pm_owns, pm);
 		return;
 	}
 	marker_free(pm);

@@ -491,7 +491,35 @@ static const char *const state_migrations[] = {
 "    FROM unnest(p_jobs, p_epochs) AS u(name, epoch)\n"
 "   WHERE j.name = u.name AND j.epoch = u.epoch AND j.owner = p_owner\n"
 "     AND j.incarnation IS NOT DISTINCT FROM p_incarnation\n"
-"$f$;\n",
+"$f$;\n"
+/* 2 (reload): a checkpoint's number within its run (the document's "seq"), so that a
+ * checkpoint sent again after a lost connection, whose first attempt may have committed, is
+ * applied once: counters and retry attempts are not added twice. A repeated one answers
+ * "repeated" without writing, before the fence (its first attempt may have released the
+ * lease); a concurrent first attempt still running on the server is waited for by the row
+ * lock of the UPDATE. */
+"ALTER TABLE @S@.runs ADD COLUMN checkpoint_seq bigint NOT NULL DEFAULT 0;\n"
+"CREATE FUNCTION @S@.checkpoint_once(p_job text, p_owner text, p_epoch bigint, p_run bigint,\n"
+"    d jsonb) RETURNS jsonb LANGUAGE plpgsql AS $f$\n"
+"DECLARE seq bigint := (d->>'seq')::bigint;\n"
+"BEGIN\n"
+"  IF seq IS NOT NULL THEN\n"
+"    IF EXISTS (SELECT 1 FROM @S@.runs WHERE id = p_run AND instance = p_owner\n"
+"                AND epoch = p_epoch AND checkpoint_seq >= seq) THEN\n"
+"      RETURN jsonb_build_object('repeated', true, 'dead', '[]'::jsonb,\n"
+"        'failures', (SELECT count(*) FROM @S@.failures WHERE job = p_job),\n"
+"        'dead_records', (SELECT count(*) FROM @S@.failures WHERE job = p_job AND dead));\n"
+"    END IF;\n"
+"    PERFORM @S@.fence(p_job, p_owner, p_epoch);\n"
+"    UPDATE @S@.runs SET checkpoint_seq = seq WHERE id = p_run AND checkpoint_seq < seq;\n"
+"    IF NOT FOUND THEN\n"
+"      RETURN jsonb_build_object('repeated', true, 'dead', '[]'::jsonb,\n"
+"        'failures', (SELECT count(*) FROM @S@.failures WHERE job = p_job),\n"
+"        'dead_records', (SELECT count(*) FROM @S@.failures WHERE job = p_job AND dead));\n"
+"    END IF;\n"
+"  END IF;\n"
+"  RETURN @S@.checkpoint(p_job, p_owner, p_epoch, p_run, d);\n"
+"END $f$;\n",
 };
 
 #endif

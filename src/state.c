@@ -75,6 +75,19 @@ state_set_identity(struct state *st, state_identity_fn fn, void *arg)
 }
 
 void
+state_set_lease(struct state *st, int64_t lease_ms)
+{
+	long third = (long)(lease_ms / 3 > 1000 ? lease_ms / 3 : 1000);
+
+	/* A run's statements: within the lease. The coordination connection answers within
+	 * a renewal tick, or is dropped and opened again (a half-open connection would
+	 * otherwise hold every heartbeat and renewal behind it); no statement_timeout there,
+	 * its statements are small. */
+	pg_set_timeouts(st->pg, (long)lease_ms, (long)lease_ms + 5000);
+	pg_set_timeouts(st->coord, 0, third);
+}
+
+void
 state_free(struct state *st)
 {
 	if (st == NULL)
@@ -139,7 +152,7 @@ pg_outcome(const struct pg_result_info *ri, const char *what, json_t **json, cha
 			return STATE_LEASE_LOST;
 		}
 		*err = xasprintf("state database: %s failed: %s", what, ri->err);
-		return STATE_ERROR;
+		return ri->conn_lost ? STATE_CONN_LOST : STATE_ERROR;
 	}
 	if (PQntuples(ri->res) > 0 && PQnfields(ri->res) > 0 && !PQgetisnull(ri->res, 0, 0)) {
 		json_error_t je;
@@ -486,7 +499,8 @@ state_checkpoint(struct state *st, const char *job, int64_t epoch, long long run
 	json_decref(ok);
 	snprintf(e, sizeof e, "%lld", (long long)epoch);
 	snprintf(r, sizeof r, "%lld", run);
-	call(st, "checkpoint", "SELECT @S@.checkpoint($1, $2, $3, $4, $5::jsonb)", 5, v, cb, arg);
+	call(st, "checkpoint", "SELECT @S@.checkpoint_once($1, $2, $3, $4, $5::jsonb)", 5, v, cb,
+	    arg);
 	free(d);
 }
 

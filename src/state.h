@@ -13,9 +13,14 @@ enum {
 	STATE_ERROR = -1,	/* database unreachable or a statement failed */
 	STATE_LEASE_LOST = -2,	/* the fence refused the write */
 	STATE_REFUSED = -3,	/* claim: the job's state belongs to another definition */
+	STATE_CONN_LOST = -4,	/* the connection was lost, or could not be opened: the
+				 * statement's outcome is unknown (it may have committed) */
 };
 
 struct state;
+
+/* Timeouts of the state store's statements, from daemon.lease (again on reload). */
+void state_set_lease(struct state *, int64_t lease_ms);
 
 /* rc is STATE_*; res (borrowed, may be NULL) is the function's JSON answer. */
 typedef void (*state_cb)(void *arg, int rc, json_t *res, const char *err);
@@ -97,7 +102,8 @@ void state_queue(struct state *, const char *job, const char *after, int limit,
  * each: kind 'f' (retry queue: key, hash, waiting 'true'/'false') or 'u' (unmarked: key,
  * hash, -, answer as JSON text). */
 void state_lookup(struct state *, const char *job, json_t *keys, state_rows_cb, void *);
-/* One fenced checkpoint (see sql_schema.h for the document's fields). */
+/* One fenced checkpoint (see sql_schema.h for the document's fields). With "seq" (its
+ * number within the run) it is applied once however often it is sent. */
 void state_checkpoint(struct state *, const char *job, int64_t epoch, long long run,
     json_t *doc, state_cb, void *);
 

@@ -47,9 +47,10 @@ static bool			 in_call;
 
 /* The daemon's shared pools, as the tests need them. */
 struct pg *
-daemon_pg(struct daemon *d, const char *ci)
+daemon_pg(struct daemon *d, const char *ci, int64_t timeout_ms)
 {
 	(void)d;
+	(void)timeout_ms;
 	return strcmp(ci, bad_conninfo) == 0 ? BAD : P;
 }
 
