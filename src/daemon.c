@@ -155,12 +155,17 @@ static void
 status_line(struct daemon *d)
 {
 	size_t failing = 0;
+	char rejected[96] = "";
 
 	for (size_t i = 0; i < d->njobs; i++)
 		if (d->jobs[i]->last_failed)
 			failing++;
-	notify_status("%zu jobs, %d running, %zu failing; state store %s", d->njobs,
-	    d->running, failing, daemon_state_reachable(d) ? "reachable" : "unreachable");
+	if (d->reload_errors > 0)
+		snprintf(rejected, sizeof rejected, "; last reload rejected (%zu errors), the "
+		    "previous configuration is in force", d->reload_errors);
+	notify_status("%zu jobs, %d running, %zu failing; state store %s%s", d->njobs,
+	    d->running, failing, daemon_state_reachable(d) ? "reachable" : "unreachable",
+	    rejected);
 }
 
 /*
@@ -1126,10 +1131,12 @@ on_hup(evutil_socket_t sig, short ev, void *arg)
 			log_job(LOG_ERR, NULL, 0, MSGID_CONFIG_REJECTED, "%s", errs.v[i]);
 		log_job(LOG_ERR, NULL, 0, MSGID_CONFIG_REJECTED, "configuration rejected (%zu "
 		    "errors); the running configuration stays in force", errs.n);
+		d->reload_errors = errs.n > 0 ? errs.n : 1;
 		strlist_free(&errs);
-	} else if (!d->stopping)
+	} else if (!d->stopping) {
+		d->reload_errors = 0;
 		apply_config(d, cfg);
-	else
+	} else
 		config_free(cfg);
 	status_line(d);
 	notify_ready();

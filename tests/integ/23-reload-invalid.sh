@@ -65,6 +65,7 @@ reject() {
 	grep -q 'configuration rejected' "$T/reload.log" || fail "$name: no 'configuration rejected' line"
 	! grep -q 'configuration reloaded' "$T/reload.log" || fail "$name: the invalid configuration was applied"
 	last_status | grep -q '^STATUS=1 jobs' || fail "$name: STATUS= does not show the old configuration: $(last_status)"
+	last_status | grep -q 'last reload rejected ([0-9]* errors)' || fail "$name: STATUS= does not say the reload was rejected: $(last_status)"
 	# the old job goes on unchanged: new records reach the old destination, and only it
 	n0=$(maxrun)
 	sa POST /_ctl/mutate '{"coll":"contacts","after_gets":0,"touch":2,"insert":1,"field":"updatedAt"}' >/dev/null
@@ -86,16 +87,19 @@ reject "job without its key"
 conf copy2 '' "$(added)" "$(added | sed 's|name = "added";|name = "contacts"; // BAD|')"
 reject "duplicate job name"
 
-# a valid file afterwards is applied
-conf copy2 '' "$(added)"
+# a valid file afterwards is applied (the job keeps its destination: another one would be
+# another definition, which its state refuses until a reset; see 67-job-identity)
+conf copy '' "$(added)"
 mark=$(wc -l <"$T/daemon.log"); r0=$(readies)
 kill -HUP "$D_PID"
 wait_for 10 readies_gt "$r0" || fail "no READY=1 after the valid reload"
 tail -n +$((mark + 1)) "$T/daemon.log" | grep -q 'configuration reloaded' || fail "the valid configuration was not applied"
 last_status | grep -q '^STATUS=2 jobs' || fail "STATUS= does not show the new configuration: $(last_status)"
+! last_status | grep -q 'rejected' || fail "STATUS= still speaks of a rejected reload: $(last_status)"
 wait_for 20 count_ge other-copy 5 ||
 	fail "the added job did not run"
+copy0=$(count copy)
 sa POST /_ctl/mutate '{"coll":"contacts","after_gets":0,"touch":0,"insert":1,"field":"updatedAt"}' >/dev/null
-wait_for 20 count_ge copy2 1 ||
-	fail "the changed destination was not used"
+wait_for 20 count_ge copy $((copy0 + 1)) ||
+	fail "the job stopped after the valid reload"
 kill -TERM "$D_PID"; wait "$D_PID" || fail "exit code $? after SIGTERM"

@@ -44,7 +44,9 @@ read -r total most < <(sa GET /_ctl/stats?coll=erp | python3 -c 'import json,sys
 
 # The same checkpoint twice (its first answer lost with the connection): applied once, the
 # second answered "repeated" even after the first released the lease.
-E=$(sql "$STATE" "SELECT onesync.claim('orders', 't:1', 0, 60000)")
+E=$(sql "$STATE" "SELECT onesync.claim_job('orders', 't:1', 'inc-t', 0, 60000,
+	(SELECT identity FROM onesync.jobs WHERE name = 'orders'), '{}') ->> 'epoch'")
+[ -n "$E" ] || fail "the test could not claim the job"
 R=$(sql "$STATE" "INSERT INTO onesync.runs (job, instance, epoch) VALUES ('orders', 't:1', $E) RETURNING id")
 D1='{"seq": 1, "read": 5, "nfailed": 1, "max_attempts": 5, "backoff_ms": 0, "backoff_max_ms": 0,
 	"failed": [{"key": "k1", "error": "refused", "hash": "h"}]}'
