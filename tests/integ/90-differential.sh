@@ -5,7 +5,7 @@
 # destination == source and counts duplicate writes (0 without faults, at most the page or
 # batch in flight per fault). Seeded: the seed is printed at the start and with every failure.
 #   DIFF_SEED=N      replay a seed            DIFF_ROUNDS=N   number of rounds
-#   DIFF_ONLY=i,j    only those rounds         DIFF_LONG=1     five rounds per case, longer ones
+#   DIFF_ONLY=i,j    only those rounds         DIFF_LONG=1     three rounds per case, longer ones
 #   DIFF_CASES=a,b   only those cases          DIFF_FAULT=none|kill|pg   force the fault kind
 . "$(dirname "$0")/../lib.sh"
 pg_private
