@@ -7,6 +7,11 @@
 #   DIFF_SEED=N      replay a seed            DIFF_ROUNDS=N   number of rounds
 #   DIFF_ONLY=i,j    only those rounds         DIFF_LONG=1     three rounds per case, longer ones
 #   DIFF_CASES=a,b   only those cases          DIFF_FAULT=none|kill|pg   force the fault kind
+#   DIFF_BUDGET=S    no round starts after S seconds (default 150, long 250)
+# Scenarios outside the promise, off by default, to show a defect: DIFF_UNSORTED_NO_LOOKBACK=1
+# (modified.sorted = false without lookback loses records changed while a run pages) and
+# DIFF_PAGE_DELETES=1 (capture deletes over page paging, issue 9 item 2).
+# A failure names the defect it most likely is (issue 9 item, or a new one).
 . "$(dirname "$0")/../lib.sh"
 pg_private
 sa_start
