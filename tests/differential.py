@@ -538,6 +538,9 @@ jobs = ( { name = "%s"; strategy = "%s"; key = "id"; batch = %d; %s
         # slow source pages so changes land while runs page
         if self.src.startswith("http"):
             http("POST", "/_ctl/fault", {"coll": self.scoll, "method": "GET", "delay_ms": rng.choice([10, 25, 40])})
+        # and deliveries, so that a fault lands inside a run rather than between two
+        if self.dest == "http":
+            http("POST", "/_ctl/fault", {"coll": self.dcoll, "method": "*", "delay_ms": rng.choice([3, 8, 15])})
         self.write_conf("300ms")
         self.start()
         steps = rng.randint(60, 120) if not LONG else rng.randint(100, 220)
@@ -554,7 +557,7 @@ jobs = ( { name = "%s"; strategy = "%s"; key = "id"; batch = %d; %s
                     self.mutate()
                     time.sleep(0.02)
                 inflight = self.running_after(rid0)
-                time.sleep(rng.uniform(0, 0.15))
+                time.sleep(rng.uniform(0, 0.05))
                 if self.fault == "kill":
                     done = self.kill9()
                 else:
@@ -567,6 +570,7 @@ jobs = ( { name = "%s"; strategy = "%s"; key = "id"; batch = %d; %s
         if self.src in ("csv", "ndjson"):
             self.write_file()
         http("DELETE", "/_ctl/fault?coll=%s" % self.scoll)
+        http("DELETE", "/_ctl/fault?coll=%s" % self.dcoll)
         problems = []
         e = self.stop()
         if e:
@@ -600,7 +604,7 @@ jobs = ( { name = "%s"; strategy = "%s"; key = "id"; batch = %d; %s
                            (", sorted" if self.sorted or self.src == "pg" else ", unsorted") + (
                             ", lookback %dms" % self.lookback if self.lookback else ", no lookback")
                         if self.strategy == "modified" else "",
-                           steps, json.dumps(self.ops, sort_keys=True), " ".join(self.faults), runs[0], runs[1],
+                           sum(self.ops.values()), json.dumps(self.ops, sort_keys=True), " ".join(self.faults), runs[0], runs[1],
                            runs[2], runs[3], nq, len(s), ndup))
         self.logfh.close()
         return problems
