@@ -247,8 +247,13 @@ class Round:
                            "ts timestamptz NOT NULL, synced boolean NOT NULL DEFAULT false)" % self.stab)
         recs = []
         t = BASE_MS
+        big = 0
         for k in range(1, n + 1):
-            if self.rng.random() > 0.3:       # ties: about a third share the previous timestamp
+            if big > 0:
+                big -= 1                      # inside a large tie (it spans pages)
+            elif self.rng.random() < 0.04:
+                big = self.rng.randint(5, 40)
+            elif self.rng.random() > 0.3:     # ties: about a third share the previous timestamp
                 t += self.rng.randint(1, 1500)
             recs.append(self.new_version(k, t))
         self.clock = t
@@ -275,6 +280,8 @@ class Round:
         newk = max(self.model, default=0) + 1
         s = self.strategy
         ops = ["insert", "update", "update"]
+        if s == "modified":
+            ops += ["tie_burst"]
         if s == "modified" and self.lookback:
             ops += ["late", "late_tx" if self.src == "pg" else "late"]
         if s == "capture" and self.deletes:
@@ -299,6 +306,13 @@ class Round:
             if old >= self.clock:
                 self.clock = old + 1
             self.src_put(self.new_version(k, self.clock))
+        elif op == "tie_burst":
+            # several changes at one timestamp, the tie growing while runs page through it
+            ks = rng.sample(keys, min(len(keys), rng.randint(3, 12))) + [newk + i for i in range(rng.randint(0, 4))]
+            self.clock = max([self.clock] + [self.model[k]["ts"] + 1 for k in ks if k in self.model])
+            for k in ks:
+                self.src_put(self.new_version(k, self.clock))
+                time.sleep(rng.uniform(0, 0.01))
         elif op in ("late", "late_tx"):
             # a change committed late: its timestamp is older than records already served,
             # by at most half of modified.lookback (the whole round moves the clock less than that)
