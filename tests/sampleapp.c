@@ -656,6 +656,75 @@ static int parse_long(const char *s, long *out)
 }
 
 /* returns HTTP code; fills buf */
+/* ------------------------------------------- write log (differential test) */
+/* Per collection, outside coll_t: the last body written to each key (kept after a DELETE),
+ * and how many writes repeated it exactly ("duplicate writes"), how many DELETEs found
+ * nothing. GET /_ctl/writes?coll=c answers them, DELETE /_ctl/writes?coll=c clears them. */
+static json_t *g_wlog;
+
+static json_t *wlog_of(const char *coll)
+{
+	json_t *w;
+	if (!g_wlog) g_wlog = json_object();
+	w = json_object_get(g_wlog, coll);
+	if (!w) {
+		w = json_pack("{s{}s{}sIsIsIsI}", "last", "dup_writes", "total_dup_writes", (json_int_t)0,
+		              "writes", (json_int_t)0, "deletes", (json_int_t)0, "deletes_missing", (json_int_t)0);
+		json_object_set_new(g_wlog, coll, w);
+	}
+	return w;
+}
+
+static void wlog_bump(json_t *w, const char *field)
+{
+	json_object_set_new(w, field, json_integer(json_integer_value(json_object_get(w, field)) + 1));
+}
+
+static void wlog_write(const char *coll, const char *key, json_t *body)
+{
+	json_t *w = wlog_of(coll), *last = json_object_get(w, "last");
+	json_t *prev = json_object_get(last, key);
+	wlog_bump(w, "writes");
+	if (prev && json_equal(prev, body)) {
+		json_t *d = json_object_get(w, "dup_writes");
+		json_object_set_new(d, key, json_integer(json_integer_value(json_object_get(d, key)) + 1));
+		wlog_bump(w, "total_dup_writes");
+	}
+	json_object_set_new(last, key, json_deep_copy(body));
+}
+
+static void wlog_delete(const char *coll, int found)
+{
+	json_t *w = wlog_of(coll);
+	wlog_bump(w, "deletes");
+	if (!found) wlog_bump(w, "deletes_missing");
+}
+
+static json_t *wlog_ctl(int m, const char *coll, int *code)
+{
+	if (!coll) { *code = 400; return err_json("need coll"); }
+	if (m == M_DELETE) {
+		if (g_wlog) json_object_del(g_wlog, coll);
+		return json_pack("{sb}", "ok", 1);
+	}
+	json_t *w = json_deep_copy(wlog_of(coll));
+	json_object_del(w, "last");
+	return w;
+}
+
+/* Keyset cursor: `_cursor=k<key>` starts after the record with that key (the list must be
+ * sorted by key, the default); with `_keyset=1` (or a k cursor) the next token is
+ * `k<last key of the page>`, so records deleted or inserted before it shift nothing. */
+static size_t keyset_start(coll_t *c, json_t **res, size_t n, const char *after)
+{
+	size_t i;
+	for (i = 0; i < n; i++) {
+		int ok, r = cmp_filter(json_object_get(res[i], c->keyf), after, &ok);
+		if (ok && r > 0) break;
+	}
+	return i;
+}
+
 static int do_list(coll_t *c, struct evhttp_request *req, struct evbuffer *out)
 {
 	struct evkeyvalq q;
@@ -672,7 +741,8 @@ static int do_list(coll_t *c, struct evhttp_request *req, struct evbuffer *out)
 	char *sortdup = NULL, *orddup = NULL;
 	long limit = -1, page = -1, offset = -1;
 	const char *cursor = NULL;
-	int envelope = 0;
+	int envelope = 0, keyset = 0;
+	const char *after = NULL;
 	json_t *err = NULL;
 	struct evkeyval *kv;
 	TAILQ_FOREACH(kv, &q, next) {
@@ -685,6 +755,7 @@ static int do_list(coll_t *c, struct evhttp_request *req, struct evbuffer *out)
 			else if (!strcmp(k, "_offset")) { if (!parse_long(v, &offset) || offset < 0) err = err_json("bad _offset"); }
 			else if (!strcmp(k, "_cursor")) cursor = v;
 			else if (!strcmp(k, "_envelope")) envelope = strcmp(v, "0") && strcmp(v, "false");
+			else if (!strcmp(k, "_keyset")) keyset = strcmp(v, "0") && strcmp(v, "false");
 			if (err) break;
 			continue;
 		}
@@ -707,7 +778,8 @@ static int do_list(coll_t *c, struct evhttp_request *req, struct evbuffer *out)
 	const char *style = "_page";
 	if (!err && cursor) {
 		style = "_cursor";
-		if (cursor[0] != 'c' || !parse_long(cursor + 1, &off) || off < 0) err = err_json("bad _cursor");
+		if (cursor[0] == 'k') { after = cursor + 1; keyset = 1; }
+		else if (cursor[0] != 'c' || !parse_long(cursor + 1, &off) || off < 0) err = err_json("bad _cursor");
 	} else if (!err && offset >= 0) {
 		style = "_offset";
 		off = offset;
@@ -733,7 +805,7 @@ static int do_list(coll_t *c, struct evhttp_request *req, struct evbuffer *out)
 	/* Without an envelope (no total) only off + limit + 1 matches are needed: a seek
 	 * request then costs what an indexed API would, not a scan; such a partial
 	 * result is not cached. */
-	size_t need = (!envelope && limit >= 0) ? (size_t)off + (size_t)limit + 1 : (size_t)-1;
+	size_t need = (!envelope && !keyset && limit >= 0) ? (size_t)off + (size_t)limit + 1 : (size_t)-1;
 	bool partial = false;
 	if (!c->fspec || strcmp(c->fspec, fspec) || c->fpartial) {
 		free(c->fspec); free(c->fres);
@@ -763,12 +835,18 @@ static int do_list(coll_t *c, struct evhttp_request *req, struct evbuffer *out)
 	evbuffer_free(fk);
 
 	size_t total = c->fn;
+	if (after) off = (long)keyset_start(c, c->fres, c->fn, after);
 	size_t b0 = (size_t)off < total ? (size_t)off : total;
 	size_t e0 = total;
 	if (limit >= 0 && (size_t)limit < total - b0) e0 = b0 + (size_t)limit;
 	int has_next = limit > 0 && e0 < total;
 	char *nurl = NULL, tok[48];
 	snprintf(tok, sizeof tok, "c%zu", e0);
+	if (keyset && e0 > b0) {
+		char *lk = keytext(json_object_get(c->fres[e0 - 1], c->keyf));
+		snprintf(tok, sizeof tok, "k%s", lk ? lk : "");
+		free(lk);
+	}
 	if (has_next) {
 		char pv[48];
 		if (!strcmp(style, "_cursor")) snprintf(pv, sizeof pv, "%s", tok);
@@ -837,6 +915,7 @@ static int create_one(coll_t *c, json_t *obj, json_t **stored)
 		json_object_set_new(rec, "erpId", json_integer(c->erp_next++));
 	}
 	put_record(c, k, json_incref(rec));
+	wlog_write(c->name, k, obj);
 	count_key(c->deliv, k);
 	c->total_deliv++;
 	free(k);
@@ -868,6 +947,7 @@ static int do_api(coll_t *c, int m, const char *key, json_t *body, const char *b
 		rec = json_deep_copy(body);
 		if (!json_object_get(rec, c->keyf)) json_object_set_new(rec, c->keyf, json_string(key));
 		put_record(c, key, json_incref(rec));
+		wlog_write(c->name, key, rec);
 		count_key(c->deliv, key);
 		c->total_deliv++;
 		buf_json(out, rec);
@@ -944,7 +1024,12 @@ static int do_api(coll_t *c, int m, const char *key, json_t *body, const char *b
 		return 200;
 	case M_DELETE:
 		if (!key) { json_t *e = err_json("DELETE needs a key in the URL"); buf_json(out, e); json_decref(e); return 405; }
-		if (json_object_del(c->recs, key) != 0) { buf_json(out, json_pack("{ss}", "error", "not found")); return 404; }
+		if (json_object_del(c->recs, key) != 0) {
+			wlog_delete(c->name, 0);
+			buf_json(out, json_pack("{ss}", "error", "not found"));
+			return 404;
+		}
+		wlog_delete(c->name, 1);
 		coll_changed(c);
 		return 204;
 	default: {
@@ -1463,7 +1548,11 @@ static void ctl_cb(struct evhttp_request *req, const char *what)
 		                (json_int_t)release_held(cname, jint(body, "n", -1)));
 	} else if (!strcmp(what, "held") && m == M_GET) {
 		res = json_pack("{sI}", "held", (json_int_t)held_count(cname));
+	} else if (!strcmp(what, "writes") && (m == M_GET || m == M_DELETE)) {
+		res = wlog_ctl(m, cname, &code);
 	} else if (!strcmp(what, "reset") && m == M_POST) {
+		json_decref(g_wlog);
+		g_wlog = NULL;
 		while (colls) { coll_t *n = colls->next; coll_free(colls); colls = n; }
 		while (faults) { fault_t *n = faults->next; fault_free(faults); faults = n; }
 		release_held(NULL, -1);
