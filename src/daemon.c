@@ -109,6 +109,14 @@ jobrt_new(struct daemon *d, const struct job_conf *jc)
 	jr->ref->refs++;
 	jr->conf = jc;
 	jr->timer = evtimer_new(d->base, job_timer, jr);
+	if (jc->strategy == STRAT_MODIFIED && !jc->modified.sorted &&
+	    jc->src.type == CONN_HTTP &&
+	    (jc->src.page_style == PAGE_PAGE || jc->src.page_style == PAGE_OFFSET))
+		log_job(LOG_WARNING, jc->name, 0, NULL, "modified.sorted = false with page.style "
+		    "'%s': a record that moves onto a page already read while a run pages (others "
+		    "deleted before it, or an order that is not stable) is missed until it changes "
+		    "again; sort the source by (modified field, key) and set modified.sorted = true",
+		    jc->src.page_style == PAGE_PAGE ? "page" : "offset");
 	return jr;
 }
 

@@ -41,12 +41,11 @@ request_bound(struct run *r)
 
 		r->req_wm_text = ts_format(t, m->format);
 		r->req_wm_ns = ts_ns(t);
-	} else {
+	} else
 		r->req_wm_text = xstrdup(r->wm_text);
-		/* A PostgreSQL source resumes exactly after (watermark, key): no tie set. */
-		if (r->job->src.type == CONN_POSTGRESQL && r->wm_key != NULL)
-			r->pos_key = xstrdup(r->wm_key);
-	}
+	/* Every source, a PostgreSQL table too, is read again from the watermark inclusive:
+	 * a row that reaches the watermark's timestamp after it was read, with a key below
+	 * the last one read, must be found; the seen set skips the tie already delivered. */
 }
 
 /* Source time from an HTTP Date header, as nanoseconds; -1 when absent or malformed. */
@@ -537,8 +536,9 @@ decide(struct run *r)
 	}
 	progress = page_text != NULL && (r->req_wm_text == NULL || page_ns > r->req_wm_ns);
 	if (keyset) {
-		/* PostgreSQL: keyset on (field, key) is exact, ties need no tie set; the next
-		 * read starts after this page's last row, and so does the watermark. */
+		/* PostgreSQL: within a run, keyset on (field, key): the next read starts after
+		 * this page's last row, and so does the watermark. The next run starts at the
+		 * watermark inclusive and skips the tie by the seen set (kept below). */
 		const struct page_rec *last = nprs > 0 ? &prs[nprs - 1] : NULL;
 
 		if (last != NULL) {
@@ -606,8 +606,6 @@ decide(struct run *r)
 		keep_from -= m->lookback_ms * 1000000LL;
 	if (!keyset && (!m->sorted || next == NEXT_TIE || next == NEXT_RESTART_TIE))
 		keep_from = INT64_MIN;	/* not moving yet: remember the whole page */
-	if (keyset && m->lookback_ms == 0)
-		keep_from = INT64_MAX;	/* keyset resumes exactly: nothing to remember */
 	for (size_t i = 0; i < nprs; i++) {
 		if (!prs[i].deliver || prs[i].ns < keep_from)
 			continue;

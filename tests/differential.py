@@ -411,6 +411,8 @@ class Round:
                 if style == "keyset":
                     q.append("_keyset=1")
                 pg = 'style = "next"; next = "next";'
+                if style == "keyset":
+                    pg += ' stable = true;'   # cursors on the key: one stable order
             src = ('type = "http"; url = "%s"; query = [ %s ]; page = { %s size = %d; };'
                    % (url, ", ".join('"%s"' % x for x in q), pg, p))
             if style in ("cursor", "keyset"):

@@ -37,6 +37,10 @@ sa POST /_ctl/fault '{"coll":"busy","method":"PUT","status":503,"retry_after":1,
 sa POST /_ctl/fault '{"coll":"guarded","method":"GET","status":500}' >/dev/null
 once "$T/c.conf" offset cursor create busy || fail "runs exited $?"
 for c in offset cursor; do same_colls items $c-copy id,name,updatedAt || fail "$c paging copied a different set"; done
+# unsorted offset paging cannot be exact: the operator is told so; cursor paging is not flagged
+grep -q "job=offset: modified.sorted = false with page.style 'offset'" "$T/daemon.log" ||
+	fail "no warning for an unsorted job paged by offset"
+! grep -q "job=cursor: modified.sorted = false" "$T/daemon.log" || fail "a cursor-paged job was warned about"
 same_colls items erp id,name,updatedAt || fail "create fallback did not create the records"
 st=$(sa GET /_ctl/stats?coll=erp)
 echo "$st" | python3 -c 'import json,sys; s=json.load(sys.stdin); r=s["requests"]; assert r["PUT"]==450 and r["POST"]==450, r' ||
