@@ -516,30 +516,25 @@ jobs = ( { name = "%s"; strategy = "%s"; key = "id"; batch = %d; %s
         return 8, "8 quiet runs and the job still reports work: last run %s, exit %d" % (r, rc)
 
     def known(self, lost, dups):
-        """Name the defect a failure most likely is (found by this test or listed in issue 9)."""
+        """Name the guarantee a failure most likely breaks (each was found by this test or a review)."""
         notes = []
-        if lost and self.strategy == "modified" and self.src == "pg" and not self.lookback:
-            notes.append("LIKELY NEW DEFECT (not in issue 9): a PostgreSQL source resumes strictly after "
-                         "(watermark, watermark_key), so a row that reaches the watermark's timestamp after "
-                         "the run read it, with a lower key, is never read (strategy_modified.c request_bound; "
-                         "an HTTP source re-reads the tie with >= and the seen set); the stale keys above "
-                         "have the timestamp of a watermark in the daemon log")
+        if lost and self.strategy == "modified" and self.src == "pg":
+            notes.append("REGRESSION? a PostgreSQL source must start each run at the watermark inclusive and "
+                         "skip the tie by the seen set (strategy_modified.c request_bound; test 41): a row that "
+                         "reaches the watermark's timestamp later with a lower key is otherwise never read")
         if lost and self.strategy == "modified" and not self.sorted and self.src != "pg" and not self.lookback:
-            notes.append("LIKELY NEW DEFECT (not in issue 9): modified.sorted = false without lookback: a record "
-                         "changed on a page already read, or shifted across a page boundary, is left behind the "
-                         "watermark the run ends with (documented for deletions only)")
+            notes.append("DOCUMENTED LIMIT (onesyncd.conf(5), modified.sorted): unsorted page/offset paging "
+                         "cannot be exact; a record shifted onto a page already read is left behind the "
+                         "watermark (this round should not run without a lookback)")
         if (lost or dups) and self.strategy == "capture" and self.src == "http-page" and self.deletes:
-            notes.append("KNOWN: issue 9 item 2 (capture with deletes over page paging: a record shifted "
-                         "across a page boundary looks deleted, is deleted and re-created)")
+            notes.append("REGRESSION? capture.deletes over page paging must be refused by the configuration: "
+                         "a record shifted across a page boundary looks deleted")
         if dups and self.strategy == "flag" and self.src.startswith("http"):
-            notes.append("LIKELY issue 9 item 4's class, an instance it does not list: flag over HTTP collects "
-                         "every pending page first (strategy_flag.c page_answered/add_candidate, no check by "
-                         "key); a record that becomes pending again on an earlier page shifts the later ones, so "
-                         "the record at a page boundary is collected twice and delivered (and marked) twice in "
-                         "one run. Deduplicate the collected set by key (the last occurrence wins)")
+            notes.append("REGRESSION? flag over HTTP must deduplicate the collected pending set by key "
+                         "(strategy_flag.c add_candidate): a record at a shifted page boundary is collected twice")
         if dups and self.strategy == "flag" and "pg" in " ".join(self.faults):
-            notes.append("KNOWN: issue 9 item 23 (PostgreSQL restart while a flag batch is marked: the "
-                         "unmarked memory is lost with the failed checkpoint, the batch goes again)")
+            notes.append("REGRESSION? a checkpoint lost with its connection must be sent again after "
+                         "reconnecting (run.c ck_write; test 59), or the unmarked memory is lost")
         return notes
 
     # ---------------------------------------------------------------- a round
