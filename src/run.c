@@ -420,6 +420,7 @@ run_fetch_page(struct run *r, enum source_pg_mode mode, const char *after_key, l
 struct queued {
 	char	hash[CANON_HASH_LEN];
 	bool	waiting;	/* dead, or its retry is not due yet */
+	bool	seen;		/* the record was read in this run */
 };
 
 void
@@ -436,6 +437,31 @@ bool
 run_queued(const struct run *r, const char *key)
 {
 	return strmap_get(&r->failing, key) != NULL;
+}
+
+void
+run_queue_seen(struct run *r, const char *key)
+{
+	struct queued *q = strmap_get(&r->failing, key);
+
+	if (q != NULL)
+		q->seen = true;
+}
+
+size_t
+run_queue_unseen(const struct run *r, const struct strmap *except, json_t *out)
+{
+	size_t it = 0, n = 0;
+	const char *k;
+	void *v;
+
+	while (strmap_next((struct strmap *)&r->failing, &it, &k, &v)) {
+		if (((struct queued *)v)->seen || k[0] == '#' || strmap_get(except, k) != NULL)
+			continue;
+		json_array_append_new(out, json_string(k));
+		n++;
+	}
+	return n;
 }
 
 bool

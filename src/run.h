@@ -149,6 +149,11 @@ int run_keyset_next(struct run *, json_t *recs, char **after_key);
  * over, or dead)? */
 void run_queue_note(struct run *, const char *key, const char *hash, bool waiting);
 bool run_queued(const struct run *, const char *key);
+/* A queued record was read in this run. */
+void run_queue_seen(struct run *, const char *key);
+/* Append to out the queued keys not read in this run, neither key-less ('#…') nor in
+ * except; returns how many. */
+size_t run_queue_unseen(const struct run *, const struct strmap *except, json_t *out);
 bool run_waits_for_retry(const struct run *, const char *key, const char *hash);
 /* Exchange the run's current items, checkpoint and last-page flag with a page set. */
 void run_set_swap(struct run *, struct pageset *);

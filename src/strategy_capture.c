@@ -163,6 +163,8 @@ on_record(struct run *r, json_t *rec, long line)
 			}
 		}
 	}
+	if (r->have_failures)
+		run_queue_seen(r, key);
 	s = strmap_get(&cs->stored, key);
 	if (s != NULL) {
 		s->seen = true;
@@ -371,6 +373,17 @@ flushed_ck(struct run *r, int rc)
 
 /* ---- the end of the snapshot: the guard, then deletions ---- */
 
+/* Can the read skip a record? Not a file, a table (keyset), one answer, or links or cursors
+ * over a declared stable order: the reads capture.deletes accepts. */
+static bool
+read_is_complete(const struct job_conf *j)
+{
+	const struct source_conf *s = &j->src;
+
+	return s->type != CONN_HTTP || s->page_style == PAGE_NONE ||
+	    ((s->page_style == PAGE_LINK || s->page_style == PAGE_NEXT) && s->page_stable);
+}
+
 static void
 finish(struct run *r)
 {
@@ -390,6 +403,17 @@ finish(struct run *r)
 	 * or hash) are gone with the file that had them. */
 	if (r->cs->read_error == NULL && r->cs->nbad == 0)
 		json_object_set_new(doc, "clear_unkeyed", json_true());
+	/* And a record refused before it was ever stored that this snapshot no longer holds
+	 * is gone from the source: its failure goes too (were it back, it would be read and
+	 * delivered again, having no stored hash). Only from a read that cannot skip one. */
+	if (r->have_failures && r->cs->read_error == NULL && r->cs->nbad == 0 &&
+	    read_is_complete(r->job)) {
+		size_t n = run_queue_unseen(r, &r->cs->stored, ok);
+
+		if (n > 0)
+			log_job(LOG_INFO, r->job->name, r->id, NULL, "%zu failures of records no "
+			    "longer in the source cleared", n);
+	}
 
 	json_array_extend(json_object_get(doc, "failed"), r->cs->bad);
 	json_array_clear(r->cs->bad);

@@ -9,7 +9,9 @@
 #     is not a complete snapshot;
 #  6. HTTP deletes: the key is one escaped path segment; a refused deletion waits for its
 #     backoff and is not retried once dead; a later successful deletion clears its failure;
-#  7. a destination URL whose host a placeholder left empty is refused at run time.
+#  7. a destination URL whose host a placeholder left empty is refused at run time;
+#  8. a record refused before it was ever stored, then gone from a complete snapshot: its
+#     failure goes (state does not keep failures of records that no longer exist).
 . "$(dirname "$0")/../lib.sh"
 CTL=${ONESYNCCTL:-$TOP/src/onesyncctl}
 sa_start
@@ -235,4 +237,22 @@ if once "$T/host.conf"; then fail "host: a run to a URL without a host succeeded
 case $(error_of host) in *"refused: no host"*) ;;
 *) fail "host: the error does not say the URL has no host: $(error_of host)";; esac
 note "rendered URL: $(error_of host | cut -c1-140)"
+
+# --- 8. refused, never stored, then gone from the source: its failure is cleared
+sql "$DEST" "CREATE TABLE checked (id int PRIMARY KEY, name text CHECK (name <> 'item 3'))"
+csv "$T/checked.csv" 1 5
+conf "$T/checked.conf" "$(pg_job checked "file://$T/checked.csv" checked)"
+once "$T/checked.conf" || fail "checked: first run exited $?"
+[ "$(sql "$STATE" "SELECT string_agg(key, ',') FROM onesync.failures WHERE job = 'checked'")" = 3 ] ||
+	fail "checked: record 3 should wait in the retry queue"
+csv "$T/checked.csv" 4 6
+conf "$T/checked.conf" "$(pg_job checked "file://$T/checked.csv" checked "max_delete_ratio = 1.0;")"
+once "$T/checked.conf" || fail "checked: second run exited $?"
+[ "$(sql "$STATE" "SELECT count(*) FROM onesync.failures WHERE job = 'checked'")" = 0 ] ||
+	fail "checked: the failure of record 3, gone from the source, stays in the retry queue"
+grep -q "job=checked.*1 failures of records no longer in the source cleared" "$T/daemon.log" ||
+	fail "checked: no log line for the cleared failure"
+[ "$(sql "$DEST" "SELECT string_agg(id::text, ',' ORDER BY id) FROM checked")" = "4,5,6" ] ||
+	fail "checked: destination $(sql "$DEST" "SELECT string_agg(id::text, ',' ORDER BY id) FROM checked")"
+note "a refused record gone from the source leaves no failure behind"
 exit 0
