@@ -81,10 +81,12 @@ state_set_lease(struct state *st, int64_t lease_ms)
 
 	/* A run's statements: within the lease. The coordination connection answers within
 	 * a renewal tick, or is dropped and opened again (a half-open connection would
-	 * otherwise hold every heartbeat and renewal behind it); no statement_timeout there,
-	 * its statements are small. */
+	 * otherwise hold every heartbeat and renewal behind it). Its statements are small, but
+	 * may wait on a lock (VACUUM FULL, a migration): they carry a statement_timeout of half
+	 * a tick, so the server ends such a wait itself; a dropped connection would otherwise
+	 * leave its backend waiting, one more every tick, until the server is full. */
 	pg_set_timeouts(st->pg, (long)lease_ms, (long)lease_ms + 5000);
-	pg_set_timeouts(st->coord, 0, third);
+	pg_set_timeouts(st->coord, third / 2, third);
 }
 
 void

@@ -89,5 +89,22 @@ kill -CONT "$BACKEND"
 grep -q 'coordination.*no answer within 1000 ms; connection dropped' "$T/daemon.log" ||
 	fail "the coordination connection was not dropped"
 note "coordination: a stopped backend was dropped and the heartbeats went on"
+
+# 5. a long lock on the state tables (as VACUUM FULL or a migration takes): the coordination
+# connection's statements end at the server by their own timeout, so connections dropped for
+# not answering do not pile up as backends waiting on the lock (which once filled the server)
+psql -X -q "$STATE" -c "BEGIN; LOCK TABLE onesync.instances, onesync.jobs IN ACCESS EXCLUSIVE MODE;
+	SELECT pg_sleep(30); COMMIT;" >/dev/null 2>&1 &
+SLOCK=$!; PIDS+=("$SLOCK")
+held_8s() { [ "$(sql "$STATE" "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+	AND query LIKE 'BEGIN; LOCK TABLE onesync.instances%' AND now() - xact_start > interval '8 s'")" = 1 ]; }
+wait_for 15 held_8s || fail "the lock on the state tables was not taken"
+waiters=$(sql "$STATE" "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+	AND wait_event_type = 'Lock'")
+kill "$SLOCK" 2>/dev/null; sql "$STATE" "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+	WHERE datname = current_database() AND query LIKE 'BEGIN; LOCK TABLE onesync.instances%'" >/dev/null
+[ "$waiters" -le 2 ] || fail "$waiters backends wait on the lock after 8 s: dropped connections pile up at the server"
+note "state tables locked 8 s: $waiters backends waiting (bounded)"
+kill -0 "$D_PID" || fail "the daemon died under the lock"
 kill -TERM "$D_PID"; wait "$D_PID" || fail "exit code $? after SIGTERM"
 exit 0
