@@ -1020,12 +1020,14 @@ cmd_reset(struct ctl *ctl, const char *job, bool failures, bool yes)
 		}
 		PQclear(res);
 		/*
-		 * Whatever holds the lease claims again, and that claim stores the definition
-		 * the state is written with from now on.
+		 * A new epoch fences the holder out, but the lease itself stays until it lapses:
+		 * the run in flight stops at its next write or renewal, before its lease ends,
+		 * and no other process may start one meanwhile. The holder itself may claim
+		 * again at once (one run per job in a process), and that claim stores the
+		 * definition the state is written with from now on.
 		 */
 		res = q(ctl, "fencing out the lease holder",
-		    "UPDATE @S@.jobs SET epoch = epoch + 1, owner = NULL, lease_until = NULL "
-		    "WHERE name = $1", 1, v, &rc);
+		    "UPDATE @S@.jobs SET epoch = epoch + 1 WHERE name = $1", 1, v, &rc);
 		if (res == NULL)
 			goto fail;
 		PQclear(res);
@@ -1036,9 +1038,11 @@ cmd_reset(struct ctl *ctl, const char *job, bool failures, bool yes)
 		if (fenced != 0) {
 			const char *v2[] = { job, fence_err };
 
-			res = q(ctl, "closing the run in flight",
-			    "UPDATE @S@.runs SET result = 'abandoned', finished_at = now(), "
-			    "error = $2 WHERE job = $1 AND result = 'running'", 2, v2, &rc);
+			/* Its row stays 'running' (it is still running, fenced): the next run
+			 * start closes it, so the history shows no overlap that was not there. */
+			res = q(ctl, "marking the run in flight",
+			    "UPDATE @S@.runs SET error = $2 WHERE job = $1 AND result = 'running'",
+			    2, v2, &rc);
 			if (res == NULL)
 				goto fail;
 			PQclear(res);

@@ -261,7 +261,7 @@ static const char *const state_migrations[] = {
 "BEGIN\n"
 "  PERFORM @S@.fence(p_job, p_owner, p_epoch);\n"
 "  UPDATE @S@.runs SET result = 'abandoned', finished_at = clock_timestamp(),\n"
-"         error = 'the instance running it stopped before it finished'\n"
+"         error = COALESCE(error, 'the instance running it stopped before it finished')\n"
 "   WHERE job = p_job AND result = 'running';\n"
 "  SELECT * INTO j FROM @S@.jobs WHERE name = p_job;\n"
 "  UPDATE @S@.jobs SET run_requested_at = NULL\n"
