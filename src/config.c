@@ -358,6 +358,40 @@ member(config_setting_t *g, const char *name)
 	return config_setting_get_member(g, name);
 }
 
+/*
+ * A conninfo libpq cannot parse is a configuration error here, not a connection that fails
+ * on every retry. libpq's message may quote a piece of the string, which may be a piece of a
+ * password: it is not repeated, only its kind.
+ */
+static void
+check_conninfo(struct ctx *c, config_setting_t *g, const char *key, const char *conninfo)
+{
+	PQconninfoOption *o;
+	char *err = NULL;
+	const char *why;
+
+	if (conninfo == NULL)
+		return;
+	if ((o = PQconninfoParse(conninfo, &err)) != NULL) {
+		PQconninfoFree(o);
+		return;
+	}
+	if (err != NULL && strstr(err, "invalid connection option") != NULL)
+		why = "an unknown option name (a misspelt keyword, or a value with a space that "
+		    "is not in single quotes)";
+	else if (err != NULL && strstr(err, "missing \"=\"") != NULL)
+		why = "a word without '=' (a value with a space that is not in single quotes?)";
+	else if (err != NULL && strstr(err, "unterminated quoted string") != NULL)
+		why = "an unterminated quoted value";
+	else if (err != NULL && strstr(err, "invalid URI") != NULL)
+		why = "a malformed postgresql:// URI";
+	else
+		why = "a string libpq cannot parse";
+	errf(c, line_of(c, member(g, "conninfo")), "'%s' is not a valid PostgreSQL connection "
+	    "string: %s (its text is not shown: it may hold a password)", key, why);
+	PQfreemem(err);
+}
+
 /* A member that is a group, else NULL (wrong types are reported by walk()). */
 static config_setting_t *
 group(config_setting_t *g, const char *name)
@@ -877,7 +911,8 @@ parse_state(struct ctx *c, config_setting_t *root)
 		errf(c, 1, "missing required group 'state' (state = { conninfo = "
 		    "\"...\"; };)");
 	if (g != NULL)
-		(void)get_str(c, g, "state.conninfo", true, &c->cfg->state.conninfo);
+		if (get_str(c, g, "state.conninfo", true, &c->cfg->state.conninfo) == 0)
+			check_conninfo(c, g, "state.conninfo", c->cfg->state.conninfo);
 	(void)get_str(c, g, "state.schema", false, &c->cfg->state.schema);
 	if (c->cfg->state.schema != NULL && !is_ident(c->cfg->state.schema, true))
 		errf(c, line_of(c, member(g, "schema")), "'state.schema' must be a "
@@ -1452,7 +1487,8 @@ parse_source_pg(struct ctx *c, config_setting_t *g, struct job_conf *j)
 	config_setting_t	*cols = member(g, "columns"), *e, *k;
 	size_t			 i;
 
-	(void)get_str(c, g, "jobs.*.source.conninfo", true, &s->conninfo);
+	if (get_str(c, g, "jobs.*.source.conninfo", true, &s->conninfo) == 0)
+		check_conninfo(c, g, "source.conninfo", s->conninfo);
 	(void)get_dur(c, g, "jobs.*.source.timeout", &c->d.src.http.timeout_ms,
 	    &s->http.timeout_ms);	/* statement_timeout, lock_timeout */
 	if (get_str(c, g, "jobs.*.source.table", true, &s->table) == 0 &&
@@ -1933,7 +1969,8 @@ parse_dest_pg(struct ctx *c, config_setting_t *g, struct dest_conf *d,
 	size_t			 i, k;
 	int			 n;
 
-	(void)get_str(c, g, "jobs.*.destination.conninfo", true, &d->conninfo);
+	if (get_str(c, g, "jobs.*.destination.conninfo", true, &d->conninfo) == 0)
+		check_conninfo(c, g, "destination.conninfo", d->conninfo);
 	(void)get_dur(c, g, "jobs.*.destination.timeout", &c->d.src.http.timeout_ms,
 	    &d->http.timeout_ms);	/* statement_timeout, lock_timeout */
 	if (get_str(c, g, "jobs.*.destination.table", true, &d->table) == 0 &&

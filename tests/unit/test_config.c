@@ -621,7 +621,7 @@ expect_error(const char *text, const char *want)
 }
 
 #define CJOB(capture, source, dest)						\
-	"state = { conninfo = \"x\"; };\n"					\
+	"state = { conninfo = \"dbname=x\"; };\n"					\
 	"jobs = ( { name = \"c\"; strategy = \"capture\"; key = \"id\";\n"	\
 	capture "\n source = { " source " };\n destination = { " dest " }; } );\n"
 #define FSRC	"type = \"file\"; "
@@ -665,7 +665,7 @@ test_capture_errors(void **state)
 	    "'source.format' is not valid for a http source");
 	expect_error(CJOB("", "url = \"http://h/{{watermark}}\";", HDST),
 	    "source.url: {{watermark}} has no value with strategy 'capture'");
-	expect_error(CJOB("", "type = \"postgresql\"; conninfo = \"x\"; table = \"t\"; "
+	expect_error(CJOB("", "type = \"postgresql\"; conninfo = \"dbname=x\"; table = \"t\"; "
 	    "pending = \"NOT done\";", HDST),
 	    "source.pending is used only by strategy 'flag'");
 	expect_error(CJOB("flag = { version = \"v\"; };", "url = \"http://h/a\";", HDST),
@@ -691,10 +691,10 @@ test_capture_errors(void **state)
 	    "\"http://h/{{key}}\"; };"),
 	    "destination.headers[0]: {{record}} has no value in the delete request");
 	expect_error(CJOB("capture = { deletes = true; };", "url = \"http://h/a\";",
-	    "type = \"postgresql\"; conninfo = \"x\"; table = \"t\"; "
+	    "type = \"postgresql\"; conninfo = \"dbname=x\"; table = \"t\"; "
 	    "columns = { id = \"id\"; }; delete = { url = \"http://h/{{key}}\"; };"),
 	    "'destination.delete' is not valid for a postgresql destination");
-	expect_error("state = { conninfo = \"x\"; };\n"
+	expect_error("state = { conninfo = \"dbname=x\"; };\n"
 	    "jobs = ( { name = \"m\"; strategy = \"modified\"; key = \"id\";\n"
 	    " modified = { field = \"t\"; }; source = { url = \"http://h/a\"; };\n"
 	    " destination = { " HDST " delete = { url = \"http://h/{{key}}\"; }; }; } );\n",
@@ -802,7 +802,7 @@ test_all_errors(void **state)
 	struct strlist	 errs = { 0 };
 
 	path = write_tmp("multi.conf",
-	    "state = { conninfo = \"x\"; connections = 0; };\n"	/* 1 */
+	    "state = { conninfo = \"dbname=x\"; connections = 0; };\n"	/* 1 */
 	    "daemon = { lease = \"1x\"; };\n"				/* 2 */
 	    "jobs = (\n"
 	    "  { name = \"a\"; strategy = \"modified\"; key = \"id\";\n"
@@ -921,7 +921,7 @@ static void
 test_fingerprint(void **state)
 {
 	const char	*base =
-	    "state = { conninfo = \"x\"; };\n"
+	    "state = { conninfo = \"dbname=x\"; };\n"
 	    "defaults = { batch = 10; };\n"
 	    "jobs = (\n"
 	    "  { name = \"a\"; strategy = \"modified\"; key = \"id\";\n"
@@ -980,7 +980,7 @@ static void
 test_fingerprint_mark(void **state)
 {
 	const char	*base =
-	    "state = { conninfo = \"x\"; };\n"
+	    "state = { conninfo = \"dbname=x\"; };\n"
 	    "jobs = (\n"
 	    "  { name = \"h\"; strategy = \"flag\"; key = \"id\";\n"
 	    "    source = { url = \"http://h/a\";\n"
