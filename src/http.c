@@ -13,6 +13,7 @@
  */
 #include <sys/stat.h>
 #include <curl/curl.h>
+#include <zlib.h>
 #include <ctype.h>
 #include <errno.h>
 #include <event2/event.h>
@@ -69,6 +70,7 @@ struct http_call {
 	char			*date;
 	char			*location;
 	char			*link_next;
+	char			*encoding;	/* Content-Encoding of the answer, or NULL */
 	long			 retry_after_ms;	/* -1: no Retry-After */
 	bool			 framed;	/* Content-Length or chunked: the end is known */
 	bool			 bad_url;	/* refused before it was sent */
@@ -152,7 +154,8 @@ attempt_reset(struct http_call *c)
 	free(c->date);
 	free(c->location);
 	free(c->link_next);
-	c->date = c->location = c->link_next = NULL;
+	free(c->encoding);
+	c->date = c->location = c->link_next = c->encoding = NULL;
 	c->retry_after_ms = -1;
 	c->framed = false;
 	c->too_large = false;
@@ -464,7 +467,8 @@ header_cb(char *p, size_t size, size_t n, void *arg)
 		free(c->date);
 		free(c->location);
 		free(c->link_next);
-		c->date = c->location = c->link_next = NULL;
+		free(c->encoding);
+		c->date = c->location = c->link_next = c->encoding = NULL;
 		c->retry_after_ms = -1;
 		c->framed = false;
 		return len;
@@ -490,6 +494,9 @@ header_cb(char *p, size_t size, size_t n, void *arg)
 			c->link_next = resolve_url(c, next);
 			free(next);
 		}
+	} else if (namelen == 16 && strncasecmp(line, "content-encoding", 16) == 0) {
+		free(c->encoding);
+		c->encoding = xstrdup(v);
 	} else if (namelen == 11 && strncasecmp(line, "retry-after", 11) == 0)
 		c->retry_after_ms = parse_retry_after(v);
 	else if ((namelen == 14 && strncasecmp(line, "content-length", 14) == 0) ||
@@ -565,7 +572,10 @@ setup_easy(struct http_call *c, const struct http_request *req)
 
 #define SET(opt, val) do { if (r == CURLE_OK) r = curl_easy_setopt(e, opt, val); } while (0)
 	SET(CURLOPT_TIMEOUT_MS, timeout);
-	SET(CURLOPT_ACCEPT_ENCODING, "");
+	/* Asked for, but decoded here (decode_body): libcurl's decoder takes a gzip stream cut
+	 * before its trailer for a whole one. */
+	SET(CURLOPT_ACCEPT_ENCODING, "gzip, deflate");
+	SET(CURLOPT_HTTP_CONTENT_DECODING, 0L);
 	SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_bytes);
 	SET(CURLOPT_HEADERFUNCTION, header_cb);
 	SET(CURLOPT_HEADERDATA, c);
@@ -645,6 +655,106 @@ retry_delay(struct http_call *c)
 
 static void	stream_finish(struct http_call *);
 
+enum http_encoding
+http_encoding_kind(const char *ce)
+{
+	size_t n;
+
+	if (ce == NULL)
+		return HTTP_ENC_NONE;
+	ce += strspn(ce, " \t");
+	n = strcspn(ce, " \t");
+	if (ce[n + strspn(ce + n, " \t")] != '\0')
+		return HTTP_ENC_UNKNOWN;	/* a list of codings, or junk */
+	if (n == 0 || (n == 8 && strncasecmp(ce, "identity", 8) == 0))
+		return HTTP_ENC_NONE;
+	if ((n == 4 && strncasecmp(ce, "gzip", 4) == 0) ||
+	    (n == 6 && strncasecmp(ce, "x-gzip", 6) == 0) ||
+	    (n == 7 && strncasecmp(ce, "deflate", 7) == 0))
+		return HTTP_ENC_ZLIB;
+	return HTTP_ENC_UNKNOWN;
+}
+
+/*
+ * Decode the answer's Content-Encoding (gzip, x-gzip, deflate as zlib) in place, at most
+ * max_bytes decoded. A stream that ends before its end marker (gzip: the trailer) is an
+ * error, never a shorter answer. -1 with resp_err set; *final when retrying cannot help.
+ */
+static int
+decode_body(struct http_call *c, char *resp_err, size_t errsz, bool *final)
+{
+	unsigned char out[16384];
+	struct buf d;
+	z_stream z;
+	int r = Z_OK;
+	size_t got;
+
+	switch (http_encoding_kind(c->encoding)) {
+	case HTTP_ENC_NONE:
+		return 0;
+	case HTTP_ENC_UNKNOWN:
+		snprintf(resp_err, errsz, "the answer's Content-Encoding '%.60s' cannot be "
+		    "decoded (gzip, x-gzip, deflate or none)", c->encoding);
+		*final = true;
+		return -1;
+	case HTTP_ENC_ZLIB:
+		break;
+	}
+	if (c->resp.len == 0)
+		return 0;	/* no body (HEAD, 204) */
+	memset(&z, 0, sizeof z);
+	if (inflateInit2(&z, 15 + 32) != Z_OK) {
+		snprintf(resp_err, errsz, "cannot decode the answer (out of memory?)");
+		return -1;
+	}
+	buf_init(&d);
+	z.next_in = (unsigned char *)c->resp.data;
+	z.avail_in = (uInt)c->resp.len;
+	for (;;) {
+		if (r == Z_STREAM_END) {
+			if (z.avail_in == 0)
+				break;
+			if (inflateReset(&z) != Z_OK) {	/* another gzip member */
+				r = Z_DATA_ERROR;
+				break;
+			}
+		}
+		z.next_out = out;
+		z.avail_out = sizeof out;
+		r = inflate(&z, Z_NO_FLUSH);
+		got = sizeof out - z.avail_out;
+		if ((long long)(d.len + got) > c->max_bytes) {
+			snprintf(resp_err, errsz, "response larger than %lld bytes once decoded",
+			    c->max_bytes);
+			*final = true;
+			goto fail;
+		}
+		buf_add(&d, out, got);
+		if (r == Z_STREAM_END)
+			continue;
+		if (r != Z_OK || (z.avail_in == 0 && got < sizeof out))
+			break;
+	}
+	if (r != Z_STREAM_END) {
+		if (r == Z_OK || r == Z_BUF_ERROR)
+			snprintf(resp_err, errsz, "the answer's %s stream ends early (truncated?)",
+			    c->encoding);
+		else
+			snprintf(resp_err, errsz, "the answer's %s data is corrupt (%.100s)",
+			    c->encoding, z.msg != NULL ? z.msg : zError(r));
+		goto fail;
+	}
+	inflateEnd(&z);
+	buf_free(&c->resp);
+	c->resp = d;
+	buf_add(&c->resp, "", 0);
+	return 0;
+fail:
+	inflateEnd(&z);
+	buf_free(&d);
+	return -1;
+}
+
 /* One transfer ended: retry it, or hand the final answer to the callback. */
 static void
 call_finish(struct http_call *c)
@@ -652,7 +762,7 @@ call_finish(struct http_call *c)
 	struct http_response resp;
 	struct timeval tv;
 	long status = 0, delay;
-	bool final_error = false;
+	bool final_error = false, undecodable = false;
 
 	memset(&resp, 0, sizeof(resp));
 	if (c->on_data != NULL) {
@@ -671,8 +781,21 @@ call_finish(struct http_call *c)
 		snprintf(resp.error, sizeof(resp.error), "%s (curl error %d)%s%.200s",
 		    curl_easy_strerror(c->result), (int)c->result,
 		    c->errbuf[0] != '\0' ? ": " : "", c->errbuf);
-	} else
+	} else {
 		curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
+		if (decode_body(c, resp.error, sizeof resp.error, &final_error) == -1) {
+			log_info("%s %s: HTTP %ld: %s", c->method, c->log_url, status, resp.error);
+			if (status >= 200 && status <= 299) {
+				status = 0;	/* no answer we can trust: a transport error */
+				undecodable = true;
+			}
+			else {
+				buf_reset(&c->resp);	/* an error status without its body */
+				resp.error[0] = '\0';
+				final_error = false;
+			}
+		}
+	}
 
 	if (!final_error && !c->not_started && c->attempts <= c->retries &&
 	    http_retryable(status)) {
@@ -701,6 +824,7 @@ call_finish(struct http_call *c)
 	resp.link_next = c->link_next;
 	resp.attempts = c->attempts;
 	resp.not_started = c->not_started;
+	resp.undecodable = undecodable;
 	c->date = c->location = c->link_next = NULL;
 
 	http_current = c;
@@ -1330,8 +1454,10 @@ stream_setup_easy(struct http_call *c, const struct http_stream_req *req, const 
 		SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 		SET(CURLOPT_HEADERFUNCTION, header_cb);
 		SET(CURLOPT_HEADERDATA, c);
+		/* The bytes come as sent: the reader decodes them (http_stream_encoding). */
 		if (req->decode)
-			SET(CURLOPT_ACCEPT_ENCODING, "");
+			SET(CURLOPT_ACCEPT_ENCODING, "gzip, deflate");
+		SET(CURLOPT_HTTP_CONTENT_DECODING, 0L);
 	}
 #undef SET
 	if (r != CURLE_OK) {
@@ -1429,6 +1555,12 @@ fail:
 	free(scheme);
 	call_free(c);
 	return NULL;
+}
+
+const char *
+http_stream_encoding(const struct http_call *c)
+{
+	return c != NULL ? c->encoding : NULL;
 }
 
 void

@@ -32,6 +32,9 @@ struct http_response {
 	char		*location;
 	int		 attempts;
 	char		 error[512];	/* transport error text, "" if none */
+	bool		 undecodable;	/* an answer came (status 0 all the same) whose body
+					 * could not be decoded (cut, corrupt, unknown
+					 * Content-Encoding): error says why */
 	bool		 not_started;	/* the request could not even start (e.g. an URL
 					 * longer than libcurl accepts): nothing was sent */
 };
@@ -77,8 +80,9 @@ struct http_stream_req {
 	long long	 max_bytes;	/* size limit of the whole file; 0 = none */
 	bool		 tls_verify;	/* https, ftps */
 	const char	*ca_file;
-	bool		 decode;	/* http(s): ask for a compressed transfer and decode it
-					 * (leave false when the file itself is gzip) */
+	bool		 decode;	/* http(s): ask for a compressed transfer (leave false
+					 * when the file itself is gzip); the bytes always come as
+					 * sent: the reader decodes by http_stream_encoding */
 };
 
 /*
@@ -98,6 +102,19 @@ typedef int (*http_data_cb)(void *arg, const char *data, size_t len);
 struct http_call *http_stream(const struct http_stream_req *, http_data_cb on_data,
     http_cb on_done, void *arg, char **err);
 void http_stream_pause(struct http_call *);
+/*
+ * The Content-Encoding of a stream's answer (http(s), once its first bytes arrived), or
+ * NULL. libcurl never decodes: its decoder takes a gzip stream cut before the trailer for
+ * a whole one, so the reader decodes with a decoder that checks the end (parse.c).
+ * http_send's answers are decoded by http.c the same way: a cut one is an error.
+ */
+const char *http_stream_encoding(const struct http_call *);
+enum http_encoding {
+	HTTP_ENC_NONE,		/* none or identity */
+	HTTP_ENC_ZLIB,		/* gzip, x-gzip, deflate: zlib's inflate with auto-detection */
+	HTTP_ENC_UNKNOWN,	/* anything else, or a list: cannot be decoded */
+};
+enum http_encoding http_encoding_kind(const char *content_encoding);
 /* Go on from a later loop turn: no data arrives inside this call. */
 void http_stream_resume(struct http_call *);
 

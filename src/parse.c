@@ -45,6 +45,7 @@ struct parser {
 
 	z_stream	 z;
 	bool		 z_init, z_end;
+	bool		 fed;		/* bytes were fed: gzip can no longer be turned on */
 	unsigned char	*zout;
 
 	/* The current record: CSV fields back to back, an NDJSON line, a JSON element. */
@@ -763,14 +764,27 @@ parser_new(const struct parse_opts *o, parse_record_cb rec_cb, parse_error_cb er
 	p->cls[','] |= C_SCAL;
 	p->cls[']'] |= C_SCAL;
 	if (o->gzip) {
-		if (inflateInit2(&p->z, 15 + 32) != Z_OK) {
+		p->o.gzip = false;
+		if (parser_set_gzip(p) != 0) {
+			free(p->rb);
 			free(p);
 			return NULL;
 		}
-		p->z_init = true;
-		p->zout = xmalloc(ZOUT_SIZE);
 	}
 	return p;
+}
+
+int
+parser_set_gzip(struct parser *p)
+{
+	if (p->o.gzip)
+		return 0;
+	if (p->fed || inflateInit2(&p->z, 15 + 32) != Z_OK)
+		return -1;
+	p->o.gzip = true;
+	p->z_init = true;
+	p->zout = xmalloc(ZOUT_SIZE);
+	return 0;
 }
 
 int
@@ -780,6 +794,7 @@ parser_feed(struct parser *p, const void *data, size_t len)
 		return -1;
 	if (len == 0)
 		return 0;
+	p->fed = true;
 	if (p->o.gzip)
 		return gz_feed(p, data, len);
 	return fmt_feed(p, data, len);

@@ -36,6 +36,9 @@ struct parser;
 /* The callbacks must not free the parser. */
 struct parser *parser_new(const struct parse_opts *, parse_record_cb, parse_error_cb,
     void *arg);
+/* Turn gzip (or zlib) decoding on before the first byte is fed (e.g. the transfer says
+ * Content-Encoding: gzip). -1 when bytes were fed already or zlib cannot start. */
+int parser_set_gzip(struct parser *) WUR;
 /* Feed bytes as they arrive. -1: fatal (corrupt gzip, callback stopped, a broken CSV
  * header or JSON array); every later call returns -1 too. */
 int parser_feed(struct parser *, const void *data, size_t len) WUR;

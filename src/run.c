@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <xxhash.h>
 
 #include "daemon.h"
 #include "log.h"
@@ -394,6 +395,8 @@ run_fetch_page(struct run *r, enum source_pg_mode mode, const char *after_key, l
 		run_fail(r, "more than %d pages in one run; check the source's paging", RUN_MAX_PAGES);
 		return;
 	}
+	if (run_next_unseen(r, index) != 0)
+		return;
 	if (sc->type == CONN_POSTGRESQL) {
 		struct source_pg_read rd = { .mode = mode, .after_key = after_key,
 		    .limit = sc->page_size };
@@ -488,6 +491,70 @@ run_keyset_next(struct run *r, json_t *recs, char **after_key)
 	free(*after_key);
 	*after_key = k;
 	return 0;
+}
+
+int
+run_next_unseen(struct run *r, long long page_no)
+{
+	XXH128_hash_t h;
+	struct buf b;
+	char key[40], *shown;
+
+	if (r->next_url == NULL && r->cursor == NULL) {
+		/* From the job's URL: a new chain of links begins. */
+		if (r->followed.n > 0) {
+			strmap_free(&r->followed, NULL);
+			strmap_init(&r->followed);
+		}
+		return 0;
+	}
+	buf_init(&b);
+	buf_addc(&b, r->next_url != NULL ? 'u' : 'c');
+	if (r->next_url != NULL)
+		buf_adds(&b, r->next_url);
+	if (r->cursor != NULL) {
+		buf_addc(&b, '\0');
+		buf_adds(&b, r->cursor);
+	}
+	h = XXH3_128bits(b.data, b.len);
+	buf_free(&b);
+	snprintf(key, sizeof key, "%016llx%016llx", (unsigned long long)h.high64,
+	    (unsigned long long)h.low64);
+	if (strmap_get(&r->followed, key) == NULL) {
+		strmap_put(&r->followed, key, r);
+		return 0;
+	}
+	if (r->next_url != NULL) {
+		shown = redact_url(r->next_url);
+		run_fail(r, "the source's next page %.300s%s (page %lld) was already read in this "
+		    "run: its paging goes round in a loop; check the source's next links",
+		    shown, strlen(shown) > 300 ? "..." : "", page_no);
+	} else {
+		shown = text_storable(r->cursor, strlen(r->cursor), 200);
+		run_fail(r, "the source's next cursor '%s' (page %lld) was already followed in this "
+		    "run: its paging goes round in a loop; check the source's next field",
+		    shown, page_no);
+	}
+	free(shown);
+	return -1;
+}
+
+int
+run_record_key(const struct run *r, json_t *rec, char **key, char **err)
+{
+	static const char *const what[] = {
+		[JSON_OBJECT] = "an object", [JSON_ARRAY] = "an array",
+		[JSON_STRING] = "a string", [JSON_INTEGER] = "a number", [JSON_REAL] = "a number",
+		[JSON_TRUE] = "true", [JSON_FALSE] = "false", [JSON_NULL] = "null",
+	};
+
+	if (rec != NULL && !json_is_object(rec)) {
+		*key = NULL;
+		*err = xasprintf("the element is %s, not a JSON object: no record",
+		    what[json_typeof(rec)]);
+		return -1;
+	}
+	return record_key(rec, r->job->key, r->job->nkey, key, err);
 }
 
 /* Whether another page follows, and where the source says it is (next link or cursor). */
@@ -769,6 +836,7 @@ run_start(struct jobrt *jr)
 	r->cap_ns = INT64_MAX;
 	strmap_init(&r->seen);
 	strmap_init(&r->failing);
+	strmap_init(&r->followed);
 	r->ev_timeout = evtimer_new(d->base, timed_out, r);
 	if (r->job->timeout_ms > 0) {
 		struct timeval tv = { r->job->timeout_ms / 1000, (r->job->timeout_ms % 1000) * 1000 };
@@ -812,6 +880,7 @@ run_free(struct run *r)
 	event_free(r->ev_timeout);
 	strmap_free(&r->seen, free);
 	strmap_free(&r->failing, free);
+	strmap_free(&r->followed, NULL);
 	json_decref(r->retry);
 	json_decref(r->retry_failed);
 	json_decref(r->recs);

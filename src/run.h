@@ -76,6 +76,8 @@ struct run {
 	long long		 pages;
 	char			*next_url;
 	char			*cursor;
+	struct strmap		 followed;	/* next links and cursors followed since the read
+						 * last started from the job's URL (hashes) */
 	bool			 last_page;
 	json_t			*ck;		/* the checkpoint being built */
 	bool			 page_busy;	/* a page is being delivered / checkpointed */
@@ -119,6 +121,9 @@ void run_checkpoint(struct run *, json_t *doc, run_step_cb next);
 void run_deliver(struct run *, run_step_cb next);	/* r->items[0..nitems) in batches */
 struct dest_item *run_add_item(struct run *, const char *key, json_t *rec);
 void run_note_failure(struct run *, const char *key, const char *error);
+/* record_key for an element of a page: one that is not a JSON object (null, a number, an
+ * array...) has no key, and the error says what it is; the caller queues it as key-less. */
+int run_record_key(const struct run *, json_t *rec, char **key, char **err) WUR;
 /* A record whose key comes again later in the same page or batch: the last occurrence
  * wins; the earlier one is counted as a duplicate (the caller counts it skipped) and
  * logged. */
@@ -137,6 +142,13 @@ void run_items_reset(struct run *);	/* drop the items of the last delivery */
 /* Drop item i (not yet delivered); the last item takes its place. */
 void run_drop_item(struct run *, size_t i);
 #define RUN_MAX_PAGES	10000000
+/*
+ * Before fetching page `page_no` by r->next_url or r->cursor: 0 when this read has not
+ * followed that link or cursor yet (now it has); -1 when it has, and the run failed
+ * naming the (redacted) link or the cursor and the page: a source whose next page points
+ * back would otherwise be read forever. A fetch by the job's own URL starts a new read.
+ */
+int run_next_unseen(struct run *, long long page_no) WUR;
 void run_fetch_page(struct run *, enum source_pg_mode, const char *after_key, long long index,
     source_cb);
 bool run_page_more(struct run *, const struct source_page *);

@@ -44,6 +44,7 @@ struct file_reader {
 	char			*end_err;
 	bool			 done;		/* done_cb was called */
 	bool			 cancelled;
+	bool			 started;	/* the first bytes came (encoding settled) */
 	int			 depth;		/* reader callbacks on the stack */
 };
 
@@ -146,6 +147,40 @@ fr_end_parse_failed(struct file_reader *fr, bool at_end)
 	free(why);
 }
 
+/*
+ * At the first bytes: an http(s) answer's Content-Encoding is decoded by the parser's own
+ * inflate, which knows a stream cut before its end; libcurl's decoder would take it for a
+ * whole file (and a capture would delete what the cut left out). -1: the read ends.
+ */
+static int
+fr_encoding(struct file_reader *fr)
+{
+	const char *ce = http_stream_encoding(fr->call);
+
+	fr->started = true;
+	switch (http_encoding_kind(ce)) {
+	case HTTP_ENC_NONE:
+		return 0;
+	case HTTP_ENC_ZLIB:
+		/* Already on when the file itself is gzip: that is the one layer. */
+		if (parser_set_gzip(fr->parser) == 0) {
+			log_debug("%s: Content-Encoding %s: decoded as gzip", fr->log_url, ce);
+			return 0;
+		}
+		fr->end_err = xasprintf("%s: cannot decode Content-Encoding %.60s (out of "
+		    "memory?)", fr->log_url, ce);
+		break;
+	case HTTP_ENC_UNKNOWN:
+		fr->end_err = xasprintf("%s: the server sent Content-Encoding '%.60s', which "
+		    "onesyncd cannot decode (gzip, x-gzip, deflate or none); nothing was read",
+		    fr->log_url, ce);
+		break;
+	}
+	fr->ended = true;
+	fr->end_rc = -1;
+	return -1;
+}
+
 /* http_data_cb (inside libcurl): parse; pause the transfer while records wait. */
 static int
 fr_data(void *arg, const char *data, size_t len)
@@ -154,6 +189,10 @@ fr_data(void *arg, const char *data, size_t len)
 
 	if (fr->cancelled || fr->ended)
 		return -1;
+	if (!fr->started && fr_encoding(fr) == -1) {
+		fr_schedule(fr);
+		return -1;	/* the transfer's own error is ignored: fr->ended */
+	}
 	if (parser_feed(fr->parser, data, len) == -1) {
 		fr_end_parse_failed(fr, false);
 		fr_schedule(fr);

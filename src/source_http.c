@@ -1,8 +1,9 @@
 /*
  * source_http.c - an HTTP/JSON API as source: renders the URL and query for one page,
  * fetches it through http.c, and finds the records and the way to the next page in the
- * answer. Any answer that is not a JSON array of objects where the records should be is
- * an error naming the URL; it never hands on a partial page.
+ * answer. Any answer that is not a JSON array where the records should be is an error
+ * naming the URL; it never hands on a partial page. An element of that array that is not
+ * an object is handed on as it is: the strategy fails that record alone (run_record_key).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +84,11 @@ answered(struct http_response *resp, void *arg)
 		    resp->error);
 		goto out;
 	}
+	if (resp->undecodable) {
+		fail(sr, "source answer from GET %s cannot be used: %s (after %d attempts)",
+		    sr->log_url, resp->error, resp->attempts);
+		goto out;
+	}
 	if (resp->status == 0) {
 		fail(sr, "source unreachable: GET %s: %s (after %d attempts)", sr->log_url,
 		    resp->error, resp->attempts);
@@ -112,8 +118,8 @@ answered(struct http_response *resp, void *arg)
 		}
 		json_incref(recs);
 	}
-	if (!all_objects(recs, &bad)) {
-		fail(sr, "source answer from GET %s: record %zu is not a JSON object", sr->log_url, bad);
+	if (sr->single && !all_objects(recs, &bad)) {
+		fail(sr, "source answer from GET %s is not a JSON object", sr->log_url);
 		json_decref(recs);
 		json_decref(body);
 		goto out;

@@ -33,6 +33,8 @@ struct capture_state {
 	bool			 paused;
 	long long		 page_index;
 	char			*after_key;	/* PostgreSQL: keyset position */
+	const char		*page_url;	/* an API page being judged (borrowed), else NULL */
+	size_t			 page_pos;	/* and the record's index in it */
 	bool			 read_done;
 	char			*read_error;	/* transfer failed or the file is truncated */
 	long long		 nbad;		/* malformed rows in the snapshot */
@@ -125,7 +127,7 @@ on_record(struct run *r, json_t *rec, long line)
 
 	r->nread++;
 	canon_hash(rec, cc->fields, cc->nfields, cc->exclude, cc->nexclude, h);
-	if (record_key(rec, r->job->key, r->job->nkey, &key, &err) != 0) {
+	if (run_record_key(r, rec, &key, &err) != 0) {
 		char *k = xasprintf("#nokey:%s", h);
 		char *msg;
 
@@ -139,7 +141,8 @@ on_record(struct run *r, json_t *rec, long line)
 		}
 		strmap_put(&cs->inbatch, k, (void *)(uintptr_t)1);
 		msg = line > 0 ? xasprintf("%s (%s, line %ld)", err, where(r), line) :
-		    xasprintf("%s (%s)", err, where(r));
+		    cs->page_url != NULL ? xasprintf("%s (record %zu of GET %s)", err,
+		    cs->page_pos, cs->page_url) : xasprintf("%s (%s)", err, where(r));
 		cs->nbad++;
 		run_note_failure(r, k, msg);
 		json_array_append_new(cs->bad, run_failure_entry(k, msg, rec, h));
@@ -265,8 +268,12 @@ page_answered(void *arg, int rc, struct source_page *page, const char *err)
 	}
 	n = json_array_size(page->records);
 	more = run_page_more(r, page);
-	json_array_foreach(page->records, i, rec)
+	cs->page_url = sc->type == CONN_HTTP ? page->log_url : NULL;
+	json_array_foreach(page->records, i, rec) {
+		cs->page_pos = i;
 		on_record(r, rec, 0);
+	}
+	cs->page_url = NULL;
 	if (sc->type == CONN_POSTGRESQL && n > 0 &&
 	    run_keyset_next(r, page->records, &cs->after_key) != 0)
 		more = false;

@@ -87,10 +87,16 @@ begin_retries(struct run *r)
 			continue;
 		if (!json_is_object(payload)) {
 			/* Its payload could not be stored: nothing to replay. It fails again (and
-			 * dies after max_attempts); the source's next change of it goes as usual. */
-			err = xstrdup("no stored payload to retry from (the record held a NUL "
-			    "character or invalid UTF-8, or was larger than 8 MB); it goes again "
-			    "when the source changes it");
+			 * dies after max_attempts); the source's next change of it goes as usual.
+			 * A page element that was no object (null, a number) says so again. */
+			if (payload != NULL && !json_is_string(payload)) {
+				if (run_record_key(r, payload, &k, &err) == 0)
+					free(k);	/* not reached: not an object */
+				k = NULL;
+			} else
+				err = xstrdup("no stored payload to retry from (the record held a "
+				    "NUL character or invalid UTF-8, or was larger than 8 MB); it "
+				    "goes again when the source changes it");
 			run_note_failure(r, key, err);
 			json_array_append_new(r->retry_failed, run_failure_entry(key, err, NULL, ""));
 			free(err);
@@ -234,6 +240,8 @@ fetch_page(struct run *r)
 		run_fail(r, "more than %d pages in one run; check the source's paging", MAX_PAGES);
 		return;
 	}
+	if (sc->type != CONN_POSTGRESQL && run_next_unseen(r, r->pages) != 0)
+		return;
 	if (sc->type == CONN_POSTGRESQL) {
 		struct source_pg_read rd = { .mode = SPG_MODIFIED, .from = r->req_wm_text,
 		    .after_key = r->pos_key, .settle_ms = r->job->modified.settle_ms,
@@ -274,7 +282,7 @@ inspect(struct run *r, json_t *rec, char **key, struct ts *t, char **text, char 
 
 	*key = NULL;
 	*text = NULL;
-	if (record_key(rec, r->job->key, r->job->nkey, key, err) != 0)
+	if (run_record_key(r, rec, key, err) != 0)
 		return -1;
 	tv = json_path_get(rec, m->field);
 	if (tv == NULL) {
@@ -379,7 +387,7 @@ page_last_keys(struct run *r, json_t *recs)
 	json_array_foreach(recs, i, rec) {
 		char *e = NULL, h[CANON_HASH_LEN];
 
-		if (record_key(rec, r->job->key, r->job->nkey, &keys[i], &e) != 0) {
+		if (run_record_key(r, rec, &keys[i], &e) != 0) {
 			canon_hash(rec, NULL, 0, NULL, 0, h);
 			keys[i] = xasprintf("#nokey:%s", h);
 			free(e);

@@ -181,6 +181,13 @@ serve(struct evhttp_request *r, void *arg)
 	} else if (strcmp(path, "/gzip") == 0) {
 		evhttp_add_header(out, "Content-Encoding", "gzip");
 		evbuffer_add(b, gz, sizeof(gz));
+	} else if (strcmp(path, "/gzipcut") == 0) {
+		/* Without the trailer (CRC and size): libcurl's decoder would take it. */
+		evhttp_add_header(out, "Content-Encoding", "gzip");
+		evbuffer_add(b, gz, sizeof(gz) - 8);
+	} else if (strcmp(path, "/br") == 0) {
+		evhttp_add_header(out, "Content-Encoding", "br");
+		evbuffer_add(b, "{}", 2);
 	} else
 		code = 404;
 	evhttp_send_reply(r, code, code == 200 ? "OK" : "X", b);
@@ -373,12 +380,31 @@ done_created(struct http_response *r, void *arg)
 }
 
 static void
+done_br(struct http_response *r, void *arg)
+{
+	(void)arg;
+	CHECK(r->status == 0 && r->undecodable && strstr(r->error, "'br'") != NULL,
+	    "unknown Content-Encoding refused: %ld %s", r->status, r->error);
+	next_step();
+}
+
+static void
+done_gzipcut(struct http_response *r, void *arg)
+{
+	(void)arg;
+	CHECK(r->status == 0 && r->undecodable && r->len == 0 &&
+	    strstr(r->error, "ends early") != NULL, "gzip without trailer refused: %ld %s",
+	    r->status, r->error);
+	send_req("GET", "/br", NULL, 0, 0, 0, done_br, NULL);
+}
+
+static void
 done_gzip(struct http_response *r, void *arg)
 {
 	(void)arg;
 	CHECK(r->status == 200 && strcmp(r->body, "{\"gz\":true}") == 0, "gzip decoded: %s",
 	    r->body);
-	next_step();
+	send_req("GET", "/gzipcut", NULL, 0, 0, 0, done_gzipcut, NULL);
 }
 
 static void

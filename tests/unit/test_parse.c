@@ -524,6 +524,48 @@ test_gzip(void **state)
 	buf_free(&big);
 }
 
+/* gzip turned on after parser_new (Content-Encoding: gzip), before the first byte only;
+ * a stream cut without its trailer, even at a line end, fails at finish. */
+static void
+test_set_gzip(void **state)
+{
+	struct parse_opts opts = { .format = PARSE_NDJSON };
+	struct outcome o = { 0 };
+	struct parser *p;
+	const char *in = "{\"a\":1}\n{\"b\":2}\n";
+	unsigned char *z;
+	size_t zlen;
+
+	(void)state;
+	z = gzip_of(in, strlen(in), &zlen);
+	buf_init(&o.log);
+	p = parser_new(&opts, on_record, on_error, &o);
+	assert_int_equal(parser_set_gzip(p), 0);
+	assert_int_equal(parser_set_gzip(p), 0);	/* already on */
+	assert_int_equal(parser_feed(p, z, zlen), 0);
+	assert_int_equal(parser_finish(p), 0);
+	assert_string_equal(o.log.data, "1 {\"a\":1}\n2 {\"b\":2}\n");
+	parser_free(p);
+	buf_reset(&o.log);
+
+	/* Cut before the 8-byte trailer: every line is there, the end is not. */
+	p = parser_new(&opts, on_record, on_error, &o);
+	assert_int_equal(parser_set_gzip(p), 0);
+	assert_int_equal(parser_feed(p, z, zlen - 8), 0);
+	assert_int_equal(parser_finish(p), -1);
+	assert_non_null(strstr(o.log.data, "the gzip stream ends early (truncated?)"));
+	parser_free(p);
+	buf_reset(&o.log);
+
+	/* Too late once bytes were fed. */
+	p = parser_new(&opts, on_record, on_error, &o);
+	assert_int_equal(parser_feed(p, "{}", 2), 0);
+	assert_int_equal(parser_set_gzip(p), -1);
+	parser_free(p);
+	buf_free(&o.log);
+	free(z);
+}
+
 /* Feeding after the end or after a fatal error is refused. */
 static void
 test_lifecycle(void **state)
@@ -547,6 +589,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_csv_basic),
+		cmocka_unit_test(test_set_gzip),
 		cmocka_unit_test(test_csv_lines),
 		cmocka_unit_test(test_csv_blank_lines),
 		cmocka_unit_test(test_csv_field_count),
