@@ -4,9 +4,12 @@
 #  2. a trigger that refuses one row (RAISE EXCEPTION, SQLSTATE P0001) refuses only that row,
 #     with its key in the error, as a CHECK constraint does; a table that refuses every row
 #     queues every row (nothing lost) and says so;
-#  3. a deletion refused by a foreign key is refused for its key alone (queued, retried after
-#     its backoff), the other deletions happen, and it is made once the reference is gone.
-. "$(dirname "$0")/../lib.sh"
+#  3. a deletion refused by a foreign key is refused for its key alone (queued, retried,
+#     dead-lettered after max_attempts and then left alone), the other deletions happen, and
+#     it is made once the reference is gone and the operator retries it;
+#  4. strategy modified: source keys "1" and "01" in one page, into an int key column.
+. "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/common.inc"
+CTL=${ONESYNCCTL:-$TOP/src/onesyncctl}
 STATE=$(new_db state); DEST=$(new_db dest)
 sql "$DEST" "CREATE TABLE a (id int PRIMARY KEY, name text);
 CREATE FUNCTION no_bad() RETURNS trigger LANGUAGE plpgsql AS \$\$
@@ -19,7 +22,7 @@ CREATE TABLE child (id int PRIMARY KEY, parent_id int REFERENCES parent(id));"
 job() {	# NAME TABLE [DELETES]
 	cat >"$T/$1.conf" <<CONF
 state = { conninfo = "$STATE"; };
-defaults = { interval = "1h"; retries = 0; retry_backoff = "0"; timeout = "30s"; };
+defaults = { interval = "1h"; retries = 0; retry_backoff = "0"; timeout = "30s"; max_attempts = 2; };
 jobs = ( { name = "$1"; strategy = "capture"; key = "id"; batch = 100;
 	capture = { deletes = ${3:-false}; };
 	source = { type = "file"; url = "file://$T/$1.csv"; format = "csv"; };
@@ -75,11 +78,28 @@ f=$(failures fk)
 case $f in "50: deletion refused: destination table refused the deletion of key 50: "*"foreign key"*) ;;
 *) fail "fk: failures '$f'";; esac
 note "fk: $(run_of fk)"
+# attempt 2 is refused too: dead-lettered (max_attempts = 2), then no longer tried
 once "$T/fk.conf" || fail "fk: the retry run failed: $(run_of fk)"
-[ "$(sql "$DEST" "SELECT count(*) FROM parent WHERE id = 50")" = 1 ] || fail "fk: row 50 gone while referenced"
+[ "$(sql "$STATE" "SELECT attempts||' '||dead FROM onesync.failures WHERE job = 'fk' AND key = '50'")" = "2 true" ] ||
+	fail "fk: not dead after 2 attempts: $(sql "$STATE" "SELECT attempts||' '||dead FROM onesync.failures WHERE job = 'fk'")"
 sql "$DEST" "DELETE FROM child"
-once "$T/fk.conf" || fail "fk: the run after the reference went failed: $(run_of fk)"
-[ "$(sql "$DEST" "SELECT count(*) FROM parent WHERE id = 50")" = 0 ] || fail "fk: row 50 not deleted once free"
+once "$T/fk.conf" || fail "fk: the run after dead-lettering failed: $(run_of fk)"
+[ "$(sql "$DEST" "SELECT count(*) FROM parent WHERE id = 50")" = 1 ] || fail "fk: a dead deletion was tried again"
+[ "$(sql "$STATE" "SELECT attempts FROM onesync.failures WHERE job = 'fk' AND key = '50'")" = 2 ] || fail "fk: a dead deletion was tried again"
+"$CTL" -c "$T/fk.conf" retry fk >/dev/null || fail "fk: onesyncctl retry"
+once "$T/fk.conf" || fail "fk: the run after the retry failed: $(run_of fk)"
+[ "$(sql "$DEST" "SELECT count(*) FROM parent WHERE id = 50")" = 0 ] || fail "fk: row 50 not deleted once free and retried"
 [ -z "$(failures fk)" ] || fail "fk: failures left: $(failures fk)"
 [ "$(sql "$DEST" "SELECT count(*) FROM parent")" = 96 ] || fail "fk: $(sql "$DEST" "SELECT count(*) FROM parent") parent rows, expected 96"
+
+# --- 4. strategy modified, the sample application holds "1" and "01"
+sa_start
+dest_table
+sa POST /_ctl/gen '{"coll":"contacts","n":300}' >/dev/null
+sa PUT /api/contacts/01 '{"id":"01","name":"zero-one","updatedAt":"2026-01-01T00:00:00.500Z","v":1}' >/dev/null
+write_conf "$T/m.conf"
+once "$T/m.conf" || fail "modified alias: the run failed: $(last_run "coalesce(error,'')")"
+[ "$(sql "$DEST" "SELECT count(*) FROM contacts")" = 300 ] || fail "modified alias: $(sql "$DEST" "SELECT count(*) FROM contacts") rows, expected 300"
+[ "$(last_run "watermark_after IS NOT NULL AND delivered >= 300")" = t ] || fail "modified alias: the watermark did not move"
+[ "$(sql "$STATE" "SELECT count(*) FROM onesync.failures WHERE job = 'contacts'")" = 0 ] || fail "modified alias: failures queued"
 exit 0
