@@ -2,12 +2,17 @@
  * dest_pg.c - a PostgreSQL table as destination: one batched upsert per batch,
  * INSERT ... SELECT FROM jsonb_populate_recordset(NULL::table, $1) ON CONFLICT (key)
  * DO UPDATE, so column types are the table's own and values always travel as one
- * parameter. A data or constraint error (SQLSTATE class 22/23) is narrowed down by
- * sending the batch's rows one by one, so only the bad rows are refused.
+ * parameter; deletions by key, one DELETE ... USING json_populate_recordset per batch.
+ * A batch that fails with an error one row can cause (row_error: data, constraint,
+ * cardinality, a trigger's exception) is narrowed down by sending its rows one by one, in
+ * order, so only the rows at fault are refused, each with its key and the database's error.
+ * It never fails a batch for one row, and never narrows an error of the database itself.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 
 #include "daemon.h"
 #include "canon.h"
@@ -20,9 +25,12 @@ struct dest_pg {
 	struct dest		 base;
 	struct pg		*pg;
 	char			*sql;	/* the upsert */
+	char			*del_sql;	/* the deletion by key */
 	struct dest_item	*items;
 	size_t			 n;
-	size_t			 pending;	/* single-row statements in flight */
+	size_t			*last;	/* per item: the last item with its key (the one sent) */
+	bool			 deleting;	/* this batch deletes */
+	size_t			 next;	/* narrowing: the next item to send alone */
 	bool			 failed;
 	char			*error;
 	dest_cb			 cb;
@@ -37,6 +45,17 @@ struct dp_req {
 	unsigned	 gen;
 	ssize_t		 i;	/* -1 = the whole batch */
 };
+
+/* Free it (no statement of it is in flight). */
+static void
+dp_release(struct dest_pg *dp)
+{
+	free(dp->sql);
+	free(dp->del_sql);
+	free(dp->last);
+	free(dp->error);
+	free(dp);
+}
 
 /* Build the upsert statement from the column mapping. */
 static char *
@@ -114,184 +133,6 @@ row_append(struct buf *b, const struct dest_conf *c, json_t *rec)
 	buf_addc(b, '}');
 }
 
-static void dp_answer(const struct pg_result_info *, void *);
-
-/* Send the rows (a JSON array's text) as one upsert; i is the item, or -1 for the batch. */
-static void
-dp_send(struct dest_pg *dp, const char *text, ssize_t i)
-{
-	struct dp_req *r = xmalloc(sizeof *r);
-	const char *v[] = { text };
-
-	r->dp = dp;
-	r->gen = dp->gen;
-	r->i = i;
-	dp->outstanding++;
-	pg_query(dp->pg, dp->sql, 1, v, dp_answer, r);
-}
-
-static void
-dp_finish(struct dest_pg *dp)
-{
-	dest_cb cb = dp->cb;
-
-	dp->cb = NULL;
-	if (cb != NULL)
-		cb(dp->arg, dp->failed ? -1 : 0, dp->error);
-}
-
-/* SQLSTATE classes that a row's content can cause: data exceptions, constraints. */
-static bool
-row_error(const char *sqlstate)
-{
-	return sqlstate != NULL && (strncmp(sqlstate, "22", 2) == 0 ||
-	    strncmp(sqlstate, "23", 2) == 0);
-}
-
-static void
-dp_answer(const struct pg_result_info *ri, void *arg)
-{
-	struct dp_req *r = arg;
-	struct dest_pg *dp = r->dp;
-	ssize_t i = r->i;
-	bool stale = r->gen != dp->gen;
-
-	free(r);
-	dp->outstanding--;
-	if (dp->dead && dp->outstanding == 0) {
-		free(dp->sql);
-		free(dp->error);
-		free(dp);
-		return;
-	}
-	if (stale)
-		return;
-	if (i == -2) {
-		for (size_t k = 0; k < dp->n; k++) {
-			if (ri->res != NULL)
-				dp->items[k].outcome = DEST_OK;
-		}
-		if (ri->res == NULL) {
-			dp->failed = true;
-			dp->error = xasprintf("destination database: delete failed: %s", ri->err);
-		}
-		dp_finish(dp);
-		return;
-	}
-	if (i < 0) {
-		if (ri->res != NULL) {
-			for (size_t k = 0; k < dp->n; k++)
-				dp->items[k].outcome = DEST_OK;
-			dp_finish(dp);
-		} else if (row_error(ri->sqlstate) && dp->n > 1) {
-			/* Find the rows at fault: every row on its own. */
-			dp->pending = dp->n;
-			for (size_t k = 0; k < dp->n; k++) {
-				struct buf b;
-
-				buf_init(&b);
-				buf_addc(&b, '[');
-				row_append(&b, &dp->base.job->dst, dp->items[k].rec);
-				buf_addc(&b, ']');
-				dp_send(dp, b.data, (ssize_t)k);
-				buf_free(&b);
-			}
-		} else if (row_error(ri->sqlstate)) {
-			dp->items[0].outcome = DEST_REFUSED;
-			dp->items[0].error = xasprintf("destination table refused the row: %s", ri->err);
-			dp_finish(dp);
-		} else {
-			dp->failed = true;
-			dp->error = xasprintf("destination database: %s", ri->err);
-			dp_finish(dp);
-		}
-		return;
-	}
-	if (ri->res != NULL)
-		dp->items[i].outcome = DEST_OK;
-	else if (row_error(ri->sqlstate)) {
-		dp->items[i].outcome = DEST_REFUSED;
-		dp->items[i].error = xasprintf("destination table refused the row: %s", ri->err);
-	} else if (!dp->failed) {
-		dp->failed = true;
-		dp->error = xasprintf("destination database: %s", ri->err);
-	}
-	if (--dp->pending == 0)
-		dp_finish(dp);
-}
-
-static void
-dp_deliver(struct dest *ds, struct dest_item *items, size_t n, dest_cb cb, void *arg)
-{
-	struct dest_pg *dp = (struct dest_pg *)ds;
-	struct strmap last;
-	struct buf rows;
-	bool first = true;
-
-	free(dp->error);
-	dp->error = NULL;
-	dp->failed = false;
-	dp->items = items;
-	dp->n = n;
-	dp->cb = cb;
-	dp->arg = arg;
-	if (n == 0) {
-		dp_finish(dp);
-		return;
-	}
-	/* ON CONFLICT cannot touch a row twice in one statement: the last version of a key wins. */
-	strmap_init(&last);
-	for (size_t i = 0; i < n; i++)
-		strmap_put(&last, items[i].key, &items[i]);
-	buf_init(&rows);
-	buf_addc(&rows, '[');
-	for (size_t i = 0; i < n; i++) {
-		if (strmap_get(&last, items[i].key) != &items[i])
-			continue;
-		if (!first)
-			buf_addc(&rows, ',');
-		first = false;
-		row_append(&rows, &ds->job->dst, items[i].rec);
-	}
-	buf_addc(&rows, ']');
-	strmap_free(&last, NULL);
-	dp_send(dp, rows.data, -1);
-	buf_free(&rows);
-}
-
-/* Whether a pool query's arg is a request of this destination. */
-static bool
-dp_owns(void *arg, void *ctx)
-{
-	return ((struct dp_req *)arg)->dp == ctx;
-}
-
-static void
-dp_cancel(struct dest *ds)
-{
-	struct dest_pg *dp = (struct dest_pg *)ds;
-
-	dp->gen++;
-	dp->cb = NULL;
-	pg_cancel(dp->pg, dp_answer, dp_owns, dp);	/* answers come, stale */
-}
-
-static void
-dp_free(struct dest *ds)
-{
-	struct dest_pg *dp = (struct dest_pg *)ds;
-
-	dp->gen++;
-	dp->cb = NULL;
-	if (dp->outstanding > 0) {
-		dp->dead = true;
-		return;
-	}
-	free(dp->sql);
-	free(dp->error);
-	free(dp);
-}
-
 /*
  * The row identifying one record for a DELETE: {key column: the value of the key field it
  * is mapped from}, from the stored key text (a composite key's text is its JSON array).
@@ -325,60 +166,342 @@ delete_row(struct buf *b, const struct job_conf *job, const char *key)
 	return 0;
 }
 
-/* Delete a batch by key in one statement; a row already gone counts as deleted. */
-static void
-dp_delete(struct dest *ds, struct dest_item *items, size_t n, dest_cb cb, void *arg)
+/* Build the deletion by key: one statement for a batch of key rows. */
+static char *
+delete_sql(const struct dest_conf *c)
 {
-	struct dest_pg *dp = (struct dest_pg *)ds;
-	const struct dest_conf *c = &ds->job->dst;
 	char *t = pg_quote_ident(c->table, true);
-	struct buf rows, sql;
+	struct buf sql;
 
-	free(dp->error);
-	dp->error = NULL;
-	dp->failed = false;
-	dp->items = items;
-	dp->n = n;
-	dp->cb = cb;
-	dp->arg = arg;
-	buf_init(&rows);
 	buf_init(&sql);
-	buf_addc(&rows, '[');
-	for (size_t i = 0; i < n; i++) {
-		if (i > 0)
-			buf_addc(&rows, ',');
-		if (delete_row(&rows, ds->job, items[i].key) != 0) {
-			buf_free(&rows);
-			buf_free(&sql);
-			free(t);
-			dp->failed = true;
-			dp->error = xasprintf("key %s is not a composite key's JSON array", items[i].key);
-			dp_finish(dp);
-			return;
-		}
-	}
-	buf_addc(&rows, ']');
-	buf_printf(&sql, "DELETE FROM %s AS t USING json_populate_recordset(NULL::%s, $1::json) AS m "
-	    "WHERE ", t, t);
+	buf_printf(&sql, "DELETE FROM %s AS t USING json_populate_recordset(NULL::%s, $1::json) "
+	    "AS m WHERE ", t, t);
 	for (size_t k = 0; k < c->nkey_columns; k++) {
 		char *q = pg_quote_ident(c->key_columns[k], false);
 
 		buf_printf(&sql, "%st.%s = m.%s", k > 0 ? " AND " : "", q, q);
 		free(q);
 	}
-	{
-		struct dp_req *r = xmalloc(sizeof *r);
-		const char *v[] = { rows.data };
-
-		r->dp = dp;
-		r->gen = dp->gen;
-		r->i = -2;	/* a delete batch */
-		dp->outstanding++;
-		pg_query(dp->pg, sql.data, 1, v, dp_answer, r);
-	}
-	buf_free(&rows);
-	buf_free(&sql);
 	free(t);
+	return buf_steal(&sql);
+}
+
+/* Append item k's row: the mapped columns to write, or the key columns to delete by. */
+static int
+item_row(struct dest_pg *dp, size_t k, struct buf *b)
+{
+	if (dp->deleting)
+		return delete_row(b, dp->base.job, dp->items[k].key);
+	row_append(b, &dp->base.job->dst, dp->items[k].rec);
+	return 0;
+}
+
+static void dp_answer(const struct pg_result_info *, void *);
+
+/* Send rows (a JSON array's text) as one statement; i is the item, or -1 for the batch. */
+static void
+dp_send(struct dest_pg *dp, const char *text, ssize_t i)
+{
+	struct dp_req *r = xmalloc(sizeof *r);
+	const char *v[] = { text };
+
+	r->dp = dp;
+	r->gen = dp->gen;
+	r->i = i;
+	dp->outstanding++;
+	pg_query(dp->pg, dp->deleting ? dp->del_sql : dp->sql, 1, v, dp_answer, r);
+}
+
+static void
+dp_finish(struct dest_pg *dp)
+{
+	dest_cb cb = dp->cb;
+
+	dp->cb = NULL;
+	if (cb != NULL)
+		cb(dp->arg, dp->failed ? -1 : 0, dp->error);
+}
+
+/*
+ * SQLSTATEs that one row can cause, so that a batch failing with one is sent again row by
+ * row: cardinality (21: two rows of the batch are one destination row, e.g. keys 1 and 01
+ * into an int column), data (22), constraints (23), what a trigger or a routine it calls
+ * raises (09 triggered action, 27 triggered data change, 2F SQL routine, 38/39 external
+ * routine, P0 PL/pgSQL: RAISE EXCEPTION is P0001), 44 WITH CHECK OPTION of a view, 54000
+ * (a value too large for an index), and any class PostgreSQL does not define (a trigger's
+ * own RAISE ... USING ERRCODE). Never the others: connection (08), permission, undefined
+ * table or column and syntax (42), resources (53), lock or object state (55), statement
+ * timeout and shutdown (57), serialization and deadlock (40), internal errors (XX, 58)...:
+ * those fail the batch, and the run.
+ */
+static bool
+row_error(const char *sqlstate)
+{
+	static const char *const row_classes[] = {
+		"09", "21", "22", "23", "27", "2F", "38", "39", "44", "P0",
+	};
+	static const char *const pg_classes[] = {	/* every other class PostgreSQL uses */
+		"00", "01", "02", "03", "08", "0A", "0B", "0F", "0L", "0P", "0Z", "20", "24",
+		"25", "26", "28", "2B", "2D", "34", "3B", "3D", "3F", "40", "42", "53", "54",
+		"55", "57", "58", "72", "F0", "HV", "XX",
+	};
+
+	if (sqlstate == NULL || strlen(sqlstate) != 5)
+		return false;
+	if (strcmp(sqlstate, "54000") == 0)
+		return true;
+	for (size_t i = 0; i < NELEM(row_classes); i++)
+		if (strncmp(sqlstate, row_classes[i], 2) == 0)
+			return true;
+	for (size_t i = 0; i < NELEM(pg_classes); i++)
+		if (strncmp(sqlstate, pg_classes[i], 2) == 0)
+			return false;
+	return true;
+}
+
+/* Refuse item k with the database's error, naming its key. */
+static void
+refuse(struct dest_pg *dp, size_t k, const char *err)
+{
+	struct dest_item *it = &dp->items[k];
+
+	it->outcome = DEST_REFUSED;
+	free(it->error);
+	it->error = xasprintf(dp->deleting ? "destination table refused the deletion of key %s: "
+	    "%s" : "destination table refused the row of key %s: %s", it->key, err);
+}
+
+/* Narrowing is over: earlier items of a key take the outcome of the one sent. */
+static void
+narrow_done(struct dest_pg *dp)
+{
+	size_t nrefused = 0, nsent = 0;
+	const char *first = NULL;
+
+	for (size_t k = 0; k < dp->n; k++) {
+		struct dest_item *it = &dp->items[k], *sent = &dp->items[dp->last[k]];
+
+		if (dp->last[k] != k) {
+			it->outcome = sent->outcome;
+			free(it->error);
+			it->error = sent->error != NULL ? xstrdup(sent->error) : NULL;
+			continue;
+		}
+		nsent++;
+		if (it->outcome == DEST_REFUSED) {
+			nrefused++;
+			if (first == NULL)
+				first = it->error;
+		}
+	}
+	/* Every row refused alone: they go to the retry queue like any refused record (a
+	 * batch of bad rows must not stop the job), but a table that refuses everything is
+	 * worth a warning of its own. */
+	if (nsent > 1 && nrefused == nsent)
+		log_job(LOG_WARNING, dp->base.job->name, 0, NULL, "destination table %s refused "
+		    "every one of the %zu rows of a batch (%s); they wait in the retry queue: if "
+		    "the table refuses every row, fix it, then `onesyncctl retry`",
+		    dp->base.job->dst.table, nsent, first);
+	dp_finish(dp);
+}
+
+/* Send the next item alone (one at a time, in batch order: the later of two rows that the
+ * table takes for one is written last, as it would be in a later batch). */
+static void
+narrow_next(struct dest_pg *dp)
+{
+	struct buf b;
+
+	while (dp->next < dp->n && (dp->last[dp->next] != dp->next ||
+	    dp->items[dp->next].outcome != DEST_PENDING))
+		dp->next++;
+	if (dp->next >= dp->n) {
+		narrow_done(dp);
+		return;
+	}
+	buf_init(&b);
+	buf_addc(&b, '[');
+	(void)item_row(dp, dp->next, &b);	/* it did in dp_start: not refused */
+	buf_addc(&b, ']');
+	dp_send(dp, b.data, (ssize_t)dp->next);
+	dp->next++;
+	buf_free(&b);
+}
+
+/* The whole batch failed with err: fail it, or find the rows at fault. */
+static void
+batch_failed(struct dest_pg *dp, const struct pg_result_info *ri)
+{
+	size_t nsent = 0, one = 0;
+
+	for (size_t k = 0; k < dp->n; k++)
+		if (dp->last[k] == k && dp->items[k].outcome == DEST_PENDING) {
+			nsent++;
+			one = k;
+		}
+	if (!row_error(ri->sqlstate)) {
+		dp->failed = true;
+		dp->error = xasprintf(dp->deleting ? "destination database: delete failed: %s" :
+		    "destination database: %s", ri->err);
+		dp_finish(dp);
+		return;
+	}
+	if (nsent == 1) {
+		refuse(dp, one, ri->err);
+		narrow_done(dp);
+		return;
+	}
+	if (strncmp(ri->sqlstate, "21", 2) == 0)
+		log_job(LOG_WARNING, dp->base.job->name, 0, NULL, "destination table %s: two "
+		    "rows of one batch are one row of the table (keys that its key column's type "
+		    "makes equal, such as 1 and 01, or a UUID in two cases): they are written one "
+		    "by one, the later in the batch last", dp->base.job->dst.table);
+	else
+		log_job(LOG_INFO, dp->base.job->name, 0, NULL, "destination table %s refused a "
+		    "batch of %zu %s (%s): sending them one by one", dp->base.job->dst.table, nsent,
+		    dp->deleting ? "deletions" : "rows", ri->err);
+	dp->next = 0;
+	narrow_next(dp);
+}
+
+static void
+dp_answer(const struct pg_result_info *ri, void *arg)
+{
+	struct dp_req *r = arg;
+	struct dest_pg *dp = r->dp;
+	ssize_t i = r->i;
+	bool stale = r->gen != dp->gen;
+
+	free(r);
+	dp->outstanding--;
+	if (dp->dead && dp->outstanding == 0) {
+		dp_release(dp);
+		return;
+	}
+	if (stale)
+		return;
+	if (i < 0) {
+		if (ri->res == NULL) {
+			batch_failed(dp, ri);
+			return;
+		}
+		for (size_t k = 0; k < dp->n; k++)
+			if (dp->items[k].outcome == DEST_PENDING)
+				dp->items[k].outcome = DEST_OK;
+		dp_finish(dp);
+		return;
+	}
+	if (ri->res != NULL)
+		dp->items[i].outcome = DEST_OK;
+	else if (row_error(ri->sqlstate))
+		refuse(dp, (size_t)i, ri->err);
+	else {
+		dp->failed = true;
+		dp->error = xasprintf(dp->deleting ? "destination database: delete failed: %s" :
+		    "destination database: %s", ri->err);
+		dp_finish(dp);
+		return;
+	}
+	narrow_next(dp);
+}
+
+/*
+ * Start a batch: each key is sent once, its last item (ON CONFLICT cannot touch a row twice
+ * in one statement; a deletion needs no repeat), as one statement; items whose row cannot
+ * be built (a stored composite key that is not its JSON array) are refused alone.
+ */
+static void
+dp_start(struct dest *ds, struct dest_item *items, size_t n, bool deleting, dest_cb cb,
+    void *arg)
+{
+	struct dest_pg *dp = (struct dest_pg *)ds;
+	struct strmap last;
+	struct buf rows;
+	size_t nrows = 0;
+
+	free(dp->error);
+	dp->error = NULL;
+	dp->failed = false;
+	dp->items = items;
+	dp->n = n;
+	dp->deleting = deleting;
+	dp->cb = cb;
+	dp->arg = arg;
+	free(dp->last);
+	dp->last = xreallocarray(NULL, n > 0 ? n : 1, sizeof *dp->last);
+	strmap_init(&last);
+	for (size_t i = 0; i < n; i++)
+		strmap_put(&last, items[i].key, (void *)(uintptr_t)(i + 1));
+	for (size_t i = 0; i < n; i++)
+		dp->last[i] = (size_t)(uintptr_t)strmap_get(&last, items[i].key) - 1;
+	strmap_free(&last, NULL);
+	buf_init(&rows);
+	buf_addc(&rows, '[');
+	for (size_t i = 0; i < n; i++) {
+		size_t mark = rows.len;
+
+		if (dp->last[i] != i)
+			continue;
+		if (nrows > 0)
+			buf_addc(&rows, ',');
+		if (item_row(dp, i, &rows) != 0) {
+			rows.len = mark;
+			rows.data[mark] = '\0';
+			refuse(dp, i, "the key is not a composite key's JSON array");
+			continue;
+		}
+		nrows++;
+	}
+	buf_addc(&rows, ']');
+	if (nrows == 0)
+		narrow_done(dp);
+	else
+		dp_send(dp, rows.data, -1);
+	buf_free(&rows);
+}
+
+static void
+dp_deliver(struct dest *ds, struct dest_item *items, size_t n, dest_cb cb, void *arg)
+{
+	dp_start(ds, items, n, false, cb, arg);
+}
+
+/* Delete a batch by key in one statement; a row already gone counts as deleted. */
+static void
+dp_delete(struct dest *ds, struct dest_item *items, size_t n, dest_cb cb, void *arg)
+{
+	dp_start(ds, items, n, true, cb, arg);
+}
+
+/* Whether a pool query's arg is a request of this destination. */
+static bool
+dp_owns(void *arg, void *ctx)
+{
+	return ((struct dp_req *)arg)->dp == ctx;
+}
+
+static void
+dp_cancel(struct dest *ds)
+{
+	struct dest_pg *dp = (struct dest_pg *)ds;
+
+	dp->gen++;
+	dp->cb = NULL;
+	pg_cancel(dp->pg, dp_answer, dp_owns, dp);	/* answers come, stale */
+}
+
+static void
+dp_free(struct dest *ds)
+{
+	struct dest_pg *dp = (struct dest_pg *)ds;
+
+	dp->gen++;
+	dp->cb = NULL;
+	if (dp->outstanding > 0) {
+		dp->dead = true;
+		return;
+	}
+	dp_release(dp);
 }
 
 static const struct dest_ops dp_ops = { dp_deliver, dp_cancel, dp_free, dp_delete };
@@ -393,5 +516,6 @@ dest_pg_new(struct daemon *d, const struct job_conf *job)
 	dp->base.job = job;
 	dp->pg = daemon_pg(d, job->dst.conninfo, job->dst.http.timeout_ms);
 	dp->sql = upsert_sql(&job->dst);
+	dp->del_sql = delete_sql(&job->dst);
 	return &dp->base;
 }

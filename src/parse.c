@@ -63,6 +63,7 @@ struct parser {
 	char		**hdr;
 	size_t		 nhdr;
 	bool		 have_hdr;
+	bool		 mismatch;	/* the header lacks a field of o.need */
 	long		 nblank, blank_line;	/* empty lines held back (a run at the end is dropped) */
 	long		 quote_line;
 
@@ -219,6 +220,47 @@ csv_field_end(struct parser *p)
 	p->fend[p->nf++] = p->rlen;
 }
 
+/*
+ * Whether the header (names in seen) holds every field of o.need: a header that lacks one
+ * is a snapshot that does not match the job (a renamed or dropped column would otherwise
+ * be read as null in every row). Fatal, naming the missing fields and the header; returns
+ * how many are missing.
+ */
+static size_t
+csv_need(struct parser *p, json_t *seen)
+{
+	struct buf miss, hdr;
+	size_t n = 0;
+
+	buf_init(&miss);
+	for (size_t i = 0; i < p->o.nneed; i++) {
+		if (json_object_get(seen, p->o.need[i]) != NULL)
+			continue;
+		buf_printf(&miss, "%s\"%s\"", n++ > 0 ? ", " : "", p->o.need[i]);
+	}
+	if (n == 0) {
+		buf_free(&miss);
+		return 0;
+	}
+	buf_init(&hdr);
+	for (size_t i = 0; i < p->nhdr && hdr.len <= 1000; i++)
+		buf_printf(&hdr, "%s%s", i > 0 ? "," : "", p->hdr[i]);
+	if (hdr.len > 1000) {	/* cut at a character's start */
+		hdr.len = 1000;
+		while (hdr.len > 0 && ((unsigned char)hdr.data[hdr.len] & 0xc0) == 0x80)
+			hdr.len--;
+		hdr.data[hdr.len] = '\0';
+		buf_adds(&hdr, "...");
+	}
+	p->mismatch = true;
+	fatal(p, p->rline, "the header row lacks the field%s %s that the job reads (its key, "
+	    "destination.columns, capture.fields or a template); the header is: %s",
+	    n > 1 ? "s" : "", miss.data, hdr.data);
+	buf_free(&miss);
+	buf_free(&hdr);
+	return n;
+}
+
 /* The complete first row: field names. Any problem with it is fatal. */
 static int
 csv_header(struct parser *p)
@@ -258,7 +300,10 @@ csv_header(struct parser *p)
 		}
 		json_object_set_new_nocheck(seen, name, json_integer((long long)i + 1));
 	}
+	i = csv_need(p, seen);
 	json_decref(seen);
+	if (i > 0)
+		return -1;
 	p->have_hdr = true;
 	return 0;
 }
@@ -841,6 +886,12 @@ long
 parser_errors(const struct parser *p)
 {
 	return p->errors;
+}
+
+bool
+parser_mismatch(const struct parser *p)
+{
+	return p->mismatch;
 }
 
 void

@@ -14,6 +14,10 @@ struct parse_opts {
 	char	 delimiter;	/* CSV field delimiter; 0 means ',' */
 	bool	 gzip;		/* the input is gzip (or zlib): inflated as it streams */
 	size_t	 max_record;	/* bytes; 0 means PARSE_MAX_RECORD; a longer record is an error */
+	/* CSV: field names the header must hold (borrowed, for the parser's life): a header
+	 * without one of them is a fatal error naming them and the header (parser_mismatch). */
+	char *const *need;
+	size_t	 nneed;
 };
 #define PARSE_MAX_RECORD	((size_t)16 << 20)
 
@@ -48,6 +52,8 @@ int parser_feed(struct parser *, const void *data, size_t len) WUR;
 int parser_finish(struct parser *) WUR;
 long parser_records(const struct parser *);	/* records delivered */
 long parser_errors(const struct parser *);	/* error callbacks made */
+/* The fatal error was a CSV header without a field of parse_opts.need. */
+bool parser_mismatch(const struct parser *);
 void parser_free(struct parser *);
 
 #endif

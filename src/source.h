@@ -67,8 +67,11 @@ struct file_reader;
 typedef void (*file_rec_cb)(void *arg, json_t *rec, long line);
 /* A malformed record; the reader goes on with the next one. msg names the file and line. */
 typedef void (*file_bad_cb)(void *arg, long line, const char *msg);
-/* The end: rc 0 = the whole file was read; -1 = transfer failed or the file is truncated. */
+/* The end: rc 0 = the whole file was read; -1 = transfer failed or the file is truncated;
+ * SOURCE_FILE_MISMATCH = the file does not match the job (a CSV header without a field the
+ * job reads), found before any record. */
 typedef void (*file_done_cb)(void *arg, int rc, const char *err);
+#define SOURCE_FILE_MISMATCH	(-2)
 
 /* No callback runs before this returns; NULL and *err when nothing could start. */
 struct file_reader *source_file_open(struct daemon *, const struct job_conf *, file_rec_cb,

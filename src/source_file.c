@@ -16,6 +16,7 @@
 #include "log.h"
 #include "parse.h"
 #include "source.h"
+#include "tmpl.h"
 
 /* A parsed item waiting for the reader: a record, or a malformed record's message. */
 struct fr_item {
@@ -28,6 +29,7 @@ struct file_reader {
 	char			*log_url;	/* redacted */
 	struct http_call	*call;		/* the transfer, until it ends */
 	struct parser		*parser;
+	struct strlist		 need;		/* CSV: fields the header must name */
 	file_rec_cb		 rec_cb;
 	file_bad_cb		 bad_cb;
 	file_done_cb		 done_cb;
@@ -63,6 +65,7 @@ fr_free(struct file_reader *fr)
 	if (fr->ev != NULL)
 		event_free(fr->ev);
 	parser_free(fr->parser);
+	strlist_free(&fr->need);
 	free(fr->log_url);
 	free(fr->end_err);
 	free(fr);
@@ -135,8 +138,10 @@ fr_end_parse_failed(struct file_reader *fr, bool at_end)
 		fr->qlen--;
 	}
 	fr->ended = true;
-	fr->end_rc = -1;
-	if (at_end && why != NULL && strstr(why, "the input is empty") != NULL)
+	fr->end_rc = parser_mismatch(fr->parser) ? SOURCE_FILE_MISMATCH : -1;
+	if (fr->end_rc == SOURCE_FILE_MISMATCH && why != NULL)
+		fr->end_err = xstrdup(why);
+	else if (at_end && why != NULL && strstr(why, "the input is empty") != NULL)
 		fr->end_err = xasprintf("the file is empty (%s)", why);
 	else if (at_end)
 		fr->end_err = xasprintf("the file ends inside a record: truncated? (%s)",
@@ -229,6 +234,56 @@ fr_transfer_done(struct http_response *resp, void *arg)
 	fr_schedule(fr);
 }
 
+/* Add the field a record path starts with (a CSV row is flat), once. */
+static void
+need_add(struct strlist *need, const char *path)
+{
+	size_t n = strcspn(path, ".");
+
+	if (n == 0)
+		return;
+	for (size_t i = 0; i < need->n; i++)
+		if (strncmp(need->v[i], path, n) == 0 && need->v[i][n] == '\0')
+			return;
+	strlist_add(need, xstrndup(path, n));
+}
+
+/* Add the record paths of a template. */
+static void
+need_tmpl(struct strlist *need, const struct tmpl *t)
+{
+	size_t it = 0;
+	const char *path;
+
+	while ((path = tmpl_record_path(t, &it)) != NULL)
+		need_add(need, path);
+}
+
+/*
+ * The fields a CSV header must name: those the job reads from every record (key fields,
+ * destination.columns, the destination's templates, capture.fields). A header without one
+ * is a snapshot that does not match the job: read on, every row would carry null there.
+ * (NDJSON and JSON records name their own fields: an absent one is null by design.)
+ */
+static void
+need_fields(struct strlist *need, const struct job_conf *job)
+{
+	const struct dest_conf *dc = &job->dst;
+
+	for (size_t i = 0; i < job->nkey; i++)
+		need_add(need, job->key[i]);
+	for (size_t i = 0; i < dc->ncolumns; i++)
+		need_add(need, dc->columns[i].field);
+	need_tmpl(need, dc->url);
+	need_tmpl(need, dc->body);
+	for (size_t i = 0; i < dc->nheaders; i++)
+		need_tmpl(need, dc->headers[i]);
+	need_tmpl(need, dc->create_url);
+	need_tmpl(need, dc->create_body);
+	for (size_t i = 0; i < job->capture.nfields; i++)
+		need_add(need, job->capture.fields[i]);
+}
+
 /* Hand the queue to the reader until it pauses; then the end, or more of the transfer. */
 static void
 fr_deliver(evutil_socket_t fd, short what, void *arg)
@@ -301,6 +356,11 @@ source_file_open(struct daemon *d, const struct job_conf *job, file_rec_cb rec_c
 	    sc->file_format == FILE_NDJSON ? PARSE_NDJSON : PARSE_JSON_ARRAY;
 	po.delimiter = sc->delimiter;
 	po.gzip = fr_gzip(sc);
+	if (po.format == PARSE_CSV) {
+		need_fields(&fr->need, job);
+		po.need = fr->need.v;
+		po.nneed = fr->need.n;
+	}
 	if ((fr->parser = parser_new(&po, fr_parsed, fr_parse_error, fr)) == NULL) {
 		*err = xasprintf("%s: cannot set up the parser (out of memory?)", fr->log_url);
 		fr_free(fr);

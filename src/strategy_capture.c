@@ -237,6 +237,12 @@ file_done(void *arg, int rc, const char *err)
 	struct capture_state *cs = r->cs;
 
 	cs->read_done = true;
+	if (rc == SOURCE_FILE_MISMATCH && !cs->flushing && r->nitems == 0) {
+		/* Not a truncated snapshot but one of another shape: no guard, no deletion. */
+		run_fail(r, "%s; the file does not match the job: nothing was delivered or deleted",
+		    err != NULL ? err : where(r));
+		return;
+	}
 	if (rc != 0)
 		cs->read_error = xstrdup(err != NULL ? err : "the transfer failed");
 	if (cs->flushing)

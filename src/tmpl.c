@@ -377,6 +377,18 @@ tmpl_has_secret(const struct tmpl *t)
 	return t->has_secret;
 }
 
+const char *
+tmpl_record_path(const struct tmpl *t, size_t *it)
+{
+	while (t != NULL && *it < t->nparts) {
+		const struct part *p = &t->parts[(*it)++];
+
+		if (p->var == TV_RECORD && p->arg != NULL)
+			return p->arg;
+	}
+	return NULL;
+}
+
 /* Source text plus resolved secret/env values, for config fingerprints only. */
 void
 tmpl_digest(const struct tmpl *t, struct buf *b)

@@ -60,6 +60,9 @@ void tmpl_free(struct tmpl *);
 const char *tmpl_source(const struct tmpl *);
 unsigned tmpl_uses(const struct tmpl *);	/* TV_* bits that appear */
 bool tmpl_has_secret(const struct tmpl *);
+/* The record paths of its {{record.PATH}} placeholders, one per call from *it (start at 0);
+ * NULL after the last. */
+const char *tmpl_record_path(const struct tmpl *, size_t *it);
 /* Append the source and the resolved secret/env values (config fingerprints only; never log). */
 void tmpl_digest(const struct tmpl *, struct buf *);
 

@@ -196,6 +196,50 @@ test_csv_field_count(void **state)
 	    "5 {\"a\":\"5\",\"b\":\"6\",\"c\":\"7\",\"d\":\"8\"}\n", 0);
 }
 
+/* A header without a field the job reads: fatal before any record, naming both. */
+static void
+test_csv_header_need(void **state)
+{
+	static char *const need[] = { "id", "price", "name" };
+	struct parse_opts	opts = opts_of(PARSE_CSV);
+	struct outcome		o = { 0 };
+	const char		*in = "id,name,Price_EUR\n1,a,2\n";
+	struct parser		*p;
+
+	(void)state;
+	opts.need = need;
+	opts.nneed = NELEM(need);
+	run_all(&opts, in, strlen(in), &o);
+	assert_int_equal(o.feed, -1);
+	assert_int_equal(o.finish, -1);
+	assert_int_equal(o.records, 0);
+	assert_string_equal(o.log.data, "E1 line 1: the header row lacks the field \"price\" that "
+	    "the job reads (its key, destination.columns, capture.fields or a template); the "
+	    "header is: id,name,Price_EUR\n");
+	buf_free(&o.log);
+	/* Two missing, a header without a line end. */
+	in = "ID,cost";
+	run_all(&opts, in, strlen(in), &o);
+	assert_int_equal(o.finish, -1);
+	assert_string_equal(o.log.data, "E1 line 1: the header row lacks the fields \"id\", "
+	    "\"price\", \"name\" that the job reads (its key, destination.columns, "
+	    "capture.fields or a template); the header is: ID,cost\n");
+	buf_free(&o.log);
+	p = parser_new(&opts, on_record, on_error, &o);
+	buf_init(&o.log);
+	assert_int_equal(parser_feed(p, in, strlen(in)), 0);
+	assert_int_equal(parser_finish(p), -1);
+	assert_true(parser_mismatch(p));
+	parser_free(p);
+	buf_free(&o.log);
+	/* Every field there, in another order, with more: records as usual. */
+	in = "x,name,price,id\n0,a,2,1\n";
+	run_all(&opts, in, strlen(in), &o);
+	assert_int_equal(o.finish, 0);
+	assert_int_equal(o.records, 1);
+	buf_free(&o.log);
+}
+
 static void
 test_csv_header_errors(void **state)
 {
@@ -594,6 +638,7 @@ main(void)
 		cmocka_unit_test(test_csv_blank_lines),
 		cmocka_unit_test(test_csv_field_count),
 		cmocka_unit_test(test_csv_header_errors),
+		cmocka_unit_test(test_csv_header_need),
 		cmocka_unit_test(test_csv_quotes),
 		cmocka_unit_test(test_csv_delimiter_bom),
 		cmocka_unit_test(test_csv_truncated),
