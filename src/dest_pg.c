@@ -222,42 +222,6 @@ dp_finish(struct dest_pg *dp)
 		cb(dp->arg, dp->failed ? -1 : 0, dp->error);
 }
 
-/*
- * SQLSTATEs that one row can cause, so that a batch failing with one is sent again row by
- * row: cardinality (21: two rows of the batch are one destination row, e.g. keys 1 and 01
- * into an int column), data (22), constraints (23), what a trigger or a routine it calls
- * raises (09 triggered action, 27 triggered data change, 2F SQL routine, 38/39 external
- * routine, P0 PL/pgSQL: RAISE EXCEPTION is P0001), 44 WITH CHECK OPTION of a view, 54000
- * (a value too large for an index), and any class PostgreSQL does not define (a trigger's
- * own RAISE ... USING ERRCODE). Never the others: connection (08), permission, undefined
- * table or column and syntax (42), resources (53), lock or object state (55), statement
- * timeout and shutdown (57), serialization and deadlock (40), internal errors (XX, 58)...:
- * those fail the batch, and the run.
- */
-static bool
-row_error(const char *sqlstate)
-{
-	static const char *const row_classes[] = {
-		"09", "21", "22", "23", "27", "2F", "38", "39", "44", "P0",
-	};
-	static const char *const pg_classes[] = {	/* every other class PostgreSQL uses */
-		"00", "01", "02", "03", "08", "0A", "0B", "0F", "0L", "0P", "0Z", "20", "24",
-		"25", "26", "28", "2B", "2D", "34", "3B", "3D", "3F", "40", "42", "53", "54",
-		"55", "57", "58", "72", "F0", "HV", "XX",
-	};
-
-	if (sqlstate == NULL || strlen(sqlstate) != 5)
-		return false;
-	if (strcmp(sqlstate, "54000") == 0)
-		return true;
-	for (size_t i = 0; i < NELEM(row_classes); i++)
-		if (strncmp(sqlstate, row_classes[i], 2) == 0)
-			return true;
-	for (size_t i = 0; i < NELEM(pg_classes); i++)
-		if (strncmp(sqlstate, pg_classes[i], 2) == 0)
-			return false;
-	return true;
-}
 
 /* Refuse item k with the database's error, naming its key. */
 static void
@@ -339,7 +303,7 @@ batch_failed(struct dest_pg *dp, const struct pg_result_info *ri)
 			nsent++;
 			one = k;
 		}
-	if (!row_error(ri->sqlstate)) {
+	if (!pg_row_error(ri->sqlstate)) {
 		dp->failed = true;
 		dp->error = xasprintf(dp->deleting ? "destination database: delete failed: %s" :
 		    "destination database: %s", ri->err);
@@ -393,7 +357,7 @@ dp_answer(const struct pg_result_info *ri, void *arg)
 	}
 	if (ri->res != NULL)
 		dp->items[i].outcome = DEST_OK;
-	else if (row_error(ri->sqlstate))
+	else if (pg_row_error(ri->sqlstate))
 		refuse(dp, (size_t)i, ri->err);
 	else {
 		dp->failed = true;

@@ -65,4 +65,11 @@ void pg_set_notify(struct pg *, pg_notify_cb, void *arg);
 /* Quote an identifier ("a.b" -> "a"."b" when split_dots); result malloced. */
 char *pg_quote_ident(const char *, bool split_dots);
 
+/*
+ * Can this error (SQLSTATE) belong to one row of a many-row statement (data, constraint,
+ * cardinality, what a trigger or function raises), so that the rows are worth sending one by
+ * one? Never for connection loss, permissions, undefined objects, resources, locks, timeouts.
+ */
+bool pg_row_error(const char *sqlstate);
+
 #endif

@@ -435,13 +435,6 @@ out:
 	return rc;
 }
 
-/* SQLSTATE classes a row's own values can cause (data exception, constraint). */
-static bool
-row_error(const char *sqlstate)
-{
-	return sqlstate != NULL && (strncmp(sqlstate, "22", 2) == 0 ||
-	    strncmp(sqlstate, "23", 2) == 0);
-}
 
 /* Outcome of mark i from an answer that returned the keys marked in `done`. */
 static void
@@ -501,7 +494,7 @@ mark_answered(const struct pg_result_info *ri, void *arg)
 	else {
 		for (size_t i = 0; i < pm->n; i++)
 			nsent += pm->rowtext[i] != NULL;
-		if (ri->res == NULL && row_error(ri->sqlstate) && nsent > 1 && pm->pool != NULL) {
+		if (ri->res == NULL && pg_row_error(ri->sqlstate) && nsent > 1 && pm->pool != NULL) {
 			/* One row's values broke the batch: mark row by row to find it. */
 			log_debug("source database (%s): marking failed (%s); retrying row by row",
 			    pm->place, ri->err);

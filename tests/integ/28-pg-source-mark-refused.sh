@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Strategy flag over a PostgreSQL source whose trigger refuses the marking of one row
+# (RAISE EXCEPTION, SQLSTATE P0001): the batch's marking is narrowed row by row like a
+# destination's, so the other rows are marked and only that one waits, remembered as
+# delivered but not marked (it is not delivered again).
+. "$(dirname "$0")/../lib.sh"
+sa_start
+STATE=$(new_db state); SRC=$(new_db src)
+sql "$SRC" "CREATE TABLE orders (id int PRIMARY KEY, customer text, synced boolean NOT NULL DEFAULT false);
+	INSERT INTO orders (id, customer) SELECT i, 'c' || i FROM generate_series(1, 20) i;
+	CREATE FUNCTION no_mark_7() RETURNS trigger LANGUAGE plpgsql AS \$\$
+	BEGIN
+	  IF NEW.synced AND NOT OLD.synced AND NEW.id = 7 THEN
+	    RAISE EXCEPTION 'order 7 may not be marked';
+	  END IF;
+	  RETURN NEW;
+	END \$\$;
+	CREATE TRIGGER no_mark_7 BEFORE UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION no_mark_7();"
+cat >"$T/c.conf" <<CONF
+state = { conninfo = "$STATE"; };
+defaults = { interval = "1h"; retries = 0; retry_backoff = "0"; batch = 20; };
+jobs = ( { name = "orders"; strategy = "flag"; key = "id";
+   source = { type = "postgresql"; conninfo = "$SRC"; table = "orders"; pending = "NOT synced";
+	page = { size = 20; }; mark = { set = { synced = "true"; }; }; };
+   destination = { type = "http"; method = "PUT"; url = "$SA/api/erp/{{key}}"; }; } );
+CONF
+once "$T/c.conf" || fail "first run exited $?"
+[ "$(sql "$SRC" "SELECT string_agg(id::text, ',') FROM orders WHERE NOT synced")" = 7 ] ||
+	fail "pending after the run: $(sql "$SRC" "SELECT string_agg(id::text, ',') FROM orders WHERE NOT synced") (only 7 expected)"
+[ "$(sql "$STATE" "SELECT string_agg(key, ',') FROM onesync.unmarked WHERE job = 'orders'")" = 7 ] ||
+	fail "record 7 is not remembered as delivered but not marked"
+grep -q "order 7 may not be marked" "$T/daemon.log" || fail "the trigger's refusal is not in the log"
+once "$T/c.conf" || fail "second run exited $?"
+total=$(sa GET /_ctl/stats?coll=erp | python3 -c 'import json,sys; print(json.load(sys.stdin)["total_deliveries"])')
+[ "$total" = 20 ] || fail "$total deliveries for 20 records: record 7 went again"
+note "one refused marking: 19 marked, record 7 remembered, nothing delivered twice"
