@@ -42,6 +42,29 @@ for sorted in true false; do
 	note "sorted=$sorted: a year-9999 record fails alone, the watermark stays at $(last_run watermark_after | cut -c1-19)"
 done
 
+# a PostgreSQL source: its now() is the clock
+SRC=$(new_db src); STATE=$(new_db statepg)
+sql "$SRC" "CREATE TABLE items (id int PRIMARY KEY, name text, updated_at timestamptz NOT NULL);
+	INSERT INTO items SELECT i, 'n' || i, now() - interval '1 minute' FROM generate_series(1, 3) i;
+	INSERT INTO items VALUES (4, 'typo', '9999-12-31 00:00:00+00')"
+cat >"$T/pg.conf" <<CONF
+state = { conninfo = "$STATE"; };
+defaults = { interval = "1h"; retries = 0; retry_backoff = "0"; timeout = "10s"; };
+jobs = ( { name = "items"; strategy = "modified"; key = "id"; modified = { field = "updated_at"; };
+	source = { type = "postgresql"; conninfo = "$SRC"; table = "items"; page = { size = 2; }; };
+	destination = { type = "http"; method = "PUT"; url = "$SA/api/copy/{{key}}"; }; } );
+CONF
+once "$T/pg.conf" || fail "pg: run 1 exited $?"
+case $(sql "$STATE" "SELECT watermark FROM onesync.jobs WHERE name = 'items'") in 9999*|"")
+	fail "pg: watermark $(sql "$STATE" "SELECT watermark FROM onesync.jobs WHERE name = 'items'")";; esac
+case $(sql "$STATE" "SELECT last_error FROM onesync.failures WHERE job = 'items' AND key = '4'") in
+*"record 4: timestamp field 'updated_at' is 9999-12-31"*"after the source database's now()"*) ;;
+*) fail "pg: failure of record 4: $(sql "$STATE" "SELECT last_error FROM onesync.failures WHERE job = 'items'")";; esac
+sql "$SRC" "INSERT INTO items VALUES (5, 'later', now())"
+once "$T/pg.conf" || fail "pg: run 2 exited $?"
+sa GET /api/copy/5 | grep -q later || fail "pg: a later row did not arrive"
+note "pg source: the year-9999 row fails, later rows arrive"
+
 # modified.max_future = 0 turns the check off (the old behaviour: the watermark follows)
 STATE=$(new_db state0); DEST=$(new_db dest0); dest_table
 MOD_EXTRA='max_future = "0";' write_conf "$T/c.conf"
