@@ -256,10 +256,15 @@ seen_loaded(void *arg, int rc, PGresult *res, const char *err)
 	n = PQntuples(res);
 	for (int i = 0; i < n; i++) {
 		struct seen *s = xmalloc(sizeof *s);
+		/* A composite key an older version wrote with bare numbers matches under
+		 * today's text; the old row is pruned with the window like any other. */
+		char *up = r->job->nkey > 1 ? key_text_upgrade(PQgetvalue(res, i, 0),
+		    r->job->nkey) : NULL;
 
 		snprintf(s->hash, sizeof s->hash, "%s", PQgetvalue(res, i, 1));
 		s->ts_ns = strtoll(PQgetvalue(res, i, 2), NULL, 10);
-		free(strmap_put(&r->seen, PQgetvalue(res, i, 0), s));
+		free(strmap_put(&r->seen, up != NULL ? up : PQgetvalue(res, i, 0), s));
+		free(up);
 	}
 	if (n == STATE_PAGE) {
 		r->state_busy = true;
