@@ -158,6 +158,48 @@ key_field(json_t *rec, const char *field, json_t **vp, char **err)
 	return 0;
 }
 
+/*
+ * The text of one key component: a string as it is, an integer in decimal, any other
+ * number as JSON writes it. A number and its decimal text are thus one component: 7 and
+ * "7" name the same record, in a single key as in a composite one.
+ */
+static char *
+component_text(json_t *v)
+{
+	char *s, *out;
+
+	if (json_is_string(v))
+		return xstrndup(json_string_value(v), json_string_length(v));
+	if (json_is_integer(v))
+		return xasprintf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
+	if ((s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT)) == NULL)
+		return NULL;
+	out = xstrdup(s);
+	free(s);
+	return out;
+}
+
+/* A composite key's text: the compact JSON array of its components' texts, all strings. */
+static char *
+composite_text(json_t *parts)
+{
+	json_t *a = json_array(), *v;
+	char *t, *s = NULL;
+	size_t i;
+
+	json_array_foreach(parts, i, v) {
+		if ((t = component_text(v)) == NULL) {
+			json_decref(a);
+			return NULL;
+		}
+		json_array_append_new(a, json_stringn(t, strlen(t)));
+		free(t);
+	}
+	s = json_dumps(a, JSON_COMPACT);
+	json_decref(a);
+	return s;
+}
+
 int
 record_key(json_t *rec, char *const *fields, size_t nfields, char **out, char **err)
 {
@@ -174,17 +216,9 @@ record_key(json_t *rec, char *const *fields, size_t nfields, char **out, char **
 	if (nfields == 1) {
 		if (key_field(rec, fields[0], &v, err) != 0)
 			return -1;
-		if (json_is_string(v))
-			*out = xstrndup(json_string_value(v), json_string_length(v));
-		else if (json_is_integer(v))
-			*out = xasprintf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
-		else {
-			if ((s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT)) == NULL) {
-				*err = xasprintf("key field '%s' cannot be encoded", fields[0]);
-				return -1;
-			}
-			*out = xstrdup(s);
-			free(s);
+		if ((*out = component_text(v)) == NULL) {
+			*err = xasprintf("key field '%s' cannot be encoded", fields[0]);
+			return -1;
 		}
 		return 0;
 	}
@@ -196,7 +230,7 @@ record_key(json_t *rec, char *const *fields, size_t nfields, char **out, char **
 		}
 		json_array_append(a, v);
 	}
-	s = json_dumps(a, JSON_COMPACT);
+	s = composite_text(a);
 	json_decref(a);
 	if (s == NULL) {
 		*err = xstrdup("key cannot be encoded");
@@ -210,6 +244,71 @@ record_key(json_t *rec, char *const *fields, size_t nfields, char **out, char **
 	*out = xstrdup(s);
 	free(s);
 	return 0;
+}
+
+char *
+key_text_upgrade(const char *stored, size_t nfields)
+{
+	json_t *a, *v;
+	size_t i;
+	bool numbers = false;
+	char *s = NULL, *out;
+
+	if (nfields < 2 || stored[0] != '[' || (a = json_loads(stored, 0, NULL)) == NULL)
+		return NULL;
+	if (json_is_array(a) && json_array_size(a) == nfields) {
+		json_array_foreach(a, i, v)
+			if (json_is_number(v))
+				numbers = true;
+		if (numbers)
+			s = composite_text(a);
+	}
+	json_decref(a);
+	if (s == NULL)
+		return NULL;
+	out = strcmp(s, stored) != 0 ? xstrdup(s) : NULL;
+	free(s);
+	return out;
+}
+
+/*
+ * A loose fold of a key text, for finding keys a destination's column type may equate
+ * (int: "5", "05", " 5", "5.0"; uuid: letter case, hyphens, braces): ASCII letters in lower
+ * case, everything but letters, digits and bytes >= 0x80 dropped, and in every run of
+ * digits the leading and trailing zeros dropped. Equal after a cast implies equal folds
+ * for those types; the converse is not needed (the destination compares exactly).
+ */
+char *
+key_fold(const char *key)
+{
+	struct buf b;
+	const char *p = key;
+
+	buf_init(&b);
+	while (*p != '\0') {
+		unsigned char c = (unsigned char)*p;
+
+		if (c >= '0' && c <= '9') {
+			const char *q = p, *e;
+
+			while (*q >= '0' && *q <= '9')
+				q++;
+			e = q;
+			while (p < e && *p == '0')
+				p++;
+			while (e > p && e[-1] == '0')
+				e--;
+			buf_add(&b, p, (size_t)(e - p));
+			p = q;
+			continue;
+		}
+		if (c >= 'A' && c <= 'Z')
+			buf_addc(&b, (char)(c - 'A' + 'a'));
+		else if ((c >= 'a' && c <= 'z') || c >= 0x80)
+			buf_addc(&b, (char)c);
+		p++;
+	}
+	return buf_steal(&b);
 }
 
 /* JSON text of a string, quoted, UTF-8 kept as is. */

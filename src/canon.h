@@ -15,9 +15,17 @@
 void canon_hash(json_t *rec, char *const *fields, size_t nfields, char *const *exclude,
     size_t nexclude, char out[CANON_HASH_LEN]);
 
-/* Text of a record's key: one field -> its text (string raw, number as written);
- * several -> a compact JSON array. -1 (and *err) when a key field is missing or not a scalar. */
+/* Text of a record's key. A component's text: a string raw, an integer in decimal, another
+ * number as JSON writes it (so 7 and "7" are one key). One field -> that text; several ->
+ * the compact JSON array of those texts, as strings (["t","7"]). -1 (and *err) when a key
+ * field is missing or not a scalar. */
 int record_key(json_t *rec, char *const *fields, size_t nfields, char **out, char **err) WUR;
+/* A composite key stored by a version before that rule (numbers as JSON numbers, ["t",7]):
+ * its text now (malloced), or NULL when it is unchanged or not such a key. */
+char *key_text_upgrade(const char *stored, size_t nfields);
+/* A loose fold of a key text (malloced): keys a destination column type may equate
+ * ("5"/"05"/"5.0", uuid letter case) fold alike. See canon.c. */
+char *key_fold(const char *key);
 
 /* The longest key text accepted (bytes): longer keys do not fit the state's indexes. */
 #define RECORD_KEY_MAX	1024

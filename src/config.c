@@ -135,6 +135,8 @@ static const struct key_def keys[] = {
 	  "Window re-read below the watermark for late commits." },
 	{ "jobs.*.modified.settle", K_DUR, "0", 0, DUR_MAX, 0,
 	  "Take only records older than source time minus this." },
+	{ "jobs.*.modified.max_future", K_DUR, "1d", 0, DUR_MAX, 0,
+	  "A record timestamped later than the source's clock plus this fails; 0 = no check." },
 	{ "jobs.*.flag", K_GROUP, NULL, 0, 0, 0,
 	  "Settings of strategy flag." },
 	{ "jobs.*.flag.version", K_STR, NULL, 0, 0, 0,
@@ -2079,6 +2081,7 @@ parse_modified(struct ctx *c, config_setting_t *job, struct job_conf *j)
 	(void)get_bool(c, g, "jobs.*.modified.sorted", NULL, &m->sorted);
 	(void)get_dur(c, g, "jobs.*.modified.lookback", NULL, &m->lookback_ms);
 	(void)get_dur(c, g, "jobs.*.modified.settle", NULL, &m->settle_ms);
+	(void)get_dur(c, g, "jobs.*.modified.max_future", NULL, &m->max_future_ms);
 }
 
 /* The flag group, and the groups of one strategy used with another. */

@@ -127,6 +127,7 @@ struct modified_conf {
 	bool		 sorted;	/* source answers sorted by (modified, key) ascending */
 	int64_t		 lookback_ms;
 	int64_t		 settle_ms;
+	int64_t		 max_future_ms;	/* a later timestamp than source clock + this is refused; 0 = off */
 };
 
 struct job_conf {

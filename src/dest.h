@@ -37,6 +37,16 @@ void dest_cancel(struct dest *);
 void dest_free(struct dest *);
 void dest_items_clear(struct dest_item *, size_t n);
 
+/*
+ * PostgreSQL destination only: which of the deletion candidates `cands` name a row that a
+ * key of `keep` names too, compared by the key columns' own types (int "5" = "05"). cb:
+ * rc 0 and hit[i] for cands[i], or rc -1 and err. Never calls back before it returns; no
+ * callback after dest_cancel.
+ */
+typedef void (*dest_alias_cb)(void *arg, int rc, const char *err, const bool *hit);
+void dest_pg_aliases(struct dest *, char *const *cands, size_t ncands, char *const *keep,
+    size_t nkeep, dest_alias_cb, void *arg);
+
 /* Implementations. */
 struct dest *dest_http_new(struct daemon *, const struct job_conf *);
 struct dest *dest_pg_new(struct daemon *, const struct job_conf *);

@@ -468,6 +468,118 @@ dp_free(struct dest *ds)
 	dp_release(dp);
 }
 
+/* ---- the alias guard of capture's deletions ---- */
+
+struct dp_alias_req {
+	struct dest_pg	*dp;
+	unsigned	 gen;
+	size_t		 n;
+	dest_alias_cb	 cb;
+	void		*arg;
+};
+
+static void
+dp_alias_answer(const struct pg_result_info *ri, void *arg)
+{
+	struct dp_alias_req *q = arg;
+	struct dest_pg *dp = q->dp;
+	bool *hit = NULL;
+	char *err = NULL;
+
+	dp->outstanding--;
+	if (q->gen != dp->gen) {
+		if (dp->dead && dp->outstanding == 0) {
+			free(dp->sql);
+			free(dp->error);
+			free(dp);
+		}
+		free(q);
+		return;
+	}
+	if (ri->res == NULL)
+		err = xasprintf("destination database: the alias check of the deletions failed: %s",
+		    ri->err);
+	else {
+		hit = xcalloc(q->n + 1, sizeof *hit);
+		for (int i = 0; i < PQntuples(ri->res); i++) {
+			long k = strtol(PQgetvalue(ri->res, i, 0), NULL, 10);
+
+			if (k >= 1 && (size_t)k <= q->n)
+				hit[k - 1] = true;
+		}
+	}
+	q->cb(q->arg, err != NULL ? -1 : 0, err, hit);
+	free(err);
+	free(hit);
+	free(q);
+}
+
+/*
+ * Which deletion candidates name a row that a key of the snapshot names too, as the
+ * destination compares them: both sides go through json_populate_recordset like the
+ * DELETE, so each key column casts them with its own type ("5" and "05" for int, uuid
+ * letter case, a citext column), and the candidates that meet a kept key are answered.
+ * Candidates and kept keys are few (capture sends only kept keys that fold like a
+ * candidate, key_fold), so one small SELECT.
+ */
+void
+dest_pg_aliases(struct dest *ds, char *const *cands, size_t ncands, char *const *keep,
+    size_t nkeep, dest_alias_cb cb, void *arg)
+{
+	struct dest_pg *dp = (struct dest_pg *)ds;
+	const struct dest_conf *c = &ds->job->dst;
+	char *t = pg_quote_ident(c->table, true);
+	struct dp_alias_req *q;
+	struct buf a, b, sql;
+	const char *v[2];
+
+	buf_init(&a);
+	buf_init(&b);
+	buf_init(&sql);
+	buf_addc(&a, '[');
+	for (size_t i = 0; i < ncands; i++) {
+		if (i > 0)
+			buf_addc(&a, ',');
+		if (delete_row(&a, ds->job, cands[i]) != 0)
+			buf_adds(&a, "{}");	/* matches nothing; the DELETE reports it */
+	}
+	buf_addc(&a, ']');
+	buf_addc(&b, '[');
+	for (size_t i = 0; i < nkeep; i++) {
+		size_t mark = b.len;
+
+		if (mark > 1)
+			buf_addc(&b, ',');
+		if (delete_row(&b, ds->job, keep[i]) != 0)
+			b.len = mark;	/* not a key of this job's form: names no row */
+	}
+	buf_addc(&b, ']');
+	buf_printf(&sql, "SELECT c.n FROM json_array_elements($1::json) WITH ORDINALITY AS c(e, n), "
+	    "LATERAL json_populate_record(NULL::%s, c.e) AS m WHERE EXISTS (SELECT 1 FROM "
+	    "json_populate_recordset(NULL::%s, $2::json) AS s WHERE ", t, t);
+	for (size_t k = 0; k < c->nkey_columns; k++) {
+		char *qc = pg_quote_ident(c->key_columns[k], false);
+
+		buf_printf(&sql, "%ss.%s = m.%s", k > 0 ? " AND " : "", qc, qc);
+		free(qc);
+	}
+	buf_addc(&sql, ')');
+	q = xcalloc(1, sizeof *q);
+	q->dp = dp;
+	q->gen = dp->gen;
+	q->n = ncands;
+	q->cb = cb;
+	q->arg = arg;
+	dp->outstanding++;
+	v[0] = a.data;
+	v[1] = b.data;
+	pg_query(dp->pg, sql.data, 2, v, dp_alias_answer, q);
+	buf_free(&a);
+	buf_free(&b);
+	buf_free(&sql);
+	free(t);
+}
+
 static const struct dest_ops dp_ops = { dp_deliver, dp_cancel, dp_free, dp_delete };
 
 struct dest *

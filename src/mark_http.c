@@ -1,9 +1,13 @@
 /*
  * mark_http.c - marking records done at an HTTP source (strategy flag): one templated
  * request per record (source.mark), a bounded number in flight. 2xx = marked;
- * 409/412 = the record changed since it was read (a conditional request refused) and 404 =
- * it is gone, both MARK_CONFLICT; anything else after http.c's retries = MARK_FAILED, to be
- * retried at the next run. It never decides what a failed mark means for the record.
+ * 409/412 = the record changed since it was read (a conditional request refused),
+ * MARK_CONFLICT; anything else after http.c's retries = MARK_FAILED, to be retried at the
+ * next run. 404 is a failure too, not "gone": the run has just read the record as pending,
+ * so a 404 far more likely means a wrong source.mark URL (or a method the API does not
+ * route) than a record deleted in between; taken as gone, every run would deliver every
+ * record again, silently. The error names the (redacted) URL. It never decides what a
+ * failed mark means for the record.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +26,7 @@ struct http_marker {
 	struct hm_req {
 		struct http_marker	*hm;
 		size_t			 i;
+		char			*log_url;	/* the URL with secrets masked */
 	}			*reqs;
 	source_mark_cb		 cb;
 	void			*arg;
@@ -66,11 +71,16 @@ hm_answered(struct http_response *resp, void *arg)
 	hm->inflight--;
 	if (resp->status >= 200 && resp->status < 300)
 		m->outcome = MARK_OK;
-	else if (resp->status == 409 || resp->status == 412 || resp->status == 404) {
+	else if (resp->status == 409 || resp->status == 412) {
 		m->outcome = MARK_CONFLICT;
-		m->error = xasprintf(resp->status == 404 ? "the record is gone at the source "
-		    "(HTTP 404 to the marking request)" : "the record changed since it was read "
-		    "(HTTP %ld to the marking request)", resp->status);
+		m->error = xasprintf("the record changed since it was read (HTTP %ld to the "
+		    "marking request)", resp->status);
+	} else if (resp->status == 404) {
+		/* Read as pending a moment ago: not "gone", most likely a wrong mark URL. */
+		m->outcome = MARK_FAILED;
+		m->error = xasprintf("source answered HTTP 404 to the marking request %s %s for "
+		    "a record this run read as pending (is source.mark.url right?)",
+		    hm->job->src.mark_method, rq->log_url != NULL ? rq->log_url : "");
 	} else {
 		char *ex = excerpt(resp->body, resp->len);
 
@@ -136,6 +146,7 @@ hm_send(struct http_marker *hm, size_t i)
 	r = &hm->reqs[i];
 	r->hm = hm;
 	r->i = i;
+	r->log_url = buf_steal(&logurl);
 	hm->inflight++;
 	hm->calls[i] = http_send(&rq, hm_answered, r);	/* answers even if it cannot start */
 	goto out;
@@ -200,6 +211,8 @@ source_http_mark_cancel(struct source_marker *m)
 		if (hm->calls[i] != NULL)
 			http_cancel(hm->calls[i]);
 	event_free(hm->ev_done);
+	for (size_t i = 0; i < hm->n; i++)
+		free(hm->reqs[i].log_url);
 	free(hm->calls);
 	free(hm->reqs);
 	free(hm);

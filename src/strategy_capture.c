@@ -49,6 +49,10 @@ struct capture_state {
 	struct stored		**blocks;	/* the stored entries, allocated in blocks */
 	size_t			 nblocks, used;	/* entries used in the last block */
 	size_t			 del_next, del_end;
+	struct strmap		 legacy;	/* key -> its stored text in the form of an
+						 * older version (["t",7]), malloced */
+	json_t			*renames;	/* records_put: legacy keys seen, new text */
+	json_t			*drops;		/* records_del: stored texts to forget */
 };
 
 #define STORED_BLOCK	8192
@@ -70,6 +74,9 @@ stored_new(struct capture_state *cs)
 static void flush(struct run *);
 static void end_of_read(struct run *);
 static void delete_next(struct run *);
+static void start_deletes(struct run *);
+static bool alias_check(struct run *);
+static void alias_checked(void *, int, const char *, const bool *);
 
 static const char *
 where(struct run *r)
@@ -101,6 +108,9 @@ strategy_capture_free(struct run *r)
 		source_file_cancel(cs->fr);
 	strmap_free(&cs->stored, NULL);
 	strmap_free(&cs->inbatch, NULL);
+	strmap_free(&cs->legacy, free);
+	json_decref(cs->renames);
+	json_decref(cs->drops);
 	for (size_t i = 0; i < cs->nblocks; i++)
 		free(cs->blocks[i]);
 	free(cs->blocks);
@@ -113,6 +123,52 @@ strategy_capture_free(struct run *r)
 	strlist_free(&cs->del);
 	free(cs);
 	r->cs = NULL;
+}
+
+/* A key stored in an older version's text is in the snapshot: the next checkpoint stores
+ * it under its text now, with the hash it had, and forgets the old text. No delivery. */
+static void
+legacy_seen(struct capture_state *cs, const char *key, struct stored *s)
+{
+	char *old = strmap_del(&cs->legacy, key);
+
+	if (old == NULL)
+		return;
+	json_array_append_new(cs->renames, json_pack("[s s]", key, s->hash));
+	json_array_append_new(cs->drops, json_string(old));
+	free(old);
+}
+
+/* The text the state store holds for a key of the map. */
+static const char *
+stored_text(struct capture_state *cs, const char *key)
+{
+	const char *old = cs->legacy.n > 0 ? strmap_get(&cs->legacy, key) : NULL;
+
+	return old != NULL ? old : key;
+}
+
+/* Move the pending renames and forgotten texts into a checkpoint document; renames go
+ * before the hashes of this batch, which win (the last occurrence of a key). */
+static void
+add_renames(struct capture_state *cs, json_t *doc)
+{
+	json_t *put = json_object_get(doc, "records_put"), *del;
+
+	if (json_array_size(cs->renames) > 0) {
+		json_t *all = json_copy(cs->renames);
+
+		if (put != NULL)
+			json_array_extend(all, put);
+		json_object_set_new(doc, "records_put", all);
+		json_array_clear(cs->renames);
+	}
+	if (json_array_size(cs->drops) > 0) {
+		if ((del = json_object_get(doc, "records_del")) == NULL)
+			json_object_set_new(doc, "records_del", del = json_array());
+		json_array_extend(del, cs->drops);
+		json_array_clear(cs->drops);
+	}
 }
 
 /* Judge one record of the snapshot: unchanged (skip) or new/changed (deliver). */
@@ -169,6 +225,8 @@ on_record(struct run *r, json_t *rec, long line)
 	if (r->have_failures)
 		run_queue_seen(r, key);
 	s = strmap_get(&cs->stored, key);
+	if (s != NULL && cs->legacy.n > 0)
+		legacy_seen(cs, key, s);
 	if (s != NULL) {
 		s->seen = true;
 		if (strcmp(s->hash, h) == 0) {
@@ -340,6 +398,7 @@ flushed(struct run *r, int rc)
 	}
 	json_array_extend(failed, cs->bad);
 	json_array_clear(cs->bad);
+	add_renames(cs, doc);
 	run_checkpoint(r, doc, flushed_ck);
 	json_decref(doc);
 }
@@ -430,6 +489,7 @@ finish(struct run *r)
 
 	json_array_extend(json_object_get(doc, "failed"), r->cs->bad);
 	json_array_clear(r->cs->bad);
+	add_renames(r->cs, doc);
 	r->last_page = true;
 	run_checkpoint(r, doc, flushed_ck);
 	json_decref(doc);
@@ -496,6 +556,16 @@ end_of_read(struct run *r)
 	if (nwaiting > 0)
 		log_job(LOG_INFO, r->job->name, r->id, NULL, "%zu deletions refused before wait "
 		    "for their retry (or are dead-lettered)", nwaiting);
+	if (cs->del.n > 0 && r->job->dst.type == CONN_POSTGRESQL && alias_check(r))
+		return;		/* alias_checked() goes on */
+	start_deletes(r);
+}
+
+static void
+start_deletes(struct run *r)
+{
+	struct capture_state *cs = r->cs;
+
 	if (cs->del.n > 0) {
 		log_job(LOG_INFO, r->job->name, r->id, NULL, "deleting %zu records gone from the "
 		    "source", cs->del.n);
@@ -503,6 +573,81 @@ end_of_read(struct run *r)
 		return;
 	}
 	finish(r);
+}
+
+/*
+ * The alias guard (PostgreSQL destination). Two key texts can name one row: "5" and "05"
+ * in an int column, a uuid in two letter cases. A stored key missing from the snapshot
+ * whose row a key of the snapshot still names (delivered by this run, or unchanged) must
+ * not be deleted. The keys of the snapshot that fold like a candidate (key_fold: a cheap
+ * superset of what the column types can equate) go with the candidates to the destination,
+ * which compares them by its own column types (dest_pg_aliases); a candidate that meets
+ * one is not deleted: only its stored text is forgotten. A million keys are folded only in
+ * a run that has deletions, and the statement carries only the few that fold alike.
+ * true: the check is out, alias_checked() goes on.
+ */
+static bool
+alias_check(struct run *r)
+{
+	struct capture_state *cs = r->cs;
+	struct strmap folds;
+	struct strlist keep = { 0 };
+	size_t it = 0;
+	const char *k;
+	void *v;
+
+	strmap_init(&folds);
+	for (size_t i = 0; i < cs->del.n; i++) {
+		char *f = key_fold(cs->del.v[i]);
+
+		strmap_put(&folds, f, (void *)(uintptr_t)1);
+		free(f);
+	}
+	while (strmap_next(&cs->stored, &it, &k, &v)) {
+		char *f;
+
+		if (!((struct stored *)v)->seen)
+			continue;
+		f = key_fold(k);
+		if (strmap_get(&folds, f) != NULL)
+			strlist_add(&keep, xstrdup(k));
+		free(f);
+	}
+	strmap_free(&folds, NULL);
+	if (keep.n == 0)
+		return false;
+	log_job(LOG_DEBUG, r->job->name, r->id, NULL, "alias check: %zu deletion candidates, "
+	    "%zu keys of the snapshot fold alike", cs->del.n, keep.n);
+	dest_pg_aliases(r->dest, cs->del.v, cs->del.n, keep.v, keep.n, alias_checked, r);
+	strlist_free(&keep);
+	return true;
+}
+
+static void
+alias_checked(void *arg, int rc, const char *err, const bool *hit)
+{
+	struct run *r = arg;
+	struct capture_state *cs = r->cs;
+	size_t n = 0;
+
+	if (rc != 0) {
+		run_fail(r, "%s; nothing was deleted", err);
+		return;
+	}
+	for (size_t i = 0; i < cs->del.n; i++) {
+		if (!hit[i]) {
+			cs->del.v[n++] = cs->del.v[i];
+			continue;
+		}
+		log_job(LOG_WARNING, r->job->name, r->id, NULL, "record %s is gone from the source "
+		    "but not deleted: the destination's key columns take it for a key this snapshot "
+		    "still has (another text of the same value, such as 05 for 5), so its row is "
+		    "that record's; only its stored state is dropped", cs->del.v[i]);
+		json_array_append_new(cs->drops, json_string(stored_text(cs, cs->del.v[i])));
+		free(cs->del.v[i]);
+	}
+	cs->del.n = n;
+	start_deletes(r);
 }
 
 static void deleted(void *, int, const char *);
@@ -544,7 +689,7 @@ deleted(void *arg, int rc, const char *err)
 
 		if (it->outcome == DEST_OK) {
 			r->ndeleted++;
-			json_array_append_new(gone, json_string(it->key));
+			json_array_append_new(gone, json_string(stored_text(r->cs, it->key)));
 			/* A deletion refused before is done now: its failure goes. */
 			if (r->have_failures)
 				json_array_append_new(ok, json_string(it->key));
@@ -593,6 +738,44 @@ start_read(struct run *r)
 
 static void queue_loaded(void *, int, PGresult *, const char *);
 
+/*
+ * One stored key and hash into the map. A composite key stored by an older version with
+ * numbers as JSON numbers (["t",7]) goes in under its text now (["t","7"]), its old text
+ * kept in `legacy`: seen, it is renamed in the state without a delivery; gone, it is
+ * deleted. Two stored texts of one key (both forms, or a new-form key beside its old
+ * form) keep one entry, the new form's; the other's text is forgotten by the next write.
+ */
+static void
+load_one(struct capture_state *cs, const struct job_conf *job, const char *key,
+    const char *hash, size_t len)
+{
+	char *up = job->nkey > 1 ? key_text_upgrade(key, job->nkey) : NULL;
+	const char *k = up != NULL ? up : key;
+	struct stored *s = strmap_get(&cs->stored, k);
+	char *old;
+
+	if (s != NULL) {
+		if (up != NULL) {
+			/* The new form came first: the old text is a duplicate. */
+			json_array_append_new(cs->drops, json_string(key));
+			free(up);
+			return;
+		}
+		if ((old = strmap_del(&cs->legacy, k)) != NULL) {
+			json_array_append_new(cs->drops, json_string(old));
+			free(old);
+		}
+	} else {
+		s = stored_new(cs);
+		strmap_put(&cs->stored, k, s);
+		if (up != NULL)
+			strmap_put(&cs->legacy, k, xstrdup(key));
+	}
+	memset(s->hash, 0, sizeof s->hash);
+	memcpy(s->hash, hash, len < sizeof s->hash ? len : sizeof s->hash - 1);
+	free(up);
+}
+
 static void
 loaded(void *arg, int rc, PGresult *res, const char *err)
 {
@@ -607,13 +790,9 @@ loaded(void *arg, int rc, PGresult *res, const char *err)
 		return;
 	}
 	n = PQntuples(res);
-	for (int i = 0; i < n; i++) {
-		struct stored *s = stored_new(cs);
-		size_t len = (size_t)PQgetlength(res, i, 1);
-
-		memcpy(s->hash, PQgetvalue(res, i, 1), len < sizeof s->hash ? len : sizeof s->hash - 1);
-		strmap_put(&cs->stored, PQgetvalue(res, i, 0), s);
-	}
+	for (int i = 0; i < n; i++)
+		load_one(cs, r->job, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+		    (size_t)PQgetlength(res, i, 1));
 	if (n == LOAD_PAGE) {
 		free(cs->load_after);
 		cs->load_after = xstrdup(PQgetvalue(res, n - 1, 0));
@@ -665,6 +844,9 @@ strategy_capture_begin(struct run *r, json_t *started)
 	r->cs = cs;
 	strmap_init(&cs->stored);
 	strmap_init(&cs->inbatch);
+	strmap_init(&cs->legacy);
+	cs->renames = json_array();
+	cs->drops = json_array();
 	cs->bad = json_array();
 	cs->held = json_array();
 	r->state_busy = true;

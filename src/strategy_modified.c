@@ -64,6 +64,75 @@ date_ns(const char *date)
 	return (int64_t)timegm(&tm) * 1000000000LL;
 }
 
+/* onesyncd's own clock, as nanoseconds since the epoch. */
+static int64_t
+local_ns(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	return (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec;
+}
+
+/*
+ * The latest timestamp a record may carry (modified.max_future): the source's clock plus
+ * the margin, INT64_MAX when the guard is off. The source's clock is a PostgreSQL source's
+ * now(), or an HTTP page's Date header; without a usable one (or for a replayed retry, read
+ * before any answer) onesyncd's own clock stands in: against a margin of a day or so, the
+ * skew between two clocks does not matter. *clock says which clock was used.
+ */
+static int64_t
+future_limit(struct run *r, const struct source_page *page, const char **clock)
+{
+	int64_t margin = r->job->modified.max_future_ms, now = -1;
+	struct ts t;
+
+	*clock = "onesyncd's clock";
+	if (margin <= 0)
+		return INT64_MAX;
+	if (page != NULL && r->job->src.type == CONN_POSTGRESQL) {
+		if (page->date != NULL && ts_parse(page->date, TS_RFC3339, &t) == 0) {
+			now = ts_ns(t);
+			*clock = "the source database's now()";
+		}
+	} else if (page != NULL && (now = date_ns(page->date)) >= 0)
+		*clock = "the source's Date header";
+	if (now < 0)
+		now = local_ns();
+	if (margin > (INT64_MAX - now) / 1000000LL)
+		return INT64_MAX;
+	return now + margin * 1000000LL;
+}
+
+/* A duration as the configuration writes it: "1d", "12h", "90s", "1500ms". */
+static char *
+duration_text(int64_t ms)
+{
+	static const struct { const char *unit; int64_t ms; } u[] = {
+		{ "d", 86400000 }, { "h", 3600000 }, { "m", 60000 }, { "s", 1000 },
+	};
+
+	for (size_t i = 0; i < NELEM(u); i++)
+		if (ms % u[i].ms == 0)
+			return xasprintf("%lld%s", (long long)(ms / u[i].ms), u[i].unit);
+	return xasprintf("%lldms", (long long)ms);
+}
+
+/* The error of a record whose timestamp is past the limit (a typo such as year 9999): taken,
+ * it would move the watermark there and hide every later change. */
+static char *
+future_error(struct run *r, const char *key, const char *text, const char *clock)
+{
+	char *m = duration_text(r->job->modified.max_future_ms);
+	char *e = xasprintf("record %s: timestamp field '%s' is %s, more than %s (modified."
+	    "max_future) after %s; taken, it would move the watermark past every later change, "
+	    "so it is refused until the source corrects it", key, r->job->modified.field, text,
+	    m, clock);
+
+	free(m);
+	return e;
+}
+
 static int inspect(struct run *, json_t *, char **, struct ts *, char **, char **);
 
 /*
@@ -81,6 +150,7 @@ begin_retries(struct run *r)
 		json_t *payload = json_object_get(e, "payload");
 		const char *key = json_string_value(json_object_get(e, "key"));
 		char *k = NULL, *text = NULL, *err = NULL, h[CANON_HASH_LEN];
+		const char *clock;
 		struct ts t;
 
 		if (key == NULL)
@@ -102,7 +172,10 @@ begin_retries(struct run *r)
 			free(err);
 			continue;
 		}
-		if (inspect(r, payload, &k, &t, &text, &err) != 0) {
+		if (inspect(r, payload, &k, &t, &text, &err) == 0 &&
+		    ts_ns(t) > future_limit(r, NULL, &clock))
+			err = future_error(r, key, text, clock);
+		if (err != NULL) {
 			canon_hash(payload, NULL, 0, NULL, 0, h);
 			run_note_failure(r, key, err);
 			json_array_append_new(r->retry_failed, run_failure_entry(key, err, payload, h));
@@ -189,10 +262,15 @@ seen_loaded(void *arg, int rc, PGresult *res, const char *err)
 	n = PQntuples(res);
 	for (int i = 0; i < n; i++) {
 		struct seen *s = xmalloc(sizeof *s);
+		/* A composite key an older version wrote with bare numbers matches under
+		 * today's text; the old row is pruned with the window like any other. */
+		char *up = r->job->nkey > 1 ? key_text_upgrade(PQgetvalue(res, i, 0),
+		    r->job->nkey) : NULL;
 
 		snprintf(s->hash, sizeof s->hash, "%s", PQgetvalue(res, i, 1));
 		s->ts_ns = strtoll(PQgetvalue(res, i, 2), NULL, 10);
-		free(strmap_put(&r->seen, PQgetvalue(res, i, 0), s));
+		free(strmap_put(&r->seen, up != NULL ? up : PQgetvalue(res, i, 0), s));
+		free(up);
 	}
 	if (n == STATE_PAGE) {
 		r->state_busy = true;
@@ -412,6 +490,8 @@ process_page(struct run *r, int rc, struct source_page *page, const char *err)
 	size_t i, n;
 	bool full;
 	char **last;
+	const char *clock;
+	int64_t limit_ns;
 
 	if (rc != 0) {
 		run_fail(r, "%s", err);
@@ -440,6 +520,8 @@ process_page(struct run *r, int rc, struct source_page *page, const char *err)
 	else
 		full = (int64_t)n >= sc->page_size && n > 0;
 
+	limit_ns = future_limit(r, page, &clock);
+
 	/* Inspect every record: key, timestamp, hash; decide deliver or skip. */
 	modified_page_clear(r);
 	failed = json_array();
@@ -463,7 +545,9 @@ process_page(struct run *r, int rc, struct source_page *page, const char *err)
 		}
 		p = &r->prs[r->nprs];
 		memset(p, 0, sizeof *p);
-		if (inspect(r, rec, &p->key, &t, &p->text, &e) != 0) {
+		if (inspect(r, rec, &p->key, &t, &p->text, &e) == 0 && ts_ns(t) > limit_ns)
+			e = future_error(r, p->key, p->text, clock);
+		if (e != NULL) {
 			char *k;
 
 			canon_hash(rec, NULL, 0, NULL, 0, p->hash);

@@ -1,0 +1,73 @@
+# Strategy modified: a record timestamped far in the future (a typo: year 9999) must not move
+# the watermark there, where it would hide every later change. A timestamp later than the
+# source's clock (the Date header) plus modified.max_future (default 1d) fails that record,
+# with an error naming its key and timestamp; it waits in the retry queue (a replayed retry
+# fails the same way) and goes once the source corrects it. Sorted and unsorted reads.
+. "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/common.inc"
+sa_start
+now() { date -u +%Y-%m-%dT%H:%M:%S.%3NZ; }
+for i in 1 2 3; do sa PUT /api/contacts/$i "{\"id\":$i,\"name\":\"n$i\",\"updatedAt\":\"$(now)\",\"v\":1}" >/dev/null; done
+sa PUT /api/contacts/4 '{"id":4,"name":"typo","updatedAt":"9999-12-31T00:00:00.000Z","v":1}' >/dev/null
+rows() { sql "$DEST" "SELECT string_agg(id || ':' || name, ',' ORDER BY id) FROM contacts"; }
+for sorted in true false; do
+	STATE=$(new_db "state$sorted"); DEST=$(new_db "dest$sorted"); dest_table
+	SORTED=$sorted write_conf "$T/c.conf"
+	once "$T/c.conf" || fail "sorted=$sorted run 1 exited $?"
+	case $(last_run watermark_after) in 9999*|"") fail "sorted=$sorted: watermark after run 1: '$(last_run watermark_after)'";; esac
+	[ "$(rows)" = "1:n1,2:n2,3:n3" ] || fail "sorted=$sorted run 1: destination $(rows)"
+	err=$(sql "$STATE" "SELECT last_error FROM onesync.failures WHERE key = '4'")
+	case $err in *"record 4: timestamp field 'updatedAt' is 9999-12-31T00:00:00.000Z, more than 1d (modified.max_future) after the source's Date header"*) ;;
+	*) fail "sorted=$sorted: the failure of record 4 does not name key and timestamp: '$err'";; esac
+	grep -q "<4>.*record 4 failed.*9999-12-31" "$T/daemon.log" || fail "sorted=$sorted: no warning for record 4"
+	[ "$(last_run failed)" = 1 ] || fail "sorted=$sorted run 1: failed $(last_run failed)"
+
+	# later changes arrive; the retry of record 4 (replayed from its payload) fails again
+	sa PUT /api/contacts/2 "{\"id\":2,\"name\":\"n2b\",\"updatedAt\":\"$(now)\",\"v\":2}" >/dev/null
+	sa PUT /api/contacts/5 "{\"id\":5,\"name\":\"n5\",\"updatedAt\":\"$(now)\",\"v\":1}" >/dev/null
+	once "$T/c.conf" || fail "sorted=$sorted run 2 exited $?"
+	[ "$(rows)" = "1:n1,2:n2b,3:n3,5:n5" ] || fail "sorted=$sorted run 2: later changes did not arrive: $(rows)"
+	[ "$(sql "$STATE" "SELECT attempts FROM onesync.failures WHERE key = '4'")" -ge 2 ] ||
+		fail "sorted=$sorted: record 4 left the retry queue while still in the future"
+
+	# the source corrects it: delivered, its failure cleared
+	[ $sorted = true ] && sa PUT /api/contacts/4 "{\"id\":4,\"name\":\"fixed\",\"updatedAt\":\"$(now)\",\"v\":2}" >/dev/null
+	[ $sorted = true ] || sa PUT /api/contacts/4 "{\"id\":4,\"name\":\"fixed\",\"updatedAt\":\"$(now)\",\"v\":3}" >/dev/null
+	once "$T/c.conf" || fail "sorted=$sorted run 3 exited $?"
+	[ "$(rows)" = "1:n1,2:n2b,3:n3,4:fixed,5:n5" ] || fail "sorted=$sorted run 3: $(rows)"
+	[ "$(sql "$STATE" "SELECT count(*) FROM onesync.failures")" = 0 ] || fail "sorted=$sorted: retry queue not empty"
+	# put the typo back for the next pass
+	sa PUT /api/contacts/4 '{"id":4,"name":"typo","updatedAt":"9999-12-31T00:00:00.000Z","v":1}' >/dev/null
+	sa PUT /api/contacts/2 "{\"id\":2,\"name\":\"n2\",\"updatedAt\":\"$(now)\",\"v\":1}" >/dev/null
+	sa DELETE /api/contacts/5 >/dev/null
+	note "sorted=$sorted: a year-9999 record fails alone, the watermark stays at $(last_run watermark_after | cut -c1-19)"
+done
+
+# a PostgreSQL source: its now() is the clock
+SRC=$(new_db src); STATE=$(new_db statepg)
+sql "$SRC" "CREATE TABLE items (id int PRIMARY KEY, name text, updated_at timestamptz NOT NULL);
+	INSERT INTO items SELECT i, 'n' || i, now() - interval '1 minute' FROM generate_series(1, 3) i;
+	INSERT INTO items VALUES (4, 'typo', '9999-12-31 00:00:00+00')"
+cat >"$T/pg.conf" <<CONF
+state = { conninfo = "$STATE"; };
+defaults = { interval = "1h"; retries = 0; retry_backoff = "0"; timeout = "10s"; };
+jobs = ( { name = "items"; strategy = "modified"; key = "id"; modified = { field = "updated_at"; };
+	source = { type = "postgresql"; conninfo = "$SRC"; table = "items"; page = { size = 2; }; };
+	destination = { type = "http"; method = "PUT"; url = "$SA/api/copy/{{key}}"; }; } );
+CONF
+once "$T/pg.conf" || fail "pg: run 1 exited $?"
+case $(sql "$STATE" "SELECT watermark FROM onesync.jobs WHERE name = 'items'") in 9999*|"")
+	fail "pg: watermark $(sql "$STATE" "SELECT watermark FROM onesync.jobs WHERE name = 'items'")";; esac
+case $(sql "$STATE" "SELECT last_error FROM onesync.failures WHERE job = 'items' AND key = '4'") in
+*"record 4: timestamp field 'updated_at' is 9999-12-31"*"after the source database's now()"*) ;;
+*) fail "pg: failure of record 4: $(sql "$STATE" "SELECT last_error FROM onesync.failures WHERE job = 'items'")";; esac
+sql "$SRC" "INSERT INTO items VALUES (5, 'later', now())"
+once "$T/pg.conf" || fail "pg: run 2 exited $?"
+sa GET /api/copy/5 | grep -q later || fail "pg: a later row did not arrive"
+note "pg source: the year-9999 row fails, later rows arrive"
+
+# modified.max_future = 0 turns the check off (the old behaviour: the watermark follows)
+STATE=$(new_db state0); DEST=$(new_db dest0); dest_table
+MOD_EXTRA='max_future = "0";' write_conf "$T/c.conf"
+once "$T/c.conf" || fail "max_future=0 exited $?"
+case $(last_run watermark_after) in 9999*) ;; *) fail "max_future=0: watermark $(last_run watermark_after)";; esac
+exit 0
