@@ -519,8 +519,8 @@ dp_alias_answer(const struct pg_result_info *ri, void *arg)
  * destination compares them: both sides go through json_populate_recordset like the
  * DELETE, so each key column casts them with its own type ("5" and "05" for int, uuid
  * letter case, a citext column), and the candidates that meet a kept key are answered.
- * Candidates and kept keys are few (capture sends only kept keys that fold like a
- * candidate, key_fold), so one small SELECT.
+ * The candidates are few; capture sends the kept keys (the keys accepted in its run, and
+ * the unchanged ones that fold like a candidate) in bounded chunks, one SELECT each.
  */
 void
 dest_pg_aliases(struct dest *ds, char *const *cands, size_t ncands, char *const *keep,

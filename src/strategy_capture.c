@@ -23,6 +23,7 @@ struct stored {
 	char	hash[CANON_HASH_LEN];
 	bool	seen;		/* present in this run's snapshot */
 	bool	same;		/* ... with the stored hash: the destination has it */
+	bool	accepted;	/* delivered and accepted in this run */
 };
 
 struct capture_state {
@@ -53,6 +54,9 @@ struct capture_state {
 						 * older version (["t",7]), malloced */
 	json_t			*renames;	/* records_put: legacy keys seen, new text */
 	json_t			*drops;		/* records_del: stored texts to forget */
+	struct strmap		 folds;		/* the alias guard: key_fold of the candidates */
+	size_t			 alias_it;	/* ... its position in stored */
+	bool			*alias_hit;	/* ... candidates a kept key names, or NULL */
 };
 
 #define STORED_BLOCK	8192
@@ -76,6 +80,8 @@ static void end_of_read(struct run *);
 static void delete_next(struct run *);
 static void start_deletes(struct run *);
 static bool alias_check(struct run *);
+static bool alias_next(struct run *);
+static void alias_done(struct capture_state *);
 static void alias_checked(void *, int, const char *, const bool *);
 
 static const char *
@@ -121,6 +127,7 @@ strategy_capture_free(struct run *r)
 	json_decref(cs->bad);
 	json_decref(cs->held);
 	strlist_free(&cs->del);
+	alias_done(cs);
 	free(cs);
 	r->cs = NULL;
 }
@@ -387,6 +394,7 @@ flushed(struct run *r, int rc)
 			}
 			memcpy(s->hash, cs->hashes[i], sizeof s->hash);
 			s->seen = true;
+			s->accepted = true;	/* the alias guard compares it */
 		} else {
 			const char *e = it->error != NULL ? it->error : "not delivered";
 
@@ -577,50 +585,85 @@ start_deletes(struct run *r)
 
 /*
  * The alias guard (PostgreSQL destination). Two key texts can name one row: "5" and "05"
- * in an int column, a uuid in two letter cases. A stored key missing from the snapshot
- * whose row a key of the snapshot still names (delivered by this run, or unchanged) must
- * not be deleted. The keys of the snapshot that fold like a candidate (key_fold: a cheap
- * superset of what the column types can equate) go with the candidates to the destination,
- * which compares them by its own column types (dest_pg_aliases); a candidate that meets
- * one is not deleted: only its stored text is forgotten. A million keys are folded only in
- * a run that has deletions, and the statement carries only the few that fold alike.
+ * in an int column, a uuid in two letter cases, "Émile" and "émile" in a citext column,
+ * "10" and "1e1" in a numeric one, two spellings of one timestamptz. A stored key missing
+ * from the snapshot whose row a key of the snapshot still names must not be deleted. A key
+ * text that names an old row under a new text is new to the state, so this run delivered
+ * it: every key the destination accepted in this run goes to the destination with the
+ * candidates, and so do the unchanged keys of the snapshot that fold like a candidate
+ * (key_fold, for an alias delivered by an earlier run). The destination compares them by
+ * its own column types (dest_pg_aliases); a candidate that meets one is not deleted: only
+ * its stored text is forgotten. The kept keys go in chunks (ALIAS_CHUNK keys, at most
+ * ALIAS_BYTES of key text), each with all the candidates, which are few.
  * true: the check is out, alias_checked() goes on.
  */
+#define ALIAS_CHUNK	5000
+#define ALIAS_BYTES	(1024 * 1024)
+
 static bool
 alias_check(struct run *r)
 {
 	struct capture_state *cs = r->cs;
-	struct strmap folds;
-	struct strlist keep = { 0 };
-	size_t it = 0;
-	const char *k;
-	void *v;
 
-	strmap_init(&folds);
+	strmap_init(&cs->folds);
 	for (size_t i = 0; i < cs->del.n; i++) {
 		char *f = key_fold(cs->del.v[i]);
 
-		strmap_put(&folds, f, (void *)(uintptr_t)1);
+		strmap_put(&cs->folds, f, (void *)(uintptr_t)1);
 		free(f);
 	}
-	while (strmap_next(&cs->stored, &it, &k, &v)) {
-		char *f;
+	cs->alias_hit = xcalloc(cs->del.n + 1, sizeof *cs->alias_hit);
+	cs->alias_it = 0;
+	if (alias_next(r))
+		return true;
+	alias_done(cs);
+	return false;
+}
 
-		if (!((struct stored *)v)->seen)
+/* Send the next chunk of kept keys; false when none is left. */
+static bool
+alias_next(struct run *r)
+{
+	struct capture_state *cs = r->cs;
+	struct strlist keep = { 0 };
+	size_t bytes = 0;
+	const char *k;
+	void *v;
+
+	while (keep.n < ALIAS_CHUNK && bytes < ALIAS_BYTES &&
+	    strmap_next(&cs->stored, &cs->alias_it, &k, &v)) {
+		struct stored *s = v;
+
+		if (!s->seen)
 			continue;
-		f = key_fold(k);
-		if (strmap_get(&folds, f) != NULL)
-			strlist_add(&keep, xstrdup(k));
-		free(f);
+		if (!s->accepted) {
+			char *f = key_fold(k);
+			bool alike = strmap_get(&cs->folds, f) != NULL;
+
+			free(f);
+			if (!alike)
+				continue;
+		}
+		strlist_add(&keep, xstrdup(k));
+		bytes += strlen(k);
 	}
-	strmap_free(&folds, NULL);
 	if (keep.n == 0)
 		return false;
 	log_job(LOG_DEBUG, r->job->name, r->id, NULL, "alias check: %zu deletion candidates, "
-	    "%zu keys of the snapshot fold alike", cs->del.n, keep.n);
+	    "%zu keys accepted in this run or folding alike", cs->del.n, keep.n);
 	dest_pg_aliases(r->dest, cs->del.v, cs->del.n, keep.v, keep.n, alias_checked, r);
 	strlist_free(&keep);
 	return true;
+}
+
+static void
+alias_done(struct capture_state *cs)
+{
+	if (cs->alias_hit == NULL)
+		return;
+	strmap_free(&cs->folds, NULL);
+	free(cs->alias_hit);
+	cs->alias_hit = NULL;
 }
 
 static void
@@ -631,11 +674,16 @@ alias_checked(void *arg, int rc, const char *err, const bool *hit)
 	size_t n = 0;
 
 	if (rc != 0) {
+		alias_done(cs);
 		run_fail(r, "%s; nothing was deleted", err);
 		return;
 	}
+	for (size_t i = 0; i < cs->del.n; i++)
+		cs->alias_hit[i] = cs->alias_hit[i] || hit[i];
+	if (alias_next(r))
+		return;		/* the next chunk */
 	for (size_t i = 0; i < cs->del.n; i++) {
-		if (!hit[i]) {
+		if (!cs->alias_hit[i]) {
 			cs->del.v[n++] = cs->del.v[i];
 			continue;
 		}
@@ -647,6 +695,7 @@ alias_checked(void *arg, int rc, const char *err, const bool *hit)
 		free(cs->del.v[i]);
 	}
 	cs->del.n = n;
+	alias_done(cs);
 	start_deletes(r);
 }
 
