@@ -6,7 +6,7 @@
  * next page is asked again from it (seek pagination); page numbers only step inside one
  * tie, and a tie that spanned pages is read once more before the watermark leaves it.
  * Without `sorted`, every page is read and the watermark moves once, at the end.
- * It never compares the local clock with a source timestamp.
+ * The watermark never follows the local clock; only the max_future guard reads it (below).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,30 +75,47 @@ local_ns(void)
 }
 
 /*
- * The latest timestamp a record may carry (modified.max_future): the source's clock plus
- * the margin, INT64_MAX when the guard is off. The source's clock is a PostgreSQL source's
- * now(), or an HTTP page's Date header; without a usable one (or for a replayed retry, read
- * before any answer) onesyncd's own clock stands in: against a margin of a day or so, the
- * skew between two clocks does not matter. *clock says which clock was used.
+ * The latest timestamp a record may carry (modified.max_future): the reference time plus the
+ * margin, INT64_MAX when the guard is off. The reference is the later of the source's clock
+ * (a PostgreSQL source's now(), an HTTP page's Date header) and onesyncd's own clock: a source
+ * whose clock lags cannot make every record "future", and a source ahead of us keeps its own
+ * margin. A replayed retry, judged before any page is read, has onesyncd's clock only: never
+ * later than a fresh read's reference, so a replay does not deliver a record that the same
+ * run's fresh read refuses. *ref gets the reference time and where it came from, for the error.
  */
 static int64_t
-future_limit(struct run *r, const struct source_page *page, const char **clock)
+future_limit(struct run *r, const struct source_page *page, char **ref)
 {
-	int64_t margin = r->job->modified.max_future_ms, now = -1;
+	int64_t margin = r->job->modified.max_future_ms, now = local_ns(), src = -1;
+	const char *what = "the source's Date header";
+	char *at, *src_at;
 	struct ts t;
 
-	*clock = "onesyncd's clock";
+	*ref = NULL;
 	if (margin <= 0)
 		return INT64_MAX;
 	if (page != NULL && r->job->src.type == CONN_POSTGRESQL) {
-		if (page->date != NULL && ts_parse(page->date, TS_RFC3339, &t) == 0) {
-			now = ts_ns(t);
-			*clock = "the source database's now()";
-		}
-	} else if (page != NULL && (now = date_ns(page->date)) >= 0)
-		*clock = "the source's Date header";
-	if (now < 0)
-		now = local_ns();
+		what = "the source database's now()";
+		if (page->date != NULL && ts_parse(page->date, TS_RFC3339, &t) == 0)
+			src = ts_ns(t);
+	} else if (page != NULL)
+		src = date_ns(page->date);
+	at = ts_format(ts_from_ns(src > now ? src : now), TS_RFC3339);
+	if (page == NULL)
+		*ref = xasprintf("%s (onesyncd's clock: a replayed retry is judged before the "
+		    "source is read)", at);
+	else if (src < 0)
+		*ref = xasprintf("%s (onesyncd's clock: %s was missing or unusable)", at, what);
+	else if (src > now)
+		*ref = xasprintf("%s (%s)", at, what);
+	else {
+		src_at = ts_format(ts_from_ns(src), TS_RFC3339);
+		*ref = xasprintf("%s (onesyncd's clock, later than %s, %s)", at, what, src_at);
+		free(src_at);
+	}
+	free(at);
+	if (src > now)
+		now = src;
 	if (margin > (INT64_MAX - now) / 1000000LL)
 		return INT64_MAX;
 	return now + margin * 1000000LL;
@@ -121,13 +138,13 @@ duration_text(int64_t ms)
 /* The error of a record whose timestamp is past the limit (a typo such as year 9999): taken,
  * it would move the watermark there and hide every later change. */
 static char *
-future_error(struct run *r, const char *key, const char *text, const char *clock)
+future_error(struct run *r, const char *key, const char *text, const char *ref)
 {
 	char *m = duration_text(r->job->modified.max_future_ms);
 	char *e = xasprintf("record %s: timestamp field '%s' is %s, more than %s (modified."
 	    "max_future) after %s; taken, it would move the watermark past every later change, "
 	    "so it is refused until the source corrects it", key, r->job->modified.field, text,
-	    m, clock);
+	    m, ref);
 
 	free(m);
 	return e;
@@ -149,8 +166,8 @@ begin_retries(struct run *r)
 	json_array_foreach(r->retry, i, e) {
 		json_t *payload = json_object_get(e, "payload");
 		const char *key = json_string_value(json_object_get(e, "key"));
-		char *k = NULL, *text = NULL, *err = NULL, h[CANON_HASH_LEN];
-		const char *clock;
+		char *k = NULL, *text = NULL, *err = NULL, *ref, h[CANON_HASH_LEN];
+		int64_t limit_ns;
 		struct ts t;
 
 		if (key == NULL)
@@ -172,9 +189,10 @@ begin_retries(struct run *r)
 			free(err);
 			continue;
 		}
-		if (inspect(r, payload, &k, &t, &text, &err) == 0 &&
-		    ts_ns(t) > future_limit(r, NULL, &clock))
-			err = future_error(r, key, text, clock);
+		limit_ns = future_limit(r, NULL, &ref);
+		if (inspect(r, payload, &k, &t, &text, &err) == 0 && ts_ns(t) > limit_ns)
+			err = future_error(r, key, text, ref);
+		free(ref);
 		if (err != NULL) {
 			canon_hash(payload, NULL, 0, NULL, 0, h);
 			run_note_failure(r, key, err);
@@ -490,7 +508,7 @@ process_page(struct run *r, int rc, struct source_page *page, const char *err)
 	size_t i, n;
 	bool full;
 	char **last;
-	const char *clock;
+	char *ref;
 	int64_t limit_ns;
 
 	if (rc != 0) {
@@ -520,7 +538,7 @@ process_page(struct run *r, int rc, struct source_page *page, const char *err)
 	else
 		full = (int64_t)n >= sc->page_size && n > 0;
 
-	limit_ns = future_limit(r, page, &clock);
+	limit_ns = future_limit(r, page, &ref);
 
 	/* Inspect every record: key, timestamp, hash; decide deliver or skip. */
 	modified_page_clear(r);
@@ -546,7 +564,7 @@ process_page(struct run *r, int rc, struct source_page *page, const char *err)
 		p = &r->prs[r->nprs];
 		memset(p, 0, sizeof *p);
 		if (inspect(r, rec, &p->key, &t, &p->text, &e) == 0 && ts_ns(t) > limit_ns)
-			e = future_error(r, p->key, p->text, clock);
+			e = future_error(r, p->key, p->text, ref);
 		if (e != NULL) {
 			char *k;
 
@@ -590,6 +608,7 @@ process_page(struct run *r, int rc, struct source_page *page, const char *err)
 	for (i = 0; i < n; i++)
 		free(last[i]);
 	free(last);
+	free(ref);
 	r->last_page = !full;
 	json_decref(r->ck);
 	r->ck = json_pack("{s[] s[] so}", "ok", "failed", "seen", json_array());

@@ -505,6 +505,9 @@ static void run_mutation(coll_t *c, long touch, long insert, const char *field, 
 
 /* --------------------------------------------------------------- replies */
 
+/* A fixed Date header (POST /_ctl/date): a source whose clock is wrong. Empty: the real time. */
+static char g_date[64];
+
 static void add_std_headers(struct evhttp_request *req)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
@@ -514,7 +517,7 @@ static void add_std_headers(struct evhttp_request *req)
 	gmtime_r(&t, &tm);
 	strftime(d, sizeof d, "%a, %d %b %Y %H:%M:%S GMT", &tm);
 	evhttp_remove_header(h, "Date");
-	evhttp_add_header(h, "Date", d);
+	evhttp_add_header(h, "Date", g_date[0] ? g_date : d);
 	if (!evhttp_find_header(h, "Content-Type"))
 		evhttp_add_header(h, "Content-Type", "application/json");
 }
@@ -1550,7 +1553,16 @@ static void ctl_cb(struct evhttp_request *req, const char *what)
 		res = json_pack("{sI}", "held", (json_int_t)held_count(cname));
 	} else if (!strcmp(what, "writes") && (m == M_GET || m == M_DELETE)) {
 		res = wlog_ctl(m, cname, &code);
+	} else if (!strcmp(what, "date") && m == M_POST && json_is_string(json_object_get(body, "date"))
+	    && strlen(json_string_value(json_object_get(body, "date"))) < sizeof g_date
+	    && !strpbrk(json_string_value(json_object_get(body, "date")), "\r\n")) {
+		snprintf(g_date, sizeof g_date, "%s", json_string_value(json_object_get(body, "date")));
+		res = json_pack("{ss}", "date", g_date);
+	} else if (!strcmp(what, "date") && m == M_DELETE) {
+		g_date[0] = '\0';
+		res = json_pack("{sb}", "ok", 1);
 	} else if (!strcmp(what, "reset") && m == M_POST) {
+		g_date[0] = '\0';
 		json_decref(g_wlog);
 		g_wlog = NULL;
 		while (colls) { coll_t *n = colls->next; coll_free(colls); colls = n; }
