@@ -1963,6 +1963,18 @@ check_key_columns(struct ctx *c, config_setting_t *at, bool given, struct dest_c
 	}
 }
 
+/* A CSV file's fields are flat strings: a dotted path into one can never match. */
+static void
+csv_flat(struct ctx *c, int line, const struct job_conf *j, const char *key,
+    const char *path)
+{
+	if (j->src.type == CONN_FILE && j->src.file_format == FILE_CSV && path != NULL &&
+	    strchr(path, '.') != NULL)
+		errf(c, line, "'%s': '%s' is a dotted path, but the source is a CSV file, whose "
+		    "fields are flat strings (a path into one never matches): name a header "
+		    "field", key, path);
+}
+
 static void
 parse_dest_pg(struct ctx *c, config_setting_t *g, struct dest_conf *d,
     const struct job_conf *j)
@@ -1997,6 +2009,8 @@ parse_dest_pg(struct ctx *c, config_setting_t *g, struct dest_conf *d,
 			d->columns[d->ncolumns].column = xstrdup(config_setting_name(e));
 			d->columns[d->ncolumns++].field =
 			    xstrdup(config_setting_get_string(e));
+			csv_flat(c, line_of(c, e), j, "destination.columns",
+			    config_setting_get_string(e));
 		}
 	}
 	kc = member(g, "key_columns");
@@ -2496,6 +2510,8 @@ parse_job(struct ctx *c, config_setting_t *root, config_setting_t *job,
 	parse_capture(c, job, j);
 	parse_source(c, job, j);
 	parse_dest(c, job, j);
+	for (size_t ik = 0; ik < j->nkey; ik++)
+		csv_flat(c, line_of(c, member(job, "key")), j, "key", j->key[ik]);
 	fingerprint(c, root, job, j);
 	identity(j);
 }
