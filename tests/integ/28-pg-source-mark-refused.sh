@@ -52,3 +52,20 @@ once "$T/r.conf" || fail "rls: the run exited $?"
 [ "$(sql "$STATE" "SELECT string_agg(key, ',') FROM onesync.unmarked WHERE job = 'rls'")" = 6 ] ||
 	fail "rls: record 6 is not remembered as delivered but not marked"
 note "rls: 19 marked, record 6 remembered"
+# A role that may read the table but not update it (permission denied for the whole table,
+# every row alike): no row is marked, every record is remembered as delivered but not
+# marked, and none is delivered again.
+sql "$SRC" "CREATE TABLE nomark (id int PRIMARY KEY, customer text, synced boolean NOT NULL DEFAULT false);
+	INSERT INTO nomark (id, customer) SELECT i, 'c' || i FROM generate_series(1, 20) i;
+	GRANT SELECT ON nomark TO onesync_rls;"
+sed -e 's|table = "rls"|table = "nomark"|' -e 's|name = "rls"|name = "nomark"|' \
+    -e 's|api/erprls/|api/erpnomark/|' "$T/r.conf" >"$T/n.conf"
+once "$T/n.conf"
+once "$T/n.conf"
+[ "$(sql "$SRC" "SELECT count(*) FROM nomark WHERE NOT synced")" = 20 ] || fail "nomark: rows marked without the privilege"
+[ "$(sql "$STATE" "SELECT count(*) FROM onesync.unmarked WHERE job = 'nomark'")" = 20 ] ||
+	fail "nomark: $(sql "$STATE" "SELECT count(*) FROM onesync.unmarked WHERE job = 'nomark'") records remembered as not marked, expected 20"
+total=$(sa GET /_ctl/stats?coll=erpnomark | python3 -c 'import json,sys; print(json.load(sys.stdin)["total_deliveries"])')
+[ "$total" = 20 ] || fail "nomark: $total deliveries for 20 records"
+grep -q "permission denied for table nomark" "$T/daemon.log" || fail "nomark: the error is not in the log"
+note "nomark: nothing marked, 20 remembered, nothing delivered twice"
