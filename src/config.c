@@ -1963,6 +1963,30 @@ check_key_columns(struct ctx *c, config_setting_t *at, bool given, struct dest_c
 	}
 }
 
+/* A CSV file's fields are flat strings: a dotted path into one can never match. */
+static void
+csv_flat(struct ctx *c, int line, const struct job_conf *j, const char *key,
+    const char *path)
+{
+	if (j->src.type == CONN_FILE && j->src.file_format == FILE_CSV && path != NULL &&
+	    strchr(path, '.') != NULL)
+		errf(c, line, "'%s': '%s' is a dotted path, but the source is a CSV file, whose "
+		    "fields are flat strings (a path into one never matches): name a header "
+		    "field", key, path);
+}
+
+/* csv_flat for each {{record.PATH}} of template t, set at g's member name. */
+static void
+csv_flat_tmpl(struct ctx *c, config_setting_t *g, const char *name, const struct job_conf *j,
+    const char *key, const struct tmpl *t)
+{
+	const char	*path;
+	size_t		 it = 0;
+
+	while (t != NULL && (path = tmpl_record_path(t, &it)) != NULL)
+		csv_flat(c, line_of(c, member(g, name)), j, key, path);
+}
+
 static void
 parse_dest_pg(struct ctx *c, config_setting_t *g, struct dest_conf *d,
     const struct job_conf *j)
@@ -1997,6 +2021,8 @@ parse_dest_pg(struct ctx *c, config_setting_t *g, struct dest_conf *d,
 			d->columns[d->ncolumns].column = xstrdup(config_setting_name(e));
 			d->columns[d->ncolumns++].field =
 			    xstrdup(config_setting_get_string(e));
+			csv_flat(c, line_of(c, e), j, "destination.columns",
+			    config_setting_get_string(e));
 		}
 	}
 	kc = member(g, "key_columns");
@@ -2440,7 +2466,7 @@ parse_job(struct ctx *c, config_setting_t *root, config_setting_t *job,
     struct job_conf *j)
 {
 	const struct job_conf	*d = &c->d;
-	config_setting_t	*k;
+	config_setting_t	*k, *dg;
 	int64_t			 jit;
 	size_t			 i;
 	char			*s;
@@ -2496,6 +2522,17 @@ parse_job(struct ctx *c, config_setting_t *root, config_setting_t *job,
 	parse_capture(c, job, j);
 	parse_source(c, job, j);
 	parse_dest(c, job, j);
+	for (size_t ik = 0; ik < j->nkey; ik++)
+		csv_flat(c, line_of(c, member(job, "key")), j, "key", j->key[ik]);
+	dg = member(job, "destination");
+	csv_flat_tmpl(c, dg, "url", j, "destination.url", j->dst.url);
+	csv_flat_tmpl(c, dg, "body", j, "destination.body", j->dst.body);
+	for (size_t ih = 0; ih < j->dst.nheaders; ih++)
+		csv_flat_tmpl(c, dg, "headers", j, "destination.headers", j->dst.headers[ih]);
+	csv_flat_tmpl(c, member(dg, "create"), "url", j, "destination.create.url",
+	    j->dst.create_url);
+	csv_flat_tmpl(c, member(dg, "create"), "body", j, "destination.create.body",
+	    j->dst.create_body);
 	fingerprint(c, root, job, j);
 	identity(j);
 }

@@ -31,6 +31,10 @@ struct dest_pg {
 	size_t			*last;	/* per item: the last item with its key (the one sent) */
 	bool			 deleting;	/* this batch deletes */
 	size_t			 next;	/* narrowing: the next item to send alone */
+	size_t			 namb;	/* narrowing: rows refused with amb_state */
+	bool			 amb_mixed;	/* ...or some with another ambiguous one */
+	char			 amb_state[6];	/* pg_row_error_ambiguous SQLSTATE seen */
+	char			*amb_err;	/* its first error */
 	bool			 failed;
 	char			*error;
 	dest_cb			 cb;
@@ -54,6 +58,7 @@ dp_release(struct dest_pg *dp)
 	free(dp->del_sql);
 	free(dp->last);
 	free(dp->error);
+	free(dp->amb_err);
 	free(dp);
 }
 
@@ -258,6 +263,20 @@ narrow_done(struct dest_pg *dp)
 				first = it->error;
 		}
 	}
+	/* Every row sent alone refused with the same SQLSTATE that may be the table's
+	 * (pg_row_error_ambiguous: permission denied for the table, its state): it is the
+	 * table's, the batch fails (and the run), its rows stay where they were. */
+	if (nsent > 1 && nrefused == nsent && dp->namb == nsent && !dp->amb_mixed) {
+		dp->failed = true;
+		free(dp->error);
+		dp->error = xasprintf(dp->deleting ? "destination database: delete failed: %s "
+		    "(every one of the %zu deletions of the batch, sent alone, failed with "
+		    "SQLSTATE %s: the table's fault, not a row's)" : "destination database: %s "
+		    "(every one of the %zu rows of the batch, sent alone, failed with SQLSTATE "
+		    "%s: the table's fault, not a row's)", dp->amb_err, nsent, dp->amb_state);
+		dp_finish(dp);
+		return;
+	}
 	/* Every row refused alone: they go to the retry queue like any refused record (a
 	 * batch of bad rows must not stop the job), but a table that refuses everything is
 	 * worth a warning of its own. */
@@ -325,6 +344,11 @@ batch_failed(struct dest_pg *dp, const struct pg_result_info *ri)
 		    "batch of %zu %s (%s): sending them one by one", dp->base.job->dst.table, nsent,
 		    dp->deleting ? "deletions" : "rows", ri->err);
 	dp->next = 0;
+	dp->namb = 0;
+	dp->amb_mixed = false;
+	dp->amb_state[0] = '\0';
+	free(dp->amb_err);
+	dp->amb_err = NULL;
 	narrow_next(dp);
 }
 
@@ -357,9 +381,18 @@ dp_answer(const struct pg_result_info *ri, void *arg)
 	}
 	if (ri->res != NULL)
 		dp->items[i].outcome = DEST_OK;
-	else if (pg_row_error(ri->sqlstate))
+	else if (pg_row_error(ri->sqlstate)) {
 		refuse(dp, (size_t)i, ri->err);
-	else {
+		if (pg_row_error_ambiguous(ri->sqlstate)) {
+			if (dp->namb == 0) {
+				snprintf(dp->amb_state, sizeof dp->amb_state, "%s", ri->sqlstate);
+				free(dp->amb_err);
+				dp->amb_err = xstrdup(ri->err);
+			} else if (strcmp(dp->amb_state, ri->sqlstate) != 0)
+				dp->amb_mixed = true;
+			dp->namb++;
+		}
+	} else {
 		dp->failed = true;
 		dp->error = xasprintf(dp->deleting ? "destination database: delete failed: %s" :
 		    "destination database: %s", ri->err);

@@ -861,10 +861,12 @@ pg_quote_ident(const char *s, bool split_dots)
  * raises (09 triggered action, 27 triggered data change, 2F SQL routine, 38/39 external
  * routine, P0 PL/pgSQL: RAISE EXCEPTION is P0001), 44 WITH CHECK OPTION of a view, 54000
  * (a value too large for an index), and any class PostgreSQL does not define (a trigger's
- * own RAISE ... USING ERRCODE). Never the others: connection (08), permission, undefined
- * table or column and syntax (42), resources (53), lock or object state (55), statement
- * timeout and shutdown (57), serialization and deadlock (40), internal errors (XX, 58)...:
- * those fail the batch, and the run.
+ * own RAISE ... USING ERRCODE). Also the ambiguous ones of pg_row_error_ambiguous (42501,
+ * 55 but 55P03): the caller narrows, and takes them for the table's when every row fails
+ * alike. Never the others: connection (08), undefined table or column and syntax (the rest
+ * of 42), resources (53), a lock wait that timed out (55P03), statement timeout and
+ * shutdown (57), serialization and deadlock (40), internal errors (XX, 58)...: those fail
+ * the batch, and the run.
  */
 bool
 pg_row_error(const char *sqlstate)
@@ -880,7 +882,7 @@ pg_row_error(const char *sqlstate)
 
 	if (sqlstate == NULL || strlen(sqlstate) != 5)
 		return false;
-	if (strcmp(sqlstate, "54000") == 0)
+	if (strcmp(sqlstate, "54000") == 0 || pg_row_error_ambiguous(sqlstate))
 		return true;
 	for (size_t i = 0; i < NELEM(row_classes); i++)
 		if (strncmp(sqlstate, row_classes[i], 2) == 0)
@@ -889,4 +891,23 @@ pg_row_error(const char *sqlstate)
 		if (strncmp(sqlstate, pg_classes[i], 2) == 0)
 			return false;
 	return true;
+}
+
+/*
+ * SQLSTATEs that may be one row's or the whole table's: insufficient_privilege (42501: a
+ * row-level security policy's WITH CHECK refusing one row, a trigger raising it, or
+ * "permission denied for table") and object state (55: a trigger raising
+ * object_not_in_prerequisite_state for one row, or a table that refuses every row); not
+ * 55P03 (lock_not_available: a lock wait that timed out is the table's, and sending the
+ * rows one by one would wait for it once per row). The
+ * batch is sent row by row; when every row of it (more than one) then fails with the same
+ * SQLSTATE, it is the table's: the batch fails, and the run, instead of queueing them all.
+ */
+bool
+pg_row_error_ambiguous(const char *sqlstate)
+{
+	if (sqlstate == NULL || strlen(sqlstate) != 5)
+		return false;
+	return strcmp(sqlstate, "42501") == 0 || (strncmp(sqlstate, "55", 2) == 0 &&
+	    strcmp(sqlstate, "55P03") != 0);
 }

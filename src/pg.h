@@ -71,5 +71,6 @@ char *pg_quote_ident(const char *, bool split_dots);
  * one? Never for connection loss, permissions, undefined objects, resources, locks, timeouts.
  */
 bool pg_row_error(const char *sqlstate);
+bool pg_row_error_ambiguous(const char *sqlstate);
 
 #endif

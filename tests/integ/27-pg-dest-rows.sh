@@ -7,7 +7,11 @@
 #  3. a deletion refused by a foreign key is refused for its key alone (queued, retried,
 #     dead-lettered after max_attempts and then left alone), the other deletions happen, and
 #     it is made once the reference is gone and the operator retries it;
-#  4. strategy modified: source keys "1" and "01" in one page, into an int key column.
+#  4. strategy modified: source keys "1" and "01" in one page, into an int key column;
+#  5. errors that may be one row's or the table's (42501, 55xxx): a row-level security policy
+#     (WITH CHECK) or a trigger raising insufficient_privilege / object_not_in_prerequisite_state
+#     for one row refuses that row alone; a table the role may not write at all (permission
+#     denied, every row failing alike) fails the run and queues nothing.
 . "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/common.inc"
 CTL=${ONESYNCCTL:-$TOP/src/onesyncctl}
 STATE=$(new_db state); DEST=$(new_db dest)
@@ -102,4 +106,46 @@ once "$T/m.conf" || fail "modified alias: the run failed: $(last_run "coalesce(e
 [ "$(sql "$DEST" "SELECT count(*) FROM contacts")" = 300 ] || fail "modified alias: $(sql "$DEST" "SELECT count(*) FROM contacts") rows, expected 300"
 [ "$(last_run "watermark_after IS NOT NULL AND delivered >= 300")" = t ] || fail "modified alias: the watermark did not move"
 [ "$(sql "$STATE" "SELECT count(*) FROM onesync.failures WHERE job = 'contacts'")" = 0 ] || fail "modified alias: failures queued"
+# --- 5. ambiguous SQLSTATEs: a non-superuser role, a row-level security policy, triggers
+psql -q -d postgres -c "DO \$\$BEGIN CREATE ROLE onesync_rls LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END\$\$" >/dev/null
+sql "$DEST" "CREATE TABLE rls (id int PRIMARY KEY, name text); ALTER TABLE rls OWNER TO onesync_rls;
+	ALTER TABLE rls ENABLE ROW LEVEL SECURITY; ALTER TABLE rls FORCE ROW LEVEL SECURITY;
+	CREATE POLICY p ON rls USING (true) WITH CHECK (name <> 'bad');
+CREATE FUNCTION no_odd() RETURNS trigger LANGUAGE plpgsql AS \$\$
+BEGIN IF NEW.name = 'priv' THEN RAISE insufficient_privilege USING MESSAGE = 'no privilege for ' || NEW.id; END IF;
+IF NEW.name = 'state' THEN RAISE object_not_in_prerequisite_state USING MESSAGE = 'not ready for ' || NEW.id; END IF;
+RETURN NEW; END \$\$;
+CREATE TABLE trg (id int PRIMARY KEY, name text); ALTER TABLE trg OWNER TO onesync_rls;
+CREATE TRIGGER trg_no_odd BEFORE INSERT OR UPDATE ON trg FOR EACH ROW EXECUTE FUNCTION no_odd();
+CREATE TABLE nowrite (id int PRIMARY KEY, name text); REVOKE ALL ON nowrite FROM PUBLIC;"
+DEST_RLS=${DEST/user=postgres/user=onesync_rls}
+rjob() {	# NAME TABLE: job() as the non-superuser role
+	job "$1" "$2"
+	sed -i "s|conninfo = \"$DEST\"|conninfo = \"$DEST_RLS\"|" "$T/$1.conf"
+}
+printf 'id,name\n1,a\n2,bad\n3,c\n' >"$T/rls.csv"
+rjob rls rls
+once "$T/rls.conf" || fail "rls: the run failed: $(run_of rls)"
+[ "$(sql "$DEST" "SELECT string_agg(id::text, ',' ORDER BY id) FROM rls")" = 1,3 ] ||
+	fail "rls: rows written: '$(sql "$DEST" "SELECT string_agg(id::text, ',' ORDER BY id) FROM rls")', expected 1,3"
+f=$(failures rls)
+case $f in "2: destination table refused the row of key 2: "*"row-level security"*) ;;
+*) fail "rls: failures '$f'";; esac
+note "rls: $(run_of rls)"
+printf 'id,name\n1,a\n2,priv\n3,c\n4,state\n5,e\n' >"$T/trg.csv"
+rjob trg trg
+once "$T/trg.conf" || fail "42501/55000 trigger: the run failed: $(run_of trg)"
+[ "$(sql "$DEST" "SELECT string_agg(id::text, ',' ORDER BY id) FROM trg")" = 1,3,5 ] ||
+	fail "42501/55000 trigger: rows written: '$(sql "$DEST" "SELECT string_agg(id::text, ',' ORDER BY id) FROM trg")', expected 1,3,5"
+f=$(failures trg)
+case $f in "2: "*"no privilege for 2"*" | 4: "*"not ready for 4"*) ;;
+*) fail "42501/55000 trigger: failures '$f'";; esac
+# the whole table refused (permission denied for table): the run fails, nothing is queued
+printf 'id,name\n1,a\n2,b\n3,c\n' >"$T/nowrite.csv"
+rjob nowrite nowrite
+once "$T/nowrite.conf" && fail "nowrite: the run succeeded: $(run_of nowrite)"
+case $(run_of nowrite) in "failed "*"permission denied"*) ;;
+*) fail "nowrite: run '$(run_of nowrite)', expected failed with permission denied";; esac
+[ -z "$(failures nowrite)" ] || fail "nowrite: rows queued as refused: $(failures nowrite)"
+note "nowrite: $(run_of nowrite)"
 exit 0
