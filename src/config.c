@@ -1229,8 +1229,12 @@ check_http_url(struct ctx *c, config_setting_t *g, const char *name, const char 
 	check_url(c, member(g, name), key, src, "http,https");
 	ph = strstr(src, "{{");
 	if (ph == NULL || http_url_check(src, (size_t)(ph - src), "http,https", &why) != 1 ||
-	    (tmpl_uses(t) & (TV_RECORD | TV_DEST | TV_CURSOR)) != 0)
+	    (tmpl_uses(t) & (TV_RECORD | TV_DEST | TV_CURSOR)) != 0) {
+		free(why);	/* check_url above reported it */
 		return;
+	}
+	free(why);
+	why = NULL;
 	buf_init(&url);
 	buf_init(&shown);
 	if (tmpl_render(t, &v, false, &url, &err) == 0 &&
