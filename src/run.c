@@ -219,6 +219,18 @@ run_state_returned(struct run *r)
 	return true;
 }
 
+bool
+run_state_usable(struct run *r, int rc, const char *err)
+{
+	if (run_state_returned(r))
+		return false;
+	if (rc != STATE_OK) {
+		run_fail(r, "%s", err);
+		return false;
+	}
+	return true;
+}
+
 void
 run_fail(struct run *r, const char *fmt, ...)
 {
@@ -326,12 +338,8 @@ checkpointed(void *arg, int rc, json_t *res, const char *err)
 		lease_lost(r, err);
 		return;
 	}
-	if (run_state_returned(r))
+	if (!run_state_usable(r, rc, err))
 		return;
-	if (rc != STATE_OK) {
-		run_fail(r, "%s", err);
-		return;
-	}
 	if (json_is_object(res)) {
 		json_t *dead = json_object_get(res, "dead");
 		size_t i;

@@ -179,6 +179,9 @@ void strategy_capture_cancel(struct run *);	/* stop reading the file */
 /* A strategy's own state call came back: true when the run is failing and must stop
  * (its result is then being written). */
 bool run_state_returned(struct run *);
+/* The same for a state call whose answer the caller reads: true when it can be used; false
+ * when the run was failing, or fails now with err, and the caller must stop. */
+bool run_state_usable(struct run *, int rc, const char *err);
 void strategy_flag_free(struct run *);
 void strategy_flag_cancel(struct run *);	/* stop marking in flight */
 long long strategy_flag_marked(const struct run *);

@@ -832,12 +832,8 @@ loaded(void *arg, int rc, PGresult *res, const char *err)
 	struct capture_state *cs = r->cs;
 	int n;
 
-	if (run_state_returned(r))
+	if (!run_state_usable(r, rc, err))
 		return;
-	if (rc != STATE_OK) {
-		run_fail(r, "%s", err);
-		return;
-	}
 	n = PQntuples(res);
 	for (int i = 0; i < n; i++)
 		load_one(cs, r->job, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
@@ -866,12 +862,8 @@ queue_loaded(void *arg, int rc, PGresult *res, const char *err)
 	struct run *r = arg;
 	int n;
 
-	if (run_state_returned(r))
+	if (!run_state_usable(r, rc, err))
 		return;
-	if (rc != STATE_OK) {
-		run_fail(r, "%s", err);
-		return;
-	}
 	n = PQntuples(res);
 	for (int i = 0; i < n; i++)
 		run_queue_note(r, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),

@@ -300,12 +300,8 @@ looked_up(void *arg, int rc, PGresult *res, const char *err)
 {
 	struct run *r = arg;
 
-	if (run_state_returned(r))
+	if (!run_state_usable(r, rc, err))
 		return;
-	if (rc != STATE_OK) {
-		run_fail(r, "%s", err);
-		return;
-	}
 	judge_page(r, res);
 }
 

@@ -271,12 +271,8 @@ seen_loaded(void *arg, int rc, PGresult *res, const char *err)
 	struct run *r = arg;
 	int n;
 
-	if (run_state_returned(r))
+	if (!run_state_usable(r, rc, err))
 		return;
-	if (rc != STATE_OK) {
-		run_fail(r, "%s", err);
-		return;
-	}
 	n = PQntuples(res);
 	for (int i = 0; i < n; i++) {
 		struct seen *s = xmalloc(sizeof *s);
