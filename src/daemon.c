@@ -517,6 +517,21 @@ rebalance(struct daemon *d, json_t *res)
 static void stop_hard(evutil_socket_t, short, void *);
 static void stop_cut(evutil_socket_t, short, void *);
 
+/* Stopping: tell systemd, start no run any more (timers off, the queue emptied). */
+static void
+stop_scheduling(struct daemon *d)
+{
+	notify_stopping();
+	d->stopping = true;
+	for (size_t i = 0; i < d->njobs; i++)
+		evtimer_del(d->jobs[i]->timer);
+	while (d->qhead != NULL) {
+		d->qhead->queued = false;
+		d->qhead = d->qhead->qnext;
+	}
+	d->qtail = NULL;
+}
+
 /* Another process took this instance's name over (it found this one dead): stop. */
 static void
 step_aside(struct daemon *d)
@@ -526,16 +541,8 @@ step_aside(struct daemon *d)
 	log_job(LOG_ERR, NULL, 0, NULL, "another onesyncd process took over the instance name "
 	    "%s (this one was silent and its coordination connection closed): stopping; its "
 	    "leases already belong to the new process", d->instance);
-	notify_stopping();
 	d->exit_code = EX_CONFIG;
-	d->stopping = true;
-	for (size_t i = 0; i < d->njobs; i++)
-		evtimer_del(d->jobs[i]->timer);
-	while (d->qhead != NULL) {
-		d->qhead->queued = false;
-		d->qhead = d->qhead->qnext;
-	}
-	d->qtail = NULL;
+	stop_scheduling(d);
 	stop_cut(-1, 0, d);
 	event_base_once(d->base, -1, EV_TIMEOUT, stop_hard, d, &tv);
 	maybe_exit(d);
@@ -953,15 +960,7 @@ on_term(evutil_socket_t sig, short ev, void *arg)
 		return;
 	log_info("received %s: stopping (%d runs in flight)", sig == SIGINT ? "SIGINT" :
 	    "SIGTERM", d->running);
-	notify_stopping();
-	d->stopping = true;
-	for (size_t i = 0; i < d->njobs; i++)
-		evtimer_del(d->jobs[i]->timer);
-	while (d->qhead != NULL) {
-		d->qhead->queued = false;
-		d->qhead = d->qhead->qnext;
-	}
-	d->qtail = NULL;
+	stop_scheduling(d);
 	event_base_once(d->base, -1, EV_TIMEOUT, stop_cut, d, &tv);
 	event_base_once(d->base, -1, EV_TIMEOUT, stop_hard, d, &hard);
 	maybe_exit(d);
