@@ -1190,23 +1190,29 @@ check_url(struct ctx *c, config_setting_t *at, const char *key, const char *url,
 }
 
 /*
- * {{key}} in a URL goes into the path (or the query), one escaped segment: a key must not
- * be able to choose the scheme or the host a request goes to (a delete least of all).
+ * The origin (scheme, user, host, port) of every request comes from the configuration:
+ * the literal text, {{secret:}} and {{env:}}, which must fix scheme://host/ (a '/', '?'
+ * or '#' ends the host) before any placeholder whose value comes with a request. A record,
+ * a key or a page value is escaped, so after that point it can never become a host; before
+ * it, "https://api.example.com{{record.p}}" would let ".evil.com" or "@evil.com" choose
+ * where the job's headers go.
  */
 static void
-check_key_in_path(struct ctx *c, config_setting_t *at, const char *key,
-    const struct tmpl *t)
+check_origin(struct ctx *c, config_setting_t *at, const char *key, const struct tmpl *t)
 {
-	const char	*src = t != NULL ? tmpl_source(t) : NULL, *k, *sep, *path;
+	struct buf	 pre;
+	const char	*ph, *sep;
 
-	if (src == NULL || (k = strstr(src, "{{key}}")) == NULL)
-		return;
-	sep = strstr(src, "://");
-	path = sep != NULL ? sep + 3 + strcspn(sep + 3, "/?#") : NULL;
-	if (path == NULL || k < path)
-		errf(c, line_of(c, at), "'%s': {{key}} may go only in the path or the "
-		    "query, after scheme://host/ (a key must not choose where the request "
-		    "goes)", key);
+	buf_init(&pre);
+	buf_adds(&pre, "");
+	ph = tmpl_fixed_prefix(t, &pre);
+	sep = strstr(pre.data, "://");
+	if (ph != NULL && (sep == NULL || sep[3 + strcspn(sep + 3, "/?#")] == '\0'))
+		errf(c, line_of(c, at), "'%s': {{%s}} may go only in the path or the "
+		    "query, after scheme://host/ (the origin of a request comes from the "
+		    "configuration, never from a value)", key, ph);
+	explicit_bzero(pre.data, pre.len);
+	buf_free(&pre);
 }
 
 /*
@@ -1227,6 +1233,7 @@ check_http_url(struct ctx *c, config_setting_t *g, const char *name, const char 
 	if (src == NULL)
 		return;
 	check_url(c, member(g, name), key, src, "http,https");
+	check_origin(c, member(g, name), key, t);
 	ph = strstr(src, "{{");
 	if (ph == NULL || http_url_check(src, (size_t)(ph - src), "http,https", &why) != 1 ||
 	    (tmpl_uses(t) & (TV_RECORD | TV_DEST | TV_CURSOR)) != 0) {
@@ -1828,7 +1835,6 @@ parse_delete_http(struct ctx *c, config_setting_t *g, struct job_conf *j)
 	d->delete_url = get_tmpl(c, dl, "jobs.*.destination.delete.url", true, NULL,
 	    TMPL_URL, TV_WRITE);
 	check_http_url(c, dl, "url", "destination.delete.url", d->delete_url);
-	check_key_in_path(c, member(dl, "url"), "destination.delete.url", d->delete_url);
 	if (d->delete_url != NULL && (tmpl_uses(d->delete_url) & ~(TV_KEY |
 	    TV_SECRET | TV_ENV)) != 0) {
 		errf(c, line_of(c, at), "destination.delete.url: {{record}} has no "
