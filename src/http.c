@@ -611,6 +611,10 @@ setup_easy(struct http_call *c, const struct http_request *req)
 
 #define SET(opt, val) do { if (r == CURLE_OK) r = curl_easy_setopt(e, opt, val); } while (0)
 	SET(CURLOPT_TIMEOUT_MS, timeout);
+	/* Never follow a redirect (libcurl's default, made explicit): the job's headers would
+	 * go to the Location's host, which the answer chose (libcurl drops only Authorization
+	 * there, not X-Api-Key and the like). A 3xx is an answer like any other non-2xx. */
+	SET(CURLOPT_FOLLOWLOCATION, 0L);
 	/* Asked for, but decoded here (decode_body): libcurl's decoder takes a gzip stream cut
 	 * before its trailer for a whole one. */
 	SET(CURLOPT_ACCEPT_ENCODING, "gzip, deflate");
