@@ -7,7 +7,9 @@
 #  3. source.allow_origins (written in upper case, with a trailing slash) lets the link go
 #     there, headers included: the other host's records arrive;
 #  4. a file source over http: a redirect to another origin is not followed (the other host
-#     receives nothing), one to an allowed origin is.
+#     receives nothing), one to an allowed origin is;
+#  5. a destination request answered by a redirect is not followed at all (a guard: libcurl
+#     does not follow unless asked, and would send X-Api-Key along).
 . "$(dirname "$0")/../lib.sh"
 sa_start
 SA1=$SA
@@ -150,4 +152,22 @@ once "$T/fallow.conf" || fail "fallow: run exited $? ($(run_of fallow error))"
 [ "$(rows "> 1000")" = 30 ] || fail "fallow: $(rows "> 1000") of the other host's 30 records"
 sa DELETE /_ctl/fault >/dev/null
 note "file over http: a redirect to another origin is refused, to an allowed one followed"
+
+# --- 5. a destination's 302 is an answer, not a way elsewhere
+sa2 DELETE /_ctl/requests >/dev/null
+sa POST /_ctl/fault "{\"coll\":\"out\",\"method\":\"PUT\",\"status\":302,
+	\"headers\":{\"Location\":\"$SA2/api/out/x\"}}" >/dev/null
+cat >"$T/dst.conf" <<CONF
+state = { conninfo = "$STATE"; };
+daemon = { secrets_dir = "$T/secrets"; };
+defaults = { interval = "1h"; retries = 0; retry_backoff = "0"; timeout = "10s"; };
+jobs = ( { name = "dst"; key = "id"; strategy = "capture";
+	source = { url = "$SA1/api/items"; };
+	destination = { type = "http"; url = "$SA1/api/out/{{key}}";
+		headers = [ "X-Api-Key: {{secret:token}}" ]; }; } );
+CONF
+if once "$T/dst.conf"; then fail "dst: a run whose deliveries were answered 302 succeeded"; fi
+run_of dst error | grep -q "destination answered HTTP 302" || fail "dst: $(run_of dst "result||' '||coalesce(error,'')")"
+[ "$(other_got)" = 0 ] || fail "dst: the other host received: $(sa2 GET /_ctl/requests)"
+note "destination: a 302 is not followed"
 exit 0
