@@ -179,6 +179,9 @@ static const struct key_def keys[] = {
 	  "Style link or next: the API pages one stable order by cursor; capture.deletes needs it." },
 	{ "jobs.*.source.fetch", K_TMPL, NULL, 0, 0, F_HTTP,
 	  "URL template reading one record by {{key}}, for retries; unset = replay." },
+	{ "jobs.*.source.allow_origins", K_STRLIST, NULL, 0, 0, F_HTTP | F_FILE,
+	  "Origins besides source.url's that next links or redirects may lead to, "
+	  "[ \"https://host:port\" ]." },
 	{ "jobs.*.source.timeout", K_DUR, "defaults.timeout", 100, DUR_MAX,
 	  F_HTTP | F_FILE | F_PG, "Time for one request attempt; a file source: longest wait "
 	  "for a byte, \"10m\"; postgresql: for one statement." },
@@ -1190,23 +1193,73 @@ check_url(struct ctx *c, config_setting_t *at, const char *key, const char *url,
 }
 
 /*
- * {{key}} in a URL goes into the path (or the query), one escaped segment: a key must not
- * be able to choose the scheme or the host a request goes to (a delete least of all).
+ * The origin (scheme, user, host, port) of every request comes from the configuration:
+ * the literal text, {{secret:}} and {{env:}}, which must fix scheme://host/ (a '/', '?'
+ * or '#' ends the host) before any placeholder whose value comes with a request. A record,
+ * a key or a page value is escaped, so after that point it can never become a host; before
+ * it, "https://api.example.com{{record.p}}" would let ".evil.com" or "@evil.com" choose
+ * where the job's headers go. Returns the origin when it is known (NULL else).
+ */
+static char *
+check_origin(struct ctx *c, config_setting_t *at, const char *key, const struct tmpl *t)
+{
+	struct buf	 pre;
+	const char	*ph, *sep;
+	char		*origin = NULL;
+
+	buf_init(&pre);
+	buf_adds(&pre, "");
+	ph = tmpl_fixed_prefix(t, &pre);
+	sep = strstr(pre.data, "://");
+	if (ph != NULL && (sep == NULL || sep[3 + strcspn(sep + 3, "/?#")] == '\0'))
+		errf(c, line_of(c, at), "'%s': {{%s}} may go only in the path or the "
+		    "query, after scheme://host/ (the origin of a request comes from the "
+		    "configuration, never from a value)", key, ph);
+	else
+		origin = http_url_origin(pre.data);
+	explicit_bzero(pre.data, pre.len);
+	buf_free(&pre);
+	return origin;
+}
+
+/*
+ * source.allow_origins: bare origins (scheme://host[:port]), stored as http_url_origin
+ * writes them so that a link's origin compares as text. An http one is refused beside an
+ * https source.url: a link is never followed from https to http.
  */
 static void
-check_key_in_path(struct ctx *c, config_setting_t *at, const char *key,
-    const struct tmpl *t)
+parse_allow_origins(struct ctx *c, config_setting_t *g, struct source_conf *s)
 {
-	const char	*src = t != NULL ? tmpl_source(t) : NULL, *k, *sep, *path;
+	config_setting_t	*at = member(g, "allow_origins");
+	const char		*v, *auth;
+	char			*o;
+	size_t			 i, n;
 
-	if (src == NULL || (k = strstr(src, "{{key}}")) == NULL)
-		return;
-	sep = strstr(src, "://");
-	path = sep != NULL ? sep + 3 + strcspn(sep + 3, "/?#") : NULL;
-	if (path == NULL || k < path)
-		errf(c, line_of(c, at), "'%s': {{key}} may go only in the path or the "
-		    "query, after scheme://host/ (a key must not choose where the request "
-		    "goes)", key);
+	get_strlist(at, &s->allow_origins, &s->nallow_origins);
+	for (i = 0; i < s->nallow_origins; i++) {
+		config_setting_t *el = config_setting_get_elem(at, (unsigned)i);
+		int line = line_of(c, el != NULL ? el : at);
+
+		v = s->allow_origins[i];
+		auth = strstr(v, "://");
+		n = auth != NULL ? strcspn(auth + 3, "/?#") : 0;
+		o = NULL;
+		if (auth == NULL || memchr(auth + 3, '@', n) != NULL ||
+		    (auth[3 + n] != '\0' && strcmp(auth + 3 + n, "/") != 0) ||
+		    (o = http_url_origin(v)) == NULL)
+			errf(c, line, "'source.allow_origins': '%s' is not an "
+			    "origin (expected http://host or https://host, with an optional "
+			    ":port and nothing after it)", v);
+		else if (s->origin != NULL && strncmp(s->origin, "https:", 6) == 0 &&
+		    strncmp(o, "http:", 5) == 0)
+			errf(c, line, "'source.allow_origins': '%s' is http, "
+			    "but source.url is https: a link is never followed from https "
+			    "to http", v);
+		if (o != NULL) {
+			free(s->allow_origins[i]);
+			s->allow_origins[i] = o;
+		}
+	}
 }
 
 /*
@@ -1216,17 +1269,22 @@ check_key_in_path(struct ctx *c, config_setting_t *at, const char *key,
  */
 static void
 check_http_url(struct ctx *c, config_setting_t *g, const char *name, const char *key,
-    const struct tmpl *t)
+    const struct tmpl *t, char **origin)
 {
 	struct tmpl_vals	 v = { .have = TV_WATERMARK | TV_PAGE | TV_OFFSET | TV_LIMIT |
 				    TV_KEY, .watermark = "w", .page = 1, .limit = 1, .key = "k" };
 	const char		*src = t != NULL ? tmpl_source(t) : NULL, *ph;
 	struct buf		 url, shown;
-	char			*err = NULL, *why = NULL;
+	char			*err = NULL, *why = NULL, *o;
 
 	if (src == NULL)
 		return;
 	check_url(c, member(g, name), key, src, "http,https");
+	o = check_origin(c, member(g, name), key, t);
+	if (origin != NULL)
+		*origin = o;
+	else
+		free(o);
 	ph = strstr(src, "{{");
 	if (ph == NULL || http_url_check(src, (size_t)(ph - src), "http,https", &why) != 1 ||
 	    (tmpl_uses(t) & (TV_RECORD | TV_DEST | TV_CURSOR)) != 0) {
@@ -1277,7 +1335,7 @@ parse_mark_http(struct ctx *c, config_setting_t *g, struct job_conf *j)
 		check_method(c, mk, "source.mark.method", s->mark_method);
 	s->mark_url = get_tmpl(c, mk, "jobs.*.source.mark.url", true, NULL, TMPL_URL,
 	    TV_MARK);
-	check_http_url(c, mk, "url", "source.mark.url", s->mark_url);
+	check_http_url(c, mk, "url", "source.mark.url", s->mark_url, NULL);
 	b = member(mk, "body");
 	body = b != NULL ? config_setting_get_string(b) : NULL;
 	if (body != NULL && *body != '\0')
@@ -1390,8 +1448,9 @@ parse_source_http(struct ctx *c, config_setting_t *g, struct job_conf *j)
 	check_deletes_read(c, g, j);
 	s->fetch = get_tmpl(c, g, "jobs.*.source.fetch", false, NULL, TMPL_URL,
 	    TV_KEY | TV_SECRET | TV_ENV);
-	check_http_url(c, g, "url", "source.url", s->url);
-	check_http_url(c, g, "fetch", "source.fetch", s->fetch);
+	check_http_url(c, g, "url", "source.url", s->url, &s->origin);
+	check_http_url(c, g, "fetch", "source.fetch", s->fetch, NULL);
+	parse_allow_origins(c, g, s);
 	parse_http_opts(c, g, "jobs.*.source", &s->http);
 	parse_mark_http(c, g, j);
 	if (j->flag.version != NULL)
@@ -1668,6 +1727,10 @@ parse_source_file(struct ctx *c, config_setting_t *g, struct job_conf *j)
 		    "file,ftp,ftps,sftp,http,https");
 	sftp = strcmp(scheme, "sftp") == 0;
 	local = strcmp(scheme, "file") == 0;
+	/* Over http(s), redirects stay within these origins (http.c). */
+	if (s->file_url != NULL)
+		s->origin = http_url_origin(s->file_url);
+	parse_allow_origins(c, g, s);
 
 	if (get_str(c, g, "jobs.*.source.format", false, &str) == 0) {
 		for (i = 0; i < NELEM(file_formats); i++) {
@@ -1827,8 +1890,7 @@ parse_delete_http(struct ctx *c, config_setting_t *g, struct job_conf *j)
 	at = member(dl, "url");
 	d->delete_url = get_tmpl(c, dl, "jobs.*.destination.delete.url", true, NULL,
 	    TMPL_URL, TV_WRITE);
-	check_http_url(c, dl, "url", "destination.delete.url", d->delete_url);
-	check_key_in_path(c, member(dl, "url"), "destination.delete.url", d->delete_url);
+	check_http_url(c, dl, "url", "destination.delete.url", d->delete_url, NULL);
 	if (d->delete_url != NULL && (tmpl_uses(d->delete_url) & ~(TV_KEY |
 	    TV_SECRET | TV_ENV)) != 0) {
 		errf(c, line_of(c, at), "destination.delete.url: {{record}} has no "
@@ -1856,7 +1918,7 @@ parse_dest_http(struct ctx *c, config_setting_t *g, struct job_conf *j)
 		check_method(c, g, "destination.method", d->method);
 	d->url = get_tmpl(c, g, "jobs.*.destination.url", true, NULL, TMPL_URL,
 	    TV_WRITE);
-	check_http_url(c, g, "url", "destination.url", d->url);
+	check_http_url(c, g, "url", "destination.url", d->url, NULL);
 	b = member(g, "body");
 	body = b != NULL ? config_setting_get_string(b) : "{{record}}";
 	if (body != NULL && *body != '\0')
@@ -1872,7 +1934,7 @@ parse_dest_http(struct ctx *c, config_setting_t *g, struct job_conf *j)
 			    d->create_method);
 		d->create_url = get_tmpl(c, cr, "jobs.*.destination.create.url", true,
 		    NULL, TMPL_URL, TV_WRITE);
-		check_http_url(c, cr, "url", "destination.create.url", d->create_url);
+		check_http_url(c, cr, "url", "destination.create.url", d->create_url, NULL);
 		b = member(cr, "body");
 		if (b == NULL && body != NULL && *body != '\0')
 			d->create_body = compile(c, g, "destination.create.body", body,
@@ -2640,6 +2702,8 @@ job_free(struct job_conf *j)
 	free_tmpls(j->src.headers, j->src.nheaders);
 	free(j->src.records);
 	free(j->src.page_next);
+	free(j->src.origin);
+	free_strv(j->src.allow_origins, j->src.nallow_origins);
 	tmpl_free(j->src.fetch);
 	free(j->src.http.ca_file);
 	free(j->src.mark_method);

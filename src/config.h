@@ -41,6 +41,10 @@ struct source_conf {
 	char		*page_next;	/* style next: JSON path of the next URL/token */
 	bool		 page_stable;	/* style link/next: one stable order (capture.deletes) */
 	struct tmpl	*fetch;		/* optional URL to re-fetch one record by {{key}} */
+	/* http, file over http(s): where a next link or a redirect may lead */
+	char		*origin;	/* source.url's, as http_url_origin writes it */
+	char		**allow_origins;	/* more origins, same form */
+	size_t		 nallow_origins;
 	struct http_opts http;
 	/* http, strategy flag: the marking request (TV_MARK) */
 	bool		 has_mark;

@@ -65,14 +65,8 @@ dh_send(struct dest_http *dh, size_t i, bool create, char **err)
 	buf_init(&url);
 	buf_init(&logurl);
 	buf_init(&body);
-	/* A deletion names the record by its key as one escaped path segment: a key that
-	 * cannot be one ("", ".", "..": the path would name the collection) is not sent. */
-	if (dh->deleting && (strcmp(it->key, "") == 0 || strcmp(it->key, ".") == 0 ||
-	    strcmp(it->key, "..") == 0)) {
-		*err = xasprintf("key '%s' cannot be one path segment of destination.delete.url, "
-		    "so it is not deleted", it->key);
-		goto out;
-	}
+	/* A value that would make a path segment "", "." or ".." (the collection, the
+	 * parent) is refused by tmpl_render: that record fails, nothing is sent. */
 	if (tmpl_render(ut, &v, false, &url, err) != 0 ||
 	    tmpl_render(ut, &v, true, &logurl, err) != 0)
 		goto out;

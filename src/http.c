@@ -93,6 +93,12 @@ struct http_call {
 	struct stat		 st;		/* file://: the file as the read began */
 	struct event		*file_ev;	/* file://: reads the next chunk */
 	char			*fbuf;
+	/* http(s): redirects stay on these origins (http_origin_allowed) */
+	char			*origin;
+	char			**allow;
+	size_t			 nallow;
+	long			 hstatus;	/* status of the answer whose headers come */
+	char			*redirect_refused;	/* why a redirect was not followed */
 };
 
 /* One watched socket (curl_multi_assign'ed to curl's socket). */
@@ -166,6 +172,14 @@ attempt_reset(struct http_call *c)
 static void
 call_free(struct http_call *c)
 {
+	free(c->origin);
+	for (size_t i = 0; i < c->nallow; i++)
+		free(c->allow[i]);
+	free(c->allow);
+	free(c->redirect_refused);
+	c->origin = c->redirect_refused = NULL;
+	c->allow = NULL;
+	c->nallow = 0;
 	if (c->in_multi)
 		curl_multi_remove_handle(http_multi, c->easy);
 	if (c->in_done)
@@ -316,16 +330,20 @@ write_cb(char *p, size_t size, size_t n, void *arg)
 	return len;
 }
 
-/* Resolve a URL reference (Link, Location) against the request URL. */
+/* Resolve a URL reference (Link, Location) against the URL of the answer that sent it. */
 static char *
 resolve_url(struct http_call *c, const char *ref)
 {
 	CURLU *u = curl_url();
-	char *out = NULL, *res = NULL;
+	char *out = NULL, *res = NULL, *base = NULL;
 
 	if (u == NULL)
 		return xstrdup(ref);
-	if (curl_url_set(u, CURLUPART_URL, c->url, 0) == CURLUE_OK &&
+	/* After a redirect, the answer came from another URL than the one asked. */
+	if (c->easy == NULL || curl_easy_getinfo(c->easy, CURLINFO_EFFECTIVE_URL, &base) !=
+	    CURLE_OK || base == NULL)
+		base = c->url;
+	if (curl_url_set(u, CURLUPART_URL, base, 0) == CURLUE_OK &&
 	    curl_url_set(u, CURLUPART_URL, ref, 0) == CURLUE_OK &&
 	    curl_url_get(u, CURLUPART_URL, &out, 0) == CURLUE_OK)
 		res = xstrdup(out);
@@ -460,9 +478,12 @@ header_cb(char *p, size_t size, size_t n, void *arg)
 {
 	struct http_call *c = arg;
 	size_t len = size * n, namelen;
-	char *line, *colon, *v, *e, *next;
+	char *line, *colon, *v, *e, *next, *why = NULL;
 
 	if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
+		const char *sp = memchr(p, ' ', len);
+
+		c->hstatus = sp != NULL ? strtol(sp + 1, NULL, 10) : 0;
 		/* A new response (after 100 Continue or a proxy): drop what came before. */
 		free(c->date);
 		free(c->location);
@@ -489,6 +510,24 @@ header_cb(char *p, size_t size, size_t n, void *arg)
 	} else if (namelen == 8 && strncasecmp(line, "location", 8) == 0) {
 		free(c->location);
 		c->location = resolve_url(c, v);
+		/* A stream follows redirects: only to the origins the job names. libcurl
+		 * keeps its login for the first host, but a redirect would still choose
+		 * where the file comes from, and http after https. */
+		if (c->origin != NULL && c->hstatus >= 300 && c->hstatus <= 399 &&
+		    c->location != NULL && http_origin_allowed(c->location, c->origin,
+		    c->allow, c->nallow, &why) != 0) {
+			char *shown = redact_url(c->location);
+
+			free(c->redirect_refused);
+			c->redirect_refused = xasprintf("a redirect to %.300s is not "
+			    "followed: %s (a redirect stays on the origin of source.url or "
+			    "one in source.allow_origins, and never goes from https to "
+			    "http)", shown, why);
+			free(shown);
+			free(why);
+			free(line);
+			return 0;	/* aborts the transfer */
+		}
 	} else if (namelen == 4 && strncasecmp(line, "link", 4) == 0) {
 		if (c->link_next == NULL && (next = link_find_next(v)) != NULL) {
 			c->link_next = resolve_url(c, next);
@@ -572,6 +611,10 @@ setup_easy(struct http_call *c, const struct http_request *req)
 
 #define SET(opt, val) do { if (r == CURLE_OK) r = curl_easy_setopt(e, opt, val); } while (0)
 	SET(CURLOPT_TIMEOUT_MS, timeout);
+	/* Never follow a redirect (libcurl's default, made explicit): the job's headers would
+	 * go to the Location's host, which the answer chose (libcurl drops only Authorization
+	 * there, not X-Api-Key and the like). A 3xx is an answer like any other non-2xx. */
+	SET(CURLOPT_FOLLOWLOCATION, 0L);
 	/* Asked for, but decoded here (decode_body): libcurl's decoder takes a gzip stream cut
 	 * before its trailer for a whole one. */
 	SET(CURLOPT_ACCEPT_ENCODING, "gzip, deflate");
@@ -996,6 +1039,64 @@ http_url_check(const char *url, size_t len, const char *schemes, char **why)
 	return 0;
 }
 
+char *
+http_url_origin(const char *url)
+{
+	CURLU *u;
+	char *scheme = NULL, *host = NULL, *port = NULL, *o = NULL;
+
+	if ((u = curl_url()) == NULL)
+		return NULL;
+	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK &&
+	    *host != '\0' && (strcasecmp(scheme, "http") == 0 ||
+	    strcasecmp(scheme, "https") == 0)) {
+		o = xasprintf("%s://%s:%s", scheme, host, port);
+		for (char *p = o; *p != '\0'; p++)
+			*p = (char)tolower((unsigned char)*p);
+	}
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(u);
+	return o;
+}
+
+int
+http_origin_allowed(const char *url, const char *origin, char *const *allow, size_t nallow,
+    char **why)
+{
+	char *o;
+	size_t i;
+
+	*why = NULL;
+	if ((o = http_url_origin(url)) == NULL) {
+		*why = xstrdup("it is not an absolute http or https URL");
+		return -1;
+	}
+	if (strncmp(origin, "https:", 6) == 0 && strncmp(o, "http:", 5) == 0) {
+		*why = xstrdup("it would go from https to http (never followed)");
+		free(o);
+		return -1;
+	}
+	if (strcmp(o, origin) == 0) {
+		free(o);
+		return 0;
+	}
+	for (i = 0; i < nallow; i++) {
+		if (strcmp(o, allow[i]) == 0) {
+			free(o);
+			return 0;
+		}
+	}
+	*why = xasprintf("its origin %s is not the origin of source.url, nor one of "
+	    "source.allow_origins", o);
+	free(o);
+	return -1;
+}
+
 /* A request refused before it was sent: reported like a finished transfer. */
 static void
 refused_cb(evutil_socket_t fd, short what, void *arg)
@@ -1331,6 +1432,9 @@ stream_finish(struct http_call *c)
 	else if (c->stalled)
 		snprintf(resp.error, sizeof(resp.error), "%.300s: no data for %ld ms after "
 		    "%lld bytes", c->log_url, c->stall_ms, c->nbytes);
+	else if (c->redirect_refused != NULL)
+		snprintf(resp.error, sizeof(resp.error), "%.300s: %s", c->log_url,
+		    c->redirect_refused);
 	else if (c->aborted)
 		snprintf(resp.error, sizeof(resp.error), "%.300s: stopped by the reader after "
 		    "%lld bytes", c->log_url, c->nbytes);
@@ -1510,6 +1614,11 @@ http_stream(const struct http_stream_req *req, http_data_cb on_data, http_cb on_
 		http_calls->prev = c;
 	http_calls = c;
 	c->resume_ev = evtimer_new(http_base, resume_cb, c);
+	c->origin = http_url_origin(req->url);
+	for (size_t i = 0; c->origin != NULL && i < req->nallow_origins; i++) {
+		c->allow = xreallocarray(c->allow, c->nallow + 1, sizeof *c->allow);
+		c->allow[c->nallow++] = xstrdup(req->allow_origins[i]);
+	}
 
 	scheme = url_scheme(req->url);
 	if (scheme == NULL || (strcmp(scheme, "file") != 0 &&

@@ -60,6 +60,20 @@ void http_cancel(struct http_call *);	/* no callback after this */
  * http_stream check every URL this way; a refused request ends with resp->error set.
  */
 int http_url_check(const char *url, size_t len, const char *schemes, char **why) WUR;
+/*
+ * The origin of an absolute http or https URL as libcurl reads it: "scheme://host:port",
+ * scheme and host in lower case, the port always written (80, 443 by default). NULL when
+ * it is not one.
+ */
+char *http_url_origin(const char *url);
+/*
+ * May a request that a source's answer chose (a next link, a redirect) go to url? Its
+ * origin must be `origin` (http_url_origin of the configured URL) or one of allow[0..n)
+ * (origins as http_url_origin writes them), and never http when `origin` is https.
+ * 0 when it may; -1 and *why (caller frees) naming the rule when not.
+ */
+int http_origin_allowed(const char *url, const char *origin, char *const *allow,
+    size_t nallow, char **why) WUR;
 /* True for statuses that are retried (408, 429, 5xx) or transport errors (status 0). */
 bool http_retryable(long status);
 
@@ -80,6 +94,9 @@ struct http_stream_req {
 	long long	 max_bytes;	/* size limit of the whole file; 0 = none */
 	bool		 tls_verify;	/* https, ftps */
 	const char	*ca_file;
+	char *const	*allow_origins;	/* http(s): origins besides the URL's that a
+					 * redirect may lead to (http_origin_allowed) */
+	size_t		 nallow_origins;
 	bool		 decode;	/* http(s): ask for a compressed transfer (leave false
 					 * when the file itself is gzip); the bytes always come as
 					 * sent: the reader decodes by http_stream_encoding */

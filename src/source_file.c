@@ -379,6 +379,8 @@ source_file_open(struct daemon *d, const struct job_conf *job, file_rec_cb rec_c
 	req.tls_verify = sc->http.tls_verify;
 	req.ca_file = sc->http.ca_file;
 	req.decode = !po.gzip;
+	req.allow_origins = sc->allow_origins;
+	req.nallow_origins = sc->nallow_origins;
 	if ((fr->call = http_stream(&req, fr_data, fr_transfer_done, fr, &e)) == NULL) {
 		*err = e;
 		fr_free(fr);

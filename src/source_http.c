@@ -251,8 +251,20 @@ source_http_fetch(const struct job_conf *job, const struct tmpl_vals *v, const c
 	buf_init(&u);
 	buf_init(&lu);
 	if (url != NULL) {
-		char *r = redact_url(url);
+		char *r = redact_url(url), *why = NULL;
 
+		/* A next link comes from the answer: the job's headers go only where the
+		 * configuration says they may. */
+		if (http_origin_allowed(url, job->src.origin != NULL ? job->src.origin : "",
+		    job->src.allow_origins, job->src.nallow_origins, &why) != 0) {
+			*errp = xasprintf("job %s: the next page link %s is not followed: %s "
+			    "(a next link stays on the origin of source.url or one in "
+			    "source.allow_origins, and never goes from https to http)",
+			    job->name, r, why);
+			free(why);
+			free(r);
+			return NULL;
+		}
 		buf_adds(&u, url);
 		buf_adds(&lu, r);
 		free(r);

@@ -17,6 +17,8 @@
 #include "tmpl.h"
 
 #define SECRET_MAX	(64 * 1024)
+/* A placeholder whose value comes with a request (not from the configuration). */
+#define BY_REQUEST(var)	((var) != 0 && (var) != TV_SECRET && (var) != TV_ENV)
 
 struct part {
 	unsigned	 var;		/* 0 = literal, else one TV_* bit */
@@ -545,6 +547,14 @@ emit_body(const struct part *p, const struct val *v, struct buf *out)
 	buf_free(&tmp);
 }
 
+/* A URL template that is one configuration value (secret or environment), used whole. */
+static bool
+whole_url(const struct tmpl *t)
+{
+	return t->place == TMPL_URL && t->nparts == 1 &&
+	    (t->parts[0].var == TV_SECRET || t->parts[0].var == TV_ENV);
+}
+
 /* Emit one value in a URL, query value, header or text. */
 static int
 emit_text(const struct tmpl *t, const struct part *p, const struct val *v,
@@ -588,9 +598,10 @@ emit_text(const struct tmpl *t, const struct part *p, const struct val *v,
 		buf_add(out, tmp.data, tmp.len);
 		break;
 	case TMPL_URL:
-		/* A whole-URL template ({{cursor}} holding a next link) goes in as is. */
-		if (t->nparts == 1 && (strncmp(tmp.data, "http://", 7) == 0 ||
-		    strncmp(tmp.data, "https://", 8) == 0)) {
+		/* A URL that is one {{secret:}} or {{env:}} goes in as is: the operator's whole
+		 * URL, kept out of the file. A value that comes with a request never does:
+		 * escaped, it cannot supply a scheme, a host or a '/' (tmpl_fixed_prefix). */
+		if (whole_url(t)) {
 			buf_add(out, tmp.data, tmp.len);
 			break;
 		}
@@ -604,18 +615,93 @@ done:
 	return r;
 }
 
+const char *
+tmpl_fixed_prefix(const struct tmpl *t, struct buf *out)
+{
+	struct tmpl_vals	 none = { 0 };
+	struct val		 val;
+	char			*err = NULL;
+
+	for (size_t i = 0; i < t->nparts; i++) {
+		const struct part *p = &t->parts[i];
+
+		if (BY_REQUEST(p->var))
+			return p->name;
+		if (p->var == 0)
+			buf_adds(out, p->arg);
+		else if (lookup(p, &none, false, &val, &err) != 0 ||
+		    emit_text(t, p, &val, out, &err) != 0)
+			free(err);	/* not for a secret or environment value */
+	}
+	return NULL;
+}
+
+/*
+ * A value in a URL path must stay one segment: escaping keeps '/' out of it, but a
+ * segment that a value makes "", "." or ".." would still change the path ("/items/.."
+ * is "/", and a server or proxy may read "%2E%2E" the same way), so such a value is
+ * refused, never sent. The literal text's own segments are the operator's.
+ * vs[k], ve[k]: where value k went in out; names[k] its placeholder.
+ */
+static int
+check_segments(const struct buf *out, size_t from, const size_t *vs, const size_t *ve,
+    const char *const *names, size_t nv, char **err)
+{
+	const char	*u = out->data + from, *p, *seg, *end;
+	size_t		 n, k, s, e;
+
+	if (nv == 0)
+		return 0;
+	if ((p = strstr(u, "://")) == NULL)
+		return 0;
+	p += 3;
+	p += strcspn(p, "/?#");		/* the path, after the authority */
+	end = p + strcspn(p, "?#");
+	while (p < end && *p == '/') {
+		seg = ++p;
+		p += strcspn(p, "/?#");
+		if (p > end)
+			p = end;
+		n = (size_t)(p - seg);
+		if (n > 2 || strncmp(seg, "..", n) != 0)
+			continue;
+		s = (size_t)(seg - out->data);
+		e = s + n;
+		for (k = 0; k < nv; k++) {
+			if (vs[k] >= s && ve[k] <= e) {
+				*err = xasprintf("{{%s}}: the value makes the URL path segment "
+				    "'%.*s', which would change the path: a value must stay "
+				    "one segment", names[k], (int)n, seg);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
 int
 tmpl_render(const struct tmpl *t, const struct tmpl_vals *v, bool redact,
     struct buf *out, char **err)
 {
-	size_t		 i, saved = out->len;
+	size_t		 i, saved = out->len, nv = 0;
+	size_t		*vs = NULL, *ve = NULL;
+	const char	**names = NULL;
 	struct val	 val = { 0 };
 	int		 r = 0;
 
 	*err = NULL;
+	if (t->place == TMPL_URL && !whole_url(t)) {
+		vs = xcalloc(t->nparts + 1, sizeof *vs);
+		ve = xcalloc(t->nparts + 1, sizeof *ve);
+		names = xcalloc(t->nparts + 1, sizeof *names);
+	}
 	for (i = 0; i < t->nparts && r == 0; i++) {
 		const struct part	*p = &t->parts[i];
 
+		if (vs != NULL && BY_REQUEST(p->var)) {
+			vs[nv] = out->len;
+			names[nv] = p->name;
+		}
 		if (p->var == 0) {
 			/* A query value is plain text: all of it is encoded. */
 			if (t->place == TMPL_QUERY)
@@ -643,7 +729,14 @@ tmpl_render(const struct tmpl *t, const struct tmpl_vals *v, bool redact,
 			emit_body(p, &val, out);
 		else
 			r = emit_text(t, p, &val, out, err);
+		if (vs != NULL && BY_REQUEST(p->var))
+			ve[nv++] = out->len;
 	}
+	if (r == 0 && vs != NULL && out->data != NULL)
+		r = check_segments(out, saved, vs, ve, names, nv, err);
+	free(vs);
+	free(ve);
+	free(names);
 	if (r == 0)
 		return 0;
 	out->len = saved;

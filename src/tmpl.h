@@ -67,6 +67,14 @@ const char *tmpl_record_path(const struct tmpl *, size_t *it);
 void tmpl_digest(const struct tmpl *, struct buf *);
 
 /*
+ * The part of a URL template the configuration fixes: its literal text and {{secret:}}
+ * and {{env:}} values, rendered, up to the first placeholder whose value comes with a
+ * request ({{key}}, {{record.x}}, {{page}}...). Appends it to out (it may hold a secret:
+ * never log it); returns that placeholder's name, or NULL when there is none.
+ */
+const char *tmpl_fixed_prefix(const struct tmpl *, struct buf *out);
+
+/*
  * Append the rendering to out. redact: secrets render as "***" (for log lines).
  * Returns 0 on success; 1 when a value is missing and place is TMPL_QUERY (leave the
  * parameter out; nothing appended); -1 on error with *err set (caller frees): missing value,

@@ -56,6 +56,7 @@ typedef struct fault {
 	json_t *keys;        /* array of key texts, or NULL */
 	long retry_after;    /* -1 none */
 	char *body;
+	json_t *headers;     /* name -> value added to the reply (replacing its own), or NULL */
 } fault_t;
 
 typedef struct trigger {
@@ -1053,6 +1054,7 @@ typedef struct rq {
 	int status, truncate;
 	long retry_after;
 	char *fbody;
+	json_t *fheaders;
 	struct event *tev;
 	int hold;                /* held until /_ctl/release, then delay_ms */
 	long delay_ms;
@@ -1133,6 +1135,15 @@ static void rq_finish(rq_t *r)
 			evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
 		}
 	}
+	if (r->fheaders) {
+		struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+		const char *name;
+		json_t *v;
+		json_object_foreach(r->fheaders, name, v) {
+			evhttp_remove_header(h, name);
+			if (json_is_string(v)) evhttp_add_header(h, name, json_string_value(v));
+		}
+	}
 	send_buf(req, code, out, r->truncate && !r->status);
 	if (c->inflight > 0) c->inflight--;
 	if (is_list && code == 200) {
@@ -1153,6 +1164,7 @@ static void rq_finish(rq_t *r)
 	if (r->tev) event_free(r->tev);
 	json_decref(r->body);
 	free(r->coll); free(r->key); free(r->fbody);
+	json_decref(r->fheaders);
 	free(r);
 }
 
@@ -1231,6 +1243,7 @@ static void api_cb(struct evhttp_request *req, const char *path)
 		r->truncate = f->truncate;
 		r->retry_after = f->retry_after;
 		r->fbody = f->body ? xstrdup(f->body) : NULL;
+		r->fheaders = f->headers ? json_incref(f->headers) : NULL;
 		delay = f->delay_ms;
 	}
 	if (f && f->hold) {
@@ -1262,6 +1275,23 @@ static long release_held(const char *cname, long n)
 	return done;
 }
 
+/* Request log: every request but /_ctl/ ones, with its method, URI and headers, the first
+ * REQLOG_MAX of them. GET /_ctl/requests answers {"requests":[...]}, DELETE clears it. */
+#define REQLOG_MAX 10000
+static json_t *g_reqlog;
+
+static void reqlog_add(struct evhttp_request *req)
+{
+	struct evkeyval *kv;
+	json_t *h = json_object();
+	if (!g_reqlog) g_reqlog = json_array();
+	if (json_array_size(g_reqlog) >= REQLOG_MAX) { json_decref(h); return; }
+	TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next)
+		json_object_set_new(h, kv->key, json_string(kv->value));
+	json_array_append_new(g_reqlog, json_pack("{ssssso}", "method", mnames[method_of(req)],
+	                      "uri", evhttp_request_get_uri(req), "headers", h));
+}
+
 /* --------------------------------------------------------------- control */
 
 static const char *jstr(json_t *o, const char *k, const char *def)
@@ -1287,7 +1317,7 @@ static int jbool(json_t *o, const char *k, int def)
 
 static void fault_free(fault_t *f)
 {
-	free(f->coll); json_decref(f->keys); free(f->body); free(f);
+	free(f->coll); json_decref(f->keys); free(f->body); json_decref(f->headers); free(f);
 }
 
 static json_t *fault_json(fault_t *f)
@@ -1378,6 +1408,8 @@ static void ctl_cb(struct evhttp_request *req, const char *what)
 			json_t *b = json_object_get(body, "body");
 			if (json_is_string(b)) f->body = xstrdup(json_string_value(b));
 			else if (b) f->body = json_dumps(b, DUMPF);
+			json_t *hs = json_object_get(body, "headers");
+			if (json_is_object(hs)) f->headers = json_incref(hs);
 			json_t *ks = json_object_get(body, "keys");
 			if (json_is_array(ks)) {
 				f->keys = json_array();
@@ -1551,6 +1583,9 @@ static void ctl_cb(struct evhttp_request *req, const char *what)
 		                (json_int_t)release_held(cname, jint(body, "n", -1)));
 	} else if (!strcmp(what, "held") && m == M_GET) {
 		res = json_pack("{sI}", "held", (json_int_t)held_count(cname));
+	} else if (!strcmp(what, "requests") && (m == M_GET || m == M_DELETE)) {
+		if (m == M_DELETE) { json_decref(g_reqlog); g_reqlog = NULL; }
+		res = json_pack("{so}", "requests", g_reqlog ? json_incref(g_reqlog) : json_array());
 	} else if (!strcmp(what, "writes") && (m == M_GET || m == M_DELETE)) {
 		res = wlog_ctl(m, cname, &code);
 	} else if (!strcmp(what, "date") && m == M_POST && json_is_string(json_object_get(body, "date"))
@@ -1592,6 +1627,7 @@ static void gen_cb(struct evhttp_request *req, void *arg)
 	}
 	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 	if (!path) path = "/";
+	if (strncmp(path, "/_ctl/", 6)) reqlog_add(req);
 	if (!strncmp(path, "/api/", 5)) api_cb(req, path + 5);
 	else if (!strncmp(path, "/_ctl/", 6)) ctl_cb(req, path + 6);
 	else if (!strcmp(path, "/healthz")) send_json(req, 200, json_pack("{sb}", "ok", 1));

@@ -1,4 +1,5 @@
-/* test_http.c - http_send answers a request that cannot start, later and only once. */
+/* test_http.c - http_send answers a request that cannot start, later and only once;
+ * origins of URLs and the rule for next links and redirects. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -76,11 +77,81 @@ test_not_started(void **state)
 	free(url);
 }
 
+/* Origins as libcurl reads the URL: case, default ports, user information, odd hosts. */
+static void
+test_origin(void **state)
+{
+	static const struct {
+		const char	*url, *origin;
+	} cases[] = {
+		{ "http://h/x", "http://h:80" },
+		{ "HTTP://H.Example.COM:80/x?y#z", "http://h.example.com:80" },
+		{ "https://h", "https://h:443" },
+		{ "https://h:443/", "https://h:443" },
+		{ "https://h:8443/a", "https://h:8443" },
+		{ "http://u:p@h:81/", "http://h:81" },
+		{ "http://[::1]:8080/", "http://[::1]:8080" },
+		{ "http://evil.com#@h/", "http://evil.com:80" },
+		{ "http://h?@evil.com/", "http://h:80" },
+		{ "ftp://h/x", NULL },
+		{ "/relative", NULL },
+		/* what libcurl would connect to: it reads http:///x as host x */
+		{ "http:///x", "http://x:80" },
+	};
+	static const struct {
+		const char	*url, *origin;
+		size_t		 nallow;
+		const char	*why;	/* NULL: allowed */
+	} rules[] = {
+		/* the configured origin, case and default port aside */
+		{ "HTTPS://API.example.com:443/p?page=2", "https://api.example.com:443", 0, NULL },
+		/* another port or host */
+		{ "https://api.example.com:444/p", "https://api.example.com:443", 0,
+		  "its origin https://api.example.com:444 is not" },
+		{ "https://api.example.com.evil.com/p", "https://api.example.com:443", 0,
+		  "is not the origin" },
+		/* allowed explicitly */
+		{ "https://CDN.example.com/p", "https://api.example.com:443", 2, NULL },
+		/* never from https to http, not even to the same host or an allowed origin */
+		{ "http://api.example.com/p", "https://api.example.com:443", 0, "from https to http" },
+		{ "http://h:8080/p", "https://api.example.com:443", 2, "from https to http" },
+		/* from http, an allowed http origin is fine */
+		{ "http://h:8080/p", "http://api.example.com:80", 2, NULL },
+		{ "file:///etc/passwd", "http://h:80", 0, "not an absolute http or https URL" },
+	};
+	char *o, *why, *allow[] = { "https://cdn.example.com:443", "http://h:8080" };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		o = http_url_origin(cases[i].url);
+		if (cases[i].origin == NULL) {
+			if (o != NULL)
+				fail_msg("%s: origin %s, want none", cases[i].url, o);
+		} else {
+			if (o == NULL)
+				fail_msg("%s: no origin, want %s", cases[i].url, cases[i].origin);
+			assert_string_equal(o, cases[i].origin);
+		}
+		free(o);
+	}
+	for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++) {
+		int r = http_origin_allowed(rules[i].url, rules[i].origin, allow,
+		    rules[i].nallow, &why);
+
+		if (r != (rules[i].why == NULL ? 0 : -1) || (why == NULL) !=
+		    (rules[i].why == NULL) || (why != NULL && strstr(why, rules[i].why) == NULL))
+			fail_msg("%s from %s: %d '%s', want '%s'", rules[i].url, rules[i].origin,
+			    r, why != NULL ? why : "", rules[i].why != NULL ? rules[i].why : "");
+		free(why);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_not_started),
+		cmocka_unit_test(test_origin),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

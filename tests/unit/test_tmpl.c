@@ -176,12 +176,22 @@ test_url(void **state)
 	render(t, &v, false, -1, "{{record.nope}}: no field 'nope' in the record");
 	tmpl_free(t);
 
-	/* a whole-URL cursor goes in as is; a token is escaped */
+	/* a value that comes with a request is escaped even when it is the whole template:
+	 * it can never be a URL of its own (the next page URL never goes through here) */
 	t = ok("{{cursor}}", TMPL_URL, TV_READ);
 	v.cursor = "https://h/items?page=2&x=%20";
-	render(t, &v, false, 0, "https://h/items?page=2&x=%20");
+	render(t, &v, false, 0, "https%3A%2F%2Fh%2Fitems%3Fpage%3D2%26x%3D%2520");
 	v.cursor = "abc+/=";
 	render(t, &v, false, 0, "abc%2B%2F%3D");
+	tmpl_free(t);
+	t = ok("{{record.target}}", TMPL_URL, TV_WRITE);
+	json_object_set_new(v.record, "target", json_string("http://evil:81/x"));
+	render(t, &v, false, 0, "http%3A%2F%2Fevil%3A81%2Fx");
+	tmpl_free(t);
+	/* the operator's whole URL from the environment goes in as is */
+	setenv("ONESYNC_TEST_URL", "https://api.example.com/v1/items?a=b", 1);
+	t = ok("{{env:ONESYNC_TEST_URL}}", TMPL_URL, TV_READ);
+	render(t, &v, false, 0, "https://api.example.com/v1/items?a=b");
 	tmpl_free(t);
 	t = ok("http://h/items?c={{cursor}}", TMPL_URL, TV_READ);
 	v.cursor = "https://evil/";
@@ -190,6 +200,88 @@ test_url(void **state)
 	render(t, &v, false, -1, "{{cursor}}: no value");
 	tmpl_free(t);
 	json_decref(v.record);
+}
+
+/* A value in a URL path stays one segment: "", "." and ".." are refused there. */
+static void
+test_url_segments(void **state)
+{
+	struct tmpl_vals	 v = { .have = TV_KEY | TV_RECORD };
+	struct tmpl		*t;
+	const char		*bad_keys[] = { "..", ".", "" };
+
+	v.record = load("{\"d\": \".\", \"e\": \"\"}");
+	t = ok("http://h/api/dst/{{key}}", TMPL_URL, TV_WRITE);
+	for (size_t i = 0; i < 3; i++) {
+		v.key = bad_keys[i];
+		render(t, &v, false, -1, "would change the path: a value must stay one segment");
+	}
+	v.key = "...";
+	render(t, &v, false, 0, "http://h/api/dst/...");
+	v.key = "../x";
+	render(t, &v, false, 0, "http://h/api/dst/..%2Fx");
+	v.key = ".a";
+	render(t, &v, false, 0, "http://h/api/dst/.a");
+	tmpl_free(t);
+	/* wherever the segment is, and made of literal text and a value */
+	t = ok("http://h/{{key}}/sub?x=1", TMPL_URL, TV_WRITE);
+	v.key = "..";
+	render(t, &v, false, -1, "{{key}}: the value makes the URL path segment '..'");
+	tmpl_free(t);
+	t = ok("http://h/a/.{{record.d}}/b", TMPL_URL, TV_WRITE);
+	render(t, &v, false, -1, "{{record.d}}: the value makes the URL path segment '..'");
+	tmpl_free(t);
+	t = ok("http://h/a/{{record.e}}{{key}}", TMPL_URL, TV_WRITE);
+	v.key = ".";
+	render(t, &v, false, -1, "segment '.'");
+	tmpl_free(t);
+	/* the query and the fragment are not the path; the literal text is the operator's */
+	t = ok("http://h/a/../b?k={{key}}#{{key}}", TMPL_URL, TV_WRITE);
+	v.key = "..";
+	render(t, &v, false, 0, "http://h/a/../b?k=..#..");
+	tmpl_free(t);
+	t = ok("http://h/a/{{key}}.json", TMPL_URL, TV_WRITE);
+	v.key = "";
+	render(t, &v, false, 0, "http://h/a/.json");
+	tmpl_free(t);
+	json_decref(v.record);
+}
+
+/* The configuration's part of a URL: up to the first value that comes with a request. */
+static void
+test_fixed_prefix(void **state)
+{
+	struct {
+		const char	*src;
+		const char	*prefix, *first;
+	} cases[] = {
+		{ "https://h:8/a/{{key}}/b", "https://h:8/a/", "key" },
+		{ "https://{{record.host}}/x", "https://", "record.host" },
+		{ "http{{record.x}}", "http", "record.x" },
+		{ "https://api.example.com{{record.p}}", "https://api.example.com", "record.p" },
+		{ "https://{{env:ONESYNC_TEST_HOST}}/x/{{key}}", "https://api.example.com/x/", "key" },
+		{ "{{env:ONESYNC_TEST_URL}}", "https://api.example.com/v1/items?a=b", NULL },
+		{ "http://h/{{secret:token}}", "http://h/s3cr3t%2F%2Bx", NULL },
+	};
+	struct tmpl	*t;
+	struct buf	 b;
+	const char	*first;
+
+	setenv("ONESYNC_TEST_HOST", "api.example.com", 1);
+	setenv("ONESYNC_TEST_URL", "https://api.example.com/v1/items?a=b", 1);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		t = ok(cases[i].src, TMPL_URL, TV_WRITE | TV_DEST);
+		buf_init(&b);
+		buf_adds(&b, "");
+		first = tmpl_fixed_prefix(t, &b);
+		assert_string_equal(b.data, cases[i].prefix);
+		if (cases[i].first == NULL)
+			assert_null(first);
+		else
+			assert_string_equal(first, cases[i].first);
+		buf_free(&b);
+		tmpl_free(t);
+	}
 }
 
 static void
@@ -440,6 +532,8 @@ main(void)
 		cmocka_unit_test(test_compile_errors),
 		cmocka_unit_test(test_uses),
 		cmocka_unit_test(test_url),
+		cmocka_unit_test(test_url_segments),
+		cmocka_unit_test(test_fixed_prefix),
 		cmocka_unit_test(test_query),
 		cmocka_unit_test(test_header),
 		cmocka_unit_test(test_body),
