@@ -7,6 +7,8 @@
  * configuration (no connections, no state): it only reads, checks and compiles
  * templates (which reads secret files).
  */
+#include <sys/stat.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -2527,6 +2529,20 @@ parse_name(struct ctx *c, config_setting_t *job, struct job_conf *j)
 	}
 }
 
+/*
+ * A file libcurl reads on the loop (a CA file, an SSH key) that is a FIFO or a device
+ * would block it or never end: refused here. A missing one is left to the transfer.
+ */
+static void
+regular_file(struct ctx *c, config_setting_t *at, const char *key, const char *path)
+{
+	struct stat st;
+
+	if (path != NULL && *path != '\0' && stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+		errf(c, line_of(c, at), "'%s': %s is %s, not a regular file", key, path,
+		    file_kind(st.st_mode));
+}
+
 static void
 parse_job(struct ctx *c, config_setting_t *root, config_setting_t *job,
     struct job_conf *j)
@@ -2588,6 +2604,12 @@ parse_job(struct ctx *c, config_setting_t *root, config_setting_t *job,
 	parse_capture(c, job, j);
 	parse_source(c, job, j);
 	parse_dest(c, job, j);
+	regular_file(c, member(member(job, "source"), "ca_file"), "source.ca_file",
+	    j->src.http.ca_file);
+	regular_file(c, member(member(job, "source"), "ssh_key"), "source.ssh_key",
+	    j->src.ssh_key);
+	regular_file(c, member(member(job, "destination"), "ca_file"), "destination.ca_file",
+	    j->dst.http.ca_file);
 	for (size_t ik = 0; ik < j->nkey; ik++)
 		csv_flat(c, line_of(c, member(job, "key")), j, "key", j->key[ik]);
 	dg = member(job, "destination");

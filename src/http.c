@@ -1490,7 +1490,11 @@ out:
 	return res;
 }
 
-/* Open a file:// stream's file; -1 and *err. */
+/*
+ * Open a file:// stream's file; -1 and *err. Only a regular file is a snapshot: a FIFO
+ * would block the loop in open() until a writer came, /dev/zero never ends
+ * (open_regular refuses them without waiting).
+ */
 static int
 stream_open_file(struct http_call *c, char **err)
 {
@@ -1503,14 +1507,14 @@ stream_open_file(struct http_call *c, char **err)
 		free(e);
 		return -1;
 	}
-	if ((c->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1 ||
-	    fstat(c->fd, &st) == -1) {
-		*err = xasprintf("%s: cannot read %s: %s", c->log_url, path, strerror(errno));
-		free(path);
-		return -1;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		*err = xasprintf("%s: %s is not a regular file", c->log_url, path);
+	if ((c->fd = open_regular(path, &st)) == -1) {
+		if (st.st_mode != 0 && !S_ISREG(st.st_mode))
+			*err = xasprintf("%s: %s is %s, not a regular file: refused (a file "
+			    "source reads only a regular file)", c->log_url, path,
+			    file_kind(st.st_mode));
+		else
+			*err = xasprintf("%s: cannot read %s: %s", c->log_url, path,
+			    strerror(errno));
 		free(path);
 		return -1;
 	}

@@ -19,7 +19,7 @@
 
 #include "parse.h"
 
-#define ZOUT_SIZE	(64 * 1024)
+#define ZOUT_SIZE	(64 * 1024)	/* inflated bytes per step: a plain chunk's worth */
 #define SHRINK_ABOVE	((size_t)1 << 20)	/* free the record buffer past this size */
 
 /* CSV states. */
@@ -45,8 +45,11 @@ struct parser {
 
 	z_stream	 z;
 	bool		 z_init, z_end;
+	bool		 z_full;	/* the last step filled zout: inflate may hold more */
 	bool		 fed;		/* bytes were fed: gzip can no longer be turned on */
 	unsigned char	*zout;
+	unsigned char	*zin;		/* compressed input held: z.next_in points into it */
+	size_t		 zin_cap;
 
 	/* The current record: CSV fields back to back, an NDJSON line, a JSON element. */
 	char		*rb;
@@ -743,40 +746,69 @@ fmt_feed(struct parser *p, const unsigned char *s, size_t n)
 	}
 }
 
-/* Inflate a chunk of gzip (or zlib) input into the format's scanner. */
+/* Whether compressed input (or inflated output zlib holds) waits for parser_step. */
+static bool
+gz_pending(const struct parser *p)
+{
+	return p->o.gzip && !p->dead && (p->z.avail_in > 0 || p->z_full);
+}
+
+/* Hold a chunk of compressed input after what is left of the previous one. */
+static void
+gz_hold(struct parser *p, const unsigned char *s, size_t n)
+{
+	z_stream	*z = &p->z;
+	size_t		 left = z->avail_in;
+
+	if (left > 0 && z->next_in != p->zin)
+		memmove(p->zin, z->next_in, left);
+	if (left + n > p->zin_cap) {
+		p->zin_cap = left + n;
+		p->zin = xrealloc(p->zin, p->zin_cap);
+	}
+	memcpy(p->zin + left, s, n);
+	z->next_in = p->zin;
+	z->avail_in = left + n;
+}
+
+/*
+ * One step of inflate: at most ZOUT_SIZE bytes out, into the format's scanner. A
+ * whole chunk inflated at once could be a thousand times its size (a gzip bomb).
+ * 1 when more waits, 0 when the held input is used up, -1 fatal.
+ */
 static int
-gz_feed(struct parser *p, const unsigned char *s, size_t n)
+gz_step(struct parser *p)
 {
 	z_stream	*z = &p->z;
 	size_t		 got;
+	uInt		 in_before;
 	int		 r;
 
-	z->next_in = (unsigned char *)s;
-	z->avail_in = n;
-	do {
-		if (p->z_end) {
-			if (z->avail_in == 0)
-				break;
-			/* Another gzip member follows (concatenated files). */
-			if (inflateReset(z) != Z_OK)
-				return fatal(p, p->line, "cannot restart the gzip stream");
-			p->z_end = false;
-		}
-		z->next_out = p->zout;
-		z->avail_out = ZOUT_SIZE;
-		r = inflate(z, Z_NO_FLUSH);
-		if (r == Z_STREAM_END)
-			p->z_end = true;
-		else if (r != Z_OK && r != Z_BUF_ERROR)
-			return fatal(p, p->line, "the gzip data is corrupt (%s); is the file "
-			    "really gzip-compressed?", z->msg ? z->msg : zError(r));
-		got = ZOUT_SIZE - z->avail_out;
-		if (got > 0 && fmt_feed(p, p->zout, got) == -1)
-			return -1;
-		if (r == Z_BUF_ERROR && got == 0)
-			break;
-	} while (z->avail_in > 0 || z->avail_out == 0);
-	return 0;
+	if (p->z_end) {
+		if (z->avail_in == 0)
+			return 0;
+		/* Another gzip member follows (concatenated files). */
+		if (inflateReset(z) != Z_OK)
+			return fatal(p, p->line, "cannot restart the gzip stream");
+		p->z_end = false;
+	}
+	in_before = z->avail_in;
+	z->next_out = p->zout;
+	z->avail_out = ZOUT_SIZE;
+	r = inflate(z, Z_NO_FLUSH);
+	if (r == Z_STREAM_END)
+		p->z_end = true;
+	else if (r != Z_OK && r != Z_BUF_ERROR)
+		return fatal(p, p->line, "the gzip data is corrupt (%s); is the file "
+		    "really gzip-compressed?", z->msg ? z->msg : zError(r));
+	got = ZOUT_SIZE - z->avail_out;
+	p->z_full = !p->z_end && z->avail_out == 0;
+	if (got > 0 && fmt_feed(p, p->zout, got) == -1)
+		return -1;
+	if (got == 0 && z->avail_in > 0 && z->avail_in == in_before && !p->z_end)
+		return fatal(p, p->line, "the gzip data is corrupt (inflate makes no "
+		    "progress); is the file really gzip-compressed?");
+	return gz_pending(p) ? 1 : 0;
 }
 
 struct parser *
@@ -833,25 +865,45 @@ parser_set_gzip(struct parser *p)
 }
 
 int
-parser_feed(struct parser *p, const void *data, size_t len)
+parser_step(struct parser *p)
 {
 	if (p->dead)
 		return -1;
-	if (len == 0)
+	if (!gz_pending(p))
 		return 0;
+	return gz_step(p);
+}
+
+int
+parser_feed(struct parser *p, const void *data, size_t len)
+{
+	bool waiting;
+
+	if (p->dead)
+		return -1;
+	if (len == 0)
+		return gz_pending(p) ? 1 : 0;
 	p->fed = true;
-	if (p->o.gzip)
-		return gz_feed(p, data, len);
-	return fmt_feed(p, data, len);
+	if (!p->o.gzip)
+		return fmt_feed(p, data, len);
+	/* Input held already: this waits behind it (no step, so no more records). */
+	waiting = gz_pending(p);
+	gz_hold(p, data, len);
+	return waiting ? 1 : gz_step(p);
 }
 
 int
 parser_finish(struct parser *p)
 {
 	static const unsigned char bom[3] = { 0xef, 0xbb, 0xbf };
-	int	matched;
+	int	matched, r;
 
 	if (p->dead)
+		return -1;
+	/* Input still held: inflated here (a caller that bounds memory steps first). */
+	while ((r = parser_step(p)) == 1)
+		;
+	if (r == -1)
 		return -1;
 	if (p->o.gzip && !p->z_end) {
 		report(p, p->line, "the gzip stream ends early (truncated?)");
@@ -904,6 +956,7 @@ parser_free(struct parser *p)
 	if (p->z_init)
 		inflateEnd(&p->z);
 	free(p->zout);
+	free(p->zin);
 	free(p->rb);
 	free(p->badmsg);
 	free(p->fend);

@@ -43,12 +43,20 @@ struct parser *parser_new(const struct parse_opts *, parse_record_cb, parse_erro
 /* Turn gzip (or zlib) decoding on before the first byte is fed (e.g. the transfer says
  * Content-Encoding: gzip). -1 when bytes were fed already or zlib cannot start. */
 int parser_set_gzip(struct parser *) WUR;
-/* Feed bytes as they arrive. -1: fatal (corrupt gzip, callback stopped, a broken CSV
- * header or JSON array); every later call returns -1 too. */
+/*
+ * Feed bytes as they arrive. -1: fatal (corrupt gzip, callback stopped, a broken CSV
+ * header or JSON array); every later call returns -1 too. gzip input is held and
+ * inflated in steps of at most 64 KB of output (as many records as 64 KB of plain
+ * input), one step per call: 1 means some of it waits, to be inflated by parser_step
+ * (bytes fed meanwhile wait behind it); 0 that all of it went through.
+ */
 int parser_feed(struct parser *, const void *data, size_t len) WUR;
+/* Inflate the next step of held gzip input: 1 more waits, 0 all went through, -1 fatal. */
+int parser_step(struct parser *) WUR;
 /* End of input. -1 when the input ended inside a record, a quoted field, the array or
  * the gzip stream (truncated), with an error callback naming the line, or after a
- * fatal error. */
+ * fatal error. Input still held is inflated first, whatever its size: a caller that
+ * bounds memory calls parser_step until it returns 0. */
 int parser_finish(struct parser *) WUR;
 long parser_records(const struct parser *);	/* records delivered */
 long parser_errors(const struct parser *);	/* error callbacks made */

@@ -4,7 +4,9 @@
  * Records reach the reader from an event of their own, never from inside libcurl or
  * inside source_file_open/resume, in file order and exactly once. What one chunk of bytes
  * yields waits in a small queue while the transfer is paused: memory holds one chunk's
- * records, never the file. It never logs the password and names the file by its redacted
+ * records, never the file. A gzip chunk is inflated one bounded step per loop turn, each
+ * step only once the queue is empty, with the transfer paused until the chunk is used up:
+ * a chunk that inflates a thousandfold holds no more records than a plain one. It never logs the password and names the file by its redacted
  * URL.
  */
 #include <stdlib.h>
@@ -41,6 +43,8 @@ struct file_reader {
 
 	bool			 paused;	/* by the reader */
 	bool			 xfer_paused;	/* the transfer waits for the queue to drain */
+	bool			 inflating;	/* gzip input waits for parser_step */
+	bool			 at_eof;	/* the transfer ended whole while inflating */
 	bool			 ended;		/* no more items will come */
 	int			 end_rc;
 	char			*end_err;
@@ -186,11 +190,12 @@ fr_encoding(struct file_reader *fr)
 	return -1;
 }
 
-/* http_data_cb (inside libcurl): parse; pause the transfer while records wait. */
+/* http_data_cb (inside libcurl): parse; pause the transfer while records or gzip input wait. */
 static int
 fr_data(void *arg, const char *data, size_t len)
 {
 	struct file_reader *fr = arg;
+	int r;
 
 	if (fr->cancelled || fr->ended)
 		return -1;
@@ -198,17 +203,49 @@ fr_data(void *arg, const char *data, size_t len)
 		fr_schedule(fr);
 		return -1;	/* the transfer's own error is ignored: fr->ended */
 	}
-	if (parser_feed(fr->parser, data, len) == -1) {
+	if ((r = parser_feed(fr->parser, data, len)) == -1) {
 		fr_end_parse_failed(fr, false);
 		fr_schedule(fr);
 		return -1;	/* the transfer's own error is ignored: fr->ended */
 	}
-	if (fr->qlen > fr->qhead || fr->paused) {
+	fr->inflating = r == 1;
+	if (fr->inflating || fr->qlen > fr->qhead || fr->paused) {
 		fr->xfer_paused = true;
 		fr_schedule(fr);
 		return 1;
 	}
 	return 0;
+}
+
+/* The whole file went through the parser: its end. */
+static void
+fr_finish(struct file_reader *fr)
+{
+	if (parser_finish(fr->parser) == -1)
+		fr_end_parse_failed(fr, true);
+	else {
+		fr->ended = true;
+		fr->end_rc = 0;
+	}
+}
+
+/* One more step of held gzip input, once the queue is empty; the next turn delivers it. */
+static void
+fr_inflate(struct file_reader *fr)
+{
+	int r = parser_step(fr->parser);
+
+	fr->inflating = r == 1;
+	if (r == -1) {
+		if (fr->call != NULL) {
+			http_cancel(fr->call);
+			fr->call = NULL;
+			fr->xfer_paused = false;
+		}
+		fr->at_eof = false;
+		fr_end_parse_failed(fr, false);
+	}
+	fr_schedule(fr);
 }
 
 /* http_cb: the transfer ended (whole, failed, or stopped by fr_data). */
@@ -225,12 +262,10 @@ fr_transfer_done(struct http_response *resp, void *arg)
 		fr->ended = true;
 		fr->end_rc = -1;
 		fr->end_err = xstrdup(resp->error);
-	} else if (parser_finish(fr->parser) == -1)
-		fr_end_parse_failed(fr, true);
-	else {
-		fr->ended = true;
-		fr->end_rc = 0;
-	}
+	} else if (fr->inflating)
+		fr->at_eof = true;	/* fr_deliver finishes after the last step */
+	else
+		fr_finish(fr);
 	fr_schedule(fr);
 }
 
@@ -284,7 +319,10 @@ need_fields(struct strlist *need, const struct job_conf *job)
 		need_add(need, job->capture.fields[i]);
 }
 
-/* Hand the queue to the reader until it pauses; then the end, or more of the transfer. */
+/*
+ * Hand the queue to the reader until it pauses; then the end, the next step of gzip
+ * input, or more of the transfer.
+ */
 static void
 fr_deliver(evutil_socket_t fd, short what, void *arg)
 {
@@ -303,14 +341,22 @@ fr_deliver(evutil_socket_t fd, short what, void *arg)
 			free(it.msg);
 		}
 	}
-	if (!fr->cancelled && !fr->paused && fr->qhead == fr->qlen) {
-		if (fr->ended && !fr->done) {
+	if (fr->cancelled || fr->paused || fr->qhead < fr->qlen)
+		;	/* the reader paused: source_file_resume schedules the rest */
+	else if (fr->ended) {
+		if (!fr->done) {
 			fr->done = true;
 			fr->done_cb(fr->arg, fr->end_rc, fr->end_err);
-		} else if (fr->xfer_paused && fr->call != NULL) {
-			fr->xfer_paused = false;
-			http_stream_resume(fr->call);
 		}
+	} else if (fr->inflating)
+		fr_inflate(fr);
+	else if (fr->at_eof) {
+		fr->at_eof = false;
+		fr_finish(fr);
+		fr_schedule(fr);
+	} else if (fr->xfer_paused && fr->call != NULL) {
+		fr->xfer_paused = false;
+		http_stream_resume(fr->call);
 	}
 	fr->depth--;
 	if (fr->cancelled && fr->depth == 0)

@@ -5,6 +5,8 @@
  */
 #include "config.h"
 
+#include <sys/stat.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -293,15 +295,72 @@ url_escape(struct buf *b, const char *s, size_t n)
 	}
 }
 
+int
+open_regular(const char *path, struct stat *st)
+{
+	int fd, saved;
+
+	/* stat() first: opening a device can act on it (a tape rewinds). */
+	st->st_mode = 0;
+	if (stat(path, st) == 0 && !S_ISREG(st->st_mode))
+		goto notreg;
+	st->st_mode = 0;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) == -1)
+		return -1;
+	if (fstat(fd, st) == -1) {
+		saved = errno;
+		close(fd);
+		st->st_mode = 0;
+		errno = saved;
+		return -1;
+	}
+	if (!S_ISREG(st->st_mode)) {
+		close(fd);
+		goto notreg;
+	}
+	/* O_NONBLOCK means nothing to a regular file's reads; cleared all the same. */
+	if ((saved = fcntl(fd, F_GETFL)) == -1 || fcntl(fd, F_SETFL, saved & ~O_NONBLOCK) == -1) {
+		saved = errno;
+		close(fd);
+		st->st_mode = 0;
+		errno = saved;
+		return -1;
+	}
+	return fd;
+notreg:
+	errno = S_ISDIR(st->st_mode) ? EISDIR : EINVAL;
+	return -1;
+}
+
+const char *
+file_kind(mode_t m)
+{
+	static const struct {
+		mode_t		 type;
+		const char	*name;
+	} kinds[] = {
+		{ S_IFREG, "a regular file" }, { S_IFDIR, "a directory" },
+		{ S_IFIFO, "a FIFO" }, { S_IFCHR, "a character device" },
+		{ S_IFBLK, "a block device" }, { S_IFSOCK, "a socket" },
+		{ S_IFLNK, "a symbolic link" },
+	};
+
+	for (size_t i = 0; i < NELEM(kinds); i++)
+		if ((m & S_IFMT) == kinds[i].type)
+			return kinds[i].name;
+	return "a special file";
+}
+
 char *
 read_small_file(const char *path, size_t max)
 {
 	struct buf b;
 	char tmp[4096];
 	ssize_t n;
+	struct stat st;
 	int fd, saved;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+	if ((fd = open_regular(path, &st)) == -1)
 		return NULL;
 	buf_init(&b);
 	buf_adds(&b, "");

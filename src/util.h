@@ -2,6 +2,8 @@
 #ifndef ONESYNC_UTIL_H
 #define ONESYNC_UTIL_H
 
+#include <sys/types.h>
+
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -54,7 +56,19 @@ uint64_t rand64(void);		/* non-cryptographic, seeded once */
 /* Percent-encode for URL path segments and query values (RFC 3986 unreserved kept). */
 void url_escape(struct buf *, const char *, size_t);
 
-/* Read a whole small file (secrets); NULL + errno on failure. Strips one trailing newline. */
+/*
+ * Open a regular file for reading, never waiting: a FIFO would block open() until a
+ * writer came (and the loop with it), a device such as /dev/zero never ends. Checked by
+ * stat() before the open and by fstat() of the descriptor (no race). -1 + errno; EISDIR
+ * or EINVAL when the path is no regular file, and then st->st_mode says what it is
+ * (0 when unknown). The descriptor is blocking and close-on-exec.
+ */
+struct stat;
+int open_regular(const char *path, struct stat *st) WUR;
+/* "a directory", "a FIFO", "a character device"...: the kind of file of a mode. */
+const char *file_kind(mode_t);
+/* Read a whole small regular file (secrets); NULL + errno on failure (see open_regular).
+ * Strips one trailing newline. */
 char *read_small_file(const char *path, size_t max);
 
 /* Copy of a PostgreSQL conninfo / URL with passwords and tokens replaced by "***" (for logs). */

@@ -68,6 +68,8 @@ fz_run(const struct parse_opts *opts, const uint8_t *data, size_t len, const siz
 		else
 			end = i < ncuts ? cuts[i++] : len;
 		rf = parser_feed(p, data + off, end - off);
+		while (rf == 1)		/* gzip: inflated in bounded steps */
+			rf = parser_step(p);
 		off = end;
 	}
 	rfin = parser_finish(p);

@@ -51,7 +51,7 @@ run(const struct parse_opts *opts, const void *in, size_t len, size_t chunk, str
 {
 	struct parser	*p;
 	size_t		 off, n;
-	int		 stop = o->stop_after;
+	int		 r, stop = o->stop_after;
 
 	memset(o, 0, sizeof(*o));
 	o->stop_after = stop;
@@ -63,7 +63,10 @@ run(const struct parse_opts *opts, const void *in, size_t len, size_t chunk, str
 		chunk = len ? len : 1;
 	for (off = 0; off < len; off += n) {
 		n = len - off < chunk ? len - off : chunk;
-		if (parser_feed(p, (const char *)in + off, n) == -1) {
+		/* gzip: each step inflates at most 64 KB, as source_file.c steps */
+		for (r = parser_feed(p, (const char *)in + off, n); r == 1; r = parser_step(p))
+			;
+		if (r == -1) {
 			o->feed = -1;
 			break;
 		}
@@ -568,6 +571,107 @@ test_gzip(void **state)
 	buf_free(&big);
 }
 
+/* Feed in whole, then step until nothing waits; the most records one call handed on. */
+static int
+feed_steps(struct parser *p, const void *in, size_t len, struct outcome *o, long *steps)
+{
+	int	 r, most = 0, before = o->seen;
+
+	*steps = 0;
+	for (r = parser_feed(p, in, len); ; r = parser_step(p)) {
+		(*steps)++;
+		if (o->seen - before > most)
+			most = o->seen - before;
+		before = o->seen;
+		if (r != 1)
+			break;
+	}
+	assert_int_equal(r, 0);
+	return most;
+}
+
+/*
+ * A gzip bomb fed in one chunk (8 MB of CSV in a few KB): every step hands on at most
+ * 64 KB of inflated input, so no more records than 64 KB of plain input holds, and all
+ * of them arrive, across two members; a line that inflates past max_record is skipped
+ * and the records after it arrive.
+ */
+static void
+test_gzip_steps(void **state)
+{
+	struct parse_opts	 opts = opts_of(PARSE_CSV);
+	struct outcome		 o = { 0 };
+	struct parser		*p;
+	struct buf		 big, two;
+	unsigned char		*z;
+	size_t			 zlen;
+	long			 steps;
+
+	(void)state;
+	buf_init(&big);
+	buf_adds(&big, "id,v\n");
+	for (int i = 0; i < 2000000; i++)	/* lines of 4 to 6 bytes */
+		buf_printf(&big, "%d,x\n", i % 1000);
+	z = gzip_of(big.data, big.len, &zlen);
+	assert_true(zlen < big.len / 50);	/* one chunk inflates 50-fold or more */
+	opts.gzip = true;
+	buf_init(&o.log);
+	p = parser_new(&opts, on_record, on_error, &o);
+	assert_true(feed_steps(p, z, zlen, &o, &steps) <= 64 * 1024 / 4);
+	assert_true(steps >= (long)(big.len / (64 * 1024)));
+	assert_int_equal(o.seen, 2000000);
+	assert_int_equal(parser_finish(p), 0);
+	parser_free(p);
+
+	/* Two members in one chunk: the second one's lines arrive too, as bounded. */
+	buf_init(&two);
+	buf_add(&two, z, zlen);
+	buf_add(&two, z, zlen);
+	buf_reset(&o.log);
+	o.seen = 0;
+	p = parser_new(&opts, on_record, on_error, &o);
+	assert_true(feed_steps(p, two.data, two.len, &o, &steps) <= 64 * 1024 / 4);
+	assert_int_equal(o.seen, 4000001);	/* the second header is a row */
+	assert_int_equal(parser_finish(p), 0);
+	parser_free(p);
+	buf_free(&two);
+
+	/* Bytes fed while input waits wait behind it: no step, no record (curl may hand
+	 * over more of its buffer after a pause). */
+	buf_reset(&o.log);
+	o.seen = 0;
+	p = parser_new(&opts, on_record, on_error, &o);
+	assert_int_equal(parser_feed(p, z, zlen / 2), 1);
+	steps = o.seen;
+	assert_int_equal(parser_feed(p, z + zlen / 2, zlen - zlen / 2), 1);
+	assert_int_equal(o.seen, steps);
+	assert_true(feed_steps(p, "", 0, &o, &steps) <= 64 * 1024 / 4);
+	assert_int_equal(o.seen, 2000000);
+	assert_int_equal(parser_finish(p), 0);
+	parser_free(p);
+	free(z);
+
+	/* One line of 8 MB past a max_record of 1 MB: skipped with an error, never held. */
+	buf_reset(&big);
+	buf_adds(&big, "id,v\n1,");
+	for (int i = 0; i < 8 * 1024; i++)
+		buf_printf(&big, "%01024d", 0);
+	buf_adds(&big, "\n2,b\n");
+	z = gzip_of(big.data, big.len, &zlen);
+	opts.max_record = 1 << 20;
+	buf_reset(&o.log);
+	o.seen = 0;
+	p = parser_new(&opts, on_record, on_error, &o);
+	(void)feed_steps(p, z, zlen, &o, &steps);
+	assert_int_equal(parser_finish(p), 0);
+	assert_string_equal(o.log.data, "E2 line 2: the record is longer than 1048576 bytes "
+	    "(max_record): skipped\n3 {\"id\":\"2\",\"v\":\"b\"}\n");
+	parser_free(p);
+	buf_free(&o.log);
+	buf_free(&big);
+	free(z);
+}
+
 /* gzip turned on after parser_new (Content-Encoding: gzip), before the first byte only;
  * a stream cut without its trailer, even at a line end, fails at finish. */
 static void
@@ -634,6 +738,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_csv_basic),
 		cmocka_unit_test(test_set_gzip),
+		cmocka_unit_test(test_gzip_steps),
 		cmocka_unit_test(test_csv_lines),
 		cmocka_unit_test(test_csv_blank_lines),
 		cmocka_unit_test(test_csv_field_count),
