@@ -53,15 +53,17 @@ static int64_t
 date_ns(const char *date)
 {
 	struct tm tm;
+	struct ts t;
 	const char *end;
 
 	if (date == NULL)
 		return -1;
 	memset(&tm, 0, sizeof tm);
 	end = strptime(date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-	if (end == NULL)
+	if (end == NULL || (t.sec = timegm(&tm)) == (time_t)-1)
 		return -1;
-	return (int64_t)timegm(&tm) * 1000000000LL;
+	t.nsec = 0;
+	return ts_ns(t);	/* saturates: a Date after 2262 must not overflow */
 }
 
 /* onesyncd's own clock, as nanoseconds since the epoch. */

@@ -3,17 +3,41 @@
 # starts is stopped by the EXIT trap. Only 127.0.0.1 and unix sockets are used.
 set -u
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# The binaries under test: tests/run --asan points these at its sanitizer build.
 ONESYNCD=${ONESYNCD:-$TOP/src/onesyncd}
-SAMPLEAPP=$TOP/tests/sampleapp
+SAMPLEAPP=${SAMPLEAPP:-$TOP/tests/sampleapp}
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$TOP/tests/lsan.supp}
 T=$(mktemp -d /tmp/onesync-test.XXXXXX)
 chmod 755 "$T"
 PIDS=()
 
+# alive PID: the process exists and is not a zombie.
+alive() {
+	local st
+	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) && [ "${st%% *}" != Z ]
+}
 cleanup() {
-	local p
+	local p i left
+	# Under tests/run --asan, ask first (bounded: 5 s): a process killed with -9 never runs
+	# its leak check, so a daemon left running to the end would hide its leaks.
+	if [ -n "${ONESYNC_SAN:-}" ] && [ ${#PIDS[@]} -gt 0 ]; then
+		for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+		for i in $(seq 50); do
+			left=
+			for p in "${PIDS[@]}"; do alive "$p" && left=1; done
+			[ -z "$left" ] && break
+			sleep 0.1
+		done
+	fi
 	for p in "${PIDS[@]}"; do { kill -9 "$p"; wait "$p"; } 2>/dev/null; done
+	# ASan and LSan write their reports to files of $ONESYNC_SAN; UBSan (gcc's) writes only
+	# to stderr: a file of the test (the daemon's log above all) that holds any report is
+	# kept there too, and tests/run fails the test.
+	if [ -n "${ONESYNC_SAN:-}" ]; then
+		grep -rIl --exclude-dir=pg -E 'runtime error:|ERROR: (AddressSanitizer|LeakSanitizer)' "$T" 2>/dev/null |
+		while read -r p; do cp "$p" "$ONESYNC_SAN/stderr-$(basename "$p")"; done
+	fi
 	[ -n "${OWN_PGDATA:-}" ] && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$OWN_PGDATA" -m immediate -w stop >/dev/null 2>&1
 	if [ -n "${KEEP:-}" ]; then echo "kept $T" >&2; else rm -rf "$T"; fi
 }
