@@ -57,8 +57,4 @@ void url_escape(struct buf *, const char *, size_t);
 /* Read a whole small file (secrets); NULL + errno on failure. Strips one trailing newline. */
 char *read_small_file(const char *path, size_t max);
 
-/* Copy of a PostgreSQL conninfo / URL with passwords and tokens replaced by "***" (for logs). */
-char *redact_conninfo(const char *);
-char *redact_url(const char *);
-
 #endif
