@@ -23,6 +23,7 @@
 
 #include "config.h"
 #include "http.h"
+#include "redact.h"
 #include "status.h"
 
 enum ktype {
@@ -71,6 +72,8 @@ static const struct key_def keys[] = {
 	  "host:port of the HTTP status endpoint (/healthz, /metrics, /jobs); \"\" = off." },
 	{ "daemon.secrets_dir", K_STR, NULL, 0, 0, 0,
 	  "Directory of {{secret:NAME}} files; unset = $CREDENTIALS_DIRECTORY." },
+	{ "daemon.redact_params", K_STRLIST, NULL, 0, 0, 0,
+	  "More query parameter and field names whose values are credentials, hidden in logs." },
 	{ "daemon.stop_timeout", K_DUR, "10s", 0, DUR_MAX, 0,
 	  "On SIGTERM, how long runs in flight may take to finish before they are cut." },
 	{ "defaults", K_GROUP, NULL, 0, 0, 0,
@@ -379,6 +382,7 @@ check_conninfo(struct ctx *c, config_setting_t *g, const char *key, const char *
 
 	if (conninfo == NULL)
 		return;
+	redact_learn_conninfo(conninfo);
 	if ((o = PQconninfoParse(conninfo, &err)) != NULL) {
 		PQconninfoFree(o);
 		return;
@@ -814,6 +818,11 @@ compile(struct ctx *c, config_setting_t *at, const char *name, const char *src,
 	char		*err;
 
 	t = tmpl_compile(src, place, allowed, c->cfg->daemon.secrets_dir, &err);
+	/* the literal credentials in it are masked in whatever a user sees */
+	if (place == TMPL_URL)
+		redact_learn_url(src);
+	else if (place == TMPL_HEADER)
+		redact_learn_header(src);
 	if (t == NULL) {
 		errf(c, line_of(c, at), "%s: %s", name, err);
 		free(err);
@@ -929,6 +938,29 @@ parse_state(struct ctx *c, config_setting_t *root)
 	c->cfg->state.connect_timeout_ms = v;
 }
 
+/*
+ * daemon.redact_params: added to the names redact.c treats as credentials, before the jobs'
+ * URLs are learnt. Never removed by a reload (nor is anything redact.c learnt).
+ */
+static void
+parse_redact_params(struct ctx *c, config_setting_t *g)
+{
+	config_setting_t	*s = member(g, "redact_params");
+	char			**v;
+	size_t			  n, i;
+
+	get_strlist(s, &v, &n);
+	for (i = 0; i < n; i++) {
+		if (v[i][0] == '\0')
+			errf(c, line_of(c, s), "'daemon.redact_params' must not contain an "
+			    "empty name");
+		else
+			redact_add_param(v[i]);
+		free(v[i]);
+	}
+	free(v);
+}
+
 static void
 parse_daemon(struct ctx *c, config_setting_t *root)
 {
@@ -950,6 +982,7 @@ parse_daemon(struct ctx *c, config_setting_t *root)
 		free(err);
 	}
 	(void)get_str(c, g, "daemon.secrets_dir", false, &cfg->daemon.secrets_dir);
+	parse_redact_params(c, g);
 	(void)get_dur(c, g, "daemon.stop_timeout", NULL, &cfg->daemon.stop_timeout_ms);
 }
 
@@ -1068,6 +1101,7 @@ parse_query(struct ctx *c, config_setting_t *q, struct source_conf *s)
 		} else
 			continue;
 		key = xasprintf("source.query.%s", name);
+		redact_learn_param(name, str);
 		s->query[s->nquery].value = compile(c, e, key, str, TMPL_QUERY, TV_READ);
 		free(key);
 		free(str);
@@ -1720,7 +1754,9 @@ parse_source_file(struct ctx *c, config_setting_t *g, struct job_conf *j)
 		errf(c, line_of(c, member(g, "type")), "a file source works only with "
 		    "strategy 'capture' (every run reads the whole file: there is no "
 		    "watermark or flag to filter it by)");
-	if (get_str(c, g, "jobs.*.source.url", true, &s->file_url) == 0 &&
+	if (get_str(c, g, "jobs.*.source.url", true, &s->file_url) == 0)
+		redact_learn_url(s->file_url);
+	if (s->file_url != NULL &&
 	    file_url_scheme(c, member(g, "url"), s->file_url, scheme,
 	    sizeof scheme) != 0)
 		*scheme = '\0';

@@ -32,19 +32,6 @@ struct dest_http {
 static void dh_launch(struct dest_http *);
 static void dest_http_done(struct http_response *, void *);
 
-/* The first 200 bytes of an answer, for error messages. */
-static char *
-excerpt(const char *body, size_t len)
-{
-	size_t n = len > 200 ? 200 : len;
-	char *s = xstrndup(body != NULL ? body : "", body != NULL ? n : 0);
-
-	for (char *p = s; *p != '\0'; p++)
-		if (*p == '\n' || *p == '\r')
-			*p = ' ';
-	return s;
-}
-
 /* Render and send the request (or the create request) for item i. */
 static int
 dh_send(struct dest_http *dh, size_t i, bool create, char **err)
@@ -158,7 +145,7 @@ dest_http_done(struct http_response *resp, void *arg)
 		it->outcome = DEST_REFUSED;
 		it->error = xasprintf("the request could not be sent: %s", resp->error);
 	} else if (resp->status >= 400 && resp->status < 500 && !http_retryable(resp->status)) {
-		char *ex = excerpt(resp->body, resp->len);
+		char *ex = redact_excerpt(resp->body, resp->len, 200);
 
 		it->outcome = DEST_REFUSED;
 		it->error = xasprintf("destination answered HTTP %ld: %s", resp->status, ex);

@@ -2,7 +2,9 @@
  * log.c - the OpenBSD log API (log_warn, log_info, fatal...) plus log_job() for lines
  * about one job and run. Writes journald native fields when stderr is the journal
  * ($JOURNAL_STREAM names stderr's device and inode), "<N>"-prefixed plain lines on
- * stderr otherwise. It never sees secrets: callers pass redacted text.
+ * stderr otherwise. Every message goes through redact_text() (callers redact too, but
+ * a value quoted from a server or libpq may hold a secret no caller knew of) and has its
+ * control characters escaped: a value from the data never starts a line of its own.
  */
 #include "config.h"
 
@@ -71,6 +73,20 @@ log_target(void)
 	return target;
 }
 
+/* The message as it may be shown: redacted, one line. */
+static char *
+printable(const char *fmt, va_list ap)
+{
+	char *raw = redact_text_free(xvasprintf(fmt, ap));
+	struct buf b;
+
+	buf_init(&b);
+	buf_adds(&b, "");
+	escape_controls(&b, raw);
+	free(raw);
+	return buf_steal(&b);
+}
+
 /* Write one message; job/run/msgid are optional structured fields. */
 static void
 vlog_emit(int prio, const char *job, long long run, const char *msgid,
@@ -80,7 +96,7 @@ vlog_emit(int prio, const char *job, long long run, const char *msgid,
 
 	if (prio == LOG_DEBUG && verbose < 1)
 		return;
-	msg = xvasprintf(fmt, ap);
+	msg = printable(fmt, ap);
 	if (target == LOG_TO_JOURNAL) {
 		char runbuf[32];
 

@@ -3,6 +3,7 @@
 #define ONESYNC_LOG_H
 
 #include <stdarg.h>
+#include "redact.h"
 #include "util.h"
 
 /* Stable MESSAGE_IDs (journald catalog style, 128-bit hex). */

@@ -89,8 +89,12 @@ main(int argc, char **argv)
 		struct config *cfg;
 
 		if (config_load(path, &cfg, &errs) != 0) {
-			for (size_t i = 0; i < errs.n; i++)
-				fprintf(stderr, "%s\n", errs.v[i]);
+			for (size_t i = 0; i < errs.n; i++) {
+				char *m = redact_text(errs.v[i]);
+
+				fprintf(stderr, "%s\n", m);
+				free(m);
+			}
 			strlist_free(&errs);
 			return EX_CONFIG;
 		}

@@ -36,17 +36,6 @@ struct http_marker {
 
 static void hm_launch(struct http_marker *);
 
-static char *
-excerpt(const char *body, size_t len)
-{
-	char *s = xstrndup(body != NULL ? body : "", body != NULL ? (len > 200 ? 200 : len) : 0);
-
-	for (char *p = s; *p != '\0'; p++)
-		if (*p == '\n' || *p == '\r')
-			*p = ' ';
-	return s;
-}
-
 /* Call back once every mark has an outcome. */
 static void
 hm_finish_if_done(struct http_marker *hm)
@@ -82,7 +71,7 @@ hm_answered(struct http_response *resp, void *arg)
 		    "a record this run read as pending (is source.mark.url right?)",
 		    hm->job->src.mark_method, rq->log_url != NULL ? rq->log_url : "");
 	} else {
-		char *ex = excerpt(resp->body, resp->len);
+		char *ex = redact_excerpt(resp->body, resp->len, 200);
 
 		m->outcome = MARK_FAILED;
 		if (resp->status == 0)

@@ -26,6 +26,7 @@
 #include <libpq-fe.h>
 
 #include "config.h"
+#include "redact.h"
 #include "util.h"
 
 #define DEFAULT_CONFIG	SYSCONFDIR "/onesyncd/onesyncd.conf"
@@ -127,7 +128,15 @@ struct table {
 static void
 table_add(struct table *t, char *cell)
 {
-	strlist_add(&t->cells, cell);
+	struct buf b;
+
+	/* every cell a user sees: redacted, one line */
+	cell = redact_text_free(cell);
+	buf_init(&b);
+	buf_adds(&b, "");
+	escape_controls(&b, cell);
+	free(cell);
+	strlist_add(&t->cells, buf_steal(&b));
 }
 
 static void
@@ -271,10 +280,15 @@ strip_private(json_t *v)
 static void
 print_json(json_t *v)
 {
+	char *s;
+
 	strip_private(v);
-	json_dumpf(v, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY |
+	s = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY |
 	    JSON_REAL_PRECISION(12));
-	putchar('\n');
+	/* JSON escapes control characters itself */
+	s = redact_text_free(s);
+	puts(s);
+	free(s);
 }
 
 /* ---- the state database ---- */
@@ -318,6 +332,7 @@ db_fail(const struct ctl *ctl, const char *what, const PGresult *res)
 		msg = xstrdup(PQerrorMessage(ctl->pg));
 		trim_nl(msg);
 	}
+	msg = redact_text_free(msg);
 	fprintf(stderr, "%s: %s: %s\n", prog, what, msg);
 	free(msg);
 	return PQstatus(ctl->pg) == CONNECTION_OK ? EX_FAILED : EX_UNAVAILABLE;
@@ -409,6 +424,8 @@ connect_state(struct ctl *ctl)
 		char *msg = xstrdup(ctl->pg != NULL ? PQerrorMessage(ctl->pg) : "out of memory");
 
 		trim_nl(msg);
+		/* libpq may quote the conninfo */
+		msg = redact_text_free(msg);
 		fprintf(stderr, "%s: cannot connect to the state database (%s): %s\n", prog, red,
 		    msg);
 		free(red);

@@ -243,7 +243,8 @@ run_fail(struct run *r, const char *fmt, ...)
 	va_start(ap, fmt);
 	msg = xvasprintf(fmt, ap);
 	va_end(ap);
-	r->fail_msg = msg;
+	/* the run's history, /jobs and the log line all show it: redacted once, here */
+	msg = r->fail_msg = redact_text_free(msg);
 	source_cancel(r->sreq);
 	r->sreq = NULL;
 	if (r->dest != NULL)
@@ -635,9 +636,11 @@ json_t *
 run_failure_entry(const char *key, const char *error, json_t *payload, const char *hash)
 {
 	char *k = text_storable(key, strlen(key), SIZE_MAX);
-	char *e = text_storable(error, strlen(error), RUN_ERROR_MAX);
+	char *red = redact_text(error);
+	char *e = text_storable(red, strlen(red), RUN_ERROR_MAX);
 	json_t *doc;
 
+	free(red);
 	if (payload != NULL && !json_is_null(payload) && (!json_storable(payload) ||
 	    json_dumpb(payload, NULL, 0, JSON_COMPACT) > RUN_PAYLOAD_MAX)) {
 		/* PostgreSQL cannot hold it (or a checkpoint of a batch of them): keep the

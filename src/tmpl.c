@@ -4,8 +4,9 @@
  * the escaping of the place they are used in (URL, query value, header, body),
  * or raw (text: an SQL parameter, sent apart from the statement).
  * A missing value is an error, never an empty string, except in a query value,
- * where it means "leave the parameter out". Secret values never appear in error
- * messages, and render as "***" when the caller asks for a redacted copy.
+ * where it means "leave the parameter out". Secret and environment values never appear
+ * in error messages, render as "***" when the caller asks for a redacted copy, and are
+ * registered with redact.c when compiled.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 
 #include "canon.h"
+#include "redact.h"
 #include "tmpl.h"
 
 #define SECRET_MAX	(64 * 1024)
@@ -215,6 +217,8 @@ compile_var(struct tmpl *t, char *name, unsigned allowed, const char *secrets_di
 		}
 		if (var == TV_SECRET)
 			t->has_secret = true;
+		/* whatever shows text to a user masks it from now on */
+		redact_add_secret(v);
 	} else if (arg != NULL)
 		v = xstrdup(arg);
 	t->uses |= var;
@@ -435,7 +439,7 @@ lookup(const struct part *p, const struct tmpl_vals *v, bool redact, struct val 
 		return 0;
 	case TV_SECRET:
 	case TV_ENV:
-		out->s = redact && p->var == TV_SECRET ? "***" : p->arg;
+		out->s = redact ? "***" : p->arg;
 		return 0;
 	case TV_RECORD:
 	case TV_DEST:
@@ -712,7 +716,8 @@ tmpl_render(const struct tmpl *t, const struct tmpl_vals *v, bool redact,
 		}
 		if ((r = lookup(p, v, redact, &val, err)) != 0)
 			break;
-		if (redact && p->var == TV_SECRET && t->place != TMPL_BODY) {
+		if (redact && (p->var == TV_SECRET || p->var == TV_ENV) &&
+		    t->place != TMPL_BODY) {
 			buf_adds(out, "***");	/* readable in log lines, never escaped */
 			continue;
 		}

@@ -71,8 +71,4 @@ const char *file_kind(mode_t);
  * Strips one trailing newline. */
 char *read_small_file(const char *path, size_t max);
 
-/* Copy of a PostgreSQL conninfo / URL with passwords and tokens replaced by "***" (for logs). */
-char *redact_conninfo(const char *);
-char *redact_url(const char *);
-
 #endif

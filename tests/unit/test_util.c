@@ -1,4 +1,4 @@
-/* test_util.c - durations, buffers, URL escaping, redaction, the string map. */
+/* test_util.c - durations, buffers, URL escaping, redaction (redact.c), the string map. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "redact.h"
 #include "strmap.h"
 #include "util.h"
 
@@ -86,6 +87,134 @@ test_redact(void **state)
 	free(s);
 }
 
+/* s redacted equals want. */
+static void
+red_is(const char *s, const char *want)
+{
+	char *r = redact_text(s);
+
+	assert_string_equal(r, want);
+	free(r);
+}
+
+static void
+test_redact_conninfo_spellings(void **state)
+{
+	char *s;
+
+	(void)state;
+	redact_reset();
+	red_is("host=db password=x1 dbname=d", "host=db password=*** dbname=d");
+	red_is("host=db password = x1 dbname=d", "host=db password = *** dbname=d");
+	red_is("host=db password= x1 dbname=d", "host=db password= *** dbname=d");
+	red_is("host=db password =x1 dbname=d", "host=db password =*** dbname=d");
+	red_is("host=db\tpassword\t=\tx1", "host=db\tpassword\t=\t***");
+	red_is("PASSWORD=x1", "PASSWORD=***");
+	red_is("sslpassword=x1 host=h", "sslpassword=*** host=h");
+	red_is("password='a b\\' c' host=db", "password='***' host=db");
+	red_is("password = 'a b' host=db", "password = '***' host=db");
+	/* the URI form: userinfo and a password parameter */
+	red_is("postgresql://u:pw@db/x", "postgresql://u:***@db/x");
+	red_is("postgres://u:p@ss@db:5/x?sslmode=off&password=x1",
+	    "postgres://u:***@db:5/x?sslmode=off&password=***");
+	red_is("postgresql://u@db/x", "postgresql://u@db/x");
+	/* as libpq quotes it in a message */
+	red_is("could not connect (host=h password = zz9): refused",
+	    "could not connect (host=h password = ***): refused");
+	s = redact_conninfo("host=db user=sync password = s3cret dbname=x");
+	assert_string_equal(s, "host=db user=sync password = *** dbname=x");
+	free(s);
+}
+
+static void
+test_redact_urls_and_headers(void **state)
+{
+	(void)state;
+	redact_reset();
+	red_is("GET https://h/x?page=2&access_token=abc&q=1: 500",
+	    "GET https://h/x?page=2&access_token=***&q=1: 500");
+	red_is("https://user:pw@h/p?api_key=k#frag", "https://user:***@h/p?api_key=***#frag");
+	red_is("x ftp://u:secret@h/f.csv y", "x ftp://u:***@h/f.csv y");
+	red_is("\"https://h/?Signature=s&X-Amz-Credential=c\"",
+	    "\"https://h/?Signature=***&X-Amz-Credential=***\"");
+	red_is("https://h/?x-my-param=v", "https://h/?x-my-param=v");
+	redact_add_param("x-my-param");
+	red_is("https://h/?x-my-param=v&b=1", "https://h/?x-my-param=***&b=1");
+	red_is("sent Authorization: Bearer abc.def\nnext", "sent Authorization: ***\nnext");
+	red_is("proxy-authorization:Basic dTpw", "proxy-authorization:***");
+	red_is("Cookie: sid=1; other=2", "Cookie: ***");
+	red_is("{\"Authorization\": \"Bearer t\", \"a\": 1}",
+	    "{\"Authorization\": \"***\", \"a\": 1}");
+	/* JSON bodies: credential names hidden, JSON kept valid, the rest untouched */
+	red_is("{\"error\":\"bad\",\"access_token\":\"t0k\",\"n\":{\"password\":12}}",
+	    "{\"error\":\"bad\",\"access_token\":\"***\",\"n\":{\"password\":\"***\"}}");
+	red_is("api_key=abc, next", "api_key=***, next");
+	/* names that only look alike stay */
+	red_is("key=12 author=me tokens left 3", "key=12 author=me tokens left 3");
+	red_is("password authentication failed for user \"u\"",
+	    "password authentication failed for user \"u\"");
+	redact_reset();
+}
+
+static void
+test_redact_registry(void **state)
+{
+	char *s;
+
+	(void)state;
+	redact_reset();
+	redact_add_secret("canary-S3cr3t/+");
+	red_is("echo: canary-S3cr3t/+ and again canary-S3cr3t/+",
+	    "echo: *** and again ***");
+	/* as a URL carries it (upper and lower hex), and as JSON holds it */
+	red_is("GET /x?q=canary-S3cr3t%2F%2B", "GET /x?q=***");
+	red_is("GET /x?q=canary-S3cr3t%2f%2b", "GET /x?q=***");
+	redact_add_secret("tab\"quote\\");
+	red_is("{\"m\":\"tab\\\"quote\\\\\"}", "{\"m\":\"***\"}");
+	/* a secret that holds another is hidden whole */
+	redact_add_secret("canary-S3cr3t/+-longer");
+	red_is("canary-S3cr3t/+-longer", "***");
+	/* short values are not masked as substrings (below REDACT_MIN)... */
+	redact_add_secret("ab1");
+	red_is("tab1e ab1", "tab1e ab1");
+	/* ...but patterns still hide them */
+	red_is("password=ab1", "password=***");
+	/* literal configuration credentials */
+	redact_reset();
+	redact_learn_url("https://u:Pass%40word1@h/x?access_token=LITERAL-TOK&page={{page}}");
+	red_is("LITERAL-TOK Pass@word1 Pass%40word1", "*** *** ***");
+	redact_learn_url("https://h/x?access_token=pre{{env:X}}");
+	red_is("pre{{env:X}}", "pre{{env:X}}");
+	redact_learn_conninfo("host=h password = conn-pw-9");
+	redact_learn_conninfo("postgresql://u:uri-pw-9@h/db");
+	red_is("conn-pw-9 uri-pw-9", "*** ***");
+	redact_learn_header("Authorization: Bearer hdr-tok-9");
+	redact_learn_header("Accept: text/plain-long");
+	red_is("hdr-tok-9 text/plain-long", "*** text/plain-long");
+	redact_learn_param("api_key", "param-val-9");
+	redact_learn_param("page", "page-val-9");
+	red_is("param-val-9 page-val-9", "*** page-val-9");
+	s = redact_text_free(xstrdup("x conn-pw-9"));
+	assert_string_equal(s, "x ***");
+	free(s);
+	redact_reset();
+}
+
+static void
+test_escape_controls(void **state)
+{
+	struct buf b;
+
+	(void)state;
+	buf_init(&b);
+	buf_adds(&b, "");
+	escape_controls(&b, "k\n<3>forged\r\t\x01\x7f\\n \xc2\x85 \xe2\x80\xa8 \xc3\xa9");
+	assert_string_equal(b.data,
+	    "k\\n<3>forged\\r\\t\\x01\\x7f\\n \\u0085 \\u2028 \xc3\xa9");
+	assert_null(strchr(b.data, '\n'));
+	buf_free(&b);
+}
+
 static void
 test_strmap(void **state)
 {
@@ -124,6 +253,10 @@ main(void)
 		cmocka_unit_test(test_buf),
 		cmocka_unit_test(test_url_escape),
 		cmocka_unit_test(test_redact),
+		cmocka_unit_test(test_redact_conninfo_spellings),
+		cmocka_unit_test(test_redact_urls_and_headers),
+		cmocka_unit_test(test_redact_registry),
+		cmocka_unit_test(test_escape_controls),
 		cmocka_unit_test(test_strmap),
 	};
 

@@ -1,0 +1,154 @@
+# Secrets never reach what a user sees. A canary (a unique random string) is planted in every
+# place a secret can come from: a secret file ({{secret:}}), an environment variable
+# ({{env:}}), a literal ?_access_token= in a source URL, the userinfo of a URL, a literal
+# Authorization header, conninfo passwords ("password = x", "password= x" and the URI form),
+# a daemon.redact_params name; then good runs, failing runs (the source answering 500, the
+# destination refusing records with a body that echoes the canaries, a destination database
+# that cannot be reached), -v -v, -t (good and bad configurations), a reload that brings a new
+# secret, onesyncctl (jobs, runs, failures, --json, the state database unreachable), /jobs and
+# /metrics. Every surface (daemon log, onesync.runs and onesync.failures, ctl output, the status
+# endpoint) holds no canary, and the redacted forms are there (so that it cannot pass because
+# nothing was said).
+. "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/common.inc"
+CTL=${ONESYNCCTL:-$TOP/src/onesyncctl}
+sa_start
+STATE=$(new_db state); DEST=$(new_db dest); dest_table
+canary() { echo "CNRY$1$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"; }
+C_SECRET=$(canary sec) C_SECRET2=$(canary sec2) C_ENV=$(canary env) C_QTOK=$(canary qtok)
+C_USER=$(canary user) C_HDR=$(canary hdr) C_PGKV=$(canary pgkv) C_PGURI=$(canary pguri)
+C_STATE=$(canary state) C_STATE2=$(canary state2) C_PARAM=$(canary param)
+mkdir -p "$T/secrets"; printf '%s\n' "$C_SECRET" >"$T/secrets/apikey"
+export ONESYNC_TEST_TOKEN=$C_ENV
+sa POST /_ctl/gen '{"coll":"contacts","n":30}' >/dev/null
+sa POST /_ctl/gen '{"coll":"echo","n":5}' >/dev/null
+# the destination refuses two records and echoes every canary it could have seen
+sa POST /_ctl/fault '{"coll":"echo-copy","method":"PUT","keys":[1,2],"status":422,"body":{"error":"rejected","token":"'$C_SECRET'","env":"'$C_ENV'","seen":"Bearer '$C_HDR' user '$C_USER' q '$C_QTOK' p '$C_PARAM'"}}' >/dev/null
+sa POST /_ctl/fault '{"coll":"broken","method":"GET","status":500,"body":"{\"error\":\"bad key '$C_SECRET'\"}"}' >/dev/null
+PORT=${SA##*:}
+write() {	# write FILE STATE_CONNINFO
+	cat >"$1" <<CONF
+state = { conninfo = "$2"; };
+daemon = { lease = "10s"; stop_timeout = "5s"; secrets_dir = "$T/secrets";
+	status_listen = "${LISTEN:-}"; redact_params = [ "_x-my-param" ]; };
+defaults = { interval = "1h"; retries = 0; retry_backoff = "0"; timeout = "10s"; run_timeout = "20s"; };
+jobs = (
+	{ name = "good"; strategy = "modified"; key = "id";
+	  modified = { field = "updatedAt"; };
+	  source = { type = "http";
+		url = "$SA/api/contacts?_access_token=$C_QTOK&_api_key={{env:ONESYNC_TEST_TOKEN}}&_x-my-param=$C_PARAM";
+		headers = [ "Authorization: Bearer $C_HDR", "X-Api-Key: {{secret:apikey}}" ];
+		query = [ "updatedAt_gte={{watermark}}", "_sort=updatedAt,id", "_page={{page}}",
+			  "_limit={{limit}}", "_sig={{secret:apikey}}" ];
+		page = { style = "page"; size = 10; }; };
+	  destination = { type = "postgresql"; conninfo = "$DEST password = $C_PGKV"; table = "contacts";
+		columns = { id = "id"; name = "name"; email = "email"; amount = "amount";
+			    updatedAt = "updatedAt"; v = "v"; }; }; },
+	{ name = "echo"; strategy = "modified"; key = "id";
+	  modified = { field = "updatedAt"; };
+	  source = { type = "http"; url = "http://user:$C_USER@127.0.0.1:$PORT/api/echo";
+		query = [ "updatedAt_gte={{watermark}}", "_token={{env:ONESYNC_TEST_TOKEN}}" ]; };
+	  destination = { type = "http"; method = "PUT";
+		url = "$SA/api/echo-copy/{{key}}?_token={{env:ONESYNC_TEST_TOKEN}}&_sig=$C_QTOK";
+		headers = [ "Authorization: {{secret:apikey}}" ]; }; },
+	{ name = "srcfail"; strategy = "modified"; key = "id";
+	  modified = { field = "updatedAt"; };
+	  source = { type = "http"; url = "$SA/api/broken?_token={{env:ONESYNC_TEST_TOKEN}}&_pw={{secret:apikey}}"; };
+	  destination = { type = "http"; url = "$SA/api/broken-copy/{{key}}"; }; },
+	{ name = "baddb"; strategy = "modified"; key = "id"; run_timeout = "4s";
+	  modified = { field = "updatedAt"; };
+	  source = { type = "http"; url = "$SA/api/contacts"; query = [ "updatedAt_gte={{watermark}}" ]; };
+	  destination = { type = "postgresql"; table = "contacts";
+		conninfo = "postgresql://postgres:$C_PGURI@127.0.0.1:1/nodb?connect_timeout=2&password=$C_PGURI";
+		columns = { id = "id"; }; }; }
+);
+CONF
+}
+write "$T/c.conf" "$STATE password= $C_STATE"
+# every canary, for the greps
+printf '%s\n' "$C_SECRET" "$C_SECRET2" "$C_ENV" "$C_QTOK" "$C_USER" "$C_HDR" "$C_PGKV" \
+	"$C_PGURI" "$C_STATE" "$C_STATE2" "$C_PARAM" >"$T/canaries"
+# no_canary WHAT FILE: none of the canaries (nor their common prefix) is in FILE
+no_canary() {
+	[ -s "$2" ] || fail "$1: nothing to look at ($2 is empty)"
+	if grep -a -n -F -f "$T/canaries" "$2" >"$T/hits" || grep -a -n CNRY "$2" >>"$T/hits"; then
+		head -5 "$T/hits" >&2
+		fail "$1: a canary secret is shown"
+	fi
+}
+has() { grep -q -F -- "$2" "$3" || fail "$1: '$2' is not in $3 (redaction not visible)"; }
+
+# -t: a good configuration, and one with errors next to the secrets
+"$ONESYNCD" -t -c "$T/c.conf" >"$T/t-ok.out" 2>&1 || { cat "$T/t-ok.out" >&2; fail "-t refused the configuration"; }
+no_canary "-t" "$T/t-ok.out"
+write "$T/bad.conf" "host=h password = '$C_STATE' bogus"
+"$ONESYNCD" -t -c "$T/bad.conf" >"$T/t-bad.out" 2>&1 && fail "-t accepted a bad configuration"
+has "-t errors" "not a valid PostgreSQL connection" "$T/t-bad.out"
+no_canary "-t errors" "$T/t-bad.out"
+
+# --once at -v -v: good and failing runs
+timeout 120 "$ONESYNCD" -v -v -c "$T/c.conf" --once >"$T/once.log" 2>&1
+n=$(sql "$STATE" "SELECT count(*) FROM onesync.runs")
+[ "$n" = 4 ] || fail "expected 4 runs after --once, found $n"
+[ "$(sql "$STATE" "SELECT result FROM onesync.runs WHERE job = 'good'")" = ok ] || fail "job good did not succeed"
+[ "$(sql "$STATE" "SELECT result FROM onesync.runs WHERE job = 'srcfail'")" = failed ] || fail "job srcfail did not fail"
+[ "$(sql "$STATE" "SELECT result FROM onesync.runs WHERE job = 'baddb'")" = failed ] || fail "job baddb did not fail"
+[ "$(sql "$STATE" "SELECT count(*) FROM onesync.failures WHERE job = 'echo'")" = 2 ] || fail "job echo: expected 2 refused records"
+[ "$(sql "$DEST" "SELECT count(*) FROM contacts")" = 30 ] || fail "job good did not deliver"
+no_canary "--once -v -v log" "$T/once.log"
+has "--once log" "_access_token=***" "$T/once.log"
+has "--once log" "password = ***" "$T/once.log"
+has "--once log" '"token":"***"' "$T/once.log"
+
+# the daemon, with the status endpoint, at -v -v; then a reload that brings a new secret
+LISTEN=127.0.0.1:0 write "$T/c.conf" "$STATE password= $C_STATE"
+"$ONESYNCD" -v -v -c "$T/c.conf" >>"$T/daemon.log" 2>&1 &
+D_PID=$!; PIDS+=("$D_PID")
+wait_for 10 grep -q 'status endpoint listening on http://127.0.0.1:' "$T/daemon.log" || fail "no status endpoint"
+ST=http://127.0.0.1:$(sed -n 's|.*status endpoint listening on http://127.0.0.1:\([0-9]*\) .*|\1|p' "$T/daemon.log" | head -1)
+runs_are() { [ "$(sql "$STATE" "SELECT count(*) FROM onesync.runs WHERE result <> 'running'")" -ge "$1" ]; }
+wait_for 60 runs_are 8 || fail "the daemon's runs did not end"
+printf '%s\n' "$C_SECRET2" >"$T/secrets/apikey"
+kill -HUP "$D_PID"
+wait_for 20 grep -q 'configuration reloaded\|reload' "$T/daemon.log" || fail "no reload logged"
+sa DELETE '/_ctl/fault?coll=echo-copy' >/dev/null
+sa POST /_ctl/fault '{"coll":"echo-copy","method":"PUT","status":422,"body":{"error":"new key '$C_SECRET2' old '$C_SECRET'"}}' >/dev/null
+sa POST /_ctl/gen '{"coll":"echo","n":3}' >/dev/null
+"$CTL" -c "$T/c.conf" run echo >/dev/null 2>&1 || fail "onesyncctl run echo"
+"$CTL" -c "$T/c.conf" run srcfail >/dev/null 2>&1 || fail "onesyncctl run srcfail"
+wait_for 60 runs_are 10 || fail "the runs after the reload did not end"
+curl -sS --max-time 10 "$ST/jobs" >"$T/jobs.json" || fail "GET /jobs"
+curl -sS --max-time 10 "$ST/metrics" >"$T/metrics.txt" || fail "GET /metrics"
+no_canary "/jobs" "$T/jobs.json"
+has "/jobs" "_token=***" "$T/jobs.json"
+no_canary "/metrics" "$T/metrics.txt"
+kill -TERM "$D_PID"; wait "$D_PID" 2>/dev/null
+no_canary "daemon log" "$T/daemon.log"
+has "daemon log" "new key ***" "$T/daemon.log"
+
+# onesyncctl, every command that shows stored text, plain and --json
+: >"$T/ctl.out"
+for j in good echo srcfail baddb; do
+	for cmd in runs failures; do
+		"$CTL" -c "$T/c.conf" $cmd "$j" >>"$T/ctl.out" 2>&1
+		"$CTL" -c "$T/c.conf" --json $cmd "$j" >>"$T/ctl.out" 2>&1
+	done
+done
+"$CTL" -c "$T/c.conf" jobs >>"$T/ctl.out" 2>&1
+"$CTL" -c "$T/c.conf" --json jobs >>"$T/ctl.out" 2>&1
+no_canary "onesyncctl" "$T/ctl.out"
+has "onesyncctl" "_token=***" "$T/ctl.out"
+has "onesyncctl" "new key *** old ***" "$T/ctl.out"
+# the state database unreachable: the message names the (redacted) conninfo
+write "$T/down.conf" "host=127.0.0.1 port=1 user=postgres password = $C_STATE2 dbname=x connect_timeout=2"
+"$CTL" -c "$T/down.conf" jobs >"$T/ctl-down.out" 2>&1 && fail "onesyncctl reached a state database on port 1"
+no_canary "onesyncctl, state database down" "$T/ctl-down.out"
+has "onesyncctl, state database down" "password = ***" "$T/ctl-down.out"
+
+# the run history as stored
+sql "$STATE" "SELECT * FROM onesync.runs" >"$T/runs.txt"
+sql "$STATE" "SELECT * FROM onesync.failures" >"$T/failures.txt"
+no_canary "onesync.runs" "$T/runs.txt"
+no_canary "onesync.failures" "$T/failures.txt"
+has "onesync.runs" "_token=***" "$T/runs.txt"
+has "onesync.failures" "new key *** old ***" "$T/failures.txt"
+echo "ok"
