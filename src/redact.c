@@ -177,21 +177,23 @@ redact_learn_url(const char *url)
 		return;
 	if ((scheme = strstr(url, "://")) != NULL) {
 		auth = scheme + 3;
-		hostend = auth + strcspn(auth, "/?#");
+		hostend = auth + strcspn(auth, "/");
 		if ((at = memrchr(auth, '@', (size_t)(hostend - auth))) != NULL &&
 		    (colon = memchr(auth, ':', (size_t)(at - auth))) != NULL)
 			learn(colon + 1, (size_t)(at - colon - 1));
 	}
-	if ((p = strchr(url, '?')) == NULL)
+	if (*(p = url + strcspn(url, "?#")) == '\0')
 		return;
-	for (p++; *p != '\0' && *p != '#'; ) {
+	for (p++; *p != '\0'; ) {
 		size_t n = strcspn(p, "&#");
 		const char *eq = memchr(p, '=', n);
 
-		if (eq != NULL && has_word(p, (size_t)(eq - p), url_words, NELEM(url_words)))
+		if (eq != NULL && has_word(p, (size_t)(eq - p), url_words, NELEM(url_words))) {
 			learn(eq + 1, n - (size_t)(eq + 1 - p));
+			learn(eq + 1, strcspn(eq + 1, "&"));	/* as libpq reads it */
+		}
 		p += n;
-		if (*p == '&')
+		if (*p != '\0')
 			p++;
 	}
 }
@@ -254,7 +256,8 @@ redact_url(const char *url)
 	p = url;
 	if ((scheme = strstr(url, "://")) != NULL) {
 		const char *auth = scheme + 3;
-		const char *hostend = auth + strcspn(auth, "/?#");
+		/* up to the path: libpq reads '?' and '#' as part of a URI's password */
+		const char *hostend = auth + strcspn(auth, "/");
 		/* the last '@': a password written with a bare '@' is hidden whole */
 		const char *at = memrchr(auth, '@', (size_t)(hostend - auth));
 		const char *colon = at != NULL ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
@@ -265,7 +268,11 @@ redact_url(const char *url)
 			p = at;
 		}
 	}
-	if ((q = strchr(p, '?')) == NULL) {
+	/*
+	 * The query and the fragment alike: a fragment carries tokens too (OAuth's implicit
+	 * flow), and libpq reads a '#' as part of a URI's parameter value.
+	 */
+	if ((q = p + strcspn(p, "?#")) == p + strlen(p)) {
 		buf_adds(&b, p);
 		return buf_steal(&b);
 	}
@@ -278,14 +285,12 @@ redact_url(const char *url)
 		if (eq != NULL && has_word(p, (size_t)(eq - p), url_words, NELEM(url_words))) {
 			buf_add(&b, p, (size_t)(eq + 1 - p));
 			buf_adds(&b, MASK);
+			/* up to the next '&': libpq reads a '#' as part of the value */
+			n = (size_t)(eq + 1 - p) + strcspn(eq + 1, "&");
 		} else
 			buf_add(&b, p, n);
 		p += n;
-		if (*p == '#') {
-			buf_adds(&b, p);
-			break;
-		}
-		if (*p == '&')
+		if (*p != '\0')
 			buf_addc(&b, *p++);
 	}
 	return buf_steal(&b);
@@ -330,6 +335,19 @@ quoted_end(const char *p)
 	return *p == q ? p + 1 : p;
 }
 
+/* Where an unquoted value ends: at one of stops, a backslash escaping the next character
+ * (libpq reads "a\\ b" as one value). */
+static const char *
+unquoted_end(const char *p, const char *stops)
+{
+	while (*p != '\0' && strchr(stops, *p) == NULL) {
+		if (*p == '\\' && p[1] != '\0')
+			p++;
+		p++;
+	}
+	return p;
+}
+
 #define SCHEME_CH(c)	(isalnum((unsigned char)(c)) || (c) == '+' || (c) == '.' || (c) == '-')
 #define IDENT_CH(c)	(isalnum((unsigned char)(c)) || (c) == '_' || (c) == '.' || (c) == '-')
 
@@ -362,12 +380,12 @@ pattern_at(struct buf *b, const char *start, const char *p)
 	v = e;
 	if (quoted && (*v == '"' || *v == '\''))
 		v++;
-	while (*v == ' ' || *v == '\t')
+	while (isspace((unsigned char)*v))
 		v++;
 	if (*v == ':' && is_auth_header(p, (size_t)(e - p))) {
 		/* a header: the whole rest of the line is its value */
 		v++;
-		while (*v == ' ' || *v == '\t')
+		while (isspace((unsigned char)*v))
 			v++;
 		buf_add(b, e, (size_t)(v - e));
 		if (*v != '"' && *v != '\'') {
@@ -379,7 +397,7 @@ pattern_at(struct buf *b, const char *start, const char *p)
 	} else if ((*v == '=' || (*v == ':' && quoted)) &&
 	    has_word(p, (size_t)(e - p), text_words, NELEM(text_words))) {
 		v++;
-		while (*v == ' ' || *v == '\t')
+		while (isspace((unsigned char)*v))
 			v++;
 		buf_add(b, e, (size_t)(v - e));
 	} else
@@ -394,9 +412,12 @@ pattern_at(struct buf *b, const char *start, const char *p)
 	}
 	if (*v == '{' || *v == '[')
 		return v;	/* a JSON object or array: its own names are looked at */
-	end = v + strcspn(v, " \t\r\n,;&)}]\"'");
-	/* JSON ("name": 12) stays JSON */
-	if (end > v)
+	/* key=value ends where libpq ends a conninfo value (a blank): "password=a,b" hides
+	 * "a,b"; a JSON number or literal ends at its delimiter, and stays JSON */
+	end = unquoted_end(v, quoted ? " \t\r\n\f\v,}]\"" : " \t\r\n\f\v\"'");
+	if (end == v + strlen(MASK) && strncmp(v, MASK, strlen(MASK)) == 0)
+		buf_adds(b, MASK);	/* masked already: the same again */
+	else if (end > v)
 		buf_adds(b, quoted ? "\"" MASK "\"" : MASK);
 	return end;
 }
@@ -453,11 +474,62 @@ redact_excerpt(const char *body, size_t len, size_t max)
 	return s;
 }
 
+/*
+ * A conninfo as libpq reads it: "key = value" in any spacing, a value quoted or up to the next
+ * blank; a password's value hidden whatever it holds. A URI is a URL. Then the registry.
+ */
 char *
 redact_conninfo(const char *ci)
 {
-	/* key = value in any spacing, quoted values, URIs: all patterns redact_text knows */
-	return redact_text(ci);
+	struct buf b;
+	const char *p = ci, *k, *v;
+	char *r;
+
+	if (ci == NULL)
+		return xstrdup("");
+	if (strncmp(ci, "postgres://", 11) == 0 || strncmp(ci, "postgresql://", 13) == 0) {
+		char *u = redact_url(ci);
+
+		r = mask_registered(u);
+		free(u);
+		return r;
+	}
+	buf_init(&b);
+	buf_adds(&b, "");
+	while (*p != '\0') {
+		bool secret;
+
+		for (k = p; isspace((unsigned char)*p); p++)
+			;
+		for (; *p != '\0' && *p != '=' && !isspace((unsigned char)*p); p++)
+			;
+		secret = has_word(k, (size_t)(p - k), text_words, NELEM(text_words));
+		for (; isspace((unsigned char)*p); p++)
+			;
+		if (*p != '=') {
+			buf_add(&b, k, (size_t)(p - k));
+			continue;
+		}
+		for (p++; isspace((unsigned char)*p); p++)
+			;
+		buf_add(&b, k, (size_t)(p - k));
+		if (*p == '\'') {
+			v = quoted_end(p);
+			buf_add(&b, secret ? "'" MASK "'" : p, secret ? strlen(MASK) + 2 :
+			    (size_t)(v - p));
+		} else {
+			v = unquoted_end(p, " \t\r\n\f\v");
+			if (secret && v > p)
+				buf_adds(&b, MASK);
+			else
+				buf_add(&b, p, (size_t)(v - p));
+		}
+		p = v;
+	}
+	/* the registry only: the text patterns would split it otherwise than libpq does */
+	r = mask_registered(b.data);
+	buf_free(&b);
+	return r;
 }
 
 void

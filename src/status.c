@@ -81,14 +81,17 @@ reply(struct evhttp_request *req, int code, const char *reason, const char *ctyp
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	struct evbuffer *out = evbuffer_new();
+	/* the one way out of /jobs and /metrics: a run's error, a job's name, redacted */
+	char *red = redact_text_free(xstrndup(body, len));
 
 	evhttp_add_header(h, "Content-Type", ctype);
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	if (code == 405)
 		evhttp_add_header(h, "Allow", "GET, HEAD");
-	evbuffer_add(out, body, len);
+	evbuffer_add(out, red, strlen(red));
 	evhttp_send_reply(req, code, reason, out);	/* evhttp leaves the body out for HEAD */
 	evbuffer_free(out);
+	free(red);
 }
 
 static void

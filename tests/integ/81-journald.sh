@@ -42,17 +42,10 @@ os.environ.pop("ONESYNC_LOG_TARGET", None)
 os.execv(sys.argv[1], sys.argv[1:])
 PY
 
-export T ONESYNCD JOURNALD
+export T ONESYNCD JOURNALD JOURNALD_INC=$TOP/tests/integ/journald.inc
 unshare --mount --propagation private -- bash -s >"$T/ns.log" 2>&1 <<'NS'
 set -u
-mount -n -t tmpfs tmpfs /run/systemd || exit 10
-mkdir -p /run/systemd/journal
-mount -n -t tmpfs tmpfs /run/log || exit 10
-[ -d /var/log/journal ] && { mount -n -t tmpfs tmpfs /var/log/journal || exit 10; }
-SYSTEMD_LOG_TARGET=console "$JOURNALD" >"$T/journald.log" 2>&1 & J=$!
-trap 'kill $J 2>/dev/null; wait $J 2>/dev/null' EXIT
-for _ in $(seq 100); do [ -S /run/systemd/journal/socket ] && [ -S /run/systemd/journal/stdout ] && break; sleep 0.1; done
-[ -S /run/systemd/journal/socket ] || { echo "journald did not start"; exit 11; }
+. "$JOURNALD_INC"
 # 1: native logging forced
 ONESYNC_LOG_TARGET=journal timeout 120 "$ONESYNCD" -c "$T/c.conf" --once >"$T/forced.out" 2>"$T/forced.err" ||
 	{ echo "forced --once exited $?"; exit 12; }

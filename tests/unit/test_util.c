@@ -63,30 +63,6 @@ test_url_escape(void **state)
 	buf_free(&b);
 }
 
-static void
-test_redact(void **state)
-{
-	char *s;
-
-	(void)state;
-	s = redact_conninfo("host=db user=sync password=s3cret dbname=x");
-	assert_string_equal(s, "host=db user=sync password=*** dbname=x");
-	free(s);
-	s = redact_conninfo("password='a b\\' c' host=db");
-	assert_null(strstr(s, "a b"));
-	assert_non_null(strstr(s, "host=db"));
-	free(s);
-	s = redact_conninfo("postgresql://u:pw@db/x");
-	assert_string_equal(s, "postgresql://u:***@db/x");
-	free(s);
-	s = redact_url("https://api.example.com/x?page=2&access_token=abc&q=1");
-	assert_string_equal(s, "https://api.example.com/x?page=2&access_token=***&q=1");
-	free(s);
-	s = redact_url("https://user:pw@h/p");
-	assert_string_equal(s, "https://user:***@h/p");
-	free(s);
-}
-
 /* s redacted equals want. */
 static void
 red_is(const char *s, const char *want)
@@ -97,11 +73,19 @@ red_is(const char *s, const char *want)
 	free(r);
 }
 
+/* conninfo ci redacted equals want. */
+static void
+ci_is(const char *ci, const char *want)
+{
+	char *r = redact_conninfo(ci);
+
+	assert_string_equal(r, want);
+	free(r);
+}
+
 static void
 test_redact_conninfo_spellings(void **state)
 {
-	char *s;
-
 	(void)state;
 	redact_reset();
 	red_is("host=db password=x1 dbname=d", "host=db password=*** dbname=d");
@@ -119,11 +103,21 @@ test_redact_conninfo_spellings(void **state)
 	    "postgres://u:***@db:5/x?sslmode=off&password=***");
 	red_is("postgresql://u@db/x", "postgresql://u@db/x");
 	/* as libpq quotes it in a message */
-	red_is("could not connect (host=h password = zz9): refused",
-	    "could not connect (host=h password = ***): refused");
-	s = redact_conninfo("host=db user=sync password = s3cret dbname=x");
-	assert_string_equal(s, "host=db user=sync password = *** dbname=x");
-	free(s);
+	red_is("could not connect (host=h password = zz9) refused",
+	    "could not connect (host=h password = *** refused");
+	/* libpq ends a value at a blank only */
+	red_is("password=a,b;c&d) host=h", "password=*** host=h");
+	ci_is("host=db user=sync password = s3cret dbname=x",
+	    "host=db user=sync password = *** dbname=x");
+	ci_is("host=db password= 'a b\\' c' sslpassword =x,y dbname=x",
+	    "host=db password= '***' sslpassword =*** dbname=x");
+	/* libpq reads a backslash-escaped blank as part of the value (found by fuzz_redact) */
+	ci_is("password =b\\ b host=h",
+	    "password =*** host=h");
+	ci_is("postgresql://u:a#b?c@h/db",
+	    "postgresql://u:***@h/db");
+	ci_is("postgresql://u:pw@db/x?password=p",
+	    "postgresql://u:***@db/x?password=***");
 }
 
 static void
@@ -133,7 +127,11 @@ test_redact_urls_and_headers(void **state)
 	redact_reset();
 	red_is("GET https://h/x?page=2&access_token=abc&q=1: 500",
 	    "GET https://h/x?page=2&access_token=***&q=1: 500");
-	red_is("https://user:pw@h/p?api_key=k#frag", "https://user:***@h/p?api_key=***#frag");
+	red_is("https://user:pw@h/p?api_key=k#frag", "https://user:***@h/p?api_key=***");
+	red_is("postgresql://h/db?password=a#b&sslmode=off", "postgresql://h/db?password=***&sslmode=off");
+	/* a fragment carries tokens too; libpq reads '#' as part of a value */
+	red_is("https://h/cb#access_token=abc&state=1", "https://h/cb#access_token=***&state=1");
+	red_is("postgresql://u@h/db?sslmode=off#&password=x", "postgresql://u@h/db?sslmode=off#&password=***");
 	red_is("x ftp://u:secret@h/f.csv y", "x ftp://u:***@h/f.csv y");
 	red_is("\"https://h/?Signature=s&X-Amz-Credential=c\"",
 	    "\"https://h/?Signature=***&X-Amz-Credential=***\"");
@@ -148,7 +146,7 @@ test_redact_urls_and_headers(void **state)
 	/* JSON bodies: credential names hidden, JSON kept valid, the rest untouched */
 	red_is("{\"error\":\"bad\",\"access_token\":\"t0k\",\"n\":{\"password\":12}}",
 	    "{\"error\":\"bad\",\"access_token\":\"***\",\"n\":{\"password\":\"***\"}}");
-	red_is("api_key=abc, next", "api_key=***, next");
+	red_is("api_key=abc, next", "api_key=*** next");
 	/* names that only look alike stay */
 	red_is("key=12 author=me tokens left 3", "key=12 author=me tokens left 3");
 	red_is("password authentication failed for user \"u\"",
@@ -252,7 +250,6 @@ main(void)
 		cmocka_unit_test(test_durations),
 		cmocka_unit_test(test_buf),
 		cmocka_unit_test(test_url_escape),
-		cmocka_unit_test(test_redact),
 		cmocka_unit_test(test_redact_conninfo_spellings),
 		cmocka_unit_test(test_redact_urls_and_headers),
 		cmocka_unit_test(test_redact_registry),
