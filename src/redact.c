@@ -460,14 +460,9 @@ redact_excerpt(const char *body, size_t len, size_t max)
 	/* room for a secret that straddles the cut: it is masked whole, then cut */
 	size_t n = len > max + 4096 ? max + 4096 : len;
 	char *s = redact_text_free(xstrndup(body != NULL ? body : "", body != NULL ? n : 0));
-	size_t m = strlen(s);
 
-	if (m > max) {
-		m = max;
-		while (m > 0 && ((unsigned char)s[m] & 0xc0) == 0x80)
-			m--;		/* not inside a UTF-8 sequence */
-		s[m] = '\0';
-	}
+	if (strlen(s) > max)
+		s[max] = '\0';	/* maybe inside a character: text_storable() mends it */
 	for (char *p = s; *p != '\0'; p++)
 		if (*p == '\n' || *p == '\r')
 			*p = ' ';

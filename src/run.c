@@ -189,7 +189,7 @@ write_failure(struct run *r)
 		return;
 	}
 	/* The message may quote a source or destination (invalid UTF-8, cut mid-character). */
-	msg = text_storable(r->fail_msg, strlen(r->fail_msg), RUN_ERROR_MAX);
+	msg = run_error_text(r->fail_msg);
 	doc = json_pack("{ss ss sI sI sI sI sI}", "result", r->cut ? "cut" : "failed",
 	    "error", msg,
 	    /* what the run did since its last checkpoint, so the history shows it all */
@@ -632,15 +632,24 @@ run_note_failure(struct run *r, const char *key, const char *error)
 		    "more records failed in this run; see onesyncctl failures %s", r->job->name);
 }
 
+char *
+run_error_text(const char *error)
+{
+	/* redacted before it is cut: a secret cut in two would escape the registry */
+	char *red = redact_text(error);
+	char *e = text_storable(red, strlen(red), RUN_ERROR_MAX);
+
+	free(red);
+	return e;
+}
+
 json_t *
 run_failure_entry(const char *key, const char *error, json_t *payload, const char *hash)
 {
 	char *k = text_storable(key, strlen(key), SIZE_MAX);
-	char *red = redact_text(error);
-	char *e = text_storable(red, strlen(red), RUN_ERROR_MAX);
+	char *e = run_error_text(error);
 	json_t *doc;
 
-	free(red);
 	if (payload != NULL && !json_is_null(payload) && (!json_storable(payload) ||
 	    json_dumpb(payload, NULL, 0, JSON_COMPACT) > RUN_PAYLOAD_MAX)) {
 		/* PostgreSQL cannot hold it (or a checkpoint of a batch of them): keep the

@@ -138,6 +138,10 @@ void run_note_duplicate(struct run *, const char *key, const char *where);
 			"larger than 8 MB)"
 json_t *run_failure_entry(const char *key, const char *error, json_t *payload,
     const char *hash);
+/* An error text as every column of the state database holds one (runs.error,
+ * failures.last_error, unmarked.last_error): redacted, then valid UTF-8 without NUL and at
+ * most RUN_ERROR_MAX bytes. The only way an error text reaches the state database. */
+char *run_error_text(const char *);
 void run_items_reset(struct run *);	/* drop the items of the last delivery */
 /* Drop item i (not yet delivered); the last item takes its place. */
 void run_drop_item(struct run *, size_t i);

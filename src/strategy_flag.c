@@ -421,6 +421,42 @@ next_batch(struct run *r)
 	run_deliver(r, batch_delivered);
 }
 
+/*
+ * What onesync.unmarked keeps of the destination's answer: only the values the marking's
+ * {{dest.PATH}} placeholders use (null when they use none). The whole answer may echo what
+ * was sent, credentials of the body or headers among them.
+ */
+static json_t *
+answer_kept(const struct job_conf *j, json_t *answer)
+{
+	const struct source_conf *s = &j->src;
+	const struct tmpl *t;
+	const char *path;
+	json_t *kept, *st;
+	size_t i, it, n = 2 + s->mark_nheaders + s->nmark_set;
+
+	if (answer == NULL || json_is_null(answer))
+		return json_null();
+	kept = json_object();
+	for (i = 0; i < n; i++) {
+		/* the marking request (URL, body, headers), or the columns it sets */
+		t = i == 0 ? s->mark_url : i == 1 ? s->mark_body :
+		    i < 2 + s->mark_nheaders ? s->mark_headers[i - 2] :
+		    s->mark_set[i - 2 - s->mark_nheaders].value;
+		for (it = 0; (path = tmpl_dest_path(t, &it)) != NULL; )
+			json_path_keep(kept, answer, path);
+	}
+	if (json_object_size(kept) == 0) {
+		json_decref(kept);
+		return json_null();
+	}
+	if (json_storable(kept))
+		return kept;
+	st = json_storable_copy(kept);
+	json_decref(kept);
+	return st;
+}
+
 /* Mark what the destination accepted, and what an earlier run delivered but did not mark. */
 static void
 batch_delivered(struct run *r, int rc)
@@ -538,11 +574,9 @@ batch_marked(void *arg, int rc, const char *err)
 			log_job(LOG_WARNING, r->job->name, r->id, NULL, "record %s delivered but not "
 			    "marked: %s; the next run marks it without delivering it again", c->key,
 			    m->error != NULL ? m->error : "marking failed");
-			e = m->error != NULL ? text_storable(m->error, strlen(m->error),
-			    RUN_ERROR_MAX) : xstrdup("marking failed");
+			e = run_error_text(m->error != NULL ? m->error : "marking failed");
 			json_array_append_new(uadd, json_pack("[s s o s]", c->key, c->hash,
-			    m->dest == NULL ? json_null() : json_storable(m->dest) ?
-			    json_incref(m->dest) : json_storable_copy(m->dest), e));
+			    answer_kept(r->job, m->dest), e));
 			free(e);
 			break;
 		}

@@ -383,16 +383,28 @@ tmpl_has_secret(const struct tmpl *t)
 	return t->has_secret;
 }
 
-const char *
-tmpl_record_path(const struct tmpl *t, size_t *it)
+static const char *
+path_of(const struct tmpl *t, unsigned var, size_t *it)
 {
 	while (t != NULL && *it < t->nparts) {
 		const struct part *p = &t->parts[(*it)++];
 
-		if (p->var == TV_RECORD && p->arg != NULL)
+		if (p->var == var && p->arg != NULL)
 			return p->arg;
 	}
 	return NULL;
+}
+
+const char *
+tmpl_record_path(const struct tmpl *t, size_t *it)
+{
+	return path_of(t, TV_RECORD, it);
+}
+
+const char *
+tmpl_dest_path(const struct tmpl *t, size_t *it)
+{
+	return path_of(t, TV_DEST, it);
 }
 
 /* Source text plus resolved secret/env values, for config fingerprints only. */
@@ -783,4 +795,29 @@ json_path_get(json_t *root, const char *path)
 		p = dot != NULL ? dot + 1 : p + n;
 	}
 	return root;
+}
+
+void
+json_path_keep(json_t *into, json_t *root, const char *path)
+{
+	json_t		*v = json_path_get(root, path), *o = into, *next;
+	const char	*p = path, *dot;
+	char		*comp;
+
+	if (v == NULL || !json_is_object(into))
+		return;
+	while ((dot = strchr(p, '.')) != NULL) {
+		comp = xstrndup(p, (size_t)(dot - p));
+		if ((next = json_object_get(o, comp)) == NULL) {
+			next = json_object();
+			json_object_set_new(o, comp, next);
+		}
+		free(comp);
+		if (!json_is_object(next))
+			return;	/* an array kept whole by a shorter path */
+		o = next;
+		p = dot + 1;
+	}
+	/* a copy: a longer path kept later writes into it, never into root */
+	json_object_set_new(o, p, json_deep_copy(v));
 }

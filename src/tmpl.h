@@ -63,6 +63,8 @@ bool tmpl_has_secret(const struct tmpl *);
 /* The record paths of its {{record.PATH}} placeholders, one per call from *it (start at 0);
  * NULL after the last. */
 const char *tmpl_record_path(const struct tmpl *, size_t *it);
+/* The same for its {{dest.PATH}} placeholders. */
+const char *tmpl_dest_path(const struct tmpl *, size_t *it);
 /* Append the source and the resolved secret/env values (config fingerprints only; never log). */
 void tmpl_digest(const struct tmpl *, struct buf *);
 
@@ -85,5 +87,8 @@ int tmpl_render(const struct tmpl *, const struct tmpl_vals *, bool redact,
 
 /* Dot path lookup ("a.b.0.c"); "" returns root. Borrowed reference or NULL. */
 json_t *json_path_get(json_t *root, const char *path);
+/* Copy the value at path in root (if any) into the object into, at the same path, objects
+ * on the way (an array index becomes an object's member "0": json_path_get finds it). */
+void json_path_keep(json_t *into, json_t *root, const char *path);
 
 #endif

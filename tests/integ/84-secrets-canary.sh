@@ -147,6 +147,9 @@ has "onesyncctl, state database down" "password = ***" "$T/ctl-down.out"
 # the run history as stored
 sql "$STATE" "SELECT * FROM onesync.runs" >"$T/runs.txt"
 sql "$STATE" "SELECT * FROM onesync.failures" >"$T/failures.txt"
+pg_dump -a -d "$STATE" >"$T/state.dump" 2>"$T/pg_dump.err" ||
+	fail "pg_dump of the state database: $(cat "$T/pg_dump.err")"
+no_canary "the state database (pg_dump)" "$T/state.dump"
 no_canary "onesync.runs" "$T/runs.txt"
 no_canary "onesync.failures" "$T/failures.txt"
 has "onesync.runs" "_token=***" "$T/runs.txt"
