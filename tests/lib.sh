@@ -7,6 +7,10 @@ TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ONESYNCD=${ONESYNCD:-$TOP/src/onesyncd}
 SAMPLEAPP=${SAMPLEAPP:-$TOP/tests/sampleapp}
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+# The system's tools first: the Debian python3 has psycopg2 and starts in 0.05 s, where a
+# python3 shim of a version manager (pyenv) earlier on PATH took 2 s a call and made the
+# multi-instance tests, which call it hundreds of times, run out of time.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin${PATH:+:$PATH}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$TOP/tests/lsan.supp}
 T=$(mktemp -d /tmp/onesync-test.XXXXXX)
 chmod 755 "$T"
