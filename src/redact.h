@@ -44,8 +44,10 @@ char *redact_excerpt(const char *body, size_t len, size_t max);
 char *redact_conninfo(const char *);
 char *redact_url(const char *);
 
-/* Append s with control characters (and DEL) escaped as \n, \r, \t or \xNN: a logged
- * value never starts a new line or hides text (a backslash is kept as is). */
+/* Append s with control characters (and DEL) escaped as \n, \r, \t or \xNN, bytes that
+ * are not UTF-8 as \xNN, and C1, separator and bidirectional/zero-width format characters
+ * as \uNNNN: a logged value never starts a new line, never reorders or hides the text
+ * around it, and the line stays valid UTF-8 (a backslash is kept as is). */
 void escape_controls(struct buf *, const char *);
 
 #endif

@@ -99,6 +99,37 @@ plain(const char *s)
 	return buf_steal(&b);
 }
 
+/* True when s is valid UTF-8 holding no C1 control, U+2028/2029 or U+202A..U+202E. */
+static int
+escaped_clean(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p != '\0') {
+		if (*p < 0x80) {
+			p++;
+			continue;
+		}
+		if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+			return 0;
+		if (p[0] == 0xe2 && p[1] == 0x80 && p[2] >= 0xa8 && p[2] <= 0xae)
+			return 0;
+		if (p[0] >= 0xc2 && p[0] <= 0xdf && (p[1] & 0xc0) == 0x80)
+			p += 2;
+		else if (p[0] >= 0xe0 && p[0] <= 0xef && (p[1] & 0xc0) == 0x80 &&
+		    (p[2] & 0xc0) == 0x80 && !(p[0] == 0xe0 && p[1] < 0xa0) &&
+		    !(p[0] == 0xed && p[1] >= 0xa0))
+			p += 3;
+		else if (p[0] >= 0xf0 && p[0] <= 0xf4 && (p[1] & 0xc0) == 0x80 &&
+		    (p[2] & 0xc0) == 0x80 && (p[3] & 0xc0) == 0x80 &&
+		    !(p[0] == 0xf0 && p[1] < 0x90) && !(p[0] == 0xf4 && p[1] >= 0x90))
+			p += 4;
+		else
+			return 0;
+	}
+	return 1;
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -130,6 +161,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (p = b.data; *p != '\0'; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			__builtin_trap();
+	/* and the line is UTF-8 without C1 or bidirectional controls */
+	if (!escaped_clean(b.data))
+		__builtin_trap();
 	buf_free(&b);
 	free(r);
 

@@ -1,6 +1,8 @@
 # A value from the data never starts a line of its own in the log: record keys holding a
 # newline followed by a forged "<3>job=... run=...:" line, a carriage return, an escape
-# sequence, a tab, C1's NEL and U+2028 are logged escaped (\n, \r, \x1b, \t, \u0085, \u2028)
+# sequence, a tab, C1's NEL and U+2028 are logged escaped (\n, \r, \x1b, \t, \u0085, \u2028),
+# and so are the format characters that reorder or hide text (a right-to-left override
+# U+202E shows "k3<U+202E>lave" as "k3eval"; a zero-width space U+200B)
 # on stderr, and, in journald mode, in the MESSAGE field (when a private journald can be
 # run, as in 81-journald.sh). The records themselves go on: they are refused (no timestamp)
 # and wait in the retry queue with their keys intact.
@@ -11,6 +13,7 @@ sa POST /_ctl/gen '{"coll":"contacts","n":5}' >/dev/null
 # two records without their timestamp: each is logged by its key, which forges lines
 sa POST /api/contacts '{"id":"k1\n<3>job=contacts run=1: FORGED one","name":"x"}' >/dev/null
 sa POST /api/contacts '{"id":"k2\r<3>FORGED two\u001b[31m\t\u0085NEL\u2028LS","name":"x"}' >/dev/null
+sa POST /api/contacts '{"id":"k3 FORGED \u202elave\u200bx","name":"x"}' >/dev/null
 write_conf "$T/c.conf"
 once "$T/c.conf" || fail "--once failed"
 [ "$(sql "$STATE" "SELECT count(*) FROM onesync.failures WHERE job = 'contacts' AND key LIKE E'k1\n%'")" = 1 ] ||
@@ -24,6 +27,8 @@ fi
 grep -a -q -F 'record k1\n<3>job=contacts run=1: FORGED one' "$T/daemon.log" || fail "the newline is not shown escaped"
 grep -a -q -F 'record k2\r<3>FORGED two\x1b[31m\t\u0085NEL\u2028LS' "$T/daemon.log" ||
 	fail "CR, ESC, tab, NEL or U+2028 not shown escaped"
+grep -a -q -F 'record k3 FORGED \u202elave\u200bx' "$T/daemon.log" ||
+	fail "a right-to-left override or a zero-width space is not shown escaped"
 
 # journald: the MESSAGE field holds no line break either
 JOURNALD=/lib/systemd/systemd-journald
@@ -51,7 +56,7 @@ msgs = [m if isinstance(m, str) else bytes(m).decode("utf-8", "replace") for m i
 forged = [m for m in msgs if "FORGED" in m]
 if not forged: sys.exit("no message names the keys")
 for m in forged:
-    if any(c in m for c in "\n\r\x1b\x85\u2028"): sys.exit("raw control character in %r" % m)
+    if any(c in m for c in "\n\r\x1b\x85\u2028\u202e\u200b"): sys.exit("raw control character in %r" % m)
 if not any("k1\\n<3>job=contacts run=1: FORGED one" in m for m in forged): sys.exit("k1 not escaped")
 PY
 else

@@ -210,6 +210,15 @@ test_escape_controls(void **state)
 	assert_string_equal(b.data,
 	    "k\\n<3>forged\\r\\t\\x01\\x7f\\n \\u0085 \\u2028 \xc3\xa9");
 	assert_null(strchr(b.data, '\n'));
+	/* not UTF-8 (a stray byte, 8-bit CSI, overlong NUL, a surrogate, cut short), a C1
+	 * CSI, a right-to-left override and a zero-width space; the rest stays as it is */
+	buf_free(&b);
+	buf_init(&b);
+	buf_adds(&b, "");
+	escape_controls(&b, "a\xff\x9b[31m \xc0\x80 \xed\xa0\x80 \xc2\x9b \xe2\x80\xaeRTL "
+	    "\xe2\x80\x8bz \xf0\x9f\x98\x80 \xe2\x80");
+	assert_string_equal(b.data, "a\\xff\\x9b[31m \\xc0\\x80 \\xed\\xa0\\x80 \\u009b "
+	    "\\u202eRTL \\u200bz \xf0\x9f\x98\x80 \\xe2\\x80");
 	buf_free(&b);
 }
 
