@@ -28,36 +28,83 @@
 static struct strlist	secrets;	/* longest first: one holding another is masked whole */
 static struct strlist	params;		/* daemon.redact_params */
 
-/* Words that make a URL query parameter a credential (substrings, any case). */
-static const char *url_words[] = {
-	"token", "key", "secret", "passw", "sig", "auth", "credential", "session", "cookie"
+/*
+ * Which names are credentials. A name is cut into words at '_', '-', '.', ' ' and camelCase
+ * boundaries ("x-api-key", "apiKey", "XApiKey": x api key), compared without case:
+ *  - a word that contains one of the stems is a credential ("userPassword",
+ *    "accesstoken", "client_secret");
+ *  - so is a word of the list words;
+ *  - "key" is a credential after a word of key_before ("api_key", "accessKey"; not
+ *    "sort_key" nor "primary_key");
+ *  - in a URL query or a header name only (a name the API chose, never a record's field),
+ *    also the url_words ("auth", "sig", "session", "pass"...) and "key" alone.
+ * Plus the names of daemon.redact_params, exactly.
+ */
+static const char *stems[] = { "passw", "token", "secret", "passphrase" };
+static const char *words[] = {
+	"pwd", "signature", "authorization", "credential", "credentials", "apikey",
+	"accesskey", "privatekey", "jwt", "bearer", "cookie", "sessionid", "sessid"
 };
-/* The same for key=value and "key": "value" in free text, narrower: "key" or "auth"
- * alone name record keys and authors too often there. */
-static const char *text_words[] = {
-	"token", "secret", "passw", "signature", "credential", "apikey", "api_key", "api-key",
-	"access_key", "accesskey", "private_key", "authorization", "session_id", "sessionid",
-	"cookie"
+static const char *key_before[] = {
+	"api", "access", "secret", "private", "client", "auth", "app", "application",
+	"consumer", "subscription", "signing", "master", "license", "encryption", "session",
+	"shared", "ssh", "x"
 };
+static const char *url_words[] = { "auth", "sig", "session", "sid", "pass" };
 /* Headers whose whole value is a credential. */
 static const char *auth_headers[] = {
 	"authorization", "proxy-authorization", "cookie", "set-cookie"
 };
 
 static bool
-has_word(const char *name, size_t n, const char **words, size_t nwords)
+in_list(const char *w, const char **list, size_t n)
 {
-	for (size_t w = 0; w < nwords; w++) {
-		size_t wl = strlen(words[w]);
-
-		for (size_t i = 0; i + wl <= n; i++)
-			if (strncasecmp(name + i, words[w], wl) == 0)
-				return true;
-	}
-	for (size_t i = 0; i < params.n; i++)
-		if (strlen(params.v[i]) == n && strncasecmp(params.v[i], name, n) == 0)
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(w, list[i]) == 0)
 			return true;
 	return false;
+}
+
+#define WORD_SEP(c)	((c) == '_' || (c) == '-' || (c) == '.' || (c) == ' ')
+
+static bool
+cred_name(const char *name, size_t n, bool url)
+{
+	char w[64], prev[64] = "";
+	size_t i = 0, wl, nwords = 0;
+
+	for (size_t k = 0; k < params.n; k++)
+		if (strlen(params.v[k]) == n && strncasecmp(params.v[k], name, n) == 0)
+			return true;
+	while (i < n) {
+		while (i < n && WORD_SEP(name[i]))
+			i++;
+		for (wl = 0; i < n && !WORD_SEP(name[i]); i++) {
+			unsigned char c = (unsigned char)name[i];
+
+			/* camelCase: "apiKey", "XApiKey" */
+			if (wl > 0 && isupper(c) && (islower((unsigned char)name[i - 1]) ||
+			    (i + 1 < n && islower((unsigned char)name[i + 1]))))
+				break;
+			if (wl + 1 < sizeof w)
+				w[wl++] = (char)tolower(c);
+		}
+		w[wl] = '\0';
+		if (wl == 0)
+			continue;
+		for (size_t k = 0; k < NELEM(stems); k++)
+			if (strstr(w, stems[k]) != NULL)
+				return true;
+		if (in_list(w, words, NELEM(words)) ||
+		    (url && in_list(w, url_words, NELEM(url_words))))
+			return true;
+		if (strcmp(w, "key") == 0 && in_list(prev, key_before, NELEM(key_before)))
+			return true;
+		memcpy(prev, w, wl + 1);
+		nwords++;
+	}
+	/* "key" alone: a query's key= is an API key; a text's key= a record's */
+	return url && nwords == 1 && strcmp(prev, "key") == 0;
 }
 
 static bool
@@ -188,7 +235,7 @@ redact_learn_url(const char *url)
 		size_t n = strcspn(p, "&#");
 		const char *eq = memchr(p, '=', n);
 
-		if (eq != NULL && has_word(p, (size_t)(eq - p), url_words, NELEM(url_words))) {
+		if (eq != NULL && cred_name(p, (size_t)(eq - p), true)) {
 			learn(eq + 1, n - (size_t)(eq + 1 - p));
 			learn(eq + 1, strcspn(eq + 1, "&"));	/* as libpq reads it */
 		}
@@ -220,7 +267,7 @@ redact_learn_header(const char *h)
 	if (h == NULL || (colon = strchr(h, ':')) == NULL)
 		return;
 	if (!is_auth_header(h, (size_t)(colon - h)) &&
-	    !has_word(h, (size_t)(colon - h), url_words, NELEM(url_words)))
+	    !cred_name(h, (size_t)(colon - h), true))
 		return;
 	for (v = colon + 1; *v == ' ' || *v == '\t'; v++)
 		;
@@ -237,7 +284,7 @@ void
 redact_learn_param(const char *name, const char *value)
 {
 	if (name != NULL && value != NULL &&
-	    has_word(name, strlen(name), url_words, NELEM(url_words)))
+	    cred_name(name, strlen(name), true))
 		learn(value, strlen(value));
 }
 
@@ -282,7 +329,7 @@ redact_url(const char *url)
 		size_t n = strcspn(p, "&#");
 		const char *eq = memchr(p, '=', n);
 
-		if (eq != NULL && has_word(p, (size_t)(eq - p), url_words, NELEM(url_words))) {
+		if (eq != NULL && cred_name(p, (size_t)(eq - p), true)) {
 			buf_add(&b, p, (size_t)(eq + 1 - p));
 			buf_adds(&b, MASK);
 			/* up to the next '&': libpq reads a '#' as part of the value */
@@ -395,7 +442,7 @@ pattern_at(struct buf *b, const char *start, const char *p)
 			return end;
 		}
 	} else if ((*v == '=' || (*v == ':' && quoted)) &&
-	    has_word(p, (size_t)(e - p), text_words, NELEM(text_words))) {
+	    cred_name(p, (size_t)(e - p), false)) {
 		v++;
 		while (isspace((unsigned char)*v))
 			v++;
@@ -498,7 +545,7 @@ redact_conninfo(const char *ci)
 			;
 		for (; *p != '\0' && *p != '=' && !isspace((unsigned char)*p); p++)
 			;
-		secret = has_word(k, (size_t)(p - k), text_words, NELEM(text_words));
+		secret = cred_name(k, (size_t)(p - k), false);
 		for (; isspace((unsigned char)*p); p++)
 			;
 		if (*p != '=') {
@@ -551,5 +598,38 @@ escape_controls(struct buf *b, const char *s)
 			p += 2;
 		} else
 			buf_addc(b, (char)*p);
+	}
+}
+
+/*
+ * A JSON document's strings redacted in place, keys and numbers left alone: a secret that
+ * equals a key ("delivered") or the digits of a number must not make the document invalid
+ * or unreadable. A member whose name is a credential gets "***" whatever its value (not
+ * an object or array: their own names are looked at).
+ */
+void
+redact_json(json_t *v)
+{
+	const char *k;
+	json_t *m;
+	size_t i;
+	char *r;
+
+	if (json_is_object(v)) {
+		json_object_foreach(v, k, m) {
+			if (!json_is_object(m) && !json_is_array(m) && !json_is_null(m) &&
+			    cred_name(k, strlen(k), false))
+				json_object_set_new(v, k, json_string(MASK));
+			else
+				redact_json(m);
+		}
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, m)
+			redact_json(m);
+	} else if (json_is_string(v)) {
+		r = redact_text(json_string_value(v));
+		if (strcmp(r, json_string_value(v)) != 0)
+			json_string_set(v, r);
+		free(r);
 	}
 }

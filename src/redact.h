@@ -2,6 +2,8 @@
 #ifndef ONESYNC_REDACT_H
 #define ONESYNC_REDACT_H
 
+#include <jansson.h>
+
 #include "util.h"
 
 /*
@@ -35,6 +37,10 @@ void redact_reset(void);
 char *redact_text(const char *);
 /* The same, on a text the caller no longer needs (freed). */
 char *redact_text_free(char *);
+/* A JSON document's string values redacted in place (never its keys nor numbers), and the
+ * values of members whose names are credentials: how a document is redacted, never by its
+ * serialised text. */
+void redact_json(json_t *);
 
 /* The first max bytes of an answer's body for a message: redacted before it is cut (a
  * secret cut in two would escape the registry), one line. */

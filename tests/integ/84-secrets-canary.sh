@@ -19,6 +19,8 @@ C_USER=$(canary user) C_HDR=$(canary hdr) C_PGKV=$(canary pgkv) C_PGURI=$(canary
 C_STATE=$(canary state) C_STATE2=$(canary state2) C_PARAM=$(canary param)
 mkdir -p "$T/secrets"; printf '%s\n' "$C_SECRET" >"$T/secrets/apikey"
 export ONESYNC_TEST_TOKEN=$C_ENV
+# a secret that is also an ordinary word (a key of every JSON document onesync shows)
+export ONESYNC_TEST_WORD=delivered
 sa POST /_ctl/gen '{"coll":"contacts","n":30}' >/dev/null
 sa POST /_ctl/gen '{"coll":"echo","n":5}' >/dev/null
 # the destination refuses two records and echoes every canary it could have seen
@@ -35,8 +37,9 @@ jobs = (
 	{ name = "good"; strategy = "modified"; key = "id";
 	  modified = { field = "updatedAt"; };
 	  source = { type = "http";
-		url = "$SA/api/contacts?_access_token=$C_QTOK&_api_key={{env:ONESYNC_TEST_TOKEN}}&_x-my-param=$C_PARAM";
-		headers = [ "Authorization: Bearer $C_HDR", "X-Api-Key: {{secret:apikey}}" ];
+		url = "$SA/api/contacts?_access_token=$C_QTOK&_api_key={{env:ONESYNC_TEST_TOKEN}}&_x-my-param=$C_PARAM&_sort_key=updatedAt&_author=name-1";
+		headers = [ "Authorization: Bearer $C_HDR", "X-Api-Key: {{secret:apikey}}",
+			    "X-Word: {{env:ONESYNC_TEST_WORD}}" ];
 		query = [ "updatedAt_gte={{watermark}}", "_sort=updatedAt,id", "_page={{page}}",
 			  "_limit={{limit}}", "_sig={{secret:apikey}}" ];
 		page = { style = "page"; size = 10; }; };
@@ -98,6 +101,9 @@ no_canary "--once -v -v log" "$T/once.log"
 has "--once log" "_access_token=***" "$T/once.log"
 has "--once log" "password = ***" "$T/once.log"
 has "--once log" '"token":"***"' "$T/once.log"
+# names that only contain a credential word are no credentials: their values stay, and are
+# not learnt as secrets (which would mask them everywhere)
+has "--once log" "_sort_key=updatedAt&_author=name-1" "$T/once.log"
 
 # the daemon, with the status endpoint, at -v -v; then a reload that brings a new secret
 LISTEN=127.0.0.1:0 write "$T/c.conf" "$STATE password= $C_STATE"
@@ -121,11 +127,32 @@ curl -sS --max-time 10 "$ST/metrics" >"$T/metrics.txt" || fail "GET /metrics"
 no_canary "/jobs" "$T/jobs.json"
 has "/jobs" "_token=***" "$T/jobs.json"
 no_canary "/metrics" "$T/metrics.txt"
+# a secret equal to a key: the documents stay JSON, their keys and metric names intact
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert all("delivered" in j["last_run"] for j in d), d' \
+	"$T/jobs.json" || fail "/jobs is not JSON, or lost its keys to a secret equal to one"
+has "/metrics" "delivered" "$T/metrics.txt"
 kill -TERM "$D_PID"; wait "$D_PID" 2>/dev/null
 no_canary "daemon log" "$T/daemon.log"
 has "daemon log" "new key ***" "$T/daemon.log"
 
 # onesyncctl, every command that shows stored text, plain and --json
+# a secret an older version stored, across the cut of its cell (70 characters): redacted
+# before the cut, not a piece of it shown
+sql "$STATE" "INSERT INTO onesync.failures (job, key, attempts, last_error)
+	VALUES ('echo', 'old', 1, '$(printf '%060d' 0) $C_SECRET2 end')"
+"$CTL" -c "$T/c.conf" failures echo >"$T/ctl-cut.out" 2>&1
+no_canary "onesyncctl failures, a cut cell" "$T/ctl-cut.out"
+has "onesyncctl failures, a cut cell" "$(printf '%060d' 0) ***" "$T/ctl-cut.out"
+sql "$STATE" "DELETE FROM onesync.failures WHERE key = 'old'"
+for cmd in "jobs" "runs good" "failures echo"; do
+	"$CTL" -c "$T/c.conf" --json $cmd >"$T/ctl.json" 2>&1 || fail "onesyncctl --json $cmd"
+	python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$T/ctl.json" ||
+		fail "onesyncctl --json $cmd: not JSON (a secret equal to a key masked it)"
+done
+grep -q '"delivered":' "$T/ctl.json" || "$CTL" -c "$T/c.conf" --json runs good | grep -q '"delivered":' ||
+	fail "onesyncctl --json runs: the key \"delivered\" is masked"
+"$CTL" -c "$T/c.conf" --json failures echo | grep -q '"updatedAt":' ||
+	fail "onesyncctl --json failures: the payload's key \"updatedAt\" is masked"
 : >"$T/ctl.out"
 for j in good echo srcfail baddb; do
 	for cmd in runs failures; do

@@ -151,6 +151,45 @@ test_redact_urls_and_headers(void **state)
 	red_is("key=12 author=me tokens left 3", "key=12 author=me tokens left 3");
 	red_is("password authentication failed for user \"u\"",
 	    "password authentication failed for user \"u\"");
+	/* credential names match as words, not as substrings */
+	red_is("https://h/?_sort_key=updatedAt&_author=name-1&monkey=m1&keyword=k1",
+	    "https://h/?_sort_key=updatedAt&_author=name-1&monkey=m1&keyword=k1");
+	red_is("https://h/?api_key=1&apiKey=2&x-api-key=3&XApiKey=4&key=5&auth=6&_sig=7",
+	    "https://h/?api_key=***&apiKey=***&x-api-key=***&XApiKey=***&key=***&auth=***&_sig=***");
+	red_is("https://h/?pwd=1&pass=2&jwt=3&sid=4&session=5&bearer=6&credential=7&userPassword=8",
+	    "https://h/?pwd=***&pass=***&jwt=***&sid=***&session=***&bearer=***&credential=***"
+	    "&userPassword=***");
+	red_is("sort_key=a primary_key=b accessKey=c", "sort_key=a primary_key=b accessKey=***");
+	redact_reset();
+}
+
+static void
+test_redact_words_and_json(void **state)
+{
+	json_t *v;
+	char *s;
+
+	(void)state;
+	redact_reset();
+	/* a literal value of a parameter whose name only contains a credential word is no
+	 * secret: "updatedAt" must not be masked everywhere afterwards */
+	redact_learn_url("https://h/x?_sort_key=updatedAt&_author=name-1&api_key=real-key-1");
+	redact_learn_param("_sort_key", "updatedAt2");
+	red_is("updatedAt name-1 updatedAt2 real-key-1", "updatedAt name-1 updatedAt2 ***");
+	/* a secret equal to a key or to digits of a number: the document stays JSON, keys and
+	 * numbers kept; string values and credential-named members masked */
+	redact_add_secret("delivered");
+	redact_add_secret("105601");
+	v = json_pack("{si sf ss ss s{ss} s[s]}", "delivered", 3, "duration_s", 0.105601,
+	    "error", "x delivered y", "password_hash", "h", "rec", "apiKey", "k",
+	    "list", "105601");
+	redact_json(v);
+	s = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(12));
+	assert_string_equal(s, "{\"delivered\":3,\"duration_s\":0.105601,\"error\":"
+	    "\"x *** y\",\"list\":[\"***\"],\"password_hash\":\"***\","
+	    "\"rec\":{\"apiKey\":\"***\"}}");
+	free(s);
+	json_decref(v);
 	redact_reset();
 }
 
@@ -253,6 +292,7 @@ main(void)
 		cmocka_unit_test(test_redact_conninfo_spellings),
 		cmocka_unit_test(test_redact_urls_and_headers),
 		cmocka_unit_test(test_redact_registry),
+		cmocka_unit_test(test_redact_words_and_json),
 		cmocka_unit_test(test_escape_controls),
 		cmocka_unit_test(test_strmap),
 	};
