@@ -89,12 +89,9 @@ main(int argc, char **argv)
 		struct config *cfg;
 
 		if (config_load(path, &cfg, &errs) != 0) {
-			for (size_t i = 0; i < errs.n; i++) {
-				char *m = redact_text(errs.v[i]);
-
-				fprintf(stderr, "%s\n", m);
-				free(m);
-			}
+			/* redacted by config_load() */
+			for (size_t i = 0; i < errs.n; i++)
+				fprintf(stderr, "%s\n", errs.v[i]);
 			strlist_free(&errs);
 			return EX_CONFIG;
 		}

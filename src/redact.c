@@ -191,43 +191,87 @@ redact_reset(void)
 
 /* Register a literal piece of configuration (templates: only when it has no placeholder,
  * whose values tmpl.c registers itself), as written and percent-decoded. */
-static void
-learn(const char *v, size_t n)
+/* A copy of the n bytes at v, percent-decoded. */
+static char *
+pct_decode(const char *v, size_t n)
 {
 	char *s = xstrndup(v, n), *d;
 	const char *p;
 
+	for (p = s, d = s; *p != '\0'; p++) {
+		if (*p == '%' && isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2])) {
+			char h[3] = { p[1], p[2], '\0' };
+
+			*d++ = (char)strtol(h, NULL, 16);
+			p += 2;
+		} else
+			*d++ = *p;
+	}
+	*d = '\0';
+	return s;
+}
+
+static void
+learn(const char *v, size_t n)
+{
+	char *s = xstrndup(v, n), *d;
+
 	if (strstr(s, "{{") == NULL) {
 		redact_add_secret(s);
-		for (p = s, d = s; *p != '\0'; p++) {
-			if (*p == '%' && isxdigit((unsigned char)p[1]) &&
-			    isxdigit((unsigned char)p[2])) {
-				char h[3] = { p[1], p[2], '\0' };
-
-				*d++ = (char)strtol(h, NULL, 16);
-				p += 2;
-			} else
-				*d++ = *p;
-		}
-		*d = '\0';
-		redact_add_secret(s);
+		d = pct_decode(v, n);
+		redact_add_secret(d);
+		free(d);
 	}
 	free(s);
+}
+
+/*
+ * Where a URL's userinfo ends (its '@'), or NULL. The last '@' before the path (libpq reads
+ * '?' and '#' as part of a URI's password; curl ends the authority there); failing that, the last '@' before the query: a
+ * password written with a raw '/' is cut there by libpq and curl alike, which then quote
+ * its pieces as a host or a port, so it is hidden as if it were one.
+ */
+static bool
+pg_uri(const char *url)
+{
+	return strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0;
+}
+
+static const char *
+userinfo_end(const char *auth, bool pg)
+{
+	const char *hostend = auth + strcspn(auth, pg ? "/" : "/?#");
+	const char *at = memrchr(auth, '@', (size_t)(hostend - auth));
+
+	if (at == NULL)
+		at = memrchr(auth, '@', strcspn(auth, "?#"));
+	return at;
 }
 
 void
 redact_learn_url(const char *url)
 {
-	const char *scheme, *auth, *hostend, *at, *colon, *p;
+	const char *scheme, *auth, *at, *colon, *p;
+	char *user, *pass;
 
 	if (url == NULL)
 		return;
-	if ((scheme = strstr(url, "://")) != NULL) {
-		auth = scheme + 3;
-		hostend = auth + strcspn(auth, "/");
-		if ((at = memrchr(auth, '@', (size_t)(hostend - auth))) != NULL &&
-		    (colon = memchr(auth, ':', (size_t)(at - auth))) != NULL)
+	if ((scheme = strstr(url, "://")) != NULL &&
+	    (at = userinfo_end(auth = scheme + 3, pg_uri(url))) != NULL &&
+	    memmem(auth, (size_t)(at - auth), "{{", 2) == NULL) {
+		if ((colon = memchr(auth, ':', (size_t)(at - auth))) == NULL)
+			colon = at;
+		if (colon + 1 < at)
 			learn(colon + 1, (size_t)(at - colon - 1));
+		else if (!pg_uri(url))
+			learn(auth, (size_t)(colon - auth));	/* a token as the user */
+		/* and as "Authorization: Basic" carries them */
+		user = pct_decode(auth, (size_t)(colon - auth));
+		pass = colon < at ? pct_decode(colon + 1, (size_t)(at - colon - 1)) : xstrdup("");
+		redact_learn_basic(user, pass);
+		free(user);
+		explicit_bzero(pass, strlen(pass));
+		free(pass);
 	}
 	if (*(p = url + strcspn(url, "?#")) == '\0')
 		return;
@@ -260,27 +304,6 @@ redact_learn_conninfo(const char *ci)
 }
 
 void
-redact_learn_header(const char *h)
-{
-	const char *colon, *v, *sp;
-
-	if (h == NULL || (colon = strchr(h, ':')) == NULL)
-		return;
-	if (!is_auth_header(h, (size_t)(colon - h)) &&
-	    !cred_name(h, (size_t)(colon - h), true))
-		return;
-	for (v = colon + 1; *v == ' ' || *v == '\t'; v++)
-		;
-	learn(v, strlen(v));
-	/* "Bearer TOKEN", "Basic B64": the credential alone too */
-	if ((sp = strchr(v, ' ')) != NULL) {
-		while (*sp == ' ')
-			sp++;
-		learn(sp, strlen(sp));
-	}
-}
-
-void
 redact_learn_param(const char *name, const char *value)
 {
 	if (name != NULL && value != NULL &&
@@ -303,14 +326,19 @@ redact_url(const char *url)
 	p = url;
 	if ((scheme = strstr(url, "://")) != NULL) {
 		const char *auth = scheme + 3;
-		/* up to the path: libpq reads '?' and '#' as part of a URI's password */
-		const char *hostend = auth + strcspn(auth, "/");
 		/* the last '@': a password written with a bare '@' is hidden whole */
-		const char *at = memrchr(auth, '@', (size_t)(hostend - auth));
+		const char *at = userinfo_end(auth, pg_uri(url));
 		const char *colon = at != NULL ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
 
-		if (colon != NULL) {
+		if (colon != NULL && colon + 1 < at) {
+			/* user:password: the user stays, to tell accounts apart */
 			buf_add(&b, url, (size_t)(colon + 1 - url));
+			buf_adds(&b, MASK);
+			p = at;
+		} else if (at != NULL && at > auth && !pg_uri(url)) {
+			/* no password: the user is the credential ("https://TOKEN@h"); not in
+			 * a postgresql:// URI, whose user is a role (its password in .pgpass) */
+			buf_add(&b, url, (size_t)(auth - url));
 			buf_adds(&b, MASK);
 			p = at;
 		}
@@ -380,6 +408,172 @@ quoted_end(const char *p)
 		p++;
 	}
 	return *p == q ? p + 1 : p;
+}
+
+/* Headers whose values are no credentials: every other configured header's value is learnt
+ * (an operator writes credentials into headers of any name: X-Custom-Thing). */
+static const char *plain_headers[] = {
+	"accept", "accept-charset", "accept-encoding", "accept-language", "cache-control",
+	"connection", "content-encoding", "content-language", "content-type", "dnt",
+	"expect", "if-match", "if-modified-since", "if-none-match", "if-unmodified-since",
+	"origin", "pragma", "prefer", "range", "referer", "te", "user-agent",
+	"x-request-id", "x-requested-with"
+};
+
+static bool
+all_alpha(const char *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!isalpha((unsigned char)v[i]))
+			return false;
+	return true;
+}
+
+/*
+ * Learn one literal piece of a value: the piece, and its credential-looking parts: the
+ * values of a "a=1; b=2" list (a Cookie), the word after an auth scheme ("Bearer X").
+ * templated: the piece sits next to a placeholder; then a piece of letters only is a
+ * scheme word or a separator ("Bearer "), not learnt.
+ */
+static void
+learn_piece(const char *v, size_t n, bool templated)
+{
+	const char *end = v + n, *p, *q, *eq, *sp;
+
+	while (v < end && isspace((unsigned char)*v))
+		v++;
+	while (end > v && isspace((unsigned char)end[-1]))
+		end--;
+	if (end == v || (templated && all_alpha(v, (size_t)(end - v))))
+		return;
+	learn(v, (size_t)(end - v));
+	for (p = v; p < end; p = q + 1) {
+		for (q = p; q < end && *q != ';' && *q != ','; q++)
+			;
+		while (p < q && isspace((unsigned char)*p))
+			p++;
+		eq = memchr(p, '=', (size_t)(q - p));
+		sp = memchr(p, ' ', (size_t)(q - p));
+		if (sp != NULL && (eq == NULL || sp < eq)) {
+			/* "Bearer X", "Basic B64==" */
+			while (sp < q && *sp == ' ')
+				sp++;
+			learn(sp, (size_t)(q - sp));
+		} else if (eq != NULL)
+			learn_piece(eq + 1, (size_t)(q - eq - 1), templated);
+		if (q == end)
+			break;
+	}
+}
+
+/* Learn the literal pieces of a template value: the text between its placeholders (whose
+ * values tmpl.c registers itself). */
+static void
+learn_value(const char *v, size_t n)
+{
+	const char *end = v + n, *o, *c;
+	bool templated = memmem(v, n, "{{", 2) != NULL;
+
+	while (v < end) {
+		o = memmem(v, (size_t)(end - v), "{{", 2);
+		learn_piece(v, (size_t)((o != NULL ? o : end) - v), templated);
+		if (o == NULL || (c = memmem(o, (size_t)(end - o), "}}", 2)) == NULL)
+			break;
+		v = c + 2;
+	}
+}
+
+void
+redact_learn_value(const char *v)
+{
+	if (v != NULL)
+		learn_value(v, strlen(v));
+}
+
+void
+redact_learn_header(const char *h)
+{
+	const char *colon, *v;
+
+	if (h == NULL || (colon = strchr(h, ':')) == NULL || colon == h)
+		return;
+	for (v = h; v < colon; v++)
+		if (!isalnum((unsigned char)*v) && strchr("!#$%&'*+-.^_`|~", *v) == NULL)
+			return;	/* not a header: a ':' inside a placeholder */
+	for (size_t i = 0; i < NELEM(plain_headers); i++)
+		if (strlen(plain_headers[i]) == (size_t)(colon - h) &&
+		    strncasecmp(plain_headers[i], h, (size_t)(colon - h)) == 0)
+			return;
+	for (v = colon + 1; *v == ' ' || *v == '\t'; v++)
+		;
+	learn_value(v, strlen(v));
+}
+
+/*
+ * A JSON body template: the string values of members whose names are credentials
+ * ("key": "K", "client_secret": "S"; the names are the API's, read as a query's are),
+ * their literal pieces. Placeholders make the template
+ * something other than JSON, so it is scanned, not parsed.
+ */
+void
+redact_learn_body(const char *src)
+{
+	const char *p = src, *n, *ne, *v, *ve;
+
+	if (src == NULL)
+		return;
+	while ((n = strchr(p, '"')) != NULL) {
+		ne = quoted_end(n);
+		for (v = ne; isspace((unsigned char)*v); v++)
+			;
+		if (*v != ':' || ne[-1] != '"' || ne - n < 2) {
+			p = ne;
+			if (*p == '\0')
+				break;
+			continue;
+		}
+		for (v++; isspace((unsigned char)*v); v++)
+			;
+		if (*v == '"' && cred_name(n + 1, (size_t)(ne - n - 2), true)) {
+			ve = quoted_end(v);
+			if (ve - v >= 2 && ve[-1] == '"')
+				learn_value(v + 1, (size_t)(ve - v - 2));
+		}
+		p = v;
+	}
+}
+
+static const char b64[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+void
+redact_learn_basic(const char *user, const char *password)
+{
+	struct buf in, out;
+	const unsigned char *s;
+
+	if (user == NULL || password == NULL || (*user == '\0' && *password == '\0'))
+		return;
+	buf_init(&in);
+	buf_printf(&in, "%s:%s", user, password);
+	buf_init(&out);
+	buf_adds(&out, "");
+	s = (const unsigned char *)in.data;
+	for (size_t i = 0; i < in.len; i += 3) {
+		unsigned long w = (unsigned long)s[i] << 16 |
+		    (i + 1 < in.len ? (unsigned long)s[i + 1] << 8 : 0) |
+		    (i + 2 < in.len ? s[i + 2] : 0);
+
+		buf_addc(&out, b64[w >> 18 & 63]);
+		buf_addc(&out, b64[w >> 12 & 63]);
+		buf_addc(&out, i + 1 < in.len ? b64[w >> 6 & 63] : '=');
+		buf_addc(&out, i + 2 < in.len ? b64[w & 63] : '=');
+	}
+	/* as sent in "Authorization: Basic ..." (what a server may echo) */
+	redact_add_secret(out.data);
+	explicit_bzero(in.data, in.len);
+	buf_free(&in);
+	buf_free(&out);
 }
 
 /* Where an unquoted value ends: at one of stops, a backslash escaping the next character

@@ -25,6 +25,12 @@ void redact_add_param(const char *);
 void redact_learn_url(const char *);
 void redact_learn_conninfo(const char *);
 void redact_learn_header(const char *);		/* "Name: value" */
+/* A value that is a credential whole (source.password): its literal pieces. */
+void redact_learn_value(const char *);
+/* A JSON body template: the values of members whose names are credentials. */
+void redact_learn_body(const char *);
+/* base64(user:password), as "Authorization: Basic" carries it. */
+void redact_learn_basic(const char *user, const char *password);
 void redact_learn_param(const char *name, const char *value);
 /* Forget everything (tests and fuzzing only). */
 void redact_reset(void);

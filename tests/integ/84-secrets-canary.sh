@@ -17,6 +17,9 @@ canary() { echo "CNRY$1$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"; 
 C_SECRET=$(canary sec) C_SECRET2=$(canary sec2) C_ENV=$(canary env) C_QTOK=$(canary qtok)
 C_USER=$(canary user) C_HDR=$(canary hdr) C_PGKV=$(canary pgkv) C_PGURI=$(canary pguri)
 C_STATE=$(canary state) C_STATE2=$(canary state2) C_PARAM=$(canary param)
+C_CUST=$(canary cust) C_COOK=$(canary cook) C_BODY=$(canary body) C_UTOK=$(canary utok)
+# what a server sees of "http://user:C_USER@": Authorization: Basic base64(user:C_USER)
+C_B64=$(printf 'user:%s' "$C_USER" | base64 -w0)
 mkdir -p "$T/secrets"; printf '%s\n' "$C_SECRET" >"$T/secrets/apikey"
 export ONESYNC_TEST_TOKEN=$C_ENV
 # a secret that is also an ordinary word (a key of every JSON document onesync shows)
@@ -24,7 +27,7 @@ export ONESYNC_TEST_WORD=delivered
 sa POST /_ctl/gen '{"coll":"contacts","n":30}' >/dev/null
 sa POST /_ctl/gen '{"coll":"echo","n":5}' >/dev/null
 # the destination refuses two records and echoes every canary it could have seen
-sa POST /_ctl/fault '{"coll":"echo-copy","method":"PUT","keys":[1,2],"status":422,"body":{"error":"rejected","token":"'$C_SECRET'","env":"'$C_ENV'","seen":"Bearer '$C_HDR' user '$C_USER' q '$C_QTOK' p '$C_PARAM'"}}' >/dev/null
+sa POST /_ctl/fault '{"coll":"echo-copy","method":"PUT","keys":[1,2],"status":422,"body":{"error":"rejected","token":"'$C_SECRET'","env":"'$C_ENV'","seen":"Bearer '$C_HDR' user '$C_USER' q '$C_QTOK' p '$C_PARAM'","hdr":"'$C_CUST' '$C_COOK'","body":{"key":"'$C_BODY'"},"basic":"Basic '$C_B64'"}}' >/dev/null
 sa POST /_ctl/fault '{"coll":"broken","method":"GET","status":500,"body":"{\"error\":\"bad key '$C_SECRET'\"}"}' >/dev/null
 PORT=${SA##*:}
 write() {	# write FILE STATE_CONNINFO
@@ -52,10 +55,12 @@ jobs = (
 		query = [ "updatedAt_gte={{watermark}}", "_token={{env:ONESYNC_TEST_TOKEN}}" ]; };
 	  destination = { type = "http"; method = "PUT";
 		url = "$SA/api/echo-copy/{{key}}?_token={{env:ONESYNC_TEST_TOKEN}}&_sig=$C_QTOK";
-		headers = [ "Authorization: {{secret:apikey}}" ]; }; },
+		body = "{\"id\": {{key}}, \"key\": \"$C_BODY\"}";
+		headers = [ "Authorization: {{secret:apikey}}", "X-Custom-Thing: $C_CUST",
+			    "Cookie: sid=$C_COOK; t={{env:ONESYNC_TEST_TOKEN}}" ]; }; },
 	{ name = "srcfail"; strategy = "modified"; key = "id";
 	  modified = { field = "updatedAt"; };
-	  source = { type = "http"; url = "$SA/api/broken?_token={{env:ONESYNC_TEST_TOKEN}}&_pw={{secret:apikey}}"; };
+	  source = { type = "http"; url = "http://$C_UTOK@127.0.0.1:$PORT/api/broken?_token={{env:ONESYNC_TEST_TOKEN}}&_pw={{secret:apikey}}"; };
 	  destination = { type = "http"; url = "$SA/api/broken-copy/{{key}}"; }; },
 	{ name = "baddb"; strategy = "modified"; key = "id"; run_timeout = "4s";
 	  modified = { field = "updatedAt"; };
@@ -69,7 +74,8 @@ CONF
 write "$T/c.conf" "$STATE password= $C_STATE"
 # every canary, for the greps
 printf '%s\n' "$C_SECRET" "$C_SECRET2" "$C_ENV" "$C_QTOK" "$C_USER" "$C_HDR" "$C_PGKV" \
-	"$C_PGURI" "$C_STATE" "$C_STATE2" "$C_PARAM" >"$T/canaries"
+	"$C_PGURI" "$C_STATE" "$C_STATE2" "$C_PARAM" "$C_CUST" "$C_COOK" "$C_BODY" "$C_UTOK" \
+	"$C_B64" >"$T/canaries"
 # no_canary WHAT FILE: none of the canaries (nor their common prefix) is in FILE
 no_canary() {
 	[ -s "$2" ] || fail "$1: nothing to look at ($2 is empty)"
@@ -87,6 +93,14 @@ write "$T/bad.conf" "host=h password = '$C_STATE' bogus"
 "$ONESYNCD" -t -c "$T/bad.conf" >"$T/t-bad.out" 2>&1 && fail "-t accepted a bad configuration"
 has "-t errors" "not a valid PostgreSQL connection" "$T/t-bad.out"
 no_canary "-t errors" "$T/t-bad.out"
+# every other way a configuration error is printed: the daemon's start, --once, onesyncctl
+sed "s|http://user:$C_USER@|htp://user:$C_USER@|" "$T/c.conf" >"$T/bad2.conf"
+: >"$T/bad2.out"
+timeout 20 "$ONESYNCD" -c "$T/bad2.conf" >>"$T/bad2.out" 2>&1 && fail "the daemon started with a bad configuration"
+timeout 20 "$ONESYNCD" -c "$T/bad2.conf" --once >>"$T/bad2.out" 2>&1 && fail "--once ran a bad configuration"
+timeout 20 "$CTL" -c "$T/bad2.conf" jobs >>"$T/bad2.out" 2>&1 && fail "onesyncctl read a bad configuration"
+[ "$(grep -c "htp://user:\*\*\*@" "$T/bad2.out")" = 3 ] || { cat "$T/bad2.out" >&2; fail "the three configuration errors do not name the redacted URL"; }
+no_canary "configuration errors (daemon, --once, onesyncctl)" "$T/bad2.out"
 
 # --once at -v -v: good and failing runs
 timeout 120 "$ONESYNCD" -v -v -c "$T/c.conf" --once >"$T/once.log" 2>&1

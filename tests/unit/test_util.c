@@ -194,6 +194,49 @@ test_redact_words_and_json(void **state)
 }
 
 static void
+test_redact_userinfo_and_literals(void **state)
+{
+	(void)state;
+	redact_reset();
+	/* a user with no (or an empty) password is the credential: hidden whole */
+	red_is("GET http://sk_live_ZQ1234:@h/x: 401", "GET http://***@h/x: 401");
+	red_is("https://ghp_ZQtoken99@h/x", "https://***@h/x");
+	red_is("https://u:pw@h/x", "https://u:***@h/x");
+	red_is("https://h/x?a=b@c", "https://h/x?a=b@c");
+	/* a raw '/' in a password: hidden up to the last '@' before the query */
+	red_is("postgresql://postgres:ZQsl/ash999@127.0.0.1/x?port=1",
+	    "postgresql://postgres:***@127.0.0.1/x?port=1");
+	red_is("curl: http://u:ZQsl/ashHTTP9@h/p?q=1", "curl: http://u:***@h/p?q=1");
+	/* learnt: the user-as-token, the password with a '/', base64(user:password) */
+	redact_learn_url("https://ghp_ZQlearn77@h/x");
+	redact_learn_url("http://u:ZQsl/ash999@h/p");
+	redact_learn_url("sftp://user:ZQpass1234@h/f.csv");
+	red_is("ghp_ZQlearn77 ZQsl/ash999", "*** ***");
+	/* "Basic " + base64("user:ZQpass1234"), base64("ghp_ZQlearn77:") */
+	red_is("Basic dXNlcjpaUXBhc3MxMjM0 Z2hwX1pRbGVhcm43Nzo=", "Basic *** ***");
+	redact_learn_basic("fileuser", "ZQfilepw55");
+	red_is("ZmlsZXVzZXI6WlFmaWxlcHc1NQ==", "***");
+	/* every configured header's value, not only Authorization's; literals next to a
+	 * placeholder; the scheme word alone is no secret */
+	redact_learn_header("X-Custom-Thing: ZQcustomHDR999");
+	redact_learn_header("Cookie: sid=ZQcookieLIT77; t={{env:X}}");
+	redact_learn_header("Authorization: Bearer {{secret:t}}");
+	redact_learn_header("Accept: application/json");
+	red_is("{\"echo\":\"ZQcustomHDR999 ZQcookieLIT77\"} Bearer application/json",
+	    "{\"echo\":\"*** ***\"} Bearer application/json");
+	/* a ':' inside a placeholder is no header name */
+	redact_learn_header("{{secret:token}}");
+	red_is("{{secret:token}}: x", "{{secret:token}}: x");
+	/* a body's literal values under credential names */
+	redact_learn_body("{\"id\": {{key}}, \"key\": \"ZQbodyKEY1234\", "
+	    "\"apiKey\": \"pre-{{env:X}}-ZQpost5678\", \"name\": \"plain-value\"}");
+	red_is("ZQbodyKEY1234 x-ZQpost5678 plain-value", "*** x*** plain-value");
+	redact_learn_value("ZQfilepass42");
+	red_is("ZQfilepass42", "***");
+	redact_reset();
+}
+
+static void
 test_redact_registry(void **state)
 {
 	char *s;
@@ -293,6 +336,7 @@ main(void)
 		cmocka_unit_test(test_redact_urls_and_headers),
 		cmocka_unit_test(test_redact_registry),
 		cmocka_unit_test(test_redact_words_and_json),
+		cmocka_unit_test(test_redact_userinfo_and_literals),
 		cmocka_unit_test(test_escape_controls),
 		cmocka_unit_test(test_strmap),
 	};
