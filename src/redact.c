@@ -137,11 +137,63 @@ add_one(const char *v)
 	}
 }
 
+#define ESC_SLASH	1	/* '/' as \/ */
+#define ESC_HTML	2	/* & < > ' = as \u00XX */
+#define ESC_ASCII	4	/* not ASCII as \uXXXX (surrogate pairs beyond U+FFFF) */
+#define ESC_UPPER	8	/* upper-case hex digits */
+
+static void
+u_escape(struct buf *b, unsigned cp, unsigned flags)
+{
+	if (flags & ESC_UPPER)
+		buf_printf(b, "\\u%04X", cp);
+	else
+		buf_printf(b, "\\u%04x", cp);
+}
+
+/* v as a JSON string's text, escaped as flags say; false when v is not UTF-8 (and ESC_ASCII
+ * asked for its characters). */
+static bool
+json_escaped(struct buf *b, const char *v, unsigned flags)
+{
+	const unsigned char *p = (const unsigned char *)v;
+
+	while (*p != '\0') {
+		unsigned c = *p, cp, n;
+
+		if (c == '"' || c == '\\')
+			buf_printf(b, "\\%c", c);
+		else if (c < 0x20 || ((flags & ESC_HTML) && strchr("&<>'=", (int)c) != NULL))
+			u_escape(b, c, flags);
+		else if (c == '/' && (flags & ESC_SLASH))
+			buf_adds(b, "\\/");
+		else if (c >= 0x80 && (flags & ESC_ASCII)) {
+			n = c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : c >= 0xc0 ? 1 : 0;
+			cp = n == 3 ? c & 0x07 : n == 2 ? c & 0x0f : c & 0x1f;
+			for (unsigned i = 1; i <= n; i++) {
+				if ((p[i] & 0xc0) != 0x80)
+					return false;
+				cp = cp << 6 | (p[i] & 0x3f);
+			}
+			if (n == 0)
+				return false;
+			if (cp >= 0x10000) {
+				u_escape(b, 0xd800 + ((cp - 0x10000) >> 10), flags);
+				u_escape(b, 0xdc00 + ((cp - 0x10000) & 0x3ff), flags);
+			} else
+				u_escape(b, cp, flags);
+			p += n;
+		} else
+			buf_addc(b, (char)c);
+		p++;
+	}
+	return true;
+}
+
 void
 redact_add_secret(const char *v)
 {
 	struct buf b;
-	const char *p;
 
 	if (v == NULL || strlen(v) < REDACT_MIN)
 		return;
@@ -157,19 +209,15 @@ redact_add_secret(const char *v)
 			b.data[i + 2] = (char)tolower((unsigned char)b.data[i + 2]);
 		}
 	add_one(b.data);
-	/* as a JSON string holds it (a body, an answer echoing it) */
-	buf_reset(&b);
-	for (p = v; *p != '\0'; p++) {
-		unsigned char c = (unsigned char)*p;
-
-		if (c == '"' || c == '\\')
-			buf_printf(&b, "\\%c", c);
-		else if (c < 0x20)
-			buf_printf(&b, "\\u%04x", c);
-		else
-			buf_addc(&b, (char)c);
+	/* as a JSON string holds it (a body, an answer echoing it), in the escapings
+	 * servers choose: '/' as \/ (PHP), & < > ' = as \u00XX (Go), anything not ASCII
+	 * as \uXXXX (Python), lower and upper hex */
+	for (unsigned f = 0; f < 16; f++) {
+		buf_reset(&b);
+		buf_adds(&b, "");
+		if (json_escaped(&b, v, f))
+			add_one(b.data);
 	}
-	add_one(b.data);
 	buf_free(&b);
 }
 

@@ -249,6 +249,15 @@ test_redact_registry(void **state)
 	/* as a URL carries it (upper and lower hex), and as JSON holds it */
 	red_is("GET /x?q=canary-S3cr3t%2F%2B", "GET /x?q=***");
 	red_is("GET /x?q=canary-S3cr3t%2f%2b", "GET /x?q=***");
+	/* in every JSON escaping a server may choose: PHP's \/, Go's \u0026, Python's
+	 * \u00e9, a surrogate pair, upper-case hex */
+	redact_add_secret("ZQ/sl&amp<\xc3\xa9>\xf0\x9f\x94\x91");
+	red_is("{\"e\":\"ZQ\\/sl&amp<\xc3\xa9>\xf0\x9f\x94\x91\"}", "{\"e\":\"***\"}");
+	red_is("{\"e\":\"ZQ/sl\\u0026amp\\u003c\xc3\xa9\\u003e\xf0\x9f\x94\x91\"}",
+	    "{\"e\":\"***\"}");
+	red_is("{\"e\":\"ZQ/sl&amp<\\u00e9>\\ud83d\\udd11\"}", "{\"e\":\"***\"}");
+	red_is("{\"e\":\"ZQ\\/sl\\u0026amp\\u003C\\u00E9\\u003E\\uD83D\\uDD11\"}",
+	    "{\"e\":\"***\"}");
 	redact_add_secret("tab\"quote\\");
 	red_is("{\"m\":\"tab\\\"quote\\\\\"}", "{\"m\":\"***\"}");
 	/* a secret that holds another is hidden whole */
