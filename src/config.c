@@ -921,8 +921,10 @@ get_headers(struct ctx *c, config_setting_t *g, const char *path, unsigned allow
 		    strchr("!#$%&'*+-.^_`|~", *p) != NULL); p++)
 			;
 		if (p == h || *p != ':') {
-			errf(c, line_of(c, e), "'%s[%d]': expected \"Name: value\", got "
-			    "\"%s\"", dname(path), i, h);
+			/* not quoted: a line without its colon is often "Authorization Bearer X" */
+			errf(c, line_of(c, e), "'%s[%d]': expected \"Name: value\" (a name, a "
+			    "colon, then the value; the text is not shown: it may hold a "
+			    "credential)", dname(path), i);
 			continue;
 		}
 		name = xasprintf("%s[%d]", dname(path), i);

@@ -292,8 +292,14 @@ check_body(struct tmpl *t, char **err)
 	j = json_loadb(b.data != NULL ? b.data : "", b.len, JSON_DECODE_ANY, &je);
 	buf_free(&b);
 	if (j == NULL) {
+		/* jansson quotes the text "near" the error: the body's literal values may be
+		 * credentials; the place is enough */
+		char *near = strstr(je.text, " near '");
+
+		if (near != NULL)
+			*near = '\0';
 		*err = xasprintf("the body is not valid JSON once its placeholders "
-		    "are filled in: %s", je.text);
+		    "are filled in: %s at line %d, column %d", je.text, je.line, je.column);
 		return -1;
 	}
 	json_decref(j);

@@ -101,6 +101,16 @@ timeout 20 "$ONESYNCD" -c "$T/bad2.conf" --once >>"$T/bad2.out" 2>&1 && fail "--
 timeout 20 "$CTL" -c "$T/bad2.conf" jobs >>"$T/bad2.out" 2>&1 && fail "onesyncctl read a bad configuration"
 [ "$(grep -c "htp://user:\*\*\*@" "$T/bad2.out")" = 3 ] || { cat "$T/bad2.out" >&2; fail "the three configuration errors do not name the redacted URL"; }
 no_canary "configuration errors (daemon, --once, onesyncctl)" "$T/bad2.out"
+# messages that would quote a literal credential: a header without its colon, a body that
+# is not JSON next to a credential
+sed -e "s|\"Authorization: Bearer $C_HDR\"|\"Authorization Bearer $C_HDR\"|" \
+    -e "s|\\\\\"$C_BODY\\\\\"|$C_BODY|" "$T/c.conf" >"$T/bad3.conf"
+grep -q "Authorization Bearer" "$T/bad3.conf" && grep -q -F ": $C_BODY}" "$T/bad3.conf" ||
+	fail "bad3.conf: the sed did not apply"
+"$ONESYNCD" -t -c "$T/bad3.conf" >"$T/t-bad3.out" 2>&1 && fail "-t accepted bad3.conf"
+has "-t, header without a colon" 'expected "Name: value"' "$T/t-bad3.out"
+has "-t, body not JSON" "not valid JSON" "$T/t-bad3.out"
+no_canary "-t, messages about literal credentials" "$T/t-bad3.out"
 
 # --once at -v -v: good and failing runs
 timeout 120 "$ONESYNCD" -v -v -c "$T/c.conf" --once >"$T/once.log" 2>&1
