@@ -5,6 +5,8 @@
  * --once. It owns every jobrt; a run belongs to its jobrt and is never freed from here
  * while a callback of its own is on the stack.
  */
+#include <sys/prctl.h>
+
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -1198,6 +1200,12 @@ daemon_main(const char *cfg_path, bool once, char **once_jobs, int verbose)
 	struct timeval tv;
 
 	memset(&d, 0, sizeof d);
+	/*
+	 * Before any credential is read: no core dump, and no other process of the same
+	 * user may ptrace this one or read its memory (/proc/PID/mem, environ): the
+	 * process holds every secret of the configuration.
+	 */
+	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	if (config_load(cfg_path, &cfg, &errs) != 0) {
 		for (size_t i = 0; i < errs.n; i++)
 			fprintf(stderr, "%s\n", errs.v[i]);
