@@ -7,6 +7,8 @@
  * configuration (no connections, no state): it only reads, checks and compiles
  * templates (which reads secret files).
  */
+#include <sys/stat.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -2652,6 +2654,17 @@ redact_errors(struct strlist *errs, size_t first)
 {
 	for (size_t i = first; i < errs->n; i++)
 		errs->v[i] = redact_text_free(errs->v[i]);
+}
+
+char *
+config_exposed(const char *path)
+{
+	struct stat st;
+
+	if (!redact_literal_learnt() || stat(path, &st) == -1 || (st.st_mode & S_IROTH) == 0)
+		return NULL;
+	return xasprintf("%s is readable by every user and holds credentials written in "
+	    "it: chmod o-r, or move them to {{secret:}} files", path);
 }
 
 int

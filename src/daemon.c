@@ -1262,6 +1262,13 @@ daemon_main(const char *cfg_path, bool once, char **once_jobs, int verbose)
 	event_base_once(d.base, -1, EV_TIMEOUT, on_started, &d, &tv);
 	log_info("onesyncd %s starting as instance %s with %zu jobs%s", PACKAGE_VERSION,
 	    d.instance, d.njobs, once ? " (--once)" : "");
+	{
+		char *warn = config_exposed(cfg_path);
+
+		if (warn != NULL)
+			log_warnx("%s", warn);
+		free(warn);
+	}
 	(void)verbose;
 	if (!once)
 		d.status = status_start(&d);	/* status endpoint; logs and carries on if it cannot */

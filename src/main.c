@@ -87,6 +87,7 @@ main(int argc, char **argv)
 	if (test) {
 		struct strlist errs = { 0 };
 		struct config *cfg;
+		char *warn;
 
 		if (config_load(path, &cfg, &errs) != 0) {
 			/* redacted by config_load() */
@@ -96,6 +97,9 @@ main(int argc, char **argv)
 			return EX_CONFIG;
 		}
 		config_free(cfg);
+		if ((warn = config_exposed(path)) != NULL)
+			fprintf(stderr, "warning: %s\n", warn);
+		free(warn);
 		printf("configuration OK\n");
 		return 0;
 	}

@@ -27,6 +27,7 @@
 
 static struct strlist	secrets;	/* longest first: one holding another is masked whole */
 static struct strlist	params;		/* daemon.redact_params */
+static bool		literal;	/* a credential written in the configuration learnt */
 
 /*
  * Which names are credentials. A name is cut into words at '_', '-', '.', ' ' and camelCase
@@ -235,6 +236,7 @@ redact_reset(void)
 {
 	strlist_free(&secrets);
 	strlist_free(&params);
+	literal = false;
 }
 
 /* Register a literal piece of configuration (templates: only when it has no placeholder,
@@ -265,6 +267,8 @@ learn(const char *v, size_t n)
 	char *s = xstrndup(v, n), *d;
 
 	if (strstr(s, "{{") == NULL) {
+		if (n >= REDACT_MIN)
+			literal = true;
 		redact_add_secret(s);
 		d = pct_decode(v, n);
 		redact_add_secret(d);
@@ -346,9 +350,17 @@ redact_learn_conninfo(const char *ci)
 		return;
 	for (e = o; e->keyword != NULL; e++)
 		if (e->val != NULL && (strcmp(e->keyword, "password") == 0 ||
-		    strcmp(e->keyword, "sslpassword") == 0))
+		    strcmp(e->keyword, "sslpassword") == 0)) {
 			redact_add_secret(e->val);
+			literal = true;
+		}
 	PQconninfoFree(o);
+}
+
+bool
+redact_literal_learnt(void)
+{
+	return literal;
 }
 
 void

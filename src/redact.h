@@ -32,6 +32,9 @@ void redact_learn_body(const char *);
 /* base64(user:password), as "Authorization: Basic" carries it. */
 void redact_learn_basic(const char *user, const char *password);
 void redact_learn_param(const char *name, const char *value);
+/* Whether a credential written literally in a configuration was learnt (not one from a
+ * {{secret:}} or {{env:}}). */
+bool redact_literal_learnt(void);
 /* Forget everything (tests and fuzzing only). */
 void redact_reset(void);
 

@@ -87,8 +87,14 @@ no_canary() {
 has() { grep -q -F -- "$2" "$3" || fail "$1: '$2' is not in $3 (redaction not visible)"; }
 
 # -t: a good configuration, and one with errors next to the secrets
+chmod 644 "$T/c.conf"
 "$ONESYNCD" -t -c "$T/c.conf" >"$T/t-ok.out" 2>&1 || { cat "$T/t-ok.out" >&2; fail "-t refused the configuration"; }
 no_canary "-t" "$T/t-ok.out"
+# the file holds literal credentials: -t warns while every user may read it
+has "-t, a configuration every user may read" "is readable by every user" "$T/t-ok.out"
+chmod 600 "$T/c.conf"
+"$ONESYNCD" -t -c "$T/c.conf" >"$T/t-ok600.out" 2>&1 || fail "-t refused the configuration (mode 600)"
+grep -q "readable by every user" "$T/t-ok600.out" && fail "-t warns about a configuration of mode 600"
 write "$T/bad.conf" "host=h password = '$C_STATE' bogus"
 "$ONESYNCD" -t -c "$T/bad.conf" >"$T/t-bad.out" 2>&1 && fail "-t accepted a bad configuration"
 has "-t errors" "not a valid PostgreSQL connection" "$T/t-bad.out"
