@@ -373,6 +373,37 @@ member(config_setting_t *g, const char *name)
  * on every retry. libpq's message may quote a piece of the string, which may be a piece of a
  * password: it is not repeated, only its kind.
  */
+/*
+ * A URL (or a postgresql:// URI) whose password holds a raw '/' ("u:pa/ss@h"): libpq and
+ * curl end the host at the '/', read the password's pieces as a host and a port, and quote
+ * them in their messages. Told at the configuration check instead.
+ */
+static bool
+userinfo_raw_slash(const char *url, size_t n)
+{
+	const char *auth, *end, *slash, *colon, *p;
+
+	if ((auth = memmem(url, n, "://", 3)) == NULL)
+		return false;
+	auth += 3;
+	end = auth + strcspn(auth, "?#");
+	if (end > url + n)
+		end = url + n;
+	if ((slash = memchr(auth, '/', (size_t)(end - auth))) == NULL ||
+	    memchr(slash, '@', (size_t)(end - slash)) == NULL)
+		return false;
+	if (*auth == '[' && (p = memchr(auth, ']', (size_t)(slash - auth))) != NULL)
+		auth = p;	/* an IPv6 address: its colons are no port */
+	if ((colon = memchr(auth, ':', (size_t)(slash - auth))) == NULL)
+		return false;
+	for (p = colon + 1; p < slash; p++)
+		if (!isdigit((unsigned char)*p))
+			return true;	/* not a port: a password cut at a '/' */
+	return false;
+}
+#define RAW_SLASH_MSG	"the password in the URL holds a raw '/' (or the URL a port that is " \
+			"not a number, then an '@'): write a '/' in a password as %%2F"
+
 static void
 check_conninfo(struct ctx *c, config_setting_t *g, const char *key, const char *conninfo)
 {
@@ -383,6 +414,10 @@ check_conninfo(struct ctx *c, config_setting_t *g, const char *key, const char *
 	if (conninfo == NULL)
 		return;
 	redact_learn_conninfo(conninfo);
+	if (userinfo_raw_slash(conninfo, strlen(conninfo))) {
+		errf(c, line_of(c, member(g, "conninfo")), "'%s': " RAW_SLASH_MSG, key);
+		return;
+	}
 	if ((o = PQconninfoParse(conninfo, &err)) != NULL) {
 		PQconninfoFree(o);
 		return;
@@ -823,6 +858,8 @@ compile(struct ctx *c, config_setting_t *at, const char *name, const char *src,
 		redact_learn_url(src);
 	else if (place == TMPL_HEADER)
 		redact_learn_header(src);
+	else if (place == TMPL_BODY)
+		redact_learn_body(src);
 	if (t == NULL) {
 		errf(c, line_of(c, at), "%s: %s", name, err);
 		free(err);
@@ -889,8 +926,10 @@ get_headers(struct ctx *c, config_setting_t *g, const char *path, unsigned allow
 		    strchr("!#$%&'*+-.^_`|~", *p) != NULL); p++)
 			;
 		if (p == h || *p != ':') {
-			errf(c, line_of(c, e), "'%s[%d]': expected \"Name: value\", got "
-			    "\"%s\"", dname(path), i, h);
+			/* not quoted: a line without its colon is often "Authorization Bearer X" */
+			errf(c, line_of(c, e), "'%s[%d]': expected \"Name: value\" (a name, a "
+			    "colon, then the value; the text is not shown: it may hold a "
+			    "credential)", dname(path), i);
 			continue;
 		}
 		name = xasprintf("%s[%d]", dname(path), i);
@@ -1225,6 +1264,8 @@ check_url(struct ctx *c, config_setting_t *at, const char *key, const char *url,
 	if (http_url_check(url, ph != NULL ? (size_t)(ph - url) : strlen(url), schemes,
 	    &why) < 0)
 		errf(c, line_of(c, at), "'%s': '%s': %s", key, url, why);
+	else if (userinfo_raw_slash(url, ph != NULL ? (size_t)(ph - url) : strlen(url)))
+		errf(c, line_of(c, at), "'%s': " RAW_SLASH_MSG, key);
 	free(why);
 }
 
@@ -1830,8 +1871,13 @@ parse_source_file(struct ctx *c, config_setting_t *g, struct job_conf *j)
 		if (tmpl_render(t, &v, false, &b, &err) != 0) {
 			errf(c, line_of(c, at), "source.password: %s", err);
 			free(err);
-		} else
+		} else {
 			s->password = xstrdup(b.data != NULL ? b.data : "");
+			/* a literal password too; and as "Authorization: Basic" carries it */
+			redact_add_secret(s->password);
+			redact_learn_basic(s->username != NULL ? s->username : "",
+			    s->password);
+		}
 		if (b.data != NULL)
 			explicit_bzero(b.data, b.len);
 		buf_free(&b);
@@ -2680,6 +2726,29 @@ parse_jobs(struct ctx *c, config_setting_t *root)
 	}
 }
 
+/*
+ * The messages from first on redacted, once every literal credential of the file is learnt:
+ * whoever prints them (-t, the daemon's start, --once, a reload, onesyncctl) shows no
+ * secret a message quotes.
+ */
+static void
+redact_errors(struct strlist *errs, size_t first)
+{
+	for (size_t i = first; i < errs->n; i++)
+		errs->v[i] = redact_text_free(errs->v[i]);
+}
+
+char *
+config_exposed(const char *path)
+{
+	struct stat st;
+
+	if (!redact_literal_learnt() || stat(path, &st) == -1 || (st.st_mode & S_IROTH) == 0)
+		return NULL;
+	return xasprintf("%s is readable by every user and holds credentials written in "
+	    "it: chmod o-r, or move them to {{secret:}} files", path);
+}
+
 int
 config_load(const char *path, struct config **out, struct strlist *errs)
 {
@@ -2700,6 +2769,7 @@ config_load(const char *path, struct config **out, struct strlist *errs)
 		    config_error_file(&lc) : path, config_error_line(&lc),
 		    config_error_text(&lc));
 		config_destroy(&lc);
+		redact_errors(errs, before);
 		return -1;
 	}
 	memset(&c, 0, sizeof c);
@@ -2716,6 +2786,7 @@ config_load(const char *path, struct config **out, struct strlist *errs)
 	config_destroy(&lc);
 	if (errs->n != before) {
 		config_free(c.cfg);
+		redact_errors(errs, before);
 		return -1;
 	}
 	*out = c.cfg;

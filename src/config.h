@@ -186,6 +186,9 @@ struct config {
  * appends every error as "FILE:LINE: message" to errs; *out is NULL.
  */
 int config_load(const char *path, struct config **out, struct strlist *errs) WUR;
+/* After a load: a warning (caller frees) when the file is readable by every user and holds
+ * credentials written literally, or NULL. */
+char *config_exposed(const char *path);
 void config_free(struct config *);
 const struct job_conf *config_job(const struct config *, const char *name);
 

@@ -5,6 +5,8 @@
  * --once. It owns every jobrt; a run belongs to its jobrt and is never freed from here
  * while a callback of its own is on the stack.
  */
+#include <sys/prctl.h>
+
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -1198,6 +1200,12 @@ daemon_main(const char *cfg_path, bool once, char **once_jobs, int verbose)
 	struct timeval tv;
 
 	memset(&d, 0, sizeof d);
+	/*
+	 * Before any credential is read: no core dump, and no other process of the same
+	 * user may ptrace this one or read its memory (/proc/PID/mem, environ): the
+	 * process holds every secret of the configuration.
+	 */
+	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	if (config_load(cfg_path, &cfg, &errs) != 0) {
 		for (size_t i = 0; i < errs.n; i++)
 			fprintf(stderr, "%s\n", errs.v[i]);
@@ -1254,6 +1262,13 @@ daemon_main(const char *cfg_path, bool once, char **once_jobs, int verbose)
 	event_base_once(d.base, -1, EV_TIMEOUT, on_started, &d, &tv);
 	log_info("onesyncd %s starting as instance %s with %zu jobs%s", PACKAGE_VERSION,
 	    d.instance, d.njobs, once ? " (--once)" : "");
+	{
+		char *warn = config_exposed(cfg_path);
+
+		if (warn != NULL)
+			log_warnx("%s", warn);
+		free(warn);
+	}
 	(void)verbose;
 	if (!once)
 		d.status = status_start(&d);	/* status endpoint; logs and carries on if it cannot */

@@ -87,18 +87,19 @@ main(int argc, char **argv)
 	if (test) {
 		struct strlist errs = { 0 };
 		struct config *cfg;
+		char *warn;
 
 		if (config_load(path, &cfg, &errs) != 0) {
-			for (size_t i = 0; i < errs.n; i++) {
-				char *m = redact_text(errs.v[i]);
-
-				fprintf(stderr, "%s\n", m);
-				free(m);
-			}
+			/* redacted by config_load() */
+			for (size_t i = 0; i < errs.n; i++)
+				fprintf(stderr, "%s\n", errs.v[i]);
 			strlist_free(&errs);
 			return EX_CONFIG;
 		}
 		config_free(cfg);
+		if ((warn = config_exposed(path)) != NULL)
+			fprintf(stderr, "warning: %s\n", warn);
+		free(warn);
 		printf("configuration OK\n");
 		return 0;
 	}

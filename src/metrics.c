@@ -12,6 +12,7 @@
 
 #include "daemon.h"
 #include "metrics.h"
+#include "redact.h"
 #include "run.h"
 #include "state.h"
 #include "strmap.h"
@@ -189,8 +190,12 @@ metrics_state_answer(const char *job, json_t *res)
 
 /* A label value or HELP text, escaped as the text format wants. */
 static void
-esc(struct buf *b, const char *s, bool label)
+esc(struct buf *b, const char *text, bool label)
 {
+	/* a label value is what a user sees: redacted, the sample stays one line */
+	char *red = label ? redact_text(text) : NULL;
+	const char *s = red != NULL ? red : text;
+
 	for (; *s != '\0'; s++) {
 		if (*s == '\\')
 			buf_adds(b, "\\\\");
@@ -201,6 +206,7 @@ esc(struct buf *b, const char *s, bool label)
 		else
 			buf_addc(b, *s);
 	}
+	free(red);
 }
 
 static void

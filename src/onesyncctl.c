@@ -82,18 +82,19 @@ text_width(const char *s)
 	return w;
 }
 
-/* A copy fit for one cell: control characters become spaces, cut to max code points. */
+/* A copy fit for one cell: redacted, control characters become spaces, cut to max code
+ * points (after the redaction: a secret cut in two would escape the registry). */
 static char *
-cell_text(const char *s, size_t max)
+cell_text(const char *text, size_t max)
 {
 	struct buf b;
 	size_t w = 0;
+	char *red = redact_text(text != NULL ? text : "-");
+	const char *s;
 
 	buf_init(&b);
 	buf_adds(&b, "");
-	if (s == NULL)
-		s = "-";
-	for (; *s != '\0'; s++) {
+	for (s = red; *s != '\0'; s++) {
 		unsigned char c = (unsigned char)*s;
 
 		if ((c & 0xc0) != 0x80) {
@@ -115,6 +116,7 @@ cell_text(const char *s, size_t max)
 		}
 		buf_addc(&b, c < 0x20 || c == 0x7f ? ' ' : (char)c);
 	}
+	free(red);
 	return buf_steal(&b);
 }
 
@@ -283,10 +285,11 @@ print_json(json_t *v)
 	char *s;
 
 	strip_private(v);
+	/* the values redacted, never the text: keys and numbers stay, the output stays JSON */
+	redact_json(v);
+	/* JSON escapes control characters itself */
 	s = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY |
 	    JSON_REAL_PRECISION(12));
-	/* JSON escapes control characters itself */
-	s = redact_text_free(s);
 	puts(s);
 	free(s);
 }

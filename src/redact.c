@@ -27,37 +27,85 @@
 
 static struct strlist	secrets;	/* longest first: one holding another is masked whole */
 static struct strlist	params;		/* daemon.redact_params */
+static bool		literal;	/* a credential written in the configuration learnt */
 
-/* Words that make a URL query parameter a credential (substrings, any case). */
-static const char *url_words[] = {
-	"token", "key", "secret", "passw", "sig", "auth", "credential", "session", "cookie"
+/*
+ * Which names are credentials. A name is cut into words at '_', '-', '.', ' ' and camelCase
+ * boundaries ("x-api-key", "apiKey", "XApiKey": x api key), compared without case:
+ *  - a word that contains one of the stems is a credential ("userPassword",
+ *    "accesstoken", "client_secret");
+ *  - so is a word of the list words;
+ *  - "key" is a credential after a word of key_before ("api_key", "accessKey"; not
+ *    "sort_key" nor "primary_key");
+ *  - in a URL query or a header name only (a name the API chose, never a record's field),
+ *    also the url_words ("auth", "sig", "session", "pass"...) and "key" alone.
+ * Plus the names of daemon.redact_params, exactly.
+ */
+static const char *stems[] = { "passw", "token", "secret", "passphrase" };
+static const char *words[] = {
+	"pwd", "signature", "authorization", "credential", "credentials", "apikey",
+	"accesskey", "privatekey", "jwt", "bearer", "cookie", "sessionid", "sessid"
 };
-/* The same for key=value and "key": "value" in free text, narrower: "key" or "auth"
- * alone name record keys and authors too often there. */
-static const char *text_words[] = {
-	"token", "secret", "passw", "signature", "credential", "apikey", "api_key", "api-key",
-	"access_key", "accesskey", "private_key", "authorization", "session_id", "sessionid",
-	"cookie"
+static const char *key_before[] = {
+	"api", "access", "secret", "private", "client", "auth", "app", "application",
+	"consumer", "subscription", "signing", "master", "license", "encryption", "session",
+	"shared", "ssh", "x"
 };
+static const char *url_words[] = { "auth", "sig", "session", "sid", "pass" };
 /* Headers whose whole value is a credential. */
 static const char *auth_headers[] = {
 	"authorization", "proxy-authorization", "cookie", "set-cookie"
 };
 
 static bool
-has_word(const char *name, size_t n, const char **words, size_t nwords)
+in_list(const char *w, const char **list, size_t n)
 {
-	for (size_t w = 0; w < nwords; w++) {
-		size_t wl = strlen(words[w]);
-
-		for (size_t i = 0; i + wl <= n; i++)
-			if (strncasecmp(name + i, words[w], wl) == 0)
-				return true;
-	}
-	for (size_t i = 0; i < params.n; i++)
-		if (strlen(params.v[i]) == n && strncasecmp(params.v[i], name, n) == 0)
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(w, list[i]) == 0)
 			return true;
 	return false;
+}
+
+#define WORD_SEP(c)	((c) == '_' || (c) == '-' || (c) == '.' || (c) == ' ')
+
+static bool
+cred_name(const char *name, size_t n, bool url)
+{
+	char w[64], prev[64] = "";
+	size_t i = 0, wl, nwords = 0;
+
+	for (size_t k = 0; k < params.n; k++)
+		if (strlen(params.v[k]) == n && strncasecmp(params.v[k], name, n) == 0)
+			return true;
+	while (i < n) {
+		while (i < n && WORD_SEP(name[i]))
+			i++;
+		for (wl = 0; i < n && !WORD_SEP(name[i]); i++) {
+			unsigned char c = (unsigned char)name[i];
+
+			/* camelCase: "apiKey", "XApiKey" */
+			if (wl > 0 && isupper(c) && (islower((unsigned char)name[i - 1]) ||
+			    (i + 1 < n && islower((unsigned char)name[i + 1]))))
+				break;
+			if (wl + 1 < sizeof w)
+				w[wl++] = (char)tolower(c);
+		}
+		w[wl] = '\0';
+		if (wl == 0)
+			continue;
+		for (size_t k = 0; k < NELEM(stems); k++)
+			if (strstr(w, stems[k]) != NULL)
+				return true;
+		if (in_list(w, words, NELEM(words)) ||
+		    (url && in_list(w, url_words, NELEM(url_words))))
+			return true;
+		if (strcmp(w, "key") == 0 && in_list(prev, key_before, NELEM(key_before)))
+			return true;
+		memcpy(prev, w, wl + 1);
+		nwords++;
+	}
+	/* "key" alone: a query's key= is an API key; a text's key= a record's */
+	return url && nwords == 1 && strcmp(prev, "key") == 0;
 }
 
 static bool
@@ -90,11 +138,63 @@ add_one(const char *v)
 	}
 }
 
+#define ESC_SLASH	1	/* '/' as \/ */
+#define ESC_HTML	2	/* & < > ' = as \u00XX */
+#define ESC_ASCII	4	/* not ASCII as \uXXXX (surrogate pairs beyond U+FFFF) */
+#define ESC_UPPER	8	/* upper-case hex digits */
+
+static void
+u_escape(struct buf *b, unsigned cp, unsigned flags)
+{
+	if (flags & ESC_UPPER)
+		buf_printf(b, "\\u%04X", cp);
+	else
+		buf_printf(b, "\\u%04x", cp);
+}
+
+/* v as a JSON string's text, escaped as flags say; false when v is not UTF-8 (and ESC_ASCII
+ * asked for its characters). */
+static bool
+json_escaped(struct buf *b, const char *v, unsigned flags)
+{
+	const unsigned char *p = (const unsigned char *)v;
+
+	while (*p != '\0') {
+		unsigned c = *p, cp, n;
+
+		if (c == '"' || c == '\\')
+			buf_printf(b, "\\%c", c);
+		else if (c < 0x20 || ((flags & ESC_HTML) && strchr("&<>'=", (int)c) != NULL))
+			u_escape(b, c, flags);
+		else if (c == '/' && (flags & ESC_SLASH))
+			buf_adds(b, "\\/");
+		else if (c >= 0x80 && (flags & ESC_ASCII)) {
+			n = c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : c >= 0xc0 ? 1 : 0;
+			cp = n == 3 ? c & 0x07 : n == 2 ? c & 0x0f : c & 0x1f;
+			for (unsigned i = 1; i <= n; i++) {
+				if ((p[i] & 0xc0) != 0x80)
+					return false;
+				cp = cp << 6 | (p[i] & 0x3f);
+			}
+			if (n == 0)
+				return false;
+			if (cp >= 0x10000) {
+				u_escape(b, 0xd800 + ((cp - 0x10000) >> 10), flags);
+				u_escape(b, 0xdc00 + ((cp - 0x10000) & 0x3ff), flags);
+			} else
+				u_escape(b, cp, flags);
+			p += n;
+		} else
+			buf_addc(b, (char)c);
+		p++;
+	}
+	return true;
+}
+
 void
 redact_add_secret(const char *v)
 {
 	struct buf b;
-	const char *p;
 
 	if (v == NULL || strlen(v) < REDACT_MIN)
 		return;
@@ -110,19 +210,15 @@ redact_add_secret(const char *v)
 			b.data[i + 2] = (char)tolower((unsigned char)b.data[i + 2]);
 		}
 	add_one(b.data);
-	/* as a JSON string holds it (a body, an answer echoing it) */
-	buf_reset(&b);
-	for (p = v; *p != '\0'; p++) {
-		unsigned char c = (unsigned char)*p;
-
-		if (c == '"' || c == '\\')
-			buf_printf(&b, "\\%c", c);
-		else if (c < 0x20)
-			buf_printf(&b, "\\u%04x", c);
-		else
-			buf_addc(&b, (char)c);
+	/* as a JSON string holds it (a body, an answer echoing it), in the escapings
+	 * servers choose: '/' as \/ (PHP), & < > ' = as \u00XX (Go), anything not ASCII
+	 * as \uXXXX (Python), lower and upper hex */
+	for (unsigned f = 0; f < 16; f++) {
+		buf_reset(&b);
+		buf_adds(&b, "");
+		if (json_escaped(&b, v, f))
+			add_one(b.data);
 	}
-	add_one(b.data);
 	buf_free(&b);
 }
 
@@ -140,47 +236,94 @@ redact_reset(void)
 {
 	strlist_free(&secrets);
 	strlist_free(&params);
+	literal = false;
 }
 
 /* Register a literal piece of configuration (templates: only when it has no placeholder,
  * whose values tmpl.c registers itself), as written and percent-decoded. */
-static void
-learn(const char *v, size_t n)
+/* A copy of the n bytes at v, percent-decoded. */
+static char *
+pct_decode(const char *v, size_t n)
 {
 	char *s = xstrndup(v, n), *d;
 	const char *p;
 
-	if (strstr(s, "{{") == NULL) {
-		redact_add_secret(s);
-		for (p = s, d = s; *p != '\0'; p++) {
-			if (*p == '%' && isxdigit((unsigned char)p[1]) &&
-			    isxdigit((unsigned char)p[2])) {
-				char h[3] = { p[1], p[2], '\0' };
+	for (p = s, d = s; *p != '\0'; p++) {
+		if (*p == '%' && isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2])) {
+			char h[3] = { p[1], p[2], '\0' };
 
-				*d++ = (char)strtol(h, NULL, 16);
-				p += 2;
-			} else
-				*d++ = *p;
-		}
-		*d = '\0';
+			*d++ = (char)strtol(h, NULL, 16);
+			p += 2;
+		} else
+			*d++ = *p;
+	}
+	*d = '\0';
+	return s;
+}
+
+static void
+learn(const char *v, size_t n)
+{
+	char *s = xstrndup(v, n), *d;
+
+	if (strstr(s, "{{") == NULL) {
+		if (n >= REDACT_MIN)
+			literal = true;
 		redact_add_secret(s);
+		d = pct_decode(v, n);
+		redact_add_secret(d);
+		free(d);
 	}
 	free(s);
+}
+
+/*
+ * Where a URL's userinfo ends (its '@'), or NULL. The last '@' before the path (libpq reads
+ * '?' and '#' as part of a URI's password; curl ends the authority there); failing that, the last '@' before the query: a
+ * password written with a raw '/' is cut there by libpq and curl alike, which then quote
+ * its pieces as a host or a port, so it is hidden as if it were one.
+ */
+static bool
+pg_uri(const char *url)
+{
+	return strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0;
+}
+
+static const char *
+userinfo_end(const char *auth, bool pg)
+{
+	const char *hostend = auth + strcspn(auth, pg ? "/" : "/?#");
+	const char *at = memrchr(auth, '@', (size_t)(hostend - auth));
+
+	if (at == NULL)
+		at = memrchr(auth, '@', strcspn(auth, "?#"));
+	return at;
 }
 
 void
 redact_learn_url(const char *url)
 {
-	const char *scheme, *auth, *hostend, *at, *colon, *p;
+	const char *scheme, *auth, *at, *colon, *p;
+	char *user, *pass;
 
 	if (url == NULL)
 		return;
-	if ((scheme = strstr(url, "://")) != NULL) {
-		auth = scheme + 3;
-		hostend = auth + strcspn(auth, "/");
-		if ((at = memrchr(auth, '@', (size_t)(hostend - auth))) != NULL &&
-		    (colon = memchr(auth, ':', (size_t)(at - auth))) != NULL)
+	if ((scheme = strstr(url, "://")) != NULL &&
+	    (at = userinfo_end(auth = scheme + 3, pg_uri(url))) != NULL &&
+	    memmem(auth, (size_t)(at - auth), "{{", 2) == NULL) {
+		if ((colon = memchr(auth, ':', (size_t)(at - auth))) == NULL)
+			colon = at;
+		if (colon + 1 < at)
 			learn(colon + 1, (size_t)(at - colon - 1));
+		else if (!pg_uri(url))
+			learn(auth, (size_t)(colon - auth));	/* a token as the user */
+		/* and as "Authorization: Basic" carries them */
+		user = pct_decode(auth, (size_t)(colon - auth));
+		pass = colon < at ? pct_decode(colon + 1, (size_t)(at - colon - 1)) : xstrdup("");
+		redact_learn_basic(user, pass);
+		free(user);
+		explicit_bzero(pass, strlen(pass));
+		free(pass);
 	}
 	if (*(p = url + strcspn(url, "?#")) == '\0')
 		return;
@@ -188,7 +331,7 @@ redact_learn_url(const char *url)
 		size_t n = strcspn(p, "&#");
 		const char *eq = memchr(p, '=', n);
 
-		if (eq != NULL && has_word(p, (size_t)(eq - p), url_words, NELEM(url_words))) {
+		if (eq != NULL && cred_name(p, (size_t)(eq - p), true)) {
 			learn(eq + 1, n - (size_t)(eq + 1 - p));
 			learn(eq + 1, strcspn(eq + 1, "&"));	/* as libpq reads it */
 		}
@@ -207,37 +350,24 @@ redact_learn_conninfo(const char *ci)
 		return;
 	for (e = o; e->keyword != NULL; e++)
 		if (e->val != NULL && (strcmp(e->keyword, "password") == 0 ||
-		    strcmp(e->keyword, "sslpassword") == 0))
+		    strcmp(e->keyword, "sslpassword") == 0)) {
 			redact_add_secret(e->val);
+			literal = true;
+		}
 	PQconninfoFree(o);
 }
 
-void
-redact_learn_header(const char *h)
+bool
+redact_literal_learnt(void)
 {
-	const char *colon, *v, *sp;
-
-	if (h == NULL || (colon = strchr(h, ':')) == NULL)
-		return;
-	if (!is_auth_header(h, (size_t)(colon - h)) &&
-	    !has_word(h, (size_t)(colon - h), url_words, NELEM(url_words)))
-		return;
-	for (v = colon + 1; *v == ' ' || *v == '\t'; v++)
-		;
-	learn(v, strlen(v));
-	/* "Bearer TOKEN", "Basic B64": the credential alone too */
-	if ((sp = strchr(v, ' ')) != NULL) {
-		while (*sp == ' ')
-			sp++;
-		learn(sp, strlen(sp));
-	}
+	return literal;
 }
 
 void
 redact_learn_param(const char *name, const char *value)
 {
 	if (name != NULL && value != NULL &&
-	    has_word(name, strlen(name), url_words, NELEM(url_words)))
+	    cred_name(name, strlen(name), true))
 		learn(value, strlen(value));
 }
 
@@ -256,14 +386,19 @@ redact_url(const char *url)
 	p = url;
 	if ((scheme = strstr(url, "://")) != NULL) {
 		const char *auth = scheme + 3;
-		/* up to the path: libpq reads '?' and '#' as part of a URI's password */
-		const char *hostend = auth + strcspn(auth, "/");
 		/* the last '@': a password written with a bare '@' is hidden whole */
-		const char *at = memrchr(auth, '@', (size_t)(hostend - auth));
+		const char *at = userinfo_end(auth, pg_uri(url));
 		const char *colon = at != NULL ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
 
-		if (colon != NULL) {
+		if (colon != NULL && colon + 1 < at) {
+			/* user:password: the user stays, to tell accounts apart */
 			buf_add(&b, url, (size_t)(colon + 1 - url));
+			buf_adds(&b, MASK);
+			p = at;
+		} else if (at != NULL && at > auth && !pg_uri(url)) {
+			/* no password: the user is the credential ("https://TOKEN@h"); not in
+			 * a postgresql:// URI, whose user is a role (its password in .pgpass) */
+			buf_add(&b, url, (size_t)(auth - url));
 			buf_adds(&b, MASK);
 			p = at;
 		}
@@ -282,7 +417,7 @@ redact_url(const char *url)
 		size_t n = strcspn(p, "&#");
 		const char *eq = memchr(p, '=', n);
 
-		if (eq != NULL && has_word(p, (size_t)(eq - p), url_words, NELEM(url_words))) {
+		if (eq != NULL && cred_name(p, (size_t)(eq - p), true)) {
 			buf_add(&b, p, (size_t)(eq + 1 - p));
 			buf_adds(&b, MASK);
 			/* up to the next '&': libpq reads a '#' as part of the value */
@@ -333,6 +468,172 @@ quoted_end(const char *p)
 		p++;
 	}
 	return *p == q ? p + 1 : p;
+}
+
+/* Headers whose values are no credentials: every other configured header's value is learnt
+ * (an operator writes credentials into headers of any name: X-Custom-Thing). */
+static const char *plain_headers[] = {
+	"accept", "accept-charset", "accept-encoding", "accept-language", "cache-control",
+	"connection", "content-encoding", "content-language", "content-type", "dnt",
+	"expect", "if-match", "if-modified-since", "if-none-match", "if-unmodified-since",
+	"origin", "pragma", "prefer", "range", "referer", "te", "user-agent",
+	"x-request-id", "x-requested-with"
+};
+
+static bool
+all_alpha(const char *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!isalpha((unsigned char)v[i]))
+			return false;
+	return true;
+}
+
+/*
+ * Learn one literal piece of a value: the piece, and its credential-looking parts: the
+ * values of a "a=1; b=2" list (a Cookie), the word after an auth scheme ("Bearer X").
+ * templated: the piece sits next to a placeholder; then a piece of letters only is a
+ * scheme word or a separator ("Bearer "), not learnt.
+ */
+static void
+learn_piece(const char *v, size_t n, bool templated)
+{
+	const char *end = v + n, *p, *q, *eq, *sp;
+
+	while (v < end && isspace((unsigned char)*v))
+		v++;
+	while (end > v && isspace((unsigned char)end[-1]))
+		end--;
+	if (end == v || (templated && all_alpha(v, (size_t)(end - v))))
+		return;
+	learn(v, (size_t)(end - v));
+	for (p = v; p < end; p = q + 1) {
+		for (q = p; q < end && *q != ';' && *q != ','; q++)
+			;
+		while (p < q && isspace((unsigned char)*p))
+			p++;
+		eq = memchr(p, '=', (size_t)(q - p));
+		sp = memchr(p, ' ', (size_t)(q - p));
+		if (sp != NULL && (eq == NULL || sp < eq)) {
+			/* "Bearer X", "Basic B64==" */
+			while (sp < q && *sp == ' ')
+				sp++;
+			learn(sp, (size_t)(q - sp));
+		} else if (eq != NULL)
+			learn_piece(eq + 1, (size_t)(q - eq - 1), templated);
+		if (q == end)
+			break;
+	}
+}
+
+/* Learn the literal pieces of a template value: the text between its placeholders (whose
+ * values tmpl.c registers itself). */
+static void
+learn_value(const char *v, size_t n)
+{
+	const char *end = v + n, *o, *c;
+	bool templated = memmem(v, n, "{{", 2) != NULL;
+
+	while (v < end) {
+		o = memmem(v, (size_t)(end - v), "{{", 2);
+		learn_piece(v, (size_t)((o != NULL ? o : end) - v), templated);
+		if (o == NULL || (c = memmem(o, (size_t)(end - o), "}}", 2)) == NULL)
+			break;
+		v = c + 2;
+	}
+}
+
+void
+redact_learn_value(const char *v)
+{
+	if (v != NULL)
+		learn_value(v, strlen(v));
+}
+
+void
+redact_learn_header(const char *h)
+{
+	const char *colon, *v;
+
+	if (h == NULL || (colon = strchr(h, ':')) == NULL || colon == h)
+		return;
+	for (v = h; v < colon; v++)
+		if (!isalnum((unsigned char)*v) && strchr("!#$%&'*+-.^_`|~", *v) == NULL)
+			return;	/* not a header: a ':' inside a placeholder */
+	for (size_t i = 0; i < NELEM(plain_headers); i++)
+		if (strlen(plain_headers[i]) == (size_t)(colon - h) &&
+		    strncasecmp(plain_headers[i], h, (size_t)(colon - h)) == 0)
+			return;
+	for (v = colon + 1; *v == ' ' || *v == '\t'; v++)
+		;
+	learn_value(v, strlen(v));
+}
+
+/*
+ * A JSON body template: the string values of members whose names are credentials
+ * ("key": "K", "client_secret": "S"; the names are the API's, read as a query's are),
+ * their literal pieces. Placeholders make the template
+ * something other than JSON, so it is scanned, not parsed.
+ */
+void
+redact_learn_body(const char *src)
+{
+	const char *p = src, *n, *ne, *v, *ve;
+
+	if (src == NULL)
+		return;
+	while ((n = strchr(p, '"')) != NULL) {
+		ne = quoted_end(n);
+		for (v = ne; isspace((unsigned char)*v); v++)
+			;
+		if (*v != ':' || ne[-1] != '"' || ne - n < 2) {
+			p = ne;
+			if (*p == '\0')
+				break;
+			continue;
+		}
+		for (v++; isspace((unsigned char)*v); v++)
+			;
+		if (*v == '"' && cred_name(n + 1, (size_t)(ne - n - 2), true)) {
+			ve = quoted_end(v);
+			if (ve - v >= 2 && ve[-1] == '"')
+				learn_value(v + 1, (size_t)(ve - v - 2));
+		}
+		p = v;
+	}
+}
+
+static const char b64[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+void
+redact_learn_basic(const char *user, const char *password)
+{
+	struct buf in, out;
+	const unsigned char *s;
+
+	if (user == NULL || password == NULL || (*user == '\0' && *password == '\0'))
+		return;
+	buf_init(&in);
+	buf_printf(&in, "%s:%s", user, password);
+	buf_init(&out);
+	buf_adds(&out, "");
+	s = (const unsigned char *)in.data;
+	for (size_t i = 0; i < in.len; i += 3) {
+		unsigned long w = (unsigned long)s[i] << 16 |
+		    (i + 1 < in.len ? (unsigned long)s[i + 1] << 8 : 0) |
+		    (i + 2 < in.len ? s[i + 2] : 0);
+
+		buf_addc(&out, b64[w >> 18 & 63]);
+		buf_addc(&out, b64[w >> 12 & 63]);
+		buf_addc(&out, i + 1 < in.len ? b64[w >> 6 & 63] : '=');
+		buf_addc(&out, i + 2 < in.len ? b64[w & 63] : '=');
+	}
+	/* as sent in "Authorization: Basic ..." (what a server may echo) */
+	redact_add_secret(out.data);
+	explicit_bzero(in.data, in.len);
+	buf_free(&in);
+	buf_free(&out);
 }
 
 /* Where an unquoted value ends: at one of stops, a backslash escaping the next character
@@ -395,7 +696,7 @@ pattern_at(struct buf *b, const char *start, const char *p)
 			return end;
 		}
 	} else if ((*v == '=' || (*v == ':' && quoted)) &&
-	    has_word(p, (size_t)(e - p), text_words, NELEM(text_words))) {
+	    cred_name(p, (size_t)(e - p), false)) {
 		v++;
 		while (isspace((unsigned char)*v))
 			v++;
@@ -498,7 +799,7 @@ redact_conninfo(const char *ci)
 			;
 		for (; *p != '\0' && *p != '=' && !isspace((unsigned char)*p); p++)
 			;
-		secret = has_word(k, (size_t)(p - k), text_words, NELEM(text_words));
+		secret = cred_name(k, (size_t)(p - k), false);
 		for (; isspace((unsigned char)*p); p++)
 			;
 		if (*p != '=') {
@@ -604,5 +905,38 @@ escape_controls(struct buf *b, const char *s)
 		else
 			buf_add(b, (const char *)p, n);
 		p += n;
+	}
+}
+
+/*
+ * A JSON document's strings redacted in place, keys and numbers left alone: a secret that
+ * equals a key ("delivered") or the digits of a number must not make the document invalid
+ * or unreadable. A member whose name is a credential gets "***" whatever its value (not
+ * an object or array: their own names are looked at).
+ */
+void
+redact_json(json_t *v)
+{
+	const char *k;
+	json_t *m;
+	size_t i;
+	char *r;
+
+	if (json_is_object(v)) {
+		json_object_foreach(v, k, m) {
+			if (!json_is_object(m) && !json_is_array(m) && !json_is_null(m) &&
+			    cred_name(k, strlen(k), false))
+				json_object_set_new(v, k, json_string(MASK));
+			else
+				redact_json(m);
+		}
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, m)
+			redact_json(m);
+	} else if (json_is_string(v)) {
+		r = redact_text(json_string_value(v));
+		if (strcmp(r, json_string_value(v)) != 0)
+			json_string_set(v, r);
+		free(r);
 	}
 }

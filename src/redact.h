@@ -2,6 +2,8 @@
 #ifndef ONESYNC_REDACT_H
 #define ONESYNC_REDACT_H
 
+#include <jansson.h>
+
 #include "util.h"
 
 /*
@@ -23,7 +25,16 @@ void redact_add_param(const char *);
 void redact_learn_url(const char *);
 void redact_learn_conninfo(const char *);
 void redact_learn_header(const char *);		/* "Name: value" */
+/* A value that is a credential whole (source.password): its literal pieces. */
+void redact_learn_value(const char *);
+/* A JSON body template: the values of members whose names are credentials. */
+void redact_learn_body(const char *);
+/* base64(user:password), as "Authorization: Basic" carries it. */
+void redact_learn_basic(const char *user, const char *password);
 void redact_learn_param(const char *name, const char *value);
+/* Whether a credential written literally in a configuration was learnt (not one from a
+ * {{secret:}} or {{env:}}). */
+bool redact_literal_learnt(void);
 /* Forget everything (tests and fuzzing only). */
 void redact_reset(void);
 
@@ -35,6 +46,10 @@ void redact_reset(void);
 char *redact_text(const char *);
 /* The same, on a text the caller no longer needs (freed). */
 char *redact_text_free(char *);
+/* A JSON document's string values redacted in place (never its keys nor numbers), and the
+ * values of members whose names are credentials: how a document is redacted, never by its
+ * serialised text. */
+void redact_json(json_t *);
 
 /* The first max bytes of an answer's body for a message: redacted before it is cut (a
  * secret cut in two would escape the registry), one line. */

@@ -81,17 +81,14 @@ reply(struct evhttp_request *req, int code, const char *reason, const char *ctyp
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	struct evbuffer *out = evbuffer_new();
-	/* the one way out of /jobs and /metrics: a run's error, a job's name, redacted */
-	char *red = redact_text_free(xstrndup(body, len));
 
 	evhttp_add_header(h, "Content-Type", ctype);
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	if (code == 405)
 		evhttp_add_header(h, "Allow", "GET, HEAD");
-	evbuffer_add(out, red, strlen(red));
+	evbuffer_add(out, body, len);
 	evhttp_send_reply(req, code, reason, out);	/* evhttp leaves the body out for HEAD */
 	evbuffer_free(out);
-	free(red);
 }
 
 static void
@@ -226,6 +223,8 @@ serve_jobs(struct status *st, struct evhttp_request *req)
 
 	for (size_t i = 0; i < cfg->njobs; i++)
 		json_array_append_new(arr, job_json(st->d, &cfg->jobs[i]));
+	/* a run's error, a job's name: redacted as values, the document stays JSON */
+	redact_json(arr);
 	text = json_dumps(arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
 	json_decref(arr);
 	if (text == NULL) {

@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "canon.h"
 #include "redact.h"
@@ -98,7 +99,8 @@ names_of(unsigned mask)
 static char *
 secret_read(const char *name, const char *dir, char **err)
 {
-	char	*path, *v;
+	struct stat	 st;
+	char		*path, *v, *e = NULL;
 
 	if (*name == '\0' || strchr(name, '/') != NULL || strcmp(name, ".") == 0 ||
 	    strcmp(name, "..") == 0) {
@@ -117,11 +119,27 @@ secret_read(const char *name, const char *dir, char **err)
 	path = xasprintf("%s/%s", dir, name);
 	v = read_small_file(path, SECRET_MAX);
 	if (v == NULL)
-		*err = xasprintf("{{secret:%s}}: cannot read secret '%s' in %s: %s",
+		e = xasprintf("{{secret:%s}}: cannot read secret '%s' in %s: %s",
 		    name, name, dir, strerror(errno));
-	else if (*v == '\0') {
-		*err = xasprintf("{{secret:%s}}: the secret file %s is empty", name,
+	else {
+		/* every trailing line break: an editor's, or two */
+		size_t n = strlen(v);
+
+		while (n > 0 && (v[n - 1] == '\n' || v[n - 1] == '\r'))
+			v[--n] = '\0';
+	}
+	if (v != NULL && *v == '\0')
+		e = xasprintf("{{secret:%s}}: the secret file %s is empty", name,
 		    path);
+	else if (v != NULL && ((stat(path, &st) == 0 && (st.st_mode & S_IWOTH)) ||
+	    (stat(dir, &st) == 0 && (st.st_mode & S_IWOTH))))
+		/* whoever may change a credential may send the data elsewhere */
+		e = xasprintf("{{secret:%s}}: the secret file %s or its directory is "
+		    "writable by every user (chmod o-w)", name, path);
+	if (e != NULL) {
+		*err = e;
+		if (v != NULL)
+			explicit_bzero(v, strlen(v));
 		free(v);
 		v = NULL;
 	}
@@ -147,6 +165,11 @@ env_read(const char *name, char **err)
 	if ((v = getenv(name)) == NULL) {
 		*err = xasprintf("{{env:%s}}: environment variable %s is not set", name,
 		    name);
+		return NULL;
+	}
+	if (*v == '\0') {
+		/* as an empty secret file is: a credential left out by mistake */
+		*err = xasprintf("{{env:%s}}: environment variable %s is empty", name, name);
 		return NULL;
 	}
 	return xstrdup(v);
@@ -294,8 +317,14 @@ check_body(struct tmpl *t, char **err)
 	j = json_loadb(b.data != NULL ? b.data : "", b.len, JSON_DECODE_ANY, &je);
 	buf_free(&b);
 	if (j == NULL) {
+		/* jansson quotes the text "near" the error: the body's literal values may be
+		 * credentials; the place is enough */
+		char *near = strstr(je.text, " near '");
+
+		if (near != NULL)
+			*near = '\0';
 		*err = xasprintf("the body is not valid JSON once its placeholders "
-		    "are filled in: %s", je.text);
+		    "are filled in: %s at line %d, column %d", je.text, je.line, je.column);
 		return -1;
 	}
 	json_decref(j);

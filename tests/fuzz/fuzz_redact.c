@@ -136,6 +136,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const char *spacing[] = { "=", " = ", "= ", " =", "\t=\t" };
 	static int init;
 	char *text, *t, *r, *r2, *ci, *url, *want, *p;
+	json_t *j;
 	struct buf b;
 	size_t pos;
 
@@ -205,6 +206,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(url);
 	free(want);
 	free(p);
+
+	/* learning from any configured text, then JSON redaction: terminates, and the
+	 * document stays a document (the registry learnt here is dropped after) */
+	redact_learn_url(text);
+	redact_learn_header(text);
+	redact_learn_body(text);
+	redact_learn_value(text);
+	if ((j = json_loads(text, JSON_DECODE_ANY, NULL)) != NULL) {
+		redact_json(j);
+		if ((r = json_dumps(j, JSON_ENCODE_ANY)) == NULL)
+			__builtin_trap();
+		free(r);
+		json_decref(j);
+	}
+	redact_reset();
+	redact_add_secret(SECRET);
+	redact_add_param("x-my-param");
 	free(text);
 	return 0;
 }

@@ -20,6 +20,28 @@ awk -v s="$score" -v b="$BASELINE" -v l="$LIMIT" 'BEGIN { exit !(s <= b && s <= 
 	fail "the unit's exposure is $score, above the baseline $BASELINE (limit $LIMIT)"
 }
 
+# no core file: a dump would hold every credential the daemon resolved
+grep -q '^LimitCORE=0$' "$UNIT" || fail "the unit does not set LimitCORE=0"
+
+# the daemon makes itself not dumpable before it reads a credential: run as another user,
+# its /proc/PID/mem belongs to root (no core, no ptrace or memory reading by that user)
+mkdir -m 755 "$T/nd"
+cat >"$T/nd/c.conf" <<CONF
+state = { conninfo = "host=127.0.0.1 port=1 dbname=x connect_timeout=1"; };
+jobs = ( { name = "a"; strategy = "modified"; key = "id"; modified = { field = "u"; };
+	source = { type = "http"; url = "http://127.0.0.1:1/x"; };
+	destination = { type = "http"; url = "http://127.0.0.1:1/y/{{key}}"; }; } );
+CONF
+chmod 644 "$T/nd/c.conf"
+runuser -u postgres -- "$ONESYNCD" -c "$T/nd/c.conf" >"$T/nd/log" 2>&1 &
+ND_PID=$!; PIDS+=("$ND_PID")
+nd_pid() { pgrep -u postgres -f "$T/nd/c.conf" | head -1 | grep -q .; }
+wait_for 10 nd_pid || fail "the daemon did not start as user postgres: $(cat "$T/nd/log")"
+nd=$(pgrep -u postgres -f "$T/nd/c.conf" | head -1)
+owner=$(stat -c %U "/proc/$nd/mem")
+kill -TERM "$nd"; wait "$ND_PID" 2>/dev/null
+[ "$owner" = root ] || fail "the daemon is dumpable (its /proc/PID/mem belongs to $owner, not root)"
+
 # verify: a copy in its own directory, ExecStart pointing at the built binary
 mkdir "$T/unit"
 sed "s|^ExecStart=[^ ]*|ExecStart=$ONESYNCD|" "$UNIT" >"$T/unit/onesyncd.service"

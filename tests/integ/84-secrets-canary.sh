@@ -17,12 +17,17 @@ canary() { echo "CNRY$1$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"; 
 C_SECRET=$(canary sec) C_SECRET2=$(canary sec2) C_ENV=$(canary env) C_QTOK=$(canary qtok)
 C_USER=$(canary user) C_HDR=$(canary hdr) C_PGKV=$(canary pgkv) C_PGURI=$(canary pguri)
 C_STATE=$(canary state) C_STATE2=$(canary state2) C_PARAM=$(canary param)
+C_CUST=$(canary cust) C_COOK=$(canary cook) C_BODY=$(canary body) C_UTOK=$(canary utok)
+# what a server sees of "http://user:C_USER@": Authorization: Basic base64(user:C_USER)
+C_B64=$(printf 'user:%s' "$C_USER" | base64 -w0)
 mkdir -p "$T/secrets"; printf '%s\n' "$C_SECRET" >"$T/secrets/apikey"
 export ONESYNC_TEST_TOKEN=$C_ENV
+# a secret that is also an ordinary word (a key of every JSON document onesync shows)
+export ONESYNC_TEST_WORD=delivered
 sa POST /_ctl/gen '{"coll":"contacts","n":30}' >/dev/null
 sa POST /_ctl/gen '{"coll":"echo","n":5}' >/dev/null
 # the destination refuses two records and echoes every canary it could have seen
-sa POST /_ctl/fault '{"coll":"echo-copy","method":"PUT","keys":[1,2],"status":422,"body":{"error":"rejected","token":"'$C_SECRET'","env":"'$C_ENV'","seen":"Bearer '$C_HDR' user '$C_USER' q '$C_QTOK' p '$C_PARAM'"}}' >/dev/null
+sa POST /_ctl/fault '{"coll":"echo-copy","method":"PUT","keys":[1,2],"status":422,"body":{"error":"rejected","token":"'$C_SECRET'","env":"'$C_ENV'","seen":"Bearer '$C_HDR' user '$C_USER' q '$C_QTOK' p '$C_PARAM'","hdr":"'$C_CUST' '$C_COOK'","body":{"key":"'$C_BODY'"},"basic":"Basic '$C_B64'"}}' >/dev/null
 sa POST /_ctl/fault '{"coll":"broken","method":"GET","status":500,"body":"{\"error\":\"bad key '$C_SECRET'\"}"}' >/dev/null
 PORT=${SA##*:}
 write() {	# write FILE STATE_CONNINFO
@@ -35,8 +40,9 @@ jobs = (
 	{ name = "good"; strategy = "modified"; key = "id";
 	  modified = { field = "updatedAt"; };
 	  source = { type = "http";
-		url = "$SA/api/contacts?_access_token=$C_QTOK&_api_key={{env:ONESYNC_TEST_TOKEN}}&_x-my-param=$C_PARAM";
-		headers = [ "Authorization: Bearer $C_HDR", "X-Api-Key: {{secret:apikey}}" ];
+		url = "$SA/api/contacts?_access_token=$C_QTOK&_api_key={{env:ONESYNC_TEST_TOKEN}}&_x-my-param=$C_PARAM&_sort_key=updatedAt&_author=name-1";
+		headers = [ "Authorization: Bearer $C_HDR", "X-Api-Key: {{secret:apikey}}",
+			    "X-Word: {{env:ONESYNC_TEST_WORD}}" ];
 		query = [ "updatedAt_gte={{watermark}}", "_sort=updatedAt,id", "_page={{page}}",
 			  "_limit={{limit}}", "_sig={{secret:apikey}}" ];
 		page = { style = "page"; size = 10; }; };
@@ -49,10 +55,12 @@ jobs = (
 		query = [ "updatedAt_gte={{watermark}}", "_token={{env:ONESYNC_TEST_TOKEN}}" ]; };
 	  destination = { type = "http"; method = "PUT";
 		url = "$SA/api/echo-copy/{{key}}?_token={{env:ONESYNC_TEST_TOKEN}}&_sig=$C_QTOK";
-		headers = [ "Authorization: {{secret:apikey}}" ]; }; },
+		body = "{\"id\": {{key}}, \"key\": \"$C_BODY\"}";
+		headers = [ "Authorization: {{secret:apikey}}", "X-Custom-Thing: $C_CUST",
+			    "Cookie: sid=$C_COOK; t={{env:ONESYNC_TEST_TOKEN}}" ]; }; },
 	{ name = "srcfail"; strategy = "modified"; key = "id";
 	  modified = { field = "updatedAt"; };
-	  source = { type = "http"; url = "$SA/api/broken?_token={{env:ONESYNC_TEST_TOKEN}}&_pw={{secret:apikey}}"; };
+	  source = { type = "http"; url = "http://$C_UTOK@127.0.0.1:$PORT/api/broken?_token={{env:ONESYNC_TEST_TOKEN}}&_pw={{secret:apikey}}"; };
 	  destination = { type = "http"; url = "$SA/api/broken-copy/{{key}}"; }; },
 	{ name = "baddb"; strategy = "modified"; key = "id"; run_timeout = "4s";
 	  modified = { field = "updatedAt"; };
@@ -66,7 +74,8 @@ CONF
 write "$T/c.conf" "$STATE password= $C_STATE"
 # every canary, for the greps
 printf '%s\n' "$C_SECRET" "$C_SECRET2" "$C_ENV" "$C_QTOK" "$C_USER" "$C_HDR" "$C_PGKV" \
-	"$C_PGURI" "$C_STATE" "$C_STATE2" "$C_PARAM" >"$T/canaries"
+	"$C_PGURI" "$C_STATE" "$C_STATE2" "$C_PARAM" "$C_CUST" "$C_COOK" "$C_BODY" "$C_UTOK" \
+	"$C_B64" >"$T/canaries"
 # no_canary WHAT FILE: none of the canaries (nor their common prefix) is in FILE
 no_canary() {
 	[ -s "$2" ] || fail "$1: nothing to look at ($2 is empty)"
@@ -78,12 +87,36 @@ no_canary() {
 has() { grep -q -F -- "$2" "$3" || fail "$1: '$2' is not in $3 (redaction not visible)"; }
 
 # -t: a good configuration, and one with errors next to the secrets
+chmod 644 "$T/c.conf"
 "$ONESYNCD" -t -c "$T/c.conf" >"$T/t-ok.out" 2>&1 || { cat "$T/t-ok.out" >&2; fail "-t refused the configuration"; }
 no_canary "-t" "$T/t-ok.out"
+# the file holds literal credentials: -t warns while every user may read it
+has "-t, a configuration every user may read" "is readable by every user" "$T/t-ok.out"
+chmod 600 "$T/c.conf"
+"$ONESYNCD" -t -c "$T/c.conf" >"$T/t-ok600.out" 2>&1 || fail "-t refused the configuration (mode 600)"
+grep -q "readable by every user" "$T/t-ok600.out" && fail "-t warns about a configuration of mode 600"
 write "$T/bad.conf" "host=h password = '$C_STATE' bogus"
 "$ONESYNCD" -t -c "$T/bad.conf" >"$T/t-bad.out" 2>&1 && fail "-t accepted a bad configuration"
 has "-t errors" "not a valid PostgreSQL connection" "$T/t-bad.out"
 no_canary "-t errors" "$T/t-bad.out"
+# every other way a configuration error is printed: the daemon's start, --once, onesyncctl
+sed "s|http://user:$C_USER@|htp://user:$C_USER@|" "$T/c.conf" >"$T/bad2.conf"
+: >"$T/bad2.out"
+timeout 20 "$ONESYNCD" -c "$T/bad2.conf" >>"$T/bad2.out" 2>&1 && fail "the daemon started with a bad configuration"
+timeout 20 "$ONESYNCD" -c "$T/bad2.conf" --once >>"$T/bad2.out" 2>&1 && fail "--once ran a bad configuration"
+timeout 20 "$CTL" -c "$T/bad2.conf" jobs >>"$T/bad2.out" 2>&1 && fail "onesyncctl read a bad configuration"
+[ "$(grep -c "htp://user:\*\*\*@" "$T/bad2.out")" = 3 ] || { cat "$T/bad2.out" >&2; fail "the three configuration errors do not name the redacted URL"; }
+no_canary "configuration errors (daemon, --once, onesyncctl)" "$T/bad2.out"
+# messages that would quote a literal credential: a header without its colon, a body that
+# is not JSON next to a credential
+sed -e "s|\"Authorization: Bearer $C_HDR\"|\"Authorization Bearer $C_HDR\"|" \
+    -e "s|\\\\\"$C_BODY\\\\\"|$C_BODY|" "$T/c.conf" >"$T/bad3.conf"
+grep -q "Authorization Bearer" "$T/bad3.conf" && grep -q -F ": $C_BODY}" "$T/bad3.conf" ||
+	fail "bad3.conf: the sed did not apply"
+"$ONESYNCD" -t -c "$T/bad3.conf" >"$T/t-bad3.out" 2>&1 && fail "-t accepted bad3.conf"
+has "-t, header without a colon" 'expected "Name: value"' "$T/t-bad3.out"
+has "-t, body not JSON" "not valid JSON" "$T/t-bad3.out"
+no_canary "-t, messages about literal credentials" "$T/t-bad3.out"
 
 # --once at -v -v: good and failing runs
 timeout 120 "$ONESYNCD" -v -v -c "$T/c.conf" --once >"$T/once.log" 2>&1
@@ -98,6 +131,9 @@ no_canary "--once -v -v log" "$T/once.log"
 has "--once log" "_access_token=***" "$T/once.log"
 has "--once log" "password = ***" "$T/once.log"
 has "--once log" '"token":"***"' "$T/once.log"
+# names that only contain a credential word are no credentials: their values stay, and are
+# not learnt as secrets (which would mask them everywhere)
+has "--once log" "_sort_key=updatedAt&_author=name-1" "$T/once.log"
 
 # the daemon, with the status endpoint, at -v -v; then a reload that brings a new secret
 LISTEN=127.0.0.1:0 write "$T/c.conf" "$STATE password= $C_STATE"
@@ -121,11 +157,32 @@ curl -sS --max-time 10 "$ST/metrics" >"$T/metrics.txt" || fail "GET /metrics"
 no_canary "/jobs" "$T/jobs.json"
 has "/jobs" "_token=***" "$T/jobs.json"
 no_canary "/metrics" "$T/metrics.txt"
+# a secret equal to a key: the documents stay JSON, their keys and metric names intact
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert all("delivered" in j["last_run"] for j in d), d' \
+	"$T/jobs.json" || fail "/jobs is not JSON, or lost its keys to a secret equal to one"
+has "/metrics" "delivered" "$T/metrics.txt"
 kill -TERM "$D_PID"; wait "$D_PID" 2>/dev/null
 no_canary "daemon log" "$T/daemon.log"
 has "daemon log" "new key ***" "$T/daemon.log"
 
 # onesyncctl, every command that shows stored text, plain and --json
+# a secret an older version stored, across the cut of its cell (70 characters): redacted
+# before the cut, not a piece of it shown
+sql "$STATE" "INSERT INTO onesync.failures (job, key, attempts, last_error)
+	VALUES ('echo', 'old', 1, '$(printf '%060d' 0) $C_SECRET2 end')"
+"$CTL" -c "$T/c.conf" failures echo >"$T/ctl-cut.out" 2>&1
+no_canary "onesyncctl failures, a cut cell" "$T/ctl-cut.out"
+has "onesyncctl failures, a cut cell" "$(printf '%060d' 0) ***" "$T/ctl-cut.out"
+sql "$STATE" "DELETE FROM onesync.failures WHERE key = 'old'"
+for cmd in "jobs" "runs good" "failures echo"; do
+	"$CTL" -c "$T/c.conf" --json $cmd >"$T/ctl.json" 2>&1 || fail "onesyncctl --json $cmd"
+	python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$T/ctl.json" ||
+		fail "onesyncctl --json $cmd: not JSON (a secret equal to a key masked it)"
+done
+grep -q '"delivered":' "$T/ctl.json" || "$CTL" -c "$T/c.conf" --json runs good | grep -q '"delivered":' ||
+	fail "onesyncctl --json runs: the key \"delivered\" is masked"
+"$CTL" -c "$T/c.conf" --json failures echo | grep -q '"updatedAt":' ||
+	fail "onesyncctl --json failures: the payload's key \"updatedAt\" is masked"
 : >"$T/ctl.out"
 for j in good echo srcfail baddb; do
 	for cmd in runs failures; do

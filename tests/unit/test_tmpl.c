@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -80,24 +81,35 @@ load(const char *s)
 	return j;
 }
 
+/* A file in the secrets directory. */
 static int
-setup(void **state)
+put(const char *name, const char *text)
 {
 	FILE	*f;
 	char	 path[128];
 
+	snprintf(path, sizeof path, "%s/%s", secrets, name);
+	if ((f = fopen(path, "w")) == NULL)
+		return -1;
+	fputs(text, f);
+	return fclose(f);
+}
+
+static int
+setup(void **state)
+{
+	char	 path[128];
+
 	if (mkdtemp(secrets) == NULL)
 		return -1;
-	snprintf(path, sizeof path, "%s/token", secrets);
-	if ((f = fopen(path, "w")) == NULL)
+	/* a line break inside, trailing line breaks (more than one), nothing but them */
+	if (put("token", "s3cr3t/+x\n") == -1 || put("crlf", "a\r\nInjected: yes") == -1 ||
+	    put("nl2", "n2-s3cr3t\n\r\n\n") == -1 || put("blank", "\n\n") == -1 ||
+	    put("ww", "ww-s3cr3t") == -1)
 		return -1;
-	fputs("s3cr3t/+x\n", f);
-	fclose(f);
-	snprintf(path, sizeof path, "%s/crlf", secrets);
-	if ((f = fopen(path, "w")) == NULL)
+	snprintf(path, sizeof path, "%s/ww", secrets);
+	if (chmod(path, 0666) == -1)
 		return -1;
-	fputs("a\r\nInjected: yes", f);
-	fclose(f);
 	return 0;
 }
 
@@ -109,6 +121,12 @@ teardown(void **state)
 	snprintf(path, sizeof path, "%s/token", secrets);
 	unlink(path);
 	snprintf(path, sizeof path, "%s/crlf", secrets);
+	unlink(path);
+	snprintf(path, sizeof path, "%s/nl2", secrets);
+	unlink(path);
+	snprintf(path, sizeof path, "%s/blank", secrets);
+	unlink(path);
+	snprintf(path, sizeof path, "%s/ww", secrets);
 	unlink(path);
 	rmdir(secrets);
 	return 0;
@@ -130,6 +148,12 @@ test_compile_errors(void **state)
 	bad("{{secret:crlf}}", TMPL_HEADER, TV_SECRET, "line break");
 	bad("{{env:ONESYNC_SURELY_UNSET_VAR}}", TMPL_URL, TV_ENV, "is not set");
 	bad("{{env:1BAD}}", TMPL_URL, TV_ENV, "not a valid environment variable name");
+	/* a credential left out by mistake: an empty value, alike from a file or the
+	 * environment; a secret anyone may change */
+	bad("{{secret:blank}}", TMPL_HEADER, TV_SECRET, "is empty");
+	setenv("ONESYNC_TEST_EMPTY_VAR", "", 1);
+	bad("{{env:ONESYNC_TEST_EMPTY_VAR}}", TMPL_URL, TV_ENV, "is empty");
+	bad("{{secret:ww}}", TMPL_HEADER, TV_SECRET, "writable by every user");
 	bad("{\"a\": {{record}},}", TMPL_BODY, TV_WRITE, "not valid JSON");
 	bad("{\"a\": \"{{key}}}", TMPL_BODY, TV_WRITE, "not valid JSON");
 }
@@ -148,6 +172,13 @@ test_uses(void **state)
 	assert_true(tmpl_has_secret(t));
 	assert_int_equal(tmpl_uses(t), TV_SECRET);
 	tmpl_free(t);
+	{
+		struct tmpl_vals v = { 0 };
+
+		t = ok("[{{secret:nl2}}]", TMPL_HEADER, TV_READ);
+		render(t, &v, false, 0, "[n2-s3cr3t]");	/* every trailing CR/LF trimmed */
+		tmpl_free(t);
+	}
 	t = ok("no placeholders } {", TMPL_URL, 0);
 	assert_int_equal(tmpl_uses(t), 0);
 	tmpl_free(t);

@@ -151,6 +151,88 @@ test_redact_urls_and_headers(void **state)
 	red_is("key=12 author=me tokens left 3", "key=12 author=me tokens left 3");
 	red_is("password authentication failed for user \"u\"",
 	    "password authentication failed for user \"u\"");
+	/* credential names match as words, not as substrings */
+	red_is("https://h/?_sort_key=updatedAt&_author=name-1&monkey=m1&keyword=k1",
+	    "https://h/?_sort_key=updatedAt&_author=name-1&monkey=m1&keyword=k1");
+	red_is("https://h/?api_key=1&apiKey=2&x-api-key=3&XApiKey=4&key=5&auth=6&_sig=7",
+	    "https://h/?api_key=***&apiKey=***&x-api-key=***&XApiKey=***&key=***&auth=***&_sig=***");
+	red_is("https://h/?pwd=1&pass=2&jwt=3&sid=4&session=5&bearer=6&credential=7&userPassword=8",
+	    "https://h/?pwd=***&pass=***&jwt=***&sid=***&session=***&bearer=***&credential=***"
+	    "&userPassword=***");
+	red_is("sort_key=a primary_key=b accessKey=c", "sort_key=a primary_key=b accessKey=***");
+	redact_reset();
+}
+
+static void
+test_redact_words_and_json(void **state)
+{
+	json_t *v;
+	char *s;
+
+	(void)state;
+	redact_reset();
+	/* a literal value of a parameter whose name only contains a credential word is no
+	 * secret: "updatedAt" must not be masked everywhere afterwards */
+	redact_learn_url("https://h/x?_sort_key=updatedAt&_author=name-1&api_key=real-key-1");
+	redact_learn_param("_sort_key", "updatedAt2");
+	red_is("updatedAt name-1 updatedAt2 real-key-1", "updatedAt name-1 updatedAt2 ***");
+	/* a secret equal to a key or to digits of a number: the document stays JSON, keys and
+	 * numbers kept; string values and credential-named members masked */
+	redact_add_secret("delivered");
+	redact_add_secret("105601");
+	v = json_pack("{si sf ss ss s{ss} s[s]}", "delivered", 3, "duration_s", 0.105601,
+	    "error", "x delivered y", "password_hash", "h", "rec", "apiKey", "k",
+	    "list", "105601");
+	redact_json(v);
+	s = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(12));
+	assert_string_equal(s, "{\"delivered\":3,\"duration_s\":0.105601,\"error\":"
+	    "\"x *** y\",\"list\":[\"***\"],\"password_hash\":\"***\","
+	    "\"rec\":{\"apiKey\":\"***\"}}");
+	free(s);
+	json_decref(v);
+	redact_reset();
+}
+
+static void
+test_redact_userinfo_and_literals(void **state)
+{
+	(void)state;
+	redact_reset();
+	/* a user with no (or an empty) password is the credential: hidden whole */
+	red_is("GET http://sk_live_ZQ1234:@h/x: 401", "GET http://***@h/x: 401");
+	red_is("https://ghp_ZQtoken99@h/x", "https://***@h/x");
+	red_is("https://u:pw@h/x", "https://u:***@h/x");
+	red_is("https://h/x?a=b@c", "https://h/x?a=b@c");
+	/* a raw '/' in a password: hidden up to the last '@' before the query */
+	red_is("postgresql://postgres:ZQsl/ash999@127.0.0.1/x?port=1",
+	    "postgresql://postgres:***@127.0.0.1/x?port=1");
+	red_is("curl: http://u:ZQsl/ashHTTP9@h/p?q=1", "curl: http://u:***@h/p?q=1");
+	/* learnt: the user-as-token, the password with a '/', base64(user:password) */
+	redact_learn_url("https://ghp_ZQlearn77@h/x");
+	redact_learn_url("http://u:ZQsl/ash999@h/p");
+	redact_learn_url("sftp://user:ZQpass1234@h/f.csv");
+	red_is("ghp_ZQlearn77 ZQsl/ash999", "*** ***");
+	/* "Basic " + base64("user:ZQpass1234"), base64("ghp_ZQlearn77:") */
+	red_is("Basic dXNlcjpaUXBhc3MxMjM0 Z2hwX1pRbGVhcm43Nzo=", "Basic *** ***");
+	redact_learn_basic("fileuser", "ZQfilepw55");
+	red_is("ZmlsZXVzZXI6WlFmaWxlcHc1NQ==", "***");
+	/* every configured header's value, not only Authorization's; literals next to a
+	 * placeholder; the scheme word alone is no secret */
+	redact_learn_header("X-Custom-Thing: ZQcustomHDR999");
+	redact_learn_header("Cookie: sid=ZQcookieLIT77; t={{env:X}}");
+	redact_learn_header("Authorization: Bearer {{secret:t}}");
+	redact_learn_header("Accept: application/json");
+	red_is("{\"echo\":\"ZQcustomHDR999 ZQcookieLIT77\"} Bearer application/json",
+	    "{\"echo\":\"*** ***\"} Bearer application/json");
+	/* a ':' inside a placeholder is no header name */
+	redact_learn_header("{{secret:token}}");
+	red_is("{{secret:token}}: x", "{{secret:token}}: x");
+	/* a body's literal values under credential names */
+	redact_learn_body("{\"id\": {{key}}, \"key\": \"ZQbodyKEY1234\", "
+	    "\"apiKey\": \"pre-{{env:X}}-ZQpost5678\", \"name\": \"plain-value\"}");
+	red_is("ZQbodyKEY1234 x-ZQpost5678 plain-value", "*** x*** plain-value");
+	redact_learn_value("ZQfilepass42");
+	red_is("ZQfilepass42", "***");
 	redact_reset();
 }
 
@@ -167,6 +249,15 @@ test_redact_registry(void **state)
 	/* as a URL carries it (upper and lower hex), and as JSON holds it */
 	red_is("GET /x?q=canary-S3cr3t%2F%2B", "GET /x?q=***");
 	red_is("GET /x?q=canary-S3cr3t%2f%2b", "GET /x?q=***");
+	/* in every JSON escaping a server may choose: PHP's \/, Go's \u0026, Python's
+	 * \u00e9, a surrogate pair, upper-case hex */
+	redact_add_secret("ZQ/sl&amp<\xc3\xa9>\xf0\x9f\x94\x91");
+	red_is("{\"e\":\"ZQ\\/sl&amp<\xc3\xa9>\xf0\x9f\x94\x91\"}", "{\"e\":\"***\"}");
+	red_is("{\"e\":\"ZQ/sl\\u0026amp\\u003c\xc3\xa9\\u003e\xf0\x9f\x94\x91\"}",
+	    "{\"e\":\"***\"}");
+	red_is("{\"e\":\"ZQ/sl&amp<\\u00e9>\\ud83d\\udd11\"}", "{\"e\":\"***\"}");
+	red_is("{\"e\":\"ZQ\\/sl\\u0026amp\\u003C\\u00E9\\u003E\\uD83D\\uDD11\"}",
+	    "{\"e\":\"***\"}");
 	redact_add_secret("tab\"quote\\");
 	red_is("{\"m\":\"tab\\\"quote\\\\\"}", "{\"m\":\"***\"}");
 	/* a secret that holds another is hidden whole */
@@ -262,6 +353,8 @@ main(void)
 		cmocka_unit_test(test_redact_conninfo_spellings),
 		cmocka_unit_test(test_redact_urls_and_headers),
 		cmocka_unit_test(test_redact_registry),
+		cmocka_unit_test(test_redact_words_and_json),
+		cmocka_unit_test(test_redact_userinfo_and_literals),
 		cmocka_unit_test(test_escape_controls),
 		cmocka_unit_test(test_strmap),
 	};
