@@ -73,6 +73,7 @@ struct run {
 	int64_t			 max_ns;	/* unsorted: highest timestamp delivered */
 	char			*max_text;
 	int64_t			 cap_ns;	/* settle cap, INT64_MAX when none */
+	bool			 clock_warned;	/* a source clock too far ahead, logged */
 	long long		 pages;
 	char			*next_url;
 	char			*cursor;
