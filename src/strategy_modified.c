@@ -531,12 +531,18 @@ process_page(struct run *r, int rc, struct source_page *page, const char *err)
 	json_t *recs, *rec, *failed;
 	size_t i, n;
 	bool full;
-	char **last;
+	char **last, *stale;
 	char *ref;
 	int64_t limit_ns;
 
 	if (rc != 0) {
 		run_fail(r, "%s", err);
+		return;
+	}
+	if ((stale = run_page_stale(r, page, r->pages)) != NULL) {
+		source_page_free(page);
+		run_fail(r, "%s", stale);
+		free(stale);
 		return;
 	}
 	source_page_free(r->page);
@@ -792,6 +798,8 @@ decide(struct run *r)
 		r->req_wm_ns = page_ns;
 		/* FALLTHROUGH */
 	case NEXT_RESTART_TIE:
+		/* A new read from the (request) watermark: a tie is re-read on purpose. */
+		run_page_restart(r);
 		r->tie_index = 0;
 		free(r->next_url);
 		free(r->cursor);
