@@ -341,10 +341,15 @@ tmpl_compile(const char *src, enum tmpl_place place, unsigned allowed,
     const char *secrets_dir, char **err)
 {
 	struct tmpl	*t;
-	const char	*p = src, *open, *close, *a, *z;
+	const char	*p = src, *open, *close, *a, *z, *why;
 	char		*name;
 
 	*err = NULL;
+	if (place == TMPL_HEADER && (why = header_bad(src, strlen(src))) != NULL) {
+		/* the configuration's own text: the same rule as a value's */
+		*err = xasprintf("the header contains %s", why);
+		return NULL;
+	}
 	t = xcalloc(1, sizeof *t);
 	t->src = xstrdup(src);
 	t->place = place;

@@ -146,6 +146,9 @@ test_compile_errors(void **state)
 	bad("{{secret:../etc}}", TMPL_HEADER, TV_SECRET, "plain file name");
 	bad("{{secret:..}}", TMPL_HEADER, TV_SECRET, "plain file name");
 	bad("{{secret:crlf}}", TMPL_HEADER, TV_SECRET, "line break");
+	bad("X-A: a\x01b {{key}}", TMPL_HEADER, TV_WRITE, "the header contains a control "
+	    "character");
+	bad("X-A: a\nX-B: b", TMPL_HEADER, TV_WRITE, "the header contains a line break");
 	/* what the file is, not "Invalid argument" (it is not read: a FIFO would wait) */
 	bad("{{secret:fifo}}", TMPL_HEADER, TV_SECRET, "cannot read secret 'fifo' in /tmp/"
 	    "onesync-tmpl-");
