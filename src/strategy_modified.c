@@ -559,6 +559,12 @@ process_page(struct run *r, int rc, struct source_page *page, const char *err)
 			    page->log_url);
 			return;
 		}
+		if (src_now - local_ns() > CLOCK_AHEAD_MAX_NS) {
+			/* believed, it would let unsettled records through (Date: 9999: all) */
+			run_fail(r, "settle is set but the source's Date header '%.64s' is more than "
+			    "1h ahead of onesyncd's clock (GET %s)", page->date, page->log_url);
+			return;
+		}
 		r->cap_ns = src_now - m->settle_ms * 1000000LL;
 	}
 	if (sc->type == CONN_HTTP && (sc->page_style == PAGE_LINK || sc->page_style == PAGE_NEXT))
