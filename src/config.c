@@ -92,7 +92,7 @@ static const struct key_def keys[] = {
 	  "Longest delay between two retries of a failed record." },
 	{ "defaults.timeout", K_DUR, "30s", 100, DUR_MAX, 0,
 	  "Time allowed for one HTTP request attempt (source and destination)." },
-	{ "defaults.run_timeout", K_DUR, "0", 0, DUR_MAX, 0,
+	{ "defaults.run_timeout", K_DUR, "6h", 0, DUR_MAX, 0,
 	  "Time allowed for a whole run; 0 = no limit." },
 	{ "defaults.retries", K_INT, "3", 0, 100, 0,
 	  "HTTP retries of 408, 429, 5xx and transport errors." },

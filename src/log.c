@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "log.h"
 
 static int		 verbose;
@@ -39,12 +41,43 @@ stderr_is_journal(void)
 	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }
 
+/*
+ * libevent's own messages (an accept() that fails, say) go through the log like every other
+ * line (escaped, redacted, journal fields), ten a minute at most: it logs each failure of a
+ * retried call, 90,777 lines in one test.
+ */
+static void
+libevent_log(int severity, const char *msg)
+{
+	static time_t window;
+	static int n;
+	static long long quiet;
+	time_t now = time(NULL);
+	int prio = severity == EVENT_LOG_ERR ? LOG_ERR : severity == EVENT_LOG_WARN ?
+	    LOG_WARNING : severity == EVENT_LOG_MSG ? LOG_INFO : LOG_DEBUG;
+
+	if (now - window >= 60) {
+		if (quiet > 0)
+			log_job(LOG_WARNING, NULL, 0, NULL, "libevent: %lld more messages in the "
+			    "last minute not logged", quiet);
+		window = now;
+		n = 0;
+		quiet = 0;
+	}
+	if (n++ >= 10) {
+		quiet++;
+		return;
+	}
+	log_job(prio, NULL, 0, NULL, "libevent: %s", msg);
+}
+
 void
 log_init(int v, const char *name)
 {
 	const char *force = getenv("ONESYNC_LOG_TARGET");
 
 	verbose = v;
+	event_set_log_callback(libevent_log);
 	if (name != NULL)
 		progname = name;
 	if (force != NULL && strcmp(force, "journal") == 0)

@@ -566,6 +566,57 @@ run_record_key(const struct run *r, json_t *rec, char **key, char **err)
 	return record_key(rec, r->job->key, r->job->nkey, key, err);
 }
 
+void
+run_page_restart(struct run *r)
+{
+	if (r->pages_read.n > 0) {
+		strmap_free(&r->pages_read, NULL);
+		strmap_init(&r->pages_read);
+	}
+	r->pages_stale = 0;
+}
+
+char *
+run_page_stale(struct run *r, const struct source_page *page, long long page_no)
+{
+	XXH3_state_t *st;
+	XXH128_hash_t h;
+	size_t i;
+	json_t *rec;
+	char fp[40];
+
+	/* The page's fingerprint: its records' keys in order (a record without a key by its
+	 * text). The content is left out: a record that changed between two reads of a
+	 * source that ignores paging is no news. */
+	if ((st = XXH3_createState()) == NULL)
+		fatalx("out of memory");
+	XXH3_128bits_reset(st);
+	json_array_foreach(page->records, i, rec) {
+		char *k = NULL, *e = NULL;
+
+		if (run_record_key(r, rec, &k, &e) != 0)
+			k = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+		if (k != NULL)
+			XXH3_128bits_update(st, k, strlen(k) + 1);
+		free(k);
+		free(e);
+	}
+	h = XXH3_128bits_digest(st);
+	XXH3_freeState(st);
+	snprintf(fp, sizeof fp, "%016llx%016llx", (unsigned long long)h.high64,
+	    (unsigned long long)h.low64);
+	if (strmap_get(&r->pages_read, fp) == NULL) {
+		strmap_put(&r->pages_read, fp, r);
+		r->pages_stale = 0;
+		return NULL;
+	}
+	if (++r->pages_stale < RUN_STALE_PAGES)
+		return NULL;
+	return xasprintf("the source repeats the same records: %d pages in a row (up to page "
+	    "%lld) brought nothing new; it may ignore the paging parameter", r->pages_stale,
+	    page_no);
+}
+
 /* Whether another page follows, and where the source says it is (next link or cursor). */
 bool
 run_page_more(struct run *r, const struct source_page *page)
@@ -857,6 +908,7 @@ run_start(struct jobrt *jr)
 	strmap_init(&r->seen);
 	strmap_init(&r->failing);
 	strmap_init(&r->followed);
+	strmap_init(&r->pages_read);
 	r->ev_timeout = evtimer_new(d->base, timed_out, r);
 	if (r->job->timeout_ms > 0) {
 		struct timeval tv = { r->job->timeout_ms / 1000, (r->job->timeout_ms % 1000) * 1000 };
@@ -901,6 +953,7 @@ run_free(struct run *r)
 	strmap_free(&r->seen, free);
 	strmap_free(&r->failing, free);
 	strmap_free(&r->followed, NULL);
+	strmap_free(&r->pages_read, NULL);
 	json_decref(r->retry);
 	json_decref(r->retry_failed);
 	json_decref(r->recs);

@@ -73,11 +73,14 @@ struct run {
 	int64_t			 max_ns;	/* unsorted: highest timestamp delivered */
 	char			*max_text;
 	int64_t			 cap_ns;	/* settle cap, INT64_MAX when none */
+	bool			 clock_warned;	/* a source clock too far ahead, logged */
 	long long		 pages;
 	char			*next_url;
 	char			*cursor;
 	struct strmap		 followed;	/* next links and cursors followed since the read
 						 * last started from the job's URL (hashes) */
+	struct strmap		 pages_read;	/* fingerprints of this read's pages */
+	int			 pages_stale;	/* pages in a row that brought nothing new */
 	bool			 last_page;
 	json_t			*ck;		/* the checkpoint being built */
 	bool			 page_busy;	/* a page is being delivered / checkpointed */
@@ -156,6 +159,16 @@ int run_next_unseen(struct run *, long long page_no) WUR;
 void run_fetch_page(struct run *, enum source_pg_mode, const char *after_key, long long index,
     source_cb);
 bool run_page_more(struct run *, const struct source_page *);
+/*
+ * After page page_no is read: NULL when it brought something new, or when fewer than
+ * RUN_STALE_PAGES pages in a row brought nothing (the same records, by key, as a page already
+ * read since the read last started: a source that ignores the paging parameter and answers
+ * distinct next links forever); when as many did, the error that fails the run (the
+ * caller frees it). run_page_restart() starts a new read (a deliberate re-read: a tie's).
+ */
+#define RUN_STALE_PAGES	10
+char *run_page_stale(struct run *, const struct source_page *, long long page_no) WUR;
+void run_page_restart(struct run *);
 /* A table read by key: the next page starts after the last record of recs (*after_key
  * replaced). -1 when that record has no usable key (NULL, empty...): such rows sort last,
  * so the read ends there (logged); the caller's records were judged one by one already. */

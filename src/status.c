@@ -16,7 +16,10 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/util.h>
 #include <jansson.h>
@@ -31,9 +34,27 @@
 #define STATUS_MAX_HEADERS	8192
 #define STATUS_MAX_BODY		1024
 
+/*
+ * Connections open at once. A client beyond them waits in the listen backlog (the listeners
+ * stop accepting) instead of taking a descriptor: 1,100 idle connections once took every
+ * file descriptor the jobs needed, and libevent logged each failed accept().
+ */
+#define STATUS_MAX_CONNS	64
+#define STATUS_MAX_LISTENERS	8
+
 struct status {
-	struct daemon	*d;
-	struct evhttp	*http;
+	struct daemon		*d;
+	struct evhttp		*http;
+	struct evconnlistener	*lev[STATUS_MAX_LISTENERS];
+	int			 nlev;
+	/* evhttp has no connection count (libevent 2.1): each connection's bufferevent is
+	 * made here (evhttp_set_bevcb) with a reference of ours, so its descriptor stays open
+	 * until sweep() sees evhttp has freed it (its callbacks cleared) and lets it go. */
+	struct bufferevent	*conn[STATUS_MAX_CONNS];
+	int			 nconn;
+	bool			 paused;	/* the listeners stopped at the cap */
+	time_t			 capped;	/* when that was last logged */
+	struct event		*sweep_ev;
 };
 
 int
@@ -290,6 +311,96 @@ serve(struct evhttp_request *req, void *arg)
 		fn(st, req);
 }
 
+/* Forget the connections evhttp is done with; accept again below the cap. */
+static void
+sweep(struct status *st)
+{
+	bufferevent_event_cb ecb;
+
+	for (int i = 0; i < st->nconn; ) {
+		bufferevent_getcb(st->conn[i], NULL, NULL, &ecb, NULL);
+		if (ecb != NULL) {
+			i++;
+			continue;
+		}
+		bufferevent_free(st->conn[i]);	/* our reference: closes the descriptor */
+		st->conn[i] = st->conn[--st->nconn];
+	}
+	if (st->paused && st->nconn < STATUS_MAX_CONNS) {
+		for (int i = 0; i < st->nlev; i++)
+			evconnlistener_enable(st->lev[i]);
+		st->paused = false;
+	}
+}
+
+static void
+sweep_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	sweep(arg);
+}
+
+/* A new connection (evhttp_set_bevcb): its bufferevent, counted. */
+static struct bufferevent *
+new_conn(struct event_base *base, void *arg)
+{
+	struct status *st = arg;
+	struct bufferevent *bev;
+
+	sweep(st);
+	if ((bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE)) == NULL)
+		return NULL;		/* evhttp makes one of its own, uncounted */
+	if (st->nconn == STATUS_MAX_CONNS)
+		return bev;	/* not reached: the listeners stop at the cap (below) */
+	bufferevent_incref(bev);
+	st->conn[st->nconn++] = bev;
+	if (st->nconn == STATUS_MAX_CONNS && !st->paused) {
+		for (int i = 0; i < st->nlev; i++)
+			evconnlistener_disable(st->lev[i]);
+		st->paused = true;
+		if (time(NULL) - st->capped < 60)
+			return bev;
+		st->capped = time(NULL);
+		log_job(LOG_WARNING, NULL, 0, NULL, "status endpoint: %d connections open, the "
+		    "most it serves at once; others wait until one closes (logged once a minute)",
+		    STATUS_MAX_CONNS);
+	}
+	return bev;
+}
+
+static struct status *the_status;	/* one endpoint per process */
+
+/*
+ * accept() failed (no descriptor left: EMFILE, ENFILE): stop accepting for a second (the
+ * sweep starts again) and say so once a minute. libevent would retry at once, and log every
+ * failure: 90,777 lines in one test.
+ */
+static void
+accept_error(struct evconnlistener *lev, void *arg)
+{
+	static time_t last;
+	static long long quiet;
+	struct status *st = the_status;	/* arg is evhttp's (the listener's user data) */
+	int e = EVUTIL_SOCKET_ERROR();
+	time_t now = time(NULL);
+
+	if (st == NULL) {
+		evconnlistener_disable(lev);	/* not reached */
+		return;
+	}
+	for (int i = 0; i < st->nlev; i++)
+		evconnlistener_disable(st->lev[i]);
+	st->paused = true;
+	if (now - last < 60) {
+		quiet++;
+		return;
+	}
+	log_job(LOG_WARNING, NULL, 0, NULL, "status endpoint: cannot accept a connection: %s; "
+	    "not accepting for a second (%lld more such failures since the last line)",
+	    evutil_socket_error_to_string(e), quiet);
+	last = now;
+	quiet = 0;
+}
+
 /* Bind and listen on one address; the listening socket, or -1 with errno. */
 static int
 listen_on(const struct addrinfo *ai)
@@ -366,7 +477,16 @@ status_start(struct daemon *d)
 	    EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
 	    EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);	/* 405, not 501 */
 	evhttp_set_gencb(st->http, serve, st);
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
+	evhttp_set_bevcb(st->http, new_conn, st);
+	the_status = st;
+	st->sweep_ev = event_new(d->base, -1, EV_PERSIST, sweep_cb, st);
+	if (st->sweep_ev != NULL) {
+		struct timeval tv = { 1, 0 };
+
+		event_add(st->sweep_ev, &tv);
+	}
+	for (ai = res; ai != NULL && st->nlev < STATUS_MAX_LISTENERS; ai = ai->ai_next) {
+		struct evhttp_bound_socket *bs;
 		int fd = listen_on(ai);
 		char *name;
 
@@ -375,12 +495,14 @@ status_start(struct daemon *d)
 			    listen, strerror(errno));
 			continue;
 		}
-		if (evhttp_accept_socket_with_handle(st->http, fd) == NULL) {
+		if ((bs = evhttp_accept_socket_with_handle(st->http, fd)) == NULL) {
 			log_job(LOG_ERR, NULL, 0, NULL, "daemon.status_listen '%s': cannot accept "
 			    "connections", listen);
 			close(fd);
 			continue;
 		}
+		st->lev[st->nlev] = evhttp_bound_socket_get_listener(bs);
+		evconnlistener_set_error_cb(st->lev[st->nlev++], accept_error);
 		name = bound_name(fd);
 		log_info("status endpoint listening on http://%s (/healthz, /metrics, /jobs)", name);
 		free(name);
@@ -403,6 +525,12 @@ status_free(struct status *st)
 {
 	if (st == NULL)
 		return;
+	if (the_status == st)
+		the_status = NULL;
 	evhttp_free(st->http);
+	for (int i = 0; i < st->nconn; i++)
+		bufferevent_free(st->conn[i]);
+	if (st->sweep_ev != NULL)
+		event_free(st->sweep_ev);
 	free(st);
 }

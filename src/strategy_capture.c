@@ -338,6 +338,12 @@ page_answered(void *arg, int rc, struct source_page *page, const char *err)
 		return;
 	}
 	n = json_array_size(page->records);
+	if ((cs->read_error = run_page_stale(r, page, cs->page_index)) != NULL) {
+		source_page_free(page);
+		cs->read_done = true;
+		end_of_read(r);
+		return;
+	}
 	more = run_page_more(r, page);
 	cs->page_url = sc->type == CONN_HTTP ? page->log_url : NULL;
 	json_array_foreach(page->records, i, rec) {

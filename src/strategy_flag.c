@@ -257,6 +257,7 @@ page_answered(void *arg, int rc, struct source_page *page, const char *err)
 	const struct source_conf *sc = &r->job->src;
 	size_t i, n;
 	json_t *rec, *keys;
+	char *stale;
 
 	r->sreq = NULL;
 	if (rc != 0) {
@@ -266,6 +267,12 @@ page_answered(void *arg, int rc, struct source_page *page, const char *err)
 	n = json_array_size(page->records);
 	log_job(LOG_DEBUG, r->job->name, r->id, NULL, "page %lld: %zu pending records from %s",
 	    fs->page_index, n, page->log_url != NULL ? page->log_url : "the source");
+	if ((stale = run_page_stale(r, page, fs->page_index)) != NULL) {
+		source_page_free(page);
+		run_fail(r, "%s", stale);
+		free(stale);
+		return;
+	}
 	fs->more = run_page_more(r, page);
 	if (sc->type == CONN_POSTGRESQL && n > 0 &&
 	    run_keyset_next(r, page->records, &fs->after_key) != 0)

@@ -66,6 +66,13 @@ date_ns(const char *date)
 	return ts_ns(t);	/* saturates: a Date after 2262 must not overflow */
 }
 
+/*
+ * How far ahead of onesyncd's clock a source's clock is believed (modified.max_future's
+ * reference). Skew between servers is seconds, rarely minutes; a clock an hour ahead or more is
+ * wrong, and believed it would widen the guard by as much (Date: 9999 would switch it off).
+ */
+#define CLOCK_AHEAD_MAX_NS	(3600LL * 1000000000LL)
+
 /* onesyncd's own clock, as nanoseconds since the epoch. */
 static int64_t
 local_ns(void)
@@ -83,7 +90,9 @@ local_ns(void)
  * whose clock lags cannot make every record "future", and a source ahead of us keeps its own
  * margin. A replayed retry, judged before any page is read, has onesyncd's clock only: never
  * later than a fresh read's reference, so a replay does not deliver a record that the same
- * run's fresh read refuses. *ref gets the reference time and where it came from, for the error.
+ * run's fresh read refuses. A source clock more than CLOCK_AHEAD_MAX_NS ahead of ours is not
+ * believed (warned once per run). *ref gets the reference time and where it came from, for the
+ * error.
  */
 static int64_t
 future_limit(struct run *r, const struct source_page *page, char **ref)
@@ -102,6 +111,22 @@ future_limit(struct run *r, const struct source_page *page, char **ref)
 			src = ts_ns(t);
 	} else if (page != NULL)
 		src = date_ns(page->date);
+	if (src > now && src - now > CLOCK_AHEAD_MAX_NS) {
+		/* A clock that far ahead is wrong (or hostile: Date: 9999 would switch the
+		 * guard off and let the watermark jump there); ours is the reference. */
+		/* as the source wrote it: 9999 does not fit in nanoseconds (ts_ns saturates) */
+		if (!r->clock_warned)
+			log_job(LOG_WARNING, r->job->name, r->id, NULL, "%s says '%.64s', more "
+			    "than 1h ahead of onesyncd's clock: ignored, modified.max_future "
+			    "counts from onesyncd's clock", what, page->date);
+		r->clock_warned = true;
+		at = ts_format(ts_from_ns(now), TS_RFC3339);
+		*ref = xasprintf("%s (onesyncd's clock: %s, '%.64s', was more than 1h ahead of "
+		    "it)", at, what, page->date);
+		free(at);
+		src = -1;
+		goto limit;
+	}
 	at = ts_format(ts_from_ns(src > now ? src : now), TS_RFC3339);
 	if (page == NULL)
 		*ref = xasprintf("%s (onesyncd's clock: a replayed retry is judged before the "
@@ -116,6 +141,7 @@ future_limit(struct run *r, const struct source_page *page, char **ref)
 		free(src_at);
 	}
 	free(at);
+limit:
 	if (src > now)
 		now = src;
 	if (margin > (INT64_MAX - now) / 1000000LL)
@@ -505,12 +531,18 @@ process_page(struct run *r, int rc, struct source_page *page, const char *err)
 	json_t *recs, *rec, *failed;
 	size_t i, n;
 	bool full;
-	char **last;
+	char **last, *stale;
 	char *ref;
 	int64_t limit_ns;
 
 	if (rc != 0) {
 		run_fail(r, "%s", err);
+		return;
+	}
+	if ((stale = run_page_stale(r, page, r->pages)) != NULL) {
+		source_page_free(page);
+		run_fail(r, "%s", stale);
+		free(stale);
 		return;
 	}
 	source_page_free(r->page);
@@ -525,6 +557,12 @@ process_page(struct run *r, int rc, struct source_page *page, const char *err)
 		if (src_now < 0) {
 			run_fail(r, "settle is set but the source sent no usable Date header (GET %s)",
 			    page->log_url);
+			return;
+		}
+		if (src_now - local_ns() > CLOCK_AHEAD_MAX_NS) {
+			/* believed, it would let unsettled records through (Date: 9999: all) */
+			run_fail(r, "settle is set but the source's Date header '%.64s' is more than "
+			    "1h ahead of onesyncd's clock (GET %s)", page->date, page->log_url);
 			return;
 		}
 		r->cap_ns = src_now - m->settle_ms * 1000000LL;
@@ -766,6 +804,8 @@ decide(struct run *r)
 		r->req_wm_ns = page_ns;
 		/* FALLTHROUGH */
 	case NEXT_RESTART_TIE:
+		/* A new read from the (request) watermark: a tie is re-read on purpose. */
+		run_page_restart(r);
 		r->tie_index = 0;
 		free(r->next_url);
 		free(r->cursor);

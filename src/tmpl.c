@@ -8,6 +8,8 @@
  * in error messages, render as "***" when the caller asks for a redacted copy, and are
  * registered with redact.c when compiled.
  */
+#include <sys/stat.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -101,6 +103,7 @@ secret_read(const char *name, const char *dir, char **err)
 {
 	struct stat	 st;
 	char		*path, *v, *e = NULL;
+	int		 serr;
 
 	if (*name == '\0' || strchr(name, '/') != NULL || strcmp(name, ".") == 0 ||
 	    strcmp(name, "..") == 0) {
@@ -118,9 +121,16 @@ secret_read(const char *name, const char *dir, char **err)
 	}
 	path = xasprintf("%s/%s", dir, name);
 	v = read_small_file(path, SECRET_MAX);
-	if (v == NULL)
+	serr = errno;
+	if (v == NULL && (serr == EINVAL || serr == EISDIR) && stat(path, &st) == 0 &&
+	    !S_ISREG(st.st_mode))
+		/* open_regular refused it without reading (a FIFO would wait forever,
+		 * /dev/zero never ends): say what it is, not "Invalid argument" */
+		e = xasprintf("{{secret:%s}}: cannot read secret '%s' in %s: it is %s, "
+		    "not a regular file", name, name, dir, file_kind(st.st_mode));
+	else if (v == NULL)
 		e = xasprintf("{{secret:%s}}: cannot read secret '%s' in %s: %s",
-		    name, name, dir, strerror(errno));
+		    name, name, dir, strerror(serr));
 	else {
 		/* every trailing line break: an editor's, or two */
 		size_t n = strlen(v);
@@ -207,12 +217,37 @@ var_of(const char *name, const char **arg)
 	return 0;
 }
 
+/*
+ * Why text cannot go in a header value, or NULL. A line break would end the header (and
+ * forge the next); a NUL cuts it where libcurl reads it; every other control character
+ * (C0 but HTAB, DEL, C1 written as UTF-8) is refused too: RFC 9110 allows none of them,
+ * and servers and proxies differ on what they do with one.
+ */
+static const char *
+header_bad(const char *s, size_t n)
+{
+	unsigned char	c;
+
+	for (size_t i = 0; i < n; i++) {
+		c = (unsigned char)s[i];
+		if (c == '\r' || c == '\n')
+			return "a line break";
+		if (c == '\0')
+			return "a NUL character";
+		if ((c < 0x20 && c != '\t') || c == 0x7f ||
+		    (c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 &&
+		    (unsigned char)s[i + 1] <= 0x9f))
+			return "a control character";
+	}
+	return NULL;
+}
+
 /* Compile one placeholder (inner text already trimmed). */
 static int
 compile_var(struct tmpl *t, char *name, unsigned allowed, const char *secrets_dir,
     char **err)
 {
-	const char	*arg;
+	const char	*arg, *why;
 	unsigned	 var;
 	char		*v = NULL, *valid;
 
@@ -232,9 +267,9 @@ compile_var(struct tmpl *t, char *name, unsigned allowed, const char *secrets_di
 		    env_read(arg, err);
 		if (v == NULL)
 			return -1;
-		if (t->place == TMPL_HEADER && strpbrk(v, "\r\n") != NULL) {
-			*err = xasprintf("{{%s}}: the value contains a line break, "
-			    "which cannot go in a header", name);
+		if (t->place == TMPL_HEADER && (why = header_bad(v, strlen(v))) != NULL) {
+			*err = xasprintf("{{%s}}: the value contains %s, which cannot go "
+			    "in a header", name, why);
 			free(v);
 			return -1;
 		}
@@ -336,10 +371,15 @@ tmpl_compile(const char *src, enum tmpl_place place, unsigned allowed,
     const char *secrets_dir, char **err)
 {
 	struct tmpl	*t;
-	const char	*p = src, *open, *close, *a, *z;
+	const char	*p = src, *open, *close, *a, *z, *why;
 	char		*name;
 
 	*err = NULL;
+	if (place == TMPL_HEADER && (why = header_bad(src, strlen(src))) != NULL) {
+		/* the configuration's own text: the same rule as a value's */
+		*err = xasprintf("the header contains %s", why);
+		return NULL;
+	}
 	t = xcalloc(1, sizeof *t);
 	t->src = xstrdup(src);
 	t->place = place;
@@ -600,12 +640,41 @@ whole_url(const struct tmpl *t)
 	    (t->parts[0].var == TV_SECRET || t->parts[0].var == TV_ENV);
 }
 
+/*
+ * A {{secret:}} or {{env:}} value of a URL's origin: nothing but literal text and such values
+ * before it, and no '/', '?' or '#' in that text past its "://". It is the operator's text,
+ * kept out of the file ("{{secret:base}}/x" fixes scheme://host/), so it goes in as is;
+ * escaped, "https://h" became "https%3A%2F%2Fh". The rendered URL is still checked, and a
+ * value that comes with a request is never one of these (BY_REQUEST).
+ */
+static bool
+origin_part(const struct tmpl *t, const struct part *p)
+{
+	const char	*s, *sep;
+
+	if (t->place != TMPL_URL || (p->var != TV_SECRET && p->var != TV_ENV))
+		return false;
+	for (const struct part *q = t->parts; q < p; q++) {
+		if (q->var == TV_SECRET || q->var == TV_ENV)
+			continue;
+		if (q->var != 0)
+			return false;
+		s = q->arg;
+		if ((sep = strstr(s, "://")) != NULL)
+			s = sep + 3;
+		if (strpbrk(s, "/?#") != NULL)
+			return false;
+	}
+	return true;
+}
+
 /* Emit one value in a URL, query value, header or text. */
 static int
 emit_text(const struct tmpl *t, const struct part *p, const struct val *v,
     struct buf *out, char **err)
 {
 	struct buf	 tmp;
+	const char	*why;
 	int		 r = 0;
 
 	buf_init(&tmp);
@@ -623,10 +692,9 @@ emit_text(const struct tmpl *t, const struct part *p, const struct val *v,
 		buf_adds(&tmp, "");
 	switch (t->place) {
 	case TMPL_HEADER:
-		if (memchr(tmp.data, '\r', tmp.len) != NULL ||
-		    memchr(tmp.data, '\n', tmp.len) != NULL) {
-			*err = xasprintf("{{%s}}: the value contains a line break, "
-			    "which cannot go in a header", p->name);
+		if ((why = header_bad(tmp.data, tmp.len)) != NULL) {
+			*err = xasprintf("{{%s}}: the value contains %s, which cannot go "
+			    "in a header", p->name, why);
 			r = -1;
 			break;
 		}
@@ -643,10 +711,10 @@ emit_text(const struct tmpl *t, const struct part *p, const struct val *v,
 		buf_add(out, tmp.data, tmp.len);
 		break;
 	case TMPL_URL:
-		/* A URL that is one {{secret:}} or {{env:}} goes in as is: the operator's whole
-		 * URL, kept out of the file. A value that comes with a request never does:
-		 * escaped, it cannot supply a scheme, a host or a '/' (tmpl_fixed_prefix). */
-		if (whole_url(t)) {
+		/* A {{secret:}} or {{env:}} of the origin (the whole URL, or its start) goes in
+		 * as is. A value that comes with a request never does: escaped, it cannot
+		 * supply a scheme, a host or a '/' (tmpl_fixed_prefix). */
+		if (origin_part(t, p)) {
 			buf_add(out, tmp.data, tmp.len);
 			break;
 		}

@@ -98,4 +98,29 @@ case $err in *"more than 1d (modified.max_future) after 20"*"(onesyncd's clock, 
 *) fail "lagging clock: the error does not name the reference: '$err'";; esac
 sa DELETE /_ctl/date >/dev/null
 note "lagging source clock: 5 records delivered once over 3 runs, the typo names its reference"
+
+# a hostile source clock far ahead (Date: 9999) does not switch the guard off: the reference
+# is onesyncd's clock, the year-9999 record fails and the watermark does not jump there; the
+# warning names the job and the Date, once per run (several pages)
+sa POST /_ctl/date '{"date":"Fri, 31 Dec 9999 23:59:59 GMT"}' >/dev/null
+STATE=$(new_db stateahead); DEST=$(new_db destahead); dest_table
+: >"$T/daemon.log"
+PAGE=2 write_conf "$T/c.conf"
+once "$T/c.conf" || fail "clock ahead: run exited $?"
+case $(last_run watermark_after) in 9999*|"") fail "clock ahead: watermark $(last_run watermark_after)";; esac
+[ "$(sql "$DEST" "SELECT count(*) FROM contacts")" = 5 ] || fail "clock ahead: destination rows"
+err=$(sql "$STATE" "SELECT last_error FROM onesync.failures WHERE key = '6'")
+case $err in *"record 6: timestamp field 'updatedAt' is 9999-12-31"*"(onesyncd's clock: the source's Date header, 'Fri, 31 Dec 9999 23:59:59 GMT', was more than 1h ahead"*) ;;
+*) fail "clock ahead: the failure of record 6: '$err'";; esac
+[ "$(grep -c "job=contacts.*Date header says 'Fri, 31 Dec 9999 23:59:59 GMT', more than 1h ahead of onesyncd's clock" "$T/daemon.log")" = 1 ] ||
+	fail "clock ahead: want one warning naming the job and the Date: $(grep -c 'ahead of' "$T/daemon.log")"
+# settle cannot use such a clock either: the run fails, as without a Date header
+STATE=$(new_db statesettle); DEST=$(new_db destsettle); dest_table
+MOD_EXTRA='settle = "30s";' write_conf "$T/c.conf"
+once "$T/c.conf" && fail "settle with a Date at 9999: the run did not fail"
+case $(last_run error) in *"settle is set but the source's Date header 'Fri, 31 Dec 9999 23:59:59 GMT' is more than 1h ahead of onesyncd's clock"*) ;;
+*) fail "settle with a Date at 9999: $(last_run error)";; esac
+[ "$(sql "$DEST" "SELECT count(*) FROM contacts")" = 0 ] || fail "settle with a Date at 9999: records were taken"
+sa DELETE /_ctl/date >/dev/null
+note "source clock at 9999: ignored with one warning, the year-9999 record fails, the watermark stays; settle fails the run"
 exit 0

@@ -145,7 +145,7 @@ test_minimal_defaults(void **state)
 	assert_int_equal(j->max_attempts, 8);
 	assert_int_equal(j->retry_backoff_ms, 30000);
 	assert_int_equal(j->retry_backoff_max_ms, 3600000);
-	assert_int_equal(j->timeout_ms, 0);
+	assert_int_equal(j->timeout_ms, 6 * 3600 * 1000);	/* run_timeout: 6h */
 	assert_true(j->enabled);
 	assert_string_equal(j->modified.field, "updatedAt");
 	assert_int_equal(j->modified.format, TS_RFC3339);

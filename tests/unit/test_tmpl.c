@@ -1,4 +1,6 @@
 /* test_tmpl.c - templates: compile errors, escaping per place, missing values, secrets. */
+#include <sys/stat.h>
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -105,10 +107,16 @@ setup(void **state)
 	/* a line break inside, trailing line breaks (more than one), nothing but them */
 	if (put("token", "s3cr3t/+x\n") == -1 || put("crlf", "a\r\nInjected: yes") == -1 ||
 	    put("nl2", "n2-s3cr3t\n\r\n\n") == -1 || put("blank", "\n\n") == -1 ||
-	    put("ww", "ww-s3cr3t") == -1)
+	    put("ww", "ww-s3cr3t") == -1 || put("ctl", "a\x01b") == -1)
 		return -1;
 	snprintf(path, sizeof path, "%s/ww", secrets);
 	if (chmod(path, 0666) == -1)
+		return -1;
+	snprintf(path, sizeof path, "%s/fifo", secrets);
+	if (mkfifo(path, 0600) == -1)
+		return -1;
+	snprintf(path, sizeof path, "%s/zero", secrets);
+	if (symlink("/dev/zero", path) == -1)
 		return -1;
 	return 0;
 }
@@ -128,6 +136,12 @@ teardown(void **state)
 	unlink(path);
 	snprintf(path, sizeof path, "%s/ww", secrets);
 	unlink(path);
+	snprintf(path, sizeof path, "%s/ctl", secrets);
+	unlink(path);
+	snprintf(path, sizeof path, "%s/fifo", secrets);
+	unlink(path);
+	snprintf(path, sizeof path, "%s/zero", secrets);
+	unlink(path);
 	rmdir(secrets);
 	return 0;
 }
@@ -146,6 +160,19 @@ test_compile_errors(void **state)
 	bad("{{secret:../etc}}", TMPL_HEADER, TV_SECRET, "plain file name");
 	bad("{{secret:..}}", TMPL_HEADER, TV_SECRET, "plain file name");
 	bad("{{secret:crlf}}", TMPL_HEADER, TV_SECRET, "line break");
+	bad("X-A: a\x01b {{key}}", TMPL_HEADER, TV_WRITE, "the header contains a control "
+	    "character");
+	bad("X-A: a\nX-B: b", TMPL_HEADER, TV_WRITE, "the header contains a line break");
+	/* what the file is, not "Invalid argument" (it is not read: a FIFO would wait) */
+	bad("{{secret:fifo}}", TMPL_HEADER, TV_SECRET, "cannot read secret 'fifo' in /tmp/"
+	    "onesync-tmpl-");
+	bad("{{secret:fifo}}", TMPL_HEADER, TV_SECRET, ": it is a FIFO, not a regular file");
+	bad("{{secret:zero}}", TMPL_HEADER, TV_SECRET, ": it is a character device, not a "
+	    "regular file");
+	bad("{{secret:ctl}}", TMPL_HEADER, TV_SECRET, "{{secret:ctl}}: the value contains a "
+	    "control character, which cannot go in a header");
+	setenv("ONESYNC_TEST_CTL", "a\x7f", 1);
+	bad("{{env:ONESYNC_TEST_CTL}}", TMPL_HEADER, TV_ENV, "control character");
 	bad("{{env:ONESYNC_SURELY_UNSET_VAR}}", TMPL_URL, TV_ENV, "is not set");
 	bad("{{env:1BAD}}", TMPL_URL, TV_ENV, "not a valid environment variable name");
 	/* a credential left out by mistake: an empty value, alike from a file or the
@@ -293,6 +320,16 @@ test_fixed_prefix(void **state)
 		{ "https://{{env:ONESYNC_TEST_HOST}}/x/{{key}}", "https://api.example.com/x/", "key" },
 		{ "{{env:ONESYNC_TEST_URL}}", "https://api.example.com/v1/items?a=b", NULL },
 		{ "http://h/{{secret:token}}", "http://h/s3cr3t%2F%2Bx", NULL },
+		/* a secret or environment value that starts the URL fixes its origin: as is
+		 * (it was escaped, so "{{secret:base}}/x" could not render a URL); one after
+		 * the origin's '/' is a path segment, escaped */
+		{ "{{env:ONESYNC_TEST_URL}}/x/{{key}}",
+		    "https://api.example.com/v1/items?a=b/x/", "key" },
+		{ "{{env:ONESYNC_TEST_SCHEME}}{{env:ONESYNC_TEST_HOST}}:8080/{{env:ONESYNC_TEST_URL}}",
+		    "https://api.example.com:8080/https%3A%2F%2Fapi.example.com%2Fv1%2Fitems%3Fa%3Db",
+		    NULL },
+		{ "https://{{env:ONESYNC_TEST_PORT}}/{{secret:token}}",
+		    "https://api.example.com:8443/s3cr3t%2F%2Bx", NULL },
 	};
 	struct tmpl	*t;
 	struct buf	 b;
@@ -300,6 +337,8 @@ test_fixed_prefix(void **state)
 
 	setenv("ONESYNC_TEST_HOST", "api.example.com", 1);
 	setenv("ONESYNC_TEST_URL", "https://api.example.com/v1/items?a=b", 1);
+	setenv("ONESYNC_TEST_SCHEME", "https://", 1);
+	setenv("ONESYNC_TEST_PORT", "api.example.com:8443", 1);
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		t = ok(cases[i].src, TMPL_URL, TV_WRITE | TV_DEST);
 		buf_init(&b);
@@ -357,6 +396,34 @@ test_header(void **state)
 	render(t, &v, false, -1, "line break");
 	v.have = 0;
 	render(t, &v, false, -1, "{{key}}: no value");
+	tmpl_free(t);
+
+	/* NUL and every control character but HTAB: a NUL cut the header where libcurl read
+	 * it ("X-Name: x", the record counted delivered), the others went out raw */
+	t = ok("X-Name: {{record.name}}", TMPL_HEADER, TV_WRITE);
+	v.have = TV_RECORD;
+	v.record = json_loads("{\"name\": \"x\\u0000X-Injected: 1\"}", JSON_ALLOW_NUL, NULL);
+	assert_non_null(v.record);
+	render(t, &v, false, -1, "{{record.name}}: the value contains a NUL character");
+	json_decref(v.record);
+	{
+		static const char *ctl[] = { "\\u0001", "a\\u000bb", "\\u001f", "\\u007f",
+		    "\\u0085", "\\u009b[2J" };
+
+		for (size_t i = 0; i < sizeof ctl / sizeof ctl[0]; i++) {
+			char j[64];
+
+			snprintf(j, sizeof j, "{\"name\": \"%s\"}", ctl[i]);
+			v.record = load(j);
+			render(t, &v, false, -1, "{{record.name}}: the value contains a "
+			    "control character");
+			json_decref(v.record);
+		}
+	}
+	/* HTAB is allowed, and so is any other character (U+00A0, U+00E9) */
+	v.record = load("{\"name\": \"a\\tb \\u00a0\\u00e9\"}");
+	render(t, &v, false, 0, "X-Name: a\tb \xc2\xa0\xc3\xa9");
+	json_decref(v.record);
 	tmpl_free(t);
 }
 
