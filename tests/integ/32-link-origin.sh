@@ -14,6 +14,7 @@
 sa_start
 SA1=$SA
 # The other host: a second sample application on another port.
+ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 \
 "$SAMPLEAPP" -q -p 0 --port-file "$T/sa2.port" >"$T/sa2.out" 2>"$T/sa2.err" &
 PIDS+=("$!")
 for i in $(seq 100); do [ -s "$T/sa2.port" ] && break; sleep 0.05; done
