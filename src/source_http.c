@@ -68,6 +68,24 @@ all_objects(json_t *a, size_t *bad)
 	return true;
 }
 
+/*
+ * The most records one answer may hold: page.size when the request tells the source
+ * ({{limit}} in the URL or the query; a next link is the source's own, but the run asked
+ * for page.size pages), else page.max_records. A larger answer is refused before any of
+ * it is looked at: every record of a page is judged, delivered and checkpointed in one
+ * turn of the loop, so its size must not be the source's choice.
+ */
+static int64_t
+page_bound(const struct source_conf *sc, bool *asked)
+{
+	unsigned uses = tmpl_uses(sc->url);
+
+	for (size_t i = 0; i < sc->nquery; i++)
+		uses |= tmpl_uses(sc->query[i].value);
+	*asked = (uses & TV_LIMIT) != 0;
+	return *asked ? sc->page_size : sc->page_max_records;
+}
+
 static void
 answered(struct http_response *resp, void *arg)
 {
@@ -77,6 +95,8 @@ answered(struct http_response *resp, void *arg)
 	json_error_t je;
 	json_t *body, *recs;
 	size_t bad;
+	int64_t bound;
+	bool asked;
 
 	sr->call = NULL;
 	if (resp->not_started) {
@@ -117,6 +137,20 @@ answered(struct http_response *resp, void *arg)
 			goto out;
 		}
 		json_incref(recs);
+	}
+	bound = page_bound(sc, &asked);
+	if (!sr->single && json_array_size(recs) > (size_t)bound) {
+		if (asked)
+			fail(sr, "job %s: GET %s answered %zu records for a page of %lld: the "
+			    "source ignores the page size", sr->job->name, sr->log_url,
+			    json_array_size(recs), (long long)bound);
+		else
+			fail(sr, "job %s: GET %s answered %zu records, more than "
+			    "source.page.max_records (%lld)", sr->job->name, sr->log_url,
+			    json_array_size(recs), (long long)bound);
+		json_decref(recs);
+		json_decref(body);
+		goto out;
 	}
 	if (sr->single && !all_objects(recs, &bad)) {
 		fail(sr, "source answer from GET %s is not a JSON object", sr->log_url);
