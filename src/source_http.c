@@ -3,7 +3,8 @@
  * fetches it through http.c, and finds the records and the way to the next page in the
  * answer. Any answer that is not a JSON array where the records should be is an error
  * naming the URL; it never hands on a partial page. An element of that array that is not
- * an object is handed on as it is: the strategy fails that record alone (run_record_key).
+ * an object is handed on as it is: the strategy fails that record alone (run_record_key);
+ * so does a record holding a value jansson refuses (json_mend).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 
 #include "http.h"
 #include "log.h"
+#include "parse.h"
 #include "source.h"
 
 struct source_req {
@@ -119,7 +121,8 @@ answered(struct http_response *resp, void *arg)
 		    sr->log_url, resp->attempts);
 		goto out;
 	}
-	body = json_loadb(resp->body, resp->len, JSON_ALLOW_NUL, &je);
+	/* A value jansson refuses fails its record, not the page (json_mend). */
+	body = json_load_mended(resp->body, resp->len, JSON_ALLOW_NUL, &je);
 	if (body == NULL) {
 		fail(sr, "source sent malformed JSON from GET %s: %s at line %d column %d "
 		    "(%zu bytes received)", sr->log_url, je.text, je.line, je.column, resp->len);
