@@ -995,6 +995,26 @@ parser_free(struct parser *p)
  * fails (json_poison()). One pass, no allocation while nothing needs rewriting.
  */
 
+/* The value of 4 hex digits, or -1. */
+static long
+hex4(const unsigned char *s)
+{
+	long v = 0;
+
+	for (int i = 0; i < 4; i++) {
+		int c = s[i];
+
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= c - '0';
+		else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+			v |= (c | 0x20) - 'a' + 10;
+		else
+			return -1;
+	}
+	return v;
+}
+
 /* Where a string starts and ends; 0 when the text ends inside it. The reason it is
  * unreadable (NULL: it is fine) goes to *why, at most whysz bytes. */
 static int
@@ -1013,12 +1033,11 @@ mend_string(const unsigned char *s, size_t n, size_t *end, char *why, size_t why
 			return 1;
 		}
 		if (c == '\\') {
-			unsigned u, lo;
+			long u, lo;
 
 			if (i + 1 >= n)
 				return 0;
-			if (s[i + 1] != 'u' || i + 6 > n ||
-			    sscanf((const char *)s + i + 2, "%4x", &u) != 1) {
+			if (s[i + 1] != 'u' || i + 6 > n || (u = hex4(s + i + 2)) < 0) {
 				i += 2;	/* a short escape (or malformed: jansson says so) */
 				continue;
 			}
@@ -1027,16 +1046,15 @@ mend_string(const unsigned char *s, size_t n, size_t *end, char *why, size_t why
 				*nul = true;
 			if (u >= 0xdc00 && u <= 0xdfff && !*bad) {
 				snprintf(why, whysz, "a string holds a lone UTF-16 surrogate "
-				    "U+%04X", u);
+				    "U+%04lX", u);
 				*bad = true;
 			} else if (u >= 0xd800 && u <= 0xdbff) {
 				if (i + 6 <= n && s[i] == '\\' && s[i + 1] == 'u' &&
-				    sscanf((const char *)s + i + 2, "%4x", &lo) == 1 &&
-				    lo >= 0xdc00 && lo <= 0xdfff)
+				    (lo = hex4(s + i + 2)) >= 0xdc00 && lo <= 0xdfff)
 					i += 6;
 				else if (!*bad) {
 					snprintf(why, whysz, "a string holds a lone UTF-16 "
-					    "surrogate U+%04X", u);
+					    "surrogate U+%04lX", u);
 					*bad = true;
 				}
 			}
@@ -1151,22 +1169,20 @@ json_mend(const void *text, size_t n, struct buf *out)
 	const unsigned char *s = text;
 	size_t i = 0, from = 0, count = 0, end = 0;
 	long depth = 0;
-	char why[160];
+	unsigned char obj[JSON_MEND_DEPTH / 8 + 1];	/* bit: that level is an object */
+	char why[160], prev = 0;	/* last of '{' '[' ',' ':' or 'v' (a value) */
 
 	while (i < n) {
 		unsigned char c = s[i];
 		bool bad = false, nul;
 
 		if (c == '"') {
-			size_t k;
-
 			if (!mend_string(s + i, n - i, &end, why, sizeof why, &bad, &nul))
 				break;	/* the text ends inside: jansson says so */
-			for (k = i + end; k < n && strchr(" \t\r\n", s[k]) != NULL &&
-			    s[k] != '\0'; k++)
-				;
-			if (nul && !bad && k < n && s[k] == ':') {
-				/* jansson holds a NUL in a value, not in a field name */
+			/* jansson holds a NUL in a value, not in a field name (a string
+			 * after '{', or after ',' in an object) */
+			if (nul && !bad && (prev == '{' || (prev == ',' && depth > 0 &&
+			    (obj[(depth - 1) / 8] & 1 << (depth - 1) % 8)))) {
 				snprintf(why, sizeof why, "a field name holds U+0000");
 				bad = true;
 			}
@@ -1177,6 +1193,11 @@ json_mend(const void *text, size_t n, struct buf *out)
 			bad = !mend_number(s + i, end, why, sizeof why);
 		} else if (c == '[' || c == '{') {
 			if (++depth <= JSON_MEND_DEPTH) {
+				if (c == '{')
+					obj[(depth - 1) / 8] |= 1 << (depth - 1) % 8;
+				else
+					obj[(depth - 1) / 8] &= ~(1 << (depth - 1) % 8);
+				prev = c;
 				i++;
 				continue;
 			}
@@ -1186,11 +1207,18 @@ json_mend(const void *text, size_t n, struct buf *out)
 			snprintf(why, sizeof why, "nesting deeper than %d levels", JSON_MEND_DEPTH);
 			bad = true;
 		} else {
-			if (c == ']' || c == '}')
-				depth--;
+			if (c == ']' || c == '}') {
+				if (depth > 0)	/* unbalanced: jansson says so */
+					depth--;
+				prev = 'v';
+			} else if (c == ',' || c == ':')
+				prev = c;
+			else if (c != ' ' && c != '\t' && c != '\r' && c != '\n')
+				prev = 'v';
 			i++;
 			continue;
 		}
+		prev = 'v';
 		if (bad) {
 			buf_add(out, s + from, i - from);
 			buf_addc(out, '"');
@@ -1274,4 +1302,103 @@ json_poison(const json_t *v, char **why)
 	}
 	buf_free(&path);
 	return r != NULL ? -1 : 0;
+}
+
+/*
+ * How many elements the array at path (json_path_get's syntax: "" the text itself,
+ * "data", "result.items", "pages.0") holds, counted on the text without parsing it: one
+ * pass, no allocation, so that an answer far larger than asked is refused before jansson
+ * builds it. -1 when it cannot tell (no such array, a path deeper than 32, a key written
+ * with escapes); the caller then counts after parsing.
+ */
+long
+json_count_at(const void *text, size_t n, const char *path)
+{
+	enum { MAXP = 32 };
+	const unsigned char *s = text;
+	const char *comp[MAXP + 1], *key = NULL;
+	size_t clen[MAXP + 1], klen = 0, i = 0, end, k = 0;
+	long idx[MAXP + 2], count = -1, depth = 0, on = 0;
+	bool isobj[MAXP + 2], bad, nul;
+	char prev = 0, why[8];
+
+	for (const char *p = path; *p != '\0'; k++) {
+		const char *dot = strchr(p, '.');
+
+		if (k == MAXP)
+			return -1;
+		comp[k] = p;
+		clen[k] = dot != NULL ? (size_t)(dot - p) : strlen(p);
+		p = dot != NULL ? dot + 1 : p + clen[k];
+	}
+	/* on: the depth down to which the containers are the path's; the array at path is
+	 * the container at depth k + 1. */
+	while (i < n) {
+		unsigned char c = s[i];
+		bool value = c == '"' || c == '[' || c == '{' || c == '-' ||
+		    (c >= '0' && c <= '9') || c == 't' || c == 'f' || c == 'n';
+		bool iskey = c == '"' && depth > 0 && depth <= MAXP + 1 && isobj[depth] &&
+		    (prev == '{' || prev == ',');
+
+		if (value && !iskey && depth > 0 && depth <= MAXP + 1) {
+			if (on == depth && depth == (long)k + 1 && !isobj[depth])
+				count++;	/* an element of the array at path */
+			else if (!isobj[depth])
+				idx[depth]++;
+		}
+		if (value && c != '"' && c != '[' && c != '{') {
+			/* a number, true, false or null: the whole token */
+			while (i < n && strchr("0123456789+-.eEtruefalsn", s[i]) != NULL &&
+			    s[i] != '\0')
+				i++;
+			prev = 'v';
+			continue;
+		}
+		if (c == '"') {
+			if (!mend_string(s + i, n - i, &end, why, sizeof why, &bad, &nul))
+				return -1;
+			if (iskey) {
+				key = (const char *)s + i + 1;
+				klen = end - 2;
+			}
+			i += end;
+			prev = iskey ? 'k' : 'v';
+			continue;
+		}
+		if (c == '[' || c == '{') {
+			bool onpath = depth == 0 ? on == 0 : on == depth && depth <= (long)k &&
+			    (isobj[depth] ? key != NULL && klen == clen[depth - 1] &&
+			    memcmp(key, comp[depth - 1], klen) == 0 && memchr(key, '\\', klen) == NULL :
+			    clen[depth - 1] > 0 && idx[depth] == strtol(comp[depth - 1], NULL, 10) &&
+			    strspn(comp[depth - 1], "0123456789") == clen[depth - 1]);
+
+			depth++;
+			if (depth <= MAXP + 1) {
+				isobj[depth] = c == '{';
+				idx[depth] = -1;
+			}
+			if (onpath) {
+				on = depth;
+				if (depth == (long)k + 1) {
+					if (c != '[')
+						return -1;
+					count = 0;
+				}
+			}
+		} else if (c == ']' || c == '}') {
+			if (on == depth && depth == (long)k + 1 && count >= 0)
+				return count;
+			if (on == depth)
+				on = depth - 1;
+			if (depth > 0)
+				depth--;
+		} else if (c == ',' || c == ':')
+			prev = c;
+		if (c == '[' || c == '{')
+			prev = c;
+		else if (c != ',' && c != ':' && c != ' ' && c != '\t' && c != '\r' && c != '\n')
+			prev = 'v';
+		i++;
+	}
+	return -1;
 }

@@ -88,6 +88,25 @@ page_bound(const struct source_conf *sc, bool *asked)
 	return *asked ? sc->page_size : sc->page_max_records;
 }
 
+/* Whether n records are more than the page may hold; if so the request fails. */
+static bool
+too_many(struct source_req *sr, long n)
+{
+	bool asked;
+	int64_t bound = page_bound(&sr->job->src, &asked);
+
+	if (n <= bound)
+		return false;
+	if (asked)
+		fail(sr, "job %s: GET %s answered %ld records for a page of %lld: the source "
+		    "ignores the page size", sr->job->name, sr->log_url, n, (long long)bound);
+	else
+		fail(sr, "job %s: GET %s answered %ld records, more than "
+		    "source.page.max_records (%lld)", sr->job->name, sr->log_url, n,
+		    (long long)bound);
+	return true;
+}
+
 static void
 answered(struct http_response *resp, void *arg)
 {
@@ -97,8 +116,6 @@ answered(struct http_response *resp, void *arg)
 	json_error_t je;
 	json_t *body, *recs;
 	size_t bad;
-	int64_t bound;
-	bool asked;
 
 	sr->call = NULL;
 	if (resp->not_started) {
@@ -121,6 +138,9 @@ answered(struct http_response *resp, void *arg)
 		    sr->log_url, resp->attempts);
 		goto out;
 	}
+	/* Counted on the text first: jansson would take ~300 bytes per record. */
+	if (!sr->single && too_many(sr, json_count_at(resp->body, resp->len, sc->records)))
+		goto out;
 	/* A value jansson refuses fails its record, not the page (json_mend). */
 	body = json_load_mended(resp->body, resp->len, JSON_ALLOW_NUL, &je);
 	if (body == NULL) {
@@ -141,16 +161,7 @@ answered(struct http_response *resp, void *arg)
 		}
 		json_incref(recs);
 	}
-	bound = page_bound(sc, &asked);
-	if (!sr->single && json_array_size(recs) > (size_t)bound) {
-		if (asked)
-			fail(sr, "job %s: GET %s answered %zu records for a page of %lld: the "
-			    "source ignores the page size", sr->job->name, sr->log_url,
-			    json_array_size(recs), (long long)bound);
-		else
-			fail(sr, "job %s: GET %s answered %zu records, more than "
-			    "source.page.max_records (%lld)", sr->job->name, sr->log_url,
-			    json_array_size(recs), (long long)bound);
+	if (!sr->single && too_many(sr, (long)json_array_size(recs))) {
 		json_decref(recs);
 		json_decref(body);
 		goto out;

@@ -877,6 +877,29 @@ test_mended_files(void **state)
 	    "U+DFFF\"}\n3 {\"id\":3}\n", 0);
 }
 
+static void
+test_json_count_at(void **state)
+{
+	static const struct { const char *text, *path; long want; } t[] = {
+		{ "[1,2,3]", "", 3 },
+		{ " [ ] ", "", 0 },
+		{ "[{\"a\":[1,2]},\"x,]\",null,-1.5e3,true]", "", 5 },
+		{ "{\"data\":[1,2],\"x\":[1,2,3,4]}", "data", 2 },
+		{ "{\"x\":[1,2,3,4],\"data\":[{\"id\":1}]}", "data", 1 },
+		{ "{\"a\":{\"data\":[1,2,3]},\"data\":[7]}", "data", 1 },
+		{ "{\"r\":{\"items\":[1,2,3]}}", "r.items", 3 },
+		{ "{\"p\":[[1],[2,3]]}", "p.1", 2 },
+		{ "{\"d\":5}", "d", -1 },		/* not an array: jansson's answer says so */
+		{ "{\"d\\u0061ta\":[1]}", "data", -1 },	/* escaped key: counted after parsing */
+		{ "[1,2", "", -1 },			/* unclosed */
+		{ "7", "", -1 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+		assert_int_equal(json_count_at(t[i].text, strlen(t[i].text), t[i].path), t[i].want);
+}
+
 int
 main(void)
 {
@@ -904,6 +927,7 @@ main(void)
 		cmocka_unit_test(test_json_mend_depth),
 		cmocka_unit_test(test_json_poison),
 		cmocka_unit_test(test_mended_files),
+		cmocka_unit_test(test_json_count_at),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
