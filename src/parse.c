@@ -1139,6 +1139,27 @@ mend_number(const unsigned char *s, size_t n, char *why, size_t whysz)
 	}
 }
 
+/* The length of the number token at s[0], as JSON's grammar (and jansson) reads it. */
+static size_t
+number_end(const unsigned char *s, size_t n)
+{
+	size_t i = s[0] == '-';
+
+	while (i < n && s[i] >= '0' && s[i] <= '9')
+		i++;
+	if (i < n && s[i] == '.')
+		for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+			;
+	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+		i++;
+		if (i < n && (s[i] == '+' || s[i] == '-'))
+			i++;
+		while (i < n && s[i] >= '0' && s[i] <= '9')
+			i++;
+	}
+	return i > 0 ? i : 1;
+}
+
 /* The end of the container that starts at s[0] (past its closing bracket), or 0. */
 static size_t
 mend_skip(const unsigned char *s, size_t n)
@@ -1187,9 +1208,7 @@ json_mend(const void *text, size_t n, struct buf *out)
 				bad = true;
 			}
 		} else if (c == '-' || (c >= '0' && c <= '9')) {
-			for (end = 1; i + end < n && strchr("0123456789+-.eE", s[i + end]) != NULL &&
-			    s[i + end] != '\0'; end++)
-				;
+			end = number_end(s + i, n - i);
 			bad = !mend_number(s + i, end, why, sizeof why);
 		} else if (c == '[' || c == '{') {
 			if (++depth <= JSON_MEND_DEPTH) {

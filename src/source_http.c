@@ -80,10 +80,11 @@ all_objects(json_t *a, size_t *bad)
 static int64_t
 page_bound(const struct source_conf *sc, bool *asked)
 {
-	unsigned uses = tmpl_uses(sc->url);
+	unsigned uses = sc->url != NULL ? tmpl_uses(sc->url) : 0;
 
 	for (size_t i = 0; i < sc->nquery; i++)
-		uses |= tmpl_uses(sc->query[i].value);
+		if (sc->query[i].value != NULL)
+			uses |= tmpl_uses(sc->query[i].value);
 	*asked = (uses & TV_LIMIT) != 0;
 	return *asked ? sc->page_size : sc->page_max_records;
 }
