@@ -178,6 +178,8 @@ static const struct key_def keys[] = {
 	  "First page number of style page." },
 	{ "jobs.*.source.page.size", K_INT, "100", 1, 100000, F_HTTP | F_PG,
 	  "Records per page ({{limit}}, or the LIMIT of one SQL read)." },
+	{ "jobs.*.source.page.max_records", K_INT, "100000", 1, 1000000, F_HTTP,
+	  "Most records one answer may hold when the request does not send {{limit}}." },
 	{ "jobs.*.source.page.next", K_STR, NULL, 0, 0, F_HTTP,
 	  "Style next: JSON path of the next URL or cursor token; required there." },
 	{ "jobs.*.source.page.stable", K_BOOL, "false", 0, 0, F_HTTP,
@@ -1514,6 +1516,7 @@ parse_source_http(struct ctx *c, config_setting_t *g, struct job_conf *j)
 	}
 	(void)get_int(c, pg, "jobs.*.source.page.first", NULL, &s->page_first);
 	(void)get_int(c, pg, "jobs.*.source.page.size", NULL, &s->page_size);
+	(void)get_int(c, pg, "jobs.*.source.page.max_records", NULL, &s->page_max_records);
 	(void)get_str(c, pg, "jobs.*.source.page.next", s->page_style == PAGE_NEXT,
 	    &s->page_next);
 	(void)get_bool(c, pg, "jobs.*.source.page.stable", NULL, &s->page_stable);

@@ -38,6 +38,7 @@ struct source_conf {
 	enum page_style	 page_style;
 	int64_t		 page_first;	/* style page: first page number (default 1) */
 	int64_t		 page_size;	/* {{limit}}; a shorter page ends the read */
+	int64_t		 page_max_records; /* an answer's bound when {{limit}} is not sent */
 	char		*page_next;	/* style next: JSON path of the next URL/token */
 	bool		 page_stable;	/* style link/next: one stable order (capture.deletes) */
 	struct tmpl	*fetch;		/* optional URL to re-fetch one record by {{key}} */

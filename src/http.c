@@ -483,7 +483,11 @@ header_cb(char *p, size_t size, size_t n, void *arg)
 	if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
 		const char *sp = memchr(p, ' ', len);
 
-		c->hstatus = sp != NULL ? strtol(sp + 1, NULL, 10) : 0;
+		/* The line is not NUL-terminated: read the digits within it. */
+		c->hstatus = 0;
+		for (sp = sp != NULL ? sp + 1 : p + len; sp < p + len && *sp >= '0' && *sp <= '9' &&
+		    c->hstatus < 1000; sp++)
+			c->hstatus = c->hstatus * 10 + (*sp - '0');
 		/* A new response (after 100 Continue or a proxy): drop what came before. */
 		free(c->date);
 		free(c->location);

@@ -8,7 +8,9 @@
  *
  * Written by hand because no Debian-packaged library streams CSV into jansson;
  * JSON values themselves are parsed by jansson (json_loadb), and the JSON array
- * scanner only finds where each element ends.
+ * scanner only finds where each element ends. A value jansson refuses (a too big
+ * integer, a lone surrogate...) is first mended into one its record fails on
+ * (json_mend, also used for HTTP and PostgreSQL sources), so the rest still goes.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -490,6 +492,21 @@ csv_finish(struct parser *p)
 
 /* ---- NDJSON ---- */
 
+json_t *
+json_load_mended(const char *s, size_t n, size_t flags, json_error_t *je)
+{
+	struct buf b;
+	json_t *v;
+
+	buf_init(&b);
+	if (json_mend(s, n, &b) > 0)
+		v = json_loadb(b.data, b.len, flags, je);
+	else
+		v = json_loadb(s, n, flags, je);
+	buf_free(&b);
+	return v;
+}
+
 /* One line: a record, nothing (blank), or an error. 1 when it was an error. */
 static int
 nd_line(struct parser *p, const char *s, size_t n, const char *note)
@@ -509,7 +526,7 @@ nd_line(struct parser *p, const char *s, size_t n, const char *note)
 		;
 	if (i == n)
 		return 0;
-	if ((v = json_loadb(s, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je)) == NULL) {
+	if ((v = json_load_mended(s, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je)) == NULL) {
 		report(p, p->rline, "%s (column %d)%s", je.text, je.column, note);
 		return 1;
 	}
@@ -580,7 +597,8 @@ ja_elem(struct parser *p)
 	if (p->toolong)
 		report(p, p->rline, "element %ld is longer than %zu bytes (max_record): skipped",
 		    p->elem, p->o.max_record);
-	else if ((v = json_loadb(p->rb, p->rlen, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je)) == NULL)
+	else if ((v = json_load_mended(p->rb, p->rlen,
+	    JSON_DECODE_ANY | JSON_ALLOW_NUL, &je)) == NULL)
 		r = fatal(p, p->rline, "element %ld: %s (line %d of the element, column %d); the "
 		    "array cannot be read past it", p->elem, je.text, je.line, je.column);
 	else if (!json_is_object(v)) {
@@ -964,4 +982,442 @@ parser_free(struct parser *p)
 		free(p->hdr[i]);
 	free(p->hdr);
 	free(p);
+}
+
+/* ---- values jansson refuses, one record at a time ---- */
+
+/*
+ * jansson refuses a whole text for one value it cannot hold: an integer beyond 64 bits,
+ * a number beyond a double, a lone UTF-16 surrogate, invalid UTF-8 or a raw control
+ * character in a string, nesting deeper than its limit. json_mend() rewrites each such
+ * value (a too-deep container: the whole of it) into a JSON string made of
+ * JSON_POISON and the reason, so that the text loads and only the record holding it
+ * fails (json_poison()). One pass, no allocation while nothing needs rewriting.
+ */
+
+/* The value of 4 hex digits, or -1. */
+static long
+hex4(const unsigned char *s)
+{
+	long v = 0;
+
+	for (int i = 0; i < 4; i++) {
+		int c = s[i];
+
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= c - '0';
+		else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+			v |= (c | 0x20) - 'a' + 10;
+		else
+			return -1;
+	}
+	return v;
+}
+
+/* Where a string starts and ends; 0 when the text ends inside it. The reason it is
+ * unreadable (NULL: it is fine) goes to *why, at most whysz bytes. */
+static int
+mend_string(const unsigned char *s, size_t n, size_t *end, char *why, size_t whysz,
+    bool *bad, bool *nul)
+{
+	size_t i = 1;
+
+	*bad = false;
+	*nul = false;
+	while (i < n) {
+		unsigned char c = s[i];
+
+		if (c == '"') {
+			*end = i + 1;
+			return 1;
+		}
+		if (c == '\\') {
+			long u, lo;
+
+			if (i + 1 >= n)
+				return 0;
+			if (s[i + 1] != 'u' || i + 6 > n || (u = hex4(s + i + 2)) < 0) {
+				i += 2;	/* a short escape (or malformed: jansson says so) */
+				continue;
+			}
+			i += 6;
+			if (u == 0)
+				*nul = true;
+			if (u >= 0xdc00 && u <= 0xdfff && !*bad) {
+				snprintf(why, whysz, "a string holds a lone UTF-16 surrogate "
+				    "U+%04lX", u);
+				*bad = true;
+			} else if (u >= 0xd800 && u <= 0xdbff) {
+				if (i + 6 <= n && s[i] == '\\' && s[i + 1] == 'u' &&
+				    (lo = hex4(s + i + 2)) >= 0xdc00 && lo <= 0xdfff)
+					i += 6;
+				else if (!*bad) {
+					snprintf(why, whysz, "a string holds a lone UTF-16 "
+					    "surrogate U+%04lX", u);
+					*bad = true;
+				}
+			}
+			continue;
+		}
+		if (c < 0x20) {
+			if (!*bad)
+				snprintf(why, whysz, "a string holds the control character "
+				    "0x%02x unescaped", c);
+			*bad = true;
+			i++;
+			continue;
+		}
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		/* UTF-8: the shortest form of a scalar value, nothing else. */
+		{
+			size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2, k;
+			unsigned long cp = c & (len == 4 ? 0x07 : len == 3 ? 0x0f : 0x1f);
+			bool ok = c >= 0xc2 && c <= 0xf4 && i + len <= n;
+
+			for (k = 1; ok && k < len; k++) {
+				if ((s[i + k] & 0xc0) != 0x80)
+					ok = false;
+				cp = cp << 6 | (s[i + k] & 0x3f);
+			}
+			if (ok && ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+			    (len == 4 && (cp < 0x10000 || cp > 0x10ffff))))
+				ok = false;
+			if (!ok) {
+				if (!*bad)
+					snprintf(why, whysz, "a string holds invalid UTF-8 "
+					    "(byte 0x%02x)", c);
+				*bad = true;
+				i++;
+				continue;
+			}
+			i += len;
+		}
+	}
+	return 0;
+}
+
+/* Whether a number token is one jansson can hold; if not, why. */
+static bool
+mend_number(const unsigned char *s, size_t n, char *why, size_t whysz)
+{
+	static const char max[] = "9223372036854775807";
+	size_t i, d = s[0] == '-';
+	bool real = false;
+
+	for (i = 0; i < n; i++)
+		if (s[i] == '.' || s[i] == 'e' || s[i] == 'E')
+			real = true;
+	if (!real) {
+		size_t nd = n - d;
+		int cmp = nd == sizeof max - 1 ? memcmp(s + d, max, nd) : 0;
+
+		/* -9223372036854775808 is the one negative beyond the positive bound. */
+		if (nd < sizeof max - 1 || (nd == sizeof max - 1 && (cmp <= 0 ||
+		    (d && memcmp(s + d, "9223372036854775808", nd) == 0))))
+			return true;
+		snprintf(why, whysz, "integer %.*s%s is beyond 64 bits; onesyncd cannot carry "
+		    "it exactly", (int)(n < 40 ? n : 40), s, n > 40 ? "..." : "");
+		return false;
+	} else {
+		char buf[64], *t = n < sizeof buf ? buf : xmalloc(n + 1);
+		double v;
+
+		memcpy(t, s, n);
+		t[n] = '\0';
+		v = strtod(t, NULL);
+		if (t != buf)
+			free(t);
+		if (v - v == 0)	/* finite */
+			return true;
+		snprintf(why, whysz, "number %.*s%s is beyond the range of a double",
+		    (int)(n < 40 ? n : 40), s, n > 40 ? "..." : "");
+		return false;
+	}
+}
+
+/* The length of the number token at s[0], as JSON's grammar (and jansson) reads it. */
+static size_t
+number_end(const unsigned char *s, size_t n)
+{
+	size_t i = s[0] == '-';
+
+	while (i < n && s[i] >= '0' && s[i] <= '9')
+		i++;
+	if (i < n && s[i] == '.')
+		for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+			;
+	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+		i++;
+		if (i < n && (s[i] == '+' || s[i] == '-'))
+			i++;
+		while (i < n && s[i] >= '0' && s[i] <= '9')
+			i++;
+	}
+	return i > 0 ? i : 1;
+}
+
+/* The end of the container that starts at s[0] (past its closing bracket), or 0. */
+static size_t
+mend_skip(const unsigned char *s, size_t n)
+{
+	size_t i = 0, depth = 0, end;
+	char why[8];
+	bool bad, nul;
+
+	while (i < n) {
+		if (s[i] == '"') {
+			if (!mend_string(s + i, n - i, &end, why, sizeof why, &bad, &nul))
+				return 0;
+			i += end;
+			continue;
+		}
+		if (s[i] == '[' || s[i] == '{')
+			depth++;
+		else if ((s[i] == ']' || s[i] == '}') && --depth == 0)
+			return i + 1;
+		i++;
+	}
+	return 0;
+}
+
+size_t
+json_mend(const void *text, size_t n, struct buf *out)
+{
+	const unsigned char *s = text;
+	size_t i = 0, from = 0, count = 0, end = 0;
+	long depth = 0;
+	unsigned char obj[JSON_MEND_DEPTH / 8 + 1];	/* bit: that level is an object */
+	char why[160], prev = 0;	/* last of '{' '[' ',' ':' or 'v' (a value) */
+
+	while (i < n) {
+		unsigned char c = s[i];
+		bool bad = false, nul;
+
+		if (c == '"') {
+			if (!mend_string(s + i, n - i, &end, why, sizeof why, &bad, &nul))
+				break;	/* the text ends inside: jansson says so */
+			/* jansson holds a NUL in a value, not in a field name (a string
+			 * after '{', or after ',' in an object) */
+			if (nul && !bad && (prev == '{' || (prev == ',' && depth > 0 &&
+			    (obj[(depth - 1) / 8] & 1 << (depth - 1) % 8)))) {
+				snprintf(why, sizeof why, "a field name holds U+0000");
+				bad = true;
+			}
+		} else if (c == '-' || (c >= '0' && c <= '9')) {
+			end = number_end(s + i, n - i);
+			bad = !mend_number(s + i, end, why, sizeof why);
+		} else if (c == '[' || c == '{') {
+			if (++depth <= JSON_MEND_DEPTH) {
+				if (c == '{')
+					obj[(depth - 1) / 8] |= 1 << (depth - 1) % 8;
+				else
+					obj[(depth - 1) / 8] &= ~(1 << (depth - 1) % 8);
+				prev = c;
+				i++;
+				continue;
+			}
+			depth--;
+			if ((end = mend_skip(s + i, n - i)) == 0)
+				break;
+			snprintf(why, sizeof why, "nesting deeper than %d levels", JSON_MEND_DEPTH);
+			bad = true;
+		} else {
+			if (c == ']' || c == '}') {
+				if (depth > 0)	/* unbalanced: jansson says so */
+					depth--;
+				prev = 'v';
+			} else if (c == ',' || c == ':')
+				prev = c;
+			else if (c != ' ' && c != '\t' && c != '\r' && c != '\n')
+				prev = 'v';
+			i++;
+			continue;
+		}
+		prev = 'v';
+		if (bad) {
+			buf_add(out, s + from, i - from);
+			buf_addc(out, '"');
+			buf_adds(out, JSON_POISON);
+			buf_adds(out, why);	/* never a '"', '\\' or control character */
+			buf_addc(out, '"');
+			from = i + end;
+			count++;
+		}
+		i += end;
+	}
+	if (count > 0)
+		buf_add(out, s + from, n - from);
+	return count;
+}
+
+/* The reason of the first marked value in v (NULL: none); path is left where it is, and
+ * *name says whether it is a field name. */
+static const char *
+poison_walk(const json_t *v, struct buf *path, bool *name)
+{
+	static const size_t plen = sizeof JSON_POISON - 1;
+	const char *k, *why = NULL;
+	json_t *e;
+	size_t i, at = path->len;
+
+	switch (json_typeof(v)) {
+	case JSON_STRING:
+		if (json_string_length(v) >= plen &&
+		    memcmp(json_string_value(v), JSON_POISON, plen) == 0)
+			why = json_string_value(v) + plen;
+		break;
+	case JSON_OBJECT:
+		json_object_foreach((json_t *)v, k, e) {
+			if (strncmp(k, JSON_POISON, plen) == 0) {
+				*name = true;
+				return k + plen;
+			}
+			if (path->len > 0)
+				buf_addc(path, '.');
+			buf_adds(path, k);
+			if ((why = poison_walk(e, path, name)) != NULL)
+				return why;
+			path->len = at;
+		}
+		break;
+	case JSON_ARRAY:
+		json_array_foreach(v, i, e) {
+			buf_printf(path, "[%zu]", i);
+			if ((why = poison_walk(e, path, name)) != NULL)
+				return why;
+			path->len = at;
+		}
+		break;
+	default:
+		break;
+	}
+	return why;
+}
+
+int
+json_poison(const json_t *v, char **why)
+{
+	struct buf path;
+	const char *r;
+	bool name = false;
+	int cut;
+
+	*why = NULL;
+	if (!json_is_object(v) && !json_is_array(v) && !json_is_string(v))
+		return 0;
+	buf_init(&path);
+	if ((r = poison_walk(v, &path, &name)) != NULL) {
+		/* A path 1000 levels deep is cut: the reason must still be read. */
+		cut = path.len > 100 ? 100 : (int)path.len;
+		if (path.len == 0)
+			*why = name ? xasprintf("a field name: %s", r) : xstrdup(r);
+		else
+			*why = xasprintf("%s %.*s%s: %s", name ? "a field name in" : "field", cut,
+			    path.data, path.len > 100 ? "..." : "", r);
+	}
+	buf_free(&path);
+	return r != NULL ? -1 : 0;
+}
+
+/*
+ * How many elements the array at path (json_path_get's syntax: "" the text itself,
+ * "data", "result.items", "pages.0") holds, counted on the text without parsing it: one
+ * pass, no allocation, so that an answer far larger than asked is refused before jansson
+ * builds it. -1 when it cannot tell (no such array, a path deeper than 32, a key written
+ * with escapes); the caller then counts after parsing.
+ */
+long
+json_count_at(const void *text, size_t n, const char *path)
+{
+	enum { MAXP = 32 };
+	const unsigned char *s = text;
+	const char *comp[MAXP + 1], *key = NULL;
+	size_t clen[MAXP + 1], klen = 0, i = 0, end, k = 0;
+	long idx[MAXP + 2], count = -1, depth = 0, on = 0;
+	bool isobj[MAXP + 2], bad, nul;
+	char prev = 0, why[8];
+
+	for (const char *p = path; *p != '\0'; k++) {
+		const char *dot = strchr(p, '.');
+
+		if (k == MAXP)
+			return -1;
+		comp[k] = p;
+		clen[k] = dot != NULL ? (size_t)(dot - p) : strlen(p);
+		p = dot != NULL ? dot + 1 : p + clen[k];
+	}
+	/* on: the depth down to which the containers are the path's; the array at path is
+	 * the container at depth k + 1. */
+	while (i < n) {
+		unsigned char c = s[i];
+		bool value = c == '"' || c == '[' || c == '{' || c == '-' ||
+		    (c >= '0' && c <= '9') || c == 't' || c == 'f' || c == 'n';
+		bool iskey = c == '"' && depth > 0 && depth <= MAXP + 1 && isobj[depth] &&
+		    (prev == '{' || prev == ',');
+
+		if (value && !iskey && depth > 0 && depth <= MAXP + 1) {
+			if (on == depth && depth == (long)k + 1 && !isobj[depth])
+				count++;	/* an element of the array at path */
+			else if (!isobj[depth])
+				idx[depth]++;
+		}
+		if (value && c != '"' && c != '[' && c != '{') {
+			/* a number, true, false or null: the whole token */
+			while (i < n && strchr("0123456789+-.eEtruefalsn", s[i]) != NULL &&
+			    s[i] != '\0')
+				i++;
+			prev = 'v';
+			continue;
+		}
+		if (c == '"') {
+			if (!mend_string(s + i, n - i, &end, why, sizeof why, &bad, &nul))
+				return -1;
+			if (iskey) {
+				key = (const char *)s + i + 1;
+				klen = end - 2;
+			}
+			i += end;
+			prev = iskey ? 'k' : 'v';
+			continue;
+		}
+		if (c == '[' || c == '{') {
+			bool onpath = depth == 0 ? on == 0 : on == depth && depth <= (long)k &&
+			    (isobj[depth] ? key != NULL && klen == clen[depth - 1] &&
+			    memcmp(key, comp[depth - 1], klen) == 0 && memchr(key, '\\', klen) == NULL :
+			    clen[depth - 1] > 0 && idx[depth] == strtol(comp[depth - 1], NULL, 10) &&
+			    strspn(comp[depth - 1], "0123456789") == clen[depth - 1]);
+
+			depth++;
+			if (depth <= MAXP + 1) {
+				isobj[depth] = c == '{';
+				idx[depth] = -1;
+			}
+			if (onpath) {
+				on = depth;
+				if (depth == (long)k + 1) {
+					if (c != '[')
+						return -1;
+					count = 0;
+				}
+			}
+		} else if (c == ']' || c == '}') {
+			if (on == depth && depth == (long)k + 1 && count >= 0)
+				return count;
+			if (on == depth)
+				on = depth - 1;
+			if (depth > 0)
+				depth--;
+		} else if (c == ',' || c == ':')
+			prev = c;
+		if (c == '[' || c == '{')
+			prev = c;
+		else if (c != ',' && c != ':' && c != ' ' && c != '\t' && c != '\r' && c != '\n')
+			prev = 'v';
+		i++;
+	}
+	return -1;
 }

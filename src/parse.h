@@ -64,4 +64,23 @@ long parser_errors(const struct parser *);	/* error callbacks made */
 bool parser_mismatch(const struct parser *);
 void parser_free(struct parser *);
 
+/*
+ * Values jansson refuses (an integer beyond 64 bits, a number beyond a double, a lone
+ * surrogate, invalid UTF-8 or a raw control character in a string, a NUL in a field
+ * name, a container deeper than JSON_MEND_DEPTH) would make the whole text unreadable.
+ * json_mend() writes the text with each of them replaced by the JSON string
+ * JSON_POISON + reason into out and returns how many; 0 (out untouched) when the text
+ * needs nothing. Data holding a string that starts with JSON_POISON (U+FDD0, a
+ * noncharacter, then "onesyncd:") is taken for such a value: its record fails too.
+ * json_poison() is -1 (and *why, "field a.b[2]: reason") for a value holding one.
+ */
+#define JSON_POISON	"\xef\xb7\x90onesyncd:"
+#define JSON_MEND_DEPTH	1000
+size_t json_mend(const void *text, size_t len, struct buf *out);
+int json_poison(const json_t *, char **why) WUR;
+/* Elements of the array at path (json_path_get's syntax) counted on the text, or -1. */
+long json_count_at(const void *text, size_t len, const char *path);
+/* json_loadb of a text mended first. */
+json_t *json_load_mended(const char *, size_t, size_t flags, json_error_t *);
+
 #endif

@@ -14,6 +14,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "metrics.h"
+#include "parse.h"
 #include "run.h"
 #include "state.h"
 
@@ -561,6 +562,20 @@ run_record_key(const struct run *r, json_t *rec, char **key, char **err)
 		*key = NULL;
 		*err = xasprintf("the element is %s, not a JSON object: no record",
 		    what[json_typeof(rec)]);
+		return -1;
+	}
+	if (json_poison(rec, err) != 0) {
+		/* A value jansson could not read (json_mend): the record fails, under its
+		 * key when that is readable. */
+		char *e = NULL;
+
+		*key = NULL;
+		if (record_key(rec, r->job->key, r->job->nkey, key, &e) != 0 ||
+		    strstr(*key, JSON_POISON) != NULL) {
+			free(*key);
+			*key = NULL;
+		}
+		free(e);
 		return -1;
 	}
 	return record_key(rec, r->job->key, r->job->nkey, key, err);

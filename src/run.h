@@ -125,7 +125,9 @@ void run_deliver(struct run *, run_step_cb next);	/* r->items[0..nitems) in batc
 struct dest_item *run_add_item(struct run *, const char *key, json_t *rec);
 void run_note_failure(struct run *, const char *key, const char *error);
 /* record_key for an element of a page: one that is not a JSON object (null, a number, an
- * array...) has no key, and the error says what it is; the caller queues it as key-less. */
+ * array...) has no key, and the error says what it is; the caller queues it as key-less.
+ * One holding a value the source sent but jansson could not read (json_poison) fails
+ * too, with *key set when its key is readable (the caller queues it under that key). */
 int run_record_key(const struct run *, json_t *rec, char **key, char **err) WUR;
 /* A record whose key comes again later in the same page or batch: the last occurrence
  * wins; the earlier one is counted as a duplicate (the caller counts it skipped) and

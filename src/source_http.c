@@ -3,7 +3,8 @@
  * fetches it through http.c, and finds the records and the way to the next page in the
  * answer. Any answer that is not a JSON array where the records should be is an error
  * naming the URL; it never hands on a partial page. An element of that array that is not
- * an object is handed on as it is: the strategy fails that record alone (run_record_key).
+ * an object is handed on as it is: the strategy fails that record alone (run_record_key);
+ * so does a record holding a value jansson refuses (json_mend).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 
 #include "http.h"
 #include "log.h"
+#include "parse.h"
 #include "source.h"
 
 struct source_req {
@@ -68,6 +70,44 @@ all_objects(json_t *a, size_t *bad)
 	return true;
 }
 
+/*
+ * The most records one answer may hold: page.size when the request tells the source
+ * ({{limit}} in the URL or the query; a next link is the source's own, but the run asked
+ * for page.size pages), else page.max_records. A larger answer is refused before any of
+ * it is looked at: every record of a page is judged, delivered and checkpointed in one
+ * turn of the loop, so its size must not be the source's choice.
+ */
+static int64_t
+page_bound(const struct source_conf *sc, bool *asked)
+{
+	unsigned uses = sc->url != NULL ? tmpl_uses(sc->url) : 0;
+
+	for (size_t i = 0; i < sc->nquery; i++)
+		if (sc->query[i].value != NULL)
+			uses |= tmpl_uses(sc->query[i].value);
+	*asked = (uses & TV_LIMIT) != 0;
+	return *asked ? sc->page_size : sc->page_max_records;
+}
+
+/* Whether n records are more than the page may hold; if so the request fails. */
+static bool
+too_many(struct source_req *sr, long n)
+{
+	bool asked;
+	int64_t bound = page_bound(&sr->job->src, &asked);
+
+	if (n <= bound)
+		return false;
+	if (asked)
+		fail(sr, "job %s: GET %s answered %ld records for a page of %lld: the source "
+		    "ignores the page size", sr->job->name, sr->log_url, n, (long long)bound);
+	else
+		fail(sr, "job %s: GET %s answered %ld records, more than "
+		    "source.page.max_records (%lld)", sr->job->name, sr->log_url, n,
+		    (long long)bound);
+	return true;
+}
+
 static void
 answered(struct http_response *resp, void *arg)
 {
@@ -99,7 +139,11 @@ answered(struct http_response *resp, void *arg)
 		    sr->log_url, resp->attempts);
 		goto out;
 	}
-	body = json_loadb(resp->body, resp->len, JSON_ALLOW_NUL, &je);
+	/* Counted on the text first: jansson would take ~300 bytes per record. */
+	if (!sr->single && too_many(sr, json_count_at(resp->body, resp->len, sc->records)))
+		goto out;
+	/* A value jansson refuses fails its record, not the page (json_mend). */
+	body = json_load_mended(resp->body, resp->len, JSON_ALLOW_NUL, &je);
 	if (body == NULL) {
 		fail(sr, "source sent malformed JSON from GET %s: %s at line %d column %d "
 		    "(%zu bytes received)", sr->log_url, je.text, je.line, je.column, resp->len);
@@ -117,6 +161,11 @@ answered(struct http_response *resp, void *arg)
 			goto out;
 		}
 		json_incref(recs);
+	}
+	if (!sr->single && too_many(sr, (long)json_array_size(recs))) {
+		json_decref(recs);
+		json_decref(body);
+		goto out;
 	}
 	if (sr->single && !all_objects(recs, &bad)) {
 		fail(sr, "source answer from GET %s is not a JSON object", sr->log_url);

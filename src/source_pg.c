@@ -17,6 +17,7 @@
 #include "canon.h"
 #include "daemon.h"
 #include "log.h"
+#include "parse.h"
 #include "pg.h"
 #include "source.h"
 #include "strmap.h"
@@ -210,9 +211,10 @@ fetch_answered(const struct pg_result_info *ri, void *arg)
 	else if (PQntuples(ri->res) != 1 || PQnfields(ri->res) != 2)
 		err = xasprintf("source database (%s): the page query answered %d rows of %d "
 		    "columns, expected 1 of 2", r->place, PQntuples(ri->res), PQnfields(ri->res));
-	else if ((recs = json_loads(PQgetvalue(ri->res, 0, 0), 0, &je)) == NULL)
-		err = xasprintf("source database (%s): the rows could not be read as JSON: %s "
-		    "(a number too large or too precise for a C double?)", r->place, je.text);
+	else if ((recs = json_load_mended(PQgetvalue(ri->res, 0, 0),
+	    strlen(PQgetvalue(ri->res, 0, 0)), 0, &je)) == NULL)
+		err = xasprintf("source database (%s): the rows could not be read as JSON: %s",
+		    r->place, je.text);
 	else {
 		p = xcalloc(1, sizeof *p);
 		p->records = recs;

@@ -191,7 +191,7 @@ on_record(struct run *r, json_t *rec, long line)
 	r->nread++;
 	canon_hash(rec, cc->fields, cc->nfields, cc->exclude, cc->nexclude, h);
 	if (run_record_key(r, rec, &key, &err) != 0) {
-		char *k = xasprintf("#nokey:%s", h);
+		char *k = key != NULL ? key : xasprintf("#nokey:%s", h);
 		char *msg;
 
 		if (strmap_get(&cs->inbatch, k) != NULL) {

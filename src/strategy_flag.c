@@ -178,7 +178,7 @@ add_candidate(struct run *r, json_t *rec, const char *where, size_t idx)
 	r->nread++;
 	canon_hash(rec, NULL, 0, NULL, 0, h);
 	if (run_record_key(r, rec, &key, &err) != 0) {
-		char *k = xasprintf("#nokey:%s", h);
+		char *k = key != NULL ? key : xasprintf("#nokey:%s", h);
 		char *msg = xasprintf("%s (record %zu of %s)", err, idx, where);
 
 		if (strmap_get(&fs->cand_at, k) != NULL) {

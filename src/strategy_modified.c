@@ -508,8 +508,10 @@ page_last_keys(struct run *r, json_t *recs)
 		char *e = NULL, h[CANON_HASH_LEN];
 
 		if (run_record_key(r, rec, &keys[i], &e) != 0) {
-			canon_hash(rec, NULL, 0, NULL, 0, h);
-			keys[i] = xasprintf("#nokey:%s", h);
+			if (keys[i] == NULL) {	/* a failing record with a key keeps it */
+				canon_hash(rec, NULL, 0, NULL, 0, h);
+				keys[i] = xasprintf("#nokey:%s", h);
+			}
 			free(e);
 		}
 		strmap_put(&last, keys[i], (void *)(uintptr_t)(i + 1));

@@ -52,6 +52,7 @@ typedef struct fault {
 	long times;          /* -1 forever */
 	long delay_ms;
 	int truncate;
+	int ignore_limit;    /* a list answers every record from its offset, whatever _limit */
 	int hold;            /* hold matching requests until /_ctl/release */
 	json_t *keys;        /* array of key texts, or NULL */
 	long retry_after;    /* -1 none */
@@ -729,6 +730,9 @@ static size_t keyset_start(coll_t *c, json_t **res, size_t n, const char *after)
 	return i;
 }
 
+/* Set while a request matched by an ignore_limit fault is handled (one thread, no nesting). */
+static int g_ignore_limit;
+
 static int do_list(coll_t *c, struct evhttp_request *req, struct evbuffer *out)
 {
 	struct evkeyvalq q;
@@ -809,7 +813,7 @@ static int do_list(coll_t *c, struct evhttp_request *req, struct evbuffer *out)
 	/* Without an envelope (no total) only off + limit + 1 matches are needed: a seek
 	 * request then costs what an indexed API would, not a scan; such a partial
 	 * result is not cached. */
-	size_t need = (!envelope && !keyset && limit >= 0) ? (size_t)off + (size_t)limit + 1 : (size_t)-1;
+	size_t need = (!envelope && !keyset && limit >= 0 && !g_ignore_limit) ? (size_t)off + (size_t)limit + 1 : (size_t)-1;
 	bool partial = false;
 	if (!c->fspec || strcmp(c->fspec, fspec) || c->fpartial) {
 		free(c->fspec); free(c->fres);
@@ -863,6 +867,8 @@ static int do_list(coll_t *c, struct evhttp_request *req, struct evbuffer *out)
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Link", (char *)evbuffer_pullup(lb, -1));
 		evbuffer_free(lb);
 	}
+	if (g_ignore_limit)
+		e0 = total;	/* a source that ignores the page size: Link as if it did not */
 	if (envelope) evbuffer_add_printf(out, "{\"data\":");
 	evbuffer_add(out, "[", 1);
 	for (size_t i = b0; i < e0; i++) {
@@ -1051,7 +1057,7 @@ typedef struct rq {
 	int m;
 	json_t *body;
 	char berr[256];
-	int status, truncate;
+	int status, truncate, ignore_limit;
 	long retry_after;
 	char *fbody;
 	json_t *fheaders;
@@ -1128,7 +1134,9 @@ static void rq_finish(rq_t *r)
 			evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
 		}
 	} else {
+		g_ignore_limit = r->ignore_limit;
 		code = do_api(c, r->m, r->key, r->body, r->berr, req, out, &is_list);
+		g_ignore_limit = 0;
 		if (r->retry_after >= 0) {
 			char ra[32];
 			snprintf(ra, sizeof ra, "%ld", r->retry_after);
@@ -1241,6 +1249,7 @@ static void api_cb(struct evhttp_request *req, const char *path)
 		if (f->times > 0) f->times--;
 		r->status = f->status;
 		r->truncate = f->truncate;
+		r->ignore_limit = f->ignore_limit;
 		r->retry_after = f->retry_after;
 		r->fbody = f->body ? xstrdup(f->body) : NULL;
 		r->fheaders = f->headers ? json_incref(f->headers) : NULL;
@@ -1403,6 +1412,7 @@ static void ctl_cb(struct evhttp_request *req, const char *what)
 			f->times = jint(body, "times", -1);
 			f->delay_ms = jint(body, "delay_ms", 0);
 			f->truncate = jbool(body, "truncate", 0);
+			f->ignore_limit = jbool(body, "ignore_limit", 0);
 			f->hold = jbool(body, "hold", 0);
 			f->retry_after = jint(body, "retry_after", -1);
 			json_t *b = json_object_get(body, "body");

@@ -732,6 +732,174 @@ test_lifecycle(void **state)
 	parser_free(NULL);
 }
 
+/* json_mend: what it rewrites (in), into what (want; NULL: nothing, out untouched). */
+static void
+mend(const char *in, size_t len, const char *want)
+{
+	struct buf	 out;
+	size_t		 n;
+
+	buf_init(&out);
+	n = json_mend(in, len, &out);
+	if (want == NULL) {
+		assert_int_equal(n, 0);
+		assert_int_equal(out.len, 0);
+	} else {
+		assert_true(n > 0);
+		assert_non_null(out.data);
+		assert_string_equal(out.data, want);
+	}
+	buf_free(&out);
+}
+
+#define MEND(in, want)	mend(in, sizeof(in) - 1, want)
+#define P	"\"" JSON_POISON
+
+static void
+test_json_mend(void **state)
+{
+	(void)state;
+	/* Nothing to do: every value jansson can hold, escapes, pairs, edge integers. */
+	MEND("[{\"a\":9223372036854775807,\"b\":-9223372036854775808,\"c\":1.5e300,"
+	    "\"d\":\"\\ud83d\\ude00 \xc3\xa9 \xf0\x9f\x98\x80 \\\" \\\\\",\"e\":[true,null]}]", NULL);
+	/* Integers beyond 64 bits, a double beyond its range. */
+	MEND("[{\"id\":1,\"amount\":123456789012345678901234567890}]",
+	    "[{\"id\":1,\"amount\":" P "integer 123456789012345678901234567890 is beyond "
+	    "64 bits; onesyncd cannot carry it exactly\"}]");
+	MEND("[9223372036854775808,-9223372036854775809,1e999]",
+	    "[" P "integer 9223372036854775808 is beyond 64 bits; onesyncd cannot carry it "
+	    "exactly\"," P "integer -9223372036854775809 is beyond 64 bits; onesyncd cannot "
+	    "carry it exactly\"," P "number 1e999 is beyond the range of a double\"]");
+	/* Strings: lone surrogates (high, low, high then not low), invalid UTF-8, overlong,
+	 * an encoded surrogate, a raw control character; a NUL in a field name only. */
+	MEND("{\"a\":\"x\\ud800\",\"b\":\"\\udc00y\",\"c\":\"\\ud800\\u0041\"}",
+	    "{\"a\":" P "a string holds a lone UTF-16 surrogate U+D800\",\"b\":" P
+	    "a string holds a lone UTF-16 surrogate U+DC00\",\"c\":" P "a string holds a "
+	    "lone UTF-16 surrogate U+D800\"}");
+	MEND("[\"\xff\",\"\xc0\xaf\",\"\xed\xa0\x80\",\"\xe2\x82\",\"a\x01\"]",
+	    "[" P "a string holds invalid UTF-8 (byte 0xff)\"," P "a string holds invalid "
+	    "UTF-8 (byte 0xc0)\"," P "a string holds invalid UTF-8 (byte 0xed)\"," P
+	    "a string holds invalid UTF-8 (byte 0xe2)\"," P "a string holds the control "
+	    "character 0x01 unescaped\"]");
+	MEND("{\"v\":\"\\u0000\"}", NULL);
+	MEND("{\"k\\u0000\" :1}", "{" P "a field name holds U+0000\" :1}");
+	/* Malformed text is left to jansson: an unterminated string, a cut escape. */
+	MEND("[\"abc", NULL);
+	MEND("[\"\\u12", NULL);
+}
+
+static void
+test_json_mend_depth(void **state)
+{
+	struct buf	 in, want;
+	json_t		*v;
+	json_error_t	 je;
+	char		*why;
+	int		 i;
+
+	(void)state;
+	/* 5000 levels in field "deep" of the second record: that subtree only. */
+	buf_init(&in);
+	buf_init(&want);
+	buf_adds(&in, "[{\"id\":1},{\"id\":2,\"deep\":");
+	for (i = 0; i < JSON_MEND_DEPTH - 2; i++)
+		buf_adds(&in, "[");
+	buf_adds(&want, in.data);
+	buf_adds(&want, P "nesting deeper than 1000 levels\"");
+	for (i = 0; i < 5000 - JSON_MEND_DEPTH + 2; i++)
+		buf_adds(&in, "[\"]\",");
+	buf_adds(&in, "0");
+	for (i = 0; i < 5000; i++)
+		buf_adds(&in, "]");
+	for (i = 0; i < JSON_MEND_DEPTH - 2; i++)
+		buf_adds(&want, "]");
+	buf_adds(&in, "},{\"id\":3}]");
+	buf_adds(&want, "},{\"id\":3}]");
+	mend(in.data, in.len, want.data);
+	/* Loaded: the records without poison are as sent, the other says why. */
+	v = json_load_mended(in.data, in.len, 0, &je);
+	assert_non_null(v);
+	assert_int_equal(json_array_size(v), 3);
+	assert_int_equal(json_poison(json_array_get(v, 0), &why), 0);
+	assert_null(why);
+	assert_int_equal(json_poison(json_array_get(v, 1), &why), -1);
+	assert_true(strncmp(why, "field deep[0][0][0][0]", 22) == 0);
+	assert_string_equal(strchr(why, ':'), ": nesting deeper than 1000 levels");
+	assert_int_equal(strlen(why), strlen("field ") + 100 + strlen("...: nesting deeper "
+	    "than 1000 levels"));
+	free(why);
+	json_decref(v);
+	buf_free(&in);
+	buf_free(&want);
+}
+
+static void
+test_json_poison(void **state)
+{
+	static const char text[] = "[{\"id\":1,\"a\":{\"b\":[0,123456789012345678901]}},"
+	    "{\"id\":\"\\ud800\"},{\"\xff\":1},{\"id\":4,\"x\":\"" JSON_POISON "data\"}]";
+	json_error_t	 je;
+	json_t		*v;
+	char		*why;
+
+	(void)state;
+	assert_null(json_loadb(text, sizeof text - 1, 0, &je));	/* jansson alone: no */
+	v = json_load_mended(text, sizeof text - 1, 0, &je);
+	assert_non_null(v);
+	assert_int_equal(json_poison(json_array_get(v, 0), &why), -1);
+	assert_string_equal(why, "field a.b[1]: integer 123456789012345678901 is beyond 64 "
+	    "bits; onesyncd cannot carry it exactly");
+	free(why);
+	assert_int_equal(json_poison(json_array_get(v, 1), &why), -1);
+	assert_string_equal(why, "field id: a string holds a lone UTF-16 surrogate U+D800");
+	free(why);
+	assert_int_equal(json_poison(json_array_get(v, 2), &why), -1);
+	assert_string_equal(why, "a field name: a string holds invalid UTF-8 (byte 0xff)");
+	free(why);
+	/* Data that starts like the sentinel fails its record too (documented). */
+	assert_int_equal(json_poison(json_array_get(v, 3), &why), -1);
+	assert_string_equal(why, "field x: data");
+	free(why);
+	json_decref(v);
+}
+
+static void
+test_mended_files(void **state)
+{
+	(void)state;
+	/* A JSON array file: the element with a big integer fails alone (it reaches the
+	 * strategy, which fails it by json_poison), the rest of the array goes on. */
+	expect(PARSE_JSON_ARRAY, "[{\"id\":1},{\"id\":2,\"n\":99999999999999999999},{\"id\":3}]",
+	    "1 {\"id\":1}\n1 {\"id\":2,\"n\":\"" JSON_POISON "integer 99999999999999999999 is "
+	    "beyond 64 bits; onesyncd cannot carry it exactly\"}\n1 {\"id\":3}\n", 0);
+	expect(PARSE_NDJSON, "{\"id\":1}\n{\"id\":\"\\udfff\"}\n{\"id\":3}\n",
+	    "1 {\"id\":1}\n2 {\"id\":\"" JSON_POISON "a string holds a lone UTF-16 surrogate "
+	    "U+DFFF\"}\n3 {\"id\":3}\n", 0);
+}
+
+static void
+test_json_count_at(void **state)
+{
+	static const struct { const char *text, *path; long want; } t[] = {
+		{ "[1,2,3]", "", 3 },
+		{ " [ ] ", "", 0 },
+		{ "[{\"a\":[1,2]},\"x,]\",null,-1.5e3,true]", "", 5 },
+		{ "{\"data\":[1,2],\"x\":[1,2,3,4]}", "data", 2 },
+		{ "{\"x\":[1,2,3,4],\"data\":[{\"id\":1}]}", "data", 1 },
+		{ "{\"a\":{\"data\":[1,2,3]},\"data\":[7]}", "data", 1 },
+		{ "{\"r\":{\"items\":[1,2,3]}}", "r.items", 3 },
+		{ "{\"p\":[[1],[2,3]]}", "p.1", 2 },
+		{ "{\"d\":5}", "d", -1 },		/* not an array: jansson's answer says so */
+		{ "{\"d\\u0061ta\":[1]}", "data", -1 },	/* escaped key: counted after parsing */
+		{ "[1,2", "", -1 },			/* unclosed */
+		{ "7", "", -1 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+		assert_int_equal(json_count_at(t[i].text, strlen(t[i].text), t[i].path), t[i].want);
+}
+
 int
 main(void)
 {
@@ -755,6 +923,11 @@ main(void)
 		cmocka_unit_test(test_json_array_limits),
 		cmocka_unit_test(test_gzip),
 		cmocka_unit_test(test_lifecycle),
+		cmocka_unit_test(test_json_mend),
+		cmocka_unit_test(test_json_mend_depth),
+		cmocka_unit_test(test_json_poison),
+		cmocka_unit_test(test_mended_files),
+		cmocka_unit_test(test_json_count_at),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
