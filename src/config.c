@@ -388,6 +388,13 @@ userinfo_raw_slash(const char *url, size_t n)
 	if ((auth = memmem(url, n, "://", 3)) == NULL)
 		return false;
 	auth += 3;
+	/* a raw '?' or '#' before the authority's '@' ("u:ab#cd@h"): curl ends the host there */
+	end = auth + strcspn(auth, "/");
+	if (end > url + n)
+		end = url + n;
+	if ((p = memchr(auth, '@', (size_t)(end - auth))) != NULL &&
+	    auth + strcspn(auth, "?#") < p)
+		return true;
 	end = auth + strcspn(auth, "?#");
 	if (end > url + n)
 		end = url + n;
@@ -403,8 +410,9 @@ userinfo_raw_slash(const char *url, size_t n)
 			return true;	/* not a port: a password cut at a '/' */
 	return false;
 }
-#define RAW_SLASH_MSG	"the password in the URL holds a raw '/' (or the URL a port that is " \
-			"not a number, then an '@'): write a '/' in a password as %%2F"
+#define RAW_SLASH_MSG	"the password in the URL holds a raw '/', '?' or '#' (or the URL a " \
+			"port that is not a number, then an '@'): write them in a password as " \
+			"%%2F, %%3F, %%23"
 
 static void
 check_conninfo(struct ctx *c, config_setting_t *g, const char *key, const char *conninfo)
@@ -856,8 +864,20 @@ compile(struct ctx *c, config_setting_t *at, const char *name, const char *src,
 
 	t = tmpl_compile(src, place, allowed, c->cfg->daemon.secrets_dir, &err);
 	/* the literal credentials in it are masked in whatever a user sees */
-	if (place == TMPL_URL)
+	if (place == TMPL_URL) {
 		redact_learn_url(src);
+		if (t != NULL && strstr(src, "{{") != NULL) {
+			/* "u:{{secret:p}}@h": the rendered userinfo, as Basic carries it */
+			struct buf pre;
+
+			buf_init(&pre);
+			buf_adds(&pre, "");
+			(void)tmpl_fixed_prefix(t, &pre);
+			redact_learn_rendered_url(pre.data);
+			explicit_bzero(pre.data, pre.len);
+			buf_free(&pre);
+		}
+	}
 	else if (place == TMPL_HEADER)
 		redact_learn_header(src);
 	else if (place == TMPL_BODY)

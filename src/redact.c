@@ -28,6 +28,7 @@
 static struct strlist	secrets;	/* longest first: one holding another is masked whole */
 static struct strlist	params;		/* daemon.redact_params */
 static bool		literal;	/* a credential written in the configuration learnt */
+static bool		rendered;	/* learning a rendered URL: its values may be secrets */
 
 /*
  * Which names are credentials. A name is cut into words at '_', '-', '.', ' ' and camelCase
@@ -267,7 +268,7 @@ learn(const char *v, size_t n)
 	char *s = xstrndup(v, n), *d;
 
 	if (strstr(s, "{{") == NULL) {
-		if (n >= REDACT_MIN)
+		if (n >= REDACT_MIN && !rendered)
 			literal = true;
 		redact_add_secret(s);
 		d = pct_decode(v, n);
@@ -297,6 +298,10 @@ userinfo_end(const char *auth, bool pg)
 
 	if (at == NULL)
 		at = memrchr(auth, '@', strcspn(auth, "?#"));
+	if (at == NULL && !pg)
+		/* a raw '#' or '?' in a password ("u:ab#cd@h", which -t refuses): curl
+		 * cannot parse it and quotes it whole in its message */
+		at = memrchr(auth, '@', strcspn(auth, "/"));
 	return at;
 }
 
@@ -310,7 +315,17 @@ redact_learn_url(const char *url)
 		return;
 	if ((scheme = strstr(url, "://")) != NULL &&
 	    (at = userinfo_end(auth = scheme + 3, pg_uri(url))) != NULL &&
-	    memmem(auth, (size_t)(at - auth), "{{", 2) == NULL) {
+	    memmem(auth, (size_t)(at - auth), "{{", 2) != NULL) {
+		/* "{{env:U}}:literal@": the literal part is learnt; the rendered whole (and
+		 * its Basic form) by redact_learn_rendered_url() */
+		const char *q = auth, *e;
+
+		/* the user:password colon is after the placeholders' own ("{{env:U}}") */
+		while ((e = memmem(q, (size_t)(at - q), "}}", 2)) != NULL)
+			q = e + 2;
+		if ((colon = memchr(q, ':', (size_t)(at - q))) != NULL && colon + 1 < at)
+			learn(colon + 1, (size_t)(at - colon - 1));
+	} else if (scheme != NULL && at != NULL) {
 		if ((colon = memchr(auth, ':', (size_t)(at - auth))) == NULL)
 			colon = at;
 		if (colon + 1 < at)
@@ -603,6 +618,14 @@ redact_learn_body(const char *src)
 	}
 }
 
+void
+redact_learn_rendered_url(const char *url)
+{
+	rendered = true;
+	redact_learn_url(url);
+	rendered = false;
+}
+
 static const char b64[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -758,9 +781,24 @@ redact_text_free(char *text)
 char *
 redact_excerpt(const char *body, size_t len, size_t max)
 {
-	/* room for a secret that straddles the cut: it is masked whole, then cut */
+	/*
+	 * Redacted before it is cut, in a window: a secret that straddles the window's end is
+	 * only a prefix there, which the registry does not know. Masking shrinks the text (a
+	 * long token becomes "***"), so the window grows until what it gives reaches 4096
+	 * bytes past the cut: a straddling piece then starts beyond it.
+	 */
 	size_t n = len > max + 4096 ? max + 4096 : len;
-	char *s = redact_text_free(xstrndup(body != NULL ? body : "", body != NULL ? n : 0));
+	char *s;
+
+	if (body == NULL)
+		body = "", len = n = 0;
+	for (;;) {
+		s = redact_text_free(xstrndup(body, n));
+		if (n == len || strlen(s) >= max + 4096)
+			break;
+		free(s);
+		n = n > len / 2 ? len : n * 2;
+	}
 
 	if (strlen(s) > max)
 		s[max] = '\0';	/* maybe inside a character: text_storable() mends it */

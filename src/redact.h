@@ -23,6 +23,9 @@ void redact_add_secret(const char *);
 void redact_add_param(const char *);
 /* Learn the literal credentials of a configured URL, conninfo, header or query value. */
 void redact_learn_url(const char *);
+/* The same for a URL rendered from a template ({{secret:}} and {{env:}} resolved): its
+ * values are learnt, and the Base64 of its user:password, as not written in the file. */
+void redact_learn_rendered_url(const char *);
 void redact_learn_conninfo(const char *);
 void redact_learn_header(const char *);		/* "Name: value" */
 /* A value that is a credential whole (source.password): its literal pieces. */

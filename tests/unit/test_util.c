@@ -233,6 +233,41 @@ test_redact_userinfo_and_literals(void **state)
 	red_is("ZQbodyKEY1234 x-ZQpost5678 plain-value", "*** x*** plain-value");
 	redact_learn_value("ZQfilepass42");
 	red_is("ZQfilepass42", "***");
+	/* a raw '#' or '?' in a password (which -t refuses): hidden up to the '@' */
+	red_is("GET http://u:ab#cdSecr12@127.0.0.1:1/api/src: curl error 3",
+	    "GET http://u:***@127.0.0.1:1/api/src: curl error 3");
+	redact_learn_url("http://u:ab?cdSecr34@h/x");
+	red_is("ab?cdSecr34", "***");
+	/* a placeholder as the user: the literal password is learnt; a placeholder as the
+	 * password: the rendered URL gives base64(user:password) */
+	redact_learn_url("http://{{env:U}}:LitPass9876@h/x");
+	red_is("*** / LitPass9876", "*** / ***");
+	assert_true(redact_literal_learnt());
+	redact_learn_rendered_url("http://u:S3cretValue!@h/x");
+	red_is("basic=dTpTM2NyZXRWYWx1ZSE=", "basic=***");
+	redact_reset();
+}
+
+/* An answer repeating a long secret: masked whole before the cut, never a piece of it. */
+static void
+test_redact_excerpt_long(void **state)
+{
+	const char *tok = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789ABCD";
+	struct buf b;
+	char *r;
+
+	(void)state;
+	redact_reset();
+	redact_add_secret(tok);
+	buf_init(&b);
+	for (int i = 0; i < 200; i++)
+		buf_adds(&b, tok);
+	r = redact_excerpt(b.data, b.len, 200);
+	assert_null(strstr(r, "ABCDEFGHIJKL"));
+	assert_true(strlen(r) <= 200);
+	free(r);
+	buf_free(&b);
 	redact_reset();
 }
 
@@ -355,6 +390,7 @@ main(void)
 		cmocka_unit_test(test_redact_registry),
 		cmocka_unit_test(test_redact_words_and_json),
 		cmocka_unit_test(test_redact_userinfo_and_literals),
+		cmocka_unit_test(test_redact_excerpt_long),
 		cmocka_unit_test(test_escape_controls),
 		cmocka_unit_test(test_strmap),
 	};
