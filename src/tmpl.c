@@ -115,8 +115,8 @@ secret_read(const char *name, const char *dir, char **err)
 		dir = getenv("CREDENTIALS_DIRECTORY");
 	if (dir == NULL || *dir == '\0') {
 		*err = xasprintf("{{secret:%s}}: no secrets directory: set "
-		    "daemon.secrets_dir, or use systemd LoadCredential= "
-		    "($CREDENTIALS_DIRECTORY)", name);
+		    "daemon.secrets_dir, or systemd's LoadCredential, which sets "
+		    "$CREDENTIALS_DIRECTORY", name);
 		return NULL;
 	}
 	path = xasprintf("%s/%s", dir, name);
