@@ -2644,8 +2644,8 @@ regular_file(struct ctx *c, config_setting_t *at, const char *key, const char *p
 	struct stat st;
 
 	if (path != NULL && *path != '\0' && stat(path, &st) == 0 && !S_ISREG(st.st_mode))
-		errf(c, line_of(c, at), "'%s': %s is %s, not a regular file", key, path,
-		    file_kind(st.st_mode));
+		errf(c, line_of(c, at), "'%s' names %s, which is %s, not a regular file",
+		    key, path, file_kind(st.st_mode));
 }
 
 static void

@@ -115,7 +115,7 @@ jobs = ( { name = "tls"; strategy = "capture"; key = "id";
 CONF
 	timeout 10 "$ONESYNCD" -t -c "$T/f.conf" >"$T/f.out" 2>&1; rc=$?
 	[ "$rc" != 0 ] && [ "$rc" != 124 ] || fail "-t on a source.$1 that is $2 exited $rc"
-	grep -q "f.conf:[0-9]*: 'source.$1': $2 is a" "$T/f.out" || fail "-t on a source.$1 that is $2: $(cat "$T/f.out")"
+	grep -q "f.conf:[0-9]*: 'source.$1' names $2, which is a" "$T/f.out" || fail "-t on a source.$1 that is $2: $(cat "$T/f.out")"
 done
 note "a source.ca_file that is a FIFO, a source.ssh_key that is /dev/zero: refused by -t"
 
