@@ -609,7 +609,8 @@ run_page_stale(struct run *r, const struct source_page *page, long long page_no)
 	json_array_foreach(page->records, i, rec) {
 		char *k = NULL, *e = NULL;
 
-		if (run_record_key(r, rec, &k, &e) != 0)
+		if (run_record_key(r, rec, &k, &e) != 0 && k == NULL)
+			/* no key (a failing record with a readable key keeps it) */
 			k = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
 		if (k != NULL)
 			XXH3_128bits_update(st, k, strlen(k) + 1);
