@@ -12,8 +12,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "util.h"
+#include "config/model.h"
+#include "core/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

@@ -4,8 +4,8 @@
  * Content-Encoding), the JSON body (the records at source.records, the next page at
  * page.next) and the Date header as the reference clock of modified.max_future.
  *
- * The code under test is static in src/http.c, src/source_http.c and
- * src/strategy_modified.c, and runs inside libcurl's callbacks. Rather than export it
+ * The code under test is static in src/io/http.c, src/conn/source_http.c and
+ * src/run/strategy_modified.c, and runs inside libcurl's callbacks. Rather than export it
  * for a test, the harness includes those files and calls the very functions the daemon
  * calls (header_cb, answered, future_limit); their objects in libonesync.a are then not
  * linked. Nothing is sent: no event loop, no libcurl transfer.
@@ -19,9 +19,9 @@
  *   2: a Date header value, as the reference time of a modified job (HTTP source; with
  *      byte 1 odd, a PostgreSQL source's now() in RFC 3339).
  */
-#include "../../src/http.c"
-#include "../../src/source_http.c"
-#include "../../src/strategy_modified.c"
+#include "../../src/io/http.c"
+#include "../../src/conn/source_http.c"
+#include "../../src/run/strategy_modified.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

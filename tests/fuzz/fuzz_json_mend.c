@@ -1,5 +1,5 @@
 /*
- * fuzz_json_mend.c - libFuzzer harness for json_mend() and json_poison() (src/parse.c):
+ * fuzz_json_mend.c - libFuzzer harness for json_mend() and json_poison() (src/record/parse.c):
  * the pass that turns each value jansson refuses into a marked string before a source's
  * JSON text is parsed. Input: the text. Traps when
  * - nothing was mended but the output buffer was written;
@@ -15,9 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "parse.h"
-#include "tmpl.h"
-#include "util.h"
+#include "record/parse.h"
+#include "record/tmpl.h"
+#include "core/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

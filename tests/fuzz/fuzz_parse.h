@@ -11,8 +11,8 @@
 
 #include <zlib.h>
 
-#include "parse.h"
-#include "util.h"
+#include "record/parse.h"
+#include "core/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

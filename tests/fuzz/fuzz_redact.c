@@ -1,5 +1,5 @@
 /*
- * fuzz_redact.c - libFuzzer harness for redaction (src/redact.c). Input: one control byte,
+ * fuzz_redact.c - libFuzzer harness for redaction (src/core/redact.c). Input: one control byte,
  * one position byte, then the text. Invariants, each a trap when broken:
  *  - a registered secret (also percent-encoded or JSON-escaped) planted anywhere in the text
  *    never survives redact_text() or redact_excerpt(), and no output is longer than asked;
@@ -16,8 +16,8 @@
 
 #include <libpq-fe.h>
 
-#include "redact.h"
-#include "util.h"
+#include "core/redact.h"
+#include "core/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ts.h"
-#include "util.h"
+#include "record/ts.h"
+#include "core/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

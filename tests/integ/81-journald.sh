@@ -23,9 +23,9 @@ EXTRA_JOB=', { name = "more"; strategy = "modified"; key = "id";
 	modified = { field = "updatedAt"; };
 	source = { url = "'$SA'/api/more"; query = { updatedAt_gte = "{{watermark}}"; }; };
 	destination = { type = "http"; url = "'$SA'/api/more-copy/{{key}}"; }; }' write_conf "$T/c.conf"
-sed -n '/MSGID_RUN_FINISHED/s/.*"\([0-9a-f]*\)".*/\1/p' "$TOP/src/log.h" >"$T/msgid.finished"
-sed -n '/MSGID_RECORD_FAILED/s/.*"\([0-9a-f]*\)".*/\1/p' "$TOP/src/log.h" >"$T/msgid.failed"
-[ -s "$T/msgid.finished" ] && [ -s "$T/msgid.failed" ] || fail "MESSAGE_IDs not found in src/log.h"
+sed -n '/MSGID_RUN_FINISHED/s/.*"\([0-9a-f]*\)".*/\1/p' "$TOP/src/core/log.h" >"$T/msgid.finished"
+sed -n '/MSGID_RECORD_FAILED/s/.*"\([0-9a-f]*\)".*/\1/p' "$TOP/src/core/log.h" >"$T/msgid.failed"
+[ -s "$T/msgid.finished" ] && [ -s "$T/msgid.failed" ] || fail "MESSAGE_IDs not found in src/core/log.h"
 
 # Run as systemd does for StandardError=journal: connect to the journal's stream socket,
 # send the stream header, make it stderr and export JOURNAL_STREAM=dev:ino of it.

@@ -18,9 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "http.h"
-#include "log.h"
-#include "util.h"
+#include "io/http.h"
+#include "core/log.h"
+#include "core/util.h"
 
 static struct event_base	*base;
 static char			 srv[64];	/* http://127.0.0.1:PORT */

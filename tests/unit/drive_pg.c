@@ -15,9 +15,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "pg.h"
-#include "util.h"
+#include "core/log.h"
+#include "io/pg.h"
+#include "core/util.h"
 
 static struct event_base	*base;
 static struct pg		*P, *L, *T;

@@ -8,8 +8,8 @@
  * Usage: drive_source_pg 'host=... port=... user=...' [-v]
  * Prints one line per check and exits 0 only if all passed. Not part of `make check`.
  * Build: cc -D_GNU_SOURCE -Isrc -o drive_source_pg tests/unit/drive_source_pg.c
- *   src/source_pg.c src/source_http.c src/mark_http.c src/http.c src/pg.c src/util.c
- *   src/log.c src/tmpl.c src/canon.c src/strmap.c
+ *   src/conn/source_pg.c src/conn/source_http.c src/conn/mark_http.c src/io/http.c src/io/pg.c src/core/util.c
+ *   src/core/log.c src/record/tmpl.c src/record/canon.c src/core/strmap.c
  *   $(pkg-config --cflags --libs libevent libpq jansson libxxhash libsystemd libcurl)
  */
 #include <event2/event.h>
@@ -19,11 +19,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "daemon.h"
-#include "log.h"
-#include "pg.h"
-#include "source.h"
-#include "util.h"
+#include "daemon/daemon.h"
+#include "core/log.h"
+#include "io/pg.h"
+#include "conn/source.h"
+#include "core/util.h"
 
 static struct event_base	*base;
 static struct daemon		 D;	/* only base is used */

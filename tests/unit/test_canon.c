@@ -10,7 +10,7 @@
 
 #include <xxhash.h>
 
-#include "canon.h"
+#include "record/canon.h"
 
 static json_t *
 load(const char *s)

@@ -13,7 +13,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "config.h"
+#include "config/model.h"
 
 /* libconfig 1.5 leaks its lexer buffer on a syntax error; not ours to fix. */
 const char *__lsan_default_suppressions(void);

@@ -13,8 +13,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "balance.h"
-#include "config.h"
+#include "daemon/balance.h"
+#include "config/model.h"
 
 static char	tmpdir[] = "/tmp/onesync-identity-XXXXXX";
 

@@ -10,8 +10,8 @@
 
 #include <zlib.h>
 
-#include "parse.h"
-#include "util.h"
+#include "record/parse.h"
+#include "core/util.h"
 
 /* What a parse produced: every record and error in order, as text. */
 struct outcome {

@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "tmpl.h"
+#include "record/tmpl.h"
 
 static char	secrets[] = "/tmp/onesync-tmpl-XXXXXX";
 

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "ts.h"
+#include "record/ts.h"
 
 static struct ts
 parse(const char *s, enum ts_format f)

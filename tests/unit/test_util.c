@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "redact.h"
-#include "strmap.h"
-#include "util.h"
+#include "core/redact.h"
+#include "core/strmap.h"
+#include "core/util.h"
 
 static void
 test_durations(void **state)

@@ -1,0 +1,548 @@
+/*
+ * canon.c - the canonical form of a record, its xxh3-128 hash, and the text of
+ * its key. The canonical form is jansson's compact dump with keys sorted at every
+ * level (JSON_SORT_KEYS | JSON_COMPACT), UTF-8 left as is (jansson validated it on
+ * input, so equal strings give equal bytes), reals with jansson's default 17
+ * significant digits. Changing any of this changes every stored hash: bump
+ * CANON_VERSION when it must change. This module never modifies the record.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+#include "record/canon.h"
+#include "record/tmpl.h"
+
+
+/* json_dump_callback sink into a struct buf. */
+static int
+cmp_keys(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static bool
+excluded(const char *k, char *const *exclude, size_t nexclude)
+{
+	for (size_t i = 0; i < nexclude; i++)
+		if (strcmp(k, exclude[i]) == 0)
+			return true;
+	return false;
+}
+
+/* The canonical text of v: objects with their keys sorted (bytewise), compact, strings as
+ * UTF-8 with JSON escapes, numbers as json_append writes them; `exclude` applies to the
+ * top level only. Written by hand: it is on the hot path of every captured record. */
+static void
+canon_write(struct buf *b, json_t *v, char *const *exclude, size_t nexclude)
+{
+	const char *k, *stackkeys[64], **keys;
+	size_t n = 0, i;
+	json_t *e;
+
+	if (!json_is_object(v)) {
+		if (json_is_array(v)) {
+			buf_addc(b, '[');
+			json_array_foreach(v, i, e) {
+				if (i > 0)
+					buf_addc(b, ',');
+				canon_write(b, e, NULL, 0);
+			}
+			buf_addc(b, ']');
+		} else
+			json_append(b, v);
+		return;
+	}
+	keys = json_object_size(v) <= NELEM(stackkeys) ? stackkeys :
+	    xcalloc(json_object_size(v), sizeof *keys);
+	json_object_foreach(v, k, e)
+		if (!excluded(k, exclude, nexclude))
+			keys[n++] = k;
+	qsort(keys, n, sizeof *keys, cmp_keys);
+	buf_addc(b, '{');
+	for (i = 0; i < n; i++) {
+		if (i > 0)
+			buf_addc(b, ',');
+		json_append_str(b, keys[i]);
+		buf_addc(b, ':');
+		canon_write(b, json_object_get(v, keys[i]), NULL, 0);
+	}
+	buf_addc(b, '}');
+	if (keys != stackkeys)
+		free(keys);
+}
+
+void
+canon_hash(json_t *rec, char *const *fields, size_t nfields, char *const *exclude,
+    size_t nexclude, char out[CANON_HASH_LEN])
+{
+	static const char hex[] = "0123456789abcdef";
+	static struct buf b;	/* reused: one process, one thread */
+	XXH128_hash_t h;
+	uint64_t parts[2];
+	char *p = out;
+
+	buf_reset(&b);
+	if (fields != NULL && nfields > 0) {
+		/* A flat object keyed by the path; missing fields are left out. */
+		json_t *o = json_object(), *v;
+
+		for (size_t i = 0; i < nfields; i++)
+			if ((v = json_path_get(rec, fields[i])) != NULL)
+				json_object_set(o, fields[i], v);
+		canon_write(&b, o, exclude, nexclude);
+		json_decref(o);
+	} else
+		canon_write(&b, rec, exclude, nexclude);
+	h = XXH3_128bits(b.data != NULL ? b.data : "", b.len);
+	parts[0] = h.high64;
+	parts[1] = h.low64;
+	*p++ = '0' + CANON_VERSION;
+	*p++ = ':';
+	for (int w = 0; w < 2; w++)
+		for (int sh = 60; sh >= 0; sh -= 4)
+			*p++ = hex[(parts[w] >> sh) & 15];
+	*p = '\0';
+}
+
+static const char *
+json_kind(json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		return "an object";
+	case JSON_ARRAY:
+		return "an array";
+	case JSON_TRUE:
+	case JSON_FALSE:
+		return "a boolean";
+	case JSON_NULL:
+		return "null";
+	default:
+		return "a scalar";
+	}
+}
+
+/* Check one key field; *vp = its value. */
+static int
+key_field(json_t *rec, const char *field, json_t **vp, char **err)
+{
+	json_t	*v;
+
+	if ((v = json_path_get(rec, field)) == NULL) {
+		*err = xasprintf("record has no key field '%s'", field);
+		return -1;
+	}
+	if (!json_is_string(v) && !json_is_number(v)) {
+		*err = xasprintf("key field '%s' is %s, not a string or number", field,
+		    json_kind(v));
+		return -1;
+	}
+	/* A key is stored in the state and names the record everywhere: an empty string
+	 * names nothing, a NUL cannot be stored, and a huge key does not fit an index. */
+	if (json_is_string(v) && json_string_length(v) == 0) {
+		*err = xasprintf("key field '%s' is an empty string", field);
+		return -1;
+	}
+	if (json_is_string(v) && memchr(json_string_value(v), '\0', json_string_length(v))) {
+		*err = xasprintf("key field '%s' contains a NUL character", field);
+		return -1;
+	}
+	if (json_is_string(v) && json_string_length(v) > RECORD_KEY_MAX) {
+		*err = xasprintf("key field '%s' is longer than %d bytes", field, RECORD_KEY_MAX);
+		return -1;
+	}
+	*vp = v;
+	return 0;
+}
+
+/*
+ * The text of one key component: a string as it is, an integer in decimal, any other
+ * number as JSON writes it. A number and its decimal text are thus one component: 7 and
+ * "7" name the same record, in a single key as in a composite one.
+ */
+static char *
+component_text(json_t *v)
+{
+	char *s, *out;
+
+	if (json_is_string(v))
+		return xstrndup(json_string_value(v), json_string_length(v));
+	if (json_is_integer(v))
+		return xasprintf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
+	if ((s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT)) == NULL)
+		return NULL;
+	out = xstrdup(s);
+	free(s);
+	return out;
+}
+
+/* A composite key's text: the compact JSON array of its components' texts, all strings. */
+static char *
+composite_text(json_t *parts)
+{
+	json_t *a = json_array(), *v;
+	char *t, *s = NULL;
+	size_t i;
+
+	json_array_foreach(parts, i, v) {
+		if ((t = component_text(v)) == NULL) {
+			json_decref(a);
+			return NULL;
+		}
+		json_array_append_new(a, json_stringn(t, strlen(t)));
+		free(t);
+	}
+	s = json_dumps(a, JSON_COMPACT);
+	json_decref(a);
+	return s;
+}
+
+int
+record_key(json_t *rec, char *const *fields, size_t nfields, char **out, char **err)
+{
+	json_t	*v, *a;
+	char	*s;
+	size_t	 i;
+
+	*out = NULL;
+	*err = NULL;
+	if (nfields == 0) {
+		*err = xstrdup("no key fields configured");
+		return -1;
+	}
+	if (nfields == 1) {
+		if (key_field(rec, fields[0], &v, err) != 0)
+			return -1;
+		if ((*out = component_text(v)) == NULL) {
+			*err = xasprintf("key field '%s' cannot be encoded", fields[0]);
+			return -1;
+		}
+		return 0;
+	}
+	a = json_array();
+	for (i = 0; i < nfields; i++) {
+		if (key_field(rec, fields[i], &v, err) != 0) {
+			json_decref(a);
+			return -1;
+		}
+		json_array_append(a, v);
+	}
+	s = composite_text(a);
+	json_decref(a);
+	if (s == NULL) {
+		*err = xstrdup("key cannot be encoded");
+		return -1;
+	}
+	if (strlen(s) > RECORD_KEY_MAX) {
+		*err = xasprintf("key is longer than %d bytes", RECORD_KEY_MAX);
+		free(s);
+		return -1;
+	}
+	*out = xstrdup(s);
+	free(s);
+	return 0;
+}
+
+char *
+key_text_upgrade(const char *stored, size_t nfields)
+{
+	json_t *a, *v;
+	size_t i;
+	bool numbers = false;
+	char *s = NULL, *out;
+
+	if (nfields < 2 || stored[0] != '[' || (a = json_loads(stored, 0, NULL)) == NULL)
+		return NULL;
+	if (json_is_array(a) && json_array_size(a) == nfields) {
+		json_array_foreach(a, i, v)
+			if (json_is_number(v))
+				numbers = true;
+		if (numbers)
+			s = composite_text(a);
+	}
+	json_decref(a);
+	if (s == NULL)
+		return NULL;
+	out = strcmp(s, stored) != 0 ? xstrdup(s) : NULL;
+	free(s);
+	return out;
+}
+
+/*
+ * A loose fold of a key text, for finding keys a destination's column type may equate
+ * (int: "5", "05", " 5", "5.0"; uuid: letter case, hyphens, braces): ASCII letters in lower
+ * case, everything but letters, digits and bytes >= 0x80 dropped, and in every run of
+ * digits the leading and trailing zeros dropped. Equal after a cast implies equal folds
+ * for those types; the converse is not needed (the destination compares exactly).
+ */
+char *
+key_fold(const char *key)
+{
+	struct buf b;
+	const char *p = key;
+
+	buf_init(&b);
+	while (*p != '\0') {
+		unsigned char c = (unsigned char)*p;
+
+		if (c >= '0' && c <= '9') {
+			const char *q = p, *e;
+
+			while (*q >= '0' && *q <= '9')
+				q++;
+			e = q;
+			while (p < e && *p == '0')
+				p++;
+			while (e > p && e[-1] == '0')
+				e--;
+			buf_add(&b, p, (size_t)(e - p));
+			p = q;
+			continue;
+		}
+		if (c >= 'A' && c <= 'Z')
+			buf_addc(&b, (char)(c - 'A' + 'a'));
+		else if ((c >= 'a' && c <= 'z') || c >= 0x80)
+			buf_addc(&b, (char)c);
+		p++;
+	}
+	return buf_steal(&b);
+}
+
+/* JSON text of a string, quoted, UTF-8 kept as is. */
+static void
+append_string(struct buf *b, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t start = 0;
+
+	buf_addc(b, '"');
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		const char *esc = NULL;
+
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		buf_add(b, s + start, i - start);
+		start = i + 1;
+		switch (c) {
+		case '"': esc = "\\\""; break;
+		case '\\': esc = "\\\\"; break;
+		case '\n': esc = "\\n"; break;
+		case '\r': esc = "\\r"; break;
+		case '\t': esc = "\\t"; break;
+		}
+		if (esc != NULL)
+			buf_adds(b, esc);
+		else {
+			char u[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
+
+			buf_add(b, u, sizeof u);
+		}
+	}
+	buf_add(b, s + start, n - start);
+	buf_addc(b, '"');
+}
+
+/*
+ * The shortest decimal text that reads back as the same double: 19.99 stays "19.99"
+ * (jansson's own dump prints 17 digits, "19.989999999999998"), so numbers reach the
+ * destination as the source wrote them. Always keeps a '.', 'e' or "inf"-free form.
+ */
+static void
+append_real(struct buf *b, double d)
+{
+	char tmp[40];
+
+	for (int prec = 15; prec <= 17; prec++) {
+		snprintf(tmp, sizeof tmp, "%.*g", prec, d);
+		if (strtod(tmp, NULL) == d)
+			break;
+	}
+	buf_adds(b, tmp);
+	if (strpbrk(tmp, ".eEn") == NULL)
+		buf_adds(b, ".0");
+}
+
+void
+json_append(struct buf *b, json_t *v)
+{
+	const char *k;
+	json_t *e;
+	size_t i;
+	bool first = true;
+
+	switch (json_typeof(v)) {
+	case JSON_STRING:
+		append_string(b, json_string_value(v), json_string_length(v));
+		return;
+	case JSON_INTEGER:
+		buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		return;
+	case JSON_REAL:
+		append_real(b, json_real_value(v));
+		return;
+	case JSON_TRUE:
+		buf_adds(b, "true");
+		return;
+	case JSON_FALSE:
+		buf_adds(b, "false");
+		return;
+	case JSON_NULL:
+		buf_adds(b, "null");
+		return;
+	case JSON_OBJECT:
+		buf_addc(b, '{');
+		json_object_foreach(v, k, e) {
+			if (!first)
+				buf_addc(b, ',');
+			first = false;
+			append_string(b, k, strlen(k));
+			buf_addc(b, ':');
+			json_append(b, e);
+		}
+		buf_addc(b, '}');
+		return;
+	case JSON_ARRAY:
+		buf_addc(b, '[');
+		json_array_foreach(v, i, e) {
+			if (i > 0)
+				buf_addc(b, ',');
+			json_append(b, e);
+		}
+		buf_addc(b, ']');
+		return;
+	}
+}
+
+void
+json_append_str(struct buf *b, const char *s)
+{
+	append_string(b, s, strlen(s));
+}
+
+/* Length of the valid UTF-8 sequence at s (n bytes left), 0 when invalid. */
+static size_t
+utf8_len(const unsigned char *s, size_t n)
+{
+	size_t len;
+	unsigned int cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		len = 2, cp = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		len = 3, cp = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		len = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return len;
+}
+
+char *
+text_storable(const char *s, size_t n, size_t max)
+{
+	struct buf b;
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i = 0, len;
+
+	buf_init(&b);
+	while (i < n) {
+		len = u[i] == 0 ? 0 : utf8_len(u + i, n - i);
+		if (b.len + (len ? len : 3) > max) {
+			buf_adds(&b, "...");
+			break;
+		}
+		if (len == 0) {
+			buf_adds(&b, "\xef\xbf\xbd");	/* U+FFFD */
+			i++;
+			continue;
+		}
+		buf_add(&b, s + i, len);
+		i += len;
+	}
+	return buf_steal(&b);
+}
+
+/* Whether n bytes at s are text PostgreSQL stores: valid UTF-8 without NUL. */
+static bool
+text_ok(const char *s, size_t n)
+{
+	const unsigned char *u = (const unsigned char *)s;
+
+	for (size_t i = 0, len; i < n; i += len)
+		if (u[i] == 0 || (len = utf8_len(u + i, n - i)) == 0)
+			return false;
+	return true;
+}
+
+bool
+json_storable(json_t *v)
+{
+	const char *k;
+	json_t *e;
+	size_t i;
+
+	switch (json_typeof(v)) {
+	case JSON_STRING:
+		return text_ok(json_string_value(v), json_string_length(v));
+	case JSON_OBJECT:
+		json_object_foreach(v, k, e)
+			if (!text_ok(k, strlen(k)) || !json_storable(e))
+				return false;
+		return true;
+	case JSON_ARRAY:
+		json_array_foreach(v, i, e)
+			if (!json_storable(e))
+				return false;
+		return true;
+	default:
+		return true;
+	}
+}
+
+json_t *
+json_storable_copy(json_t *v)
+{
+	const char *k;
+	json_t *e, *out;
+	size_t i;
+	char *t;
+
+	switch (json_typeof(v)) {
+	case JSON_STRING:
+		t = text_storable(json_string_value(v), json_string_length(v), SIZE_MAX);
+		out = json_string(t);
+		free(t);
+		return out;
+	case JSON_OBJECT:
+		out = json_object();
+		json_object_foreach(v, k, e) {
+			t = text_storable(k, strlen(k), SIZE_MAX);
+			json_object_set_new(out, t, json_storable_copy(e));
+			free(t);
+		}
+		return out;
+	case JSON_ARRAY:
+		out = json_array();
+		json_array_foreach(v, i, e)
+			json_array_append_new(out, json_storable_copy(e));
+		return out;
+	default:
+		return json_incref(v);
+	}
+}

@@ -1,0 +1,50 @@
+/* metrics.h - what this instance saw of each job's runs: Prometheus counters, gauges, a
+ * run duration histogram, and the last run (for the status endpoint's /jobs). */
+#ifndef ONESYNC_METRICS_H
+#define ONESYNC_METRICS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "core/util.h"
+
+struct daemon;
+struct run;
+
+enum run_result { RESULT_OK, RESULT_FAILED, RESULT_CUT, RESULT_N };
+
+#define METRICS_NBUCKETS	8	/* finite buckets of onesync_run_duration_seconds */
+
+/* One job, as this instance saw it. Counters only grow while the process lives. */
+struct job_stats {
+	long long	 read, delivered, skipped, failed, deleted;
+	long long	 runs[RESULT_N];
+	long long	 buckets[METRICS_NBUCKETS + 1];	/* per bucket, not cumulative; last: +Inf */
+	double		 dur_sum;
+	long long	 dur_count;
+	bool		 have_queue;		/* a state answer told the queue sizes */
+	long long	 queue, dead;		/* retry queue waiting / dead-lettered */
+	bool		 paused;		/* the last attempt found the job paused */
+	/* the last run that ended here */
+	long long	 last_id;		/* 0: none, or one that never started in the store */
+	int		 last_result;		/* enum run_result, -1 = none yet */
+	int64_t		 last_started_ms, last_finished_ms;	/* wall clock, for display only */
+	long long	 last_read, last_delivered, last_skipped, last_failed, last_deleted;
+	char		*last_error;
+	char		*watermark, *watermark_key;	/* as the last run left it */
+};
+
+extern const double metrics_buckets[METRICS_NBUCKETS];
+
+/* A run ended (called once per run, from run_end, before it is freed). */
+void metrics_run_ended(const struct run *, bool ok, bool lease_lost);
+/* The state store answered a run start or a checkpoint of the job: queue sizes. */
+void metrics_state_answer(const char *job, json_t *res);
+/* What this instance saw of the job; NULL when nothing yet. */
+const struct job_stats *metrics_job(const char *job);
+/* The Prometheus text format (0.0.4) of every metric, for the daemon's current jobs. */
+void metrics_render(const struct daemon *, struct buf *);
+const char *metrics_result_name(int);
+void metrics_free(void);
+
+#endif

@@ -1,0 +1,615 @@
+/*
+ * strategy_flag.c - Record Flag and Validate (DESIGN §4.1). A run reads the records the
+ * source calls pending, delivers them in batches, and marks at the source only the ones
+ * the destination accepted (with values from its answer). An HTTP source's pending set is
+ * collected first (up to max_records), because marking changes its pages; a PostgreSQL
+ * source is paged by key, which marking cannot disturb. A record delivered but not marked
+ * is remembered (key + hash) so that the next run marks it without delivering it again,
+ * unless its content changed. Refused records wait in the retry queue: while their
+ * backoff runs (or once dead) an unchanged pending record is left alone.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "record/canon.h"
+#include "core/log.h"
+#include "run/run.h"
+#include "store/state.h"
+
+struct cand {
+	char	*key;
+	json_t	*rec;
+	char	 hash[CANON_HASH_LEN];
+	json_t	*answer;	/* mark only: the stored destination answer */
+	bool	 deliver;	/* false: delivered earlier, only mark */
+	bool	 queued;	/* in the retry queue: cleared from it once delivered */
+	bool	 unmarked;	/* in `unmarked`: cleared from it once marked */
+	bool	 dropped;	/* its key came again later: neither delivered nor marked */
+};
+
+struct unmarked {
+	char	 hash[CANON_HASH_LEN];
+	json_t	*answer;
+};
+
+struct qent {
+	char	 hash[CANON_HASH_LEN];
+	bool	 waiting;	/* dead, or its retry is not due yet */
+};
+
+#define CAND_NOKEY	((void *)UINTPTR_MAX)
+
+struct flag_state {
+	struct strmap		 unmarked;	/* this page's keys in `unmarked` -> struct unmarked */
+	struct strmap		 queue;		/* this page's keys in the retry queue -> 1 (due) or
+						 * 2 (waiting) + the hash, see struct qent */
+	struct strmap		 cand_at;	/* key -> candidate index + 1 (CAND_NOKEY: a key-less
+						 * failure already recorded) */
+	json_t			*page;		/* the page being judged */
+	char			*where;
+	bool			 more;		/* the source has more pages */
+	struct cand		*cands;
+	size_t			 ncands, capcands, next;	/* next batch starts at next */
+	size_t			 bstart, bend;	/* the batch being handled */
+	struct source_mark	*marks;
+	size_t			 nmarks;
+	struct cand		**markc;	/* the candidate of each mark */
+	struct source_marker	*marker;
+	char			*after_key;	/* PostgreSQL: keyset position */
+	long long		 page_index;
+	bool			 read_done;
+	long long		 nmarked;
+};
+
+static void read_page(struct run *);
+static void next_batch(struct run *);
+
+static void
+unmarked_free(void *p)
+{
+	struct unmarked *u = p;
+
+	if (u == NULL)
+		return;
+	json_decref(u->answer);
+	free(u);
+}
+
+static void
+cands_clear(struct flag_state *fs)
+{
+	for (size_t i = 0; i < fs->ncands; i++) {
+		free(fs->cands[i].key);
+		json_decref(fs->cands[i].rec);
+		json_decref(fs->cands[i].answer);
+	}
+	fs->ncands = fs->next = 0;
+	strmap_free(&fs->cand_at, NULL);
+	strmap_init(&fs->cand_at);
+}
+
+/* Forget what the state said of the last page's keys. */
+static void
+page_forget(struct flag_state *fs)
+{
+	strmap_free(&fs->unmarked, unmarked_free);
+	strmap_init(&fs->unmarked);
+	strmap_free(&fs->queue, free);
+	strmap_init(&fs->queue);
+	json_decref(fs->page);
+	fs->page = NULL;
+	free(fs->where);
+	fs->where = NULL;
+}
+
+static void
+marks_clear(struct flag_state *fs)
+{
+	for (size_t i = 0; i < fs->nmarks; i++)
+		free(fs->marks[i].error);
+	free(fs->marks);
+	free(fs->markc);
+	fs->marks = NULL;
+	fs->markc = NULL;
+	fs->nmarks = 0;
+}
+
+void
+strategy_flag_cancel(struct run *r)
+{
+	if (r->fl != NULL && r->fl->marker != NULL) {
+		source_mark_cancel(r->fl->marker);
+		r->fl->marker = NULL;
+	}
+}
+
+void
+strategy_flag_free(struct run *r)
+{
+	struct flag_state *fs = r->fl;
+
+	if (fs == NULL)
+		return;
+	if (fs->marker != NULL)
+		source_mark_cancel(fs->marker);
+	marks_clear(fs);
+	cands_clear(fs);
+	free(fs->cands);
+	page_forget(fs);
+	strmap_free(&fs->cand_at, NULL);
+	free(fs->after_key);
+	free(fs);
+	r->fl = NULL;
+}
+
+long long
+strategy_flag_marked(const struct run *r)
+{
+	return r->fl != NULL ? r->fl->nmarked : 0;
+}
+
+void
+strategy_flag_begin(struct run *r, json_t *started)
+{
+	struct flag_state *fs = xcalloc(1, sizeof *fs);
+
+	r->fl = fs;
+	strmap_init(&fs->unmarked);
+	strmap_init(&fs->queue);
+	strmap_init(&fs->cand_at);
+	r->ck = json_pack("{s[]}", "failed");
+	read_page(r);
+}
+
+/* Judge one pending record: wait (retry queue), mark only, or deliver. A key that came
+ * earlier in the set being collected replaces its earlier occurrence (the last wins). */
+static void
+add_candidate(struct run *r, json_t *rec, const char *where, size_t idx)
+{
+	struct flag_state *fs = r->fl;
+	struct cand *c;
+	struct unmarked *u;
+	struct qent *q;
+	char *key = NULL, *err = NULL, h[CANON_HASH_LEN];
+	void *at;
+
+	r->nread++;
+	canon_hash(rec, NULL, 0, NULL, 0, h);
+	if (run_record_key(r, rec, &key, &err) != 0) {
+		char *k = key != NULL ? key : xasprintf("#nokey:%s", h);
+		char *msg = xasprintf("%s (record %zu of %s)", err, idx, where);
+
+		if (strmap_get(&fs->cand_at, k) != NULL) {
+			r->nskipped++;	/* the same key-less content again: queued once */
+			run_note_duplicate(r, k, where);
+		} else {
+			strmap_put(&fs->cand_at, k, CAND_NOKEY);
+			run_note_failure(r, k, msg);
+			/* Recorded with the next checkpoint. */
+			json_array_append_new(json_object_get(r->ck, "failed"),
+			    run_failure_entry(k, msg, rec, h));
+		}
+		free(k);
+		free(msg);
+		free(err);
+		return;
+	}
+	c = NULL;
+	if ((at = strmap_get(&fs->cand_at, key)) != NULL && at != CAND_NOKEY) {
+		/* Its earlier occurrence gives way to this one. */
+		c = &fs->cands[(uintptr_t)at - 1];
+		r->nskipped++;
+		run_note_duplicate(r, key, where);
+		free(c->key);
+		json_decref(c->rec);
+		json_decref(c->answer);
+		memset(c, 0, sizeof *c);
+		c->dropped = true;
+	}
+	q = strmap_get(&fs->queue, key);
+	if (q != NULL && q->waiting && strcmp(q->hash, h) == 0) {
+		r->nskipped++;	/* unchanged and still backing off (or dead): leave it */
+		free(key);
+		return;
+	}
+	if (c == NULL) {
+		if (fs->ncands == fs->capcands) {
+			fs->capcands = fs->capcands ? fs->capcands * 2 : 256;
+			fs->cands = xreallocarray(fs->cands, fs->capcands, sizeof *fs->cands);
+		}
+		c = &fs->cands[fs->ncands++];
+		strmap_put(&fs->cand_at, key, (void *)(uintptr_t)fs->ncands);
+	}
+	memset(c, 0, sizeof *c);
+	c->key = key;
+	c->rec = json_incref(rec);
+	c->queued = q != NULL;
+	memcpy(c->hash, h, sizeof h);
+	u = strmap_get(&fs->unmarked, key);
+	c->unmarked = u != NULL;
+	c->deliver = u == NULL || strcmp(u->hash, h) != 0;
+	if (!c->deliver)
+		c->answer = json_incref(u->answer);
+}
+
+static void page_answered(void *, int, struct source_page *, const char *);
+
+static void
+read_page(struct run *r)
+{
+	run_fetch_page(r, SPG_PENDING, r->fl->after_key, ++r->fl->page_index, page_answered);
+}
+
+static void looked_up(void *, int, PGresult *, const char *);
+static void judge_page(struct run *, PGresult *);
+
+/*
+ * A page of the pending set: ask the state what it knows of the page's keys (retry queue,
+ * `unmarked`), then judge its records. Nothing of the state is loaded but for these keys.
+ */
+static void
+page_answered(void *arg, int rc, struct source_page *page, const char *err)
+{
+	struct run *r = arg;
+	struct flag_state *fs = r->fl;
+	const struct source_conf *sc = &r->job->src;
+	size_t i, n;
+	json_t *rec, *keys;
+	char *stale;
+
+	r->sreq = NULL;
+	if (rc != 0) {
+		run_fail(r, "%s", err);
+		return;
+	}
+	n = json_array_size(page->records);
+	log_job(LOG_DEBUG, r->job->name, r->id, NULL, "page %lld: %zu pending records from %s",
+	    fs->page_index, n, page->log_url != NULL ? page->log_url : "the source");
+	if ((stale = run_page_stale(r, page, fs->page_index)) != NULL) {
+		source_page_free(page);
+		run_fail(r, "%s", stale);
+		free(stale);
+		return;
+	}
+	fs->more = run_page_more(r, page);
+	if (sc->type == CONN_POSTGRESQL && n > 0 &&
+	    run_keyset_next(r, page->records, &fs->after_key) != 0)
+		fs->more = false;
+	page_forget(fs);
+	fs->page = json_incref(page->records);
+	fs->where = xstrdup(page->log_url != NULL ? page->log_url : "the source");
+	source_page_free(page);
+	keys = json_array();
+	json_array_foreach(fs->page, i, rec) {
+		char *k = NULL, *e = NULL;
+
+		if (record_key(rec, r->job->key, r->job->nkey, &k, &e) == 0)
+			json_array_append_new(keys, json_string(k));
+		free(k);
+		free(e);
+	}
+	if (json_array_size(keys) == 0) {
+		json_decref(keys);
+		judge_page(r, NULL);
+		return;
+	}
+	r->state_busy = true;
+	state_lookup(r->jr->d->state, r->job->name, keys, looked_up, r);
+	json_decref(keys);
+}
+
+static void collected_ck(struct run *, int);
+
+static void
+looked_up(void *arg, int rc, PGresult *res, const char *err)
+{
+	struct run *r = arg;
+
+	if (!run_state_usable(r, rc, err))
+		return;
+	judge_page(r, res);
+}
+
+/* Judge the page with what the state said of its keys (res: NULL when none had a key),
+ * then collect on or deliver. */
+static void
+judge_page(struct run *r, PGresult *res)
+{
+	struct flag_state *fs = r->fl;
+	bool http = r->job->src.type != CONN_POSTGRESQL;
+	size_t i;
+	json_t *rec;
+
+	for (int row = 0; res != NULL && row < PQntuples(res); row++) {
+		const char *kind = PQgetvalue(res, row, 0), *key = PQgetvalue(res, row, 1);
+
+		if (kind[0] == 'f') {
+			struct qent *q = xcalloc(1, sizeof *q);
+
+			snprintf(q->hash, sizeof q->hash, "%s", PQgetvalue(res, row, 2));
+			q->waiting = strcmp(PQgetvalue(res, row, 3), "true") == 0;
+			free(strmap_put(&fs->queue, key, q));
+		} else {
+			struct unmarked *u = xcalloc(1, sizeof *u);
+
+			snprintf(u->hash, sizeof u->hash, "%s", PQgetvalue(res, row, 2));
+			u->answer = PQgetisnull(res, row, 4) ? json_null() :
+			    json_loads(PQgetvalue(res, row, 4), JSON_DECODE_ANY, NULL);
+			unmarked_free(strmap_put(&fs->unmarked, key, u));
+		}
+	}
+	json_array_foreach(fs->page, i, rec) {
+		/* Only records that go count: those waiting in the retry queue do not hold
+		 * the place of the ones behind them. */
+		if (http && (int64_t)fs->ncands >= r->job->max_records)
+			break;
+		add_candidate(r, rec, fs->where, i);
+	}
+	if (http && (int64_t)fs->ncands >= r->job->max_records &&
+	    (fs->more || i < json_array_size(fs->page))) {
+		log_job(LOG_INFO, r->job->name, r->id, NULL, "max_records (%lld) pending records "
+		    "to send: the rest waits for the next run", (long long)r->job->max_records);
+		fs->more = false;
+	}
+	page_forget(fs);
+	if (http && fs->more) {
+		/* Collect on (marking would shift the pages of the pending set); the page's
+		 * key-less records are recorded first. */
+		if (json_array_size(json_object_get(r->ck, "failed")) > 0) {
+			json_t *doc = r->ck;
+
+			r->ck = NULL;
+			run_checkpoint(r, doc, collected_ck);
+			json_decref(doc);
+			return;
+		}
+		read_page(r);
+		return;
+	}
+	fs->read_done = !fs->more || http;
+	next_batch(r);
+}
+
+static void
+collected_ck(struct run *r, int rc)
+{
+	r->ck = json_pack("{s[]}", "failed");
+	read_page(r);
+}
+
+static void batch_delivered(struct run *, int);
+static void batch_marked(void *, int, const char *);
+static void batch_checkpointed(struct run *, int);
+
+/* Deliver the next batch of candidates (the mark-only ones are marked with it). */
+static void
+next_batch(struct run *r)
+{
+	struct flag_state *fs = r->fl;
+	size_t end;
+
+	if (fs->next >= fs->ncands) {
+		json_t *doc;
+
+		cands_clear(fs);
+		if (!fs->read_done) {
+			if (json_array_size(json_object_get(r->ck, "failed")) > 0) {
+				/* records without a key on this page: record them before reading on */
+				doc = r->ck;
+				r->ck = NULL;
+				run_checkpoint(r, doc, batch_checkpointed);
+				json_decref(doc);
+				return;
+			}
+			read_page(r);
+			return;
+		}
+		doc = r->ck != NULL ? json_incref(r->ck) : json_object();
+		json_decref(r->ck);
+		r->ck = NULL;
+		json_object_set_new(doc, "result", json_string("ok"));
+		fs->next = fs->ncands = 0;
+		r->last_page = true;
+		run_checkpoint(r, doc, batch_checkpointed);
+		json_decref(doc);
+		return;
+	}
+	end = fs->next + (size_t)r->job->batch;
+	if (end > fs->ncands)
+		end = fs->ncands;
+	fs->bstart = fs->next;
+	fs->bend = end;
+	fs->next = end;
+	for (size_t i = fs->bstart; i < fs->bend; i++)
+		if (fs->cands[i].deliver)
+			run_add_item(r, fs->cands[i].key, fs->cands[i].rec);
+	run_deliver(r, batch_delivered);
+}
+
+/*
+ * What onesync.unmarked keeps of the destination's answer: only the values the marking's
+ * {{dest.PATH}} placeholders use (null when they use none). The whole answer may echo what
+ * was sent, credentials of the body or headers among them.
+ */
+static json_t *
+answer_kept(const struct job_conf *j, json_t *answer)
+{
+	const struct source_conf *s = &j->src;
+	const struct tmpl *t;
+	const char *path;
+	json_t *kept, *st;
+	size_t i, it, n = 2 + s->mark_nheaders + s->nmark_set;
+
+	if (answer == NULL || json_is_null(answer))
+		return json_null();
+	kept = json_object();
+	for (i = 0; i < n; i++) {
+		/* the marking request (URL, body, headers), or the columns it sets */
+		t = i == 0 ? s->mark_url : i == 1 ? s->mark_body :
+		    i < 2 + s->mark_nheaders ? s->mark_headers[i - 2] :
+		    s->mark_set[i - 2 - s->mark_nheaders].value;
+		for (it = 0; (path = tmpl_dest_path(t, &it)) != NULL; )
+			json_path_keep(kept, answer, path);
+	}
+	if (json_object_size(kept) == 0) {
+		json_decref(kept);
+		return json_null();
+	}
+	if (json_storable(kept))
+		return kept;
+	st = json_storable_copy(kept);
+	json_decref(kept);
+	return st;
+}
+
+/* Mark what the destination accepted, and what an earlier run delivered but did not mark. */
+static void
+batch_delivered(struct run *r, int rc)
+{
+	struct flag_state *fs = r->fl;
+	size_t it = 0, n = fs->bend - fs->bstart;
+
+	marks_clear(fs);
+	fs->marks = xcalloc(n + 1, sizeof *fs->marks);
+	fs->markc = xcalloc(n + 1, sizeof *fs->markc);
+	for (size_t i = fs->bstart; i < fs->bend; i++) {
+		struct cand *c = &fs->cands[i];
+		struct source_mark *m;
+		json_t *answer = c->answer;
+
+		if (c->dropped)
+			continue;
+		if (c->deliver) {
+			struct dest_item *d = &r->items[it++];
+
+			if (d->outcome != DEST_OK)
+				continue;
+			answer = d->answer;
+		}
+		m = &fs->marks[fs->nmarks];
+		fs->markc[fs->nmarks++] = c;
+		m->key = c->key;
+		m->rec = c->rec;
+		m->dest = answer;
+	}
+	if (fs->nmarks == 0) {
+		batch_marked(r, 0, NULL);
+		return;
+	}
+	fs->marker = source_mark(r->jr->d, r->job, fs->marks, fs->nmarks, batch_marked, r);
+}
+
+static void
+batch_marked(void *arg, int rc, const char *err)
+{
+	struct run *r = arg;
+	struct flag_state *fs = r->fl;
+	json_t *doc = r->ck != NULL ? r->ck : json_pack("{s[]}", "failed");
+	json_t *failed = json_object_get(doc, "failed"), *ok = json_array(),
+	    *uadd = json_array(), *udel = json_array();
+	size_t it = 0;
+
+	r->ck = NULL;
+	if (fs->marker != NULL) {
+		source_mark_cancel(fs->marker);	/* done: this frees it */
+		fs->marker = NULL;
+	}
+	if (rc != 0) {
+		json_decref(doc);
+		json_decref(ok);
+		json_decref(uadd);
+		json_decref(udel);
+		run_fail(r, "marking failed: %s", err != NULL ? err : "unknown error");
+		return;
+	}
+	/* Delivery outcomes. */
+	for (size_t i = fs->bstart; i < fs->bend; i++) {
+		struct cand *c = &fs->cands[i];
+		struct dest_item *d;
+
+		if (!c->deliver)
+			continue;
+		d = &r->items[it++];
+		if (d->outcome == DEST_OK) {
+			r->ndelivered++;
+			if (c->queued)
+				json_array_append_new(ok, json_string(c->key));
+		} else {
+			const char *e = d->error != NULL ? d->error : "not delivered";
+
+			run_note_failure(r, c->key, e);
+			json_array_append_new(failed, run_failure_entry(c->key, e, c->rec, c->hash));
+		}
+	}
+	/* Marking outcomes. */
+	for (size_t i = 0; i < fs->nmarks; i++) {
+		struct source_mark *m = &fs->marks[i];
+		struct cand *c = fs->markc[i];
+		bool was_unmarked = c->unmarked;
+		char *e;
+
+		if (!c->deliver)
+			r->nskipped++;	/* delivered by an earlier run; only marked now */
+		switch (m->outcome) {
+		case MARK_OK:
+			fs->nmarked++;
+			if (was_unmarked)
+				json_array_append_new(udel, json_string(c->key));
+			break;
+		case MARK_CONFLICT:
+			log_job(LOG_INFO, r->job->name, r->id, NULL, "record %s not marked: %s; it "
+			    "stays pending and goes again with its new content", c->key,
+			    m->error != NULL ? m->error : "changed");
+			if (was_unmarked)
+				json_array_append_new(udel, json_string(c->key));
+			break;
+		default:
+			if (m->dest != NULL &&
+			    json_dumpb(m->dest, NULL, 0, JSON_COMPACT) > RUN_PAYLOAD_MAX) {
+				/* Too large to remember: delivered again next run instead. */
+				log_job(LOG_WARNING, r->job->name, r->id, NULL, "record %s delivered "
+				    "but not marked: %s; the destination's answer is larger than "
+				    "%d MB, so the next run delivers it again", c->key,
+				    m->error != NULL ? m->error : "marking failed",
+				    RUN_PAYLOAD_MAX >> 20);
+				if (was_unmarked)
+					json_array_append_new(udel, json_string(c->key));
+				break;
+			}
+			log_job(LOG_WARNING, r->job->name, r->id, NULL, "record %s delivered but not "
+			    "marked: %s; the next run marks it without delivering it again", c->key,
+			    m->error != NULL ? m->error : "marking failed");
+			e = run_error_text(m->error != NULL ? m->error : "marking failed");
+			json_array_append_new(uadd, json_pack("[s s o s]", c->key, c->hash,
+			    answer_kept(r->job, m->dest), e));
+			free(e);
+			break;
+		}
+	}
+	json_object_set_new(doc, "ok", ok);
+	json_object_set_new(doc, "unmarked_add", uadd);
+	json_object_set_new(doc, "unmarked_del", udel);
+	if (fs->next >= fs->ncands && fs->read_done) {
+		json_object_set_new(doc, "result", json_string("ok"));
+		r->last_page = true;
+	}
+	run_checkpoint(r, doc, batch_checkpointed);
+	json_decref(doc);
+}
+
+static void
+batch_checkpointed(struct run *r, int rc)
+{
+	struct flag_state *fs = r->fl;
+
+	run_items_reset(r);
+	marks_clear(fs);
+	if (r->last_page) {
+		run_finish_ok(r);
+		return;
+	}
+	r->ck = json_pack("{s[]}", "failed");
+	next_batch(r);
+}
