@@ -24,6 +24,7 @@
 #include "daemon/notify.h"
 #include "io/pg.h"
 #include "run/run.h"
+#include "run/strategy.h"
 #include "store/state.h"
 #include "daemon/status.h"
 
@@ -192,6 +193,40 @@ lease_identity(struct jobrt *jr)
 	jr->held_identity = xstrdup(jr->conf->identity);
 }
 
+static void job_run_ended(void *, const struct run_outcome *);
+
+/* Whether the job stays ours after its run (else its last write hands the lease back). */
+static bool
+job_keeps_lease(void *arg)
+{
+	struct jobrt *jr = arg;
+	struct daemon *d = jr->d;
+
+	return !(d->stopping || (!d->once && !jr->mine) || jr->removed || !jr->conf->enabled);
+}
+
+static void
+cfgref_release(void *ref)
+{
+	cfgref_drop(ref);
+}
+
+/* Start a run of jr: it gets what it needs of the daemon, never the daemon. */
+static void
+job_run_start(struct jobrt *jr)
+{
+	struct daemon *d = jr->d;
+	struct run_env env = {
+		.base = d->base, .state = d->state, .conn = d,
+		.lease = { &jr->epoch, &jr->lease_deadline, d->ref->cfg->daemon.lease_ms },
+		.once = d->once, .keeps_lease = job_keeps_lease, .ended = job_run_ended,
+		.arg = jr, .cfg = jr->ref, .cfg_drop = cfgref_release,
+	};
+
+	jr->ref->refs++;	/* the run's hold, dropped by cfgref_release */
+	jr->run = run_start(jr->conf, strategy_lookup(jr->conf->strategy), &env);
+}
+
 /* Start queued jobs while run slots are free. */
 static void
 start_due(struct daemon *d)
@@ -210,14 +245,21 @@ start_due(struct daemon *d)
 			continue;
 		d->running++;
 		lease_identity(jr);
-		run_start(jr);
+		job_run_start(jr);
 	}
 }
 
-void
-daemon_run_ended(struct jobrt *jr, bool ok, bool lost)
+/* A run has ended (after its last state write). */
+static void
+job_run_ended(void *arg, const struct run_outcome *o)
 {
+	struct jobrt *jr = arg;
 	struct daemon *d = jr->d;
+	bool ok = o->ok, lost = o->lease_lost;
+
+	jr->run = NULL;
+	jr->claim_failed = o->claim_failed;
+	jr->not_run = o->not_run;
 
 	d->running--;
 	jr->last_failed = !ok;

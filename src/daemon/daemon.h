@@ -79,8 +79,6 @@ struct daemon {
  */
 #define PG_ANSWER_MARGIN_MS	5000
 struct pg *daemon_pg(struct daemon *, const char *conninfo, int64_t timeout_ms);
-/* Called by run.c when a run has ended (after its last state write). */
-void daemon_run_ended(struct jobrt *, bool ok, bool lease_lost);
 /* status: the state store answers (its last heartbeat did, or its pool is up before the first). */
 bool daemon_state_reachable(const struct daemon *);
 

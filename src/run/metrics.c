@@ -119,7 +119,7 @@ metrics_run_ended(const struct run *r, bool ok, bool lease_lost)
 
 	/* Not a run: the job was paused, or another instance holds its lease. */
 	if (r->id == 0 && r->fail_msg == NULL) {
-		if (ok && !lease_lost && !r->jr->claim_failed)
+		if (ok && !lease_lost && !r->claim_failed)
 			s->paused = true;
 		return;
 	}

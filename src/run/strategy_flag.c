@@ -15,7 +15,9 @@
 
 #include "record/canon.h"
 #include "core/log.h"
-#include "run/run.h"
+#include "run/run_page.h"
+#include "run/run_record.h"
+#include "run/strategy_flag.h"
 #include "store/state.h"
 
 struct cand {
@@ -116,8 +118,8 @@ marks_clear(struct flag_state *fs)
 	fs->nmarks = 0;
 }
 
-void
-strategy_flag_cancel(struct run *r)
+static void
+flag_cancel(struct run *r)
 {
 	if (r->fl != NULL && r->fl->marker != NULL) {
 		source_mark_cancel(r->fl->marker);
@@ -125,8 +127,8 @@ strategy_flag_cancel(struct run *r)
 	}
 }
 
-void
-strategy_flag_free(struct run *r)
+static void
+flag_free(struct run *r)
 {
 	struct flag_state *fs = r->fl;
 
@@ -144,14 +146,17 @@ strategy_flag_free(struct run *r)
 	r->fl = NULL;
 }
 
-long long
-strategy_flag_marked(const struct run *r)
+static void
+flag_log_finished(struct run *r, unsigned long long ms)
 {
-	return r->fl != NULL ? r->fl->nmarked : 0;
+	log_job(LOG_INFO, r->job->name, r->id, MSGID_RUN_FINISHED,
+	    "run finished in %llu ms: read %lld, delivered %lld, marked %lld, skipped %lld, "
+	    "failed %lld", ms, r->nread, r->ndelivered, r->fl != NULL ? r->fl->nmarked : 0,
+	    r->nskipped, r->nfailed);
 }
 
-void
-strategy_flag_begin(struct run *r, json_t *started)
+static void
+flag_begin(struct run *r, json_t *started)
 {
 	struct flag_state *fs = xcalloc(1, sizeof *fs);
 
@@ -296,7 +301,7 @@ page_answered(void *arg, int rc, struct source_page *page, const char *err)
 		return;
 	}
 	r->state_busy = true;
-	state_lookup(r->jr->d->state, r->job->name, keys, looked_up, r);
+	state_lookup(r->env.state, r->job->name, keys, looked_up, r);
 	json_decref(keys);
 }
 
@@ -498,7 +503,7 @@ batch_delivered(struct run *r, int rc)
 		batch_marked(r, 0, NULL);
 		return;
 	}
-	fs->marker = source_mark(r->jr->d, r->job, fs->marks, fs->nmarks, batch_marked, r);
+	fs->marker = source_mark(r->env.conn, r->job, fs->marks, fs->nmarks, batch_marked, r);
 }
 
 static void
@@ -613,3 +618,11 @@ batch_checkpointed(struct run *r, int rc)
 	r->ck = json_pack("{s[]}", "failed");
 	next_batch(r);
 }
+
+const struct strategy_ops strategy_flag_ops = {
+	.name = "flag",
+	.begin = flag_begin,
+	.cancel = flag_cancel,
+	.free = flag_free,
+	.log_finished = flag_log_finished,
+};

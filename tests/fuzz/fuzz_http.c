@@ -5,7 +5,7 @@
  * page.next) and the Date header as the reference clock of modified.max_future.
  *
  * The code under test is static in src/io/http.c, src/conn/source_http.c and
- * src/run/strategy_modified.c, and runs inside libcurl's callbacks. Rather than export it
+ * src/run/modified_page.c, and runs inside libcurl's callbacks. Rather than export it
  * for a test, the harness includes those files and calls the very functions the daemon
  * calls (header_cb, answered, future_limit); their objects in libonesync.a are then not
  * linked. Nothing is sent: no event loop, no libcurl transfer.
@@ -21,7 +21,7 @@
  */
 #include "../../src/io/http.c"
 #include "../../src/conn/source_http.c"
-#include "../../src/run/strategy_modified.c"
+#include "../../src/run/modified_page.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
@@ -151,6 +151,7 @@ fz_date(uint8_t flags, const char *data, size_t size)
 	struct job_conf		 job;
 	struct source_page	 page;
 	struct run		 r;
+	struct modified_state	 md;
 	char			*ref = NULL;
 	int64_t			 limit;
 
@@ -158,7 +159,9 @@ fz_date(uint8_t flags, const char *data, size_t size)
 	job.src.type = (flags & 1) ? CONN_POSTGRESQL : CONN_HTTP;
 	job.modified.max_future_ms = 3600 * 1000;
 	memset(&r, 0, sizeof r);
+	memset(&md, 0, sizeof md);
 	r.job = &job;
+	r.md = &md;
 	memset(&page, 0, sizeof page);
 	page.date = xstrndup(data, size);
 	limit = future_limit(&r, &page, &ref);

@@ -1,0 +1,61 @@
+/* capture_state.h - what a capture run keeps: the stored key -> hash map (its entries in
+ * blocks), the texts older versions stored, the batch and the deletions under way. */
+#ifndef ONESYNC_CAPTURE_STATE_H
+#define ONESYNC_CAPTURE_STATE_H
+
+#include "run/run.h"
+
+struct stored {
+	char	hash[CANON_HASH_LEN];
+	bool	seen;		/* present in this run's snapshot */
+	bool	same;		/* ... with the stored hash: the destination has it */
+	bool	accepted;	/* delivered and accepted in this run */
+};
+
+struct capture_state {
+	struct strmap		 stored;	/* key -> struct stored */
+	size_t			 nstored;	/* stored before this run: the guard's denominator */
+	char			*load_after;
+	struct file_reader	*fr;
+	bool			 paused;
+	long long		 page_index;
+	char			*after_key;	/* PostgreSQL: keyset position */
+	const char		*page_url;	/* an API page being judged (borrowed), else NULL */
+	size_t			 page_pos;	/* and the record's index in it */
+	bool			 read_done;
+	char			*read_error;	/* transfer failed or the file is truncated */
+	long long		 nbad;		/* malformed rows in the snapshot */
+	char			(*hashes)[CANON_HASH_LEN];	/* parallel to r->items */
+	size_t			 caphashes;
+	json_t			*bad;		/* failed entries for the next checkpoint */
+	json_t			*held;		/* records that arrived during a flush */
+	bool			 flushing;
+	struct strlist		 del;		/* keys to delete at the destination */
+	struct strmap		 inbatch;	/* what the next checkpoint writes: key -> item
+						 * index + 2, or 1 for a key-less failure */
+	struct stored		**blocks;	/* the stored entries, allocated in blocks */
+	size_t			 nblocks, used;	/* entries used in the last block */
+	size_t			 del_next, del_end;
+	struct strmap		 legacy;	/* key -> its stored text in the form of an
+						 * older version (["t",7]), malloced */
+	json_t			*renames;	/* records_put: legacy keys seen, new text */
+	json_t			*drops;		/* records_del: stored texts to forget */
+	struct strmap		 folds;		/* the alias guard: key_fold of the candidates */
+	size_t			 alias_it;	/* ... its position in stored */
+	bool			*alias_hit;	/* ... candidates a kept key names, or NULL */
+};
+
+#define STORED_BLOCK	8192
+
+/* A zeroed entry of the key -> hash map, from blocks (a million of them, one malloc each,
+ * would cost more than the lookups). */
+struct stored *capture_stored_new(struct capture_state *);
+/* Where the snapshot's records come from, for messages. */
+const char *capture_where(struct run *);
+/* The text the state store holds for a key of the map. */
+const char *capture_stored_text(struct capture_state *, const char *key);
+/* Move the pending renames and forgotten texts into a checkpoint document; renames go
+ * before the hashes of this batch, which win (the last occurrence of a key). */
+void capture_add_renames(struct capture_state *, json_t *doc);
+
+#endif
