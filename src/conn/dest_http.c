@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "conn/dest.h"
-#include "io/http.h"
+#include "io/http_req.h"
 #include "core/log.h"
 
 struct dest_http {

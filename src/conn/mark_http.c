@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "daemon/daemon.h"
-#include "io/http.h"
+#include "io/http_req.h"
 #include "core/log.h"
 #include "conn/source.h"
 

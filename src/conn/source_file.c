@@ -14,7 +14,7 @@
 #include <strings.h>
 
 #include "daemon/daemon.h"
-#include "io/http.h"
+#include "io/http_stream.h"
 #include "core/log.h"
 #include "record/parse.h"
 #include "conn/source.h"

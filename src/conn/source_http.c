@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/http.h"
+#include "io/http_req.h"
 #include "core/log.h"
 #include "record/parse.h"
 #include "conn/source.h"

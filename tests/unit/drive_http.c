@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "io/http.h"
+#include "io/http_req.h"
 #include "core/log.h"
 #include "core/util.h"
 
