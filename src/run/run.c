@@ -394,6 +394,12 @@ run_checkpoint(struct run *r, json_t *doc, run_step_cb next)
  * and capture: an API by page number, offset, cursor or next link; a table by key after
  * `after_key`. On failure the run fails.
  */
+const struct conn_env *
+run_conn(const struct run *r)
+{
+	return &r->jr->d->conn;
+}
+
 void
 run_fetch_page(struct run *r, enum source_pg_mode mode, const char *after_key, long long index,
     source_cb cb)
@@ -411,7 +417,8 @@ run_fetch_page(struct run *r, enum source_pg_mode mode, const char *after_key, l
 		struct source_pg_read rd = { .mode = mode, .after_key = after_key,
 		    .limit = sc->page_size };
 
-		r->sreq = source_pg_fetch(r->jr->d, r->job, &rd, cb, r, &err);
+		r->sreq = source_fetch(run_conn(r), r->job, &(struct source_read){ .pg = &rd },
+		    cb, r, &err);
 	} else {
 		struct tmpl_vals v = { .have = TV_PAGE | TV_OFFSET | TV_LIMIT };
 
@@ -422,7 +429,8 @@ run_fetch_page(struct run *r, enum source_pg_mode mode, const char *after_key, l
 			v.have |= TV_CURSOR;
 			v.cursor = r->cursor;
 		}
-		r->sreq = source_http_fetch(r->job, &v, r->next_url, cb, r, &err);
+		r->sreq = source_fetch(run_conn(r), r->job,
+		    &(struct source_read){ .vals = &v, .url = r->next_url }, cb, r, &err);
 	}
 	if (r->sreq == NULL) {
 		run_fail(r, "%s", err);
@@ -931,7 +939,7 @@ run_start(struct jobrt *jr)
 
 		evtimer_add(r->ev_timeout, &tv);
 	}
-	r->dest = dest_new(d, r->job);
+	r->dest = dest_new(run_conn(r), r->job);
 	jr->run = r;
 	if (jr->epoch != 0 && now_mono_ms() < jr->lease_deadline) {
 		r->epoch = jr->epoch;

@@ -158,6 +158,8 @@ void run_drop_item(struct run *, size_t i);
  * back would otherwise be read forever. A fetch by the job's own URL starts a new read.
  */
 int run_next_unseen(struct run *, long long page_no) WUR;
+/* The context the run's connectors work in (source, destination, marking). */
+const struct conn_env *run_conn(const struct run *);
 void run_fetch_page(struct run *, enum source_pg_mode, const char *after_key, long long index,
     source_cb);
 bool run_page_more(struct run *, const struct source_page *);
