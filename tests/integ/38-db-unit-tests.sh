@@ -1,6 +1,6 @@
-# The unit tests that need a PostgreSQL (tests/unit/db_*: source_pg.c through the source
-# dispatch, paging, marking, cancels) run against the test server: `make check` skips them
-# (exit 77) when ONESYNC_TEST_CONNINFO names none, as it does outside tests/run.
+# The unit tests that need a PostgreSQL (tests/unit/db_*: io/pg.c's pools, queue, LISTEN and
+# reconnects; source_pg.c through the source dispatch: paging, marking, cancels) run against
+# the test server: `make check` skips them (exit 77) when ONESYNC_TEST_CONNINFO names none.
 . "$(dirname "$0")/../lib.sh"
 UNIT=$(dirname "$(dirname "$ONESYNCD")")/tests/unit
 n=0
