@@ -1,7 +1,7 @@
 /*
  * dest_http.c - an HTTP API as destination: one templated request per record, up to
  * `concurrency` in flight, the `create` request when the first answers 404. A 4xx other
- * than 408/429 refuses that record; anything still failing after http.c's retries fails
+ * than 408/429 refuses that record; anything still failing after http_req.c's retries fails
  * the batch. It never decides what happens to a refused record: the run does.
  */
 #include <stdio.h>

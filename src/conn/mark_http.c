@@ -2,7 +2,7 @@
  * mark_http.c - marking records done at an HTTP source (strategy flag): one templated
  * request per record (source.mark), a bounded number in flight. 2xx = marked;
  * 409/412 = the record changed since it was read (a conditional request refused),
- * MARK_CONFLICT; anything else after http.c's retries = MARK_FAILED, to be retried at the
+ * MARK_CONFLICT; anything else after http_req.c's retries = MARK_FAILED, to be retried at the
  * next run. 404 is a failure too, not "gone": the run has just read the record as pending,
  * so a 404 far more likely means a wrong source.mark URL (or a method the API does not
  * route) than a record deleted in between; taken as gone, every run would deliver every

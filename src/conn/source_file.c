@@ -1,6 +1,6 @@
 /*
  * source_file.c - file snapshots (source.type = "file"): one streamed transfer through
- * http.c (file, ftp, ftps, sftp, http, https), parsed by parse.c as the bytes arrive.
+ * http_stream.c (file, ftp, ftps, sftp, http, https), parsed by parse.c as the bytes arrive.
  * Records reach the reader from an event of their own, never from inside libcurl or
  * inside source_file_open/resume, in file order and exactly once. What one chunk of bytes
  * yields waits in a small queue while the transfer is paused: memory holds one chunk's
@@ -253,7 +253,7 @@ fr_transfer_done(struct http_response *resp, void *arg)
 {
 	struct file_reader *fr = arg;
 
-	fr->call = NULL;	/* http.c frees it */
+	fr->call = NULL;	/* http_stream.c frees it */
 	fr->xfer_paused = false;
 	if (fr->ended || fr->cancelled)
 		return;

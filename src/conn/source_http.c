@@ -1,6 +1,6 @@
 /*
  * source_http.c - an HTTP/JSON API as source: renders the URL and query for one page,
- * fetches it through http.c, and finds the records and the way to the next page in the
+ * fetches it through http_req.c, and finds the records and the way to the next page in the
  * answer. Any answer that is not a JSON array where the records should be is an error
  * naming the URL; it never hands on a partial page. An element of that array that is not
  * an object is handed on as it is: the strategy fails that record alone (run_record_key);

@@ -21,7 +21,7 @@
 #include "conn/source_page.h"
 #include "core/strmap.h"
 
-/* A page read; struct source_req's head (kind) is shared with source_http.c. */
+/* A page read; struct source_req's head (kind) is what source.c dispatches by. */
 struct source_req {
 	int		 kind;		/* CONN_POSTGRESQL */
 	char		*place;		/* "table orders", for messages (the job may go away) */
