@@ -389,17 +389,18 @@ run_checkpoint(struct run *r, json_t *doc, run_step_cb next)
 	ck_write(r, doc, checkpointed, c);
 }
 
-/*
- * Fetch page `index` (1-based) of a read of the whole pending or current set, used by flag
- * and capture: an API by page number, offset, cursor or next link; a table by key after
- * `after_key`. On failure the run fails.
- */
+/* The connectors' context (conn/conn.h): the loop and the PostgreSQL pools. */
 const struct conn_env *
 run_conn(const struct run *r)
 {
 	return &r->jr->d->conn;
 }
 
+/*
+ * Fetch page `index` (1-based) of a read of the whole pending or current set, used by flag
+ * and capture: an API by page number, offset, cursor or next link; a table by key after
+ * `after_key`. On failure the run fails.
+ */
 void
 run_fetch_page(struct run *r, enum source_pg_mode mode, const char *after_key, long long index,
     source_cb cb)
