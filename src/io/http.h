@@ -56,7 +56,8 @@ char *http_url_origin(const char *url);
  */
 int http_origin_allowed(const char *url, const char *origin, char *const *allow,
     size_t nallow, char **why) WUR;
-/* How a Content-Encoding is decoded (http_send's answers here, a stream's by its reader). */
+/* How a Content-Encoding is decoded (http_req.c decodes http_send's answers, a stream's
+ * reader its own). */
 enum http_encoding {
 	HTTP_ENC_NONE,		/* none or identity */
 	HTTP_ENC_ZLIB,		/* gzip, x-gzip, deflate: zlib's inflate with auto-detection */
