@@ -1,19 +1,22 @@
 /*
- * dest.c - chooses the destination implementation for a job. Each implementation owns
- * its connections' use for one run and reports one outcome per record.
+ * dest.c - chooses the destination implementation for a job and calls it through its ops
+ * (conn.h). Each implementation owns its connections' use for one run and reports one
+ * outcome per record.
  */
 #include <stdlib.h>
 
 #include "conn/dest.h"
+#include "conn/dest_http.h"
+#include "conn/dest_pg.h"
 
 struct dest *
-dest_new(struct daemon *d, const struct job_conf *job)
+dest_new(const struct conn_env *env, const struct job_conf *job)
 {
 	switch (job->dst.type) {
 	case CONN_HTTP:
-		return dest_http_new(d, job);
+		return dest_http_new(env, job);
 	case CONN_POSTGRESQL:
-		return dest_pg_new(d, job);
+		return dest_pg_new(env, job);
 	default:
 		return NULL;
 	}
@@ -35,6 +38,13 @@ void
 dest_cancel(struct dest *ds)
 {
 	ds->ops->cancel(ds);
+}
+
+void
+dest_aliases(struct dest *ds, char *const *cands, size_t ncands, char *const *keep,
+    size_t nkeep, dest_alias_cb cb, void *arg)
+{
+	ds->ops->aliases(ds, cands, ncands, keep, nkeep, cb, arg);
 }
 
 void

@@ -1,15 +1,15 @@
 /*
  * dest_http.c - an HTTP API as destination: one templated request per record, up to
  * `concurrency` in flight, the `create` request when the first answers 404. A 4xx other
- * than 408/429 refuses that record; anything still failing after http.c's retries fails
+ * than 408/429 refuses that record; anything still failing after http_req.c's retries fails
  * the batch. It never decides what happens to a refused record: the run does.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "conn/dest.h"
-#include "io/http.h"
+#include "conn/dest_http.h"
+#include "io/http_req.h"
 #include "core/log.h"
 
 struct dest_http {
@@ -249,15 +249,15 @@ dh_free(struct dest *ds)
 	free(dh);
 }
 
-static const struct dest_ops dh_ops = { dh_deliver, dh_cancel, dh_free, dh_delete };
+static const struct dest_ops dh_ops = { dh_deliver, dh_cancel, dh_free, dh_delete, NULL };
 
 struct dest *
-dest_http_new(struct daemon *d, const struct job_conf *job)
+dest_http_new(const struct conn_env *env, const struct job_conf *job)
 {
 	struct dest_http *dh = xcalloc(1, sizeof *dh);
 
 	dh->base.ops = &dh_ops;
-	dh->base.d = d;
+	dh->base.env = env;
 	dh->base.job = job;
 	return &dh->base;
 }

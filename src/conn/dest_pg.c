@@ -14,9 +14,8 @@
 #include <string.h>
 #include <syslog.h>
 
-#include "daemon/daemon.h"
 #include "record/canon.h"
-#include "conn/dest.h"
+#include "conn/dest_pg.h"
 #include "core/log.h"
 #include "io/pg.h"
 #include "core/strmap.h"
@@ -555,8 +554,8 @@ dp_alias_answer(const struct pg_result_info *ri, void *arg)
  * The candidates are few; capture sends the kept keys (the keys accepted in its run, and
  * the unchanged ones that fold like a candidate) in bounded chunks, one SELECT each.
  */
-void
-dest_pg_aliases(struct dest *ds, char *const *cands, size_t ncands, char *const *keep,
+static void
+dp_aliases(struct dest *ds, char *const *cands, size_t ncands, char *const *keep,
     size_t nkeep, dest_alias_cb cb, void *arg)
 {
 	struct dest_pg *dp = (struct dest_pg *)ds;
@@ -613,17 +612,18 @@ dest_pg_aliases(struct dest *ds, char *const *cands, size_t ncands, char *const 
 	free(t);
 }
 
-static const struct dest_ops dp_ops = { dp_deliver, dp_cancel, dp_free, dp_delete };
+static const struct dest_ops dp_ops = { dp_deliver, dp_cancel, dp_free, dp_delete,
+    dp_aliases };
 
 struct dest *
-dest_pg_new(struct daemon *d, const struct job_conf *job)
+dest_pg_new(const struct conn_env *env, const struct job_conf *job)
 {
 	struct dest_pg *dp = xcalloc(1, sizeof *dp);
 
 	dp->base.ops = &dp_ops;
-	dp->base.d = d;
+	dp->base.env = env;
 	dp->base.job = job;
-	dp->pg = daemon_pg(d, job->dst.conninfo, job->dst.http.timeout_ms);
+	dp->pg = pg_pools_get(env->pools, job->dst.conninfo, job->dst.http.timeout_ms);
 	dp->sql = upsert_sql(&job->dst);
 	dp->del_sql = delete_sql(&job->dst);
 	return &dp->base;

@@ -2,7 +2,7 @@
  * mark_http.c - marking records done at an HTTP source (strategy flag): one templated
  * request per record (source.mark), a bounded number in flight. 2xx = marked;
  * 409/412 = the record changed since it was read (a conditional request refused),
- * MARK_CONFLICT; anything else after http.c's retries = MARK_FAILED, to be retried at the
+ * MARK_CONFLICT; anything else after http_req.c's retries = MARK_FAILED, to be retried at the
  * next run. 404 is a failure too, not "gone": the run has just read the record as pending,
  * so a 404 far more likely means a wrong source.mark URL (or a method the API does not
  * route) than a record deleted in between; taken as gone, every run would deliver every
@@ -12,15 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/daemon.h"
-#include "io/http.h"
+#include "io/http_req.h"
 #include "core/log.h"
-#include "conn/source.h"
+#include "conn/mark_http.h"
 
 struct http_marker {
 	struct source_marker	 base;
 	const struct job_conf	*job;
-	struct source_mark	*marks;
+	struct source_mark_item	*marks;
 	size_t			 n, next, inflight, limit;
 	struct http_call	**calls;
 	struct hm_req {
@@ -54,7 +53,7 @@ hm_answered(struct http_response *resp, void *arg)
 {
 	struct hm_req *rq = arg;
 	struct http_marker *hm = rq->hm;
-	struct source_mark *m = &hm->marks[rq->i];
+	struct source_mark_item *m = &hm->marks[rq->i];
 
 	hm->calls[rq->i] = NULL;
 	hm->inflight--;
@@ -91,7 +90,7 @@ static void
 hm_send(struct http_marker *hm, size_t i)
 {
 	const struct source_conf *sc = &hm->job->src;
-	struct source_mark *m = &hm->marks[i];
+	struct source_mark_item *m = &hm->marks[i];
 	struct tmpl_vals v = { .have = TV_KEY | TV_RECORD, .key = m->key, .record = m->rec,
 	    .dest = m->dest, .key_fields = hm->job->key, .nkey_fields = hm->job->nkey };
 	struct buf url, logurl, body, *hb;
@@ -170,8 +169,8 @@ hm_start(evutil_socket_t fd, short ev, void *arg)
 }
 
 struct source_marker *
-source_http_mark(struct daemon *d, const struct job_conf *job, struct source_mark *marks,
-    size_t n, source_mark_cb cb, void *arg)
+mark_http_start(const struct conn_env *env, const struct job_conf *job,
+    struct source_mark_item *marks, size_t n, source_mark_cb cb, void *arg)
 {
 	struct http_marker *hm = xcalloc(1, sizeof *hm);
 	static const struct timeval zero = { 0, 0 };
@@ -186,13 +185,13 @@ source_http_mark(struct daemon *d, const struct job_conf *job, struct source_mar
 	hm->cb = cb;
 	hm->arg = arg;
 	/* Start on the next loop turn so that the callback never runs before we return. */
-	hm->ev_done = evtimer_new(d->base, hm_start, hm);
+	hm->ev_done = evtimer_new(env->base, hm_start, hm);
 	evtimer_add(hm->ev_done, &zero);
 	return &hm->base;
 }
 
 void
-source_http_mark_cancel(struct source_marker *m)
+mark_http_cancel(struct source_marker *m)
 {
 	struct http_marker *hm = (struct http_marker *)m;
 

@@ -1,6 +1,6 @@
 /*
  * source_file.c - file snapshots (source.type = "file"): one streamed transfer through
- * http.c (file, ftp, ftps, sftp, http, https), parsed by parse.c as the bytes arrive.
+ * http_stream.c (file, ftp, ftps, sftp, http, https), parsed by parse.c as the bytes arrive.
  * Records reach the reader from an event of their own, never from inside libcurl or
  * inside source_file_open/resume, in file order and exactly once. What one chunk of bytes
  * yields waits in a small queue while the transfer is paused: memory holds one chunk's
@@ -13,11 +13,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "daemon/daemon.h"
-#include "io/http.h"
+#include "io/http_stream.h"
 #include "core/log.h"
 #include "record/parse.h"
-#include "conn/source.h"
+#include "conn/source_file.h"
 #include "record/tmpl.h"
 
 /* A parsed item waiting for the reader: a record, or a malformed record's message. */
@@ -254,7 +253,7 @@ fr_transfer_done(struct http_response *resp, void *arg)
 {
 	struct file_reader *fr = arg;
 
-	fr->call = NULL;	/* http.c frees it */
+	fr->call = NULL;	/* http_stream.c frees it */
 	fr->xfer_paused = false;
 	if (fr->ended || fr->cancelled)
 		return;
@@ -376,8 +375,8 @@ fr_gzip(const struct source_conf *sc)
 }
 
 struct file_reader *
-source_file_open(struct daemon *d, const struct job_conf *job, file_rec_cb rec_cb,
-    file_bad_cb bad_cb, file_done_cb done_cb, void *arg, char **err)
+source_file_open(const struct conn_env *env, const struct job_conf *job,
+    file_rec_cb rec_cb, file_bad_cb bad_cb, file_done_cb done_cb, void *arg, char **err)
 {
 	const struct source_conf *sc = &job->src;
 	struct file_reader *fr;
@@ -395,7 +394,7 @@ source_file_open(struct daemon *d, const struct job_conf *job, file_rec_cb rec_c
 	fr->bad_cb = bad_cb;
 	fr->done_cb = done_cb;
 	fr->arg = arg;
-	fr->ev = evtimer_new(d->base, fr_deliver, fr);
+	fr->ev = evtimer_new(env->base, fr_deliver, fr);
 
 	memset(&po, 0, sizeof po);
 	po.format = sc->file_format == FILE_CSV ? PARSE_CSV :

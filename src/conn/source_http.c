@@ -1,6 +1,6 @@
 /*
  * source_http.c - an HTTP/JSON API as source: renders the URL and query for one page,
- * fetches it through http.c, and finds the records and the way to the next page in the
+ * fetches it through http_req.c, and finds the records and the way to the next page in the
  * answer. Any answer that is not a JSON array where the records should be is an error
  * naming the URL; it never hands on a partial page. An element of that array that is not
  * an object is handed on as it is: the strategy fails that record alone (run_record_key);
@@ -10,10 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/http.h"
+#include "io/http_req.h"
 #include "core/log.h"
 #include "record/parse.h"
-#include "conn/source.h"
+#include "conn/source_http.h"
+#include "conn/source_page.h"
 
 struct source_req {
 	int			 kind;	/* CONN_HTTP (source_pg.c's reads: CONN_POSTGRESQL) */
@@ -24,19 +25,6 @@ struct source_req {
 	source_cb		 cb;
 	void			*arg;
 };
-
-void
-source_page_free(struct source_page *p)
-{
-	if (p == NULL)
-		return;
-	json_decref(p->records);
-	free(p->next_url);
-	free(p->cursor);
-	free(p->date);
-	free(p->log_url);
-	free(p);
-}
 
 static void
 fail(struct source_req *sr, const char *fmt, ...) PRINTF(2, 3);
@@ -290,13 +278,16 @@ start(const struct job_conf *job, const char *url, const char *log_url, bool sin
 }
 
 struct source_req *
-source_http_fetch(const struct job_conf *job, const struct tmpl_vals *v, const char *url,
-    source_cb cb, void *arg, char **errp)
+source_http_fetch(const struct conn_env *env, const struct job_conf *job,
+    const struct source_read *read, source_cb cb, void *arg, char **errp)
 {
+	const struct tmpl_vals *v = read->vals;
+	const char *url = read->url;
 	struct source_req *sr;
 	struct buf u, lu;
 	char *err = NULL;
 
+	(void)env;	/* http.c has its own loop */
 	buf_init(&u);
 	buf_init(&lu);
 	if (url != NULL) {
@@ -357,14 +348,8 @@ source_http_fetch_key(const struct job_conf *job, const char *key, source_cb cb,
 }
 
 void
-source_cancel(struct source_req *sr)
+source_http_cancel(struct source_req *sr)
 {
-	if (sr == NULL)
-		return;
-	if (sr->kind == CONN_POSTGRESQL) {
-		source_pg_cancel(sr);
-		return;
-	}
 	if (sr->call != NULL)
 		http_cancel(sr->call);
 	free(sr->log_url);

@@ -7,7 +7,6 @@
  * configuration as is are the `where` and `pending` conditions. It never logs the conninfo,
  * never frees an object that a query still in the shared pool will answer to, and never
  * calls back before the function that started the work has returned.
- * It also holds the source_mark dispatcher (HTTP or PostgreSQL by the marker's kind).
  */
 #include <event2/event.h>
 #include <stdio.h>
@@ -15,14 +14,14 @@
 #include <string.h>
 
 #include "record/canon.h"
-#include "daemon/daemon.h"
 #include "core/log.h"
 #include "record/parse.h"
 #include "io/pg.h"
-#include "conn/source.h"
+#include "conn/source_pg.h"
+#include "conn/source_page.h"
 #include "core/strmap.h"
 
-/* A page read; struct source_req's head (kind) is shared with source_http.c. */
+/* A page read; struct source_req's head (kind) is what source.c dispatches by. */
 struct source_req {
 	int		 kind;		/* CONN_POSTGRESQL */
 	char		*place;		/* "table orders", for messages (the job may go away) */
@@ -39,7 +38,7 @@ struct source_req {
 struct pg_marker {
 	struct source_marker	 base;	/* kind = CONN_POSTGRESQL */
 	char			*place;
-	struct source_mark	*marks;
+	struct source_mark_item	*marks;
 	size_t			 n;
 	source_mark_cb		 cb;	/* NULL once cancelled or called */
 	void			*arg;
@@ -237,9 +236,10 @@ fetch_answered(const struct pg_result_info *ri, void *arg)
 }
 
 struct source_req *
-source_pg_fetch(struct daemon *d, const struct job_conf *job, const struct source_pg_read *rd,
-    source_cb cb, void *arg, char **errp)
+source_pg_fetch(const struct conn_env *env, const struct job_conf *job,
+    const struct source_read *read, source_cb cb, void *arg, char **errp)
 {
+	const struct source_pg_read *rd = read->pg;
 	const char *params[4];
 	char settle[32], limit[32];
 	struct source_req *r;
@@ -266,7 +266,7 @@ source_pg_fetch(struct daemon *d, const struct job_conf *job, const struct sourc
 	log_debug("source database (%s): %s", r->place, sql.data);
 	r->starting = true;
 	r->outstanding = true;
-	r->pool = daemon_pg(d, job->src.conninfo, job->src.http.timeout_ms);
+	r->pool = pg_pools_get(env->pools, job->src.conninfo, job->src.http.timeout_ms);
 	pg_query(r->pool, sql.data, np, params, fetch_answered, r);
 	r->starting = false;
 	buf_free(&sql);
@@ -379,7 +379,7 @@ mark_sql(const struct job_conf *job)
 
 /* Append the JSON row for one mark; -1 and *err when a value cannot be rendered. */
 static int
-mark_row(struct buf *rows, const struct job_conf *job, struct source_mark *m, char **err)
+mark_row(struct buf *rows, const struct job_conf *job, struct source_mark_item *m, char **err)
 {
 	const struct source_conf *sc = &job->src;
 	struct tmpl_vals v = { .have = TV_KEY | TV_RECORD, .key = m->key, .record = m->rec,
@@ -443,7 +443,7 @@ static void
 mark_outcome(struct pg_marker *pm, size_t i, const struct pg_result_info *ri,
     const struct strmap *done)
 {
-	struct source_mark *m = &pm->marks[i];
+	struct source_mark_item *m = &pm->marks[i];
 
 	if (ri->res == NULL) {
 		m->outcome = MARK_FAILED;
@@ -528,8 +528,8 @@ mark_answered(const struct pg_result_info *ri, void *arg)
 }
 
 struct source_marker *
-source_pg_mark(struct daemon *d, const struct job_conf *job, struct source_mark *marks,
-    size_t n, source_mark_cb cb, void *arg)
+source_pg_mark(const struct conn_env *env, const struct job_conf *job,
+    struct source_mark_item *marks, size_t n, source_mark_cb cb, void *arg)
 {
 	struct pg_marker *pm = xcalloc(1, sizeof *pm);
 	struct buf rows;
@@ -547,7 +547,7 @@ source_pg_mark(struct daemon *d, const struct job_conf *job, struct source_mark 
 	buf_init(&rows);
 	buf_addc(&rows, '[');
 	for (size_t i = 0; i < n; i++) {
-		struct source_mark *m = &marks[i];
+		struct source_mark_item *m = &marks[i];
 		char *err = NULL;
 		size_t before = rows.len;
 
@@ -573,17 +573,17 @@ source_pg_mark(struct daemon *d, const struct job_conf *job, struct source_mark 
 	buf_addc(&rows, ']');
 	if (nsend == 0) {
 		buf_free(&rows);
-		marker_defer(pm, d->base);
+		marker_defer(pm, env->base);
 		return &pm->base;
 	}
 	pm->sql = mark_sql(job);
 	log_debug("source database (%s): marking %zu rows: %s", pm->place, nsend, pm->sql);
-	pm->pool = daemon_pg(d, job->src.conninfo, job->src.http.timeout_ms);
+	pm->pool = pg_pools_get(env->pools, job->src.conninfo, job->src.http.timeout_ms);
 	pm->starting = true;
 	mark_send(pm, pm->pool, rows.data, -1);
 	pm->starting = false;
 	if (pm->outstanding == 0)
-		marker_defer(pm, d->base);	/* answered synchronously (pool shutting down) */
+		marker_defer(pm, env->base);	/* answered synchronously (pool shutting down) */
 	buf_free(&rows);
 	return &pm->base;
 }
@@ -611,26 +611,4 @@ source_pg_mark_cancel(struct source_marker *m)
 		return;
 	}
 	marker_free(pm);
-}
-
-/* ---- dispatch by source type ---- */
-
-struct source_marker *
-source_mark(struct daemon *d, const struct job_conf *job, struct source_mark *marks, size_t n,
-    source_mark_cb cb, void *arg)
-{
-	if (job->src.type == CONN_POSTGRESQL)
-		return source_pg_mark(d, job, marks, n, cb, arg);
-	return source_http_mark(d, job, marks, n, cb, arg);
-}
-
-void
-source_mark_cancel(struct source_marker *m)
-{
-	if (m == NULL)
-		return;
-	if (m->kind == CONN_POSTGRESQL)
-		source_pg_mark_cancel(m);
-	else
-		source_http_mark_cancel(m);
 }

@@ -45,22 +45,6 @@ tv_ms(int64_t ms)
 	return tv;
 }
 
-struct pg *
-daemon_pg(struct daemon *d, const char *conninfo, int64_t timeout_ms)
-{
-	char *k = xasprintf("%lld\x1f%s", (long long)timeout_ms, conninfo);
-	struct pg *pg = strmap_get(&d->dest_pgs, k);
-
-	if (pg == NULL) {
-		pg = pg_new(d->base, conninfo, "user database", 4,
-		    (long)d->ref->cfg->state.connect_timeout_ms);
-		pg_set_timeouts(pg, (long)timeout_ms, (long)(timeout_ms + PG_ANSWER_MARGIN_MS));
-		strmap_put(&d->dest_pgs, k, pg);
-	}
-	free(k);
-	return pg;
-}
-
 static void
 cfgref_drop(struct cfgref *ref)
 {
@@ -217,7 +201,7 @@ job_run_start(struct jobrt *jr)
 {
 	struct daemon *d = jr->d;
 	struct run_env env = {
-		.base = d->base, .state = d->state, .conn = d,
+		.base = d->base, .state = d->state, .conn = &d->conn,
 		.lease = { &jr->epoch, &jr->lease_deadline, d->ref->cfg->daemon.lease_ms },
 		.once = d->once, .keeps_lease = job_keeps_lease, .ended = job_run_ended,
 		.arg = jr, .cfg = jr->ref, .cfg_drop = cfgref_release,
@@ -1269,9 +1253,10 @@ daemon_main(const char *cfg_path, bool once, char **once_jobs, int verbose)
 	d.ref = xcalloc(1, sizeof *d.ref);
 	d.ref->cfg = cfg;
 	d.ref->refs = 1;
-	strmap_init(&d.dest_pgs);
 	if ((d.base = event_base_new()) == NULL)
 		fatalx("cannot create the event loop");
+	d.conn.base = d.base;
+	d.conn.pools = pg_pools_new(d.base, (long)cfg->state.connect_timeout_ms);
 	if (http_init(d.base) != 0)
 		fatalx("cannot initialise libcurl");
 	d.instance = cfg->daemon.instance[0] != '\0' ? xstrdup(cfg->daemon.instance) :
@@ -1323,15 +1308,7 @@ daemon_main(const char *cfg_path, bool once, char **once_jobs, int verbose)
 	status_free(d.status);	/* status: before the event base */
 	http_shutdown();
 	state_free(d.state);
-	{
-		size_t it = 0;
-		const char *k;
-		void *v;
-
-		while (strmap_next(&d.dest_pgs, &it, &k, &v))
-			pg_free(v);
-		strmap_free(&d.dest_pgs, NULL);
-	}
+	pg_pools_free(d.conn.pools);
 	event_free(d.ev_hup);
 	event_free(d.ev_term);
 	event_free(d.ev_int);

@@ -4,6 +4,7 @@
 
 #include <event2/event.h>
 #include "config/model.h"
+#include "conn/conn.h"
 #include "core/strmap.h"
 #include "core/util.h"
 
@@ -63,7 +64,7 @@ struct daemon {
 	bool			 registered;	/* the instance name is this process's */
 	size_t			 nmine;		/* jobs assigned to this instance */
 	int			 exit_code;
-	struct strmap		 dest_pgs;	/* conninfo -> struct pg * */
+	struct conn_env		 conn;	/* the connectors' loop and PostgreSQL pools */
 	struct event		*ev_cut;	/* cuts runs before their lease may lapse */
 	struct event		*ev_hup, *ev_term, *ev_int, *ev_lease, *ev_watchdog,
 				*ev_stop, *ev_start, *ev_status;
@@ -72,13 +73,6 @@ struct daemon {
 	bool			 hb_answered, hb_failed;	/* status: the last heartbeat's outcome */
 };
 
-/*
- * A PostgreSQL pool for a source or destination conninfo, shared by the jobs that name it
- * with the same timeout: the sessions' statement_timeout and lock_timeout; a statement not
- * answered PG_ANSWER_MARGIN_MS after it has its connection dropped.
- */
-#define PG_ANSWER_MARGIN_MS	5000
-struct pg *daemon_pg(struct daemon *, const char *conninfo, int64_t timeout_ms);
 /* status: the state store answers (its last heartbeat did, or its pool is up before the first). */
 bool daemon_state_reachable(const struct daemon *);
 

@@ -1,4 +1,8 @@
-/* http.h - libcurl multi driven by libevent: asynchronous requests with retries. */
+/*
+ * http.h - libcurl multi driven by libevent: what every HTTP user shares (the answer, the
+ * call handle, the loop's set-up) and the URL rules. Requests with retries are in
+ * io/http_req.h, streamed downloads in io/http_stream.h.
+ */
 #ifndef ONESYNC_HTTP_H
 #define ONESYNC_HTTP_H
 
@@ -6,22 +10,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include "core/util.h"
-
-struct http_request {
-	const char	*method;	/* "GET", "POST", ... */
-	const char	*url;
-	const char	*log_url;	/* redacted URL for log lines; NULL = url */
-	const char	*const *headers;	/* "Name: value", NULL-terminated; may be NULL */
-	const char	*body;		/* NULL = none */
-	size_t		 body_len;
-	long		 timeout_ms;	/* per attempt; 0 = 30 s */
-	long		 connect_timeout_ms;	/* 0 = 10 s */
-	long long	 max_bytes;	/* response body limit; 0 = 64 MiB */
-	bool		 tls_verify;
-	const char	*ca_file;
-	int		 retries;	/* retries of 408/429/5xx/transport errors */
-	long		 backoff_ms;	/* first retry delay (doubles, jitter); 0 = 500 ms */
-};
 
 struct http_response {
 	long		 status;	/* 0 when no HTTP answer (transport error) */
@@ -45,12 +33,6 @@ typedef void (*http_cb)(struct http_response *resp, void *arg);
 
 int http_init(struct event_base *) WUR;
 void http_shutdown(void);	/* cancels everything without callbacks; before event_base_free */
-/*
- * Copies everything it needs from req. Never NULL, never calls back before it returns:
- * a request that cannot start is answered through cb on a later loop turn (status 0,
- * not_started), so a caller that counts it in flight always hears back.
- */
-struct http_call *http_send(const struct http_request *req, http_cb cb, void *arg);
 void http_cancel(struct http_call *);	/* no callback after this */
 /*
  * Check a URL before it is used: its scheme one of `schemes` (a comma list such as
@@ -74,65 +56,29 @@ char *http_url_origin(const char *url);
  */
 int http_origin_allowed(const char *url, const char *origin, char *const *allow,
     size_t nallow, char **why) WUR;
-/* True for statuses that are retried (408, 429, 5xx) or transport errors (status 0). */
-bool http_retryable(long status);
-
-/*
- * A streamed download (a file source) over file, ftp, ftps, sftp, http or https: the bytes
- * go to a callback as they arrive, nothing is kept, and the reader can pause the transfer.
- * No retries (a file read starts again from scratch on the next run).
- */
-struct http_stream_req {
-	const char	*url;
-	const char	*log_url;	/* redacted URL for messages; NULL = redact_url(url) */
-	const char	*username;	/* NULL = the URL's, if any */
-	const char	*password;	/* never logged */
-	const char	*ssh_key;	/* sftp: private key file (the public key is derived from it) */
-	const char	*ssh_host_sha256;	/* sftp: pinned host key, base64 SHA256 (no "SHA256:") */
-	long		 stall_ms;	/* fail after this long without a byte while not paused; 0 = 30 s */
-	long		 connect_timeout_ms;	/* 0 = 10 s */
-	long long	 max_bytes;	/* size limit of the whole file; 0 = none */
-	bool		 tls_verify;	/* https, ftps */
-	const char	*ca_file;
-	char *const	*allow_origins;	/* http(s): origins besides the URL's that a
-					 * redirect may lead to (http_origin_allowed) */
-	size_t		 nallow_origins;
-	bool		 decode;	/* http(s): ask for a compressed transfer (leave false
-					 * when the file itself is gzip); the bytes always come as
-					 * sent: the reader decodes by http_stream_encoding */
-};
-
-/*
- * Bytes of a stream, in order. Return 0 to go on, 1 to pause after these bytes (they are
- * consumed; nothing more comes until http_stream_resume), -1 to stop the transfer (it ends
- * with an error). It runs inside libcurl: it must not start, cancel or finish other
- * requests; it may call http_stream_pause or http_cancel on its own call.
- */
-typedef int (*http_data_cb)(void *arg, const char *data, size_t len);
-
-/*
- * Start a stream. on_done runs once, at the end, never before this returns: resp->error is
- * "" when the whole file arrived, otherwise a text that names the (redacted) URL and what
- * failed; resp->status is the protocol's last answer code (HTTP status, FTP reply) or 0.
- * NULL and *err (caller frees) when it cannot start.
- */
-struct http_call *http_stream(const struct http_stream_req *, http_data_cb on_data,
-    http_cb on_done, void *arg, char **err);
-void http_stream_pause(struct http_call *);
-/*
- * The Content-Encoding of a stream's answer (http(s), once its first bytes arrived), or
- * NULL. libcurl never decodes: its decoder takes a gzip stream cut before the trailer for
- * a whole one, so the reader decodes with a decoder that checks the end (parse.c).
- * http_send's answers are decoded by http.c the same way: a cut one is an error.
- */
-const char *http_stream_encoding(const struct http_call *);
+/* How a Content-Encoding is decoded (http_req.c decodes http_send's answers, a stream's
+ * reader its own). */
 enum http_encoding {
 	HTTP_ENC_NONE,		/* none or identity */
 	HTTP_ENC_ZLIB,		/* gzip, x-gzip, deflate: zlib's inflate with auto-detection */
 	HTTP_ENC_UNKNOWN,	/* anything else, or a list: cannot be decoded */
 };
 enum http_encoding http_encoding_kind(const char *content_encoding);
-/* Go on from a later loop turn: no data arrives inside this call. */
-void http_stream_resume(struct http_call *);
+
+/* Between io/http.c, io/http_req.c and io/http_stream.c only (struct http_call is in
+ * io/http_int.h): the driver's side of a call. */
+void http_call_link(struct http_call *);	/* a new call joins the live ones */
+void http_call_free(struct http_call *);
+void http_call_reset(struct http_call *);	/* forget what one attempt received */
+/* The options every transfer has: URL, callbacks, timeouts, TLS verification. 0 or
+ * the libcurl error (a CURLcode). */
+int http_call_setup(struct http_call *, const char *protocols, long ctimeout,
+    bool tls_verify, const char *ca_file);
+/* Hand the final answer to the call's callback (http_cancel of it waits meanwhile). */
+void http_call_answer(struct http_call *, struct http_response *);
+/* Answer a call that could not start on a later loop turn (status 0, not_started). */
+void http_call_not_started(struct http_call *);
+void http_done_push(struct http_call *);	/* queue a finished call */
+void http_done_check(void);	/* finish every transfer that ended, one by one */
 
 #endif

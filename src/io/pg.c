@@ -4,7 +4,10 @@
  * It never blocks the loop (no PQexec, no PQconnectdb) and never logs the conninfo
  * unredacted. Callbacks run from event handlers; a query queued from a callback is
  * only enqueued, and the queue is served on the next loop turn. pg_free must not be
- * called from one of the pool's own callbacks.
+ * called from one of the pool's own callbacks. The pools of the sources' and destinations'
+ * databases (pg_pools) are kept here too, one per conninfo and timeout.
+ * It stays one file: the connection's states, the queue and the reconnect are one state
+ * machine, read best in one piece (tests/structure names it so).
  */
 #include <errno.h>
 #include <event2/event.h>
@@ -15,6 +18,7 @@
 
 #include "core/log.h"
 #include "io/pg.h"
+#include "core/strmap.h"
 #include "core/util.h"
 
 #define PG_DEFAULT_CONNECT_MS	10000L
@@ -726,6 +730,54 @@ pg_set_timeouts(struct pg *pg, long statement_ms, long answer_ms)
 {
 	pg->statement_ms = statement_ms > 0 ? statement_ms : 0;
 	pg->answer_ms = answer_ms > 0 ? answer_ms : 0;
+}
+
+/* The pools of the sources' and destinations' databases, one per conninfo and timeout. */
+struct pg_pools {
+	struct event_base	*base;
+	long			 connect_timeout_ms;
+	struct strmap		 pools;		/* "timeout\x1fconninfo" -> struct pg * */
+};
+
+struct pg_pools *
+pg_pools_new(struct event_base *base, long connect_timeout_ms)
+{
+	struct pg_pools *pp = xcalloc(1, sizeof *pp);
+
+	pp->base = base;
+	pp->connect_timeout_ms = connect_timeout_ms;
+	strmap_init(&pp->pools);
+	return pp;
+}
+
+struct pg *
+pg_pools_get(struct pg_pools *pp, const char *conninfo, int64_t timeout_ms)
+{
+	char *k = xasprintf("%lld\x1f%s", (long long)timeout_ms, conninfo);
+	struct pg *pg = strmap_get(&pp->pools, k);
+
+	if (pg == NULL) {
+		pg = pg_new(pp->base, conninfo, "user database", 4, pp->connect_timeout_ms);
+		pg_set_timeouts(pg, (long)timeout_ms, (long)(timeout_ms + PG_ANSWER_MARGIN_MS));
+		strmap_put(&pp->pools, k, pg);
+	}
+	free(k);
+	return pg;
+}
+
+void
+pg_pools_free(struct pg_pools *pp)
+{
+	size_t it = 0;
+	const char *k;
+	void *v;
+
+	if (pp == NULL)
+		return;
+	while (strmap_next(&pp->pools, &it, &k, &v))
+		pg_free(v);
+	strmap_free(&pp->pools, NULL);
+	free(pp);
 }
 
 void

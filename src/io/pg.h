@@ -5,6 +5,7 @@
 #include <event2/event.h>
 #include <libpq-fe.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include "core/util.h"
 
 struct pg;
@@ -62,6 +63,18 @@ int pg_queued(const struct pg *);	/* queries not yet answered: waiting or runnin
  * For LISTEN use a pool of size 1, so that the LISTEN and the session stay together.
  */
 void pg_set_notify(struct pg *, pg_notify_cb, void *arg);
+/*
+ * The pools of the sources' and destinations' databases: one per conninfo and timeout,
+ * shared by the jobs that name them, of 4 connections each, opened on demand. The timeout
+ * becomes the sessions' statement_timeout and lock_timeout; a statement not answered
+ * PG_ANSWER_MARGIN_MS after it has its connection dropped. pg_pools_free frees every pool
+ * (pg_free: their pending queries fail).
+ */
+#define PG_ANSWER_MARGIN_MS	5000
+struct pg_pools;
+struct pg_pools *pg_pools_new(struct event_base *, long connect_timeout_ms);
+struct pg *pg_pools_get(struct pg_pools *, const char *conninfo, int64_t timeout_ms);
+void pg_pools_free(struct pg_pools *);
 /* Quote an identifier ("a.b" -> "a"."b" when split_dots); result malloced. */
 char *pg_quote_ident(const char *, bool split_dots);
 

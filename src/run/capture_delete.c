@@ -169,7 +169,7 @@ start_deletes(struct run *r)
  * it: every key the destination accepted in this run goes to the destination with the
  * candidates, and so do the unchanged keys of the snapshot that fold like a candidate
  * (key_fold, for an alias delivered by an earlier run). The destination compares them by
- * its own column types (dest_pg_aliases); a candidate that meets one is not deleted: only
+ * its own column types (dest_aliases); a candidate that meets one is not deleted: only
  * its stored text is forgotten. The kept keys go in chunks (ALIAS_CHUNK keys, at most
  * ALIAS_BYTES of key text), each with all the candidates, which are few.
  * true: the check is out, alias_checked() goes on.
@@ -228,7 +228,7 @@ alias_next(struct run *r)
 		return false;
 	log_job(LOG_DEBUG, r->job->name, r->id, NULL, "alias check: %zu deletion candidates, "
 	    "%zu keys accepted in this run or folding alike", cs->del.n, keep.n);
-	dest_pg_aliases(r->dest, cs->del.v, cs->del.n, keep.v, keep.n, alias_checked, r);
+	dest_aliases(r->dest, cs->del.v, cs->del.n, keep.v, keep.n, alias_checked, r);
 	strlist_free(&keep);
 	return true;
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conn/source_file.h"
 #include "run/capture_state.h"
 
 struct stored *

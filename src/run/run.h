@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include "record/canon.h"
 #include "config/model.h"
+#include "conn/conn.h"
 #include "conn/dest.h"
 #include "conn/source.h"
 #include "core/strmap.h"
@@ -18,7 +19,6 @@ struct seen {
 };
 
 struct run;
-struct daemon;
 struct state;
 struct event_base;
 typedef void (*run_step_cb)(struct run *, int rc);
@@ -43,15 +43,13 @@ struct run_outcome {
 
 /*
  * What a run needs of the process around it, lent by the daemon for the run's life: the
- * run never sees the daemon. `conn` is what the connectors take (dest_new, source_pg_fetch,
- * source_file_open, source_mark): today the daemon itself, opaque here; it becomes the
- * connectors' own context (struct conn_env) by changing this one type and what the daemon
- * puts in it.
+ * run never sees the daemon. `conn` is what the connectors take (dest_new, source_fetch,
+ * source_file_open, source_mark): the event base and the PostgreSQL pools (conn/conn.h).
  */
 struct run_env {
 	struct event_base	*base;
 	struct state		*state;
-	struct daemon		*conn;		/* the connectors' context (see above) */
+	const struct conn_env	*conn;		/* the connectors' context (see above) */
 	struct run_lease	 lease;
 	bool			 once;		/* --once: "no run" is a notice, not a debug line */
 	/* Whether the job stays this instance's after the run (false: rebalanced away,

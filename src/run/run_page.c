@@ -37,7 +37,8 @@ run_fetch_page(struct run *r, enum source_pg_mode mode, const char *after_key, l
 		struct source_pg_read rd = { .mode = mode, .after_key = after_key,
 		    .limit = sc->page_size };
 
-		r->sreq = source_pg_fetch(r->env.conn, r->job, &rd, cb, r, &err);
+		r->sreq = source_fetch(r->env.conn, r->job, &(struct source_read){ .pg = &rd },
+		    cb, r, &err);
 	} else {
 		struct tmpl_vals v = { .have = TV_PAGE | TV_OFFSET | TV_LIMIT };
 
@@ -48,7 +49,8 @@ run_fetch_page(struct run *r, enum source_pg_mode mode, const char *after_key, l
 			v.have |= TV_CURSOR;
 			v.cursor = r->cursor;
 		}
-		r->sreq = source_http_fetch(r->job, &v, r->next_url, cb, r, &err);
+		r->sreq = source_fetch(r->env.conn, r->job,
+		    &(struct source_read){ .vals = &v, .url = r->next_url }, cb, r, &err);
 	}
 	if (r->sreq == NULL) {
 		run_fail(r, "%s", err);

@@ -15,6 +15,7 @@
 
 #include "record/canon.h"
 #include "core/log.h"
+#include "conn/source_file.h"
 #include "run/capture_delete.h"
 #include "run/run_page.h"
 #include "run/run_queue.h"

@@ -55,7 +55,7 @@ struct flag_state {
 	struct cand		*cands;
 	size_t			 ncands, capcands, next;	/* next batch starts at next */
 	size_t			 bstart, bend;	/* the batch being handled */
-	struct source_mark	*marks;
+	struct source_mark_item	*marks;
 	size_t			 nmarks;
 	struct cand		**markc;	/* the candidate of each mark */
 	struct source_marker	*marker;
@@ -481,7 +481,7 @@ batch_delivered(struct run *r, int rc)
 	fs->markc = xcalloc(n + 1, sizeof *fs->markc);
 	for (size_t i = fs->bstart; i < fs->bend; i++) {
 		struct cand *c = &fs->cands[i];
-		struct source_mark *m;
+		struct source_mark_item *m;
 		json_t *answer = c->answer;
 
 		if (c->dropped)
@@ -550,7 +550,7 @@ batch_marked(void *arg, int rc, const char *err)
 	}
 	/* Marking outcomes. */
 	for (size_t i = 0; i < fs->nmarks; i++) {
-		struct source_mark *m = &fs->marks[i];
+		struct source_mark_item *m = &fs->marks[i];
 		struct cand *c = fs->markc[i];
 		bool was_unmarked = c->unmarked;
 		char *e;

@@ -235,7 +235,8 @@ fetch_page(struct run *r)
 		    .after_key = r->md->pos_key, .settle_ms = r->job->modified.settle_ms,
 		    .limit = sc->page_size };
 
-		r->sreq = source_pg_fetch(r->env.conn, r->job, &rd, page_answered, r, &err);
+		r->sreq = source_fetch(r->env.conn, r->job, &(struct source_read){ .pg = &rd },
+		    page_answered, r, &err);
 		if (r->sreq == NULL) {
 			run_fail(r, "%s", err);
 			free(err);
@@ -254,7 +255,8 @@ fetch_page(struct run *r)
 		v.have |= TV_CURSOR;
 		v.cursor = r->cursor;
 	}
-	r->sreq = source_http_fetch(r->job, &v, r->next_url, page_answered, r, &err);
+	r->sreq = source_fetch(r->env.conn, r->job,
+	    &(struct source_read){ .vals = &v, .url = r->next_url }, page_answered, r, &err);
 	if (r->sreq == NULL) {
 		run_fail(r, "%s", err);
 		free(err);

@@ -4,14 +4,14 @@
  * Content-Encoding), the JSON body (the records at source.records, the next page at
  * page.next) and the Date header as the reference clock of modified.max_future.
  *
- * The code under test is static in src/io/http.c, src/conn/source_http.c and
+ * The code under test is static in src/io/http_req.c, src/conn/source_http.c and
  * src/run/modified_page.c, and runs inside libcurl's callbacks. Rather than export it
  * for a test, the harness includes those files and calls the very functions the daemon
- * calls (header_cb, answered, future_limit); their objects in libonesync.a are then not
+ * calls (http_req_header_cb, answered, future_limit); their objects in libonesync.a are then not
  * linked. Nothing is sent: no event loop, no libcurl transfer.
  *
  * Input: one selector byte, then the data.
- *   0: header lines, one per '\n' of the data, as libcurl hands them to header_cb, for a
+ *   0: header lines, one per '\n' of the data, as libcurl hands them to http_req_header_cb, for a
  *      request to REQ_URL; then the Link and Retry-After parsers on the whole data.
  *   1: a JSON answer. Byte 1: bit 0 the answer to a fetch by key (one record), bit 1 page
  *      style "next" (else "link"), bits 2-3 the HTTP status class. The data is
@@ -19,7 +19,7 @@
  *   2: a Date header value, as the reference time of a modified job (HTTP source; with
  *      byte 1 odd, a PostgreSQL source's now() in RFC 3339).
  */
-#include "../../src/io/http.c"
+#include "../../src/io/http_req.c"
 #include "../../src/conn/source_http.c"
 #include "../../src/run/modified_page.c"
 
@@ -38,14 +38,14 @@ fz_headers(const char *data, size_t size)
 	memset(&c, 0, sizeof c);
 	c.url = xstrdup(REQ_URL);
 	c.retry_after_ms = -1;
-	header_cb((char *)"HTTP/1.1 200 OK\r\n", 1, 17, &c);
+	http_req_header_cb((char *)"HTTP/1.1 200 OK\r\n", 1, 17, &c);
 	while (p < end) {
 		nl = memchr(p, '\n', (size_t)(end - p));
 		nl = nl != NULL ? nl + 1 : end;
 		/* libcurl hands a copy that is not NUL-terminated: so does the harness. */
 		s = xmalloc((size_t)(nl - p));
 		memcpy(s, p, (size_t)(nl - p));
-		if (header_cb(s, 1, (size_t)(nl - p), &c) != (size_t)(nl - p))
+		if (http_req_header_cb(s, 1, (size_t)(nl - p), &c) != (size_t)(nl - p))
 			__builtin_trap();
 		free(s);
 		p = nl;
@@ -60,7 +60,7 @@ fz_headers(const char *data, size_t size)
 	free(c.link_next);
 	free(c.encoding);
 
-	/* The value parsers alone, on the whole data (NUL-terminated: header_cb's copy). */
+	/* The value parsers alone, on the whole data (NUL-terminated: http_req_header_cb's copy). */
 	s = xstrndup(data, size);
 	ms = parse_retry_after(s);
 	if (ms < -1 || ms > HTTP_RETRY_AFTER_CAP_MS)
@@ -125,7 +125,7 @@ fz_answer(uint8_t flags, const char *data, size_t size)
 	memset(&resp, 0, sizeof resp);
 	resp.status = status[(flags >> 2) & 3];
 	resp.len = (size_t)(end - n2 - 1);
-	resp.body = xstrndup(n2 + 1, resp.len);	/* http.c's bodies are NUL-terminated */
+	resp.body = xstrndup(n2 + 1, resp.len);	/* http_req.c's bodies are NUL-terminated */
 	resp.link_next = (char *)"https://api.example.com/v1/items?page=3";
 	resp.date = (char *)"Tue, 15 Nov 1994 08:12:31 GMT";
 	resp.attempts = 1;

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/http.h"
+#include "io/http_req.h"
 
 static int	answers;
 static long	last_status;

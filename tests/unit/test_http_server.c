@@ -1,9 +1,11 @@
 /*
- * drive_http.c - exercises http.c against a real HTTP server: an evhttp server on
- * 127.0.0.1 inside the same event loop (retries, Retry-After, timeouts, size limits,
- * Link/Location/Date, gzip, keep-alive reuse, cancel from callbacks, shutdown).
- * Optional argument: an extra URL (e.g. python3 -m http.server) that must answer 200.
- * Prints one line per check and exits 0 only if all passed. Not part of `make check`.
+ * test_http_server.c - io/http.c and http_req.c against a real HTTP server: an evhttp
+ * server on 127.0.0.1 inside the same event loop (retries, Retry-After, timeouts, size
+ * limits, Link/Location/Date, gzip, keep-alive reuse, cancel from callbacks, shutdown).
+ * Waits are checked from below only (a retry waits at least its backoff or Retry-After):
+ * a loaded machine makes them longer, never shorter.
+ * Prints one line per check, then the counts as cmocka does (tests/run reads them); exits
+ * 0 only if all passed. -v: debug log lines.
  */
 #include <arpa/inet.h>
 #include <event2/buffer.h>
@@ -18,14 +20,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "io/http.h"
+#include "io/http_req.h"
 #include "core/log.h"
 #include "core/util.h"
 
 static struct event_base	*base;
 static char			 srv[64];	/* http://127.0.0.1:PORT */
-static const char		*extra_url;
-static int			 failures, step;
+static int			 failures, passes, step;
 static uint64_t			 t0;
 static int			 ports[4096], nports, ports_before;
 static int			 flaky_count;
@@ -36,7 +37,7 @@ static void	next_step(void);
 
 #define CHECK(cond, ...) do {						\
 	if (cond)							\
-		printf("ok   ");					\
+		printf("ok   "), passes++;				\
 	else {								\
 		printf("FAIL ");					\
 		failures++;						\
@@ -292,7 +293,7 @@ done_500(struct http_response *r, void *arg)
 
 	(void)arg;
 	/* backoff 100, then 200 (+-20%): at least 80 + 160 ms */
-	CHECK(r->status == 500 && r->attempts == 3 && ms >= 240 && ms < 1500,
+	CHECK(r->status == 500 && r->attempts == 3 && ms >= 240,
 	    "500 retried twice: status %ld, %d attempts, %llu ms", r->status, r->attempts,
 	    (unsigned long long)ms);
 	next_step();
@@ -313,7 +314,7 @@ done_ra(struct http_response *r, void *arg)
 	uint64_t ms = now_mono_ms() - t0;
 	long lo = (long)(intptr_t)arg;
 
-	CHECK(r->status == 200 && r->attempts == 2 && ms >= (uint64_t)lo && ms < 3500,
+	CHECK(r->status == 200 && r->attempts == 2 && ms >= (uint64_t)lo,
 	    "429 with Retry-After waited %llu ms (>= %ld), then %ld", (unsigned long long)ms, lo,
 	    r->status);
 	next_step();
@@ -335,7 +336,7 @@ done_timeout(struct http_response *r, void *arg)
 	(void)arg;
 	CHECK(r->status == 0 && strstr(r->error, "Timeout") != NULL &&
 	    strstr(r->error, "curl error 28") != NULL && strstr(r->error, "milliseconds") != NULL &&
-	    ms >= 290 && ms < 1200, "timeout after %llu ms: %s", (unsigned long long)ms, r->error);
+	    ms >= 290, "timeout after %llu ms: %s", (unsigned long long)ms, r->error);
 	next_step();
 }
 
@@ -485,15 +486,6 @@ after_pair(evutil_socket_t fd, short what, void *arg)
 	next_step();
 }
 
-static void
-done_extra(struct http_response *r, void *arg)
-{
-	(void)arg;
-	CHECK(r->status == 200 && r->len > 0, "external server %s -> %ld, %zu bytes", extra_url,
-	    r->status, r->len);
-	next_step();
-}
-
 static int
 closed_port(void)
 {
@@ -595,13 +587,6 @@ next_step_cb(evutil_socket_t fd, short what, void *arg)
 		event_base_once(base, -1, EV_TIMEOUT, after_pair, NULL, &tv);
 		break;
 	}
-	case 23:
-		if (extra_url != NULL) {
-			send_req("GET", extra_url, NULL, 0, 0, 0, done_extra, NULL);
-			break;
-		}
-		step++;
-		/* FALLTHROUGH */
 	default: {
 		struct http_request req;
 
@@ -641,9 +626,7 @@ main(int argc, char **argv)
 	struct sockaddr_in sin;
 	socklen_t len = sizeof(sin);
 
-	log_init(argc > 2 ? 2 : 0, "drive_http");
-	if (argc > 1)
-		extra_url = argv[1];
+	log_init(argc > 1 && strcmp(argv[1], "-v") == 0 ? 2 : 0, "test_http_server");
 	base = event_base_new();
 	h = evhttp_new(base);
 	evhttp_set_allowed_methods(h, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
@@ -661,6 +644,8 @@ main(int argc, char **argv)
 	event_base_dispatch(base);
 	evhttp_free(h);
 	event_base_free(base);
-	printf("%s: %d failure(s)\n", failures ? "FAILED" : "PASSED", failures);
+	printf("[  PASSED  ] %d test(s).\n", passes);
+	if (failures)
+		printf("[  FAILED  ] %d test(s).\n", failures);
 	return failures ? 1 : 0;
 }

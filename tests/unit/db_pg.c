@@ -1,10 +1,14 @@
 /*
- * drive_pg.c - exercises pg.c against a real PostgreSQL: a pool of 3 serving 1000
- * queued queries, errors with SQLSTATE, multi-statement strings, binary and NULL
- * parameters, re-entrant queries, LISTEN/NOTIFY, connect timeout and refusal, and
- * (given --stop/--start commands) a server restart with conn_lost and reconnection.
- * Usage: drive_pg 'host=... port=... dbname=...' [--stop CMD --start CMD] [-v]
- * Prints one line per check and exits 0 only if all passed. Not part of `make check`.
+ * db_pg.c - io/pg.c against a real PostgreSQL: a pool of 3 serving 1000 queued queries,
+ * errors with SQLSTATE, multi-statement strings, binary and NULL parameters, re-entrant
+ * queries, LISTEN/NOTIFY, connect timeout and refusal, and (given --stop/--start
+ * commands) a server restart with conn_lost and reconnection.
+ * A unit test of `make check` that needs a PostgreSQL: ONESYNC_TEST_CONNINFO names one
+ * ('host=... port=... user=...'); without it the test is skipped (exit 77).
+ * tests/integ/38-db-unit-tests.sh runs it against the test server. Waits are checked from
+ * below only: a loaded machine makes them longer, never shorter.
+ * Usage: db_pg [--stop CMD --start CMD] [-v]
+ * Prints one line per check and exits 0 only if all passed.
  */
 #include <arpa/inet.h>
 #include <event2/event.h>
@@ -226,7 +230,7 @@ done_timeout(const struct pg_result_info *r, void *arg)
 	long lo = (long)(intptr_t)arg;
 
 	CHECK(r->err != NULL && r->conn_lost && strstr(r->err, "cannot connect to hang: timeout "
-	    "after 500 ms") != NULL && ms >= (uint64_t)lo && ms < (uint64_t)lo + 700,
+	    "after 500 ms") != NULL && ms >= (uint64_t)lo,
 	    "connect timeout after %llu ms (>= %ld): \"%s\"", (unsigned long long)ms, lo,
 	    r->err ? r->err : "");
 	CHECK(!pg_is_up(T), "pg_is_up false");
@@ -238,8 +242,8 @@ done_refused(const struct pg_result_info *r, void *arg)
 {
 	(void)arg;
 	CHECK(r->err != NULL && r->conn_lost && strstr(r->err, "cannot connect to refused: ") &&
-	    strstr(r->err, "refused") != NULL && now_mono_ms() - t0 < 300,
-	    "refused at once: \"%s\"", r->err ? r->err : "");
+	    strstr(r->err, "refused") != NULL,
+	    "refused: \"%s\"", r->err ? r->err : "");
 	next_step();
 }
 
@@ -433,9 +437,14 @@ next_step(void)
 int
 main(int argc, char **argv)
 {
+	const char *server = getenv("ONESYNC_TEST_CONNINFO");
 	int i, verbose = 0;
 
-	for (i = 2; i < argc; i++) {
+	if (server == NULL || *server == '\0') {
+		printf("skipped: ONESYNC_TEST_CONNINFO names no PostgreSQL\n");
+		return 77;
+	}
+	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--stop") == 0 && i + 1 < argc)
 			stop_cmd = argv[++i];
 		else if (strcmp(argv[i], "--start") == 0 && i + 1 < argc)
@@ -443,14 +452,10 @@ main(int argc, char **argv)
 		else if (strcmp(argv[i], "-v") == 0)
 			verbose = 2;
 	}
-	if (argc < 2) {
-		fprintf(stderr, "usage: drive_pg conninfo [--stop CMD --start CMD] [-v]\n");
-		return 64;
-	}
-	log_init(verbose, "drive_pg");
+	log_init(verbose, "db_pg");
 	/* A name of our own: backends of earlier runs may still be finishing. */
-	snprintf(appname, sizeof(appname), "drive_pg_%ld", (long)getpid());
-	conninfo = xasprintf("%s application_name=%s", argv[1], appname);
+	snprintf(appname, sizeof(appname), "db_pg_%ld", (long)getpid());
+	conninfo = xasprintf("%s application_name=%s", server, appname);
 	base = event_base_new();
 	P = pg_new(base, conninfo, "test", 3, 2000);
 	L = pg_new(base, conninfo, "listen", 1, 2000);
