@@ -2,75 +2,15 @@
 #ifndef ONESYNC_DAEMON_H
 #define ONESYNC_DAEMON_H
 
-#include <event2/event.h>
-#include "config/model.h"
-#include "core/strmap.h"
-#include "core/util.h"
+#include <stdbool.h>
+#include <stdint.h>
 
-struct run;
-struct state;
-struct status;
-
-/* A configuration shared by the jobs and the runs that still use it. */
-struct cfgref {
-	struct config	*cfg;
-	int		 refs;
-};
-
-/* A job as the daemon runs it; its configuration may be replaced on reload. */
-struct jobrt {
-	struct daemon		*d;
-	char			*name;
-	struct cfgref		*ref;
-	const struct job_conf	*conf;	/* inside ref->cfg */
-	int64_t			 epoch;	/* lease epoch, 0 = not held */
-	uint64_t		 lease_deadline;	/* monotonic ms after which it may have lapsed */
-	struct event		*timer;
-	struct run		*run;	/* in flight, or NULL */
-	bool			 removed;	/* gone from the config: free after its run */
-	bool			 queued;	/* waiting for a run slot */
-	bool			 once_done;
-	bool			 last_failed;	/* its last run failed */
-	bool			 mine;		/* assigned to this instance by the balance */
-	bool			 claim_failed;	/* its last run found the lease held elsewhere */
-	bool			 run_again;	/* a run-now request came during a run */
-	bool			 not_run;	/* its last run found it paused or held elsewhere */
-	struct jobrt		*qnext;
-	char			*mismatch;	/* its definition differs from the one that runs
-						 * it (what, for logging once per change), or NULL */
-	char			*held_identity;	/* identity its lease was claimed for */
-};
-
-struct daemon {
-	struct event_base	*base;
-	char			*cfg_path;
-	struct cfgref		*ref;	/* current configuration */
-	char			*instance;
-	struct state		*state;
-	struct jobrt		**jobs;
-	size_t			 njobs;
-	int			 running;
-	struct jobrt		*qhead, *qtail;	/* due jobs waiting for a slot */
-	bool			 once;
-	char			**once_jobs;	/* --once JOB... (NULL = all) */
-	int			 once_failed;
-	int			 once_not_run;	/* --once: jobs paused, held elsewhere or disabled */
-	bool			 stopping;
-	size_t			 reload_errors;	/* the last reload was rejected with so many */
-	bool			 migrated;
-	bool			 balanced;	/* the first assignment is known */
-	int			 register_tries;	/* the instance name was found held */
-	bool			 registered;	/* the instance name is this process's */
-	size_t			 nmine;		/* jobs assigned to this instance */
-	int			 exit_code;
-	struct strmap		 dest_pgs;	/* conninfo -> struct pg * */
-	struct event		*ev_cut;	/* cuts runs before their lease may lapse */
-	struct event		*ev_hup, *ev_term, *ev_int, *ev_lease, *ev_watchdog,
-				*ev_stop, *ev_start, *ev_status;
-	uint64_t		 runs_ok, runs_failed;
-	struct status		*status;	/* status endpoint (status.c), NULL when off */
-	bool			 hb_answered, hb_failed;	/* status: the last heartbeat's outcome */
-};
+/*
+ * The daemon's own types (struct daemon, struct jobrt), for the files below it that still
+ * reach up to them: the runs (r->jr) and the connectors (daemon_pg, d->base). They go when
+ * runs get their own context and the pools move into io/pg.
+ */
+#include "daemon/daemon_int.h"
 
 /*
  * A PostgreSQL pool for a source or destination conninfo, shared by the jobs that name it
@@ -81,11 +21,6 @@ struct daemon {
 struct pg *daemon_pg(struct daemon *, const char *conninfo, int64_t timeout_ms);
 /* Called by run.c when a run has ended (after its last state write). */
 void daemon_run_ended(struct jobrt *, bool ok, bool lease_lost);
-/* status: the state store answers (its last heartbeat did, or its pool is up before the first). */
-bool daemon_state_reachable(const struct daemon *);
-
-/* --once: a selected job did not run (lease held elsewhere, paused, or disabled). */
-#define DAEMON_ONCE_NOT_RUN	75	/* EX_TEMPFAIL */
 
 int daemon_main(const char *cfg_path, bool once, char **once_jobs, int verbose);
 

@@ -24,8 +24,8 @@
 #include <event2/util.h>
 #include <jansson.h>
 
-#include "daemon/daemon.h"
 #include "core/log.h"
+#include "daemon/daemon_int.h"
 #include "run/metrics.h"
 #include "run/run.h"
 #include "daemon/status.h"
