@@ -31,13 +31,28 @@ timed_out(evutil_socket_t fd, short ev, void *arg)
 	    (long long)r->job->timeout_ms);
 }
 
+/* The run's figures, for metrics.c (which knows no run). */
+static void
+run_metrics(const struct run *r, bool ok, bool lease_lost)
+{
+	struct metrics_run m = {
+		.job = r->job->name, .id = r->id, .ok = ok, .cut = r->cut,
+		.lease_lost = lease_lost, .claimed = r->epoch != 0,
+		.ms = now_mono_ms() - r->started, .read = r->nread, .delivered = r->ndelivered,
+		.skipped = r->nskipped, .failed = r->nfailed, .deleted = r->ndeleted,
+		.error = r->fail_msg, .watermark = r->wm_text, .watermark_key = r->wm_key,
+	};
+
+	metrics_run_ended(&m);
+}
+
 /* The run is over (its result written, or not writable): tell the daemon, free it. */
 static void
 run_end(struct run *r, bool ok, bool lease_lost)
 {
 	struct jobrt *jr = r->jr;
 
-	metrics_run_ended(r, ok, lease_lost);	/* status: counters move by this run's counts */
+	run_metrics(r, ok, lease_lost);	/* status: counters move by this run's counts */
 	jr->run = NULL;
 	run_free(r);
 	daemon_run_ended(jr, ok, lease_lost);
