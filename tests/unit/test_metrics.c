@@ -45,8 +45,10 @@ has_line(const char *text, const char *line)
 static void
 lacks(const char *text, const char *what)
 {
-	if (strstr(text, what) != NULL)
-		fail_msg("'%s' should not be in:\n%s", what, text);
+	const char *p = strstr(text, what);
+
+	if (p != NULL)
+		fail_msg("'%s' should not be in the text, found at byte %td", what, p - text);
 }
 
 static int
