@@ -1,6 +1,6 @@
 /*
  * main.c - the command line of onesyncd: check the configuration (-t), run as a daemon,
- * or run jobs once (--once). Everything else lives in daemon.c.
+ * or run jobs once (--once). Everything else lives in daemon.c (and the files it composes).
  */
 #include <getopt.h>
 #include <stdio.h>

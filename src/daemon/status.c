@@ -24,8 +24,8 @@
 #include <event2/util.h>
 #include <jansson.h>
 
-#include "daemon/daemon.h"
 #include "core/log.h"
+#include "daemon/daemon_int.h"
 #include "run/metrics.h"
 #include "run/run.h"
 #include "daemon/status.h"
@@ -160,20 +160,27 @@ strategy_name(enum strategy s)
 	return "?";
 }
 
+/* The daemon's job of that name (not one removed from the configuration), or NULL. */
+static const struct jobrt *
+find_jobrt(const struct daemon *d, const char *name)
+{
+	for (size_t i = 0; i < d->njobs; i++)
+		if (!d->jobs[i]->removed && strcmp(d->jobs[i]->name, name) == 0)
+			return d->jobs[i];
+	return NULL;
+}
+
 /* One job: the keys of `onesyncctl jobs --json` first, then this instance's own. */
 static json_t *
 job_json(const struct daemon *d, const struct job_conf *jc)
 {
 	const struct job_stats *s = metrics_job(jc->name);
-	const struct jobrt *jr = NULL;
+	const struct jobrt *jr = find_jobrt(d, jc->name);
 	const char *state, *last = s != NULL ? metrics_result_name(s->last_result) : NULL;
 	uint64_t now = now_mono_ms();
 	bool held, live;
 	json_t *o = json_object(), *lr = json_null();
 
-	for (size_t i = 0; i < d->njobs && jr == NULL; i++)
-		if (!d->jobs[i]->removed && strcmp(d->jobs[i]->name, jc->name) == 0)
-			jr = d->jobs[i];
 	held = jr != NULL && jr->epoch != 0;
 	live = held && now < jr->lease_deadline;
 	if (s != NULL && s->paused)
@@ -263,15 +270,29 @@ serve_jobs(struct status *st, struct evhttp_request *req)
 	free(text);
 }
 
+/* /metrics: what metrics.c counted, and the daemon's view of each configured job now. */
 static void
 serve_metrics(struct status *st, struct evhttp_request *req)
 {
+	const struct daemon *d = st->d;
+	const struct config *cfg = d->ref->cfg;
+	struct metrics_job_view *jobs = xcalloc(cfg->njobs + 1, sizeof *jobs);
+	struct metrics_view v = { .jobs = jobs, .njobs = cfg->njobs,
+	    .state_up = daemon_state_reachable(d), .instance_jobs = d->balanced ? d->nmine : 0 };
 	struct buf b;
 
+	for (size_t i = 0; i < cfg->njobs; i++) {
+		const struct jobrt *jr = find_jobrt(d, cfg->jobs[i].name);
+
+		jobs[i].name = cfg->jobs[i].name;
+		jobs[i].lease_held = jr != NULL && jr->epoch != 0;
+		jobs[i].mismatch = jr != NULL && jr->mismatch != NULL;
+	}
 	buf_init(&b);
-	metrics_render(st->d, &b);
+	metrics_render(&v, &b);
 	reply(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
 	buf_free(&b);
+	free(jobs);
 }
 
 static void

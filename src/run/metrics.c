@@ -2,20 +2,18 @@
  * metrics.c - per job counters, gauges and the run duration histogram, kept in memory by
  * this instance and rendered in the Prometheus text format 0.0.4. Counters move once per
  * run, at its end, by that run's own counts (the numbers of its "run finished/failed" log
- * line). Gauges come from the state store's answers and from the daemon's jobs at scrape
- * time. It never does I/O and never touches the state store.
+ * line). Gauges come from the state store's answers and from the values the daemon hands
+ * in at scrape time (struct metrics_view): it knows no daemon and no job but by name. It
+ * never does I/O and never touches the state store.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "daemon/daemon.h"
-#include "run/metrics.h"
 #include "core/redact.h"
-#include "run/run.h"
-#include "store/state.h"
 #include "core/strmap.h"
+#include "run/metrics.h"
 
 const double metrics_buckets[METRICS_NBUCKETS] = { 0.1, 0.5, 1, 5, 10, 30, 60, 300 };
 
@@ -109,46 +107,45 @@ set_str(char **dst, const char *src)
 }
 
 void
-metrics_run_ended(const struct run *r, bool ok, bool lease_lost)
+metrics_run_ended(const struct metrics_run *m)
 {
-	struct job_stats *s = stats_get(r->job->name);
-	uint64_t ms = now_mono_ms() - r->started;
-	double secs = (double)ms / 1000.0;
+	struct job_stats *s = stats_get(m->job);
+	double secs = (double)m->ms / 1000.0;
 	enum run_result res;
 	size_t b;
 
 	/* Not a run: the job was paused, or another instance holds its lease. */
-	if (r->id == 0 && r->fail_msg == NULL) {
-		if (ok && !lease_lost && !r->claim_failed)
+	if (m->id == 0 && m->error == NULL) {
+		if (m->ok && !m->lease_lost && !m->claim_failed)
 			s->paused = true;
 		return;
 	}
 	s->paused = false;
-	res = ok ? RESULT_OK : (r->cut || lease_lost) ? RESULT_CUT : RESULT_FAILED;
-	s->read += r->nread;
-	s->delivered += r->ndelivered;
-	s->skipped += r->nskipped;
-	s->failed += r->nfailed;
-	s->deleted += r->ndeleted;
+	res = m->ok ? RESULT_OK : (m->cut || m->lease_lost) ? RESULT_CUT : RESULT_FAILED;
+	s->read += m->read;
+	s->delivered += m->delivered;
+	s->skipped += m->skipped;
+	s->failed += m->failed;
+	s->deleted += m->deleted;
 	s->runs[res]++;
 	for (b = 0; b < METRICS_NBUCKETS && secs > metrics_buckets[b]; b++)
 		;
 	s->buckets[b]++;
 	s->dur_sum += secs;
 	s->dur_count++;
-	s->last_id = r->id;
+	s->last_id = m->id;
 	s->last_result = (int)res;
 	s->last_finished_ms = wall_ms();
-	s->last_started_ms = s->last_finished_ms - (int64_t)ms;
-	s->last_read = r->nread;
-	s->last_delivered = r->ndelivered;
-	s->last_skipped = r->nskipped;
-	s->last_failed = r->nfailed;
-	s->last_deleted = r->ndeleted;
-	set_str(&s->last_error, ok ? NULL : r->fail_msg != NULL ? r->fail_msg : "lease lost");
-	if (r->id != 0) {
-		set_str(&s->watermark, r->wm_text);
-		set_str(&s->watermark_key, r->wm_key);
+	s->last_started_ms = s->last_finished_ms - (int64_t)m->ms;
+	s->last_read = m->read;
+	s->last_delivered = m->delivered;
+	s->last_skipped = m->skipped;
+	s->last_failed = m->failed;
+	s->last_deleted = m->deleted;
+	set_str(&s->last_error, m->ok ? NULL : m->error != NULL ? m->error : "lease lost");
+	if (m->id != 0) {
+		set_str(&s->watermark, m->watermark);
+		set_str(&s->watermark_key, m->watermark_key);
 	}
 }
 
@@ -236,35 +233,23 @@ sample_ll(struct buf *b, enum family f, const char *job, long long v)
 	sample(b, families[f].name, "", job, NULL, val);
 }
 
-/* The current jobs, in the configuration's order. */
-static const struct jobrt *
-find_jobrt(const struct daemon *d, const char *name)
-{
-	for (size_t i = 0; i < d->njobs; i++)
-		if (!d->jobs[i]->removed && strcmp(d->jobs[i]->name, name) == 0)
-			return d->jobs[i];
-	return NULL;
-}
-
 static void
-render_family(const struct daemon *d, struct buf *b, enum family f)
+render_family(const struct metrics_view *v, struct buf *b, enum family f)
 {
-	const struct config *cfg = d->ref->cfg;
 	static const struct job_stats zero = { .last_result = -1 };
 
 	header(b, f);
 	if (f == F_STATE_UP) {
-		buf_printf(b, "%s %d\n", families[f].name, daemon_state_reachable(d) ? 1 : 0);
+		buf_printf(b, "%s %d\n", families[f].name, v->state_up ? 1 : 0);
 		return;
 	}
 	if (f == F_INSTANCE_JOBS) {
-		buf_printf(b, "%s %zu\n", families[f].name, d->balanced ? d->nmine : (size_t)0);
+		buf_printf(b, "%s %zu\n", families[f].name, v->instance_jobs);
 		return;
 	}
-	for (size_t i = 0; i < cfg->njobs; i++) {
-		const char *job = cfg->jobs[i].name;
+	for (size_t i = 0; i < v->njobs; i++) {
+		const char *job = v->jobs[i].name;
 		const struct job_stats *s = metrics_job(job);
-		const struct jobrt *jr = find_jobrt(d, job);
 		char extra[64], val[64];
 		long long cum = 0;
 
@@ -317,10 +302,10 @@ render_family(const struct daemon *d, struct buf *b, enum family f)
 			sample(b, families[f].name, "_count", job, NULL, val);
 			break;
 		case F_LEASE:
-			sample_ll(b, f, job, jr != NULL && jr->epoch != 0);
+			sample_ll(b, f, job, v->jobs[i].lease_held);
 			break;
 		case F_MISMATCH:
-			sample_ll(b, f, job, jr != NULL && jr->mismatch != NULL);
+			sample_ll(b, f, job, v->jobs[i].mismatch);
 			break;
 		default:
 			break;
@@ -329,10 +314,10 @@ render_family(const struct daemon *d, struct buf *b, enum family f)
 }
 
 void
-metrics_render(const struct daemon *d, struct buf *b)
+metrics_render(const struct metrics_view *v, struct buf *b)
 {
 	for (int f = 0; f < F_N; f++)
-		render_family(d, b, (enum family)f);
+		render_family(v, b, (enum family)f);
 }
 
 static void

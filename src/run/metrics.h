@@ -5,11 +5,9 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "core/util.h"
-
-struct daemon;
-struct run;
 
 enum run_result { RESULT_OK, RESULT_FAILED, RESULT_CUT, RESULT_N };
 
@@ -36,14 +34,45 @@ struct job_stats {
 
 extern const double metrics_buckets[METRICS_NBUCKETS];
 
+/* One run as it ended, in values: run.c fills it from its struct run. */
+struct metrics_run {
+	const char	*job;
+	long long	 id;		/* 0: no run in the store (paused, held elsewhere, failed early) */
+	bool		 ok;
+	bool		 cut;		/* stopped from outside */
+	bool		 lease_lost;
+	bool		 claim_failed;	/* another instance held the job's lease */
+	uint64_t	 ms;		/* how long it took */
+	long long	 read, delivered, skipped, failed, deleted;
+	const char	*error;		/* why it failed, or NULL */
+	const char	*watermark, *watermark_key;	/* as it left them */
+};
+
 /* A run ended (called once per run, from run_end, before it is freed). */
-void metrics_run_ended(const struct run *, bool ok, bool lease_lost);
+void metrics_run_ended(const struct metrics_run *);
 /* The state store answered a run start or a checkpoint of the job: queue sizes. */
 void metrics_state_answer(const char *job, json_t *res);
 /* What this instance saw of the job; NULL when nothing yet. */
 const struct job_stats *metrics_job(const char *job);
-/* The Prometheus text format (0.0.4) of every metric, for the daemon's current jobs. */
-void metrics_render(const struct daemon *, struct buf *);
+/*
+ * What the daemon knows at scrape time, for the gauges that are not counted here: the
+ * configuration's jobs in its order, and for each whether this instance holds its lease
+ * and whether its definition differs from the one it runs with.
+ */
+struct metrics_job_view {
+	const char	*name;
+	bool		 lease_held;
+	bool		 mismatch;
+};
+struct metrics_view {
+	const struct metrics_job_view *jobs;
+	size_t		 njobs;
+	bool		 state_up;	/* the state store answers */
+	size_t		 instance_jobs;	/* assigned to this instance (0 before the first balance) */
+};
+
+/* The Prometheus text format (0.0.4) of every metric, for the jobs of the view. */
+void metrics_render(const struct metrics_view *, struct buf *);
 const char *metrics_result_name(int);
 void metrics_free(void);
 

@@ -29,7 +29,22 @@ timed_out(evutil_socket_t fd, short ev, void *arg)
 	    (long long)r->job->timeout_ms);
 }
 
-/* The run is over (its result written, or not writable): free it, tell the daemon. */
+/* The run's figures, for metrics.c (which knows no run). */
+static void
+run_metrics(const struct run *r, bool ok, bool lease_lost)
+{
+	struct metrics_run m = {
+		.job = r->job->name, .id = r->id, .ok = ok, .cut = r->cut,
+		.lease_lost = lease_lost, .claim_failed = r->claim_failed,
+		.ms = now_mono_ms() - r->started, .read = r->nread, .delivered = r->ndelivered,
+		.skipped = r->nskipped, .failed = r->nfailed, .deleted = r->ndeleted,
+		.error = r->fail_msg, .watermark = r->wm_text, .watermark_key = r->wm_key,
+	};
+
+	metrics_run_ended(&m);
+}
+
+/* The run is over (its result written, or not writable): tell the daemon, free it. */
 static void
 run_end(struct run *r, bool ok, bool lease_lost)
 {
@@ -37,7 +52,7 @@ run_end(struct run *r, bool ok, bool lease_lost)
 	struct run_outcome o = { .ok = ok, .lease_lost = lease_lost,
 	    .not_run = r->not_run, .claim_failed = r->claim_failed };
 
-	metrics_run_ended(r, ok, lease_lost);	/* status: counters move by this run's counts */
+	run_metrics(r, ok, lease_lost);	/* status: counters move by this run's counts */
 	run_free(r);
 	env.ended(env.arg, &o);
 }

@@ -1,0 +1,233 @@
+/*
+ * test_strmap.c - the string map (core/strmap.c): put, get, replace, delete, iterate;
+ * growth far past its first size; deletes that leave tombstones; keys of any bytes but
+ * NUL, the empty key among them; keys copied, values freed only when asked.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "core/strmap.h"
+#include "core/util.h"
+
+#define V(n)	((void *)(uintptr_t)(n))
+
+static void
+test_basic(void **state)
+{
+	struct strmap m;
+	char key[8] = "job";
+
+	(void)state;
+	strmap_init(&m);
+	assert_null(strmap_get(&m, "job"));	/* empty: nothing, no table yet */
+	assert_null(strmap_del(&m, "job"));
+	assert_null(strmap_put(&m, key, V(1)));
+	key[0] = 'x';				/* the map keeps its own copy */
+	assert_ptr_equal(strmap_get(&m, "job"), V(1));
+	assert_null(strmap_get(&m, "xob"));
+	assert_ptr_equal(strmap_put(&m, "job", V(2)), V(1));	/* replace: the old value back */
+	assert_ptr_equal(strmap_get(&m, "job"), V(2));
+	assert_int_equal(m.n, 1);
+	assert_null(strmap_get(&m, "jo"));
+	assert_null(strmap_get(&m, "jobs"));
+	assert_ptr_equal(strmap_del(&m, "job"), V(2));
+	assert_null(strmap_get(&m, "job"));
+	assert_null(strmap_del(&m, "job"));
+	assert_int_equal(m.n, 0);
+	assert_null(strmap_put(&m, "job", V(3)));	/* back after a delete */
+	assert_ptr_equal(strmap_get(&m, "job"), V(3));
+	strmap_free(&m, NULL);
+	assert_int_equal(m.cap, 0);
+	assert_null(strmap_get(&m, "job"));
+}
+
+/* Far past the first table: every key still there with its value; the table stays sparse. */
+static void
+test_growth(void **state)
+{
+	struct strmap m;
+	char key[32];
+
+	(void)state;
+	strmap_init(&m);
+	for (size_t i = 0; i < 20000; i++) {
+		snprintf(key, sizeof key, "k%zu", i);
+		assert_null(strmap_put(&m, key, V(i + 1)));
+		if (i == 0)
+			assert_int_equal(m.cap, 16);
+	}
+	assert_int_equal(m.n, 20000);
+	assert_true(m.cap > 20000 && (m.cap & (m.cap - 1)) == 0);
+	assert_true(m.n * 4 < m.cap * 3);
+	for (size_t i = 0; i < 20000; i++) {
+		snprintf(key, sizeof key, "k%zu", i);
+		assert_ptr_equal(strmap_get(&m, key), V(i + 1));
+	}
+	assert_null(strmap_get(&m, "k20000"));
+	strmap_free(&m, NULL);
+}
+
+/*
+ * Put and delete over and over (the run's seen set, a queue): deletes leave tombstones;
+ * the table does not grow with them and no key behind one is lost.
+ */
+static void
+test_churn(void **state)
+{
+	struct strmap m;
+	char key[32];
+	size_t cap;
+
+	(void)state;
+	strmap_init(&m);
+	for (size_t i = 0; i < 8; i++) {
+		snprintf(key, sizeof key, "stay%zu", i);
+		strmap_put(&m, key, V(100 + i));
+	}
+	for (size_t round = 0; round < 2000; round++) {
+		for (size_t i = 0; i < 4; i++) {
+			snprintf(key, sizeof key, "r%zu.%zu", round, i);
+			assert_null(strmap_put(&m, key, V(round + 1)));
+		}
+		for (size_t i = 0; i < 4; i++) {
+			snprintf(key, sizeof key, "r%zu.%zu", round, i);
+			assert_ptr_equal(strmap_del(&m, key), V(round + 1));
+		}
+		if (round == 100)
+			cap = m.cap;
+	}
+	assert_int_equal(m.n, 8);
+	assert_int_equal(m.cap, cap);
+	for (size_t i = 0; i < 8; i++) {
+		snprintf(key, sizeof key, "stay%zu", i);
+		assert_ptr_equal(strmap_get(&m, key), V(100 + i));
+	}
+	assert_null(strmap_get(&m, "r5.1"));
+	strmap_free(&m, NULL);
+}
+
+/* Keys are strings of any byte but NUL: control bytes, high bytes, long, empty. */
+static void
+test_odd_keys(void **state)
+{
+	static const char *const keys[] = {
+		"", " ", "\x01", "\x01\x02", "\x7f", "\xff", "\xff\xfe", "a\x1f" "b", "a\x1f",
+		"caf\xc3\xa9", "cafe\xcc\x81", "\t\n\r", "\"quoted\"\\", "A", "a",
+	};
+	const size_t n = sizeof keys / sizeof keys[0];
+	char *longkey = xcalloc(1, 10001), *longer;
+	struct strmap m;
+
+	(void)state;
+	memset(longkey, 'x', 10000);
+	longer = xasprintf("%sy", longkey);
+	strmap_init(&m);
+	for (size_t i = 0; i < n; i++)
+		assert_null(strmap_put(&m, keys[i], V(i + 1)));
+	assert_null(strmap_put(&m, longkey, V(1000)));
+	assert_null(strmap_put(&m, longer, V(1001)));
+	assert_int_equal(m.n, n + 2);
+	for (size_t i = 0; i < n; i++)
+		assert_ptr_equal(strmap_get(&m, keys[i]), V(i + 1));
+	assert_ptr_equal(strmap_get(&m, longkey), V(1000));
+	assert_ptr_equal(strmap_get(&m, longer), V(1001));
+	assert_null(strmap_get(&m, "\x02"));
+	assert_ptr_equal(strmap_del(&m, ""), V(1));
+	assert_null(strmap_get(&m, ""));
+	assert_ptr_equal(strmap_get(&m, " "), V(2));
+	strmap_free(&m, NULL);
+	free(longkey);
+	free(longer);
+}
+
+/* Iteration gives each live key once, with its value; deleted ones never. */
+static void
+test_iterate(void **state)
+{
+	struct strmap m;
+	bool seen[300] = { false };
+	char key[32];
+	const char *k;
+	void *v;
+	size_t it = 0, count = 0;
+
+	(void)state;
+	strmap_init(&m);
+	assert_false(strmap_next(&m, &it, &k, &v));
+	for (size_t i = 0; i < 300; i++) {
+		snprintf(key, sizeof key, "%zu", i);
+		strmap_put(&m, key, V(i));
+	}
+	for (size_t i = 0; i < 300; i += 3) {
+		snprintf(key, sizeof key, "%zu", i);
+		strmap_del(&m, key);
+	}
+	it = 0;
+	while (strmap_next(&m, &it, &k, &v)) {
+		size_t i = (size_t)(uintptr_t)v;
+
+		assert_true(i < 300 && i % 3 != 0);
+		assert_false(seen[i]);
+		seen[i] = true;
+		snprintf(key, sizeof key, "%zu", i);
+		assert_string_equal(k, key);
+		count++;
+	}
+	assert_int_equal(count, 200);
+	assert_int_equal(count, m.n);
+	strmap_free(&m, NULL);
+}
+
+static size_t freed;
+
+static void
+count_free(void *v)
+{
+	freed++;
+	free(v);
+}
+
+/* strmap_free frees every live value once, and none that was deleted or replaced. */
+static void
+test_free_values(void **state)
+{
+	struct strmap m;
+	char key[32];
+	void *old;
+
+	(void)state;
+	strmap_init(&m);
+	for (size_t i = 0; i < 50; i++) {
+		snprintf(key, sizeof key, "v%zu", i);
+		strmap_put(&m, key, xstrdup(key));
+	}
+	free(strmap_del(&m, "v7"));
+	old = strmap_put(&m, "v8", xstrdup("new"));
+	assert_string_equal(old, "v8");
+	free(old);
+	freed = 0;
+	strmap_free(&m, count_free);
+	assert_int_equal(freed, 49);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_basic),
+		cmocka_unit_test(test_growth),
+		cmocka_unit_test(test_churn),
+		cmocka_unit_test(test_odd_keys),
+		cmocka_unit_test(test_iterate),
+		cmocka_unit_test(test_free_values),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
