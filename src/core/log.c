@@ -6,8 +6,6 @@
  * a value quoted from a server or libpq may hold a secret no caller knew of) and has its
  * control characters escaped: a value from the data never starts a line of its own.
  */
-#include "config/model.h"
-
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

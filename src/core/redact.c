@@ -13,8 +13,6 @@
  * Patterns catch what the registry cannot know (a token a server echoes, a password libpq
  * quotes); the registry catches what no pattern can see (a secret echoed in a body).
  */
-#include "config/model.h"
-
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>

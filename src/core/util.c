@@ -3,8 +3,6 @@
  * durations, clocks, URL escaping (redaction is in redact.c). Owns no global state except the
  * PRNG seed; never logs (callers decide what is worth saying).
  */
-#include "config/model.h"
-
 #include <sys/stat.h>
 
 #include <ctype.h>
