@@ -22,9 +22,8 @@
 #include <xxhash.h>
 
 #include "config/model.h"
-#include "io/http.h"
+#include "core/url.h"
 #include "core/redact.h"
-#include "daemon/status.h"
 
 enum ktype {
 	K_GROUP, K_JOBS, K_STR, K_TMPL, K_INT, K_BOOL, K_DUR, K_STRLIST, K_KEY, K_MAP,
@@ -1037,7 +1036,7 @@ parse_daemon(struct ctx *c, config_setting_t *root)
 		uint16_t port;
 		config_setting_t *m = g != NULL ? config_setting_get_member(g, "status_listen") : NULL;
 
-		if (status_parse_listen(cfg->daemon.status_listen, &host, &port, &err) != 0)
+		if (url_parse_listen(cfg->daemon.status_listen, &host, &port, &err) != 0)
 			errf(c, m != NULL ? line_of(c, m) : 0, "'daemon.status_listen': %s", err);
 		free(host);
 		free(err);
@@ -1283,7 +1282,7 @@ check_url(struct ctx *c, config_setting_t *at, const char *key, const char *url,
 	const char	*ph = strstr(url, "{{");
 	char		*why = NULL;
 
-	if (http_url_check(url, ph != NULL ? (size_t)(ph - url) : strlen(url), schemes,
+	if (url_check(url, ph != NULL ? (size_t)(ph - url) : strlen(url), schemes,
 	    &why) < 0)
 		errf(c, line_of(c, at), "'%s': '%s': %s", key, url, why);
 	else if (userinfo_raw_slash(url, ph != NULL ? (size_t)(ph - url) : strlen(url)))
@@ -1315,14 +1314,14 @@ check_origin(struct ctx *c, config_setting_t *at, const char *key, const struct 
 		    "query, after scheme://host/ (the origin of a request comes from the "
 		    "configuration, never from a value)", key, ph);
 	else
-		origin = http_url_origin(pre.data);
+		origin = url_origin(pre.data);
 	explicit_bzero(pre.data, pre.len);
 	buf_free(&pre);
 	return origin;
 }
 
 /*
- * source.allow_origins: bare origins (scheme://host[:port]), stored as http_url_origin
+ * source.allow_origins: bare origins (scheme://host[:port]), stored as url_origin
  * writes them so that a link's origin compares as text. An http one is refused beside an
  * https source.url: a link is never followed from https to http.
  */
@@ -1345,7 +1344,7 @@ parse_allow_origins(struct ctx *c, config_setting_t *g, struct source_conf *s)
 		o = NULL;
 		if (auth == NULL || memchr(auth + 3, '@', n) != NULL ||
 		    (auth[3 + n] != '\0' && strcmp(auth + 3 + n, "/") != 0) ||
-		    (o = http_url_origin(v)) == NULL)
+		    (o = url_origin(v)) == NULL)
 			errf(c, line, "'source.allow_origins': '%s' is not an "
 			    "origin (expected http://host or https://host, with an optional "
 			    ":port and nothing after it)", v);
@@ -1385,7 +1384,7 @@ check_http_url(struct ctx *c, config_setting_t *g, const char *name, const char 
 	else
 		free(o);
 	ph = strstr(src, "{{");
-	if (ph == NULL || http_url_check(src, (size_t)(ph - src), "http,https", &why) != 1 ||
+	if (ph == NULL || url_check(src, (size_t)(ph - src), "http,https", &why) != 1 ||
 	    (tmpl_uses(t) & (TV_RECORD | TV_DEST | TV_CURSOR)) != 0) {
 		free(why);	/* check_url above reported it */
 		return;
@@ -1396,7 +1395,7 @@ check_http_url(struct ctx *c, config_setting_t *g, const char *name, const char 
 	buf_init(&shown);
 	if (tmpl_render(t, &v, false, &url, &err) == 0 &&
 	    tmpl_render(t, &v, true, &shown, &err) == 0 &&
-	    http_url_check(url.data, url.len, "http,https", &why) < 0)
+	    url_check(url.data, url.len, "http,https", &why) < 0)
 		errf(c, line_of(c, member(g, name)), "'%s': '%s' renders to '%s': %s", key,
 		    src, shown.data, why);
 	free(err);
@@ -1831,7 +1830,7 @@ parse_source_file(struct ctx *c, config_setting_t *g, struct job_conf *j)
 	local = strcmp(scheme, "file") == 0;
 	/* Over http(s), redirects stay within these origins (http.c). */
 	if (s->file_url != NULL)
-		s->origin = http_url_origin(s->file_url);
+		s->origin = url_origin(s->file_url);
 	parse_allow_origins(c, g, s);
 
 	if (get_str(c, g, "jobs.*.source.format", false, &str) == 0) {

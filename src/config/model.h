@@ -43,7 +43,7 @@ struct source_conf {
 	bool		 page_stable;	/* style link/next: one stable order (capture.deletes) */
 	struct tmpl	*fetch;		/* optional URL to re-fetch one record by {{key}} */
 	/* http, file over http(s): where a next link or a redirect may lead */
-	char		*origin;	/* source.url's, as http_url_origin writes it */
+	char		*origin;	/* source.url's, as url_origin writes it */
 	char		**allow_origins;	/* more origins, same form */
 	size_t		 nallow_origins;
 	struct http_opts http;

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "io/http.h"
+#include "core/url.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -978,97 +979,6 @@ http_shutdown(void)
 }
 
 int
-http_url_check(const char *url, size_t len, const char *schemes, char **why)
-{
-	const char *end = url + len, *p, *auth, *aend, *host, *he, *q;
-	bool partial = url[len] != '\0';
-	char scheme[16], list[80];
-	size_t n, i;
-
-	*why = NULL;
-	for (p = url; p < end && (isalnum((unsigned char)*p) || *p == '+' || *p == '-' ||
-	    *p == '.'); p++)
-		;
-	n = (size_t)(p - url);
-	if (partial && p + 3 > end)
-		return 1;	/* the scheme comes from a placeholder */
-	for (i = 0, q = schemes; *q != '\0' && i + 3 < sizeof list; q++) {
-		if (*q == ',') {
-			list[i++] = ',';
-			list[i++] = ' ';
-		} else
-			list[i++] = *q;
-	}
-	list[i] = '\0';
-	if (n == 0 || n >= sizeof scheme || !isalpha((unsigned char)*url) || p + 3 > end ||
-	    strncmp(p, "://", 3) != 0) {
-		*why = xasprintf("not a URL (expected scheme://host/path, the scheme one of %s)",
-		    list);
-		return -1;
-	}
-	for (i = 0; i < n; i++)
-		scheme[i] = (char)tolower((unsigned char)url[i]);
-	scheme[n] = '\0';
-	for (q = schemes; (q = strstr(q, scheme)) != NULL; q += n) {
-		if ((q == schemes || q[-1] == ',') && (q[n] == ',' || q[n] == '\0'))
-			break;
-	}
-	if (q == NULL) {
-		*why = xasprintf("unsupported scheme '%s' (expected one of %s)", scheme, list);
-		return -1;
-	}
-	auth = p + 3;
-	aend = auth + strcspn(auth, "/?#");
-	if (partial && aend > end)
-		return 1;	/* the host comes from a placeholder */
-	for (host = auth, q = auth; q < aend; q++) {
-		if (*q == '@')
-			host = q + 1;
-	}
-	if (*host == '[')
-		he = memchr(host, ']', (size_t)(aend - host)) != NULL ? aend : host;
-	else
-		for (he = host; he < aend && *he != ':'; he++)
-			;
-	if (strcmp(scheme, "file") == 0) {
-		if (he > host && ((size_t)(he - host) != 9 || strncasecmp(host, "localhost", 9) != 0)) {
-			*why = xstrdup("a file:// URL names a local file (file:///path), not one "
-			    "on another host");
-			return -1;
-		}
-	} else if (he == host) {
-		*why = xasprintf("no host (expected %s://host/path)", scheme);
-		return -1;
-	}
-	return 0;
-}
-
-char *
-http_url_origin(const char *url)
-{
-	CURLU *u;
-	char *scheme = NULL, *host = NULL, *port = NULL, *o = NULL;
-
-	if ((u = curl_url()) == NULL)
-		return NULL;
-	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
-	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK &&
-	    *host != '\0' && (strcasecmp(scheme, "http") == 0 ||
-	    strcasecmp(scheme, "https") == 0)) {
-		o = xasprintf("%s://%s:%s", scheme, host, port);
-		for (char *p = o; *p != '\0'; p++)
-			*p = (char)tolower((unsigned char)*p);
-	}
-	curl_free(scheme);
-	curl_free(host);
-	curl_free(port);
-	curl_url_cleanup(u);
-	return o;
-}
-
-int
 http_origin_allowed(const char *url, const char *origin, char *const *allow, size_t nallow,
     char **why)
 {
@@ -1076,7 +986,7 @@ http_origin_allowed(const char *url, const char *origin, char *const *allow, siz
 	size_t i;
 
 	*why = NULL;
-	if ((o = http_url_origin(url)) == NULL) {
+	if ((o = url_origin(url)) == NULL) {
 		*why = xstrdup("it is not an absolute http or https URL");
 		return -1;
 	}
@@ -1161,7 +1071,7 @@ http_send(const struct http_request *req, http_cb cb, void *arg)
 	http_calls = c;
 
 	/* The URL as rendered: a placeholder may have supplied its scheme or host. */
-	if (http_url_check(c->url, strlen(c->url), "http,https", &why) != 0) {
+	if (url_check(c->url, strlen(c->url), "http,https", &why) != 0) {
 		snprintf(c->errbuf, sizeof(c->errbuf), "%s", why);
 		free(why);
 		c->bad_url = true;
@@ -1622,7 +1532,7 @@ http_stream(const struct http_stream_req *req, http_data_cb on_data, http_cb on_
 		http_calls->prev = c;
 	http_calls = c;
 	c->resume_ev = evtimer_new(http_base, resume_cb, c);
-	c->origin = http_url_origin(req->url);
+	c->origin = url_origin(req->url);
 	for (size_t i = 0; c->origin != NULL && i < req->nallow_origins; i++) {
 		c->allow = xreallocarray(c->allow, c->nallow + 1, sizeof *c->allow);
 		c->allow[c->nallow++] = xstrdup(req->allow_origins[i]);
@@ -1635,7 +1545,7 @@ http_stream(const struct http_stream_req *req, http_data_cb on_data, http_cb on_
 		    "http or https)", c->log_url);
 		goto fail;
 	}
-	if (http_url_check(req->url, strlen(req->url), "file," HTTP_STREAM_PROTOCOLS, &e) != 0) {
+	if (url_check(req->url, strlen(req->url), "file," HTTP_STREAM_PROTOCOLS, &e) != 0) {
 		*err = xasprintf("%s: %s", c->log_url, e);
 		free(e);
 		goto fail;
