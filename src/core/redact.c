@@ -799,7 +799,7 @@ redact_excerpt(const char *body, size_t len, size_t max)
 	}
 
 	if (strlen(s) > max)
-		s[max] = '\0';	/* maybe inside a character: text_storable() mends it */
+		s[max] = '\0';	/* maybe inside a character: jsonx_text_storable() mends it */
 	for (char *p = s; *p != '\0'; p++)
 		if (*p == '\n' || *p == '\r')
 			*p = ' ';

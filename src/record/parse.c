@@ -1324,7 +1324,7 @@ json_poison(const json_t *v, char **why)
 }
 
 /*
- * How many elements the array at path (json_path_get's syntax: "" the text itself,
+ * How many elements the array at path (jsonx_path_get's syntax: "" the text itself,
  * "data", "result.items", "pages.0") holds, counted on the text without parsing it: one
  * pass, no allocation, so that an answer far larger than asked is refused before jansson
  * builds it. -1 when it cannot tell (no such array, a path deeper than 32, a key written

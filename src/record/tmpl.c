@@ -17,8 +17,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "record/canon.h"
 #include "core/redact.h"
+#include "record/json.h"
 #include "record/tmpl.h"
 
 #define SECRET_MAX	(64 * 1024)
@@ -284,31 +284,6 @@ compile_var(struct tmpl *t, char *name, unsigned allowed, const char *secrets_di
 	return 0;
 }
 
-/* Append s as the inside of a JSON string (no quotes). */
-static void
-json_escape(struct buf *b, const char *s, size_t n)
-{
-	size_t		i;
-	unsigned char	c;
-
-	for (i = 0; i < n; i++) {
-		c = (unsigned char)s[i];
-		if (c == '"' || c == '\\') {
-			buf_addc(b, '\\');
-			buf_addc(b, (char)c);
-		} else if (c == '\n')
-			buf_adds(b, "\\n");
-		else if (c == '\r')
-			buf_adds(b, "\\r");
-		else if (c == '\t')
-			buf_adds(b, "\\t");
-		else if (c < 0x20)
-			buf_printf(b, "\\u%04x", c);
-		else
-			buf_addc(b, (char)c);
-	}
-}
-
 /* Mark the placeholders that sit inside JSON string literals of a body. */
 static void
 mark_strings(struct tmpl *t)
@@ -532,7 +507,7 @@ lookup(const struct part *p, const struct tmpl_vals *v, bool redact, struct val 
 			return 1;
 		}
 		out->type = V_JSON;
-		out->j = p->arg == NULL ? root : json_path_get(root, p->arg);
+		out->j = p->arg == NULL ? root : jsonx_path_get(root, p->arg);
 		if (out->j == NULL) {
 			*err = xasprintf("{{%s}}: no field '%s' in %s", p->name, p->arg,
 			    p->var == TV_RECORD ? "the record" :
@@ -558,7 +533,7 @@ scalar_text(const struct part *p, json_t *j, struct buf *tmp, char **err)
 		buf_printf(tmp, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
 		return 0;
 	case JSON_REAL:
-		json_append(tmp, j);
+		jsonx_append(tmp, j);
 		return 0;
 	case JSON_TRUE:
 	case JSON_FALSE:
@@ -586,12 +561,12 @@ key_json(const struct tmpl_vals *v)
 	    v->record == NULL)
 		return NULL;
 	if (v->nkey_fields == 1) {
-		f = json_path_get(v->record, v->key_fields[0]);
+		f = jsonx_path_get(v->record, v->key_fields[0]);
 		return json_is_string(f) || json_is_number(f) ? json_incref(f) : NULL;
 	}
 	a = json_array();
 	for (size_t i = 0; i < v->nkey_fields; i++) {
-		f = json_path_get(v->record, v->key_fields[i]);
+		f = jsonx_path_get(v->record, v->key_fields[i]);
 		if (!json_is_string(f) && !json_is_number(f)) {
 			json_decref(a);
 			return NULL;
@@ -617,18 +592,18 @@ emit_body(const struct part *p, const struct val *v, struct buf *out)
 
 		if (!p->in_string)
 			buf_addc(out, '"');
-		json_escape(out, s, n);
+		jsonx_escape(out, s, n);
 		if (!p->in_string)
 			buf_addc(out, '"');
 		return;
 	}
 	if (!p->in_string) {
-		json_append(out, v->j);
+		jsonx_append(out, v->j);
 		return;
 	}
 	buf_init(&tmp);
-	json_append(&tmp, v->j);
-	json_escape(out, tmp.data != NULL ? tmp.data : "", tmp.len);
+	jsonx_append(&tmp, v->j);
+	jsonx_escape(out, tmp.data != NULL ? tmp.data : "", tmp.len);
 	buf_free(&tmp);
 }
 
@@ -683,7 +658,7 @@ emit_text(const struct tmpl *t, const struct part *p, const struct val *v,
 	else if (v->type == V_STR)
 		buf_adds(&tmp, v->s);
 	else if (t->place == TMPL_TEXT && (json_is_object(v->j) || json_is_array(v->j)))
-		json_append(&tmp, v->j);
+		jsonx_append(&tmp, v->j);
 	else
 		r = scalar_text(p, v->j, &tmp, err);
 	if (r != 0)
@@ -862,59 +837,4 @@ tmpl_render(const struct tmpl *t, const struct tmpl_vals *v, bool redact,
 		return 1;
 	}
 	return -1;
-}
-
-json_t *
-json_path_get(json_t *root, const char *path)
-{
-	const char	*p = path, *dot;
-	char		 comp[256], *end;
-	size_t		 n;
-	unsigned long	 idx;
-
-	while (root != NULL && *p != '\0') {
-		dot = strchr(p, '.');
-		n = dot != NULL ? (size_t)(dot - p) : strlen(p);
-		if (n >= sizeof comp)
-			return NULL;
-		memcpy(comp, p, n);
-		comp[n] = '\0';
-		if (json_is_object(root))
-			root = json_object_get(root, comp);
-		else if (json_is_array(root) && n > 0 && isdigit((unsigned char)*comp)) {
-			errno = 0;
-			idx = strtoul(comp, &end, 10);
-			if (*end != '\0' || errno != 0)
-				return NULL;
-			root = json_array_get(root, idx);
-		} else
-			return NULL;
-		p = dot != NULL ? dot + 1 : p + n;
-	}
-	return root;
-}
-
-void
-json_path_keep(json_t *into, json_t *root, const char *path)
-{
-	json_t		*v = json_path_get(root, path), *o = into, *next;
-	const char	*p = path, *dot;
-	char		*comp;
-
-	if (v == NULL || !json_is_object(into))
-		return;
-	while ((dot = strchr(p, '.')) != NULL) {
-		comp = xstrndup(p, (size_t)(dot - p));
-		if ((next = json_object_get(o, comp)) == NULL) {
-			next = json_object();
-			json_object_set_new(o, comp, next);
-		}
-		free(comp);
-		if (!json_is_object(next))
-			return;	/* an array kept whole by a shorter path */
-		o = next;
-		p = dot + 1;
-	}
-	/* a copy: a longer path kept later writes into it, never into root */
-	json_object_set_new(o, p, json_deep_copy(v));
 }

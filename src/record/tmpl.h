@@ -85,10 +85,4 @@ const char *tmpl_fixed_prefix(const struct tmpl *, struct buf *out);
 int tmpl_render(const struct tmpl *, const struct tmpl_vals *, bool redact,
     struct buf *out, char **err) WUR;
 
-/* Dot path lookup ("a.b.0.c"); "" returns root. Borrowed reference or NULL. */
-json_t *json_path_get(json_t *root, const char *path);
-/* Copy the value at path in root (if any) into the object into, at the same path, objects
- * on the way (an array index becomes an object's member "0": json_path_get finds it). */
-void json_path_keep(json_t *into, json_t *root, const char *path);
-
 #endif

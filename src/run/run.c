@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "run/metrics.h"
 #include "record/parse.h"
+#include "record/json.h"
 #include "run/run.h"
 #include "store/state.h"
 
@@ -490,7 +491,7 @@ run_keyset_next(struct run *r, json_t *recs, char **after_key)
 {
 	char *k = NULL, *e = NULL;
 
-	if (record_key(json_array_get(recs, json_array_size(recs) - 1), r->job->key,
+	if (canon_record_key(json_array_get(recs, json_array_size(recs) - 1), r->job->key,
 	    r->job->nkey, &k, &e) != 0) {
 		log_job(LOG_WARNING, r->job->name, r->id, NULL, "the read ends at rows the key "
 		    "cannot name (%s): they sort last, so no later page can follow them; they "
@@ -540,7 +541,7 @@ run_next_unseen(struct run *r, long long page_no)
 		    "run: its paging goes round in a loop; check the source's next links",
 		    shown, strlen(shown) > 300 ? "..." : "", page_no);
 	} else {
-		shown = text_storable(r->cursor, strlen(r->cursor), 200);
+		shown = jsonx_text_storable(r->cursor, strlen(r->cursor), 200);
 		run_fail(r, "the source's next cursor '%s' (page %lld) was already followed in this "
 		    "run: its paging goes round in a loop; check the source's next field",
 		    shown, page_no);
@@ -570,7 +571,7 @@ run_record_key(const struct run *r, json_t *rec, char **key, char **err)
 		char *e = NULL;
 
 		*key = NULL;
-		if (record_key(rec, r->job->key, r->job->nkey, key, &e) != 0 ||
+		if (canon_record_key(rec, r->job->key, r->job->nkey, key, &e) != 0 ||
 		    strstr(*key, JSON_POISON) != NULL) {
 			free(*key);
 			*key = NULL;
@@ -578,7 +579,7 @@ run_record_key(const struct run *r, json_t *rec, char **key, char **err)
 		free(e);
 		return -1;
 	}
-	return record_key(rec, r->job->key, r->job->nkey, key, err);
+	return canon_record_key(rec, r->job->key, r->job->nkey, key, err);
 }
 
 void
@@ -704,7 +705,7 @@ run_error_text(const char *error)
 {
 	/* redacted before it is cut: a secret cut in two would escape the registry */
 	char *red = redact_text(error);
-	char *e = text_storable(red, strlen(red), RUN_ERROR_MAX);
+	char *e = jsonx_text_storable(red, strlen(red), RUN_ERROR_MAX);
 
 	free(red);
 	return e;
@@ -713,11 +714,11 @@ run_error_text(const char *error)
 json_t *
 run_failure_entry(const char *key, const char *error, json_t *payload, const char *hash)
 {
-	char *k = text_storable(key, strlen(key), SIZE_MAX);
+	char *k = jsonx_text_storable(key, strlen(key), SIZE_MAX);
 	char *e = run_error_text(error);
 	json_t *doc;
 
-	if (payload != NULL && !json_is_null(payload) && (!json_storable(payload) ||
+	if (payload != NULL && !json_is_null(payload) && (!jsonx_storable(payload) ||
 	    json_dumpb(payload, NULL, 0, JSON_COMPACT) > RUN_PAYLOAD_MAX)) {
 		/* PostgreSQL cannot hold it (or a checkpoint of a batch of them): keep the
 		 * failure and say why the payload is not kept. */

@@ -124,7 +124,7 @@ void run_checkpoint(struct run *, json_t *doc, run_step_cb next);
 void run_deliver(struct run *, run_step_cb next);	/* r->items[0..nitems) in batches */
 struct dest_item *run_add_item(struct run *, const char *key, json_t *rec);
 void run_note_failure(struct run *, const char *key, const char *error);
-/* record_key for an element of a page: one that is not a JSON object (null, a number, an
+/* canon_record_key for an element of a page: one that is not a JSON object (null, a number, an
  * array...) has no key, and the error says what it is; the caller queues it as key-less.
  * One holding a value the source sent but jansson could not read (json_poison) fails
  * too, with *key set when its key is readable (the caller queues it under that key). */

@@ -54,7 +54,7 @@ struct capture_state {
 						 * older version (["t",7]), malloced */
 	json_t			*renames;	/* records_put: legacy keys seen, new text */
 	json_t			*drops;		/* records_del: stored texts to forget */
-	struct strmap		 folds;		/* the alias guard: key_fold of the candidates */
+	struct strmap		 folds;		/* the alias guard: canon_key_fold of the candidates */
 	size_t			 alias_it;	/* ... its position in stored */
 	bool			*alias_hit;	/* ... candidates a kept key names, or NULL */
 };
@@ -597,7 +597,7 @@ start_deletes(struct run *r)
  * text that names an old row under a new text is new to the state, so this run delivered
  * it: every key the destination accepted in this run goes to the destination with the
  * candidates, and so do the unchanged keys of the snapshot that fold like a candidate
- * (key_fold, for an alias delivered by an earlier run). The destination compares them by
+ * (canon_key_fold, for an alias delivered by an earlier run). The destination compares them by
  * its own column types (dest_pg_aliases); a candidate that meets one is not deleted: only
  * its stored text is forgotten. The kept keys go in chunks (ALIAS_CHUNK keys, at most
  * ALIAS_BYTES of key text), each with all the candidates, which are few.
@@ -613,7 +613,7 @@ alias_check(struct run *r)
 
 	strmap_init(&cs->folds);
 	for (size_t i = 0; i < cs->del.n; i++) {
-		char *f = key_fold(cs->del.v[i]);
+		char *f = canon_key_fold(cs->del.v[i]);
 
 		strmap_put(&cs->folds, f, (void *)(uintptr_t)1);
 		free(f);
@@ -643,7 +643,7 @@ alias_next(struct run *r)
 		if (!s->seen)
 			continue;
 		if (!s->accepted) {
-			char *f = key_fold(k);
+			char *f = canon_key_fold(k);
 			bool alike = strmap_get(&cs->folds, f) != NULL;
 
 			free(f);
@@ -804,7 +804,7 @@ static void
 load_one(struct capture_state *cs, const struct job_conf *job, const char *key,
     const char *hash, size_t len)
 {
-	char *up = job->nkey > 1 ? key_text_upgrade(key, job->nkey) : NULL;
+	char *up = job->nkey > 1 ? canon_key_text_upgrade(key, job->nkey) : NULL;
 	const char *k = up != NULL ? up : key;
 	struct stored *s = strmap_get(&cs->stored, k);
 	char *old;

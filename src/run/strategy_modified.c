@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "record/canon.h"
+#include "record/json.h"
 #include "core/log.h"
 #include "run/run.h"
 #include "store/state.h"
@@ -306,7 +307,7 @@ seen_loaded(void *arg, int rc, PGresult *res, const char *err)
 		struct seen *s = xmalloc(sizeof *s);
 		/* A composite key an older version wrote with bare numbers matches under
 		 * today's text; the old row is pruned with the window like any other. */
-		char *up = r->job->nkey > 1 ? key_text_upgrade(PQgetvalue(res, i, 0),
+		char *up = r->job->nkey > 1 ? canon_key_text_upgrade(PQgetvalue(res, i, 0),
 		    r->job->nkey) : NULL;
 
 		snprintf(s->hash, sizeof s->hash, "%s", PQgetvalue(res, i, 1));
@@ -404,7 +405,7 @@ inspect(struct run *r, json_t *rec, char **key, struct ts *t, char **text, char 
 	*text = NULL;
 	if (run_record_key(r, rec, key, err) != 0)
 		return -1;
-	tv = json_path_get(rec, m->field);
+	tv = jsonx_path_get(rec, m->field);
 	if (tv == NULL) {
 		*err = xasprintf("record %s has no timestamp field '%s'", *key, m->field);
 		return -1;
