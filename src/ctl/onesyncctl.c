@@ -26,6 +26,8 @@
 #include <libpq-fe.h>
 
 #include "config/model.h"
+#include "config/identity.h"
+#include "config/load.h"
 #include "core/redact.h"
 #include "core/util.h"
 

@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include "daemon/balance.h"
+#include "config/identity.h"
+#include "config/load.h"
 #include "daemon/daemon.h"
 #include "io/http.h"
 #include "core/log.h"

@@ -12,6 +12,7 @@
 #include <xxhash.h>
 
 #include "daemon/daemon.h"
+#include "config/load.h"
 #include "core/log.h"
 #include "run/metrics.h"
 #include "record/parse.h"

@@ -10,6 +10,7 @@
 #include <sys/random.h>
 
 #include "record/canon.h"
+#include "config/identity.h"
 #include "record/json.h"
 #include "core/log.h"
 #include "io/pg.h"
