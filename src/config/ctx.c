@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "config/ctx.h"
-#include "core/redact.h"
+#include "core/secrets.h"
 
 /* Record one error at a line. */
 void
@@ -326,7 +326,7 @@ ctx_compile(struct ctx *c, config_setting_t *at, const char *name, const char *s
 	t = tmpl_compile(src, place, allowed, c->cfg->daemon.secrets_dir, &err);
 	/* the literal credentials in it are masked in whatever a user sees */
 	if (place == TMPL_URL) {
-		redact_learn_url(src);
+		secrets_learn_url(src);
 		if (t != NULL && strstr(src, "{{") != NULL) {
 			/* "u:{{secret:p}}@h": the rendered userinfo, as Basic carries it */
 			struct buf pre;
@@ -334,15 +334,15 @@ ctx_compile(struct ctx *c, config_setting_t *at, const char *name, const char *s
 			buf_init(&pre);
 			buf_adds(&pre, "");
 			(void)tmpl_fixed_prefix(t, &pre);
-			redact_learn_rendered_url(pre.data);
+			secrets_learn_rendered_url(pre.data);
 			explicit_bzero(pre.data, pre.len);
 			buf_free(&pre);
 		}
 	}
 	else if (place == TMPL_HEADER)
-		redact_learn_header(src);
+		secrets_learn_header(src);
 	else if (place == TMPL_BODY)
-		redact_learn_body(src);
+		secrets_learn_body(src);
 	if (t == NULL) {
 		ctx_errf(c, ctx_line(c, at), "%s: %s", name, err);
 		free(err);

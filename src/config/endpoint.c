@@ -12,7 +12,7 @@
 
 #include "config/ctx.h"
 #include "config/endpoint.h"
-#include "core/redact.h"
+#include "core/secrets.h"
 #include "core/url.h"
 
 /*
@@ -68,7 +68,7 @@ endpoint_conninfo(struct ctx *c, config_setting_t *g, const char *key, const cha
 
 	if (conninfo == NULL)
 		return;
-	redact_learn_conninfo(conninfo);
+	secrets_learn_conninfo(conninfo);
 	if (userinfo_raw_slash(conninfo, strlen(conninfo))) {
 		ctx_errf(c, ctx_line(c, ctx_member(g, "conninfo")), "'%s': " RAW_SLASH_MSG, key);
 		return;

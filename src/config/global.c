@@ -9,7 +9,7 @@
 #include "config/ctx.h"
 #include "config/endpoint.h"
 #include "config/global.h"
-#include "core/redact.h"
+#include "core/secrets.h"
 #include "core/url.h"
 
 static void
@@ -50,7 +50,7 @@ parse_redact_params(struct ctx *c, config_setting_t *g)
 			ctx_errf(c, ctx_line(c, s), "'daemon.redact_params' must not contain an "
 			    "empty name");
 		else
-			redact_add_param(v[i]);
+			secrets_add_name(v[i]);
 		free(v[i]);
 	}
 	free(v);

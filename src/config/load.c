@@ -28,6 +28,7 @@
 #include "config/strategy.h"
 #include "config/walk.h"
 #include "core/redact.h"
+#include "core/secrets.h"
 
 /* A job's name: present, well formed and unique. */
 static void
@@ -186,7 +187,7 @@ config_exposed(const char *path)
 {
 	struct stat st;
 
-	if (!redact_literal_learnt() || stat(path, &st) == -1 || (st.st_mode & S_IROTH) == 0)
+	if (!secrets_literal_learnt() || stat(path, &st) == -1 || (st.st_mode & S_IROTH) == 0)
 		return NULL;
 	return xasprintf("%s is readable by every user and holds credentials written in "
 	    "it: chmod o-r, or move them to {{secret:}} files", path);

@@ -12,7 +12,7 @@
 #include "config/source.h"
 #include "config/source_file.h"
 #include "config/strategy.h"
-#include "core/redact.h"
+#include "core/secrets.h"
 
 static const char *page_styles[] = { "none", "page", "offset", "link", "next" };
 
@@ -77,7 +77,7 @@ parse_query(struct ctx *c, config_setting_t *q, struct source_conf *s)
 		} else
 			continue;
 		key = xasprintf("source.query.%s", name);
-		redact_learn_param(name, str);
+		secrets_learn_param(name, str);
 		s->query[s->nquery].value = ctx_compile(c, e, key, str, TMPL_QUERY, TV_READ);
 		free(key);
 		free(str);

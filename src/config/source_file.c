@@ -11,7 +11,7 @@
 #include "config/ctx.h"
 #include "config/endpoint.h"
 #include "config/source_file.h"
-#include "core/redact.h"
+#include "core/secrets.h"
 #include "core/url.h"
 
 static const char *file_schemes[] = { "file", "ftp", "ftps", "sftp", "http", "https" };
@@ -121,7 +121,7 @@ config_source_file_parse(struct ctx *c, config_setting_t *g, struct job_conf *j)
 		    "strategy 'capture' (every run reads the whole file: there is no "
 		    "watermark or flag to filter it by)");
 	if (ctx_get_str(c, g, "jobs.*.source.url", true, &s->file_url) == 0)
-		redact_learn_url(s->file_url);
+		secrets_learn_url(s->file_url);
 	if (s->file_url != NULL &&
 	    file_url_scheme(c, ctx_member(g, "url"), s->file_url, scheme,
 	    sizeof scheme) != 0)
@@ -199,8 +199,8 @@ config_source_file_parse(struct ctx *c, config_setting_t *g, struct job_conf *j)
 		} else {
 			s->password = xstrdup(b.data != NULL ? b.data : "");
 			/* a literal password too; and as "Authorization: Basic" carries it */
-			redact_add_secret(s->password);
-			redact_learn_basic(s->username != NULL ? s->username : "",
+			secrets_add(s->password);
+			secrets_learn_basic(s->username != NULL ? s->username : "",
 			    s->password);
 		}
 		if (b.data != NULL)

@@ -19,6 +19,7 @@
 #include <event2/event.h>
 
 #include "core/log.h"
+#include "core/escape.h"
 
 static int		 verbose;
 static enum log_target	 target = LOG_TO_STDERR;

@@ -143,3 +143,30 @@ url_parse_listen(const char *s, char **host, uint16_t *port, char **err)
 	*port = (uint16_t)n;
 	return 0;
 }
+
+bool
+url_is_postgres(const char *url)
+{
+	return strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0;
+}
+
+/*
+ * Where a URL's userinfo ends (its '@'), or NULL. The last '@' before the path (libpq reads
+ * '?' and '#' as part of a URI's password; curl ends the authority there); failing that, the last '@' before the query: a
+ * password written with a raw '/' is cut there by libpq and curl alike, which then quote
+ * its pieces as a host or a port, so it is hidden as if it were one.
+ */
+const char *
+url_userinfo_end(const char *auth, bool pg)
+{
+	const char *hostend = auth + strcspn(auth, pg ? "/" : "/?#");
+	const char *at = memrchr(auth, '@', (size_t)(hostend - auth));
+
+	if (at == NULL)
+		at = memrchr(auth, '@', strcspn(auth, "?#"));
+	if (at == NULL && !pg)
+		/* a raw '#' or '?' in a password ("u:ab#cd@h", which -t refuses): curl
+		 * cannot parse it and quotes it whole in its message */
+		at = memrchr(auth, '@', strcspn(auth, "/"));
+	return at;
+}

@@ -25,5 +25,12 @@ char *url_origin(const char *url);
  * success (*host allocated); -1 with a message in *err (allocated) otherwise.
  */
 int url_parse_listen(const char *, char **host, uint16_t *port, char **err) WUR;
+/* Whether a URL is a postgres:// or postgresql:// URI (libpq's reading applies). */
+bool url_is_postgres(const char *url);
+/*
+ * Where the userinfo of a URL's authority (auth: just past "://") ends: its '@', or NULL.
+ * pg: a PostgreSQL URI, where '?' and '#' belong to the password.
+ */
+const char *url_userinfo_end(const char *auth, bool pg);
 
 #endif

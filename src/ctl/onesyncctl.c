@@ -28,6 +28,7 @@
 #include "config/model.h"
 #include "config/identity.h"
 #include "config/load.h"
+#include "core/escape.h"
 #include "core/redact.h"
 #include "core/util.h"
 

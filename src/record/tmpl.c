@@ -17,7 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "core/redact.h"
+#include "core/secrets.h"
 #include "record/json.h"
 #include "record/tmpl.h"
 
@@ -276,7 +276,7 @@ compile_var(struct tmpl *t, char *name, unsigned allowed, const char *secrets_di
 		if (var == TV_SECRET)
 			t->has_secret = true;
 		/* whatever shows text to a user masks it from now on */
-		redact_add_secret(v);
+		secrets_add(v);
 	} else if (arg != NULL)
 		v = xstrdup(arg);
 	t->uses |= var;
