@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "config/ctx.h"
+#include "record/tmpl_compile.h"
 #include "core/secrets.h"
 
 /* Record one error at a line. */

@@ -23,6 +23,7 @@
 #include "core/log.h"
 #include "io/pg.h"
 #include "conn/source.h"
+#include "record/tmpl_compile.h"
 #include "core/util.h"
 
 static struct event_base	*base;

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "record/tmpl.h"
+#include "record/tmpl_compile.h"
 #include "record/json.h"
 
 static char	secrets[] = "/tmp/onesync-tmpl-XXXXXX";
