@@ -12,6 +12,7 @@
 
 #include "io/http.h"
 #include "core/log.h"
+#include "core/url.h"
 #include "record/parse.h"
 #include "record/json.h"
 #include "conn/source.h"

@@ -1,8 +1,9 @@
 /*
- * url.c - the strings that name a place on the network: a URL checked against the schemes a
- * connector takes, a URL's origin (libcurl's own URL parser, so that what is compared is
- * what libcurl will use), a listen address. Pure: no I/O, no logging, no global state;
- * a refusal comes back as a message for the caller to place (the job, the key).
+ * url.c - the strings that name a place on the network: a value percent-encoded for a URL,
+ * a URL checked against the schemes a connector takes, a URL's origin (libcurl's own URL
+ * parser, so that what is compared is what libcurl will use), where its userinfo ends, a
+ * listen address. Pure: no I/O, no logging, no global state; a refusal comes back as a
+ * message for the caller to place (the job, the key).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -169,4 +170,22 @@ url_userinfo_end(const char *auth, bool pg)
 		 * cannot parse it and quotes it whole in its message */
 		at = memrchr(auth, '@', strcspn(auth, "/"));
 	return at;
+}
+
+void
+url_escape(struct buf *b, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~')
+			buf_addc(b, (char)c);
+		else {
+			char e[3] = { '%', hex[c >> 4], hex[c & 15] };
+
+			buf_add(b, e, 3);
+		}
+	}
 }

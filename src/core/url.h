@@ -32,5 +32,7 @@ bool url_is_postgres(const char *url);
  * pg: a PostgreSQL URI, where '?' and '#' belong to the password.
  */
 const char *url_userinfo_end(const char *auth, bool pg);
+/* Percent-encode for URL path segments and query values (RFC 3986 unreserved kept). */
+void url_escape(struct buf *, const char *, size_t);
 
 #endif

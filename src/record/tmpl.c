@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "record/json.h"
+#include "core/url.h"
 #include "record/tmpl.h"
 
 /* A placeholder whose value comes with a request (not from the configuration). */

@@ -11,6 +11,7 @@
 #include "core/escape.h"
 #include "core/redact.h"
 #include "core/secrets.h"
+#include "core/url.h"
 #include "core/strmap.h"
 #include "core/util.h"
 
