@@ -3,7 +3,7 @@
  * "FILE:LINE: message" (none stops the others), the line of a setting, and the getters
  * that read a key by the table (keys.c): its type, default, limits and whether it is
  * required. Templates are compiled here, so that the literal credentials in them are
- * learnt by redact.c before any message can quote them. Never acts on a value.
+ * learnt by secrets.c before any message can quote them. Never acts on a value.
  */
 #include <ctype.h>
 #include <inttypes.h>

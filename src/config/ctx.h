@@ -58,7 +58,7 @@ int ctx_get_bool(struct ctx *c, config_setting_t *g, const char *path, const boo
 int ctx_get_ratio(struct ctx *c, config_setting_t *g, const char *path, double *out);
 int ctx_get_auto(struct ctx *c, config_setting_t *g, const char *path, int *out);
 int ctx_get_str(struct ctx *c, config_setting_t *g, const char *path, bool req, char **out);
-/* Compile a template (its literal credentials learnt by redact.c); errors name the key. */
+/* Compile a template (its literal credentials learnt by secrets.c); errors name the key. */
 struct tmpl *ctx_compile(struct ctx *c, config_setting_t *at, const char *name,
     const char *src, enum tmpl_place place, unsigned allowed);
 struct tmpl *ctx_get_tmpl(struct ctx *c, config_setting_t *g, const char *path, bool req,

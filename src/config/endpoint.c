@@ -16,11 +16,6 @@
 #include "core/url.h"
 
 /*
- * A conninfo libpq cannot parse is a configuration error here, not a connection that fails
- * on every retry. libpq's message may quote a piece of the string, which may be a piece of a
- * password: it is not repeated, only its kind.
- */
-/*
  * A URL (or a postgresql:// URI) whose password holds a raw '/' ("u:pa/ss@h"): libpq and
  * curl end the host at the '/', read the password's pieces as a host and a port, and quote
  * them in their messages. Told at the configuration check instead.
@@ -59,6 +54,11 @@ userinfo_raw_slash(const char *url, size_t n)
 			"port that is not a number, then an '@'): write them in a password as " \
 			"%%2F, %%3F, %%23"
 
+/*
+ * A conninfo libpq cannot parse is a configuration error here, not a connection that fails
+ * on every retry. libpq's message may quote a piece of the string, which may be a piece of a
+ * password: it is not repeated, only its kind.
+ */
 void
 endpoint_conninfo(struct ctx *c, config_setting_t *g, const char *key, const char *conninfo)
 {

@@ -4,7 +4,7 @@
 
 #include "config/ctx.h"
 
-/* A conninfo (key = its name for users) libpq can parse; its password learnt by redact.c. */
+/* A conninfo (key = its name for users) libpq can parse; its password learnt by secrets.c. */
 void endpoint_conninfo(struct ctx *c, config_setting_t *g, const char *key,
     const char *conninfo);
 /* HTTP options of a source or destination (prefix "jobs.*.source"), defaults inherited. */

@@ -1,6 +1,6 @@
 /*
  * global.c - the groups outside the jobs: state (where onesyncd keeps its own state),
- * daemon (how this instance runs, and the names redact.c adds) and defaults (what every
+ * daemon (how this instance runs, and the names secrets.c adds) and defaults (what every
  * job inherits, kept in the context as a pseudo job).
  */
 #include <stdlib.h>
@@ -34,8 +34,8 @@ parse_state(struct ctx *c, config_setting_t *root)
 }
 
 /*
- * daemon.redact_params: added to the names redact.c treats as credentials, before the jobs'
- * URLs are learnt. Never removed by a reload (nor is anything redact.c learnt).
+ * daemon.redact_params: added to the names secrets.c treats as credentials, before the jobs'
+ * URLs are learnt. Never removed by a reload (nor is anything secrets.c learnt).
  */
 static void
 parse_redact_params(struct ctx *c, config_setting_t *g)
