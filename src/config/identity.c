@@ -52,7 +52,7 @@ serialize(config_setting_t *s, struct buf *b)
 
 /* Hash of the job's settings, the defaults and the secret values it resolved. */
 static void
-fingerprint(struct ctx *c, config_setting_t *root, config_setting_t *job,
+make_fingerprint(struct ctx *c, config_setting_t *root, config_setting_t *job,
     struct job_conf *j)
 {
 	config_setting_t	*d = ctx_group(root, "defaults");
@@ -164,7 +164,7 @@ static const char *const conn_names[] = { "http", "postgresql", "file" };
 
 /* j->identity (hash of the definition) and j->definition (JSON text, no secrets). */
 static void
-identity(struct job_conf *j)
+make_identity(struct job_conf *j)
 {
 	static const char *const strat[] = { "flag", "modified", "capture" };
 	json_t *def = json_object(), *key = json_array();
@@ -251,6 +251,6 @@ void
 config_identity_job(struct ctx *c, config_setting_t *root, config_setting_t *job,
     struct job_conf *j)
 {
-	fingerprint(c, root, job, j);
-	identity(j);
+	make_fingerprint(c, root, job, j);
+	make_identity(j);
 }
