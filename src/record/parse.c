@@ -11,6 +11,9 @@
  * scanner only finds where each element ends. A value jansson refuses (a too big
  * integer, a lone surrogate...) is first mended into one its record fails on
  * (json_mend, also used for HTTP and PostgreSQL sources), so the rest still goes.
+ * One state machine over one record buffer, kept whole (tests/structure names it): the
+ * CSV, NDJSON and JSON-array states share the buffer, the line count, the error reports
+ * and the gzip step, and cutting them apart would hand that state across files.
  */
 #include <stdarg.h>
 #include <stdio.h>
