@@ -1,6 +1,6 @@
-/* config.h - the configuration as the daemon uses it, parsed from one table of keys. */
-#ifndef ONESYNC_CONFIG_H
-#define ONESYNC_CONFIG_H
+/* model.h - the configuration as the daemon uses it: types only (config/load.h reads it). */
+#ifndef ONESYNC_MODEL_H
+#define ONESYNC_MODEL_H
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -43,7 +43,7 @@ struct source_conf {
 	bool		 page_stable;	/* style link/next: one stable order (capture.deletes) */
 	struct tmpl	*fetch;		/* optional URL to re-fetch one record by {{key}} */
 	/* http, file over http(s): where a next link or a redirect may lead */
-	char		*origin;	/* source.url's, as http_url_origin writes it */
+	char		*origin;	/* source.url's, as url_origin writes it */
 	char		**allow_origins;	/* more origins, same form */
 	size_t		 nallow_origins;
 	struct http_opts http;
@@ -157,7 +157,7 @@ struct job_conf {
 	struct dest_conf dst;
 	char		*fingerprint;	/* hash of everything above; differs => job changed on reload */
 	/* what its state means (strategy, key, source, destination, canonical form), no
-	 * secrets: the definition as JSON text and its hash; see config.c identity() */
+	 * secrets: the definition as JSON text and its hash; see config/identity.c */
 	char		*identity;
 	char		*definition;
 };
@@ -181,22 +181,5 @@ struct config {
 	struct job_conf	*jobs;
 	size_t		 njobs;
 };
-
-/*
- * Parse and validate a file. On success returns 0 and *out. On failure returns -1 and
- * appends every error as "FILE:LINE: message" to errs; *out is NULL.
- */
-int config_load(const char *path, struct config **out, struct strlist *errs) WUR;
-/* After a load: a warning (caller frees) when the file is readable by every user and holds
- * credentials written literally, or NULL. */
-char *config_exposed(const char *path);
-void config_free(struct config *);
-const struct job_conf *config_job(const struct config *, const char *name);
-
-/* The members of two job definitions (JSON text) that differ, as "key, source" (malloc'd). */
-char *config_identity_diff(const char *stored, const char *current);
-
-/* Print every key of the table with type, default, reloadable and doc (for --dump-keys). */
-void config_dump_keys(FILE *);
 
 #endif

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <syslog.h>
 
+#include "record/json.h"
 #include "record/canon.h"
 #include "conn/dest_pg.h"
 #include "core/log.h"
@@ -123,14 +124,14 @@ row_append(struct buf *b, const struct dest_conf *c, json_t *rec)
 {
 	buf_addc(b, '{');
 	for (size_t i = 0; i < c->ncolumns; i++) {
-		json_t *v = json_path_get(rec, c->columns[i].field);
+		json_t *v = jsonx_path_get(rec, c->columns[i].field);
 
 		if (i > 0)
 			buf_addc(b, ',');
-		json_append_str(b, c->columns[i].column);
+		jsonx_append_str(b, c->columns[i].column);
 		buf_addc(b, ':');
 		if (v != NULL)
-			json_append(b, v);
+			jsonx_append(b, v);
 		else
 			buf_adds(b, "null");
 	}
@@ -158,12 +159,12 @@ delete_row(struct buf *b, const struct job_conf *job, const char *key)
 	for (size_t k = 0; k < c->nkey_columns; k++) {
 		if (k > 0)
 			buf_addc(b, ',');
-		json_append_str(b, c->key_columns[k]);
+		jsonx_append_str(b, c->key_columns[k]);
 		buf_addc(b, ':');
 		if (parts != NULL)
-			json_append(b, json_array_get(parts, c->key_fields[k]));
+			jsonx_append(b, json_array_get(parts, c->key_fields[k]));
 		else
-			json_append_str(b, key);
+			jsonx_append_str(b, key);
 	}
 	buf_addc(b, '}');
 	json_decref(parts);

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "record/json.h"
+#include "core/url.h"
 #include "io/http_req.h"
 #include "core/log.h"
 #include "record/parse.h"
@@ -141,7 +143,7 @@ answered(struct http_response *resp, void *arg)
 		recs = json_array();
 		json_array_append(recs, body);
 	} else {
-		recs = json_path_get(body, sc->records);
+		recs = jsonx_path_get(body, sc->records);
 		if (recs == NULL || !json_is_array(recs)) {
 			fail(sr, "source answer from GET %s has no array of records at '%s'",
 			    sr->log_url, sc->records[0] != '\0' ? sc->records : "(the body)");
@@ -168,7 +170,7 @@ answered(struct http_response *resp, void *arg)
 	if (sc->page_style == PAGE_LINK && resp->link_next != NULL)
 		p->next_url = xstrdup(resp->link_next);
 	if (sc->page_style == PAGE_NEXT) {
-		json_t *n = json_path_get(body, sc->page_next);
+		json_t *n = jsonx_path_get(body, sc->page_next);
 
 		if (json_is_string(n) && json_string_length(n) > 0) {
 			const char *s = json_string_value(n);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "record/json.h"
 #include "record/canon.h"
 #include "core/log.h"
 #include "record/parse.h"
@@ -394,13 +395,13 @@ mark_row(struct buf *rows, const struct job_conf *job, struct source_mark_item *
 	buf_init(&row);
 	buf_init(&val);
 	buf_addc(&row, '{');
-	json_append_str(&row, job->key[0]);
+	jsonx_append_str(&row, job->key[0]);
 	buf_addc(&row, ':');
 	kv = m->rec != NULL ? json_object_get(m->rec, job->key[0]) : NULL;
 	if (kv != NULL && !json_is_null(kv) && (json_is_string(kv) || json_is_integer(kv)))
-		json_append(&row, kv);
+		jsonx_append(&row, kv);
 	else
-		json_append_str(&row, m->key);
+		jsonx_append_str(&row, m->key);
 	for (size_t i = 0; i < sc->nmark_set; i++) {
 		buf_reset(&val);
 		if (tmpl_render(sc->mark_set[i].value, &v, false, &val, &e) != 0) {
@@ -411,9 +412,9 @@ mark_row(struct buf *rows, const struct job_conf *job, struct source_mark_item *
 			goto out;
 		}
 		buf_addc(&row, ',');
-		json_append_str(&row, sc->mark_set[i].column);
+		jsonx_append_str(&row, sc->mark_set[i].column);
 		buf_addc(&row, ':');
-		json_append_str(&row, val.data != NULL ? val.data : "");
+		jsonx_append_str(&row, val.data != NULL ? val.data : "");
 	}
 	if (job->flag.version != NULL) {
 		json_t *ver = m->rec != NULL ? json_object_get(m->rec, job->flag.version) : NULL;
@@ -425,9 +426,9 @@ mark_row(struct buf *rows, const struct job_conf *job, struct source_mark_item *
 			goto out;
 		}
 		buf_addc(&row, ',');
-		json_append_str(&row, job->flag.version);
+		jsonx_append_str(&row, job->flag.version);
 		buf_addc(&row, ':');
-		json_append(&row, ver);
+		jsonx_append(&row, ver);
 	}
 	buf_addc(&row, '}');
 	buf_add(rows, row.data, row.len);

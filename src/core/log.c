@@ -6,8 +6,6 @@
  * a value quoted from a server or libpq may hold a secret no caller knew of) and has its
  * control characters escaped: a value from the data never starts a line of its own.
  */
-#include "config/model.h"
-
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +19,7 @@
 #include <event2/event.h>
 
 #include "core/log.h"
+#include "core/escape.h"
 
 static int		 verbose;
 static enum log_target	 target = LOG_TO_STDERR;

@@ -1,10 +1,8 @@
 /*
  * util.c - allocation that aborts on out-of-memory, growable buffers, string lists,
- * durations, clocks, URL escaping (redaction is in redact.c). Owns no global state except the
- * PRNG seed; never logs (callers decide what is worth saying).
+ * durations, clocks, small files (URL escaping is in url.c, redaction in redact.c). Owns
+ * no global state except the PRNG seed; never logs (callers decide what is worth saying).
  */
-#include "config/model.h"
-
 #include <sys/stat.h>
 
 #include <ctype.h>
@@ -275,24 +273,6 @@ rand64(void)
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
 	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
 	return z ^ (z >> 31);
-}
-
-void
-url_escape(struct buf *b, const char *s, size_t n)
-{
-	static const char hex[] = "0123456789ABCDEF";
-
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~')
-			buf_addc(b, (char)c);
-		else {
-			char e[3] = { '%', hex[c >> 4], hex[c & 15] };
-
-			buf_add(b, e, 3);
-		}
-	}
 }
 
 int

@@ -53,9 +53,6 @@ uint64_t now_mono_ms(void);	/* CLOCK_MONOTONIC */
 uint64_t now_mono_us(void);
 uint64_t rand64(void);		/* non-cryptographic, seeded once */
 
-/* Percent-encode for URL path segments and query values (RFC 3986 unreserved kept). */
-void url_escape(struct buf *, const char *, size_t);
-
 /*
  * Open a regular file for reading, never waiting: a FIFO would block open() until a
  * writer came (and the loop with it), a device such as /dev/zero never ends. Checked by

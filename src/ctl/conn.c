@@ -18,6 +18,8 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 
+#include "config/load.h"
+#include "core/escape.h"
 #include "config/model.h"
 #include "core/redact.h"
 #include "core/util.h"

@@ -17,6 +17,7 @@
 
 #include <libpq-fe.h>
 
+#include "config/load.h"
 #include "config/model.h"
 #include "core/util.h"
 #include "ctl/conn.h"

@@ -10,6 +10,8 @@
 
 #include <jansson.h>
 
+#include "config/load.h"
+#include "config/identity.h"
 #include "config/model.h"
 #include "core/util.h"
 #include "ctl/conn.h"

@@ -16,6 +16,7 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 
+#include "config/load.h"
 #include "config/model.h"
 #include "core/util.h"
 #include "ctl/conn.h"

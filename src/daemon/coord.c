@@ -11,6 +11,7 @@
 #include <syslog.h>
 #include <sysexits.h>
 
+#include "config/identity.h"
 #include "core/log.h"
 #include "daemon/balance.h"
 #include "daemon/coord.h"

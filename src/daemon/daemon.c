@@ -16,6 +16,7 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "config/load.h"
 #include "core/log.h"
 #include "daemon/coord.h"
 #include "daemon/daemon.h"

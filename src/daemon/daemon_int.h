@@ -16,6 +16,7 @@
 
 #include <event2/event.h>
 #include "config/model.h"
+#include "config/load.h"
 #include "conn/conn.h"
 #include "core/strmap.h"
 #include "core/util.h"

@@ -9,6 +9,7 @@
 #include <sysexits.h>
 
 #include "config/model.h"
+#include "config/load.h"
 #include "daemon/daemon.h"
 #include "core/log.h"
 

@@ -25,6 +25,7 @@
 #include <jansson.h>
 
 #include "core/log.h"
+#include "core/url.h"
 #include "daemon/daemon_int.h"
 #include "run/metrics.h"
 #include "run/run.h"
@@ -56,45 +57,6 @@ struct status {
 	time_t			 capped;	/* when that was last logged */
 	struct event		*sweep_ev;
 };
-
-int
-status_parse_listen(const char *s, char **host, uint16_t *port, char **err)
-{
-	const char *p, *ps;
-	char *end;
-	long n;
-
-	*host = NULL;
-	*err = NULL;
-	if (s[0] == '[') {
-		if ((p = strchr(s, ']')) == NULL || p[1] != ':') {
-			*err = xasprintf("'%s': expected [IPv6]:port", s);
-			return -1;
-		}
-		*host = xstrndup(s + 1, (size_t)(p - s - 1));
-		ps = p + 2;
-	} else if ((p = strrchr(s, ':')) != NULL) {
-		if (strchr(s, ':') != p) {
-			*err = xasprintf("'%s': write an IPv6 address in brackets, [::1]:9187", s);
-			return -1;
-		}
-		*host = xstrndup(s, (size_t)(p - s));
-		ps = p + 1;
-	} else {
-		*host = xstrdup("127.0.0.1");
-		ps = s;
-	}
-	errno = 0;
-	n = strtol(ps, &end, 10);
-	if (*ps == '\0' || *end != '\0' || errno != 0 || n < 0 || n > 65535 || (*host)[0] == '\0') {
-		*err = xasprintf("'%s': expected host:port with a port from 0 to 65535", s);
-		free(*host);
-		*host = NULL;
-		return -1;
-	}
-	*port = (uint16_t)n;
-	return 0;
-}
 
 static void
 reply(struct evhttp_request *req, int code, const char *reason, const char *ctype,
@@ -471,7 +433,7 @@ status_start(struct daemon *d)
 
 	if (listen == NULL || listen[0] == '\0')
 		return NULL;
-	if (status_parse_listen(listen, &host, &port, &err) != 0) {
+	if (url_parse_listen(listen, &host, &port, &err) != 0) {
 		log_job(LOG_ERR, NULL, 0, NULL, "daemon.status_listen %s; carrying on without "
 		    "the status endpoint", err);
 		free(err);

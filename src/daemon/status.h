@@ -16,10 +16,5 @@ struct status;
 struct status *status_start(struct daemon *);
 /* Stop listening and free (before the event base). NULL is fine. */
 void status_free(struct status *);
-/*
- * Split "host:port", "[v6]:port" or "port" (host 127.0.0.1). 0 on success (*host
- * allocated); -1 with a message in *err (allocated) otherwise.
- */
-int status_parse_listen(const char *, char **host, uint16_t *port, char **err) WUR;
 
 #endif

@@ -2,8 +2,8 @@
  * http.c - the curl multi driver of every HTTP transfer of the process: one multi handle
  * driven by libevent (the hiperfifo.c pattern: one event per socket, one timer,
  * completions only from curl_multi_info_read), the live calls and the queue of finished
- * ones, keep-alive connection reuse; and the URL rules (http_url_check, http_url_origin,
- * http_origin_allowed). It never blocks the loop and never calls a callback from inside a
+ * ones, keep-alive connection reuse; and which origins a request may go to
+ * (http_origin_allowed, on core/url.c's url_origin). It never blocks the loop and never calls a callback from inside a
  * curl callback; a call is freed only once nothing on the stack refers to it. What a
  * finished transfer means is its kind's business: requests and retries in http_req.c,
  * streams in http_stream.c, called through the call's `finish`. http_shutdown must not be
@@ -21,6 +21,7 @@
 #include "io/http.h"
 #include "io/http_int.h"
 #include "core/log.h"
+#include "core/url.h"
 #include "core/util.h"
 
 #define HTTP_MAX_HOST_CONNECTIONS	16L
@@ -399,97 +400,6 @@ http_encoding_kind(const char *ce)
 }
 
 int
-http_url_check(const char *url, size_t len, const char *schemes, char **why)
-{
-	const char *end = url + len, *p, *auth, *aend, *host, *he, *q;
-	bool partial = url[len] != '\0';
-	char scheme[16], list[80];
-	size_t n, i;
-
-	*why = NULL;
-	for (p = url; p < end && (isalnum((unsigned char)*p) || *p == '+' || *p == '-' ||
-	    *p == '.'); p++)
-		;
-	n = (size_t)(p - url);
-	if (partial && p + 3 > end)
-		return 1;	/* the scheme comes from a placeholder */
-	for (i = 0, q = schemes; *q != '\0' && i + 3 < sizeof list; q++) {
-		if (*q == ',') {
-			list[i++] = ',';
-			list[i++] = ' ';
-		} else
-			list[i++] = *q;
-	}
-	list[i] = '\0';
-	if (n == 0 || n >= sizeof scheme || !isalpha((unsigned char)*url) || p + 3 > end ||
-	    strncmp(p, "://", 3) != 0) {
-		*why = xasprintf("not a URL (expected scheme://host/path, the scheme one of %s)",
-		    list);
-		return -1;
-	}
-	for (i = 0; i < n; i++)
-		scheme[i] = (char)tolower((unsigned char)url[i]);
-	scheme[n] = '\0';
-	for (q = schemes; (q = strstr(q, scheme)) != NULL; q += n) {
-		if ((q == schemes || q[-1] == ',') && (q[n] == ',' || q[n] == '\0'))
-			break;
-	}
-	if (q == NULL) {
-		*why = xasprintf("unsupported scheme '%s' (expected one of %s)", scheme, list);
-		return -1;
-	}
-	auth = p + 3;
-	aend = auth + strcspn(auth, "/?#");
-	if (partial && aend > end)
-		return 1;	/* the host comes from a placeholder */
-	for (host = auth, q = auth; q < aend; q++) {
-		if (*q == '@')
-			host = q + 1;
-	}
-	if (*host == '[')
-		he = memchr(host, ']', (size_t)(aend - host)) != NULL ? aend : host;
-	else
-		for (he = host; he < aend && *he != ':'; he++)
-			;
-	if (strcmp(scheme, "file") == 0) {
-		if (he > host && ((size_t)(he - host) != 9 || strncasecmp(host, "localhost", 9) != 0)) {
-			*why = xstrdup("a file:// URL names a local file (file:///path), not one "
-			    "on another host");
-			return -1;
-		}
-	} else if (he == host) {
-		*why = xasprintf("no host (expected %s://host/path)", scheme);
-		return -1;
-	}
-	return 0;
-}
-
-char *
-http_url_origin(const char *url)
-{
-	CURLU *u;
-	char *scheme = NULL, *host = NULL, *port = NULL, *o = NULL;
-
-	if ((u = curl_url()) == NULL)
-		return NULL;
-	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
-	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK &&
-	    *host != '\0' && (strcasecmp(scheme, "http") == 0 ||
-	    strcasecmp(scheme, "https") == 0)) {
-		o = xasprintf("%s://%s:%s", scheme, host, port);
-		for (char *p = o; *p != '\0'; p++)
-			*p = (char)tolower((unsigned char)*p);
-	}
-	curl_free(scheme);
-	curl_free(host);
-	curl_free(port);
-	curl_url_cleanup(u);
-	return o;
-}
-
-int
 http_origin_allowed(const char *url, const char *origin, char *const *allow, size_t nallow,
     char **why)
 {
@@ -497,7 +407,7 @@ http_origin_allowed(const char *url, const char *origin, char *const *allow, siz
 	size_t i;
 
 	*why = NULL;
-	if ((o = http_url_origin(url)) == NULL) {
+	if ((o = url_origin(url)) == NULL) {
 		*why = xstrdup("it is not an absolute http or https URL");
 		return -1;
 	}

@@ -35,23 +35,9 @@ int http_init(struct event_base *) WUR;
 void http_shutdown(void);	/* cancels everything without callbacks; before event_base_free */
 void http_cancel(struct http_call *);	/* no callback after this */
 /*
- * Check a URL before it is used: its scheme one of `schemes` (a comma list such as
- * "http,https"), and a host (file:// takes none, or localhost). Only url[0..len) is known
- * when url[len] is not NUL (the rest comes from a placeholder): 1 when what is known
- * cannot decide. 0 when fine; -1 and *why (caller frees) when refused. http_send and
- * http_stream check every URL this way; a refused request ends with resp->error set.
- */
-int http_url_check(const char *url, size_t len, const char *schemes, char **why) WUR;
-/*
- * The origin of an absolute http or https URL as libcurl reads it: "scheme://host:port",
- * scheme and host in lower case, the port always written (80, 443 by default). NULL when
- * it is not one.
- */
-char *http_url_origin(const char *url);
-/*
  * May a request that a source's answer chose (a next link, a redirect) go to url? Its
- * origin must be `origin` (http_url_origin of the configured URL) or one of allow[0..n)
- * (origins as http_url_origin writes them), and never http when `origin` is https.
+ * origin must be `origin` (url_origin of the configured URL) or one of allow[0..n)
+ * (origins as url_origin writes them), and never http when `origin` is https.
  * 0 when it may; -1 and *why (caller frees) naming the rule when not.
  */
 int http_origin_allowed(const char *url, const char *origin, char *const *allow,

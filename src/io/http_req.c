@@ -18,6 +18,7 @@
 #include "io/http_req.h"
 #include "io/http_int.h"
 #include "core/log.h"
+#include "core/url.h"
 #include "core/util.h"
 
 #define HTTP_DEFAULT_TIMEOUT_MS		30000L
@@ -574,7 +575,7 @@ http_send(const struct http_request *req, http_cb cb, void *arg)
 	http_call_link(c);
 
 	/* The URL as rendered: a placeholder may have supplied its scheme or host. */
-	if (http_url_check(c->url, strlen(c->url), "http,https", &why) != 0) {
+	if (url_check(c->url, strlen(c->url), "http,https", &why) != 0) {
 		snprintf(c->errbuf, sizeof(c->errbuf), "%s", why);
 		free(why);
 		c->bad_url = true;

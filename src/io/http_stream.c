@@ -21,6 +21,7 @@
 #include "io/http_req.h"
 #include "io/http_int.h"
 #include "core/log.h"
+#include "core/url.h"
 #include "core/util.h"
 
 #define HTTP_STREAM_STALL_MS		30000L
@@ -451,7 +452,7 @@ http_stream(const struct http_stream_req *req, http_data_cb on_data, http_cb on_
 	c->deliver = stream_deliver;
 	http_call_link(c);
 	c->resume_ev = evtimer_new(http_base, resume_cb, c);
-	c->origin = http_url_origin(req->url);
+	c->origin = url_origin(req->url);
 	for (size_t i = 0; c->origin != NULL && i < req->nallow_origins; i++) {
 		c->allow = xreallocarray(c->allow, c->nallow + 1, sizeof *c->allow);
 		c->allow[c->nallow++] = xstrdup(req->allow_origins[i]);
@@ -464,7 +465,7 @@ http_stream(const struct http_stream_req *req, http_data_cb on_data, http_cb on_
 		    "http or https)", c->log_url);
 		goto fail;
 	}
-	if (http_url_check(req->url, strlen(req->url), "file," HTTP_STREAM_PROTOCOLS, &e) != 0) {
+	if (url_check(req->url, strlen(req->url), "file," HTTP_STREAM_PROTOCOLS, &e) != 0) {
 		*err = xasprintf("%s: %s", c->log_url, e);
 		free(e);
 		goto fail;

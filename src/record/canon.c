@@ -13,10 +13,9 @@
 #include <xxhash.h>
 
 #include "record/canon.h"
-#include "record/tmpl.h"
+#include "record/json.h"
 
-
-/* json_dump_callback sink into a struct buf. */
+/* qsort order of object keys: bytewise. */
 static int
 cmp_keys(const void *a, const void *b)
 {
@@ -33,7 +32,7 @@ excluded(const char *k, char *const *exclude, size_t nexclude)
 }
 
 /* The canonical text of v: objects with their keys sorted (bytewise), compact, strings as
- * UTF-8 with JSON escapes, numbers as json_append writes them; `exclude` applies to the
+ * UTF-8 with JSON escapes, numbers as jsonx_append writes them; `exclude` applies to the
  * top level only. Written by hand: it is on the hot path of every captured record. */
 static void
 canon_write(struct buf *b, json_t *v, char *const *exclude, size_t nexclude)
@@ -52,7 +51,7 @@ canon_write(struct buf *b, json_t *v, char *const *exclude, size_t nexclude)
 			}
 			buf_addc(b, ']');
 		} else
-			json_append(b, v);
+			jsonx_append(b, v);
 		return;
 	}
 	keys = json_object_size(v) <= NELEM(stackkeys) ? stackkeys :
@@ -65,7 +64,7 @@ canon_write(struct buf *b, json_t *v, char *const *exclude, size_t nexclude)
 	for (i = 0; i < n; i++) {
 		if (i > 0)
 			buf_addc(b, ',');
-		json_append_str(b, keys[i]);
+		jsonx_append_str(b, keys[i]);
 		buf_addc(b, ':');
 		canon_write(b, json_object_get(v, keys[i]), NULL, 0);
 	}
@@ -90,7 +89,7 @@ canon_hash(json_t *rec, char *const *fields, size_t nfields, char *const *exclud
 		json_t *o = json_object(), *v;
 
 		for (size_t i = 0; i < nfields; i++)
-			if ((v = json_path_get(rec, fields[i])) != NULL)
+			if ((v = jsonx_path_get(rec, fields[i])) != NULL)
 				json_object_set(o, fields[i], v);
 		canon_write(&b, o, exclude, nexclude);
 		json_decref(o);
@@ -131,7 +130,7 @@ key_field(json_t *rec, const char *field, json_t **vp, char **err)
 {
 	json_t	*v;
 
-	if ((v = json_path_get(rec, field)) == NULL) {
+	if ((v = jsonx_path_get(rec, field)) == NULL) {
 		*err = xasprintf("record has no key field '%s'", field);
 		return -1;
 	}
@@ -201,7 +200,7 @@ composite_text(json_t *parts)
 }
 
 int
-record_key(json_t *rec, char *const *fields, size_t nfields, char **out, char **err)
+canon_record_key(json_t *rec, char *const *fields, size_t nfields, char **out, char **err)
 {
 	json_t	*v, *a;
 	char	*s;
@@ -247,7 +246,7 @@ record_key(json_t *rec, char *const *fields, size_t nfields, char **out, char **
 }
 
 char *
-key_text_upgrade(const char *stored, size_t nfields)
+canon_key_text_upgrade(const char *stored, size_t nfields)
 {
 	json_t *a, *v;
 	size_t i;
@@ -279,7 +278,7 @@ key_text_upgrade(const char *stored, size_t nfields)
  * for those types; the converse is not needed (the destination compares exactly).
  */
 char *
-key_fold(const char *key)
+canon_key_fold(const char *key)
 {
 	struct buf b;
 	const char *p = key;
@@ -309,240 +308,4 @@ key_fold(const char *key)
 		p++;
 	}
 	return buf_steal(&b);
-}
-
-/* JSON text of a string, quoted, UTF-8 kept as is. */
-static void
-append_string(struct buf *b, const char *s, size_t n)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t start = 0;
-
-	buf_addc(b, '"');
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		const char *esc = NULL;
-
-		if (c >= 0x20 && c != '"' && c != '\\')
-			continue;
-		buf_add(b, s + start, i - start);
-		start = i + 1;
-		switch (c) {
-		case '"': esc = "\\\""; break;
-		case '\\': esc = "\\\\"; break;
-		case '\n': esc = "\\n"; break;
-		case '\r': esc = "\\r"; break;
-		case '\t': esc = "\\t"; break;
-		}
-		if (esc != NULL)
-			buf_adds(b, esc);
-		else {
-			char u[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
-
-			buf_add(b, u, sizeof u);
-		}
-	}
-	buf_add(b, s + start, n - start);
-	buf_addc(b, '"');
-}
-
-/*
- * The shortest decimal text that reads back as the same double: 19.99 stays "19.99"
- * (jansson's own dump prints 17 digits, "19.989999999999998"), so numbers reach the
- * destination as the source wrote them. Always keeps a '.', 'e' or "inf"-free form.
- */
-static void
-append_real(struct buf *b, double d)
-{
-	char tmp[40];
-
-	for (int prec = 15; prec <= 17; prec++) {
-		snprintf(tmp, sizeof tmp, "%.*g", prec, d);
-		if (strtod(tmp, NULL) == d)
-			break;
-	}
-	buf_adds(b, tmp);
-	if (strpbrk(tmp, ".eEn") == NULL)
-		buf_adds(b, ".0");
-}
-
-void
-json_append(struct buf *b, json_t *v)
-{
-	const char *k;
-	json_t *e;
-	size_t i;
-	bool first = true;
-
-	switch (json_typeof(v)) {
-	case JSON_STRING:
-		append_string(b, json_string_value(v), json_string_length(v));
-		return;
-	case JSON_INTEGER:
-		buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-		return;
-	case JSON_REAL:
-		append_real(b, json_real_value(v));
-		return;
-	case JSON_TRUE:
-		buf_adds(b, "true");
-		return;
-	case JSON_FALSE:
-		buf_adds(b, "false");
-		return;
-	case JSON_NULL:
-		buf_adds(b, "null");
-		return;
-	case JSON_OBJECT:
-		buf_addc(b, '{');
-		json_object_foreach(v, k, e) {
-			if (!first)
-				buf_addc(b, ',');
-			first = false;
-			append_string(b, k, strlen(k));
-			buf_addc(b, ':');
-			json_append(b, e);
-		}
-		buf_addc(b, '}');
-		return;
-	case JSON_ARRAY:
-		buf_addc(b, '[');
-		json_array_foreach(v, i, e) {
-			if (i > 0)
-				buf_addc(b, ',');
-			json_append(b, e);
-		}
-		buf_addc(b, ']');
-		return;
-	}
-}
-
-void
-json_append_str(struct buf *b, const char *s)
-{
-	append_string(b, s, strlen(s));
-}
-
-/* Length of the valid UTF-8 sequence at s (n bytes left), 0 when invalid. */
-static size_t
-utf8_len(const unsigned char *s, size_t n)
-{
-	size_t len;
-	unsigned int cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		len = 2, cp = s[0] & 0x1f;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		len = 3, cp = s[0] & 0x0f;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		len = 4, cp = s[0] & 0x07;
-	else
-		return 0;
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return len;
-}
-
-char *
-text_storable(const char *s, size_t n, size_t max)
-{
-	struct buf b;
-	const unsigned char *u = (const unsigned char *)s;
-	size_t i = 0, len;
-
-	buf_init(&b);
-	while (i < n) {
-		len = u[i] == 0 ? 0 : utf8_len(u + i, n - i);
-		if (b.len + (len ? len : 3) > max) {
-			buf_adds(&b, "...");
-			break;
-		}
-		if (len == 0) {
-			buf_adds(&b, "\xef\xbf\xbd");	/* U+FFFD */
-			i++;
-			continue;
-		}
-		buf_add(&b, s + i, len);
-		i += len;
-	}
-	return buf_steal(&b);
-}
-
-/* Whether n bytes at s are text PostgreSQL stores: valid UTF-8 without NUL. */
-static bool
-text_ok(const char *s, size_t n)
-{
-	const unsigned char *u = (const unsigned char *)s;
-
-	for (size_t i = 0, len; i < n; i += len)
-		if (u[i] == 0 || (len = utf8_len(u + i, n - i)) == 0)
-			return false;
-	return true;
-}
-
-bool
-json_storable(json_t *v)
-{
-	const char *k;
-	json_t *e;
-	size_t i;
-
-	switch (json_typeof(v)) {
-	case JSON_STRING:
-		return text_ok(json_string_value(v), json_string_length(v));
-	case JSON_OBJECT:
-		json_object_foreach(v, k, e)
-			if (!text_ok(k, strlen(k)) || !json_storable(e))
-				return false;
-		return true;
-	case JSON_ARRAY:
-		json_array_foreach(v, i, e)
-			if (!json_storable(e))
-				return false;
-		return true;
-	default:
-		return true;
-	}
-}
-
-json_t *
-json_storable_copy(json_t *v)
-{
-	const char *k;
-	json_t *e, *out;
-	size_t i;
-	char *t;
-
-	switch (json_typeof(v)) {
-	case JSON_STRING:
-		t = text_storable(json_string_value(v), json_string_length(v), SIZE_MAX);
-		out = json_string(t);
-		free(t);
-		return out;
-	case JSON_OBJECT:
-		out = json_object();
-		json_object_foreach(v, k, e) {
-			t = text_storable(k, strlen(k), SIZE_MAX);
-			json_object_set_new(out, t, json_storable_copy(e));
-			free(t);
-		}
-		return out;
-	case JSON_ARRAY:
-		out = json_array();
-		json_array_foreach(v, i, e)
-			json_array_append_new(out, json_storable_copy(e));
-		return out;
-	default:
-		return json_incref(v);
-	}
 }

@@ -11,6 +11,9 @@
  * scanner only finds where each element ends. A value jansson refuses (a too big
  * integer, a lone surrogate...) is first mended into one its record fails on
  * (json_mend, also used for HTTP and PostgreSQL sources), so the rest still goes.
+ * One state machine over one record buffer, kept whole (tests/structure names it): the
+ * CSV, NDJSON and JSON-array states share the buffer, the line count, the error reports
+ * and the gzip step, and cutting them apart would hand that state across files.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -1324,7 +1327,7 @@ json_poison(const json_t *v, char **why)
 }
 
 /*
- * How many elements the array at path (json_path_get's syntax: "" the text itself,
+ * How many elements the array at path (jsonx_path_get's syntax: "" the text itself,
  * "data", "result.items", "pages.0") holds, counted on the text without parsing it: one
  * pass, no allocation, so that an answer far larger than asked is refused before jansson
  * builds it. -1 when it cannot tell (no such array, a path deeper than 32, a key written

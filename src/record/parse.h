@@ -78,7 +78,7 @@ void parser_free(struct parser *);
 #define JSON_MEND_DEPTH	1000
 size_t json_mend(const void *text, size_t len, struct buf *out);
 int json_poison(const json_t *, char **why) WUR;
-/* Elements of the array at path (json_path_get's syntax) counted on the text, or -1. */
+/* Elements of the array at path (jsonx_path_get's syntax) counted on the text, or -1. */
 long json_count_at(const void *text, size_t len, const char *path);
 /* json_loadb of a text mended first. */
 json_t *json_load_mended(const char *, size_t, size_t flags, json_error_t *);

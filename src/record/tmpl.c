@@ -1,221 +1,21 @@
 /*
- * tmpl.c - {{placeholder}} templates: compiled once when the config is loaded
- * (secrets and environment values are resolved then), rendered per request with
+ * tmpl.c - {{placeholder}} templates (compiled by tmpl_compile.c), rendered per request with
  * the escaping of the place they are used in (URL, query value, header, body),
  * or raw (text: an SQL parameter, sent apart from the statement).
  * A missing value is an error, never an empty string, except in a query value,
  * where it means "leave the parameter out". Secret and environment values never appear
- * in error messages, render as "***" when the caller asks for a redacted copy, and are
- * registered with redact.c when compiled.
+ * in error messages and render as "***" when the caller asks for a redacted copy.
  */
-#include <sys/stat.h>
-
 #include <ctype.h>
-#include <errno.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
-#include "record/canon.h"
-#include "core/redact.h"
+#include "record/json.h"
+#include "core/url.h"
 #include "record/tmpl.h"
 
-#define SECRET_MAX	(64 * 1024)
 /* A placeholder whose value comes with a request (not from the configuration). */
 #define BY_REQUEST(var)	((var) != 0 && (var) != TV_SECRET && (var) != TV_ENV)
-
-struct part {
-	unsigned	 var;		/* 0 = literal, else one TV_* bit */
-	char		*name;		/* placeholder as written, for messages */
-	char		*arg;		/* literal text, record/dest path or resolved value */
-	bool		 in_string;	/* TMPL_BODY: inside a JSON string literal */
-};
-
-struct tmpl {
-	char		*src;
-	enum tmpl_place	 place;
-	unsigned	 uses;
-	bool		 has_secret;
-	struct part	*parts;
-	size_t		 nparts;
-};
-
-/* A value looked up for rendering. */
-struct val {
-	enum { V_STR, V_INT, V_JSON }	 type;
-	const char			*s;
-	long long			 i;
-	json_t				*j;
-};
-
-static const struct {
-	const char	*name;
-	unsigned	 var;
-} tmpl_names[] = {
-	{ "watermark", TV_WATERMARK },
-	{ "page", TV_PAGE },
-	{ "offset", TV_OFFSET },
-	{ "limit", TV_LIMIT },
-	{ "cursor", TV_CURSOR },
-	{ "key", TV_KEY },
-	{ "record", TV_RECORD },
-	{ "record.PATH", TV_RECORD },
-	{ "dest.PATH", TV_DEST },
-	{ "secret:NAME", TV_SECRET },
-	{ "env:NAME", TV_ENV },
-};
-
-static void
-part_add(struct tmpl *t, unsigned var, char *name, char *arg)
-{
-	struct part	*p;
-
-	t->parts = xreallocarray(t->parts, t->nparts + 1, sizeof *t->parts);
-	p = &t->parts[t->nparts++];
-	p->var = var;
-	p->name = name;
-	p->arg = arg;
-	p->in_string = false;
-}
-
-/* The placeholders of a mask, for "valid here" hints. */
-static char *
-names_of(unsigned mask)
-{
-	struct buf	b;
-	size_t		i;
-
-	buf_init(&b);
-	for (i = 0; i < NELEM(tmpl_names); i++) {
-		if ((mask & tmpl_names[i].var) == 0)
-			continue;
-		buf_printf(&b, "%s{{%s}}", b.len > 0 ? ", " : "", tmpl_names[i].name);
-	}
-	if (b.len == 0)
-		buf_adds(&b, "none");
-	return buf_steal(&b);
-}
-
-/* Read secret NAME from the secrets directory. */
-static char *
-secret_read(const char *name, const char *dir, char **err)
-{
-	struct stat	 st;
-	char		*path, *v, *e = NULL;
-	int		 serr;
-
-	if (*name == '\0' || strchr(name, '/') != NULL || strcmp(name, ".") == 0 ||
-	    strcmp(name, "..") == 0) {
-		*err = xasprintf("{{secret:%s}}: a secret name must be a plain file name",
-		    name);
-		return NULL;
-	}
-	if (dir == NULL)
-		dir = getenv("CREDENTIALS_DIRECTORY");
-	if (dir == NULL || *dir == '\0') {
-		*err = xasprintf("{{secret:%s}}: no secrets directory: set "
-		    "daemon.secrets_dir, or systemd's LoadCredential, which sets "
-		    "$CREDENTIALS_DIRECTORY", name);
-		return NULL;
-	}
-	path = xasprintf("%s/%s", dir, name);
-	v = read_small_file(path, SECRET_MAX);
-	serr = errno;
-	if (v == NULL && (serr == EINVAL || serr == EISDIR) && stat(path, &st) == 0 &&
-	    !S_ISREG(st.st_mode))
-		/* open_regular refused it without reading (a FIFO would wait forever,
-		 * /dev/zero never ends): say what it is, not "Invalid argument" */
-		e = xasprintf("{{secret:%s}}: cannot read secret '%s' in %s: it is %s, "
-		    "not a regular file", name, name, dir, file_kind(st.st_mode));
-	else if (v == NULL)
-		e = xasprintf("{{secret:%s}}: cannot read secret '%s' in %s: %s",
-		    name, name, dir, strerror(serr));
-	else {
-		/* every trailing line break: an editor's, or two */
-		size_t n = strlen(v);
-
-		while (n > 0 && (v[n - 1] == '\n' || v[n - 1] == '\r'))
-			v[--n] = '\0';
-	}
-	if (v != NULL && *v == '\0')
-		e = xasprintf("{{secret:%s}}: the secret file %s is empty", name,
-		    path);
-	else if (v != NULL && ((stat(path, &st) == 0 && (st.st_mode & S_IWOTH)) ||
-	    (stat(dir, &st) == 0 && (st.st_mode & S_IWOTH))))
-		/* whoever may change a credential may send the data elsewhere */
-		e = xasprintf("{{secret:%s}}: the secret file %s or its directory is "
-		    "writable by every user (chmod o-w)", name, path);
-	if (e != NULL) {
-		*err = e;
-		if (v != NULL)
-			explicit_bzero(v, strlen(v));
-		free(v);
-		v = NULL;
-	}
-	free(path);
-	return v;
-}
-
-/* Look up an environment variable for {{env:NAME}}. */
-static char *
-env_read(const char *name, char **err)
-{
-	const char	*p, *v;
-
-	for (p = name; *p != '\0'; p++) {
-		if (!isalnum((unsigned char)*p) && *p != '_')
-			break;
-	}
-	if (*name == '\0' || *p != '\0' || isdigit((unsigned char)*name)) {
-		*err = xasprintf("{{env:%s}}: not a valid environment variable name",
-		    name);
-		return NULL;
-	}
-	if ((v = getenv(name)) == NULL) {
-		*err = xasprintf("{{env:%s}}: environment variable %s is not set", name,
-		    name);
-		return NULL;
-	}
-	if (*v == '\0') {
-		/* as an empty secret file is: a credential left out by mistake */
-		*err = xasprintf("{{env:%s}}: environment variable %s is empty", name, name);
-		return NULL;
-	}
-	return xstrdup(v);
-}
-
-/* Classify a placeholder name; 0 when unknown. *arg gets the path/name part. */
-static unsigned
-var_of(const char *name, const char **arg)
-{
-	size_t	i;
-
-	*arg = NULL;
-	for (i = 0; i < NELEM(tmpl_names); i++) {
-		/* plain names only; "record.PATH" and the like are patterns */
-		if (strpbrk(tmpl_names[i].name, ".:") == NULL &&
-		    strcmp(name, tmpl_names[i].name) == 0)
-			return tmpl_names[i].var;
-	}
-	if (strncmp(name, "record.", 7) == 0 && name[7] != '\0') {
-		*arg = name + 7;
-		return TV_RECORD;
-	}
-	if (strncmp(name, "dest.", 5) == 0 && name[5] != '\0') {
-		*arg = name + 5;
-		return TV_DEST;
-	}
-	if (strncmp(name, "secret:", 7) == 0) {
-		*arg = name + 7;
-		return TV_SECRET;
-	}
-	if (strncmp(name, "env:", 4) == 0) {
-		*arg = name + 4;
-		return TV_ENV;
-	}
-	return 0;
-}
 
 /*
  * Why text cannot go in a header value, or NULL. A line break would end the header (and
@@ -223,8 +23,8 @@ var_of(const char *name, const char **arg)
  * (C0 but HTAB, DEL, C1 written as UTF-8) is refused too: RFC 9110 allows none of them,
  * and servers and proxies differ on what they do with one.
  */
-static const char *
-header_bad(const char *s, size_t n)
+const char *
+tmpl_header_bad(const char *s, size_t n)
 {
 	unsigned char	c;
 
@@ -242,179 +42,13 @@ header_bad(const char *s, size_t n)
 	return NULL;
 }
 
-/* Compile one placeholder (inner text already trimmed). */
-static int
-compile_var(struct tmpl *t, char *name, unsigned allowed, const char *secrets_dir,
-    char **err)
-{
-	const char	*arg, *why;
-	unsigned	 var;
-	char		*v = NULL, *valid;
-
-	if ((var = var_of(name, &arg)) == 0) {
-		*err = xasprintf("unknown placeholder {{%s}}", name);
-		return -1;
-	}
-	if ((allowed & var) == 0) {
-		valid = names_of(allowed);
-		*err = xasprintf("placeholder {{%s}} is not valid here (valid: %s)",
-		    name, valid);
-		free(valid);
-		return -1;
-	}
-	if (var == TV_SECRET || var == TV_ENV) {
-		v = var == TV_SECRET ? secret_read(arg, secrets_dir, err) :
-		    env_read(arg, err);
-		if (v == NULL)
-			return -1;
-		if (t->place == TMPL_HEADER && (why = header_bad(v, strlen(v))) != NULL) {
-			*err = xasprintf("{{%s}}: the value contains %s, which cannot go "
-			    "in a header", name, why);
-			free(v);
-			return -1;
-		}
-		if (var == TV_SECRET)
-			t->has_secret = true;
-		/* whatever shows text to a user masks it from now on */
-		redact_add_secret(v);
-	} else if (arg != NULL)
-		v = xstrdup(arg);
-	t->uses |= var;
-	part_add(t, var, xstrdup(name), v);
-	return 0;
-}
-
-/* Append s as the inside of a JSON string (no quotes). */
-static void
-json_escape(struct buf *b, const char *s, size_t n)
-{
-	size_t		i;
-	unsigned char	c;
-
-	for (i = 0; i < n; i++) {
-		c = (unsigned char)s[i];
-		if (c == '"' || c == '\\') {
-			buf_addc(b, '\\');
-			buf_addc(b, (char)c);
-		} else if (c == '\n')
-			buf_adds(b, "\\n");
-		else if (c == '\r')
-			buf_adds(b, "\\r");
-		else if (c == '\t')
-			buf_adds(b, "\\t");
-		else if (c < 0x20)
-			buf_printf(b, "\\u%04x", c);
-		else
-			buf_addc(b, (char)c);
-	}
-}
-
-/* Mark the placeholders that sit inside JSON string literals of a body. */
-static void
-mark_strings(struct tmpl *t)
-{
-	bool		 in = false, esc = false;
-	size_t		 i;
-	const char	*s;
-
-	for (i = 0; i < t->nparts; i++) {
-		if (t->parts[i].var != 0) {
-			t->parts[i].in_string = in;
-			continue;
-		}
-		for (s = t->parts[i].arg; *s != '\0'; s++) {
-			if (esc)
-				esc = false;
-			else if (in && *s == '\\')
-				esc = true;
-			else if (*s == '"')
-				in = !in;
-		}
-	}
-}
-
-/* A body must be JSON once filled in: check with stand-in values. */
-static int
-check_body(struct tmpl *t, char **err)
-{
-	struct buf	 b;
-	json_t		*j;
-	json_error_t	 je;
-	size_t		 i;
-
-	buf_init(&b);
-	for (i = 0; i < t->nparts; i++) {
-		if (t->parts[i].var == 0)
-			buf_adds(&b, t->parts[i].arg);
-		else
-			buf_adds(&b, t->parts[i].in_string ? "x" : "0");
-	}
-	j = json_loadb(b.data != NULL ? b.data : "", b.len, JSON_DECODE_ANY, &je);
-	buf_free(&b);
-	if (j == NULL) {
-		/* jansson quotes the text "near" the error: the body's literal values may be
-		 * credentials; the place is enough */
-		char *near = strstr(je.text, " near '");
-
-		if (near != NULL)
-			*near = '\0';
-		*err = xasprintf("the body is not valid JSON once its placeholders "
-		    "are filled in: %s at line %d, column %d", je.text, je.line, je.column);
-		return -1;
-	}
-	json_decref(j);
-	return 0;
-}
-
-struct tmpl *
-tmpl_compile(const char *src, enum tmpl_place place, unsigned allowed,
-    const char *secrets_dir, char **err)
-{
-	struct tmpl	*t;
-	const char	*p = src, *open, *close, *a, *z, *why;
-	char		*name;
-
-	*err = NULL;
-	if (place == TMPL_HEADER && (why = header_bad(src, strlen(src))) != NULL) {
-		/* the configuration's own text: the same rule as a value's */
-		*err = xasprintf("the header contains %s", why);
-		return NULL;
-	}
-	t = xcalloc(1, sizeof *t);
-	t->src = xstrdup(src);
-	t->place = place;
-	while ((open = strstr(p, "{{")) != NULL) {
-		if (open > p)
-			part_add(t, 0, NULL, xstrndup(p, (size_t)(open - p)));
-		if ((close = strstr(open + 2, "}}")) == NULL) {
-			*err = xasprintf("unclosed '{{' at column %zu",
-			    (size_t)(open - src) + 1);
-			goto fail;
-		}
-		for (a = open + 2; a < close && (*a == ' ' || *a == '\t'); a++)
-			;
-		for (z = close; z > a && (z[-1] == ' ' || z[-1] == '\t'); z--)
-			;
-		name = xstrndup(a, (size_t)(z - a));
-		if (compile_var(t, name, allowed, secrets_dir, err) != 0) {
-			free(name);
-			goto fail;
-		}
-		free(name);
-		p = close + 2;
-	}
-	if (*p != '\0')
-		part_add(t, 0, NULL, xstrdup(p));
-	if (place == TMPL_BODY) {
-		mark_strings(t);
-		if (check_body(t, err) != 0)
-			goto fail;
-	}
-	return t;
-fail:
-	tmpl_free(t);
-	return NULL;
-}
+/* A value looked up for rendering. */
+struct val {
+	enum { V_STR, V_INT, V_JSON }	 type;
+	const char			*s;
+	long long			 i;
+	json_t				*j;
+};
 
 void
 tmpl_free(struct tmpl *t)
@@ -456,7 +90,7 @@ static const char *
 path_of(const struct tmpl *t, unsigned var, size_t *it)
 {
 	while (t != NULL && *it < t->nparts) {
-		const struct part *p = &t->parts[(*it)++];
+		const struct tmpl_part *p = &t->parts[(*it)++];
 
 		if (p->var == var && p->arg != NULL)
 			return p->arg;
@@ -494,7 +128,7 @@ tmpl_digest(const struct tmpl *t, struct buf *b)
 
 /* Find a part's value; 1 when missing (message in *err), -1 on a hard error. */
 static int
-lookup(const struct part *p, const struct tmpl_vals *v, bool redact, struct val *out,
+lookup(const struct tmpl_part *p, const struct tmpl_vals *v, bool redact, struct val *out,
     char **err)
 {
 	json_t	*root;
@@ -532,7 +166,7 @@ lookup(const struct part *p, const struct tmpl_vals *v, bool redact, struct val 
 			return 1;
 		}
 		out->type = V_JSON;
-		out->j = p->arg == NULL ? root : json_path_get(root, p->arg);
+		out->j = p->arg == NULL ? root : jsonx_path_get(root, p->arg);
 		if (out->j == NULL) {
 			*err = xasprintf("{{%s}}: no field '%s' in %s", p->name, p->arg,
 			    p->var == TV_RECORD ? "the record" :
@@ -548,7 +182,7 @@ missing:
 
 /* Text of a scalar JSON value for URL/query/header places. */
 static int
-scalar_text(const struct part *p, json_t *j, struct buf *tmp, char **err)
+scalar_text(const struct tmpl_part *p, json_t *j, struct buf *tmp, char **err)
 {
 	switch (json_typeof(j)) {
 	case JSON_STRING:
@@ -558,7 +192,7 @@ scalar_text(const struct part *p, json_t *j, struct buf *tmp, char **err)
 		buf_printf(tmp, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
 		return 0;
 	case JSON_REAL:
-		json_append(tmp, j);
+		jsonx_append(tmp, j);
 		return 0;
 	case JSON_TRUE:
 	case JSON_FALSE:
@@ -586,12 +220,12 @@ key_json(const struct tmpl_vals *v)
 	    v->record == NULL)
 		return NULL;
 	if (v->nkey_fields == 1) {
-		f = json_path_get(v->record, v->key_fields[0]);
+		f = jsonx_path_get(v->record, v->key_fields[0]);
 		return json_is_string(f) || json_is_number(f) ? json_incref(f) : NULL;
 	}
 	a = json_array();
 	for (size_t i = 0; i < v->nkey_fields; i++) {
-		f = json_path_get(v->record, v->key_fields[i]);
+		f = jsonx_path_get(v->record, v->key_fields[i]);
 		if (!json_is_string(f) && !json_is_number(f)) {
 			json_decref(a);
 			return NULL;
@@ -603,7 +237,7 @@ key_json(const struct tmpl_vals *v)
 
 /* Emit one value in a BODY. */
 static void
-emit_body(const struct part *p, const struct val *v, struct buf *out)
+emit_body(const struct tmpl_part *p, const struct val *v, struct buf *out)
 {
 	struct buf	tmp;
 
@@ -617,18 +251,18 @@ emit_body(const struct part *p, const struct val *v, struct buf *out)
 
 		if (!p->in_string)
 			buf_addc(out, '"');
-		json_escape(out, s, n);
+		jsonx_escape(out, s, n);
 		if (!p->in_string)
 			buf_addc(out, '"');
 		return;
 	}
 	if (!p->in_string) {
-		json_append(out, v->j);
+		jsonx_append(out, v->j);
 		return;
 	}
 	buf_init(&tmp);
-	json_append(&tmp, v->j);
-	json_escape(out, tmp.data != NULL ? tmp.data : "", tmp.len);
+	jsonx_append(&tmp, v->j);
+	jsonx_escape(out, tmp.data != NULL ? tmp.data : "", tmp.len);
 	buf_free(&tmp);
 }
 
@@ -648,13 +282,13 @@ whole_url(const struct tmpl *t)
  * value that comes with a request is never one of these (BY_REQUEST).
  */
 static bool
-origin_part(const struct tmpl *t, const struct part *p)
+origin_part(const struct tmpl *t, const struct tmpl_part *p)
 {
 	const char	*s, *sep;
 
 	if (t->place != TMPL_URL || (p->var != TV_SECRET && p->var != TV_ENV))
 		return false;
-	for (const struct part *q = t->parts; q < p; q++) {
+	for (const struct tmpl_part *q = t->parts; q < p; q++) {
 		if (q->var == TV_SECRET || q->var == TV_ENV)
 			continue;
 		if (q->var != 0)
@@ -670,7 +304,7 @@ origin_part(const struct tmpl *t, const struct part *p)
 
 /* Emit one value in a URL, query value, header or text. */
 static int
-emit_text(const struct tmpl *t, const struct part *p, const struct val *v,
+emit_text(const struct tmpl *t, const struct tmpl_part *p, const struct val *v,
     struct buf *out, char **err)
 {
 	struct buf	 tmp;
@@ -683,7 +317,7 @@ emit_text(const struct tmpl *t, const struct part *p, const struct val *v,
 	else if (v->type == V_STR)
 		buf_adds(&tmp, v->s);
 	else if (t->place == TMPL_TEXT && (json_is_object(v->j) || json_is_array(v->j)))
-		json_append(&tmp, v->j);
+		jsonx_append(&tmp, v->j);
 	else
 		r = scalar_text(p, v->j, &tmp, err);
 	if (r != 0)
@@ -692,7 +326,7 @@ emit_text(const struct tmpl *t, const struct part *p, const struct val *v,
 		buf_adds(&tmp, "");
 	switch (t->place) {
 	case TMPL_HEADER:
-		if ((why = header_bad(tmp.data, tmp.len)) != NULL) {
+		if ((why = tmpl_header_bad(tmp.data, tmp.len)) != NULL) {
 			*err = xasprintf("{{%s}}: the value contains %s, which cannot go "
 			    "in a header", p->name, why);
 			r = -1;
@@ -736,7 +370,7 @@ tmpl_fixed_prefix(const struct tmpl *t, struct buf *out)
 	char			*err = NULL;
 
 	for (size_t i = 0; i < t->nparts; i++) {
-		const struct part *p = &t->parts[i];
+		const struct tmpl_part *p = &t->parts[i];
 
 		if (BY_REQUEST(p->var))
 			return p->name;
@@ -809,7 +443,7 @@ tmpl_render(const struct tmpl *t, const struct tmpl_vals *v, bool redact,
 		names = xcalloc(t->nparts + 1, sizeof *names);
 	}
 	for (i = 0; i < t->nparts && r == 0; i++) {
-		const struct part	*p = &t->parts[i];
+		const struct tmpl_part	*p = &t->parts[i];
 
 		if (vs != NULL && BY_REQUEST(p->var)) {
 			vs[nv] = out->len;
@@ -862,59 +496,4 @@ tmpl_render(const struct tmpl *t, const struct tmpl_vals *v, bool redact,
 		return 1;
 	}
 	return -1;
-}
-
-json_t *
-json_path_get(json_t *root, const char *path)
-{
-	const char	*p = path, *dot;
-	char		 comp[256], *end;
-	size_t		 n;
-	unsigned long	 idx;
-
-	while (root != NULL && *p != '\0') {
-		dot = strchr(p, '.');
-		n = dot != NULL ? (size_t)(dot - p) : strlen(p);
-		if (n >= sizeof comp)
-			return NULL;
-		memcpy(comp, p, n);
-		comp[n] = '\0';
-		if (json_is_object(root))
-			root = json_object_get(root, comp);
-		else if (json_is_array(root) && n > 0 && isdigit((unsigned char)*comp)) {
-			errno = 0;
-			idx = strtoul(comp, &end, 10);
-			if (*end != '\0' || errno != 0)
-				return NULL;
-			root = json_array_get(root, idx);
-		} else
-			return NULL;
-		p = dot != NULL ? dot + 1 : p + n;
-	}
-	return root;
-}
-
-void
-json_path_keep(json_t *into, json_t *root, const char *path)
-{
-	json_t		*v = json_path_get(root, path), *o = into, *next;
-	const char	*p = path, *dot;
-	char		*comp;
-
-	if (v == NULL || !json_is_object(into))
-		return;
-	while ((dot = strchr(p, '.')) != NULL) {
-		comp = xstrndup(p, (size_t)(dot - p));
-		if ((next = json_object_get(o, comp)) == NULL) {
-			next = json_object();
-			json_object_set_new(o, comp, next);
-		}
-		free(comp);
-		if (!json_is_object(next))
-			return;	/* an array kept whole by a shorter path */
-		o = next;
-		p = dot + 1;
-	}
-	/* a copy: a longer path kept later writes into it, never into root */
-	json_object_set_new(o, p, json_deep_copy(v));
 }

@@ -32,7 +32,25 @@ enum tmpl_var {
 #define TV_WRITE (TV_KEY | TV_RECORD | TV_SECRET | TV_ENV)
 #define TV_MARK	(TV_KEY | TV_RECORD | TV_DEST | TV_SECRET | TV_ENV)
 
-struct tmpl;
+/*
+ * The inside of a template: literal parts and placeholders, as tmpl_compile.c builds it and
+ * tmpl.c renders it. Every other file uses the functions below, never these fields.
+ */
+struct tmpl_part {
+	unsigned	 var;		/* 0 = literal, else one TV_* bit */
+	char		*name;		/* placeholder as written, for messages */
+	char		*arg;		/* literal text, record/dest path or resolved value */
+	bool		 in_string;	/* TMPL_BODY: inside a JSON string literal */
+};
+
+struct tmpl {
+	char		*src;
+	enum tmpl_place	 place;
+	unsigned	 uses;
+	bool		 has_secret;
+	struct tmpl_part	*parts;
+	size_t		 nparts;
+};
 
 /* Values available while rendering; `have` says which ones are set (TV_* bits). */
 struct tmpl_vals {
@@ -49,13 +67,6 @@ struct tmpl_vals {
 	json_t		*dest;
 };
 
-/*
- * Compile src for place; placeholders outside `allowed` are errors. Secrets are read from
- * secrets_dir (or $CREDENTIALS_DIRECTORY when secrets_dir is NULL) now.
- * On error returns NULL and sets *err (caller frees) to a message without file/line.
- */
-struct tmpl *tmpl_compile(const char *src, enum tmpl_place place, unsigned allowed,
-    const char *secrets_dir, char **err);
 void tmpl_free(struct tmpl *);
 const char *tmpl_source(const struct tmpl *);
 unsigned tmpl_uses(const struct tmpl *);	/* TV_* bits that appear */
@@ -85,10 +96,8 @@ const char *tmpl_fixed_prefix(const struct tmpl *, struct buf *out);
 int tmpl_render(const struct tmpl *, const struct tmpl_vals *, bool redact,
     struct buf *out, char **err) WUR;
 
-/* Dot path lookup ("a.b.0.c"); "" returns root. Borrowed reference or NULL. */
-json_t *json_path_get(json_t *root, const char *path);
-/* Copy the value at path in root (if any) into the object into, at the same path, objects
- * on the way (an array index becomes an object's member "0": json_path_get finds it). */
-void json_path_keep(json_t *into, json_t *root, const char *path);
+/* Why a header value (n bytes at s) cannot be sent: "a line break", "a NUL character",
+ * "a control character"; NULL when it can. */
+const char *tmpl_header_bad(const char *s, size_t n);
 
 #endif

@@ -168,7 +168,7 @@ start_deletes(struct run *r)
  * text that names an old row under a new text is new to the state, so this run delivered
  * it: every key the destination accepted in this run goes to the destination with the
  * candidates, and so do the unchanged keys of the snapshot that fold like a candidate
- * (key_fold, for an alias delivered by an earlier run). The destination compares them by
+ * (canon_key_fold, for an alias delivered by an earlier run). The destination compares them by
  * its own column types (dest_aliases); a candidate that meets one is not deleted: only
  * its stored text is forgotten. The kept keys go in chunks (ALIAS_CHUNK keys, at most
  * ALIAS_BYTES of key text), each with all the candidates, which are few.
@@ -184,7 +184,7 @@ alias_check(struct run *r)
 
 	strmap_init(&cs->folds);
 	for (size_t i = 0; i < cs->del.n; i++) {
-		char *f = key_fold(cs->del.v[i]);
+		char *f = canon_key_fold(cs->del.v[i]);
 
 		strmap_put(&cs->folds, f, (void *)(uintptr_t)1);
 		free(f);
@@ -214,7 +214,7 @@ alias_next(struct run *r)
 		if (!s->seen)
 			continue;
 		if (!s->accepted) {
-			char *f = key_fold(k);
+			char *f = canon_key_fold(k);
 			bool alike = strmap_get(&cs->folds, f) != NULL;
 
 			free(f);

@@ -40,7 +40,7 @@ struct capture_state {
 						 * older version (["t",7]), malloced */
 	json_t			*renames;	/* records_put: legacy keys seen, new text */
 	json_t			*drops;		/* records_del: stored texts to forget */
-	struct strmap		 folds;		/* the alias guard: key_fold of the candidates */
+	struct strmap		 folds;		/* the alias guard: canon_key_fold of the candidates */
 	size_t			 alias_it;	/* ... its position in stored */
 	bool			*alias_hit;	/* ... candidates a kept key names, or NULL */
 };

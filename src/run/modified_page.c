@@ -13,6 +13,7 @@
 #include <syslog.h>
 #include <time.h>
 
+#include "record/json.h"
 #include "record/canon.h"
 #include "record/tmpl.h"
 #include "core/log.h"
@@ -165,7 +166,7 @@ inspect(struct run *r, json_t *rec, char **key, struct ts *t, char **text, char 
 	*text = NULL;
 	if (run_record_key(r, rec, key, err) != 0)
 		return -1;
-	tv = json_path_get(rec, m->field);
+	tv = jsonx_path_get(rec, m->field);
 	if (tv == NULL) {
 		*err = xasprintf("record %s has no timestamp field '%s'", *key, m->field);
 		return -1;

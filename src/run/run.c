@@ -12,6 +12,7 @@
 
 #include <event2/event.h>
 
+#include "record/json.h"
 #include "core/log.h"
 #include "core/redact.h"
 #include "run/metrics.h"
@@ -427,7 +428,7 @@ run_error_text(const char *error)
 {
 	/* redacted before it is cut: a secret cut in two would escape the registry */
 	char *red = redact_text(error);
-	char *e = text_storable(red, strlen(red), RUN_ERROR_MAX);
+	char *e = jsonx_text_storable(red, strlen(red), RUN_ERROR_MAX);
 
 	free(red);
 	return e;

@@ -10,6 +10,7 @@
 #include <syslog.h>
 #include <xxhash.h>
 
+#include "record/json.h"
 #include "core/log.h"
 #include "core/redact.h"
 #include "run/run_page.h"
@@ -63,7 +64,7 @@ run_keyset_next(struct run *r, json_t *recs, char **after_key)
 {
 	char *k = NULL, *e = NULL;
 
-	if (record_key(json_array_get(recs, json_array_size(recs) - 1), r->job->key,
+	if (canon_record_key(json_array_get(recs, json_array_size(recs) - 1), r->job->key,
 	    r->job->nkey, &k, &e) != 0) {
 		log_job(LOG_WARNING, r->job->name, r->id, NULL, "the read ends at rows the key "
 		    "cannot name (%s): they sort last, so no later page can follow them; they "
@@ -113,7 +114,7 @@ run_next_unseen(struct run *r, long long page_no)
 		    "run: its paging goes round in a loop; check the source's next links",
 		    shown, strlen(shown) > 300 ? "..." : "", page_no);
 	} else {
-		shown = text_storable(r->cursor, strlen(r->cursor), 200);
+		shown = jsonx_text_storable(r->cursor, strlen(r->cursor), 200);
 		run_fail(r, "the source's next cursor '%s' (page %lld) was already followed in this "
 		    "run: its paging goes round in a loop; check the source's next field",
 		    shown, page_no);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <syslog.h>
 
+#include "record/json.h"
 #include "core/log.h"
 #include "record/parse.h"
 #include "run/run_record.h"
@@ -36,7 +37,7 @@ run_record_key(const struct run *r, json_t *rec, char **key, char **err)
 		char *e = NULL;
 
 		*key = NULL;
-		if (record_key(rec, r->job->key, r->job->nkey, key, &e) != 0 ||
+		if (canon_record_key(rec, r->job->key, r->job->nkey, key, &e) != 0 ||
 		    strstr(*key, JSON_POISON) != NULL) {
 			free(*key);
 			*key = NULL;
@@ -44,7 +45,7 @@ run_record_key(const struct run *r, json_t *rec, char **key, char **err)
 		free(e);
 		return -1;
 	}
-	return record_key(rec, r->job->key, r->job->nkey, key, err);
+	return canon_record_key(rec, r->job->key, r->job->nkey, key, err);
 }
 
 void
@@ -62,11 +63,11 @@ run_note_failure(struct run *r, const char *key, const char *error)
 json_t *
 run_failure_entry(const char *key, const char *error, json_t *payload, const char *hash)
 {
-	char *k = text_storable(key, strlen(key), SIZE_MAX);
+	char *k = jsonx_text_storable(key, strlen(key), SIZE_MAX);
 	char *e = run_error_text(error);
 	json_t *doc;
 
-	if (payload != NULL && !json_is_null(payload) && (!json_storable(payload) ||
+	if (payload != NULL && !json_is_null(payload) && (!jsonx_storable(payload) ||
 	    json_dumpb(payload, NULL, 0, JSON_COMPACT) > RUN_PAYLOAD_MAX)) {
 		/* PostgreSQL cannot hold it (or a checkpoint of a batch of them): keep the
 		 * failure and say why the payload is not kept. */

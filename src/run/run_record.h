@@ -6,7 +6,7 @@
 #include "run/run.h"
 
 void run_note_failure(struct run *, const char *key, const char *error);
-/* record_key for an element of a page: one that is not a JSON object (null, a number, an
+/* canon_record_key for an element of a page: one that is not a JSON object (null, a number, an
  * array...) has no key, and the error says what it is; the caller queues it as key-less.
  * One holding a value the source sent but jansson could not read (json_poison) fails
  * too, with *key set when its key is readable (the caller queues it under that key). */

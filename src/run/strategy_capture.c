@@ -396,7 +396,7 @@ static void
 load_one(struct capture_state *cs, const struct job_conf *job, const char *key,
     const char *hash, size_t len)
 {
-	char *up = job->nkey > 1 ? key_text_upgrade(key, job->nkey) : NULL;
+	char *up = job->nkey > 1 ? canon_key_text_upgrade(key, job->nkey) : NULL;
 	const char *k = up != NULL ? up : key;
 	struct stored *s = strmap_get(&cs->stored, k);
 	char *old;

@@ -14,6 +14,7 @@
 #include <syslog.h>
 
 #include "record/canon.h"
+#include "record/json.h"
 #include "core/log.h"
 #include "run/run_page.h"
 #include "run/run_record.h"
@@ -290,7 +291,7 @@ page_answered(void *arg, int rc, struct source_page *page, const char *err)
 	json_array_foreach(fs->page, i, rec) {
 		char *k = NULL, *e = NULL;
 
-		if (record_key(rec, r->job->key, r->job->nkey, &k, &e) == 0)
+		if (canon_record_key(rec, r->job->key, r->job->nkey, &k, &e) == 0)
 			json_array_append_new(keys, json_string(k));
 		free(k);
 		free(e);
@@ -456,15 +457,15 @@ answer_kept(const struct job_conf *j, json_t *answer)
 		    i < 2 + s->mark_nheaders ? s->mark_headers[i - 2] :
 		    s->mark_set[i - 2 - s->mark_nheaders].value;
 		for (it = 0; (path = tmpl_dest_path(t, &it)) != NULL; )
-			json_path_keep(kept, answer, path);
+			jsonx_path_keep(kept, answer, path);
 	}
 	if (json_object_size(kept) == 0) {
 		json_decref(kept);
 		return json_null();
 	}
-	if (json_storable(kept))
+	if (jsonx_storable(kept))
 		return kept;
-	st = json_storable_copy(kept);
+	st = jsonx_storable_copy(kept);
 	json_decref(kept);
 	return st;
 }

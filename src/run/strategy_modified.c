@@ -172,7 +172,7 @@ seen_loaded(void *arg, int rc, PGresult *res, const char *err)
 		struct seen *s = xmalloc(sizeof *s);
 		/* A composite key an older version wrote with bare numbers matches under
 		 * today's text; the old row is pruned with the window like any other. */
-		char *up = r->job->nkey > 1 ? key_text_upgrade(PQgetvalue(res, i, 0),
+		char *up = r->job->nkey > 1 ? canon_key_text_upgrade(PQgetvalue(res, i, 0),
 		    r->job->nkey) : NULL;
 
 		snprintf(s->hash, sizeof s->hash, "%s", PQgetvalue(res, i, 1));

@@ -10,6 +10,8 @@
 #include <sys/random.h>
 
 #include "record/canon.h"
+#include "config/identity.h"
+#include "record/json.h"
 #include "core/log.h"
 #include "io/pg.h"
 #include "store/sql_schema.h"
@@ -493,8 +495,8 @@ state_checkpoint(struct state *st, const char *job, int64_t epoch, long long run
 	char e[32], r[32];
 	/* Second line of defence: a string PostgreSQL cannot store (NUL, invalid UTF-8) must
 	 * not fail the checkpoint, and with it every later one. */
-	json_t *ok = doc == NULL || json_storable(doc) ? json_incref(doc) :
-	    json_storable_copy(doc);
+	json_t *ok = doc == NULL || jsonx_storable(doc) ? json_incref(doc) :
+	    jsonx_storable_copy(doc);
 	char *d = json_dumps(ok, JSON_COMPACT);
 	const char *v[] = { job, st->instance, e, r, d };
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "config/model.h"
+#include "config/load.h"
 #include "core/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "record/parse.h"
+#include "record/json.h"
 #include "record/tmpl.h"
 #include "core/util.h"
 
@@ -45,7 +46,7 @@ strings_closed(const uint8_t *s, size_t n)
 static void
 count(const uint8_t *data, size_t size, json_t *v, const char *path)
 {
-	json_t *a = v != NULL ? json_path_get(v, path) : NULL;
+	json_t *a = v != NULL ? jsonx_path_get(v, path) : NULL;
 	long c = json_count_at(data, size, path);
 
 	if (c != -1 && (a == NULL || !json_is_array(a) || (size_t)c != json_array_size(a)))

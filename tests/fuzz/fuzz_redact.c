@@ -16,7 +16,9 @@
 
 #include <libpq-fe.h>
 
+#include "core/escape.h"
 #include "core/redact.h"
+#include "core/secrets.h"
 #include "core/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
@@ -143,8 +145,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 2)
 		return 0;
 	if (!init) {
-		redact_add_secret(SECRET);
-		redact_add_param("x-my-param");
+		secrets_add(SECRET);
+		secrets_add_name("x-my-param");
 		init = 1;
 	}
 	pos = data[1];
@@ -209,10 +211,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* learning from any configured text, then JSON redaction: terminates, and the
 	 * document stays a document (the registry learnt here is dropped after) */
-	redact_learn_url(text);
-	redact_learn_header(text);
-	redact_learn_body(text);
-	redact_learn_value(text);
+	secrets_learn_url(text);
+	secrets_learn_header(text);
+	secrets_learn_body(text);
+	secrets_learn_value(text);
 	if ((j = json_loads(text, JSON_DECODE_ANY, NULL)) != NULL) {
 		redact_json(j);
 		if ((r = json_dumps(j, JSON_ENCODE_ANY)) == NULL)
@@ -220,9 +222,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(r);
 		json_decref(j);
 	}
-	redact_reset();
-	redact_add_secret(SECRET);
-	redact_add_param("x-my-param");
+	secrets_reset();
+	secrets_add(SECRET);
+	secrets_add_name("x-my-param");
 	free(text);
 	return 0;
 }

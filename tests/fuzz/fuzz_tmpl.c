@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "record/tmpl.h"
+#include "record/tmpl_compile.h"
 #include "core/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);

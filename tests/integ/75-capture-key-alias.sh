@@ -9,7 +9,7 @@
 #  E. upgrade: composite keys stored in the older text (["t",7]) still match: nothing is
 #     delivered again or deleted, the stored texts are rewritten; a gone one is deleted.
 #  F. a real deletion beside an alias is still made.
-#  G. aliases key_fold does not see, which only the column type equates: citext Émile ->
+#  G. aliases canon_key_fold does not see, which only the column type equates: citext Émile ->
 #     émile, numeric 10 -> 1e1, timestamptz 2020-01-01 00:00:00+00 -> 2020-01-01T00:00:00Z
 #     (CSV, 4 records each): the row stays, after this run and the next two; the new text is
 #     stored, the old one forgotten, and nothing more is delivered or deleted.

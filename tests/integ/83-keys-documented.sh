@@ -1,4 +1,4 @@
-# Every configuration key that `onesyncd --dump-keys` prints (the key table of config.c) is
+# Every configuration key that `onesyncd --dump-keys` prints (the key table of config/keys.c) is
 # documented: as an item `.It Ic KEY` of man/onesyncd.conf.5 (full dotted path, jobs.*.x as
 # the page writes them), and as a setting at that path in etc/onesyncd.conf (commented-out
 # settings count: the example shows optional keys that way; jobs.*.x is a setting of any

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "record/tmpl_compile.h"
 #include "core/log.h"
 #include "io/pg.h"
 #include "conn/source.h"

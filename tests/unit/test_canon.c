@@ -11,6 +11,7 @@
 #include <xxhash.h>
 
 #include "record/canon.h"
+#include "record/json.h"
 
 static json_t *
 load(const char *s)
@@ -119,40 +120,40 @@ test_record_key(void **state)
 
 	j = load("{\"id\":\"A-42\",\"tenant\":\"t1\",\"n\":{\"id\":12345678901234},"
 	    "\"r\":1.5,\"b\":true,\"z\":null,\"o\":{}}");
-	assert_int_equal(record_key(j, one, 1, &out, &err), 0);
+	assert_int_equal(canon_record_key(j, one, 1, &out, &err), 0);
 	assert_string_equal(out, "A-42");
 	free(out);
-	assert_int_equal(record_key(j, two, 2, &out, &err), 0);
+	assert_int_equal(canon_record_key(j, two, 2, &out, &err), 0);
 	assert_string_equal(out, "[\"t1\",\"12345678901234\"]");
 	free(out);
 	one[0] = "n.id";
-	assert_int_equal(record_key(j, one, 1, &out, &err), 0);
+	assert_int_equal(canon_record_key(j, one, 1, &out, &err), 0);
 	assert_string_equal(out, "12345678901234");
 	free(out);
 	one[0] = "r";
-	assert_int_equal(record_key(j, one, 1, &out, &err), 0);
+	assert_int_equal(canon_record_key(j, one, 1, &out, &err), 0);
 	assert_string_equal(out, "1.5");
 	free(out);
 	one[0] = "b";
-	assert_int_equal(record_key(j, one, 1, &out, &err), -1);
+	assert_int_equal(canon_record_key(j, one, 1, &out, &err), -1);
 	assert_non_null(strstr(err, "'b'"));
 	assert_non_null(strstr(err, "boolean"));
 	free(err);
 	one[0] = "z";
-	assert_int_equal(record_key(j, one, 1, &out, &err), -1);
+	assert_int_equal(canon_record_key(j, one, 1, &out, &err), -1);
 	assert_non_null(strstr(err, "'z'"));
 	free(err);
 	one[0] = "o";
-	assert_int_equal(record_key(j, one, 1, &out, &err), -1);
+	assert_int_equal(canon_record_key(j, one, 1, &out, &err), -1);
 	assert_non_null(strstr(err, "object"));
 	free(err);
 	one[0] = "nope";
-	assert_int_equal(record_key(j, one, 1, &out, &err), -1);
+	assert_int_equal(canon_record_key(j, one, 1, &out, &err), -1);
 	assert_non_null(strstr(err, "no key field 'nope'"));
 	assert_null(out);
 	free(err);
 	two[1] = "nope";
-	assert_int_equal(record_key(j, two, 2, &out, &err), -1);
+	assert_int_equal(canon_record_key(j, two, 2, &out, &err), -1);
 	assert_non_null(strstr(err, "'nope'"));
 	free(err);
 	json_decref(j);
@@ -167,37 +168,37 @@ test_key_rule(void **state)
 	char	*one[] = { "id" }, *two[] = { "t", "id" }, *a, *b, *err, *up;
 	json_t	*n = load("{\"t\":\"x\",\"id\":7}"), *s = load("{\"t\":\"x\",\"id\":\"7\"}");
 
-	assert_int_equal(record_key(n, one, 1, &a, &err), 0);
-	assert_int_equal(record_key(s, one, 1, &b, &err), 0);
+	assert_int_equal(canon_record_key(n, one, 1, &a, &err), 0);
+	assert_int_equal(canon_record_key(s, one, 1, &b, &err), 0);
 	assert_string_equal(a, b);
 	free(a);
 	free(b);
-	assert_int_equal(record_key(n, two, 2, &a, &err), 0);
-	assert_int_equal(record_key(s, two, 2, &b, &err), 0);
+	assert_int_equal(canon_record_key(n, two, 2, &a, &err), 0);
+	assert_int_equal(canon_record_key(s, two, 2, &b, &err), 0);
 	assert_string_equal(a, b);
 	assert_string_equal(a, "[\"x\",\"7\"]");
-	up = key_text_upgrade("[\"x\",7]", 2);
+	up = canon_key_text_upgrade("[\"x\",7]", 2);
 	assert_non_null(up);
 	assert_string_equal(up, a);
 	free(up);
 	free(a);
 	free(b);
-	assert_null(key_text_upgrade("[\"x\",\"7\"]", 2));	/* already the text now */
-	assert_null(key_text_upgrade("[\"x\",7]", 1));		/* a single key is as it was */
-	assert_null(key_text_upgrade("[1,2,3]", 2));			/* not this job's form */
-	assert_null(key_text_upgrade("not json", 2));
+	assert_null(canon_key_text_upgrade("[\"x\",\"7\"]", 2));	/* already the text now */
+	assert_null(canon_key_text_upgrade("[\"x\",7]", 1));		/* a single key is as it was */
+	assert_null(canon_key_text_upgrade("[1,2,3]", 2));			/* not this job's form */
+	assert_null(canon_key_text_upgrade("not json", 2));
 	json_decref(n);
 	json_decref(s);
 
-	/* key_fold: what an int or uuid column equates folds alike */
-	a = key_fold("5"); b = key_fold("05"); assert_string_equal(a, b); free(a); free(b);
-	a = key_fold(" 5.0"); b = key_fold("5"); assert_string_equal(a, b); free(a); free(b);
-	a = key_fold("A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A10");
-	b = key_fold("{a0eebc999c0b4ef8bb6d6bb9bd380a10}");
+	/* canon_key_fold: what an int or uuid column equates folds alike */
+	a = canon_key_fold("5"); b = canon_key_fold("05"); assert_string_equal(a, b); free(a); free(b);
+	a = canon_key_fold(" 5.0"); b = canon_key_fold("5"); assert_string_equal(a, b); free(a); free(b);
+	a = canon_key_fold("A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A10");
+	b = canon_key_fold("{a0eebc999c0b4ef8bb6d6bb9bd380a10}");
 	assert_string_equal(a, b); free(a); free(b);
-	a = key_fold("[\"t\",7]"); b = key_fold("[\"t\",\"07\"]");
+	a = canon_key_fold("[\"t\",7]"); b = canon_key_fold("[\"t\",\"07\"]");
 	assert_string_equal(a, b); free(a); free(b);
-	a = key_fold("5"); b = key_fold("6"); assert_string_not_equal(a, b); free(a); free(b);
+	a = canon_key_fold("5"); b = canon_key_fold("6"); assert_string_not_equal(a, b); free(a); free(b);
 }
 
 static void
@@ -209,24 +210,24 @@ test_record_key_unusable(void **state)
 
 	(void)state;
 	j = json_pack("{ss ss ss}", "id", "", "a", "x", "b", "y");
-	assert_int_equal(record_key(j, one, 1, &out, &err), -1);
+	assert_int_equal(canon_record_key(j, one, 1, &out, &err), -1);
 	assert_non_null(strstr(err, "'id' is an empty string"));
 	free(err);
-	assert_int_equal(record_key(j, two, 2, &out, &err), -1);
+	assert_int_equal(canon_record_key(j, two, 2, &out, &err), -1);
 	free(err);
 	json_object_set_new(j, "id", json_stringn("a\0b", 3));
-	assert_int_equal(record_key(j, one, 1, &out, &err), -1);
+	assert_int_equal(canon_record_key(j, one, 1, &out, &err), -1);
 	assert_non_null(strstr(err, "NUL"));
 	free(err);
 	memset(big, 'k', sizeof big - 1);
 	big[sizeof big - 1] = '\0';
 	json_object_set_new(j, "id", json_string(big));
-	assert_int_equal(record_key(j, one, 1, &out, &err), -1);
+	assert_int_equal(canon_record_key(j, one, 1, &out, &err), -1);
 	assert_non_null(strstr(err, "longer than"));
 	free(err);
 	big[RECORD_KEY_MAX] = '\0';
 	json_object_set_new(j, "id", json_string(big));
-	assert_int_equal(record_key(j, one, 1, &out, &err), 0);
+	assert_int_equal(canon_record_key(j, one, 1, &out, &err), 0);
 	free(out);
 	json_decref(j);
 }
@@ -239,26 +240,26 @@ test_storable(void **state)
 	json_t	*j, *c;
 
 	(void)state;
-	t = text_storable("ok \xc3\xa9", 5, SIZE_MAX);
+	t = jsonx_text_storable("ok \xc3\xa9", 5, SIZE_MAX);
 	assert_string_equal(t, "ok \xc3\xa9");
 	free(t);
-	t = text_storable("a\0b\xff\xc3", 5, SIZE_MAX);
+	t = jsonx_text_storable("a\0b\xff\xc3", 5, SIZE_MAX);
 	assert_string_equal(t, "a\xef\xbf\xbd" "b\xef\xbf\xbd\xef\xbf\xbd");
 	free(t);
 	/* cut at a character boundary, marked */
-	t = text_storable("abc\xc3\xa9xyz", 8, 5);
+	t = jsonx_text_storable("abc\xc3\xa9xyz", 8, 5);
 	assert_string_equal(t, "abc\xc3\xa9...");
 	free(t);
 	j = json_pack("{s[so]}", "a", "fine", json_stringn("x\0y", 3));
-	assert_false(json_storable(j));
-	c = json_storable_copy(j);
-	assert_true(json_storable(c));
+	assert_false(jsonx_storable(j));
+	c = jsonx_storable_copy(j);
+	assert_true(jsonx_storable(c));
 	assert_string_equal(json_string_value(json_array_get(json_object_get(c, "a"), 1)),
 	    "x\xef\xbf\xbdy");
 	json_decref(c);
 	json_decref(j);
 	j = json_pack("{s[si]}", "a", "fine", 1);
-	assert_true(json_storable(j));
+	assert_true(jsonx_storable(j));
 	json_decref(j);
 }
 
@@ -274,7 +275,7 @@ test_json_append(void **state)
 	    "\"s\":\"a\\\"b\\n\\u0001\u00e9\",\"n\":[1,null,true,false],\"o\":{}}", 0, NULL);
 	assert_non_null(j);
 	buf_init(&b);
-	json_append(&b, j);
+	jsonx_append(&b, j);
 	assert_string_equal(b.data, "{\"price\":19.99,\"tiny\":-0.000123,\"whole\":3.0,"
 	    "\"big\":1e+300,\"s\":\"a\\\"b\\n\\u0001\u00e9\",\"n\":[1,null,true,false],\"o\":{}}");
 	/* and it parses back to the same values */

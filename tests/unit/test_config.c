@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "config/model.h"
+#include "config/load.h"
 
 /* libconfig 1.5 leaks its lexer buffer on a syntax error; not ours to fix. */
 const char *__lsan_default_suppressions(void);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/url.h"
 #include "io/http_req.h"
 
 static int	answers;
@@ -123,7 +124,7 @@ test_origin(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		o = http_url_origin(cases[i].url);
+		o = url_origin(cases[i].url);
 		if (cases[i].origin == NULL) {
 			if (o != NULL)
 				fail_msg("%s: origin %s, want none", cases[i].url, o);

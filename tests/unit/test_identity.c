@@ -1,5 +1,5 @@
 /*
- * test_identity.c - job identity (config.c): the keys that change what a job's state
+ * test_identity.c - job identity (config/identity.c): the keys that change what a job's state
  * means change it, every other key does not, places and secrets never show in the stored
  * definition; and the balance over instances that have a job with its definition.
  */
@@ -15,6 +15,8 @@
 
 #include "daemon/balance.h"
 #include "config/model.h"
+#include "config/identity.h"
+#include "config/load.h"
 
 static char	tmpdir[] = "/tmp/onesync-identity-XXXXXX";
 

@@ -13,6 +13,8 @@
 #include <cmocka.h>
 
 #include "record/tmpl.h"
+#include "record/tmpl_compile.h"
+#include "record/json.h"
 
 static char	secrets[] = "/tmp/onesync-tmpl-XXXXXX";
 
@@ -612,14 +614,14 @@ test_json_path(void **state)
 {
 	json_t	*j = load("{\"a\": {\"b\": [10, {\"c\": \"x\"}]}, \"1\": true}");
 
-	assert_ptr_equal(json_path_get(j, ""), j);
-	assert_int_equal(json_integer_value(json_path_get(j, "a.b.0")), 10);
-	assert_string_equal(json_string_value(json_path_get(j, "a.b.1.c")), "x");
-	assert_true(json_is_true(json_path_get(j, "1")));
-	assert_null(json_path_get(j, "a.b.2"));
-	assert_null(json_path_get(j, "a.b.x"));
-	assert_null(json_path_get(j, "a.b.0.c"));
-	assert_null(json_path_get(j, "nope"));
+	assert_ptr_equal(jsonx_path_get(j, ""), j);
+	assert_int_equal(json_integer_value(jsonx_path_get(j, "a.b.0")), 10);
+	assert_string_equal(json_string_value(jsonx_path_get(j, "a.b.1.c")), "x");
+	assert_true(json_is_true(jsonx_path_get(j, "1")));
+	assert_null(jsonx_path_get(j, "a.b.2"));
+	assert_null(jsonx_path_get(j, "a.b.x"));
+	assert_null(jsonx_path_get(j, "a.b.0.c"));
+	assert_null(jsonx_path_get(j, "nope"));
 	json_decref(j);
 }
 

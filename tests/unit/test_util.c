@@ -8,7 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/escape.h"
 #include "core/redact.h"
+#include "core/secrets.h"
+#include "core/url.h"
 #include "core/strmap.h"
 #include "core/util.h"
 
@@ -87,7 +90,7 @@ static void
 test_redact_conninfo_spellings(void **state)
 {
 	(void)state;
-	redact_reset();
+	secrets_reset();
 	red_is("host=db password=x1 dbname=d", "host=db password=*** dbname=d");
 	red_is("host=db password = x1 dbname=d", "host=db password = *** dbname=d");
 	red_is("host=db password= x1 dbname=d", "host=db password= *** dbname=d");
@@ -124,7 +127,7 @@ static void
 test_redact_urls_and_headers(void **state)
 {
 	(void)state;
-	redact_reset();
+	secrets_reset();
 	red_is("GET https://h/x?page=2&access_token=abc&q=1: 500",
 	    "GET https://h/x?page=2&access_token=***&q=1: 500");
 	red_is("https://user:pw@h/p?api_key=k#frag", "https://user:***@h/p?api_key=***");
@@ -136,7 +139,7 @@ test_redact_urls_and_headers(void **state)
 	red_is("\"https://h/?Signature=s&X-Amz-Credential=c\"",
 	    "\"https://h/?Signature=***&X-Amz-Credential=***\"");
 	red_is("https://h/?x-my-param=v", "https://h/?x-my-param=v");
-	redact_add_param("x-my-param");
+	secrets_add_name("x-my-param");
 	red_is("https://h/?x-my-param=v&b=1", "https://h/?x-my-param=***&b=1");
 	red_is("sent Authorization: Bearer abc.def\nnext", "sent Authorization: ***\nnext");
 	red_is("proxy-authorization:Basic dTpw", "proxy-authorization:***");
@@ -160,7 +163,7 @@ test_redact_urls_and_headers(void **state)
 	    "https://h/?pwd=***&pass=***&jwt=***&sid=***&session=***&bearer=***&credential=***"
 	    "&userPassword=***");
 	red_is("sort_key=a primary_key=b accessKey=c", "sort_key=a primary_key=b accessKey=***");
-	redact_reset();
+	secrets_reset();
 }
 
 static void
@@ -170,16 +173,16 @@ test_redact_words_and_json(void **state)
 	char *s;
 
 	(void)state;
-	redact_reset();
+	secrets_reset();
 	/* a literal value of a parameter whose name only contains a credential word is no
 	 * secret: "updatedAt" must not be masked everywhere afterwards */
-	redact_learn_url("https://h/x?_sort_key=updatedAt&_author=name-1&api_key=real-key-1");
-	redact_learn_param("_sort_key", "updatedAt2");
+	secrets_learn_url("https://h/x?_sort_key=updatedAt&_author=name-1&api_key=real-key-1");
+	secrets_learn_param("_sort_key", "updatedAt2");
 	red_is("updatedAt name-1 updatedAt2 real-key-1", "updatedAt name-1 updatedAt2 ***");
 	/* a secret equal to a key or to digits of a number: the document stays JSON, keys and
 	 * numbers kept; string values and credential-named members masked */
-	redact_add_secret("delivered");
-	redact_add_secret("105601");
+	secrets_add("delivered");
+	secrets_add("105601");
 	v = json_pack("{si sf ss ss s{ss} s[s]}", "delivered", 3, "duration_s", 0.105601,
 	    "error", "x delivered y", "password_hash", "h", "rec", "apiKey", "k",
 	    "list", "105601");
@@ -190,14 +193,14 @@ test_redact_words_and_json(void **state)
 	    "\"rec\":{\"apiKey\":\"***\"}}");
 	free(s);
 	json_decref(v);
-	redact_reset();
+	secrets_reset();
 }
 
 static void
 test_redact_userinfo_and_literals(void **state)
 {
 	(void)state;
-	redact_reset();
+	secrets_reset();
 	/* a user with no (or an empty) password is the credential: hidden whole */
 	red_is("GET http://sk_live_ZQ1234:@h/x: 401", "GET http://***@h/x: 401");
 	red_is("https://ghp_ZQtoken99@h/x", "https://***@h/x");
@@ -208,44 +211,44 @@ test_redact_userinfo_and_literals(void **state)
 	    "postgresql://postgres:***@127.0.0.1/x?port=1");
 	red_is("curl: http://u:ZQsl/ashHTTP9@h/p?q=1", "curl: http://u:***@h/p?q=1");
 	/* learnt: the user-as-token, the password with a '/', base64(user:password) */
-	redact_learn_url("https://ghp_ZQlearn77@h/x");
-	redact_learn_url("http://u:ZQsl/ash999@h/p");
-	redact_learn_url("sftp://user:ZQpass1234@h/f.csv");
+	secrets_learn_url("https://ghp_ZQlearn77@h/x");
+	secrets_learn_url("http://u:ZQsl/ash999@h/p");
+	secrets_learn_url("sftp://user:ZQpass1234@h/f.csv");
 	red_is("ghp_ZQlearn77 ZQsl/ash999", "*** ***");
 	/* "Basic " + base64("user:ZQpass1234"), base64("ghp_ZQlearn77:") */
 	red_is("Basic dXNlcjpaUXBhc3MxMjM0 Z2hwX1pRbGVhcm43Nzo=", "Basic *** ***");
-	redact_learn_basic("fileuser", "ZQfilepw55");
+	secrets_learn_basic("fileuser", "ZQfilepw55");
 	red_is("ZmlsZXVzZXI6WlFmaWxlcHc1NQ==", "***");
 	/* every configured header's value, not only Authorization's; literals next to a
 	 * placeholder; the scheme word alone is no secret */
-	redact_learn_header("X-Custom-Thing: ZQcustomHDR999");
-	redact_learn_header("Cookie: sid=ZQcookieLIT77; t={{env:X}}");
-	redact_learn_header("Authorization: Bearer {{secret:t}}");
-	redact_learn_header("Accept: application/json");
+	secrets_learn_header("X-Custom-Thing: ZQcustomHDR999");
+	secrets_learn_header("Cookie: sid=ZQcookieLIT77; t={{env:X}}");
+	secrets_learn_header("Authorization: Bearer {{secret:t}}");
+	secrets_learn_header("Accept: application/json");
 	red_is("{\"echo\":\"ZQcustomHDR999 ZQcookieLIT77\"} Bearer application/json",
 	    "{\"echo\":\"*** ***\"} Bearer application/json");
 	/* a ':' inside a placeholder is no header name */
-	redact_learn_header("{{secret:token}}");
+	secrets_learn_header("{{secret:token}}");
 	red_is("{{secret:token}}: x", "{{secret:token}}: x");
 	/* a body's literal values under credential names */
-	redact_learn_body("{\"id\": {{key}}, \"key\": \"ZQbodyKEY1234\", "
+	secrets_learn_body("{\"id\": {{key}}, \"key\": \"ZQbodyKEY1234\", "
 	    "\"apiKey\": \"pre-{{env:X}}-ZQpost5678\", \"name\": \"plain-value\"}");
 	red_is("ZQbodyKEY1234 x-ZQpost5678 plain-value", "*** x*** plain-value");
-	redact_learn_value("ZQfilepass42");
+	secrets_learn_value("ZQfilepass42");
 	red_is("ZQfilepass42", "***");
 	/* a raw '#' or '?' in a password (which -t refuses): hidden up to the '@' */
 	red_is("GET http://u:ab#cdSecr12@127.0.0.1:1/api/src: curl error 3",
 	    "GET http://u:***@127.0.0.1:1/api/src: curl error 3");
-	redact_learn_url("http://u:ab?cdSecr34@h/x");
+	secrets_learn_url("http://u:ab?cdSecr34@h/x");
 	red_is("ab?cdSecr34", "***");
 	/* a placeholder as the user: the literal password is learnt; a placeholder as the
 	 * password: the rendered URL gives base64(user:password) */
-	redact_learn_url("http://{{env:U}}:LitPass9876@h/x");
+	secrets_learn_url("http://{{env:U}}:LitPass9876@h/x");
 	red_is("*** / LitPass9876", "*** / ***");
-	assert_true(redact_literal_learnt());
-	redact_learn_rendered_url("http://u:S3cretValue!@h/x");
+	assert_true(secrets_literal_learnt());
+	secrets_learn_rendered_url("http://u:S3cretValue!@h/x");
 	red_is("basic=dTpTM2NyZXRWYWx1ZSE=", "basic=***");
-	redact_reset();
+	secrets_reset();
 }
 
 /* An answer repeating a long secret: masked whole before the cut, never a piece of it. */
@@ -258,8 +261,8 @@ test_redact_excerpt_long(void **state)
 	char *r;
 
 	(void)state;
-	redact_reset();
-	redact_add_secret(tok);
+	secrets_reset();
+	secrets_add(tok);
 	buf_init(&b);
 	for (int i = 0; i < 200; i++)
 		buf_adds(&b, tok);
@@ -268,7 +271,7 @@ test_redact_excerpt_long(void **state)
 	assert_true(strlen(r) <= 200);
 	free(r);
 	buf_free(&b);
-	redact_reset();
+	secrets_reset();
 }
 
 static void
@@ -277,8 +280,8 @@ test_redact_registry(void **state)
 	char *s;
 
 	(void)state;
-	redact_reset();
-	redact_add_secret("canary-S3cr3t/+");
+	secrets_reset();
+	secrets_add("canary-S3cr3t/+");
 	red_is("echo: canary-S3cr3t/+ and again canary-S3cr3t/+",
 	    "echo: *** and again ***");
 	/* as a URL carries it (upper and lower hex), and as JSON holds it */
@@ -286,42 +289,42 @@ test_redact_registry(void **state)
 	red_is("GET /x?q=canary-S3cr3t%2f%2b", "GET /x?q=***");
 	/* in every JSON escaping a server may choose: PHP's \/, Go's \u0026, Python's
 	 * \u00e9, a surrogate pair, upper-case hex */
-	redact_add_secret("ZQ/sl&amp<\xc3\xa9>\xf0\x9f\x94\x91");
+	secrets_add("ZQ/sl&amp<\xc3\xa9>\xf0\x9f\x94\x91");
 	red_is("{\"e\":\"ZQ\\/sl&amp<\xc3\xa9>\xf0\x9f\x94\x91\"}", "{\"e\":\"***\"}");
 	red_is("{\"e\":\"ZQ/sl\\u0026amp\\u003c\xc3\xa9\\u003e\xf0\x9f\x94\x91\"}",
 	    "{\"e\":\"***\"}");
 	red_is("{\"e\":\"ZQ/sl&amp<\\u00e9>\\ud83d\\udd11\"}", "{\"e\":\"***\"}");
 	red_is("{\"e\":\"ZQ\\/sl\\u0026amp\\u003C\\u00E9\\u003E\\uD83D\\uDD11\"}",
 	    "{\"e\":\"***\"}");
-	redact_add_secret("tab\"quote\\");
+	secrets_add("tab\"quote\\");
 	red_is("{\"m\":\"tab\\\"quote\\\\\"}", "{\"m\":\"***\"}");
 	/* a secret that holds another is hidden whole */
-	redact_add_secret("canary-S3cr3t/+-longer");
+	secrets_add("canary-S3cr3t/+-longer");
 	red_is("canary-S3cr3t/+-longer", "***");
-	/* short values are not masked as substrings (below REDACT_MIN)... */
-	redact_add_secret("ab1");
+	/* short values are not masked as substrings (below SECRETS_MIN)... */
+	secrets_add("ab1");
 	red_is("tab1e ab1", "tab1e ab1");
 	/* ...but patterns still hide them */
 	red_is("password=ab1", "password=***");
 	/* literal configuration credentials */
-	redact_reset();
-	redact_learn_url("https://u:Pass%40word1@h/x?access_token=LITERAL-TOK&page={{page}}");
+	secrets_reset();
+	secrets_learn_url("https://u:Pass%40word1@h/x?access_token=LITERAL-TOK&page={{page}}");
 	red_is("LITERAL-TOK Pass@word1 Pass%40word1", "*** *** ***");
-	redact_learn_url("https://h/x?access_token=pre{{env:X}}");
+	secrets_learn_url("https://h/x?access_token=pre{{env:X}}");
 	red_is("pre{{env:X}}", "pre{{env:X}}");
-	redact_learn_conninfo("host=h password = conn-pw-9");
-	redact_learn_conninfo("postgresql://u:uri-pw-9@h/db");
+	secrets_learn_conninfo("host=h password = conn-pw-9");
+	secrets_learn_conninfo("postgresql://u:uri-pw-9@h/db");
 	red_is("conn-pw-9 uri-pw-9", "*** ***");
-	redact_learn_header("Authorization: Bearer hdr-tok-9");
-	redact_learn_header("Accept: text/plain-long");
+	secrets_learn_header("Authorization: Bearer hdr-tok-9");
+	secrets_learn_header("Accept: text/plain-long");
 	red_is("hdr-tok-9 text/plain-long", "*** text/plain-long");
-	redact_learn_param("api_key", "param-val-9");
-	redact_learn_param("page", "page-val-9");
+	secrets_learn_param("api_key", "param-val-9");
+	secrets_learn_param("page", "page-val-9");
 	red_is("param-val-9 page-val-9", "*** page-val-9");
 	s = redact_text_free(xstrdup("x conn-pw-9"));
 	assert_string_equal(s, "x ***");
 	free(s);
-	redact_reset();
+	secrets_reset();
 }
 
 static void
