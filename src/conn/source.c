@@ -20,7 +20,8 @@ struct source_ops {
 	void			 (*mark_cancel)(struct source_marker *);
 };
 
-/* By enum conn_type; what pages come from (HTTP being the default, as config.c checks). */
+/* By enum conn_type; what pages come from (HTTP being the default, as config/source.c
+ * checks). */
 static const struct source_ops source_http_ops = {
 	source_http_fetch, source_http_cancel, mark_http_start, mark_http_cancel
 };

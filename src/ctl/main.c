@@ -1,6 +1,6 @@
 /*
  * main.c - onesyncctl, the admin tool: look at and steer the jobs of onesyncd through the
- * state database (DESIGN.md §10). It reads the daemon's configuration file for
+ * state database (doc/design.md §10.2). It reads the daemon's configuration file for
  * state.conninfo, state.schema and the job names, checks the command line against the
  * table of commands below, connects (conn.c) and runs the one command asked for: the
  * read-only ones are in show.c, those that change a job's state in steer.c. A command is

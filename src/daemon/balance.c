@@ -1,7 +1,8 @@
 /*
- * balance.c - the assignment of jobs to live instances (DESIGN §7: each instance claims at
- * most its fair share, with a stable preference per job). Pure computation: no I/O, no
- * clock; the daemon feeds it the job names and the live instances read from the database.
+ * balance.c - the assignment of jobs to live instances (doc/design.md §7: each instance
+ * claims at most its fair share, with a stable preference per job). Pure computation: no
+ * I/O, no clock; the daemon feeds it the job names and the live instances read from the
+ * database.
  */
 #include <stdbool.h>
 #include <stdint.h>

@@ -1,5 +1,5 @@
 /*
- * coord.c - this instance among the others, through the state store (DESIGN §7): the
+ * coord.c - this instance among the others, through the state store (doc/design.md §7): the
  * schema migration, the instance name (registered, taken over from a dead process, or
  * refused), the heartbeat that publishes our jobs and brings back the live instances, the
  * balance that follows from it, run-now requests, and the leases (renewed in one batch,

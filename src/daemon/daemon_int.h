@@ -1,9 +1,9 @@
 /*
  * daemon_int.h - what the daemon's own files share (daemon.c: the loop, signals and
  * reloads; schedule.c: timers, the due queue and the run slots; coord.c: the instance,
- * heartbeat, balance and leases; stop.c: the way out). Nothing outside src/daemon
- * includes it but through daemon.h, and only until runs and connectors get their own
- * contexts.
+ * heartbeat, balance and leases; stop.c: the way out; status.c: what /jobs and /metrics
+ * show of the jobs). Nothing outside src/daemon includes it, daemon.h neither: a run gets
+ * a struct run_env (run/run.h), a connector a struct conn_env (conn/conn.h).
  */
 #ifndef ONESYNC_DAEMON_INT_H
 #define ONESYNC_DAEMON_INT_H

@@ -1,11 +1,11 @@
 /*
- * modified_page.c - how strategy modified judges one page (DESIGN §4.2): each record's key
- * and timestamp (the max_future guard, settle), skipped by the seen set or delivered, and
- * then where the next request goes (seek from the page's last timestamp, a step inside a
- * tie, a re-read of a tie, the next link, the next key) and what the page's checkpoint
- * says (seen records, the watermark). The watermark never follows the local clock; only the
- * max_future guard reads it. It fetches nothing and delivers nothing: strategy_modified.c
- * does, with what this decides.
+ * modified_page.c - how strategy modified judges one page (doc/design.md §4.2): each
+ * record's key and timestamp (the max_future guard, settle), skipped by the seen set or
+ * delivered, and then where the next request goes (seek from the page's last timestamp, a
+ * step inside a tie, a re-read of a tie, the next link, the next key) and what the page's
+ * checkpoint says (seen records, the watermark). The watermark never follows the local
+ * clock; only the max_future guard reads it. It fetches nothing and delivers nothing:
+ * strategy_modified.c does, with what this decides.
  */
 #include <stdio.h>
 #include <stdlib.h>

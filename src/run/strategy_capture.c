@@ -1,12 +1,12 @@
 /*
- * strategy_capture.c - Capture Data (DESIGN §4.3). Every run reads the whole data set
- * (a file streamed as it arrives, an API's pages, or a table by key), hashes each record's
- * canonical form, and delivers only new and changed records; a hash is stored only once
- * the destination accepted the record. Deletions, when enabled, come last and only after a
- * complete snapshot, behind the max_delete_ratio guard: a truncated or empty file must
- * never wipe the destination. Memory holds the key -> hash map and one batch, never the
- * data set. This file loads the stored hashes, reads and delivers; capture_state.c keeps
- * the map, capture_delete.c ends the snapshot (guard, alias check, deletions).
+ * strategy_capture.c - Capture Data (doc/design.md §4.3). Every run reads the whole data
+ * set (a file streamed as it arrives, an API's pages, or a table by key), hashes each
+ * record's canonical form, and delivers only new and changed records; a hash is stored only
+ * once the destination accepted the record. Deletions, when enabled, come last and only
+ * after a complete snapshot, behind the max_delete_ratio guard: a truncated or empty file
+ * must never wipe the destination. Memory holds the key -> hash map and one batch, never
+ * the data set. This file loads the stored hashes, reads and delivers; capture_state.c
+ * keeps the map, capture_delete.c ends the snapshot (guard, alias check, deletions).
  */
 #include <stdio.h>
 #include <stdlib.h>

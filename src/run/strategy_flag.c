@@ -1,12 +1,12 @@
 /*
- * strategy_flag.c - Record Flag and Validate (DESIGN §4.1). A run reads the records the
- * source calls pending, delivers them in batches, and marks at the source only the ones
+ * strategy_flag.c - Record Flag and Validate (doc/design.md §4.1). A run reads the records
+ * the source calls pending, delivers them in batches, and marks at the source only the ones
  * the destination accepted (with values from its answer). An HTTP source's pending set is
  * collected first (up to max_records), because marking changes its pages; a PostgreSQL
  * source is paged by key, which marking cannot disturb. A record delivered but not marked
  * is remembered (key + hash) so that the next run marks it without delivering it again,
- * unless its content changed. Refused records wait in the retry queue: while their
- * backoff runs (or once dead) an unchanged pending record is left alone.
+ * unless its content changed. Refused records wait in the retry queue: while their backoff
+ * runs (or once dead) an unchanged pending record is left alone.
  */
 #include <stdio.h>
 #include <stdlib.h>

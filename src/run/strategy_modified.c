@@ -1,13 +1,13 @@
 /*
- * strategy_modified.c - Remember Last Modified Time (DESIGN §4.2). The watermark is the
- * source's own text of the highest timestamp delivered; reads are inclusive (>=) and the
- * records already seen at the watermark (the tie set) or inside the lookback window are
+ * strategy_modified.c - Remember Last Modified Time (doc/design.md §4.2). The watermark is
+ * the source's own text of the highest timestamp delivered; reads are inclusive (>=) and
+ * the records already seen at the watermark (the tie set) or inside the lookback window are
  * skipped by hash. With `sorted`, the watermark is checkpointed after every page and the
  * next page is asked again from it (seek pagination); page numbers only step inside one
  * tie, and a tie that spanned pages is read once more before the watermark leaves it.
- * Without `sorted`, every page is read and the watermark moves once, at the end.
- * This file runs the flow (seen set, replayed retries, fetch, deliver, checkpoint);
- * modified_page.c judges each page and decides the next request.
+ * Without `sorted`, every page is read and the watermark moves once, at the end. This file
+ * runs the flow (seen set, replayed retries, fetch, deliver, checkpoint); modified_page.c
+ * judges each page and decides the next request.
  */
 #include <stdio.h>
 #include <stdlib.h>
