@@ -146,7 +146,7 @@ const struct key_def keys_table[] = {
 	{ "jobs.*.source.page.stable", K_BOOL, "false", 0, 0, F_HTTP,
 	  "Style link or next: the API pages one stable order by cursor; capture.deletes needs it." },
 	{ "jobs.*.source.fetch", K_TMPL, NULL, 0, 0, F_HTTP,
-	  "URL template reading one record by {{key}}, for retries; unset = replay." },
+	  "URL template reading one record by {{key}}: checked, not used by this version." },
 	{ "jobs.*.source.allow_origins", K_STRLIST, NULL, 0, 0, F_HTTP | F_FILE,
 	  "Origins besides source.url's that next links or redirects may lead to, "
 	  "[ \"https://host:port\" ]." },

@@ -70,6 +70,9 @@ schedule_jobrt_new(struct daemon *d, const struct job_conf *jc)
 		    "deleted before it, or an order that is not stable) is missed until it changes "
 		    "again; sort the source by (modified field, key) and set modified.sorted = true",
 		    jc->src.page_style == PAGE_PAGE ? "page" : "offset");
+	if (jc->src.fetch != NULL)
+		log_job(LOG_WARNING, jc->name, 0, NULL, "source.fetch is not used by this version: "
+		    "a retry sends the record as it was stored with its failure, not a fresh read");
 	return jr;
 }
 
