@@ -421,7 +421,7 @@ register_instance(struct daemon *d)
 }
 
 static void
-migrated(void *arg, int rc, json_t *res, const char *err)
+migrate_answered(void *arg, int rc, json_t *res, const char *err)
 {
 	struct daemon *d = arg;
 
@@ -451,7 +451,7 @@ void
 coord_migrate(struct daemon *d)
 {
 	if (!d->stopping)
-		state_migrate(d->state, migrated, d);
+		state_migrate(d->state, migrate_answered, d);
 }
 
 struct renew_ctx {

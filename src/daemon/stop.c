@@ -40,7 +40,7 @@ left(void *arg, int rc, json_t *res, const char *err)
 }
 
 static void
-released(void *arg, int rc, json_t *res, const char *err)
+release_answered(void *arg, int rc, json_t *res, const char *err)
 {
 	struct daemon *d = arg;
 
@@ -81,7 +81,7 @@ stop_maybe_exit(struct daemon *d)
 			d->jobs[i]->epoch = 0;
 		}
 	if (d->migrated)
-		state_release(d->state, names.v, epochs, names.n, released, d);
+		state_release(d->state, names.v, epochs, names.n, release_answered, d);
 	else
 		event_base_loopexit(d->base, NULL);
 	strlist_free(&names);

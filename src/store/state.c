@@ -187,7 +187,7 @@ req_done(const struct pg_result_info *ri, void *arg)
 }
 
 static void
-migrated(void *arg, int rc, json_t *res, const char *err)
+migrate_answered(void *arg, int rc, json_t *res, const char *err)
 {
 	struct state_req *r = arg;
 	json_t *out;
@@ -238,7 +238,7 @@ state_migrate(struct state *st, state_cb cb, void *arg)
 	sql = subst_schema(st, b.data);
 	buf_free(&b);
 	pg_query(st->pg, sql, 0, NULL, req_done,
-	    req_new(st, "schema migration", migrated, req_new(st, "schema migration", cb, arg)));
+	    req_new(st, "schema migration", migrate_answered, req_new(st, "schema migration", cb, arg)));
 	free(sql);
 }
 
