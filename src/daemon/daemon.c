@@ -81,8 +81,12 @@ job_retire(struct daemon *d, struct jobrt *jr, const char *what)
 static void
 apply_daemon_keys(struct daemon *d, const struct config *old, const struct config *cfg)
 {
+	/* state.connect_timeout also holds for the pools of sources and destinations
+	 * (io/pg.c's pg_pools), made once at start like the state store's */
 	if (strcmp(old->state.conninfo, cfg->state.conninfo) != 0 ||
-	    strcmp(old->state.schema, cfg->state.schema) != 0)
+	    strcmp(old->state.schema, cfg->state.schema) != 0 ||
+	    old->state.connections != cfg->state.connections ||
+	    old->state.connect_timeout_ms != cfg->state.connect_timeout_ms)
 		log_warnx("state.* changed: it takes effect only after a restart");
 	if (strcmp(old->daemon.instance, cfg->daemon.instance) != 0)
 		log_warnx("daemon.instance changed: it takes effect only after a restart; this "

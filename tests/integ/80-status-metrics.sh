@@ -14,7 +14,7 @@ sa POST /_ctl/gen '{"coll":"contacts","n":120}' >/dev/null
 sa POST /_ctl/fault '{"coll":"customers","method":"PUT","keys":[10,20,30],"status":422,"body":"{\"error\":\"email rejected\"}"}' >/dev/null
 write() {	# write LISTEN
 	cat >"$T/c.conf" <<CONF
-state = { conninfo = "$STATE"; };
+state = { conninfo = "$STATE"; connect_timeout = "${CONNTO:-10s}"; };
 daemon = { instance = "status-test"; lease = "3s"; stop_timeout = "5s"; status_listen = "$1"; };
 defaults = { interval = "1h"; retries = 0; retry_backoff = "0"; max_attempts = ${MAXATT:-5}; };
 jobs = ( { name = "contacts"; strategy = "modified"; key = "id";
@@ -159,12 +159,15 @@ check_metrics "$T/m2.txt" \
 	"onesync_retry_queue_records{$J}=0" "onesync_dead_records{$J}=0" \
 	"onesync_lease_held{$J}=1" || fail "metrics after the retry run"
 
-# a reload that changes status_listen: warned about, the endpoint stays where it is
-# (and max_attempts = 1, for the dead letter below)
-MAXATT=1 write "127.0.0.1:1"
+# a reload that changes status_listen and state.connect_timeout: both warned about (neither
+# takes effect before a restart), the endpoint stays where it is (and max_attempts = 1, for
+# the dead letter below)
+MAXATT=1 CONNTO=3s write "127.0.0.1:1"
 kill -HUP "$D_PID"
 wait_for 10 grep -q 'daemon.status_listen changed: it takes effect only after a restart' "$T/daemon.log" ||
 	fail "no warning about a changed status_listen"
+grep -q 'state.\* changed: it takes effect only after a restart' "$T/daemon.log" ||
+	fail "no warning about a changed state.connect_timeout"
 [ "$(code "$ST/healthz")" = 200 ] || fail "/healthz after the reload"
 
 # a record refused with max_attempts = 1 is dead at once: onesync_dead_records counts it after
