@@ -520,8 +520,9 @@ jobs = ( { name = "%s"; strategy = "%s"; key = "id"; batch = %d; %s
         notes = []
         if lost and self.strategy == "modified" and self.src == "pg":
             notes.append("REGRESSION? a PostgreSQL source must start each run at the watermark inclusive and "
-                         "skip the tie by the seen set (strategy_modified.c request_bound; test 41): a row that "
-                         "reaches the watermark's timestamp later with a lower key is otherwise never read")
+                         "skip the tie by the seen set (strategy_modified.c request_bound; test 41), and read a page's last "
+                         "timestamp once more before a run goes past it (modified_page.c keyset_leaves_tie; "
+                         "test 44): a row that reaches that timestamp later with a lower key is otherwise never read")
         if lost and self.strategy == "modified" and not self.sorted and self.src != "pg" and not self.lookback:
             notes.append("DOCUMENTED LIMIT (onesyncd.conf(5), modified.sorted): unsorted page/offset paging "
                          "cannot be exact; a record shifted onto a page already read is left behind the "

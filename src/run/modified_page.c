@@ -348,6 +348,35 @@ judge_record(struct run *r, const struct source_page *page, size_t i, const char
 	return 0;
 }
 
+/*
+ * PostgreSQL: whether this page, read after (timestamp, key) of the last row read, leaves
+ * that timestamp while it has not been read again from its first key. A row that reached
+ * the timestamp after the page ending there was read, with a key below that page's last
+ * key, is behind the keyset; once the read leaves the timestamp the watermark moves past
+ * it and no run would read it (the next run starts at the watermark). A source commits
+ * its changes in timestamp order (without modified.lookback): a row later than the tie is
+ * on this page, so the tie is complete now and one more read of it finds every row.
+ */
+static bool
+keyset_leaves_tie(struct run *r, json_t *recs)
+{
+	struct modified_state *md = r->md;
+	json_t *last = json_array_get(recs, json_array_size(recs) - 1);
+	char *k = NULL, *text = NULL, *e = NULL;
+	struct ts t;
+	bool leaves;
+
+	if (md->pos_key == NULL || md->req_wm_text == NULL || last == NULL ||
+	    md->tie_read_ns == md->req_wm_ns)
+		return false;
+	/* The page is ordered by (timestamp, key): its last record is its latest. */
+	leaves = inspect(r, last, &k, &t, &text, &e) == 0 && ts_ns(t) > md->req_wm_ns;
+	free(k);
+	free(text);
+	free(e);
+	return leaves;
+}
+
 void
 modified_page_judge(struct run *r, int rc, struct source_page *page, const char *err)
 {
@@ -379,6 +408,21 @@ modified_page_judge(struct run *r, int rc, struct source_page *page, const char 
 	if (m->settle_ms > 0 && r->md->cap_ns == INT64_MAX && sc->type == CONN_HTTP &&
 	    settle_cap(r, page) != 0)
 		return;
+	if (sc->type == CONN_POSTGRESQL && keyset_leaves_tie(r, recs)) {
+		/* Not taken: the tie is read again from its first key (the seen set skips
+		 * what was delivered), and then this page again. */
+		log_job(LOG_DEBUG, r->job->name, r->id, NULL, "page %lld leaves %s: that "
+		    "timestamp is read once more", r->md->pages, r->md->req_wm_text);
+		r->md->tie_read_ns = r->md->req_wm_ns;
+		free(r->md->pos_key);
+		r->md->pos_key = NULL;
+		run_page_restart(r);
+		modified_page_clear(r);
+		r->last_page = false;
+		json_decref(r->ck);
+		r->ck = json_pack("{s[] s[] s[]}", "ok", "failed", "seen");
+		return;
+	}
 	if (sc->type == CONN_HTTP && (sc->page_style == PAGE_LINK || sc->page_style == PAGE_NEXT))
 		full = page->next_url != NULL || page->cursor != NULL;
 	else if (sc->type == CONN_HTTP && sc->page_style == PAGE_NONE)

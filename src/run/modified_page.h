@@ -21,6 +21,8 @@ struct modified_state {
 	int64_t			 req_wm_ns;	/* watermark of the current request */
 	char			*req_wm_text;
 	char			*pos_key;	/* PostgreSQL source: keyset position of the next read */
+	int64_t			 tie_read_ns;	/* PostgreSQL source: the timestamp read again
+						 * from its first key before the read left it */
 	long long		 tie_index;	/* page index inside one tie */
 	bool			 in_tie;
 	int			 tie_passes;

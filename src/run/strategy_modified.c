@@ -196,6 +196,7 @@ modified_begin(struct run *r, json_t *started)
 
 	r->md = md;
 	md->cap_ns = INT64_MAX;
+	md->tie_read_ns = INT64_MIN;
 	if (r->have_seen) {
 		r->state_busy = true;
 		state_seen(r->env.state, r->job->name, NULL, STATE_PAGE, seen_loaded, r);
