@@ -166,13 +166,12 @@ static const char *const conn_names[] = { "http", "postgresql", "file" };
 static void
 make_identity(struct job_conf *j)
 {
-	static const char *const strat[] = { "flag", "modified", "capture" };
 	json_t *def = json_object(), *key = json_array();
 	struct buf b;
 	XXH128_hash_t h;
 	char *text;
 
-	json_object_set_new(def, "strategy", json_string(strat[j->strategy]));
+	json_object_set_new(def, "strategy", json_string(config_strategy_name(j->strategy)));
 	for (size_t i = 0; i < j->nkey; i++)
 		json_array_append_new(key, json_string(j->key[i]));
 	json_object_set_new(def, "key", key);

@@ -85,14 +85,15 @@ parse_job(struct ctx *c, config_setting_t *root, config_setting_t *job,
 	c->strat_ok = false;
 	parse_name(c, job, j);
 	if (ctx_get_str(c, job, "jobs.*.strategy", false, &s) == 0) {
-		if (strcmp(s, "modified") == 0 || strcmp(s, "flag") == 0 ||
-		    strcmp(s, "capture") == 0)
-			c->strat_ok = true;
-		else
+		j->strategy = STRAT_MODIFIED;
+		for (enum strategy t = STRAT_FLAG; t <= STRAT_CAPTURE; t++)
+			if (strcmp(s, config_strategy_name(t)) == 0) {
+				j->strategy = t;
+				c->strat_ok = true;
+			}
+		if (!c->strat_ok)
 			ctx_errf(c, ctx_line(c, ctx_member(job, "strategy")), "unknown strategy "
 			    "'%s' (expected modified, flag or capture)", s);
-		j->strategy = strcmp(s, "flag") == 0 ? STRAT_FLAG :
-		    strcmp(s, "capture") == 0 ? STRAT_CAPTURE : STRAT_MODIFIED;
 		free(s);
 	}
 	if ((k = ctx_member(job, "key")) == NULL)

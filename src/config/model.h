@@ -1,4 +1,5 @@
-/* model.h - the configuration as the daemon uses it: types only (config/load.h reads it). */
+/* model.h - the configuration as the daemon uses it: types, and how a strategy is spelt
+ * (config/load.h reads it). */
 #ifndef ONESYNC_MODEL_H
 #define ONESYNC_MODEL_H
 
@@ -12,6 +13,21 @@
 enum strategy	{ STRAT_FLAG, STRAT_MODIFIED, STRAT_CAPTURE };
 enum conn_type	{ CONN_HTTP, CONN_POSTGRESQL, CONN_FILE };
 enum page_style	{ PAGE_NONE, PAGE_PAGE, PAGE_OFFSET, PAGE_LINK, PAGE_NEXT };
+
+/* A strategy as the configuration spells it ("?" for a value outside the enum). */
+static inline const char *
+config_strategy_name(enum strategy s)
+{
+	switch (s) {
+	case STRAT_FLAG:
+		return "flag";
+	case STRAT_MODIFIED:
+		return "modified";
+	case STRAT_CAPTURE:
+		return "capture";
+	}
+	return "?";
+}
 
 struct query_param {
 	char		*name;

@@ -19,20 +19,6 @@
 
 /* ---- jobs ---- */
 
-/* As the configuration spells it (daemon/status.c keeps the same table). */
-static const char *
-strategy_name(enum strategy s)
-{
-	switch (s) {
-	case STRAT_FLAG:
-		return "flag";
-	case STRAT_MODIFIED:
-		return "modified";
-	case STRAT_CAPTURE:
-		return "capture";
-	}
-	return "?";
-}
 
 static const char jobs_sql[] =
 "SELECT COALESCE(json_agg(json_build_object(\n"
@@ -106,7 +92,7 @@ job_complete(const struct ctl *ctl, json_t *o)
 		state = "ok";
 	json_object_set(n, "name", json_object_get(o, "name"));
 	json_object_set_new(n, "configured", json_boolean(jc != NULL));
-	json_object_set_new(n, "strategy", jc != NULL ? json_string(strategy_name(jc->strategy)) :
+	json_object_set_new(n, "strategy", jc != NULL ? json_string(config_strategy_name(jc->strategy)) :
 	    json_null());
 	json_object_set_new(n, "enabled", jc != NULL ? json_boolean(jc->enabled) : json_null());
 	json_object_set_new(n, "state", json_string(state));

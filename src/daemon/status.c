@@ -108,19 +108,6 @@ json_str_or_null(const char *s)
 	return s != NULL ? json_string(s) : json_null();
 }
 
-static const char *
-strategy_name(enum strategy s)
-{
-	switch (s) {
-	case STRAT_FLAG:
-		return "flag";
-	case STRAT_MODIFIED:
-		return "modified";
-	case STRAT_CAPTURE:
-		return "capture";
-	}
-	return "?";
-}
 
 /* The daemon's job of that name (not one removed from the configuration), or NULL. */
 static const struct jobrt *
@@ -174,7 +161,7 @@ job_json(const struct daemon *d, const struct job_conf *jc)
 	}
 	json_object_set_new(o, "name", json_string(jc->name));
 	json_object_set_new(o, "configured", json_true());
-	json_object_set_new(o, "strategy", json_string(strategy_name(jc->strategy)));
+	json_object_set_new(o, "strategy", json_string(config_strategy_name(jc->strategy)));
 	json_object_set_new(o, "enabled", json_boolean(jc->enabled));
 	json_object_set_new(o, "state", json_string(state));
 	json_object_set_new(o, "paused", json_boolean(s != NULL && s->paused));

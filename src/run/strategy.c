@@ -28,12 +28,6 @@ strategy_find(const char *name)
 const struct strategy_ops *
 strategy_lookup(enum strategy s)
 {
-	/* the names the configuration gives them (enum strategy) */
-	static const char *const name[] = {
-		[STRAT_FLAG] = "flag", [STRAT_MODIFIED] = "modified", [STRAT_CAPTURE] = "capture",
-	};
-
-	if ((size_t)s >= NELEM(name) || name[s] == NULL)
-		return NULL;
-	return strategy_find(name[s]);
+	/* by the name the configuration gives it; "?" (outside the enum) finds none */
+	return strategy_find(config_strategy_name(s));
 }
