@@ -40,51 +40,118 @@ is_auth_header(const char *name, size_t n)
 	return false;
 }
 
+/*
+ * A query parameter's name names a credential, read as the server (or libpq) reads it:
+ * percent-decoded ("pass%77ord" is libpq's password).
+ */
+static bool
+param_is_cred(const char *name, size_t n)
+{
+	char d[128];
+	size_t k = 0;
+
+	for (size_t i = 0; i < n && k + 1 < sizeof d; i++) {
+		if (name[i] == '%' && i + 2 < n && isxdigit((unsigned char)name[i + 1]) &&
+		    isxdigit((unsigned char)name[i + 2])) {
+			char hex[3] = { name[i + 1], name[i + 2], '\0' };
+
+			d[k++] = (char)strtol(hex, NULL, 16);
+			i += 2;
+		} else
+			d[k++] = name[i] == '+' ? ' ' : name[i];
+	}
+	return secrets_cred_name(name, n, true) || secrets_cred_name(d, k, true);
+}
+
+/*
+ * url with its userinfo's secret part masked once; *rest: the offset in the answer where
+ * the part after the userinfo (its '@') starts, 0 when it has none.
+ */
+static char *
+mask_userinfo(const char *url, bool pg, size_t *rest)
+{
+	struct buf b;
+	const char *scheme, *auth, *at, *colon;
+
+	*rest = 0;
+	if ((scheme = strstr(url, "://")) == NULL)
+		return xstrdup(url);
+	auth = scheme + 3;
+	/* the last '@': a password written with a bare '@' is hidden whole */
+	at = url_userinfo_end(auth, pg);
+	colon = at != NULL ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+	buf_init(&b);
+	if (colon != NULL && colon + 1 < at) {
+		/* user:password: the user stays, to tell accounts apart */
+		buf_add(&b, url, (size_t)(colon + 1 - url));
+	} else if (at != NULL && at > auth && !pg) {
+		/* no password: the user is the credential ("https://TOKEN@h"); not in
+		 * a postgresql:// URI, whose user is a role (its password in .pgpass) */
+		buf_add(&b, url, (size_t)(auth - url));
+	} else {
+		buf_free(&b);
+		return xstrdup(url);
+	}
+	buf_adds(&b, MASK);
+	*rest = b.len;
+	buf_adds(&b, at);
+	return buf_steal(&b);
+}
+
 char *
 redact_url(const char *url)
 {
 	struct buf b;
-	const char *p, *scheme, *q;
+	const char *p, *q;
+	char *cur, *next;
+	size_t rest, ats = 0;
+	bool pg;
 
 	if (url == NULL)
 		return xstrdup("");
+	pg = url_is_postgres(url);
+	/*
+	 * Masked until it no longer changes: where the userinfo ends depends on the '/' and
+	 * '?' before the last '@', and masking can remove them ("u:a/b@c@h?:@h/x" first
+	 * hides "a/b@c", then "h?:"), so that masking its own output changes nothing. Each
+	 * step removes an '@', which bounds the steps.
+	 */
+	for (p = url; (p = strchr(p, '@')) != NULL; p++)
+		ats++;
+	cur = mask_userinfo(url, pg, &rest);
+	for (size_t i = 0; rest > 0 && i < ats; i++) {
+		size_t r;
+
+		next = mask_userinfo(cur, pg, &r);
+		if (strcmp(next, cur) == 0) {
+			free(next);
+			break;
+		}
+		free(cur);
+		cur = next;
+		rest = r;
+	}
 	buf_init(&b);
 	buf_adds(&b, "");
-	p = url;
-	if ((scheme = strstr(url, "://")) != NULL) {
-		const char *auth = scheme + 3;
-		/* the last '@': a password written with a bare '@' is hidden whole */
-		const char *at = url_userinfo_end(auth, url_is_postgres(url));
-		const char *colon = at != NULL ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-
-		if (colon != NULL && colon + 1 < at) {
-			/* user:password: the user stays, to tell accounts apart */
-			buf_add(&b, url, (size_t)(colon + 1 - url));
-			buf_adds(&b, MASK);
-			p = at;
-		} else if (at != NULL && at > auth && !url_is_postgres(url)) {
-			/* no password: the user is the credential ("https://TOKEN@h"); not in
-			 * a postgresql:// URI, whose user is a role (its password in .pgpass) */
-			buf_add(&b, url, (size_t)(auth - url));
-			buf_adds(&b, MASK);
-			p = at;
-		}
-	}
+	buf_add(&b, cur, rest);
+	p = cur + rest;
 	/*
 	 * The query and the fragment alike: a fragment carries tokens too (OAuth's implicit
-	 * flow), and libpq reads a '#' as part of a URI's parameter value.
+	 * flow). libpq knows no fragment: in a postgresql:// URI a '#' is an ordinary
+	 * character, anywhere, and the query starts at the first '?'.
 	 */
-	if ((q = p + strcspn(p, "?#")) == p + strlen(p)) {
+	if ((q = p + strcspn(p, pg ? "?" : "?#")) == p + strlen(p)) {
 		buf_adds(&b, p);
+		free(cur);
 		return buf_steal(&b);
 	}
 	buf_add(&b, p, (size_t)(q + 1 - p));
 	p = q + 1;
 	while (*p != '\0') {
-		size_t n = strcspn(p, "&#");
+		size_t n = strcspn(p, pg ? "&" : "&#");
 		const char *eq = memchr(p, '=', n);
 
-		if (eq != NULL && secrets_cred_name(p, (size_t)(eq - p), true)) {
+		if (eq != NULL && param_is_cred(p, (size_t)(eq - p))) {
 			buf_add(&b, p, (size_t)(eq + 1 - p));
 			buf_adds(&b, MASK);
 			/* up to the next '&': libpq reads a '#' as part of the value */
@@ -95,6 +162,7 @@ redact_url(const char *url)
 		if (*p != '\0')
 			buf_addc(&b, *p++);
 	}
+	free(cur);
 	return buf_steal(&b);
 }
 
