@@ -1263,6 +1263,9 @@ static const char *
 poison_walk(const json_t *v, struct buf *path, bool *name)
 {
 	static const size_t plen = sizeof JSON_POISON - 1;
+	/* data that holds the marker alone (documented: its record fails) still has a reason */
+	static const char forged[] = "a string starts with U+FDD0 onesyncd:, the marker of a "
+	    "value onesyncd refuses";
 	const char *k, *why = NULL;
 	json_t *e;
 	size_t i, at = path->len;
@@ -1271,13 +1274,13 @@ poison_walk(const json_t *v, struct buf *path, bool *name)
 	case JSON_STRING:
 		if (json_string_length(v) >= plen &&
 		    memcmp(json_string_value(v), JSON_POISON, plen) == 0)
-			why = json_string_value(v) + plen;
+			why = json_string_length(v) > plen ? json_string_value(v) + plen : forged;
 		break;
 	case JSON_OBJECT:
 		json_object_foreach((json_t *)v, k, e) {
 			if (strncmp(k, JSON_POISON, plen) == 0) {
 				*name = true;
-				return k + plen;
+				return k[plen] != '\0' ? k + plen : forged;
 			}
 			if (path->len > 0)
 				buf_addc(path, '.');

@@ -861,6 +861,20 @@ test_json_poison(void **state)
 	assert_string_equal(why, "field x: data");
 	free(why);
 	json_decref(v);
+	/* ...and the marker alone, as a value or a field name, still gives a reason (found by
+	 * fuzz_json_mend) */
+	v = json_loads("{\"id\":5,\"x\":\"" JSON_POISON "\"}", 0, &je);
+	assert_int_equal(json_poison(v, &why), -1);
+	assert_string_equal(why, "field x: a string starts with U+FDD0 onesyncd:, the marker "
+	    "of a value onesyncd refuses");
+	free(why);
+	json_decref(v);
+	v = json_loads("{\"" JSON_POISON "\":1}", 0, &je);
+	assert_int_equal(json_poison(v, &why), -1);
+	assert_string_equal(why, "a field name: a string starts with U+FDD0 onesyncd:, the "
+	    "marker of a value onesyncd refuses");
+	free(why);
+	json_decref(v);
 }
 
 static void
