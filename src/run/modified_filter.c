@@ -81,15 +81,23 @@ modified_filter_error(struct run *r, const struct source_page *page, const char 
 	 * source may keep or compare its times with less precision than it writes them, and a
 	 * record equal to the bound at that precision is legitimate; so is one equal to it (a
 	 * tie read again, a step inside it). One that ignores the filter answers records far
-	 * below: its oldest ones.
+	 * below: its oldest ones, first. The answer is sorted (modified.sorted says so): past
+	 * its first record at or above the bound none is below, and a page that applies the
+	 * filter costs one record's look (every record was 1.7% of a first sync's CPU).
 	 */
 	unit = ts_text_unit_ns(bound_text, m->format);
 	if (unit < NS_PER_SEC)
 		unit = NS_PER_SEC;
 	bound = floor_div(bound_ns, unit);
 	json_array_foreach(page->records, i, rec) {
-		if (record_ts(m, rec, &t) == 0 && floor_div(ts_ns(t), unit) < bound)
+		if (record_ts(m, rec, &t) != 0)
+			continue;	/* it fails alone when the page is judged */
+		if (floor_div(ts_ns(t), unit) < bound)
 			break;
+		if (ts_ns(t) > bound_ns) {
+			i = json_array_size(page->records);
+			break;
+		}
 	}
 	if (i == json_array_size(page->records)) {
 		free(params);

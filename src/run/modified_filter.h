@@ -7,7 +7,9 @@
 /*
  * The run's error when the page, asked with modified.sorted from a bound (its text as sent,
  * and its value; NULL text: none), holds a record whose timestamp is below it by whole
- * seconds (or by the bound's own precision when coarser): the source ignores the filter.
+ * seconds (or by the bound's own precision when coarser), read in the page's order up to
+ * the first record later than the bound (the page is sorted): the source ignores the
+ * filter.
  * NULL when the page is fine, was asked without a bound or without a parameter sending
  * {{watermark}}, or comes from a PostgreSQL source.
  */
