@@ -53,6 +53,7 @@ typedef struct fault {
 	long delay_ms;
 	int truncate;
 	int ignore_limit;    /* a list answers every record from its offset, whatever _limit */
+	int ignore_filter;   /* a list ignores its range filters (_gte, _gt, _lte, _lt) */
 	int hold;            /* hold matching requests until /_ctl/release */
 	json_t *keys;        /* array of key texts, or NULL */
 	long retry_after;    /* -1 none */
@@ -730,8 +731,9 @@ static size_t keyset_start(coll_t *c, json_t **res, size_t n, const char *after)
 	return i;
 }
 
-/* Set while a request matched by an ignore_limit fault is handled (one thread, no nesting). */
-static int g_ignore_limit;
+/* Set while a request matched by an ignore_limit or ignore_filter fault is handled (one
+ * thread, no nesting). */
+static int g_ignore_limit, g_ignore_filter;
 
 static int do_list(coll_t *c, struct evhttp_request *req, struct evbuffer *out)
 {
@@ -777,6 +779,7 @@ static int do_list(coll_t *c, struct evhttp_request *req, struct evbuffer *out)
 			size_t sl = strlen(sufs[i].suf);
 			if (kl > sl && !strcmp(k + kl - sl, sufs[i].suf)) { op = sufs[i].op; fl_len = kl - sl; break; }
 		}
+		if (op != F_EQ && g_ignore_filter) continue;	/* a source that ignores it */
 		fl[nfl].field = strndup(k, fl_len);
 		fl[nfl].op = op;
 		fl[nfl].val = v;
@@ -1057,7 +1060,7 @@ typedef struct rq {
 	int m;
 	json_t *body;
 	char berr[256];
-	int status, truncate, ignore_limit;
+	int status, truncate, ignore_limit, ignore_filter;
 	long retry_after;
 	char *fbody;
 	json_t *fheaders;
@@ -1135,8 +1138,9 @@ static void rq_finish(rq_t *r)
 		}
 	} else {
 		g_ignore_limit = r->ignore_limit;
+		g_ignore_filter = r->ignore_filter;
 		code = do_api(c, r->m, r->key, r->body, r->berr, req, out, &is_list);
-		g_ignore_limit = 0;
+		g_ignore_limit = g_ignore_filter = 0;
 		if (r->retry_after >= 0) {
 			char ra[32];
 			snprintf(ra, sizeof ra, "%ld", r->retry_after);
@@ -1250,6 +1254,7 @@ static void api_cb(struct evhttp_request *req, const char *path)
 		r->status = f->status;
 		r->truncate = f->truncate;
 		r->ignore_limit = f->ignore_limit;
+		r->ignore_filter = f->ignore_filter;
 		r->retry_after = f->retry_after;
 		r->fbody = f->body ? xstrdup(f->body) : NULL;
 		r->fheaders = f->headers ? json_incref(f->headers) : NULL;
@@ -1413,6 +1418,7 @@ static void ctl_cb(struct evhttp_request *req, const char *what)
 			f->delay_ms = jint(body, "delay_ms", 0);
 			f->truncate = jbool(body, "truncate", 0);
 			f->ignore_limit = jbool(body, "ignore_limit", 0);
+			f->ignore_filter = jbool(body, "ignore_filter", 0);
 			f->hold = jbool(body, "hold", 0);
 			f->retry_after = jint(body, "retry_after", -1);
 			json_t *b = json_object_get(body, "body");

@@ -165,12 +165,12 @@ key_field(json_t *rec, const char *field, json_t **vp, char **err)
 static char *
 component_text(json_t *v)
 {
-	char *s, *out;
+	char *s, *out, tmp[JSONX_INT_LEN];
 
 	if (json_is_string(v))
 		return xstrndup(json_string_value(v), json_string_length(v));
 	if (json_is_integer(v))
-		return xasprintf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		return xstrdup(jsonx_int_text(json_integer_value(v), tmp));
 	if ((s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT)) == NULL)
 		return NULL;
 	out = xstrdup(s);

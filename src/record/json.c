@@ -20,6 +20,10 @@ jsonx_path_get(json_t *root, const char *path)
 	size_t		 n;
 	unsigned long	 idx;
 
+	/* One field name, the common case (a key, a timestamp, a column): no copy. */
+	n = strcspn(path, ".");
+	if (path[n] == '\0' && n > 0 && n < sizeof comp && json_is_object(root))
+		return json_object_get(root, path);
 	while (root != NULL && *p != '\0') {
 		dot = strchr(p, '.');
 		n = dot != NULL ? (size_t)(dot - p) : strlen(p);
@@ -100,6 +104,23 @@ jsonx_escape(struct buf *b, const char *s, size_t n)
 	buf_add(b, s + start, n - start);
 }
 
+const char *
+jsonx_int_text(json_int_t v, char buf[JSONX_INT_LEN])
+{
+	/* by hand: printf's machinery was a few percent of a page's handling */
+	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+	char *p = buf + JSONX_INT_LEN - 1;
+
+	*p = '\0';
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u != 0);
+	if (v < 0)
+		*--p = '-';
+	return p;
+}
+
 /* JSON text of a string, quoted. */
 static void
 append_string(struct buf *b, const char *s, size_t n)
@@ -141,9 +162,13 @@ jsonx_append(struct buf *b, json_t *v)
 	case JSON_STRING:
 		append_string(b, json_string_value(v), json_string_length(v));
 		return;
-	case JSON_INTEGER:
-		buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+	case JSON_INTEGER: {
+		char t[JSONX_INT_LEN];
+		const char *s = jsonx_int_text(json_integer_value(v), t);
+
+		buf_add(b, s, (size_t)(t + JSONX_INT_LEN - 1 - s));
 		return;
+	}
 	case JSON_REAL:
 		append_real(b, json_real_value(v));
 		return;

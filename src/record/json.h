@@ -13,6 +13,9 @@ void jsonx_path_keep(json_t *into, json_t *root, const char *path);
 
 /* Append the compact JSON text of a value (a faster path than json_dumps for scalars). */
 void jsonx_append(struct buf *, json_t *);
+/* The decimal text of an integer, written at the end of buf; returns where it starts. */
+#define JSONX_INT_LEN	21	/* "-9223372036854775808" and its NUL */
+const char *jsonx_int_text(json_int_t, char buf[JSONX_INT_LEN]);
 /* Append a C string as a quoted JSON string. */
 void jsonx_append_str(struct buf *, const char *);
 /* Append n bytes at s as the inside of a JSON string (no quotes). */

@@ -16,6 +16,7 @@
  * and the gzip step, and cutting them apart would hand that state across files.
  */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1018,6 +1019,33 @@ hex4(const unsigned char *s)
 	return v;
 }
 
+/*
+ * How many bytes from s on (at most n) are plain string bytes: printable ASCII other than
+ * '"' and '\\'. Eight at a time (the classic has-zero-byte test on the word), as both
+ * pre-scans of a page (json_mend, json_count_at) spent most of their time here, byte by
+ * byte.
+ */
+static size_t
+plain_run(const unsigned char *s, size_t n)
+{
+	const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+	size_t i = 0;
+	uint64_t w, q, b;
+
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, s + i, 8);
+		q = w ^ (ones * '"');
+		b = w ^ (ones * '\\');
+		/* a byte >= 0x80, < 0x20, == '"' or == '\\' stops the run */
+		if (((w | ((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b)) &
+		    high) != 0)
+			break;
+	}
+	while (i < n && s[i] >= 0x20 && s[i] < 0x80 && s[i] != '"' && s[i] != '\\')
+		i++;
+	return i;
+}
+
 /* Where a string starts and ends; 0 when the text ends inside it. The reason it is
  * unreadable (NULL: it is fine) goes to *why, at most whysz bytes. */
 static int
@@ -1029,8 +1057,12 @@ mend_string(const unsigned char *s, size_t n, size_t *end, char *why, size_t why
 	*bad = false;
 	*nul = false;
 	while (i < n) {
-		unsigned char c = s[i];
+		unsigned char c;
 
+		i += plain_run(s + i, n - i);
+		if (i >= n)
+			break;
+		c = s[i];
 		if (c == '"') {
 			*end = i + 1;
 			return 1;
@@ -1304,6 +1336,37 @@ poison_walk(const json_t *v, struct buf *path, bool *name)
 	return why;
 }
 
+/* Whether v holds a marked value or field name: the walk above without the path, which
+ * costs a copy of every field name. It runs on every record of every page and finds
+ * nothing almost always. */
+static bool
+poisoned(const json_t *v)
+{
+	static const size_t plen = sizeof JSON_POISON - 1;
+	const char *k;
+	json_t *e;
+	size_t i;
+
+	switch (json_typeof(v)) {
+	case JSON_STRING:
+		return json_string_length(v) >= plen &&
+		    memcmp(json_string_value(v), JSON_POISON, plen) == 0;
+	case JSON_OBJECT:
+		json_object_foreach((json_t *)v, k, e)
+			if ((k[0] == JSON_POISON[0] && strncmp(k, JSON_POISON, plen) == 0) ||
+			    poisoned(e))
+				return true;
+		return false;
+	case JSON_ARRAY:
+		json_array_foreach(v, i, e)
+			if (poisoned(e))
+				return true;
+		return false;
+	default:
+		return false;
+	}
+}
+
 int
 json_poison(const json_t *v, char **why)
 {
@@ -1313,7 +1376,7 @@ json_poison(const json_t *v, char **why)
 	int cut;
 
 	*why = NULL;
-	if (!json_is_object(v) && !json_is_array(v) && !json_is_string(v))
+	if (!poisoned(v))
 		return 0;
 	buf_init(&path);
 	if ((r = poison_walk(v, &path, &name)) != NULL) {
@@ -1327,6 +1390,20 @@ json_poison(const json_t *v, char **why)
 	}
 	buf_free(&path);
 	return r != NULL ? -1 : 0;
+}
+
+/* A byte of a number, true, false or null (a switch, not strchr: once per byte). */
+static bool
+token_char(unsigned char c)
+{
+	switch (c) {
+	case '0': case '1': case '2': case '3': case '4': case '5': case '6': case '7':
+	case '8': case '9': case '+': case '-': case '.': case 'e': case 'E': case 't':
+	case 'r': case 'u': case 'f': case 'a': case 'l': case 's': case 'n':
+		return true;
+	default:
+		return false;
+	}
 }
 
 /*
@@ -1373,8 +1450,7 @@ json_count_at(const void *text, size_t n, const char *path)
 		}
 		if (value && c != '"' && c != '[' && c != '{') {
 			/* a number, true, false or null: the whole token */
-			while (i < n && strchr("0123456789+-.eEtruefalsn", s[i]) != NULL &&
-			    s[i] != '\0')
+			while (i < n && token_char(s[i]))
 				i++;
 			prev = 'v';
 			continue;

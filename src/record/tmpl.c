@@ -189,8 +189,6 @@ scalar_text(const struct tmpl_part *p, json_t *j, struct buf *tmp, char **err)
 		buf_add(tmp, json_string_value(j), json_string_length(j));
 		return 0;
 	case JSON_INTEGER:
-		buf_printf(tmp, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
-		return 0;
 	case JSON_REAL:
 		jsonx_append(tmp, j);
 		return 0;

@@ -301,6 +301,25 @@ ts_sub_ms(struct ts t, int64_t ms)
 	return t;
 }
 
+int64_t
+ts_text_unit_ns(const char *s, enum ts_format fmt)
+{
+	const char	*frac = NULL;
+	int64_t		 unit = fmt == TS_EPOCH_MS ? NS_PER_SEC / 1000 : NS_PER_SEC;
+
+	if (fmt == TS_RFC3339) {
+		if (strlen(s) <= 10)
+			return 86400 * NS_PER_SEC;	/* a date alone */
+		frac = strpbrk(s + 10, ".,");
+	} else
+		frac = strchr(s, '.');
+	if (frac == NULL)
+		return unit;
+	for (frac++; isdigit((unsigned char)*frac) && unit > 1; frac++)
+		unit /= 10;
+	return unit;
+}
+
 /*
  * RFC 3339 in UTC with 0, 3, 6 or 9 fraction digits, whichever is exact. Epoch
  * formats are integers, floored, so a lower bound rendered from them never skips.

@@ -26,6 +26,10 @@ int ts_cmp(struct ts, struct ts);
 int64_t ts_ns(struct ts);
 struct ts ts_from_ns(int64_t);
 struct ts ts_sub_ms(struct ts, int64_t ms);
+/* The step of a timestamp text's last digit, in nanoseconds: a day for a date alone, a second
+ * without fraction (a millisecond for an epoch_ms integer), 10^(9-n) with n fraction digits
+ * (at least 1); the precision a value was written with. */
+int64_t ts_text_unit_ns(const char *, enum ts_format);
 /* Format in the job's format (RFC 3339 in UTC with 'Z', as many fraction digits as needed). */
 char *ts_format(struct ts, enum ts_format);
 int ts_format_parse(const char *name, enum ts_format *) WUR;	/* "rfc3339", "epoch", "epoch_ms" */

@@ -17,6 +17,7 @@
 #include "record/canon.h"
 #include "record/tmpl.h"
 #include "core/log.h"
+#include "run/modified_filter.h"
 #include "run/modified_page.h"
 #include "run/run_page.h"
 #include "run/run_record.h"
@@ -393,7 +394,8 @@ modified_page_judge(struct run *r, int rc, struct source_page *page, const char 
 		run_fail(r, "%s", err);
 		return;
 	}
-	if ((stale = run_page_stale(r, page, r->md->pages)) != NULL) {
+	if ((stale = run_page_stale(r, page, r->md->pages)) != NULL || (stale =
+	    modified_filter_error(r, page, r->md->req_wm_text, r->md->req_wm_ns)) != NULL) {
 		source_page_free(page);
 		run_fail(r, "%s", stale);
 		free(stale);

@@ -264,6 +264,22 @@ test_format_names(void **state)
 	assert_int_equal(ts_format_parse("unix", &f), -1);
 }
 
+/* The precision a bound was written with (the filter guard of modified.sorted compares at
+ * it when it is coarser than a second). */
+static void
+test_text_unit(void **state)
+{
+	assert_true(ts_text_unit_ns("2026-01-01", TS_RFC3339) == 86400LL * 1000000000LL);
+	assert_true(ts_text_unit_ns("2026-01-01T00:00:01Z", TS_RFC3339) == 1000000000LL);
+	assert_true(ts_text_unit_ns("2026-01-01T00:00:01.5Z", TS_RFC3339) == 100000000LL);
+	assert_true(ts_text_unit_ns("2026-01-01 00:00:01,123+02:00", TS_RFC3339) == 1000000LL);
+	assert_true(ts_text_unit_ns("2026-01-01T00:00:01.123456789123Z", TS_RFC3339) == 1);
+	assert_true(ts_text_unit_ns("1767225601", TS_EPOCH) == 1000000000LL);
+	assert_true(ts_text_unit_ns("1767225601.25", TS_EPOCH) == 10000000LL);
+	assert_true(ts_text_unit_ns("1767225601000", TS_EPOCH_MS) == 1000000LL);
+	assert_true(ts_text_unit_ns("1767225601000.5", TS_EPOCH_MS) == 100000LL);
+}
+
 int
 main(void)
 {
@@ -277,6 +293,7 @@ main(void)
 		cmocka_unit_test(test_from_json),
 		cmocka_unit_test(test_arith_format),
 		cmocka_unit_test(test_format_names),
+		cmocka_unit_test(test_text_unit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
