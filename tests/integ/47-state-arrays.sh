@@ -4,6 +4,8 @@
 # (the next run skips every record), a refused one queued under its text (failed) and cleared
 # once delivered (ok), a removed one deleted with its stored hash (records_del). Modified: the
 # seen set (a tie at the watermark) holds the keys exactly, so a second run delivers nothing.
+# Flag: the retry queue's entry of a refused key is found by the next run's lookup of the
+# page's keys (a text[]), so its delivery clears it.
 # Then at the SQL level: a checkpoint sent twice with the same seq is applied once (answered
 # "repeated"), and a key twice in one array is resolved (the last one wins).
 . "$(dirname "$0")/../lib.sh"
@@ -12,8 +14,10 @@ PY=/usr/bin/python3
 FILES=$T/files
 mkdir -p "$FILES"
 sql "$DEST" "CREATE TABLE t (id text PRIMARY KEY, v int CHECK (v >= 0));
-	CREATE TABLE m (id text PRIMARY KEY, ts text)"
-sql "$SRC" "CREATE TABLE s (id text PRIMARY KEY, ts timestamptz NOT NULL)"
+	CREATE TABLE m (id text PRIMARY KEY, ts text);
+	CREATE TABLE g (id text PRIMARY KEY, v int CHECK (v >= 0))"
+sql "$SRC" "CREATE TABLE s (id text PRIMARY KEY, ts timestamptz NOT NULL);
+	CREATE TABLE f (id text PRIMARY KEY, v int NOT NULL, synced boolean NOT NULL DEFAULT false)"
 # The keys, the one refused in the first run, the one removed in the third (hostile.py).
 cat >"$T/hostile.py" <<'PY'
 KEYS = ['a"b\\c{d},e', 'NULL', 'null', ' spaced ', '{}', '{', '}', ',', '\\', '"', '""',
@@ -65,14 +69,20 @@ jobs = (
 	{ name = "mod"; strategy = "modified"; key = "id"; modified = { field = "ts"; };
 	  source = { type = "postgresql"; conninfo = "$SRC"; table = "s"; page = { size = 5; }; };
 	  destination = { type = "postgresql"; conninfo = "$DEST"; table = "m";
-		columns = { id = "id"; ts = "ts"; }; }; } );
+		columns = { id = "id"; ts = "ts"; }; }; },
+	{ name = "flg"; strategy = "flag"; key = "id";
+	  source = { type = "postgresql"; conninfo = "$SRC"; table = "f"; pending = "NOT synced";
+		page = { size = 5; }; mark = { set = { synced = "true"; }; }; };
+	  destination = { type = "postgresql"; conninfo = "$DEST"; table = "g";
+		columns = { id = "id"; v = "v"; }; }; } );
 CONF
 $PY - "$T" "$SRC" <<'PY' || fail "loading the source table"
 import sys, psycopg2
 sys.path.insert(0, sys.argv[1])
-from hostile import KEYS
+from hostile import KEYS, BAD
 c = psycopg2.connect(sys.argv[2]); cur = c.cursor()
 for k in KEYS: cur.execute("INSERT INTO s VALUES (%s, '2026-01-01T00:00:00Z')", (k,))
+for k in KEYS + [BAD]: cur.execute("INSERT INTO f (id, v) VALUES (%s, %s)", (k, -1 if k == BAD else 1))
 c.commit()
 PY
 n=$($PY -c "import sys; sys.path.insert(0, '$T'); from hostile import KEYS; print(len(KEYS))")
@@ -87,14 +97,21 @@ check "KEYS" "$DEST" "SELECT id FROM t"
 [ "$(run mod)" = "ok $n 0 0 0" ] || fail "modified, first run: $(run mod) (expected ok $n 0 0 0)"
 check "KEYS" "$STATE" "SELECT key FROM onesync.seen WHERE job = 'mod'"
 check "KEYS" "$DEST" "SELECT id FROM m"
+[ "$(run flg)" = "ok $n 0 1 0" ] || fail "flag, first run: $(run flg) (expected ok $n 0 1 0)"
+check "[BAD]" "$STATE" "SELECT key FROM onesync.failures WHERE job = 'flg'"
+check "KEYS" "$SRC" "SELECT id FROM f WHERE synced"
 
 gen 2
+sql "$SRC" "UPDATE f SET v = 1 WHERE NOT synced"
 once "$T/c.conf" || fail "the second run exited $?"
 # every stored hash and seen row read back under its key: nothing delivered again
 [ "$(run cap)" = "ok 1 $n 0 0" ] || fail "capture, second run: $(run cap) (expected ok 1 $n 0 0)"
 check "KEYS + [BAD]" "$STATE" "SELECT key FROM onesync.records WHERE job = 'cap'"
 check "[]" "$STATE" "SELECT key FROM onesync.failures WHERE job = 'cap'"
 [ "$(run mod)" = "ok 0 $n 0 0" ] || fail "modified, second run: $(run mod) (expected ok 0 $n 0 0)"
+[ "$(run flg)" = "ok 1 0 0 0" ] || fail "flag, second run: $(run flg) (expected ok 1 0 0 0)"
+check "[]" "$STATE" "SELECT key FROM onesync.failures WHERE job = 'flg'"
+check "KEYS + [BAD]" "$SRC" "SELECT id FROM f WHERE synced"
 
 gen 3
 once "$T/c.conf" || fail "the third run exited $?"
