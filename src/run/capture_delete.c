@@ -43,8 +43,7 @@ finished(struct run *r, int rc)
 static void
 finish(struct run *r)
 {
-	json_t *doc = json_pack("{s[] ss s[]}", "failed", "result", "ok", "ok");
-	json_t *ok = json_object_get(doc, "ok");
+	struct state_ck *ck = capture_ck_new(r->cs);
 	size_t it = 0;
 	const char *k;
 	void *v;
@@ -53,30 +52,28 @@ finish(struct run *r)
 	 * earlier (or a change refused, since reverted) has nothing left to do. */
 	while (r->have_failures && strmap_next(&r->cs->stored, &it, &k, &v))
 		if (((struct stored *)v)->same && run_queued(r, k))
-			json_array_append_new(ok, json_string(k));
+			state_ck_key(ck, CK_OK, k);
+	json_object_set_new(ck->d, "result", json_string("ok"));
 
 	/* A complete, clean snapshot: failures of rows that had no key (named by their line
 	 * or hash) are gone with the file that had them. */
 	if (r->cs->read_error == NULL && r->cs->nbad == 0)
-		json_object_set_new(doc, "clear_unkeyed", json_true());
+		json_object_set_new(ck->d, "clear_unkeyed", json_true());
 	/* And a record refused before it was ever stored that this snapshot no longer holds
 	 * is gone from the source: its failure goes too (were it back, it would be read and
 	 * delivered again, having no stored hash). Only from a read that cannot skip one. */
 	if (r->have_failures && r->cs->read_error == NULL && r->cs->nbad == 0 &&
 	    read_is_complete(r->job)) {
-		size_t n = run_queue_unseen(r, &r->cs->stored, ok);
+		size_t n = run_queue_unseen(r, &r->cs->stored, ck);
 
 		if (n > 0)
 			log_job(LOG_INFO, r->job->name, r->id, NULL, "%zu failures of records no "
 			    "longer in the source cleared", n);
 	}
 
-	json_array_extend(json_object_get(doc, "failed"), r->cs->bad);
-	json_array_clear(r->cs->bad);
-	capture_add_renames(r->cs, doc);
+	state_ck_move(ck, r->cs->bad);
 	r->last_page = true;
-	run_checkpoint(r, doc, finished);
-	json_decref(doc);
+	run_checkpoint(r, ck, finished);
 }
 
 /*
@@ -268,8 +265,7 @@ alias_checked(void *arg, int rc, const char *err, const bool *hit)
 		    "but not deleted: the destination's key columns take it for a key this snapshot "
 		    "still has (another text of the same value, such as 05 for 5), so its row is "
 		    "that record's; only its stored state is dropped", cs->del.v[i]);
-		json_array_append_new(cs->drops,
-		    json_string(capture_stored_text(cs, cs->del.v[i])));
+		state_ck_key(cs->renamed, CK_DEL, capture_stored_text(cs, cs->del.v[i]));
 		free(cs->del.v[i]);
 	}
 	cs->del.n = n;
@@ -301,37 +297,32 @@ static void
 deleted(void *arg, int rc, const char *err)
 {
 	struct run *r = arg;
-	json_t *doc, *gone, *failed, *ok;
+	struct state_ck *ck;
 
 	if (rc != 0) {
 		run_fail(r, "deletion failed: %s", err != NULL ? err : "unknown error");
 		return;
 	}
-	doc = json_pack("{s[] s[] s[]}", "records_del", "failed", "ok");
-	gone = json_object_get(doc, "records_del");
-	failed = json_object_get(doc, "failed");
-	ok = json_object_get(doc, "ok");
+	ck = state_ck_new();
 	for (size_t i = 0; i < r->nitems; i++) {
 		struct dest_item *it = &r->items[i];
 
 		if (it->outcome == DEST_OK) {
 			r->ndeleted++;
-			json_array_append_new(gone,
-			    json_string(capture_stored_text(r->cs, it->key)));
+			state_ck_key(ck, CK_DEL, capture_stored_text(r->cs, it->key));
 			/* A deletion refused before is done now: its failure goes. */
 			if (r->have_failures)
-				json_array_append_new(ok, json_string(it->key));
+				state_ck_key(ck, CK_OK, it->key);
 		} else {
 			char *e = xasprintf("deletion refused: %s", it->error != NULL ? it->error :
 			    "unknown error");
 
 			run_note_failure(r, it->key, e);
-			json_array_append_new(failed, run_failure_entry(it->key, e, NULL, NULL));
+			run_failure_add(ck, it->key, e, NULL, NULL);
 			free(e);
 		}
 	}
-	run_checkpoint(r, doc, deleted_ck);
-	json_decref(doc);
+	run_checkpoint(r, ck, deleted_ck);
 }
 
 static void

@@ -39,23 +39,11 @@ capture_stored_text(struct capture_state *cs, const char *key)
 	return old != NULL ? old : key;
 }
 
-void
-capture_add_renames(struct capture_state *cs, json_t *doc)
+struct state_ck *
+capture_ck_new(struct capture_state *cs)
 {
-	json_t *put = json_object_get(doc, "records_put"), *del;
+	struct state_ck *ck = state_ck_new();
 
-	if (json_array_size(cs->renames) > 0) {
-		json_t *all = json_copy(cs->renames);
-
-		if (put != NULL)
-			json_array_extend(all, put);
-		json_object_set_new(doc, "records_put", all);
-		json_array_clear(cs->renames);
-	}
-	if (json_array_size(cs->drops) > 0) {
-		if ((del = json_object_get(doc, "records_del")) == NULL)
-			json_object_set_new(doc, "records_del", del = json_array());
-		json_array_extend(del, cs->drops);
-		json_array_clear(cs->drops);
-	}
+	state_ck_move(ck, cs->renamed);
+	return ck;
 }

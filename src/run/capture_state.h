@@ -27,7 +27,7 @@ struct capture_state {
 	long long		 nbad;		/* malformed rows in the snapshot */
 	char			(*hashes)[CANON_HASH_LEN];	/* parallel to r->items */
 	size_t			 caphashes;
-	json_t			*bad;		/* failed entries for the next checkpoint */
+	struct state_ck		*bad;		/* failed entries for the next checkpoint */
 	json_t			*held;		/* records that arrived during a flush */
 	bool			 flushing;
 	struct strlist		 del;		/* keys to delete at the destination */
@@ -38,8 +38,9 @@ struct capture_state {
 	size_t			 del_next, del_end;
 	struct strmap		 legacy;	/* key -> its stored text in the form of an
 						 * older version (["t",7]), malloced */
-	json_t			*renames;	/* records_put: legacy keys seen, new text */
-	json_t			*drops;		/* records_del: stored texts to forget */
+	struct state_ck		*renamed;	/* for the next checkpoint: legacy keys seen
+						 * under their new text (CK_PUT), stored texts
+						 * to forget (CK_DEL) */
 	struct strmap		 folds;		/* the alias guard: canon_key_fold of the candidates */
 	size_t			 alias_it;	/* ... its position in stored */
 	bool			*alias_hit;	/* ... candidates a kept key names, or NULL */
@@ -54,8 +55,8 @@ struct stored *capture_stored_new(struct capture_state *);
 const char *capture_where(struct run *);
 /* The text the state store holds for a key of the map. */
 const char *capture_stored_text(struct capture_state *, const char *key);
-/* Move the pending renames and forgotten texts into a checkpoint document; renames go
- * before the hashes of this batch, which win (the last occurrence of a key). */
-void capture_add_renames(struct capture_state *, json_t *doc);
+/* A checkpoint with the pending renames and forgotten texts (and nothing else yet): the
+ * hashes of a batch added after them win (the last occurrence of a key). */
+struct state_ck *capture_ck_new(struct capture_state *);
 
 #endif

@@ -287,7 +287,7 @@ settle_cap(struct run *r, const struct source_page *page)
  */
 static int
 judge_record(struct run *r, const struct source_page *page, size_t i, const char *last,
-    int64_t limit_ns, const char *ref, json_t *failed)
+    int64_t limit_ns, const char *ref, struct state_ck *ck)
 {
 	struct modified_state *md = r->md;
 	json_t *rec = json_array_get(page->records, i);
@@ -320,7 +320,7 @@ judge_record(struct run *r, const struct source_page *page, size_t i, const char
 
 		r->nread++;
 		run_note_failure(r, k, msg);
-		json_array_append_new(failed, run_failure_entry(k, msg, rec, p->hash));
+		run_failure_add(ck, k, msg, rec, p->hash);
 		free(k);
 		free(msg);
 		free(e);
@@ -383,7 +383,8 @@ modified_page_judge(struct run *r, int rc, struct source_page *page, const char 
 {
 	const struct source_conf *sc = &r->job->src;
 	const struct modified_conf *m = &r->job->modified;
-	json_t *recs, *failed;
+	json_t *recs;
+	struct state_ck *ck;
 	size_t i, n;
 	bool full;
 	char **last, *stale;
@@ -421,8 +422,8 @@ modified_page_judge(struct run *r, int rc, struct source_page *page, const char 
 		run_page_restart(r);
 		modified_page_clear(r);
 		r->last_page = false;
-		json_decref(r->ck);
-		r->ck = json_pack("{s[] s[] s[]}", "ok", "failed", "seen");
+		state_ck_free(r->ck);
+		r->ck = state_ck_new();
 		return;
 	}
 	if (sc->type == CONN_HTTP && (sc->page_style == PAGE_LINK || sc->page_style == PAGE_NEXT))
@@ -436,10 +437,10 @@ modified_page_judge(struct run *r, int rc, struct source_page *page, const char 
 
 	/* Inspect every record: key, timestamp, hash; decide deliver or skip. */
 	modified_page_clear(r);
-	failed = json_array();
+	ck = state_ck_new();
 	last = page_last_keys(r, recs);
 	for (i = 0; i < n; i++)
-		if (judge_record(r, page, i, last[i], limit_ns, ref, failed) != 0) {
+		if (judge_record(r, page, i, last[i], limit_ns, ref, ck) != 0) {
 			full = false;
 			break;
 		}
@@ -448,10 +449,8 @@ modified_page_judge(struct run *r, int rc, struct source_page *page, const char 
 	free(last);
 	free(ref);
 	r->last_page = !full;
-	json_decref(r->ck);
-	r->ck = json_pack("{s[] s[] so}", "ok", "failed", "seen", json_array());
-	json_array_extend(json_object_get(r->ck, "failed"), failed);
-	json_decref(failed);
+	state_ck_free(r->ck);
+	r->ck = ck;
 	decide(r);
 }
 
@@ -476,7 +475,7 @@ struct decision {
  * skips the tie by the seen set (kept by keep_seen).
  */
 static void
-decide_keyset(struct run *r, json_t *doc, struct decision *dc)
+decide_keyset(struct run *r, struct state_ck *ck, struct decision *dc)
 {
 	struct modified_state *md = r->md;
 	const struct page_rec *last = md->nprs > 0 ? &md->prs[md->nprs - 1] : NULL;
@@ -491,7 +490,7 @@ decide_keyset(struct run *r, json_t *doc, struct decision *dc)
 			dc->move = true;
 			dc->new_ns = last->ns;
 			dc->new_text = last->text;
-			json_object_set_new(doc, "watermark_key", json_string(last->key));
+			json_object_set_new(ck->d, "watermark_key", json_string(last->key));
 			free(r->wm_key);
 			r->wm_key = xstrdup(last->key);
 		}
@@ -561,13 +560,12 @@ decide_sorted(struct run *r, struct decision *dc)
  * in memory, and move the watermark (pruning the seen set below the new window).
  */
 static void
-keep_seen(struct run *r, json_t *doc, const struct decision *dc)
+keep_seen(struct run *r, struct state_ck *ck, const struct decision *dc)
 {
 	const struct modified_conf *m = &r->job->modified;
 	struct modified_state *md = r->md;
 	struct page_rec *prs = md->prs;
 	size_t nprs = md->nprs;
-	json_t *seen = json_object_get(doc, "seen");
 	bool keyset = r->job->src.type == CONN_POSTGRESQL;
 	int64_t keep_from;
 
@@ -579,17 +577,16 @@ keep_seen(struct run *r, json_t *doc, const struct decision *dc)
 	for (size_t i = 0; i < nprs; i++) {
 		if (!prs[i].deliver || prs[i].ns < keep_from)
 			continue;
-		json_array_append_new(seen, json_pack("[s s I]", prs[i].key,
-		    page_rec_hash(&prs[i]), (json_int_t)prs[i].ns));
+		state_ck_seen(ck, prs[i].key, page_rec_hash(&prs[i]), prs[i].ns);
 	}
 	if (dc->move) {
-		json_object_set_new(doc, "watermark", json_string(dc->new_text));
-		json_object_set_new(doc, "watermark_ns", json_integer(dc->new_ns));
-		json_object_set_new(doc, "prune_below",
+		json_object_set_new(ck->d, "watermark", json_string(dc->new_text));
+		json_object_set_new(ck->d, "watermark_ns", json_integer(dc->new_ns));
+		json_object_set_new(ck->d, "prune_below",
 		    json_integer(dc->new_ns - m->lookback_ms * 1000000LL));
 	}
 	if (dc->next == NEXT_END)
-		json_object_set_new(doc, "result", json_string("ok"));
+		json_object_set_new(ck->d, "result", json_string("ok"));
 
 	/* Apply to memory what the checkpoint writes, then write it. */
 	for (size_t i = 0; i < nprs; i++) {

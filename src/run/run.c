@@ -89,7 +89,7 @@ result_written(void *arg, int rc, json_t *res, const char *err)
 /* One checkpoint on its way, sent again while its connection is lost. */
 struct ck_send {
 	struct run	*r;
-	json_t		*doc;
+	struct state_ck	*ck;
 	state_cb	 cb;
 	void		*arg;
 	struct event	*ev;
@@ -107,7 +107,7 @@ ck_resend(evutil_socket_t fd, short ev, void *arg)
 
 	(void)fd; (void)ev;
 	s->attempts++;
-	state_checkpoint(r->env.state, r->job->name, r->epoch, r->id, s->doc, ck_sent, s);
+	state_checkpoint(r->env.state, r->job->name, r->epoch, r->id, s->ck, ck_sent, s);
 }
 
 /*
@@ -133,7 +133,7 @@ ck_sent(void *arg, int rc, json_t *res, const char *err)
 		if (s->attempts == 1)
 			log_job(LOG_WARNING, r->job->name, r->id, NULL, "checkpoint %lld not "
 			    "written: %s; sending it again while the lease lasts",
-			    (long long)json_integer_value(json_object_get(s->doc, "seq")), err);
+			    (long long)json_integer_value(json_object_get(s->ck->d, "seq")), err);
 		if (s->ev == NULL)
 			s->ev = evtimer_new(r->env.base, ck_resend, s);
 		evtimer_add(s->ev, &tv);
@@ -143,30 +143,31 @@ ck_sent(void *arg, int rc, json_t *res, const char *err)
 	}
 	if (s->attempts > 1 && rc == STATE_OK)
 		log_job(LOG_INFO, r->job->name, r->id, NULL, "checkpoint %lld written after %d "
-		    "attempts%s", (long long)json_integer_value(json_object_get(s->doc, "seq")),
+		    "attempts%s", (long long)json_integer_value(json_object_get(s->ck->d, "seq")),
 		    s->attempts, json_is_true(json_object_get(res, "repeated")) ?
 		    " (the first had committed)" : "");
 	if (s->ev != NULL)
 		event_free(s->ev);
-	json_decref(s->doc);
+	state_ck_free(s->ck);
 	free(s);
 	cb(cbarg, rc, res, err);
 }
 
-/* Write one checkpoint of the run: numbered, and sent again after a lost connection. */
+/* Write one checkpoint of the run (ck: taken): numbered, and sent again after a lost
+ * connection. */
 static void
-ck_write(struct run *r, json_t *doc, state_cb cb, void *arg)
+ck_write(struct run *r, struct state_ck *ck, state_cb cb, void *arg)
 {
 	struct ck_send *s = xcalloc(1, sizeof *s);
 
 	s->r = r;
-	s->doc = json_incref(doc);
+	s->ck = ck;
 	s->cb = cb;
 	s->arg = arg;
 	s->backoff_ms = CK_RETRY_FIRST_MS;
 	s->attempts = 1;
-	json_object_set_new(doc, "seq", json_integer(++r->ck_seq));
-	state_checkpoint(r->env.state, r->job->name, r->epoch, r->id, doc, ck_sent, s);
+	json_object_set_new(ck->d, "seq", json_integer(++r->ck_seq));
+	state_checkpoint(r->env.state, r->job->name, r->epoch, r->id, ck, ck_sent, s);
 }
 
 /*
@@ -194,7 +195,7 @@ released_with_result(void *arg, int rc, json_t *res, const char *err)
 static void
 write_failure(struct run *r)
 {
-	json_t *doc;
+	struct state_ck *ck;
 	char *msg;
 
 	if (r->id == 0) {
@@ -203,7 +204,9 @@ write_failure(struct run *r)
 	}
 	/* The message may quote a source or destination (invalid UTF-8, cut mid-character). */
 	msg = run_error_text(r->fail_msg);
-	doc = json_pack("{ss ss sI sI sI sI sI}", "result", r->cut ? "cut" : "failed",
+	ck = state_ck_new();
+	json_decref(ck->d);
+	ck->d = json_pack("{ss ss sI sI sI sI sI}", "result", r->cut ? "cut" : "failed",
 	    "error", msg,
 	    /* what the run did since its last checkpoint, so the history shows it all */
 	    "read", (json_int_t)(r->nread - r->c_read),
@@ -214,11 +217,10 @@ write_failure(struct run *r)
 	free(msg);
 	r->state_busy = true;
 	if (run_gives_back(r)) {
-		json_object_set_new(doc, "release", json_true());
-		ck_write(r, doc, released_with_result, r);
+		json_object_set_new(ck->d, "release", json_true());
+		ck_write(r, ck, released_with_result, r);
 	} else
-		ck_write(r, doc, result_written, r);
-	json_decref(doc);
+		ck_write(r, ck, result_written, r);
 }
 
 /* A state call came back: true when the run is failing and the caller must stop. */
@@ -357,9 +359,10 @@ checkpointed(void *arg, int rc, json_t *res, const char *err)
 }
 
 void
-run_checkpoint(struct run *r, json_t *doc, run_step_cb next)
+run_checkpoint(struct run *r, struct state_ck *ck, run_step_cb next)
 {
 	struct ck_ctx *c = xcalloc(1, sizeof *c);
+	json_t *doc = ck->d;
 
 	c->r = r;
 	c->next = next;
@@ -384,7 +387,7 @@ run_checkpoint(struct run *r, json_t *doc, run_step_cb next)
 		c->released = true;
 	}
 	r->state_busy = true;
-	ck_write(r, doc, checkpointed, c);
+	ck_write(r, ck, checkpointed, c);
 }
 
 struct dest_item *
@@ -630,9 +633,9 @@ run_free(struct run *r)
 	strmap_free(&r->followed, NULL);
 	strmap_free(&r->pages_read, NULL);
 	json_decref(r->retry);
-	json_decref(r->retry_failed);
+	state_ck_free(r->retry_failed);
 	json_decref(r->recs);
-	json_decref(r->ck);
+	state_ck_free(r->ck);
 	free(r->fail_msg);
 	free(r->wm_text);
 	free(r->wm_done);

@@ -10,6 +10,7 @@
 #include "conn/source.h"
 #include "core/strmap.h"
 #include "record/ts.h"
+#include "store/state.h"
 #include "core/util.h"
 
 /* A record remembered at or below the watermark (tie set, lookback window). */
@@ -124,14 +125,14 @@ struct run {
 	struct strmap		 seen;		/* key -> struct seen */
 	json_t			*retry;		/* due retries */
 	struct strmap		 failing;	/* the retry queue: key -> struct queued */
-	json_t			*retry_failed;	/* retries that failed before delivery */
+	struct state_ck		*retry_failed;	/* retries that failed before delivery */
 
 	/* the batch being delivered */
 	struct dest_item	*items;
 	size_t			 nitems, cap_items, next_item, batch_end;
 	run_step_cb		 delivered_cb;
 	json_t			*recs;		/* the records the items point into */
-	json_t			*ck;		/* the checkpoint being built */
+	struct state_ck		*ck;		/* the checkpoint being built */
 	bool			 last_page;	/* ... is the run's last */
 
 	/* paging (run_page.c) */
@@ -152,7 +153,7 @@ struct run {
 struct pageset {
 	struct dest_item *items;
 	size_t		  nitems, cap_items;
-	json_t		 *ck;
+	struct state_ck	 *ck;
 	bool		  last;
 };
 
@@ -169,7 +170,8 @@ void run_cut(struct run *, const char *why);
 /* Used by the strategies. */
 void run_fail(struct run *, const char *fmt, ...) PRINTF(2, 3);
 void run_finish_ok(struct run *);
-void run_checkpoint(struct run *, json_t *doc, run_step_cb next);
+/* Write ck (taken: freed once written), then next. */
+void run_checkpoint(struct run *, struct state_ck *ck, run_step_cb next);
 void run_deliver(struct run *, run_step_cb next);	/* r->items[0..nitems) in batches */
 struct dest_item *run_add_item(struct run *, const char *key, json_t *rec);
 #define RUN_ERROR_MAX	2000

@@ -41,7 +41,7 @@ run_queue_seen(struct run *r, const char *key)
 }
 
 size_t
-run_queue_unseen(const struct run *r, const struct strmap *except, json_t *out)
+run_queue_unseen(const struct run *r, const struct strmap *except, struct state_ck *ck)
 {
 	size_t it = 0, n = 0;
 	const char *k;
@@ -50,7 +50,7 @@ run_queue_unseen(const struct run *r, const struct strmap *except, json_t *out)
 	while (strmap_next((struct strmap *)&r->failing, &it, &k, &v)) {
 		if (((struct queued *)v)->seen || k[0] == '#' || strmap_get(except, k) != NULL)
 			continue;
-		json_array_append_new(out, json_string(k));
+		state_ck_key(ck, CK_OK, k);
 		n++;
 	}
 	return n;

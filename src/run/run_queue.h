@@ -11,9 +11,10 @@ void run_queue_note(struct run *, const char *key, const char *hash, bool waitin
 bool run_queued(const struct run *, const char *key);
 /* A queued record was read in this run. */
 void run_queue_seen(struct run *, const char *key);
-/* Append to out the queued keys not read in this run, neither key-less ('#…') nor in
- * except; returns how many. */
-size_t run_queue_unseen(const struct run *, const struct strmap *except, json_t *out);
+/* Add to ck's "ok" list the queued keys not read in this run, neither key-less ('#…') nor
+ * in except; returns how many. */
+size_t run_queue_unseen(const struct run *, const struct strmap *except,
+    struct state_ck *ck);
 bool run_waits_for_retry(const struct run *, const char *key, const char *hash);
 
 #endif

@@ -60,33 +60,36 @@ run_note_failure(struct run *r, const char *key, const char *error)
 		    "more records failed in this run; see onesyncctl failures %s", r->job->name);
 }
 
-json_t *
-run_failure_entry(const char *key, const char *error, json_t *payload, const char *hash)
+void
+run_failure_add(struct state_ck *ck, const char *key, const char *error, json_t *payload,
+    const char *hash)
 {
 	char *k = jsonx_text_storable(key, strlen(key), SIZE_MAX);
 	char *e = run_error_text(error);
-	json_t *doc;
+	char *p = NULL;
 
 	if (payload != NULL && !json_is_null(payload) && (!jsonx_storable(payload) ||
-	    json_dumpb(payload, NULL, 0, JSON_COMPACT) > RUN_PAYLOAD_MAX)) {
+	    (p = json_dumps(payload, JSON_COMPACT | JSON_ENCODE_ANY)) == NULL ||
+	    strlen(p) > RUN_PAYLOAD_MAX)) {
 		/* PostgreSQL cannot hold it (or a checkpoint of a batch of them): keep the
 		 * failure and say why the payload is not kept. */
 		char *e2 = xasprintf("%s (its payload is not kept: it holds a NUL character or "
 		    "invalid UTF-8, which the state database cannot store, or is larger than "
 		    "%d MB)", e, RUN_PAYLOAD_MAX >> 20);
+		struct buf b;
 
 		free(e);
 		e = e2;
 		/* A text in its place, so that an older stored payload is not replayed. */
-		doc = json_pack("{ss ss ss ss}", "key", k, "error", e, "payload", RUN_NO_PAYLOAD,
-		    "hash", hash != NULL ? hash : "");
-	} else
-		doc = json_pack("{ss ss sO ss}", "key", k, "error", e,
-		    "payload", payload != NULL ? payload : json_null(),
-		    "hash", hash != NULL ? hash : "");
+		free(p);
+		buf_init(&b);
+		jsonx_append_str(&b, RUN_NO_PAYLOAD);
+		p = buf_steal(&b);
+	}
+	state_ck_failed(ck, k, e, p != NULL ? p : "null", hash != NULL ? hash : "");
+	free(p);
 	free(k);
 	free(e);
-	return doc;
 }
 
 void

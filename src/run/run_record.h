@@ -15,14 +15,14 @@ int run_record_key(const struct run *, json_t *rec, char **key, char **err) WUR;
  * wins; the earlier one is counted as a duplicate (the caller counts it skipped) and
  * logged. */
 void run_note_duplicate(struct run *, const char *key, const char *where);
-/* An entry of a checkpoint's "failed" list that the state database can store whatever the
- * record holds: key and error made valid UTF-8 without NUL (the error cut to RUN_ERROR_MAX
- * bytes); a payload PostgreSQL cannot hold, or larger than RUN_PAYLOAD_MAX as JSON, is
- * left out (RUN_NO_PAYLOAD in its place) and the error says so. */
+/* Add a failure to a checkpoint's "failed" list, as the state database can store it
+ * whatever the record holds: key and error made valid UTF-8 without NUL (the error cut to
+ * RUN_ERROR_MAX bytes); a payload PostgreSQL cannot hold, or larger than RUN_PAYLOAD_MAX
+ * as JSON, is left out (RUN_NO_PAYLOAD in its place) and the error says so. */
 #define RUN_PAYLOAD_MAX	(8 << 20)
 #define RUN_NO_PAYLOAD	"(not stored: the record holds a NUL character or invalid UTF-8, or is " \
 			"larger than 8 MB)"
-json_t *run_failure_entry(const char *key, const char *error, json_t *payload,
+void run_failure_add(struct state_ck *, const char *key, const char *error, json_t *payload,
     const char *hash);
 
 #endif

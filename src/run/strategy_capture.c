@@ -49,8 +49,7 @@ capture_free(struct run *r)
 	strmap_free(&cs->stored, NULL);
 	strmap_free(&cs->inbatch, NULL);
 	strmap_free(&cs->legacy, free);
-	json_decref(cs->renames);
-	json_decref(cs->drops);
+	state_ck_free(cs->renamed);
 	for (size_t i = 0; i < cs->nblocks; i++)
 		free(cs->blocks[i]);
 	free(cs->blocks);
@@ -58,7 +57,7 @@ capture_free(struct run *r)
 	free(cs->after_key);
 	free(cs->read_error);
 	free(cs->hashes);
-	json_decref(cs->bad);
+	state_ck_free(cs->bad);
 	json_decref(cs->held);
 	strlist_free(&cs->del);
 	capture_alias_done(cs);
@@ -75,8 +74,8 @@ legacy_seen(struct capture_state *cs, const char *key, struct stored *s)
 
 	if (old == NULL)
 		return;
-	json_array_append_new(cs->renames, json_pack("[s s]", key, s->hash));
-	json_array_append_new(cs->drops, json_string(old));
+	state_ck_put(cs->renamed, key, s->hash);
+	state_ck_key(cs->renamed, CK_DEL, old);
 	free(old);
 }
 
@@ -112,7 +111,7 @@ on_record(struct run *r, json_t *rec, long line)
 		    cs->page_pos, cs->page_url) : xasprintf("%s (%s)", err, capture_where(r));
 		cs->nbad++;
 		run_note_failure(r, k, msg);
-		json_array_append_new(cs->bad, run_failure_entry(k, msg, rec, h));
+		run_failure_add(cs->bad, k, msg, rec, h);
 		free(k);
 		free(msg);
 		free(err);
@@ -195,7 +194,7 @@ file_bad(void *arg, long line, const char *msg)
 	r->nread++;
 	cs->nbad++;
 	run_note_failure(r, k, msg);
-	json_array_append_new(cs->bad, run_failure_entry(k, msg, NULL, ""));
+	run_failure_add(cs->bad, k, msg, NULL, "");
 	free(k);
 }
 
@@ -284,9 +283,7 @@ static void
 flushed(struct run *r, int rc)
 {
 	struct capture_state *cs = r->cs;
-	json_t *doc = json_pack("{s[] s[] s[]}", "records_put", "ok", "failed");
-	json_t *put = json_object_get(doc, "records_put"), *ok = json_object_get(doc, "ok"),
-	    *failed = json_object_get(doc, "failed");
+	struct state_ck *ck = capture_ck_new(cs);	/* the renames first: this batch wins */
 
 	for (size_t i = 0; i < r->nitems; i++) {
 		struct dest_item *it = &r->items[i];
@@ -295,9 +292,9 @@ flushed(struct run *r, int rc)
 			struct stored *s = strmap_get(&cs->stored, it->key);
 
 			r->ndelivered++;
-			json_array_append_new(put, json_pack("[s s]", it->key, cs->hashes[i]));
+			state_ck_put(ck, it->key, cs->hashes[i]);
 			if (r->have_failures)
-				json_array_append_new(ok, json_string(it->key));
+				state_ck_key(ck, CK_OK, it->key);
 			if (s == NULL) {
 				s = capture_stored_new(cs);
 				strmap_put(&cs->stored, it->key, s);
@@ -310,15 +307,11 @@ flushed(struct run *r, int rc)
 
 			/* Its hash is not stored: the next run sends it again. */
 			run_note_failure(r, it->key, e);
-			json_array_append_new(failed, run_failure_entry(it->key, e, it->rec,
-			    cs->hashes[i]));
+			run_failure_add(ck, it->key, e, it->rec, cs->hashes[i]);
 		}
 	}
-	json_array_extend(failed, cs->bad);
-	json_array_clear(cs->bad);
-	capture_add_renames(cs, doc);
-	run_checkpoint(r, doc, flushed_ck);
-	json_decref(doc);
+	state_ck_move(ck, cs->bad);
+	run_checkpoint(r, ck, flushed_ck);
 }
 
 static void
@@ -404,12 +397,12 @@ load_one(struct capture_state *cs, const struct job_conf *job, const char *key,
 	if (s != NULL) {
 		if (up != NULL) {
 			/* The new form came first: the old text is a duplicate. */
-			json_array_append_new(cs->drops, json_string(key));
+			state_ck_key(cs->renamed, CK_DEL, key);
 			free(up);
 			return;
 		}
 		if ((old = strmap_del(&cs->legacy, k)) != NULL) {
-			json_array_append_new(cs->drops, json_string(old));
+			state_ck_key(cs->renamed, CK_DEL, old);
 			free(old);
 		}
 	} else {
@@ -484,9 +477,8 @@ capture_begin(struct run *r, json_t *started)
 	strmap_init(&cs->stored);
 	strmap_init(&cs->inbatch);
 	strmap_init(&cs->legacy);
-	cs->renames = json_array();
-	cs->drops = json_array();
-	cs->bad = json_array();
+	cs->renamed = state_ck_new();
+	cs->bad = state_ck_new();
 	cs->held = json_array();
 	r->state_busy = true;
 	state_records(r->env.state, r->job->name, NULL, LOAD_PAGE, loaded, r);

@@ -165,7 +165,7 @@ flag_begin(struct run *r, json_t *started)
 	strmap_init(&fs->unmarked);
 	strmap_init(&fs->queue);
 	strmap_init(&fs->cand_at);
-	r->ck = json_pack("{s[]}", "failed");
+	r->ck = state_ck_new();
 	read_page(r);
 }
 
@@ -194,8 +194,7 @@ add_candidate(struct run *r, json_t *rec, const char *where, size_t idx)
 			strmap_put(&fs->cand_at, k, CAND_NOKEY);
 			run_note_failure(r, k, msg);
 			/* Recorded with the next checkpoint. */
-			json_array_append_new(json_object_get(r->ck, "failed"),
-			    run_failure_entry(k, msg, rec, h));
+			run_failure_add(r->ck, k, msg, rec, h);
 		}
 		free(k);
 		free(msg);
@@ -262,7 +261,8 @@ page_answered(void *arg, int rc, struct source_page *page, const char *err)
 	struct flag_state *fs = r->fl;
 	const struct source_conf *sc = &r->job->src;
 	size_t i, n;
-	json_t *rec, *keys;
+	json_t *rec;
+	struct strlist keys = { 0 };
 	char *stale;
 
 	r->sreq = NULL;
@@ -287,23 +287,22 @@ page_answered(void *arg, int rc, struct source_page *page, const char *err)
 	fs->page = json_incref(page->records);
 	fs->where = xstrdup(page->log_url != NULL ? page->log_url : "the source");
 	source_page_free(page);
-	keys = json_array();
 	json_array_foreach(fs->page, i, rec) {
 		char *k = NULL, *e = NULL;
 
 		if (canon_record_key(rec, r->job->key, r->job->nkey, &k, &e) == 0)
-			json_array_append_new(keys, json_string(k));
-		free(k);
+			strlist_add(&keys, k);
+		else
+			free(k);
 		free(e);
 	}
-	if (json_array_size(keys) == 0) {
-		json_decref(keys);
+	if (keys.n == 0) {
 		judge_page(r, NULL);
 		return;
 	}
 	r->state_busy = true;
-	state_lookup(r->env.state, r->job->name, keys, looked_up, r);
-	json_decref(keys);
+	state_lookup(r->env.state, r->job->name, keys.v, keys.n, looked_up, r);
+	strlist_free(&keys);
 }
 
 static void collected_ck(struct run *, int);
@@ -363,12 +362,11 @@ judge_page(struct run *r, PGresult *res)
 	if (http && fs->more) {
 		/* Collect on (marking would shift the pages of the pending set); the page's
 		 * key-less records are recorded first. */
-		if (json_array_size(json_object_get(r->ck, "failed")) > 0) {
-			json_t *doc = r->ck;
+		if (state_ck_count(r->ck, CK_FAILED) > 0) {
+			struct state_ck *ck = r->ck;
 
 			r->ck = NULL;
-			run_checkpoint(r, doc, collected_ck);
-			json_decref(doc);
+			run_checkpoint(r, ck, collected_ck);
 			return;
 		}
 		read_page(r);
@@ -381,7 +379,7 @@ judge_page(struct run *r, PGresult *res)
 static void
 collected_ck(struct run *r, int rc)
 {
-	r->ck = json_pack("{s[]}", "failed");
+	r->ck = state_ck_new();
 	read_page(r);
 }
 
@@ -397,29 +395,26 @@ next_batch(struct run *r)
 	size_t end;
 
 	if (fs->next >= fs->ncands) {
-		json_t *doc;
+		struct state_ck *ck;
 
 		cands_clear(fs);
 		if (!fs->read_done) {
-			if (json_array_size(json_object_get(r->ck, "failed")) > 0) {
+			if (state_ck_count(r->ck, CK_FAILED) > 0) {
 				/* records without a key on this page: record them before reading on */
-				doc = r->ck;
+				ck = r->ck;
 				r->ck = NULL;
-				run_checkpoint(r, doc, batch_checkpointed);
-				json_decref(doc);
+				run_checkpoint(r, ck, batch_checkpointed);
 				return;
 			}
 			read_page(r);
 			return;
 		}
-		doc = r->ck != NULL ? json_incref(r->ck) : json_object();
-		json_decref(r->ck);
+		ck = r->ck != NULL ? r->ck : state_ck_new();
 		r->ck = NULL;
-		json_object_set_new(doc, "result", json_string("ok"));
+		json_object_set_new(ck->d, "result", json_string("ok"));
 		fs->next = fs->ncands = 0;
 		r->last_page = true;
-		run_checkpoint(r, doc, batch_checkpointed);
-		json_decref(doc);
+		run_checkpoint(r, ck, batch_checkpointed);
 		return;
 	}
 	end = fs->next + (size_t)r->job->batch;
@@ -507,14 +502,27 @@ batch_delivered(struct run *r, int rc)
 	fs->marker = source_mark(r->env.conn, r->job, fs->marks, fs->nmarks, batch_marked, r);
 }
 
+/* Remember a record delivered but not marked, with the answer kept (taken) as the state
+ * database can hold it. */
+static void
+unmarked_add(struct state_ck *ck, const struct cand *c, json_t *answer, const char *error)
+{
+	json_t *ok = jsonx_storable(answer) ? answer : jsonx_storable_copy(answer);
+	char *a = json_dumps(ok, JSON_COMPACT | JSON_ENCODE_ANY);
+
+	state_ck_unmarked(ck, c->key, c->hash, a != NULL ? a : "null", error);
+	free(a);
+	if (ok != answer)
+		json_decref(ok);
+	json_decref(answer);
+}
+
 static void
 batch_marked(void *arg, int rc, const char *err)
 {
 	struct run *r = arg;
 	struct flag_state *fs = r->fl;
-	json_t *doc = r->ck != NULL ? r->ck : json_pack("{s[]}", "failed");
-	json_t *failed = json_object_get(doc, "failed"), *ok = json_array(),
-	    *uadd = json_array(), *udel = json_array();
+	struct state_ck *ck = r->ck != NULL ? r->ck : state_ck_new();
 	size_t it = 0;
 
 	r->ck = NULL;
@@ -523,10 +531,7 @@ batch_marked(void *arg, int rc, const char *err)
 		fs->marker = NULL;
 	}
 	if (rc != 0) {
-		json_decref(doc);
-		json_decref(ok);
-		json_decref(uadd);
-		json_decref(udel);
+		state_ck_free(ck);
 		run_fail(r, "marking failed: %s", err != NULL ? err : "unknown error");
 		return;
 	}
@@ -541,12 +546,12 @@ batch_marked(void *arg, int rc, const char *err)
 		if (d->outcome == DEST_OK) {
 			r->ndelivered++;
 			if (c->queued)
-				json_array_append_new(ok, json_string(c->key));
+				state_ck_key(ck, CK_OK, c->key);
 		} else {
 			const char *e = d->error != NULL ? d->error : "not delivered";
 
 			run_note_failure(r, c->key, e);
-			json_array_append_new(failed, run_failure_entry(c->key, e, c->rec, c->hash));
+			run_failure_add(ck, c->key, e, c->rec, c->hash);
 		}
 	}
 	/* Marking outcomes. */
@@ -562,14 +567,14 @@ batch_marked(void *arg, int rc, const char *err)
 		case MARK_OK:
 			fs->nmarked++;
 			if (was_unmarked)
-				json_array_append_new(udel, json_string(c->key));
+				state_ck_key(ck, CK_UNMARKED_DEL, c->key);
 			break;
 		case MARK_CONFLICT:
 			log_job(LOG_INFO, r->job->name, r->id, NULL, "record %s not marked: %s; it "
 			    "stays pending and goes again with its new content", c->key,
 			    m->error != NULL ? m->error : "changed");
 			if (was_unmarked)
-				json_array_append_new(udel, json_string(c->key));
+				state_ck_key(ck, CK_UNMARKED_DEL, c->key);
 			break;
 		default:
 			if (m->dest != NULL &&
@@ -581,28 +586,23 @@ batch_marked(void *arg, int rc, const char *err)
 				    m->error != NULL ? m->error : "marking failed",
 				    RUN_PAYLOAD_MAX >> 20);
 				if (was_unmarked)
-					json_array_append_new(udel, json_string(c->key));
+					state_ck_key(ck, CK_UNMARKED_DEL, c->key);
 				break;
 			}
 			log_job(LOG_WARNING, r->job->name, r->id, NULL, "record %s delivered but not "
 			    "marked: %s; the next run marks it without delivering it again", c->key,
 			    m->error != NULL ? m->error : "marking failed");
 			e = run_error_text(m->error != NULL ? m->error : "marking failed");
-			json_array_append_new(uadd, json_pack("[s s o s]", c->key, c->hash,
-			    answer_kept(r->job, m->dest), e));
+			unmarked_add(ck, c, answer_kept(r->job, m->dest), e);
 			free(e);
 			break;
 		}
 	}
-	json_object_set_new(doc, "ok", ok);
-	json_object_set_new(doc, "unmarked_add", uadd);
-	json_object_set_new(doc, "unmarked_del", udel);
 	if (fs->next >= fs->ncands && fs->read_done) {
-		json_object_set_new(doc, "result", json_string("ok"));
+		json_object_set_new(ck->d, "result", json_string("ok"));
 		r->last_page = true;
 	}
-	run_checkpoint(r, doc, batch_checkpointed);
-	json_decref(doc);
+	run_checkpoint(r, ck, batch_checkpointed);
 }
 
 static void
@@ -616,7 +616,7 @@ batch_checkpointed(struct run *r, int rc)
 		run_finish_ok(r);
 		return;
 	}
-	r->ck = json_pack("{s[]}", "failed");
+	r->ck = state_ck_new();
 	next_batch(r);
 }
 

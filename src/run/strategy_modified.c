@@ -63,7 +63,7 @@ begin_retries(struct run *r)
 	size_t i;
 	json_t *e;
 
-	r->retry_failed = json_array();
+	r->retry_failed = state_ck_new();
 	json_array_foreach(r->retry, i, e) {
 		json_t *payload = json_object_get(e, "payload");
 		const char *key = json_string_value(json_object_get(e, "key"));
@@ -84,7 +84,7 @@ begin_retries(struct run *r)
 				    "NUL character or invalid UTF-8, or was larger than 8 MB); it "
 				    "goes again when the source changes it");
 			run_note_failure(r, key, err);
-			json_array_append_new(r->retry_failed, run_failure_entry(key, err, NULL, ""));
+			run_failure_add(r->retry_failed, key, err, NULL, "");
 			free(err);
 			continue;
 		}
@@ -92,12 +92,12 @@ begin_retries(struct run *r)
 		if (err != NULL) {
 			canon_hash(payload, NULL, 0, NULL, 0, h);
 			run_note_failure(r, key, err);
-			json_array_append_new(r->retry_failed, run_failure_entry(key, err, payload, h));
+			run_failure_add(r->retry_failed, key, err, payload, h);
 		} else
 			run_add_item(r, key, payload);
 		free(err);
 	}
-	if (r->nitems == 0 && json_array_size(r->retry_failed) > 0) {
+	if (r->nitems == 0 && state_ck_count(r->retry_failed, CK_FAILED) > 0) {
 		retries_done(r, 0);
 		return;
 	}
@@ -111,25 +111,22 @@ begin_retries(struct run *r)
 
 /* Sort the outcome of delivered items into the checkpoint's lists. */
 static void
-record_outcomes(struct run *r, json_t *doc, bool store_payload)
+record_outcomes(struct run *r, struct state_ck *ck, bool store_payload)
 {
-	json_t *ok = json_object_get(doc, "ok"), *failed = json_object_get(doc, "failed");
-
 	for (size_t i = 0; i < r->nitems; i++) {
 		struct dest_item *it = &r->items[i];
 
 		if (it->outcome == DEST_OK) {
 			r->ndelivered++;
 			if (r->have_failures)
-				json_array_append_new(ok, json_string(it->key));
+				state_ck_key(ck, CK_OK, it->key);
 		} else {
 			char h[CANON_HASH_LEN];
 
 			canon_hash(it->rec, NULL, 0, NULL, 0, h);
 			run_note_failure(r, it->key, it->error != NULL ? it->error : "not delivered");
-			json_array_append_new(failed, run_failure_entry(it->key,
-			    it->error != NULL ? it->error : "not delivered",
-			    store_payload ? it->rec : NULL, h));
+			run_failure_add(ck, it->key, it->error != NULL ? it->error :
+			    "not delivered", store_payload ? it->rec : NULL, h);
 		}
 	}
 }
@@ -144,16 +141,15 @@ retries_checkpointed(struct run *r, int rc)
 static void
 retries_done(struct run *r, int rc)
 {
-	json_t *doc = json_pack("{s[] s[]}", "ok", "failed");
+	struct state_ck *ck = state_ck_new();
 	bool had = r->have_failures;
 
 	r->have_failures = true;	/* retried keys are in the queue: clear them when delivered */
-	record_outcomes(r, doc, true);
+	record_outcomes(r, ck, true);
 	if (r->retry_failed != NULL)
-		json_array_extend(json_object_get(doc, "failed"), r->retry_failed);
+		state_ck_move(ck, r->retry_failed);
 	r->have_failures = had;
-	run_checkpoint(r, doc, retries_checkpointed);
-	json_decref(doc);
+	run_checkpoint(r, ck, retries_checkpointed);
 }
 
 static void begin_reading(struct run *);
@@ -332,12 +328,11 @@ start_delivery(struct run *r)
 static void
 page_delivered(struct run *r, int rc)
 {
-	json_t *doc = r->ck;
+	struct state_ck *ck = r->ck;
 
-	record_outcomes(r, doc, true);
+	record_outcomes(r, ck, true);
 	r->ck = NULL;
-	run_checkpoint(r, doc, page_checkpointed);
-	json_decref(doc);
+	run_checkpoint(r, ck, page_checkpointed);
 }
 
 static void
@@ -350,7 +345,7 @@ page_checkpointed(struct run *r, int rc)
 		return;
 	}
 	if (r->md->has_ahead) {
-		json_decref(r->ck);
+		state_ck_free(r->ck);
 		r->ck = NULL;
 		run_set_swap(r, &r->md->ahead);
 		free(r->md->ahead.items);	/* the delivered page's emptied array */
@@ -382,7 +377,7 @@ ahead_free(struct run *r)
 	run_set_swap(r, &r->md->ahead);		/* r holds the page ahead */
 	run_items_reset(r);
 	free(r->items);
-	json_decref(r->ck);
+	state_ck_free(r->ck);
 	r->items = NULL;
 	r->nitems = r->cap_items = 0;
 	r->ck = NULL;

@@ -7,9 +7,61 @@
 #ifndef ONESYNC_SQL_SCHEMA_H
 #define ONESYNC_SQL_SCHEMA_H
 
-#define STATE_SCHEMA_VERSION	2
+#define STATE_SCHEMA_VERSION	3
 #define STATE_LOCK_KEY		"7373001"
 #define STATE_FENCE_SQLSTATE	"OSL01"
+
+/* The parts of a checkpoint's body that checkpoint (2) and checkpoint_lists (3) share, word
+ * for word: the watermark moved forward only and the seen set pruned; the failures' upsert
+ * from its ON CONFLICT on, the run's counters, unkeyed failures cleared, the lease given
+ * back, the result, and the answer. */
+#define CK_SQL_WATERMARK \
+"  IF d ? 'watermark' THEN\n" \
+"    UPDATE @S@.jobs SET watermark = d->>'watermark', watermark_ns = (d->>'watermark_ns')::bigint,\n" \
+"           watermark_key = d->>'watermark_key', updated_at = now()\n" \
+"     WHERE name = p_job AND (watermark_ns IS NULL OR watermark_ns <= (d->>'watermark_ns')::bigint);\n" \
+"  END IF;\n" \
+"  IF d ? 'prune_below' THEN\n" \
+"    DELETE FROM @S@.seen WHERE job = p_job AND ts_ns < (d->>'prune_below')::bigint;\n" \
+"  END IF;\n"
+#define CK_SQL_FAILED_END \
+"      ON CONFLICT (job, key) DO UPDATE SET\n" \
+"        attempts = o.attempts + 1,\n" \
+"        last_failed_at = now(),\n" \
+"        last_error = EXCLUDED.last_error,\n" \
+"        payload = COALESCE(EXCLUDED.payload, o.payload),\n" \
+"        hash = EXCLUDED.hash,\n" \
+"        next_retry_at = now() + least((d->>'backoff_ms')::bigint * (2 ^ least(o.attempts, 40)),\n" \
+"                                      (d->>'backoff_max_ms')::bigint) * interval '1 millisecond',\n" \
+"        dead = o.attempts + 1 >= (d->>'max_attempts')::int\n" \
+"      RETURNING key, dead)\n" \
+"    SELECT COALESCE(jsonb_agg(key), '[]'::jsonb) INTO dead_keys FROM f WHERE dead;\n" \
+"  END IF;\n" \
+"  UPDATE @S@.runs SET\n" \
+"      records_read = records_read + COALESCE((d->>'read')::bigint, 0),\n" \
+"      delivered = delivered + COALESCE((d->>'delivered')::bigint, 0),\n" \
+"      skipped = skipped + COALESCE((d->>'skipped')::bigint, 0),\n" \
+"      failed = failed + COALESCE((d->>'nfailed')::bigint, 0),\n" \
+"      deleted = deleted + COALESCE((d->>'ndeleted')::bigint, 0)\n" \
+"   WHERE id = p_run;\n" \
+"  IF (d->>'clear_unkeyed')::boolean THEN\n" \
+"    DELETE FROM @S@.failures WHERE job = p_job\n" \
+"       AND (key LIKE '#line:%' OR key LIKE '#nokey:%');\n" \
+"  END IF;\n" \
+"  IF (d->>'release')::boolean THEN\n" \
+"    UPDATE @S@.jobs SET owner = NULL, lease_until = NULL\n" \
+"     WHERE name = p_job AND owner = p_owner AND epoch = p_epoch;\n" \
+"  END IF;\n" \
+"  IF d ? 'result' THEN\n" \
+"    UPDATE @S@.runs SET result = d->>'result', error = d->>'error', finished_at = clock_timestamp(),\n" \
+"           watermark_after = (SELECT watermark FROM @S@.jobs WHERE name = p_job)\n" \
+"     WHERE id = p_run;\n" \
+"  END IF;\n" \
+"  SELECT count(*), count(*) FILTER (WHERE dead) INTO nf, nd\n" \
+"    FROM @S@.failures WHERE job = p_job;\n" \
+"  RETURN jsonb_build_object('dead', COALESCE(dead_keys, '[]'::jsonb),\n" \
+"    'failures', nf, 'dead_records', nd);\n" \
+"END $f$;\n"
 
 static const char *const state_migrations[] = {
 /* 1: jobs and leases, seen set (tie set + lookback window), retry queue, run history. */
@@ -176,14 +228,7 @@ static const char *const state_migrations[] = {
 "      SELECT p_job, s->>0, s->>1, (s->>2)::bigint FROM jsonb_array_elements(d->'seen') s\n"
 "      ON CONFLICT (job, key) DO UPDATE SET hash = EXCLUDED.hash, ts_ns = EXCLUDED.ts_ns;\n"
 "  END IF;\n"
-"  IF d ? 'watermark' THEN\n"
-"    UPDATE @S@.jobs SET watermark = d->>'watermark', watermark_ns = (d->>'watermark_ns')::bigint,\n"
-"           watermark_key = d->>'watermark_key', updated_at = now()\n"
-"     WHERE name = p_job AND (watermark_ns IS NULL OR watermark_ns <= (d->>'watermark_ns')::bigint);\n"
-"  END IF;\n"
-"  IF d ? 'prune_below' THEN\n"
-"    DELETE FROM @S@.seen WHERE job = p_job AND ts_ns < (d->>'prune_below')::bigint;\n"
-"  END IF;\n"
+CK_SQL_WATERMARK
 "  IF jsonb_array_length(COALESCE(d->'records_put', '[]')) > 0 THEN\n"
 "    INSERT INTO @S@.records (job, key, hash)\n"
 "      SELECT p_job, x->>0, x->>1 FROM jsonb_array_elements(d->'records_put') x\n"
@@ -300,14 +345,7 @@ static const char *const state_migrations[] = {
 "       ORDER BY s->>0, n DESC\n"
 "      ON CONFLICT (job, key) DO UPDATE SET hash = EXCLUDED.hash, ts_ns = EXCLUDED.ts_ns;\n"
 "  END IF;\n"
-"  IF d ? 'watermark' THEN\n"
-"    UPDATE @S@.jobs SET watermark = d->>'watermark', watermark_ns = (d->>'watermark_ns')::bigint,\n"
-"           watermark_key = d->>'watermark_key', updated_at = now()\n"
-"     WHERE name = p_job AND (watermark_ns IS NULL OR watermark_ns <= (d->>'watermark_ns')::bigint);\n"
-"  END IF;\n"
-"  IF d ? 'prune_below' THEN\n"
-"    DELETE FROM @S@.seen WHERE job = p_job AND ts_ns < (d->>'prune_below')::bigint;\n"
-"  END IF;\n"
+CK_SQL_WATERMARK
 "  IF jsonb_array_length(COALESCE(d->'records_put', '[]')) > 0 THEN\n"
 "    INSERT INTO @S@.records (job, key, hash)\n"
 "      SELECT DISTINCT ON (x->>0) p_job, x->>0, x->>1\n"
@@ -343,43 +381,7 @@ static const char *const state_migrations[] = {
 "             x->>'error', x->'payload', x->>'hash', (d->>'max_attempts')::int <= 1\n"
 "        FROM jsonb_array_elements(d->'failed') WITH ORDINALITY AS e(x, n)\n"
 "       ORDER BY x->>'key', n DESC\n"
-"      ON CONFLICT (job, key) DO UPDATE SET\n"
-"        attempts = o.attempts + 1,\n"
-"        last_failed_at = now(),\n"
-"        last_error = EXCLUDED.last_error,\n"
-"        payload = COALESCE(EXCLUDED.payload, o.payload),\n"
-"        hash = EXCLUDED.hash,\n"
-"        next_retry_at = now() + least((d->>'backoff_ms')::bigint * (2 ^ least(o.attempts, 40)),\n"
-"                                      (d->>'backoff_max_ms')::bigint) * interval '1 millisecond',\n"
-"        dead = o.attempts + 1 >= (d->>'max_attempts')::int\n"
-"      RETURNING key, dead)\n"
-"    SELECT COALESCE(jsonb_agg(key), '[]'::jsonb) INTO dead_keys FROM f WHERE dead;\n"
-"  END IF;\n"
-"  UPDATE @S@.runs SET\n"
-"      records_read = records_read + COALESCE((d->>'read')::bigint, 0),\n"
-"      delivered = delivered + COALESCE((d->>'delivered')::bigint, 0),\n"
-"      skipped = skipped + COALESCE((d->>'skipped')::bigint, 0),\n"
-"      failed = failed + COALESCE((d->>'nfailed')::bigint, 0),\n"
-"      deleted = deleted + COALESCE((d->>'ndeleted')::bigint, 0)\n"
-"   WHERE id = p_run;\n"
-"  IF (d->>'clear_unkeyed')::boolean THEN\n"
-"    DELETE FROM @S@.failures WHERE job = p_job\n"
-"       AND (key LIKE '#line:%' OR key LIKE '#nokey:%');\n"
-"  END IF;\n"
-"  IF (d->>'release')::boolean THEN\n"
-"    UPDATE @S@.jobs SET owner = NULL, lease_until = NULL\n"
-"     WHERE name = p_job AND owner = p_owner AND epoch = p_epoch;\n"
-"  END IF;\n"
-"  IF d ? 'result' THEN\n"
-"    UPDATE @S@.runs SET result = d->>'result', error = d->>'error', finished_at = clock_timestamp(),\n"
-"           watermark_after = (SELECT watermark FROM @S@.jobs WHERE name = p_job)\n"
-"     WHERE id = p_run;\n"
-"  END IF;\n"
-"  SELECT count(*), count(*) FILTER (WHERE dead) INTO nf, nd\n"
-"    FROM @S@.failures WHERE job = p_job;\n"
-"  RETURN jsonb_build_object('dead', COALESCE(dead_keys, '[]'::jsonb),\n"
-"    'failures', nf, 'dead_records', nd);\n"
-"END $f$;\n"
+CK_SQL_FAILED_END
 /* 2 (inst): instance identity and job identity. An instance row belongs to one process
  * (incarnation); it publishes the definitions of its jobs (name -> identity) and the
  * backend of its coordination connection (so a process that died can be told from one
@@ -520,6 +522,84 @@ static const char *const state_migrations[] = {
 "  END IF;\n"
 "  RETURN @S@.checkpoint(p_job, p_owner, p_epoch, p_run, d);\n"
 "END $f$;\n",
+/*
+ * 3 (arrays): a checkpoint's lists of keys come as parallel arrays (text[], bigint[],
+ * jsonb[]: one array per column, NULL for an empty list), its scalars in a small jsonb d
+ * (the fields of checkpoint's d but its lists), its number `seq` as a parameter: no
+ * document of every key to build and parse. The same writes as checkpoint_once, in the
+ * same order, in one transaction: a repeated seq answers "repeated" without writing, the
+ * fence, then a key twice in one list resolved (the last one wins). checkpoint and
+ * checkpoint_once stay as they are: a process of the previous version still running
+ * while this one migrated (it checked the version when it started) writes through them.
+ */
+"CREATE FUNCTION @S@.checkpoint_lists(p_job text, p_owner text, p_epoch bigint, p_run bigint,\n"
+"    p_seq bigint, d jsonb, seen_key text[], seen_hash text[], seen_ts bigint[],\n"
+"    put_key text[], put_hash text[], del_key text[], ok_key text[],\n"
+"    fail_key text[], fail_error text[], fail_payload jsonb[], fail_hash text[],\n"
+"    udel_key text[], uadd_key text[], uadd_hash text[], uadd_answer jsonb[],\n"
+"    uadd_error text[]) RETURNS jsonb LANGUAGE plpgsql AS $f$\n"
+"DECLARE dead_keys jsonb; nf bigint; nd bigint; fresh boolean := true;\n"
+"BEGIN\n"
+"  IF p_seq IS NOT NULL THEN\n"
+"    fresh := NOT EXISTS (SELECT 1 FROM @S@.runs WHERE id = p_run AND instance = p_owner\n"
+"                          AND epoch = p_epoch AND checkpoint_seq >= p_seq);\n"
+"  END IF;\n"
+"  IF fresh THEN\n"
+"    PERFORM @S@.fence(p_job, p_owner, p_epoch);\n"
+"  END IF;\n"
+"  IF fresh AND p_seq IS NOT NULL THEN\n"
+"    UPDATE @S@.runs SET checkpoint_seq = p_seq WHERE id = p_run AND checkpoint_seq < p_seq;\n"
+"    fresh := FOUND;\n"
+"  END IF;\n"
+"  IF NOT fresh THEN\n"
+"    SELECT count(*), count(*) FILTER (WHERE dead) INTO nf, nd\n"
+"      FROM @S@.failures WHERE job = p_job;\n"
+"    RETURN jsonb_build_object('repeated', true, 'dead', '[]'::jsonb,\n"
+"      'failures', nf, 'dead_records', nd);\n"
+"  END IF;\n"
+"  IF cardinality(seen_key) > 0 THEN\n"
+"    INSERT INTO @S@.seen (job, key, hash, ts_ns)\n"
+"      SELECT DISTINCT ON (k) p_job, k, h, t\n"
+"        FROM unnest(seen_key, seen_hash, seen_ts) WITH ORDINALITY AS e(k, h, t, n)\n"
+"       ORDER BY k, n DESC\n"
+"      ON CONFLICT (job, key) DO UPDATE SET hash = EXCLUDED.hash, ts_ns = EXCLUDED.ts_ns;\n"
+"  END IF;\n"
+CK_SQL_WATERMARK
+"  IF cardinality(put_key) > 0 THEN\n"
+"    INSERT INTO @S@.records (job, key, hash)\n"
+"      SELECT DISTINCT ON (k) p_job, k, h\n"
+"        FROM unnest(put_key, put_hash) WITH ORDINALITY AS e(k, h, n)\n"
+"       ORDER BY k, n DESC\n"
+"      ON CONFLICT (job, key) DO UPDATE SET hash = EXCLUDED.hash;\n"
+"  END IF;\n"
+"  IF cardinality(del_key) > 0 THEN\n"
+"    DELETE FROM @S@.records WHERE job = p_job AND key = ANY (del_key);\n"
+"  END IF;\n"
+"  IF cardinality(udel_key) > 0 THEN\n"
+"    DELETE FROM @S@.unmarked WHERE job = p_job AND key = ANY (udel_key);\n"
+"  END IF;\n"
+"  IF cardinality(uadd_key) > 0 THEN\n"
+"    INSERT INTO @S@.unmarked (job, key, hash, answer, last_error)\n"
+"      SELECT DISTINCT ON (k) p_job, k, h, a, x\n"
+"        FROM unnest(uadd_key, uadd_hash, uadd_answer, uadd_error)\n"
+"             WITH ORDINALITY AS e(k, h, a, x, n)\n"
+"       ORDER BY k, n DESC\n"
+"      ON CONFLICT (job, key) DO UPDATE SET hash = EXCLUDED.hash, answer = EXCLUDED.answer,\n"
+"        last_error = EXCLUDED.last_error, delivered_at = now();\n"
+"  END IF;\n"
+"  IF cardinality(ok_key) > 0 THEN\n"
+"    DELETE FROM @S@.failures WHERE job = p_job AND key = ANY (ok_key);\n"
+"  END IF;\n"
+"  IF cardinality(fail_key) > 0 THEN\n"
+"    WITH f AS (\n"
+"      INSERT INTO @S@.failures AS o (job, key, attempts, next_retry_at, last_error, payload, hash, dead)\n"
+"      SELECT DISTINCT ON (k) p_job, k, 1,\n"
+"             now() + (d->>'backoff_ms')::bigint * interval '1 millisecond',\n"
+"             x, p, h, (d->>'max_attempts')::int <= 1\n"
+"        FROM unnest(fail_key, fail_error, fail_payload, fail_hash)\n"
+"             WITH ORDINALITY AS e(k, x, p, h, n)\n"
+"       ORDER BY k, n DESC\n"
+CK_SQL_FAILED_END,
 };
 
 #endif

@@ -422,13 +422,7 @@ text_array(char *const *names, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		if (i > 0)
 			buf_addc(&b, ',');
-		buf_addc(&b, '"');
-		for (const char *p = names[i]; *p != '\0'; p++) {
-			if (*p == '"' || *p == '\\')
-				buf_addc(&b, '\\');
-			buf_addc(&b, *p);
-		}
-		buf_addc(&b, '"');
+		state_arr_text(&b, names[i]);
 	}
 	buf_addc(&b, '}');
 	return buf_steal(&b);
@@ -490,21 +484,29 @@ state_run_start(struct state *st, const char *job, int64_t epoch, int retries,
 
 void
 state_checkpoint(struct state *st, const char *job, int64_t epoch, long long run,
-    json_t *doc, state_cb cb, void *arg)
+    struct state_ck *ck, state_cb cb, void *arg)
 {
-	char e[32], r[32];
-	/* Second line of defence: a string PostgreSQL cannot store (NUL, invalid UTF-8) must
-	 * not fail the checkpoint, and with it every later one. */
-	json_t *ok = doc == NULL || jsonx_storable(doc) ? json_incref(doc) :
-	    jsonx_storable_copy(doc);
+	char e[32], r[32], q[32];
+	const char *v[6 + CK_NCOLS] = { job, st->instance, e, r, NULL, NULL };
+	json_t *seq = json_object_get(ck->d, "seq");
+	/* The scalars: an error text, a watermark or key PostgreSQL cannot store must not
+	 * fail the checkpoint either. */
+	json_t *ok = jsonx_storable(ck->d) ? json_incref(ck->d) : jsonx_storable_copy(ck->d);
 	char *d = json_dumps(ok, JSON_COMPACT);
-	const char *v[] = { job, st->instance, e, r, d };
 
 	json_decref(ok);
 	snprintf(e, sizeof e, "%lld", (long long)epoch);
 	snprintf(r, sizeof r, "%lld", run);
-	call(st, "checkpoint", "SELECT @S@.checkpoint_once($1, $2, $3, $4, $5::jsonb)", 5, v, cb,
-	    arg);
+	if (json_is_integer(seq)) {
+		snprintf(q, sizeof q, "%lld", (long long)json_integer_value(seq));
+		v[4] = q;
+	}
+	v[5] = d;
+	state_ck_close(ck, v + 6);
+	call(st, "checkpoint", "SELECT @S@.checkpoint_lists($1, $2, $3, $4, $5, $6::jsonb, "
+	    "$7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)",
+	    6 + CK_NCOLS, v, cb, arg);
+	state_ck_reopen(ck);
 	free(d);
 }
 
@@ -581,13 +583,14 @@ state_queue(struct state *st, const char *job, const char *after, int limit,
 }
 
 void
-state_lookup(struct state *st, const char *job, json_t *keys, state_rows_cb cb, void *arg)
+state_lookup(struct state *st, const char *job, char *const *keys, size_t n,
+    state_rows_cb cb, void *arg)
 {
-	char *k = json_dumps(keys, JSON_COMPACT);
+	char *k = text_array(keys, n);
 	const char *v[] = { job, k };
 
 	rows_query(st, "the retry queue and unmarked records",
-	    "WITH k AS (SELECT jsonb_array_elements_text($2::jsonb) AS key) "
+	    "WITH k AS (SELECT unnest($2::text[]) AS key) "
 	    "SELECT 'f', f.key, COALESCE(f.hash, ''), "
 	    "  (f.dead OR NOT COALESCE(f.next_retry_at <= now(), false))::text, NULL "
 	    "  FROM @S@.failures f JOIN k USING (key) WHERE f.job = $1 "

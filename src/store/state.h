@@ -7,6 +7,7 @@
 #include <libpq-fe.h>
 #include "config/model.h"
 #include "core/util.h"
+#include "store/state_ck.h"
 
 enum {
 	STATE_OK = 0,
@@ -98,13 +99,14 @@ void state_seen(struct state *, const char *job, const char *after, int limit,
  * entry waits (dead, or its retry not due yet). */
 void state_queue(struct state *, const char *job, const char *after, int limit,
     state_rows_cb, void *);
-/* Strategy flag: what the state knows of these keys (a JSON array of strings), one row
- * each: kind 'f' (retry queue: key, hash, waiting 'true'/'false') or 'u' (unmarked: key,
- * hash, -, answer as JSON text). */
-void state_lookup(struct state *, const char *job, json_t *keys, state_rows_cb, void *);
-/* One fenced checkpoint (see sql_schema.h for the document's fields). With "seq" (its
- * number within the run) it is applied once however often it is sent. */
+/* Strategy flag: what the state knows of these n keys, one row each: kind 'f' (retry
+ * queue: key, hash, waiting 'true'/'false') or 'u' (unmarked: key, hash, -, answer as JSON
+ * text). */
+void state_lookup(struct state *, const char *job, char *const *keys, size_t n,
+    state_rows_cb, void *);
+/* One fenced checkpoint. With "seq" in ck->d (its number within the run) it is applied
+ * once however often it is sent. */
 void state_checkpoint(struct state *, const char *job, int64_t epoch, long long run,
-    json_t *doc, state_cb, void *);
+    struct state_ck *, state_cb, void *);
 
 #endif
