@@ -222,7 +222,7 @@ dpc_new(const struct dest_conf *c, PGresult *catalog)
 	    h.len));
 	buf_free(&h);
 	buf_init(&b);
-	buf_printf(&b, "CREATE TEMP TABLE pg_temp.%s ON COMMIT DELETE ROWS AS SELECT ", d->tag);
+	buf_printf(&b, "CREATE TEMP TABLE IF NOT EXISTS pg_temp.%s ON COMMIT DELETE ROWS AS SELECT ", d->tag);
 	mark = b.len;
 	col_list(&b, c, d, false, "", NULL);
 	if (d->conv)

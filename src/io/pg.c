@@ -626,6 +626,8 @@ conn_results(struct pg_conn *c)
 	err = c->err;
 	if (err == NULL && c->tagging)
 		strmap_put(&c->tags, q->tag, c);
+	else if (err != NULL && q->tag != NULL && !c->tagging)
+		(void)strmap_del(&c->tags, q->tag);	/* gone? (dropped, DISCARD): run it again */
 	snprintf(sqlstate, sizeof(sqlstate), "%s", c->sqlstate);
 	c->q = NULL;
 	c->last = NULL;

@@ -46,7 +46,7 @@ void pg_query_params(struct pg *, const char *sql, int nparams, const char *cons
  * loop, and the statements after the COPY run. setup (with tag, both may be NULL) is what a
  * session needs first, such as a temporary table: it is put in front of sql on a connection
  * whose session has not run it under tag with success (a new connection after a reconnect
- * has not). The callback gets the last result, or the first error, as for pg_query.
+ * has not), and again after a statement that relied on it failed (so it must be idempotent). The callback gets the last result, or the first error, as for pg_query.
  */
 void pg_copy(struct pg *, const char *tag, const char *setup, const char *sql,
     const char *data, size_t len, pg_cb, void *arg);
