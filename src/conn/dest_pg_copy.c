@@ -23,6 +23,20 @@ const char dpc_catalog_sql[] = "SELECT a.attname, a.atttypid::int8, a.atttypmod,
     "t.typcategory FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
     "WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 AND NOT a.attisdropped";
 
+/* Types whose = holds only for values of the same text: bool, int8, int2, int4, oid,
+ * date, timestamp, timestamptz, uuid (not float: 0 = -0; not numeric: 1.0 = 1.00). */
+static bool
+same_eq(const char *typid)
+{
+	static const char *const oids[] = { "16", "20", "21", "23", "26", "1082", "1114",
+	    "1184", "2950" };
+
+	for (size_t i = 0; i < NELEM(oids); i++)
+		if (strcmp(typid, oids[i]) == 0)
+			return true;
+	return false;
+}
+
 /* The catalog row of a column, or -1 (not in the table: the statements fail, naming it). */
 static int
 catalog_row(PGresult *res, const char *column)
@@ -99,8 +113,10 @@ from_sql(struct buf *b, const struct dpc *d, const char *t, bool conv)
 }
 
 /*
- * The upsert: an unchanged row is left alone (no new row version); rows compare by their
- * text, as every type has one (json, point, xml have no equality).
+ * The upsert: an unchanged row is left alone (no new row version). Columns compare by their
+ * text (every type has one; json, point, xml have no equality; citext's or numeric's would
+ * call a change of case or scale no change), in the C collation; those of a type whose
+ * equality is sameness of text (same_eq) compare directly, which is cheaper.
  */
 static char *
 upsert_sql(const struct dest_conf *c, const struct dpc *d, const char *t)
@@ -137,27 +153,20 @@ upsert_sql(const struct dest_conf *c, const struct dpc *d, const char *t)
 		buf_adds(&b, "NOTHING");	/* every column is part of the key */
 		return buf_steal(&b);
 	}
-	buf_adds(&b, " WHERE ROW(");
 	for (size_t i = 0, n = 0; i < c->ncolumns; i++) {
 		char *q;
 
 		if (is_key(c, i))
 			continue;
 		q = pg_quote_ident(c->columns[i].column, false);
-		buf_printf(&b, "%st.%s", n++ ? ", " : "", q);
+		if (d->same_eq[i])
+			buf_printf(&b, "%st.%s IS DISTINCT FROM EXCLUDED.%s", n++ ? " OR " :
+			    " WHERE ", q, q);
+		else
+			buf_printf(&b, "%st.%s::text IS DISTINCT FROM EXCLUDED.%s::text COLLATE \"C\"",
+			    n++ ? " OR " : " WHERE ", q, q);
 		free(q);
 	}
-	buf_adds(&b, ")::text IS DISTINCT FROM ROW(");
-	for (size_t i = 0, n = 0; i < c->ncolumns; i++) {
-		char *q;
-
-		if (is_key(c, i))
-			continue;
-		q = pg_quote_ident(c->columns[i].column, false);
-		buf_printf(&b, "%sEXCLUDED.%s", n++ ? ", " : "", q);
-		free(q);
-	}
-	buf_adds(&b, ")::text");
 	return buf_steal(&b);
 }
 
@@ -203,6 +212,7 @@ dpc_new(const struct dest_conf *c, PGresult *catalog)
 	buf_adds(&h, t);
 	d->ncols = c->ncolumns;
 	d->kinds = xcalloc(c->ncolumns + 1, sizeof *d->kinds);
+	d->same_eq = xcalloc(c->ncolumns + 1, sizeof *d->same_eq);
 	for (size_t i = 0; i < c->ncolumns; i++) {
 		int row = catalog_row(catalog, c->columns[i].column);
 		const char *type = row < 0 ? "" : PQgetvalue(catalog, row, 1);
@@ -215,6 +225,7 @@ dpc_new(const struct dest_conf *c, PGresult *catalog)
 			d->kinds[i] = DPC_CONV;
 		if (d->kinds[i] == DPC_CONV)
 			d->conv = true;
+		d->same_eq[i] = same_eq(type);
 		buf_printf(&h, "\x1f%s\x1e%d\x1e%s\x1e%s", c->columns[i].column, (int)d->kinds[i],
 		    type, row < 0 ? "" : PQgetvalue(catalog, row, 2));
 	}
@@ -241,6 +252,7 @@ dpc_free(struct dpc *d)
 	if (d == NULL)
 		return;
 	free(d->kinds);
+	free(d->same_eq);
 	free(d->tag);
 	free(d->setup);
 	free(d->upsert);

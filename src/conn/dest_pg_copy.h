@@ -19,6 +19,7 @@ enum dpc_kind {
 struct dpc {
 	size_t		 ncols;
 	enum dpc_kind	*kinds;		/* per mapped column */
+	bool		*same_eq;	/* per mapped column: its = is sameness of its text */
 	bool		 conv;		/* some column is DPC_CONV */
 	char		*tag;		/* the staging table's name: table, columns and types */
 	char		*setup;		/* CREATE TEMP TABLE, once per session */

@@ -7,7 +7,8 @@
 #  2. a value the column type refuses (the COPY itself fails) and a NUL character refuse
 #     their rows alone, each with its key and the reason;
 #  3. a record delivered again unchanged (an unmapped field changed) leaves its row alone
-#     (same xmin: no new row version), a changed one is updated;
+#     (same xmin: no new row version), a changed one is updated, also when the column's type
+#     calls old and new equal but their text differs (numeric 12.5 -> 12.50);
 #  4. deletions by a composite key (one part with a tab and a backslash) go by COPY too;
 #  5. the destination's sessions are terminated between two runs of a daemon: the next run
 #     opens new ones, creates the staging table again and delivers.
@@ -55,6 +56,7 @@ recs += [{"id": i, "name": f"item {i}", "amount": i} for i in range(6, 51)]
 if ver == 2:
 	recs[9]["extra"] = "not mapped"	# id 10: delivered again, its row unchanged
 	recs[10]["name"] = "item 11 changed"
+	recs[0]["amount"] = "12.50"	# id 1: numeric calls it equal, its text changed
 with open(f"{d}/v.ndjson", "w") as f:
 	for r in recs:
 		f.write(json.dumps(r) + "\n")
@@ -115,6 +117,7 @@ once "$T/c.conf" v || fail "unchanged: the run failed: $(run_of v)"
 case $(run_of v) in "ok delivered "[1-9]*) ;; *) fail "unchanged: run '$(run_of v)': nothing delivered";; esac
 [ "$(sql "$DEST" "SELECT xmin FROM v WHERE id = 10")" = "$x10" ] || fail "unchanged: row 10 was written again"
 [ "$(sql "$DEST" "SELECT xmin FROM v WHERE id = 11")" != "$x11" ] || fail "unchanged: row 11 was not updated"
+[ "$(sql "$DEST" "SELECT amount FROM v WHERE id = 1")" = 12.50 ] || fail "unchanged: row 1 keeps amount $(sql "$DEST" "SELECT amount FROM v WHERE id = 1"), not 12.50"
 out=$(check) || fail "unchanged: $out"
 
 # --- 4: deletions by a composite key
