@@ -1,8 +1,10 @@
 /*
- * dest_pg.c - a PostgreSQL table as destination: one batched upsert per batch,
- * INSERT ... SELECT FROM jsonb_populate_recordset(NULL::table, $1) ON CONFLICT (key)
- * DO UPDATE, so column types are the table's own and values always travel as one
- * parameter; deletions by key, one DELETE ... USING json_populate_recordset per batch.
+ * dest_pg.c - a PostgreSQL table as destination: per batch one round trip that COPYs the
+ * rows into the session's staging table and upserts them from there (INSERT ... SELECT ...
+ * ON CONFLICT (key) DO UPDATE, statements and rows by dest_pg_copy.c), so column types are
+ * the table's own and no value is ever in SQL text; deletions by key the same way (DELETE
+ * ... USING the staging table). The column types are read from the catalog once per
+ * destination (a run), before its first batch.
  * A batch that fails with an error one row can cause (row_error: data, constraint,
  * cardinality, a trigger's exception) is narrowed down by sending its rows one by one, in
  * order, so only the rows at fault are refused, each with its key and the database's error.
@@ -17,6 +19,7 @@
 #include "record/json.h"
 #include "record/canon.h"
 #include "conn/dest_pg.h"
+#include "conn/dest_pg_copy.h"
 #include "core/log.h"
 #include "io/pg.h"
 #include "core/strmap.h"
@@ -24,8 +27,7 @@
 struct dest_pg {
 	struct dest		 base;
 	struct pg		*pg;
-	char			*sql;	/* the upsert */
-	char			*del_sql;	/* the deletion by key */
+	struct dpc		*dpc;	/* the staging table and statements; NULL: read the catalog */
 	struct dest_item	*items;
 	size_t			 n;
 	size_t			*last;	/* per item: the last item with its key (the one sent) */
@@ -47,95 +49,18 @@ struct dest_pg {
 struct dp_req {
 	struct dest_pg	*dp;
 	unsigned	 gen;
-	ssize_t		 i;	/* -1 = the whole batch */
+	ssize_t		 i;	/* -1 = the whole batch, -2 = the catalog */
 };
 
 /* Free it (no statement of it is in flight). */
 static void
 dp_release(struct dest_pg *dp)
 {
-	free(dp->sql);
-	free(dp->del_sql);
+	dpc_free(dp->dpc);
 	free(dp->last);
 	free(dp->error);
 	free(dp->amb_err);
 	free(dp);
-}
-
-/* Build the upsert statement from the column mapping. */
-static char *
-upsert_sql(const struct dest_conf *c)
-{
-	struct buf b;
-	char *t = pg_quote_ident(c->table, true);
-	size_t nset = 0;
-
-	buf_init(&b);
-	buf_printf(&b, "INSERT INTO %s (", t);
-	for (size_t i = 0; i < c->ncolumns; i++) {
-		char *q = pg_quote_ident(c->columns[i].column, false);
-
-		buf_printf(&b, "%s%s", i ? ", " : "", q);
-		free(q);
-	}
-	buf_adds(&b, ") SELECT ");
-	for (size_t i = 0; i < c->ncolumns; i++) {
-		char *q = pg_quote_ident(c->columns[i].column, false);
-
-		buf_printf(&b, "%s%s", i ? ", " : "", q);
-		free(q);
-	}
-	buf_printf(&b, " FROM json_populate_recordset(NULL::%s, $1::json) ON CONFLICT (", t);
-	for (size_t i = 0; i < c->nkey_columns; i++) {
-		char *q = pg_quote_ident(c->key_columns[i], false);
-
-		buf_printf(&b, "%s%s", i ? ", " : "", q);
-		free(q);
-	}
-	buf_adds(&b, ") DO UPDATE SET ");
-	for (size_t i = 0; i < c->ncolumns; i++) {
-		bool key = false;
-		char *q;
-
-		for (size_t k = 0; k < c->nkey_columns; k++)
-			if (strcmp(c->key_columns[k], c->columns[i].column) == 0)
-				key = true;
-		if (key)
-			continue;
-		q = pg_quote_ident(c->columns[i].column, false);
-		buf_printf(&b, "%s%s = EXCLUDED.%s", nset++ ? ", " : "", q, q);
-		free(q);
-	}
-	if (nset == 0) {
-		/* Every column is part of the key: nothing to update. */
-		char *p = strstr(b.data, " DO UPDATE SET ");
-
-		b.len = (size_t)(p - b.data);
-		b.data[b.len] = '\0';
-		buf_adds(&b, " DO NOTHING");
-	}
-	free(t);
-	return buf_steal(&b);
-}
-
-/* Append the row for one record: {"column": value at field path}, null when absent. */
-static void
-row_append(struct buf *b, const struct dest_conf *c, json_t *rec)
-{
-	buf_addc(b, '{');
-	for (size_t i = 0; i < c->ncolumns; i++) {
-		json_t *v = jsonx_path_get(rec, c->columns[i].field);
-
-		if (i > 0)
-			buf_addc(b, ',');
-		jsonx_append_str(b, c->columns[i].column);
-		buf_addc(b, ':');
-		if (v != NULL)
-			jsonx_append(b, v);
-		else
-			buf_adds(b, "null");
-	}
-	buf_addc(b, '}');
 }
 
 /*
@@ -171,50 +96,38 @@ delete_row(struct buf *b, const struct job_conf *job, const char *key)
 	return 0;
 }
 
-/* Build the deletion by key: one statement for a batch of key rows. */
-static char *
-delete_sql(const struct dest_conf *c)
-{
-	char *t = pg_quote_ident(c->table, true);
-	struct buf sql;
-
-	buf_init(&sql);
-	buf_printf(&sql, "DELETE FROM %s AS t USING json_populate_recordset(NULL::%s, $1::json) "
-	    "AS m WHERE ", t, t);
-	for (size_t k = 0; k < c->nkey_columns; k++) {
-		char *q = pg_quote_ident(c->key_columns[k], false);
-
-		buf_printf(&sql, "%st.%s = m.%s", k > 0 ? " AND " : "", q, q);
-		free(q);
-	}
-	free(t);
-	return buf_steal(&sql);
-}
-
-/* Append item k's row: the mapped columns to write, or the key columns to delete by. */
+/* Append item k's COPY line: the mapped columns to write, or the key columns to delete by. */
 static int
-item_row(struct dest_pg *dp, size_t k, struct buf *b)
+item_row(struct dest_pg *dp, size_t k, struct buf *b, const char **why)
 {
-	if (dp->deleting)
-		return delete_row(b, dp->base.job, dp->items[k].key);
-	row_append(b, &dp->base.job->dst, dp->items[k].rec);
-	return 0;
+	return dpc_row(dp->dpc, dp->base.job, dp->deleting, dp->items[k].rec, dp->items[k].key,
+	    b, why);
 }
 
 static void dp_answer(const struct pg_result_info *, void *);
+static void catalog_answer(struct dest_pg *, const struct pg_result_info *);
 
-/* Send rows (a JSON array's text) as one statement; i is the item, or -1 for the batch. */
-static void
-dp_send(struct dest_pg *dp, const char *text, ssize_t i)
+/* A request of this destination: i is the item, -1 the batch, -2 the catalog query. */
+static struct dp_req *
+dp_req(struct dest_pg *dp, ssize_t i)
 {
 	struct dp_req *r = xmalloc(sizeof *r);
-	const char *v[] = { text };
 
 	r->dp = dp;
 	r->gen = dp->gen;
 	r->i = i;
 	dp->outstanding++;
-	pg_query(dp->pg, dp->deleting ? dp->del_sql : dp->sql, 1, v, dp_answer, r);
+	return r;
+}
+
+/* Send COPY lines as one transaction; i is the item, or -1 for the batch. */
+static void
+dp_send(struct dest_pg *dp, const struct buf *rows, ssize_t i)
+{
+	struct dp_req *r = dp_req(dp, i);
+
+	pg_copy(dp->pg, dp->dpc->tag, dp->dpc->setup, dp->deleting ? dp->dpc->del :
+	    dp->dpc->upsert, rows->data, rows->len, dp_answer, r);
 }
 
 static void
@@ -293,6 +206,7 @@ narrow_done(struct dest_pg *dp)
 static void
 narrow_next(struct dest_pg *dp)
 {
+	const char *why;
 	struct buf b;
 
 	while (dp->next < dp->n && (dp->last[dp->next] != dp->next ||
@@ -303,10 +217,8 @@ narrow_next(struct dest_pg *dp)
 		return;
 	}
 	buf_init(&b);
-	buf_addc(&b, '[');
-	(void)item_row(dp, dp->next, &b);	/* it did in dp_start: not refused */
-	buf_addc(&b, ']');
-	dp_send(dp, b.data, (ssize_t)dp->next);
+	(void)item_row(dp, dp->next, &b, &why);	/* it did in dp_batch: not refused */
+	dp_send(dp, &b, (ssize_t)dp->next);
 	dp->next++;
 	buf_free(&b);
 }
@@ -323,6 +235,9 @@ batch_failed(struct dest_pg *dp, const struct pg_result_info *ri)
 			one = k;
 		}
 	if (!pg_row_error(ri->sqlstate)) {
+		/* The table may have changed: its columns are read again before the next. */
+		dpc_free(dp->dpc);
+		dp->dpc = NULL;
 		dp->failed = true;
 		dp->error = xasprintf(dp->deleting ? "destination database: delete failed: %s" :
 		    "destination database: %s", ri->err);
@@ -368,6 +283,10 @@ dp_answer(const struct pg_result_info *ri, void *arg)
 	}
 	if (stale)
 		return;
+	if (i == -2) {
+		catalog_answer(dp, ri);
+		return;
+	}
 	if (i < 0) {
 		if (ri->res == NULL) {
 			batch_failed(dp, ri);
@@ -403,18 +322,57 @@ dp_answer(const struct pg_result_info *ri, void *arg)
 }
 
 /*
- * Start a batch: each key is sent once, its last item (ON CONFLICT cannot touch a row twice
- * in one statement; a deletion needs no repeat), as one statement; items whose row cannot
- * be built (a stored composite key that is not its JSON array) are refused alone.
+ * Send the batch: each key is sent once, its last item (ON CONFLICT cannot touch a row
+ * twice in one statement; a deletion needs no repeat), as one COPY; items whose row cannot
+ * travel (a NUL character, a stored composite key that is not its JSON array) are refused
+ * alone.
  */
+static void
+dp_batch(struct dest_pg *dp)
+{
+	struct buf rows;
+	size_t nrows = 0;
+	const char *why;
+
+	buf_init(&rows);
+	for (size_t i = 0; i < dp->n; i++) {
+		if (dp->last[i] != i)
+			continue;
+		if (item_row(dp, i, &rows, &why) != 0) {
+			refuse(dp, i, why);
+			continue;
+		}
+		nrows++;
+	}
+	if (nrows == 0)
+		narrow_done(dp);
+	else
+		dp_send(dp, &rows, -1);
+	buf_free(&rows);
+}
+
+/* The table's columns are known (or not: the batch fails as the upsert would). */
+static void
+catalog_answer(struct dest_pg *dp, const struct pg_result_info *ri)
+{
+	if (ri->res == NULL) {
+		dp->failed = true;
+		dp->error = xasprintf("destination database: cannot read the columns of %s: %s",
+		    dp->base.job->dst.table, ri->err);
+		dp_finish(dp);
+		return;
+	}
+	dp->dpc = dpc_new(&dp->base.job->dst, ri->res);
+	dp_batch(dp);
+}
+
+/* Start a batch, reading the table's columns first when they are not known yet. */
 static void
 dp_start(struct dest *ds, struct dest_item *items, size_t n, bool deleting, dest_cb cb,
     void *arg)
 {
 	struct dest_pg *dp = (struct dest_pg *)ds;
 	struct strmap last;
-	struct buf rows;
-	size_t nrows = 0;
 
 	free(dp->error);
 	dp->error = NULL;
@@ -432,29 +390,19 @@ dp_start(struct dest *ds, struct dest_item *items, size_t n, bool deleting, dest
 	for (size_t i = 0; i < n; i++)
 		dp->last[i] = (size_t)(uintptr_t)strmap_get(&last, items[i].key) - 1;
 	strmap_free(&last, NULL);
-	buf_init(&rows);
-	buf_addc(&rows, '[');
-	for (size_t i = 0; i < n; i++) {
-		size_t mark = rows.len;
+	if (dp->dpc == NULL && n > 0) {
+		char *t = pg_quote_ident(ds->job->dst.table, true);
+		const char *v[] = { t };
 
-		if (dp->last[i] != i)
-			continue;
-		if (nrows > 0)
-			buf_addc(&rows, ',');
-		if (item_row(dp, i, &rows) != 0) {
-			rows.len = mark;
-			rows.data[mark] = '\0';
-			refuse(dp, i, "the key is not a composite key's JSON array");
-			continue;
-		}
-		nrows++;
+		pg_query(dp->pg, dpc_catalog_sql, 1, v, dp_answer, dp_req(dp, -2));
+		free(t);
+		return;
 	}
-	buf_addc(&rows, ']');
-	if (nrows == 0)
+	if (n == 0) {
 		narrow_done(dp);
-	else
-		dp_send(dp, rows.data, -1);
-	buf_free(&rows);
+		return;
+	}
+	dp_batch(dp);
 }
 
 static void
@@ -521,11 +469,8 @@ dp_alias_answer(const struct pg_result_info *ri, void *arg)
 
 	dp->outstanding--;
 	if (q->gen != dp->gen) {
-		if (dp->dead && dp->outstanding == 0) {
-			free(dp->sql);
-			free(dp->error);
-			free(dp);
-		}
+		if (dp->dead && dp->outstanding == 0)
+			dp_release(dp);
 		free(q);
 		return;
 	}
@@ -625,7 +570,5 @@ dest_pg_new(const struct conn_env *env, const struct job_conf *job)
 	dp->base.env = env;
 	dp->base.job = job;
 	dp->pg = pg_pools_get(env->pools, job->dst.conninfo, job->dst.http.timeout_ms);
-	dp->sql = upsert_sql(&job->dst);
-	dp->del_sql = delete_sql(&job->dst);
 	return &dp->base;
 }

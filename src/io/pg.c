@@ -36,6 +36,11 @@ struct pg_query {
 	int		*formats;
 	pg_cb		 cb;
 	void		*arg;
+	bool		 copying;	/* pg_copy: a simple-protocol string with a COPY FROM STDIN */
+	char		*data;		/* ...the COPY's data, sent when the server asks */
+	size_t		 datalen;
+	char		*tag;		/* ...its session setup's name, NULL for none */
+	char		*setup;		/* ...run first on a session that has not run it */
 };
 
 struct pg_conn {
@@ -51,6 +56,9 @@ struct pg_conn {
 	PGresult	*last;		/* last result of the running query */
 	char		*err;		/* first error of the running query */
 	char		 sqlstate[6];
+	struct strmap	 tags;		/* the pg_copy setups this session ran (committed) */
+	bool		 tagging;	/* the running query runs its setup */
+	bool		 copied;	/* the running query's COPY data is sent */
 };
 
 struct pg {
@@ -113,6 +121,9 @@ query_free(struct pg_query *q)
 	free(q->lengths);
 	free(q->formats);
 	free(q->sql);
+	free(q->data);
+	free(q->tag);
+	free(q->setup);
 	free(q);
 }
 
@@ -195,6 +206,7 @@ conn_close(struct pg_conn *c)
 		event_free(c->timer);
 	PQclear(c->last);
 	free(c->err);
+	strmap_free(&c->tags, NULL);
 	PQfinish(c->conn);
 	free(c);
 	return q;
@@ -432,6 +444,7 @@ conn_open(struct pg *pg)
 	c->pg = pg;
 	c->state = PGC_CONNECTING;
 	c->ev_fd = -1;
+	strmap_init(&c->tags);
 	c->next = pg->conns;
 	pg->conns = c;
 	pg->nconns++;
@@ -465,12 +478,20 @@ conn_send(struct pg_conn *c, struct pg_query *q)
 	c->state = PGC_BUSY;
 	pg->nrunning++;
 	c->sqlstate[0] = '\0';
+	c->copied = false;
+	c->tagging = q->tag != NULL && strmap_get(&c->tags, q->tag) == NULL;
 	if (pg->answer_ms > 0) {
 		struct timeval tv = { pg->answer_ms / 1000, (pg->answer_ms % 1000) * 1000 };
 
 		evtimer_add(c->timer, &tv);
 	}
-	if (q->nparams == 0)
+	if (c->tagging) {
+		/* One string: the setup commits with the first statement that uses it. */
+		char *sql = xasprintf("%s; %s", q->setup, q->sql);
+
+		ok = PQsendQuery(c->conn, sql);
+		free(sql);
+	} else if (q->nparams == 0)
 		ok = PQsendQuery(c->conn, q->sql);
 	else
 		ok = PQsendQueryParams(c->conn, q->sql, q->nparams, NULL, values, q->lengths,
@@ -518,6 +539,41 @@ conn_notifies(struct pg_conn *c)
 	}
 }
 
+/*
+ * The server asks for pg_copy's data: hand it to libpq at once (it is in memory already)
+ * and end it; whatever the socket does not take now goes when it is writable. Returns
+ * false when the connection was lost (c is gone).
+ */
+static bool
+conn_copy_in(struct pg_conn *c)
+{
+	struct pg_query *q = c->q;
+	size_t off = 0, n;
+	int r = 1;
+
+	if (!q->copying || c->copied) {
+		PQputCopyEnd(c->conn, "COPY FROM STDIN is not supported by onesyncd");
+		return true;
+	}
+	c->copied = true;
+	while (r == 1 && off < q->datalen) {
+		n = q->datalen - off < 65536 ? q->datalen - off : 65536;
+		r = PQputCopyData(c->conn, q->data + off, (int)n);
+		off += n;
+	}
+	if (r == 1)
+		r = PQputCopyEnd(c->conn, NULL);
+	if (r == 1)
+		r = PQflush(c->conn);
+	if (r == -1) {
+		conn_lost(c, PQerrorMessage(c->conn));
+		return false;
+	}
+	if (r == 1)
+		conn_watch(c, EV_READ | EV_WRITE);	/* conn_event flushes, then reads */
+	return true;
+}
+
 /* Collect results while they are complete; finish the query at the NULL result. */
 static void
 conn_results(struct pg_conn *c)
@@ -541,8 +597,12 @@ conn_results(struct pg_conn *c)
 			}
 			break;
 		case PGRES_COPY_IN:
-			PQputCopyEnd(c->conn, "COPY FROM STDIN is not supported by onesyncd");
-			break;
+			PQclear(res);
+			if (!conn_copy_in(c))
+				return;
+			if (c->ev_what & EV_WRITE)
+				return;
+			continue;
 		case PGRES_COPY_OUT:
 		case PGRES_COPY_BOTH:
 			PQclear(res);
@@ -564,6 +624,10 @@ conn_results(struct pg_conn *c)
 	q = c->q;
 	last = c->last;
 	err = c->err;
+	if (err == NULL && c->tagging)
+		strmap_put(&c->tags, q->tag, c);
+	else if (err != NULL && q->tag != NULL && !c->tagging)
+		(void)strmap_del(&c->tags, q->tag);	/* gone? (dropped, DISCARD): run it again */
 	snprintf(sqlstate, sizeof(sqlstate), "%s", c->sqlstate);
 	c->q = NULL;
 	c->last = NULL;
@@ -872,6 +936,26 @@ pg_query(struct pg *pg, const char *sql, int nparams, const char *const *values,
     void *arg)
 {
 	pg_query_params(pg, sql, nparams, values, NULL, NULL, cb, arg);
+}
+
+void
+pg_copy(struct pg *pg, const char *tag, const char *setup, const char *sql, const char *data,
+    size_t len, pg_cb cb, void *arg)
+{
+	struct pg_query *q;
+
+	pg_query_params(pg, sql, 0, NULL, NULL, NULL, cb, arg);
+	if (pg->freeing)
+		return;	/* answered already */
+	q = pg->qtail;
+	q->copying = true;
+	q->data = xmalloc(len + 1);
+	memcpy(q->data, data, len);
+	q->datalen = len;
+	if (tag != NULL && setup != NULL) {
+		q->tag = xstrdup(tag);
+		q->setup = xstrdup(setup);
+	}
 }
 
 bool

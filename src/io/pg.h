@@ -40,6 +40,17 @@ void pg_query(struct pg *, const char *sql, int nparams, const char *const *valu
 void pg_query_params(struct pg *, const char *sql, int nparams, const char *const *values,
     const int *lengths, const int *formats, pg_cb, void *arg);
 /*
+ * COPY FROM STDIN in one round trip: sql is a simple-protocol string (';'-separated, no
+ * parameters, one transaction unless it says otherwise) with one COPY ... FROM STDIN; when
+ * the server asks, data (len bytes in the COPY's format, copied) goes without blocking the
+ * loop, and the statements after the COPY run. setup (with tag, both may be NULL) is what a
+ * session needs first, such as a temporary table: it is put in front of sql on a connection
+ * whose session has not run it under tag with success (a new connection after a reconnect
+ * has not), and again after a statement that relied on it failed (so it must be idempotent). The callback gets the last result, or the first error, as for pg_query.
+ */
+void pg_copy(struct pg *, const char *tag, const char *setup, const char *sql,
+    const char *data, size_t len, pg_cb, void *arg);
+/*
  * Timeouts of the pool's statements (statement_ms for connections opened afterwards,
  * answer_ms at once): statement_ms becomes the sessions' statement_timeout and
  * lock_timeout, set by their first statement (the server ends a statement that runs or

@@ -1,7 +1,8 @@
 /*
  * db_pg.c - io/pg.c against a real PostgreSQL: a pool of 3 serving 1000 queued queries,
  * errors with SQLSTATE, multi-statement strings, binary and NULL parameters, re-entrant
- * queries, LISTEN/NOTIFY, connect timeout and refusal, and (given --stop/--start
+ * queries, pg_copy (COPY data sent without blocking, its session setup run once),
+ * LISTEN/NOTIFY, connect timeout and refusal, and (given --stop/--start
  * commands) a server restart with conn_lost and reconnection.
  * A unit test of `make check` that needs a PostgreSQL: ONESYNC_TEST_CONNINFO names one
  * ('host=... port=... user=...'); without it the test is skipped (exit 77).
@@ -382,6 +383,37 @@ step_cb(evutil_socket_t fd, short what, void *arg)
 		next_step();
 		break;
 	case 14:
+		/* pg_copy on a pool of one: 8.5 MB of COPY data (flushed when writable), the
+		 * setup creating the session's table first. */
+		{
+			struct buf b;
+
+			buf_init(&b);
+			for (i = 1; i <= 100000; i++)
+				buf_printf(&b, "%075ld\\\\\t%ld\n", i, i);
+			pg_copy(L, "cp", "CREATE TEMP TABLE cp (a text, n int) ON COMMIT DELETE ROWS",
+			    "COPY cp FROM STDIN; SELECT count(*) || '/' || sum(n) || '/' || "
+			    "max(length(a)) || '/' || bool_and(right(a, 1) = chr(92)) FROM cp", b.data,
+			    b.len, done_val, "100000/5000050000/76/true");
+			buf_free(&b);
+		}
+		break;
+	case 15:
+		/* The same session: the setup (not idempotent here) is not run again. */
+		pg_copy(L, "cp", "CREATE TEMP TABLE cp (a text, n int) ON COMMIT DELETE ROWS",
+		    "COPY cp FROM STDIN; SELECT count(*) || '/' || sum(n) FROM cp", "a\t1\nb\t2\n", 8,
+		    done_val, "2/3");
+		break;
+	case 16:
+		pg_copy(L, "cp", "CREATE TEMP TABLE cp (a text, n int) ON COMMIT DELETE ROWS",
+		    "COPY cp FROM STDIN; SELECT 1", "a\tx\n", 4, done_err, "22P02");
+		break;
+	case 17:
+		/* A statement that relied on the setup failed: the setup runs again. */
+		pg_copy(L, "cp", "CREATE TEMP TABLE cp (a text, n int) ON COMMIT DELETE ROWS",
+		    "COPY cp FROM STDIN; SELECT 1", "a\t1\n", 4, done_err, "42P07");
+		break;
+	case 18:
 		if (stop_cmd == NULL || start_cmd == NULL) {
 			printf("skip restart (no --stop/--start)\n");
 			next_step();
@@ -390,25 +422,25 @@ step_cb(evutil_socket_t fd, short what, void *arg)
 		pg_query(P, "SELECT pg_sleep(10)", 0, NULL, done_sleep, NULL);
 		after(300, do_stop);
 		break;
-	case 15:
+	case 19:
 		if (stop_cmd != NULL && start_cmd != NULL) {
 			after(300, do_start);
 			break;
 		}
 		next_step();
 		break;
-	case 16:
+	case 20:
 		snprintf(ci, sizeof(ci), "host=127.0.0.1 port=%d dbname=x user=x", listen_port(true));
 		T = pg_new(base, ci, "hang", 2, 500);
 		t0 = now_mono_ms();
 		pg_query(T, "SELECT 1", 0, NULL, done_timeout, (void *)(intptr_t)490);
 		break;
-	case 17:
+	case 21:
 		/* Right after a failure: waits for the backoff (200 ms +-25%) then 500 ms. */
 		t0 = now_mono_ms();
 		pg_query(T, "SELECT 1", 0, NULL, done_timeout, (void *)(intptr_t)640);
 		break;
-	case 18:
+	case 22:
 		pg_free(T);
 		snprintf(ci, sizeof(ci), "host=127.0.0.1 port=%d dbname=x user=x",
 		    listen_port(false));
@@ -416,7 +448,7 @@ step_cb(evutil_socket_t fd, short what, void *arg)
 		t0 = now_mono_ms();
 		pg_query(T, "SELECT 1", 0, NULL, done_refused, NULL);
 		break;
-	case 19:
+	case 23:
 		pg_query(P, "SELECT pg_sleep(5)", 0, NULL, done_shutdown, NULL);
 		after(300, do_free);
 		break;
