@@ -358,7 +358,10 @@ next_in_line(struct run *r)
 /*
  * The delivered page's checkpoint goes (the one before it has committed), and the next page
  * is delivered while it commits. Its outcomes are sorted only now: the answer of the
- * checkpoint before tells whether the retry queue holds keys that a delivery clears.
+ * checkpoint before tells whether the retry queue holds keys that a delivery clears. The
+ * next page starts first, the state marked busy: a failure meanwhile (its fetch) is written
+ * after this checkpoint, in order; and nothing here touches the run once the checkpoint is
+ * sent (its answer may end the run).
  */
 static void
 send_checkpoint(struct run *r)
@@ -369,13 +372,14 @@ send_checkpoint(struct run *r)
 	r->ck = NULL;
 	r->md->ck_busy = true;
 	r->md->ck_last = r->last_page;
-	run_checkpoint(r, doc, page_checkpointed);
-	json_decref(doc);
 	run_items_reset(r);
 	r->md->page_busy = false;
+	r->state_busy = true;
 	if (!r->md->ck_last && r->md->has_ahead && !r->finishing)
 		next_in_line(r);
 	/* else the next page is still on its way: page_answered goes on */
+	run_checkpoint(r, doc, page_checkpointed);
+	json_decref(doc);
 }
 
 static void
