@@ -32,7 +32,11 @@ struct modified_state {
 	int64_t			 cap_ns;	/* settle cap, INT64_MAX when none */
 	bool			 clock_warned;	/* a source clock too far ahead, logged */
 	long long		 pages;
-	bool			 page_busy;	/* a page is being delivered / checkpointed */
+	bool			 page_busy;	/* a page is being delivered, or waits for the
+						 * checkpoint before its own to commit */
+	bool			 dl_done;	/* ... and its delivery has ended */
+	bool			 ck_busy;	/* a page's checkpoint is on its way */
+	bool			 ck_last;	/* ... and it is the run's last */
 	struct pageset		 ahead;		/* a page inspected ahead while the previous
 						 * one is delivered */
 	bool			 has_ahead;

@@ -58,12 +58,26 @@ run_end(struct run *r, bool ok, bool lease_lost)
 	env.ended(env.arg, &o);
 }
 
+/* Stop what the run has in flight: the source's request, the destination's, the strategy's. */
+static void
+cancel_inflight(struct run *r)
+{
+	source_cancel(r->sreq);
+	r->sreq = NULL;
+	if (r->dest != NULL)
+		dest_cancel(r->dest);
+	if (r->ops != NULL && r->ops->cancel != NULL)
+		r->ops->cancel(r);
+}
+
 static void
 lease_lost(struct run *r, const char *err)
 {
 	log_job(LOG_ERR, r->job->name, r->id, MSGID_LEASE_LOST,
 	    "lease lost: the run stops without writing more state (%s)", err);
 	*r->env.lease.epoch = 0;
+	/* The pipeline may have a page in delivery and the next one on its way: both stop. */
+	cancel_inflight(r);
 	run_end(r, false, true);
 }
 
@@ -260,12 +274,7 @@ run_fail(struct run *r, const char *fmt, ...)
 	va_end(ap);
 	/* the run's history, /jobs and the log line all show it: redacted once, here */
 	msg = r->fail_msg = redact_text_free(msg);
-	source_cancel(r->sreq);
-	r->sreq = NULL;
-	if (r->dest != NULL)
-		dest_cancel(r->dest);
-	if (r->ops != NULL && r->ops->cancel != NULL)
-		r->ops->cancel(r);
+	cancel_inflight(r);
 	evtimer_del(r->ev_timeout);
 	if (r->ops != NULL && r->ops->shows_watermark)
 		log_job(LOG_ERR, r->job->name, r->id, MSGID_RUN_FAILED,

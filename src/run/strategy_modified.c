@@ -281,9 +281,11 @@ inspect_page(struct run *r, int rc, struct source_page *page, const char *err)
 }
 
 /*
- * A page arrived. Pages flow through three places so that fetching, parsing and the
- * destination's work overlap: one page in delivery, one inspected and waiting (r->md->ahead),
- * one fetched and not yet inspected (r->md->pf_page). Memory stays bounded by three pages.
+ * A page arrived. Pages flow through four places so that fetching, parsing, the
+ * destination's work and the state store's overlap: the checkpoint of one page committing,
+ * the next page in delivery, one inspected and waiting (r->md->ahead), one fetched and not
+ * yet inspected (r->md->pf_page). Memory stays bounded by four pages, and the checkpoints
+ * still go one at a time, in page order, each once its page's delivery has ended.
  */
 static void
 page_answered(void *arg, int rc, struct source_page *page, const char *err)
@@ -325,46 +327,77 @@ start_delivery(struct run *r)
 		run_deliver(r, page_delivered);
 }
 
+/* The page inspected ahead becomes the one in delivery; the page fetched ahead is inspected. */
 static void
-page_delivered(struct run *r, int rc)
+next_in_line(struct run *r)
+{
+	state_ck_free(r->ck);
+	r->ck = NULL;
+	run_set_swap(r, &r->md->ahead);
+	free(r->md->ahead.items);	/* the delivered page's emptied array */
+	memset(&r->md->ahead, 0, sizeof r->md->ahead);
+	r->md->has_ahead = false;
+	start_delivery(r);
+	if (r->md->pf_ready && !r->finishing) {
+		struct source_page *p = r->md->pf_page;
+		char *err = r->md->pf_err;
+
+		r->md->pf_ready = false;
+		r->md->pf_page = NULL;
+		r->md->pf_err = NULL;
+		inspect_page(r, r->md->pf_rc, p, err);
+		free(err);
+		maybe_fetch(r);
+	}
+}
+
+/*
+ * The delivered page's checkpoint goes (the one before it has committed), and the next page
+ * is delivered while it commits. Its outcomes are sorted only now: the answer of the
+ * checkpoint before tells whether the retry queue holds keys that a delivery clears. The
+ * next page starts first, the state marked busy: a failure meanwhile (its fetch) is written
+ * after this checkpoint, in order; and nothing here touches the run once the checkpoint is
+ * sent (its answer may end the run).
+ */
+static void
+send_checkpoint(struct run *r)
 {
 	struct state_ck *ck = r->ck;
 
 	record_outcomes(r, ck, true);
 	r->ck = NULL;
+	r->md->ck_busy = true;
+	r->md->ck_last = r->last_page;
+	run_items_reset(r);
+	r->md->page_busy = false;
+	r->state_busy = true;
+	if (!r->md->ck_last && r->md->has_ahead && !r->finishing)
+		next_in_line(r);
+	/* else the next page is still on its way: page_answered goes on */
 	run_checkpoint(r, ck, page_checkpointed);
+}
+
+static void
+page_delivered(struct run *r, int rc)
+{
+	if (r->md->ck_busy)
+		r->md->dl_done = true;	/* its checkpoint waits for the one in flight */
+	else
+		send_checkpoint(r);
 }
 
 static void
 page_checkpointed(struct run *r, int rc)
 {
-	run_items_reset(r);
-	r->md->page_busy = false;
-	if (r->last_page) {
+	r->md->ck_busy = false;
+	if (r->md->ck_last) {
 		run_finish_ok(r);
 		return;
 	}
-	if (r->md->has_ahead) {
-		state_ck_free(r->ck);
-		r->ck = NULL;
-		run_set_swap(r, &r->md->ahead);
-		free(r->md->ahead.items);	/* the delivered page's emptied array */
-		memset(&r->md->ahead, 0, sizeof r->md->ahead);
-		r->md->has_ahead = false;
-		start_delivery(r);
-		if (r->md->pf_ready && !r->finishing) {
-			struct source_page *p = r->md->pf_page;
-			char *err = r->md->pf_err;
-
-			r->md->pf_ready = false;
-			r->md->pf_page = NULL;
-			r->md->pf_err = NULL;
-			inspect_page(r, r->md->pf_rc, p, err);
-			free(err);
-			maybe_fetch(r);
-		}
+	if (r->md->dl_done) {
+		r->md->dl_done = false;
+		send_checkpoint(r);
 	}
-	/* else the next page is still on its way: page_answered goes on */
 }
 
 /* Free what a page inspected ahead holds (its items and checkpoint). */
