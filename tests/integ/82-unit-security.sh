@@ -38,6 +38,11 @@ ND_PID=$!; PIDS+=("$ND_PID")
 nd_pid() { pgrep -u postgres -f "$T/nd/c.conf" | head -1 | grep -q .; }
 wait_for 10 nd_pid || fail "the daemon did not start as user postgres: $(cat "$T/nd/log")"
 nd=$(pgrep -u postgres -f "$T/nd/c.conf" | head -1)
+# The process exists from exec on; it turns itself undumpable in daemon_main, before the
+# config is read. Look once it has said "starting" (after that point), not before: an
+# ASan build spends a while in its runtime before main().
+nd_started() { grep -q 'starting as instance' "$T/nd/log"; }
+wait_for 20 nd_started || fail "the daemon never said it was starting: $(cat "$T/nd/log")"
 owner=$(stat -c %U "/proc/$nd/mem")
 kill -TERM "$nd"; wait "$ND_PID" 2>/dev/null
 [ "$owner" = root ] || fail "the daemon is dumpable (its /proc/PID/mem belongs to $owner, not root)"
