@@ -29,7 +29,9 @@ struct capture_state {
 	size_t			 caphashes;
 	struct state_ck		*bad;		/* failed entries for the next checkpoint */
 	json_t			*held;		/* records that arrived during a flush */
-	bool			 flushing;
+	bool			 flushing;	/* a batch is in delivery */
+	bool			 ck_busy;	/* a batch's checkpoint is in flight */
+	bool			 dl_done;	/* a batch delivered waits for that checkpoint */
 	struct strlist		 del;		/* keys to delete at the destination */
 	struct strmap		 inbatch;	/* what the next checkpoint writes: key -> item
 						 * index + 2, or 1 for a key-less failure */

@@ -28,6 +28,16 @@
 static void read_next(struct run *);
 static void flush(struct run *);
 
+/* The snapshot is read: its end (the guard, deletions, the last checkpoint) waits for the
+ * checkpoint in flight, whose answer calls it (flushed_ck). */
+static void
+end_of_read(struct run *r)
+{
+	if (r->cs->ck_busy)
+		return;
+	capture_end_of_read(r);
+}
+
 static void
 capture_cancel(struct run *r)
 {
@@ -218,7 +228,7 @@ file_done(void *arg, int rc, const char *err)
 	if (r->nitems > 0)
 		flush(r);
 	else
-		capture_end_of_read(r);
+		end_of_read(r);
 }
 
 /* ---- paged sources: an API or a table ---- */
@@ -237,14 +247,14 @@ page_answered(void *arg, int rc, struct source_page *page, const char *err)
 	if (rc != 0) {
 		cs->read_done = true;
 		cs->read_error = xstrdup(err);
-		capture_end_of_read(r);
+		end_of_read(r);
 		return;
 	}
 	n = json_array_size(page->records);
 	if ((cs->read_error = run_page_stale(r, page, cs->page_index)) != NULL) {
 		source_page_free(page);
 		cs->read_done = true;
-		capture_end_of_read(r);
+		end_of_read(r);
 		return;
 	}
 	more = run_page_more(r, page);
@@ -262,7 +272,7 @@ page_answered(void *arg, int rc, struct source_page *page, const char *err)
 	if (r->nitems > 0)
 		flush(r);
 	else if (cs->read_done)
-		capture_end_of_read(r);
+		end_of_read(r);
 	else
 		read_next(r);
 }
@@ -275,16 +285,29 @@ read_next(struct run *r)
 	run_fetch_page(r, SPG_ALL, cs->after_key, ++cs->page_index, page_answered);
 }
 
-/* ---- delivering a batch, storing the accepted hashes ---- */
+/*
+ * ---- delivering a batch, storing the accepted hashes ----
+ * Batches flow through two places so that the destination's work and the state store's
+ * overlap: the checkpoint of batch N commits while batch N+1 is delivered. The checkpoints
+ * go one at a time, in batch order, each once its batch's delivery has ended; a batch
+ * delivered while the one before is still committing waits (dl_done). Memory: the batch in
+ * delivery, one batch of records held meanwhile, and the checkpoint in flight.
+ */
 
 static void flushed_ck(struct run *, int);
+static void batch_next(struct run *);
 
 static void
 flushed(struct run *r, int rc)
 {
 	struct capture_state *cs = r->cs;
-	struct state_ck *ck = capture_ck_new(cs);	/* the renames first: this batch wins */
+	struct state_ck *ck;
 
+	if (cs->ck_busy) {
+		cs->dl_done = true;	/* its checkpoint waits for the one in flight */
+		return;
+	}
+	ck = capture_ck_new(cs);	/* the renames first: this batch wins */
 	for (size_t i = 0; i < r->nitems; i++) {
 		struct dest_item *it = &r->items[i];
 
@@ -311,6 +334,14 @@ flushed(struct run *r, int rc)
 		}
 	}
 	state_ck_move(ck, cs->bad);
+	/*
+	 * The next batch starts first, the state marked busy: a failure meanwhile (its
+	 * delivery, the file's read) is written after this checkpoint, in order; nothing here
+	 * touches the run once the checkpoint is sent (its answer may end the run).
+	 */
+	cs->ck_busy = true;
+	r->state_busy = true;
+	batch_next(r);
 	run_checkpoint(r, ck, flushed_ck);
 }
 
@@ -321,8 +352,9 @@ flush(struct run *r)
 	run_deliver(r, flushed);
 }
 
+/* The delivered batch's outcomes are in its checkpoint: judge what came meanwhile, go on. */
 static void
-flushed_ck(struct run *r, int rc)
+batch_next(struct run *r)
 {
 	struct capture_state *cs = r->cs;
 	size_t i;
@@ -332,26 +364,41 @@ flushed_ck(struct run *r, int rc)
 	strmap_free(&cs->inbatch, NULL);
 	strmap_init(&cs->inbatch);
 	cs->flushing = false;
+	if (r->finishing)
+		return;
 	/* Records that came in while the batch was out. */
 	json_array_foreach(cs->held, i, e)
 		on_record(r, json_array_get(e, 0), (long)json_integer_value(json_array_get(e, 1)));
 	json_array_clear(cs->held);
-	if ((int)r->nitems >= r->job->batch || (cs->read_done && r->nitems > 0)) {
+	if ((int)r->nitems >= r->job->batch || (cs->read_done && r->nitems > 0))
 		flush(r);
-		return;
-	}
-	if (cs->read_done) {
-		capture_end_of_read(r);
-		return;
-	}
+	if (cs->read_done || r->finishing)
+		return;		/* the end comes once the checkpoint is in (flushed_ck) */
 	if (cs->fr != NULL) {
+		/* the held records are judged: the file reads on, up to one batch ahead */
 		if (cs->paused) {
 			cs->paused = false;
 			source_file_resume(cs->fr);
 		}
 		return;
 	}
-	read_next(r);
+	if (!cs->flushing)
+		read_next(r);	/* a page's batch in delivery: the next page is asked after it */
+}
+
+static void
+flushed_ck(struct run *r, int rc)
+{
+	struct capture_state *cs = r->cs;
+
+	cs->ck_busy = false;
+	if (cs->dl_done) {
+		cs->dl_done = false;
+		flushed(r, 0);
+		return;
+	}
+	if (cs->read_done && !cs->flushing && r->nitems == 0)
+		capture_end_of_read(r);
 }
 
 /* ---- the start: load the stored hashes, then read ---- */
