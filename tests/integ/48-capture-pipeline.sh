@@ -7,7 +7,8 @@
 # next run delivers the refused one alone (the sample application counts accepted PUTs). Then the lease is taken away while batch 1's
 # checkpoint waits and batch 2 is in delivery: the run stops, nothing of it is stored, no
 # record after batch 2 is delivered.
-. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/pipeline.inc"
+JOB=items
 sa_start
 STATE=$(new_db state)
 # gen START: items.csv, ids 1-1000 (in file order), every value derived from START
@@ -30,26 +31,6 @@ jobs = ( { name = "items"; strategy = "capture"; key = "id"; batch = 100;
 	source = { type = "file"; url = "file://$T/items.csv"; format = "csv"; };
 	destination = { type = "http"; method = "PUT"; url = "$SA/api/customers/{{key}}"; body = "{{record}}"; }; } );
 CONF
-stat() { sa GET "/_ctl/stats?coll=$1" | /usr/bin/python3 -c "import json,sys; s=json.load(sys.stdin); print($2)"; }
-# deliveries FROM TO: how many times each key in [FROM, TO] was delivered, as "min max"
-deliveries() { stat customers "min(s['deliveries'].get(str(k), 0) for k in range($1, $2 + 1)), max(s['deliveries'].get(str(k), 0) for k in range($1, $2 + 1))"; }
-delivered_ge() { [ "$(stat customers "s['deliveries'].get('$1', 0)")" -ge 1 ]; }
-locker_waits() { [ "$(sql "$STATE" "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'locker' AND wait_event = 'PgSleep'")" = 1 ]; }
-ck_waits() { [ "$(sql "$STATE" "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%checkpoint%'")" -ge 1 ]; }
-locker_gone() { [ "$(sql "$STATE" "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'locker'")" = 0 ]; }
-sql "$STATE" "CREATE TABLE test_go (x int)"
-# lock_job [SQL]: hold the job's row (after running SQL) in a background transaction that
-# commits once unlock says so (a row in test_go), at most 100 s later
-lock_job() {
-	PGAPPNAME=locker psql -X -q "$STATE" -c "BEGIN; ${1:-} SELECT 1 FROM onesync.jobs WHERE name = 'items' FOR UPDATE; DO \$\$ BEGIN FOR i IN 1..2000 LOOP EXIT WHEN EXISTS (SELECT 1 FROM test_go); PERFORM pg_sleep(0.05); END LOOP; END \$\$; COMMIT;" >/dev/null 2>&1 &
-	PIDS+=("$!")
-	wait_for 20 locker_waits || fail "the locking transaction did not start"
-}
-unlock() {
-	sql "$STATE" "INSERT INTO test_go VALUES (1)"
-	wait_for 20 locker_gone || fail "the locking transaction did not end"
-	sql "$STATE" "DELETE FROM test_go"
-}
 stored() { sql "$STATE" "SELECT count(*) FROM onesync.records WHERE job = 'items'"; }
 
 # 1. batch 1's delivery is held until its checkpoint can be held too
