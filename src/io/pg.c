@@ -36,6 +36,7 @@ struct pg_query {
 	int		*formats;
 	pg_cb		 cb;
 	void		*arg;
+	pg_row_cb	 row_cb;	/* pg_query_rows: each row as it arrives, else NULL */
 	bool		 copying;	/* pg_copy: a simple-protocol string with a COPY FROM STDIN */
 	char		*data;		/* ...the COPY's data, sent when the server asks */
 	size_t		 datalen;
@@ -496,6 +497,10 @@ conn_send(struct pg_conn *c, struct pg_query *q)
 	else
 		ok = PQsendQueryParams(c->conn, q->sql, q->nparams, NULL, values, q->lengths,
 		    q->formats, 0);
+	if (ok && q->row_cb != NULL && !PQsetSingleRowMode(c->conn) && c->err == NULL)
+		/* never seen (it is asked right after the send): the query ends in an error
+		 * rather than with rows that nobody was handed */
+		c->err = xstrdup("libpq refused single-row mode");
 	if (!ok) {
 		if (PQstatus(c->conn) == CONNECTION_BAD) {
 			conn_lost(c, PQerrorMessage(c->conn));
@@ -589,6 +594,12 @@ conn_results(struct pg_conn *c)
 		if ((res = PQgetResult(c->conn)) == NULL)
 			break;
 		switch (PQresultStatus(res)) {
+		case PGRES_SINGLE_TUPLE:
+			/* pg_query_rows: one row, handed over and freed (none after an error) */
+			if (c->err == NULL && c->q->row_cb != NULL)
+				c->q->row_cb(res, c->q->arg);
+			PQclear(res);
+			continue;
 		case PGRES_FATAL_ERROR:
 			if (c->err == NULL) {
 				c->err = clean_msg(PQresultErrorMessage(res));
@@ -936,6 +947,16 @@ pg_query(struct pg *pg, const char *sql, int nparams, const char *const *values,
     void *arg)
 {
 	pg_query_params(pg, sql, nparams, values, NULL, NULL, cb, arg);
+}
+
+void
+pg_query_rows(struct pg *pg, const char *sql, int nparams, const char *const *values,
+    pg_row_cb row_cb, pg_cb cb, void *arg)
+{
+	pg_query_params(pg, sql, nparams, values, NULL, NULL, cb, arg);
+	if (pg->freeing)
+		return;	/* answered already */
+	pg->qtail->row_cb = row_cb;
 }
 
 void

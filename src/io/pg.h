@@ -23,6 +23,7 @@ struct pg_result_info {
 };
 typedef void (*pg_cb)(const struct pg_result_info *, void *arg);
 typedef void (*pg_notify_cb)(const char *channel, const char *payload, void *arg);
+typedef void (*pg_row_cb)(PGresult *row, void *arg);
 
 /*
  * A pool of up to `size` connections to conninfo, opened on demand with a connect
@@ -36,6 +37,15 @@ void pg_free(struct pg *);	/* fails pending queries (callbacks run) */
 /* Queue one statement (may be several ';'-separated when nparams == 0). */
 void pg_query(struct pg *, const char *sql, int nparams, const char *const *values,
     pg_cb, void *arg);
+/*
+ * One statement whose rows are streamed (libpq's single-row mode): row_cb gets each row as
+ * it arrives (a result of one row, freed when row_cb returns), then cb the end: an empty
+ * result, or the error. Rows handed over before an error (a lost connection, a failure
+ * mid-scan) stand: the caller discards them when cb reports the error. Memory holds a
+ * row at a time, whatever the size of the answer, and the statement needs no ORDER BY.
+ */
+void pg_query_rows(struct pg *, const char *sql, int nparams, const char *const *values,
+    pg_row_cb row_cb, pg_cb cb, void *arg);
 /* Same, with binary/text formats and lengths (for bytea); formats NULL = all text. */
 void pg_query_params(struct pg *, const char *sql, int nparams, const char *const *values,
     const int *lengths, const int *formats, pg_cb, void *arg);

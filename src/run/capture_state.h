@@ -15,7 +15,6 @@ struct stored {
 struct capture_state {
 	struct strmap		 stored;	/* key -> struct stored */
 	size_t			 nstored;	/* stored before this run: the guard's denominator */
-	char			*load_after;
 	struct file_reader	*fr;
 	bool			 paused;
 	long long		 page_index;

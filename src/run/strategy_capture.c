@@ -23,8 +23,6 @@
 #include "run/strategy_capture.h"
 #include "store/state.h"
 
-#define LOAD_PAGE	100000
-
 static void read_next(struct run *);
 static void flush(struct run *);
 
@@ -63,7 +61,6 @@ capture_free(struct run *r)
 	for (size_t i = 0; i < cs->nblocks; i++)
 		free(cs->blocks[i]);
 	free(cs->blocks);
-	free(cs->load_after);
 	free(cs->after_key);
 	free(cs->read_error);
 	free(cs->hashes);
@@ -463,26 +460,25 @@ load_one(struct capture_state *cs, const struct job_conf *job, const char *key,
 	free(up);
 }
 
+/* One stored key and hash, as the stream of them arrives. */
+static void
+stored_row(void *arg, PGresult *row)
+{
+	struct run *r = arg;
+
+	load_one(r->cs, r->job, PQgetvalue(row, 0, 0), PQgetvalue(row, 0, 1),
+	    (size_t)PQgetlength(row, 0, 1));
+}
+
 static void
 loaded(void *arg, int rc, PGresult *res, const char *err)
 {
 	struct run *r = arg;
-	struct capture_state *cs = r->cs;
-	int n;
 
+	(void)res;
+	/* An error mid-stream fails the run: the partial map is never used. */
 	if (!run_state_usable(r, rc, err))
 		return;
-	n = PQntuples(res);
-	for (int i = 0; i < n; i++)
-		load_one(cs, r->job, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
-		    (size_t)PQgetlength(res, i, 1));
-	if (n == LOAD_PAGE) {
-		free(cs->load_after);
-		cs->load_after = xstrdup(PQgetvalue(res, n - 1, 0));
-		r->state_busy = true;
-		state_records(r->env.state, r->job->name, cs->load_after, LOAD_PAGE, loaded, r);
-		return;
-	}
 	if (r->have_failures) {
 		r->state_busy = true;
 		state_queue(r->env.state, r->job->name, NULL, STATE_PAGE, queue_loaded, r);
@@ -528,7 +524,7 @@ capture_begin(struct run *r, json_t *started)
 	cs->bad = state_ck_new();
 	cs->held = json_array();
 	r->state_busy = true;
-	state_records(r->env.state, r->job->name, NULL, LOAD_PAGE, loaded, r);
+	state_records(r->env.state, r->job->name, stored_row, loaded, r);
 }
 
 static void

@@ -512,9 +512,18 @@ state_checkpoint(struct state *st, const char *job, int64_t epoch, long long run
 
 struct rows_req {
 	state_rows_cb	 cb;
+	state_row_cb	 row;	/* a streamed read: each row */
 	void		*arg;
 	const char	*what;
 };
+
+static void
+rows_row(PGresult *row, void *arg)
+{
+	struct rows_req *q = arg;
+
+	q->row(q->arg, row);
+}
 
 static void
 rows_done(const struct pg_result_info *ri, void *arg)
@@ -557,11 +566,19 @@ keyed_page(struct state *st, const char *what, const char *sql, const char *job,
 }
 
 void
-state_records(struct state *st, const char *job, const char *after, int limit,
-    state_rows_cb cb, void *arg)
+state_records(struct state *st, const char *job, state_row_cb row, state_rows_cb done,
+    void *arg)
 {
-	keyed_page(st, "stored hashes", "SELECT key, hash FROM @S@.records WHERE job = $1 "
-	    "AND ($2::text IS NULL OR key > $2) ORDER BY key LIMIT $3", job, after, limit, cb, arg);
+	struct rows_req *q = xmalloc(sizeof *q);
+	char *sql = subst_schema(st, "SELECT key, hash FROM @S@.records WHERE job = $1");
+	const char *v[] = { job };
+
+	q->cb = done;
+	q->row = row;
+	q->arg = arg;
+	q->what = "stored hashes";
+	pg_query_rows(st->pg, sql, 1, v, rows_row, rows_done, q);
+	free(sql);
 }
 
 void

@@ -85,13 +85,19 @@ void state_release(struct state *, char *const *jobs, const int64_t *epochs, siz
  * dead_records, seen_rows (whether the seen set has rows), retry (due, at most `retries`)}. */
 void state_run_start(struct state *, const char *job, int64_t epoch, int retries,
     state_cb, void *);
-/* Strategy capture: one page of the stored key -> hash map, keys after `after` (NULL =
- * from the start) in key order; res (borrowed, NULL on error) has columns key, hash. */
+/* A read answered as rows: res (borrowed, NULL on error). */
 typedef void (*state_rows_cb)(void *arg, int rc, PGresult *res, const char *err);
 /* How many rows one paged read of the state asks for. */
 #define STATE_PAGE	10000
-void state_records(struct state *, const char *job, const char *after, int limit,
-    state_rows_cb, void *);
+/*
+ * Strategy capture: the stored key -> hash map, streamed in one statement in the table's
+ * order (no ORDER BY: an index scan by key would visit the heap at random): row gets each
+ * row (columns key, hash; borrowed for the call), then done the end (res empty) or the
+ * error, after which the rows handed over must be thrown away.
+ */
+typedef void (*state_row_cb)(void *arg, PGresult *row);
+void state_records(struct state *, const char *job, state_row_cb row, state_rows_cb done,
+    void *);
 /* Strategy modified: one page of the seen set (key, hash, ts_ns), in key order. */
 void state_seen(struct state *, const char *job, const char *after, int limit,
     state_rows_cb, void *);

@@ -2,6 +2,7 @@
  * db_pg.c - io/pg.c against a real PostgreSQL: a pool of 3 serving 1000 queued queries,
  * errors with SQLSTATE, multi-statement strings, binary and NULL parameters, re-entrant
  * queries, pg_copy (COPY data sent without blocking, its session setup run once),
+ * pg_query_rows (rows streamed one at a time, an error mid-stream),
  * LISTEN/NOTIFY, connect timeout and refusal, and (given --stop/--start
  * commands) a server restart with conn_lost and reconnection.
  * A unit test of `make check` that needs a PostgreSQL: ONESYNC_TEST_CONNINFO names one
@@ -116,6 +117,35 @@ done_val(const struct pg_result_info *r, void *arg)
 
 	CHECK(r->err == NULL && strcmp(val(r), want) == 0, "result %s (want %s)",
 	    r->err ? r->err : val(r), want);
+	next_step();
+}
+
+static long long nrows, rowsum;
+
+static void
+count_row(PGresult *row, void *arg)
+{
+	(void)arg;
+	if (PQntuples(row) == 1)
+		nrows++;
+	rowsum += strtoll(PQgetvalue(row, 0, 0), NULL, 10);
+}
+
+/* The end of a streamed read: want is the row count expected, or an SQLSTATE. */
+static void
+done_rows(const struct pg_result_info *r, void *arg)
+{
+	const char *want = arg;
+
+	if (strcmp(want, "22012") == 0)
+		CHECK(r->res == NULL && strcmp(r->sqlstate, want) == 0 && nrows == 4999,
+		    "pg_query_rows: %lld rows then error %s (want 4999, %s)", nrows,
+		    r->sqlstate, want);
+	else
+		CHECK(r->err == NULL && r->res != NULL && PQntuples(r->res) == 0 &&
+		    nrows == atoll(want) && rowsum == atoll(want) * (atoll(want) + 1) / 2,
+		    "pg_query_rows: %lld rows streamed, sum %lld, end %s (want %s)", nrows,
+		    rowsum, r->err != NULL ? r->err : "empty", want);
 	next_step();
 }
 
@@ -414,6 +444,21 @@ step_cb(evutil_socket_t fd, short what, void *arg)
 		    "COPY cp FROM STDIN; SELECT 1", "a\t1\n", 4, done_err, "42P07");
 		break;
 	case 18:
+		/* pg_query_rows: 100,000 rows streamed one at a time, then an empty end. */
+		nrows = 0;
+		rowsum = 0;
+		pg_query(P, "SELECT 1", 0, NULL, NULL, NULL);	/* another query meanwhile */
+		pg_query_rows(P, "SELECT i, repeat('x', i % 50) FROM generate_series(1, $1::int) i",
+		    1, (const char *[]){ "100000" }, count_row, done_rows, "100000");
+		break;
+	case 19:
+		/* An error after 4,999 rows: the rows came, the end is the error. */
+		nrows = 0;
+		rowsum = 0;
+		pg_query_rows(P, "SELECT 1 / (5000 - i) FROM generate_series(1, 10000) i", 0, NULL,
+		    count_row, done_rows, "22012");
+		break;
+	case 20:
 		if (stop_cmd == NULL || start_cmd == NULL) {
 			printf("skip restart (no --stop/--start)\n");
 			next_step();
@@ -422,25 +467,25 @@ step_cb(evutil_socket_t fd, short what, void *arg)
 		pg_query(P, "SELECT pg_sleep(10)", 0, NULL, done_sleep, NULL);
 		after(300, do_stop);
 		break;
-	case 19:
+	case 21:
 		if (stop_cmd != NULL && start_cmd != NULL) {
 			after(300, do_start);
 			break;
 		}
 		next_step();
 		break;
-	case 20:
+	case 22:
 		snprintf(ci, sizeof(ci), "host=127.0.0.1 port=%d dbname=x user=x", listen_port(true));
 		T = pg_new(base, ci, "hang", 2, 500);
 		t0 = now_mono_ms();
 		pg_query(T, "SELECT 1", 0, NULL, done_timeout, (void *)(intptr_t)490);
 		break;
-	case 21:
+	case 23:
 		/* Right after a failure: waits for the backoff (200 ms +-25%) then 500 ms. */
 		t0 = now_mono_ms();
 		pg_query(T, "SELECT 1", 0, NULL, done_timeout, (void *)(intptr_t)640);
 		break;
-	case 22:
+	case 24:
 		pg_free(T);
 		snprintf(ci, sizeof(ci), "host=127.0.0.1 port=%d dbname=x user=x",
 		    listen_port(false));
@@ -448,7 +493,7 @@ step_cb(evutil_socket_t fd, short what, void *arg)
 		t0 = now_mono_ms();
 		pg_query(T, "SELECT 1", 0, NULL, done_refused, NULL);
 		break;
-	case 23:
+	case 25:
 		pg_query(P, "SELECT pg_sleep(5)", 0, NULL, done_shutdown, NULL);
 		after(300, do_free);
 		break;
