@@ -537,18 +537,23 @@ rows_done(const struct pg_result_info *ri, void *arg)
 	free(q);
 }
 
-/* A read answered as rows (no fence: what a run reads was fenced by its run start). */
+/* A read answered as rows (no fence: what a run reads was fenced by its run start); with
+ * row, streamed: each row to row, then cb the end. */
 static void
 rows_query(struct state *st, const char *what, const char *fn_sql, int n,
-    const char *const *v, state_rows_cb cb, void *arg)
+    const char *const *v, state_row_cb row, state_rows_cb cb, void *arg)
 {
 	struct rows_req *q = xmalloc(sizeof *q);
 	char *sql = subst_schema(st, fn_sql);
 
 	q->cb = cb;
+	q->row = row;
 	q->arg = arg;
 	q->what = what;
-	pg_query(st->pg, sql, n, v, rows_done, q);
+	if (row != NULL)
+		pg_query_rows(st->pg, sql, n, v, rows_row, rows_done, q);
+	else
+		pg_query(st->pg, sql, n, v, rows_done, q);
 	free(sql);
 }
 
@@ -562,23 +567,17 @@ keyed_page(struct state *st, const char *what, const char *sql, const char *job,
 	const char *v[] = { job, after, lim };
 
 	snprintf(lim, sizeof lim, "%d", limit);
-	rows_query(st, what, sql, 3, v, cb, arg);
+	rows_query(st, what, sql, 3, v, NULL, cb, arg);
 }
 
 void
 state_records(struct state *st, const char *job, state_row_cb row, state_rows_cb done,
     void *arg)
 {
-	struct rows_req *q = xmalloc(sizeof *q);
-	char *sql = subst_schema(st, "SELECT key, hash FROM @S@.records WHERE job = $1");
 	const char *v[] = { job };
 
-	q->cb = done;
-	q->row = row;
-	q->arg = arg;
-	q->what = "stored hashes";
-	pg_query_rows(st->pg, sql, 1, v, rows_row, rows_done, q);
-	free(sql);
+	rows_query(st, "stored hashes", "SELECT key, hash FROM @S@.records WHERE job = $1", 1, v,
+	    row, done, arg);
 }
 
 void
@@ -613,6 +612,6 @@ state_lookup(struct state *st, const char *job, char *const *keys, size_t n,
 	    "  FROM @S@.failures f JOIN k USING (key) WHERE f.job = $1 "
 	    "UNION ALL "
 	    "SELECT 'u', u.key, u.hash, NULL, u.answer::text "
-	    "  FROM @S@.unmarked u JOIN k USING (key) WHERE u.job = $1", 2, v, cb, arg);
+	    "  FROM @S@.unmarked u JOIN k USING (key) WHERE u.job = $1", 2, v, NULL, cb, arg);
 	free(k);
 }
