@@ -152,8 +152,12 @@ url_is_postgres(const char *url)
 }
 
 /*
- * Where a URL's userinfo ends (its '@'), or NULL. The last '@' before the path (libpq reads
- * '?' and '#' as part of a URI's password; curl ends the authority there); failing that, the last '@' before the query: a
+ * Where a URL's userinfo ends (its '@'), or NULL. The last '@' before the path, so that a
+ * password written with a bare '@' is hidden whole (libpq ends it at the first '@'; the
+ * user meant all of it). In a postgresql:// URI, libpq reads '?' and '#' before the first
+ * '@' as part of the password, but past that '@' a '?' starts the query, whose values may
+ * hold an '@' of their own ("?application_name=me@host"): the userinfo ends before it.
+ * curl ends the authority at '?' and '#'. Failing that, the last '@' before the query: a
  * password written with a raw '/' is cut there by libpq and curl alike, which then quote
  * its pieces as a host or a port, so it is hidden as if it were one.
  */
@@ -161,7 +165,11 @@ const char *
 url_userinfo_end(const char *auth, bool pg)
 {
 	const char *hostend = auth + strcspn(auth, pg ? "/" : "/?#");
-	const char *at = memrchr(auth, '@', (size_t)(hostend - auth));
+	const char *first = memchr(auth, '@', (size_t)(hostend - auth)), *q, *at;
+
+	if (pg && first != NULL && (q = memchr(first, '?', (size_t)(hostend - first))) != NULL)
+		hostend = q;
+	at = memrchr(auth, '@', (size_t)(hostend - auth));
 
 	if (at == NULL)
 		at = memrchr(auth, '@', strcspn(auth, "?#"));
