@@ -512,6 +512,29 @@ run_items_reset(struct run *r)
 	items_free(r);
 }
 
+void
+run_items_take(struct run *r, struct pageset *ps)
+{
+	ps->items = r->items;
+	ps->nitems = r->nitems;
+	ps->cap_items = r->cap_items;
+	r->items = NULL;
+	r->nitems = r->cap_items = r->next_item = 0;
+}
+
+void
+run_pageset_free(struct pageset *ps)
+{
+	dest_items_clear(ps->items, ps->nitems);
+	for (size_t i = 0; i < ps->nitems; i++) {
+		free((char *)ps->items[i].key);
+		json_decref(ps->items[i].rec);
+	}
+	free(ps->items);
+	state_ck_free(ps->ck);
+	memset(ps, 0, sizeof *ps);
+}
+
 static void
 started(void *arg, int rc, json_t *res, const char *err)
 {

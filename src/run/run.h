@@ -184,6 +184,11 @@ void run_items_reset(struct run *);	/* drop the items of the last delivery */
 void run_drop_item(struct run *, size_t i);
 /* Exchange the run's current items, checkpoint and last-page flag with a page set. */
 void run_set_swap(struct run *, struct pageset *);
+/* Move the run's items (a delivered batch, with their outcomes) into ps, which must hold
+ * none, and leave the run without items; the checkpoint and last-page flag stay. */
+void run_items_take(struct run *, struct pageset *);
+/* Free what a page set holds (its items, its checkpoint) and empty it. */
+void run_pageset_free(struct pageset *);
 /* A strategy's own state call came back: true when the run is failing and must stop
  * (its result is then being written). */
 bool run_state_returned(struct run *);

@@ -7,6 +7,13 @@
  * is remembered (key + hash) so that the next run marks it without delivering it again,
  * unless its content changed. Refused records wait in the retry queue: while their backoff
  * runs (or once dead) an unchanged pending record is left alone.
+ *
+ * Batches flow through two places so that the destination's work overlaps the source's and
+ * the state store's: batch N is marked, then checkpointed, while batch N+1 is delivered (and,
+ * at a page's end, while the next page is read and judged). One batch is marked at a time,
+ * the checkpoints go in batch order, each once its batch is marked; a batch delivered while
+ * the one before is still being marked or checkpointed waits (dl_done). The state store
+ * takes one call at a time: a page's lookup and a batch's checkpoint wait for each other.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +51,20 @@ struct qent {
 
 #define CAND_NOKEY	((void *)UINTPTR_MAX)
 
+/* A delivered batch, marked then checkpointed while the next one is delivered. */
+struct marking {
+	bool			 active;
+	bool			 last;		/* its checkpoint ends the run */
+	struct cand		*cands;		/* the batch's candidates, taken from the page */
+	size_t			 ncands;
+	struct pageset		 ps;		/* its delivery: the items, outcomes and answers */
+	struct state_ck		*ck;		/* gathered before it was delivered */
+	struct source_mark_item	*marks;
+	size_t			 nmarks;
+	struct cand		**markc;	/* the candidate of each mark */
+	struct source_marker	*marker;
+};
+
 struct flag_state {
 	struct strmap		 unmarked;	/* this page's keys in `unmarked` -> struct unmarked */
 	struct strmap		 queue;		/* this page's keys in the retry queue -> 1 (due) or
@@ -55,11 +76,15 @@ struct flag_state {
 	bool			 more;		/* the source has more pages */
 	struct cand		*cands;
 	size_t			 ncands, capcands, next;	/* next batch starts at next */
-	size_t			 bstart, bend;	/* the batch being handled */
-	struct source_mark_item	*marks;
-	size_t			 nmarks;
-	struct cand		**markc;	/* the candidate of each mark */
-	struct source_marker	*marker;
+	size_t			 bstart, bend;	/* the batch being delivered */
+	struct marking		 mk;		/* the batch before it */
+	bool			 dl_done;	/* delivered, waiting for mk to end */
+	bool			 drain;		/* next_batch() waits for mk to end */
+	bool			 ck_busy;	/* mk's checkpoint is in flight */
+	bool			 lookup_busy;	/* a page's state lookup is in flight */
+	struct strlist		 lookup_keys;	/* a lookup waiting for the checkpoint */
+	bool			 lookup_wait;
+	struct state_ck		*ck_wait;	/* a checkpoint waiting for the lookup */
 	char			*after_key;	/* PostgreSQL: keyset position */
 	long long		 page_index;
 	bool			 read_done;
@@ -107,24 +132,33 @@ page_forget(struct flag_state *fs)
 	fs->where = NULL;
 }
 
+/* The marked (or abandoned) batch's end: what it holds is freed. */
 static void
-marks_clear(struct flag_state *fs)
+marking_clear(struct marking *mk)
 {
-	for (size_t i = 0; i < fs->nmarks; i++)
-		free(fs->marks[i].error);
-	free(fs->marks);
-	free(fs->markc);
-	fs->marks = NULL;
-	fs->markc = NULL;
-	fs->nmarks = 0;
+	if (mk->marker != NULL)
+		source_mark_cancel(mk->marker);
+	for (size_t i = 0; i < mk->nmarks; i++)
+		free(mk->marks[i].error);
+	free(mk->marks);
+	free(mk->markc);
+	for (size_t i = 0; i < mk->ncands; i++) {
+		free(mk->cands[i].key);
+		json_decref(mk->cands[i].rec);
+		json_decref(mk->cands[i].answer);
+	}
+	free(mk->cands);
+	run_pageset_free(&mk->ps);
+	state_ck_free(mk->ck);
+	memset(mk, 0, sizeof *mk);
 }
 
 static void
 flag_cancel(struct run *r)
 {
-	if (r->fl != NULL && r->fl->marker != NULL) {
-		source_mark_cancel(r->fl->marker);
-		r->fl->marker = NULL;
+	if (r->fl != NULL && r->fl->mk.marker != NULL) {
+		source_mark_cancel(r->fl->mk.marker);
+		r->fl->mk.marker = NULL;
 	}
 }
 
@@ -135,9 +169,9 @@ flag_free(struct run *r)
 
 	if (fs == NULL)
 		return;
-	if (fs->marker != NULL)
-		source_mark_cancel(fs->marker);
-	marks_clear(fs);
+	marking_clear(&fs->mk);
+	state_ck_free(fs->ck_wait);
+	strlist_free(&fs->lookup_keys);
 	cands_clear(fs);
 	free(fs->cands);
 	page_forget(fs);
@@ -240,6 +274,7 @@ add_candidate(struct run *r, json_t *rec, const char *where, size_t idx)
 }
 
 static void page_answered(void *, int, struct source_page *, const char *);
+static void lookup_start(struct run *);
 
 static void
 read_page(struct run *r)
@@ -300,20 +335,45 @@ page_answered(void *arg, int rc, struct source_page *page, const char *err)
 		judge_page(r, NULL);
 		return;
 	}
+	fs->lookup_keys = keys;
+	if (fs->ck_busy) {
+		fs->lookup_wait = true;		/* after the checkpoint in flight */
+		return;
+	}
+	lookup_start(r);
+}
+
+static void
+lookup_start(struct run *r)
+{
+	struct flag_state *fs = r->fl;
+
+	fs->lookup_wait = false;
+	fs->lookup_busy = true;
 	r->state_busy = true;
-	state_lookup(r->env.state, r->job->name, keys.v, keys.n, looked_up, r);
-	strlist_free(&keys);
+	state_lookup(r->env.state, r->job->name, fs->lookup_keys.v, fs->lookup_keys.n,
+	    looked_up, r);
+	strlist_free(&fs->lookup_keys);
 }
 
 static void collected_ck(struct run *, int);
+static void ck_send(struct run *, struct state_ck *);
 
 static void
 looked_up(void *arg, int rc, PGresult *res, const char *err)
 {
 	struct run *r = arg;
+	struct flag_state *fs = r->fl;
+	struct state_ck *ck;
 
+	fs->lookup_busy = false;
 	if (!run_state_usable(r, rc, err))
 		return;
+	if ((ck = fs->ck_wait) != NULL) {
+		/* the batch marked meanwhile: its checkpoint goes first */
+		fs->ck_wait = NULL;
+		ck_send(r, ck);
+	}
 	judge_page(r, res);
 }
 
@@ -384,7 +444,9 @@ collected_ck(struct run *r, int rc)
 }
 
 static void batch_delivered(struct run *, int);
+static void marking_start(struct run *);
 static void batch_marked(void *, int, const char *);
+static void marked_checkpointed(struct run *, int);
 static void batch_checkpointed(struct run *, int);
 
 /* Deliver the next batch of candidates (the mark-only ones are marked with it). */
@@ -397,6 +459,12 @@ next_batch(struct run *r)
 	if (fs->next >= fs->ncands) {
 		struct state_ck *ck;
 
+		if (fs->mk.active && (fs->read_done || state_ck_count(r->ck, CK_FAILED) > 0)) {
+			/* the run's end, or key-less records to record: once the batch being
+			 * marked is checkpointed */
+			fs->drain = true;
+			return;
+		}
 		cands_clear(fs);
 		if (!fs->read_done) {
 			if (state_ck_count(r->ck, CK_FAILED) > 0) {
@@ -465,41 +533,75 @@ answer_kept(const struct job_conf *j, json_t *answer)
 	return st;
 }
 
-/* Mark what the destination accepted, and what an earlier run delivered but did not mark. */
+/*
+ * The delivered batch goes to be marked (what the destination accepted, and what an earlier
+ * run delivered but did not mark), then checkpointed; the next batch is delivered meanwhile.
+ */
 static void
 batch_delivered(struct run *r, int rc)
 {
 	struct flag_state *fs = r->fl;
+
+	if (r->finishing)
+		return;
+	if (fs->mk.active) {
+		fs->dl_done = true;	/* after the batch before it */
+		return;
+	}
+	marking_start(r);
+}
+
+/* Take the delivered batch (candidates, items, checkpoint so far) into fs->mk and mark it;
+ * then deliver the next batch. */
+static void
+marking_start(struct run *r)
+{
+	struct flag_state *fs = r->fl;
+	struct marking *mk = &fs->mk;
 	size_t it = 0, n = fs->bend - fs->bstart;
 
-	marks_clear(fs);
-	fs->marks = xcalloc(n + 1, sizeof *fs->marks);
-	fs->markc = xcalloc(n + 1, sizeof *fs->markc);
+	mk->active = true;
+	mk->cands = xcalloc(n + 1, sizeof *mk->cands);
+	memcpy(mk->cands, fs->cands + fs->bstart, n * sizeof *mk->cands);
 	for (size_t i = fs->bstart; i < fs->bend; i++) {
-		struct cand *c = &fs->cands[i];
+		fs->cands[i].key = NULL;	/* moved: the page's cands_clear() skips them */
+		fs->cands[i].rec = NULL;
+		fs->cands[i].answer = NULL;
+	}
+	mk->ncands = n;
+	run_items_take(r, &mk->ps);
+	mk->ck = r->ck != NULL ? r->ck : state_ck_new();
+	r->ck = state_ck_new();
+	mk->last = fs->next >= fs->ncands && fs->read_done;
+	mk->marks = xcalloc(n + 1, sizeof *mk->marks);
+	mk->markc = xcalloc(n + 1, sizeof *mk->markc);
+	for (size_t i = 0; i < n; i++) {
+		struct cand *c = &mk->cands[i];
 		struct source_mark_item *m;
 		json_t *answer = c->answer;
 
 		if (c->dropped)
 			continue;
 		if (c->deliver) {
-			struct dest_item *d = &r->items[it++];
+			struct dest_item *d = &mk->ps.items[it++];
 
 			if (d->outcome != DEST_OK)
 				continue;
 			answer = d->answer;
 		}
-		m = &fs->marks[fs->nmarks];
-		fs->markc[fs->nmarks++] = c;
+		m = &mk->marks[mk->nmarks];
+		mk->markc[mk->nmarks++] = c;
 		m->key = c->key;
 		m->rec = c->rec;
 		m->dest = answer;
 	}
-	if (fs->nmarks == 0) {
+	if (mk->nmarks == 0)
 		batch_marked(r, 0, NULL);
-		return;
-	}
-	fs->marker = source_mark(r->env.conn, r->job, fs->marks, fs->nmarks, batch_marked, r);
+	else
+		mk->marker = source_mark(r->env.conn, r->job, mk->marks, mk->nmarks,
+		    batch_marked, r);
+	if (!mk->last && !r->finishing)
+		next_batch(r);
 }
 
 /* Remember a record delivered but not marked, with the answer kept (taken) as the state
@@ -522,13 +624,14 @@ batch_marked(void *arg, int rc, const char *err)
 {
 	struct run *r = arg;
 	struct flag_state *fs = r->fl;
-	struct state_ck *ck = r->ck != NULL ? r->ck : state_ck_new();
+	struct marking *mk = &fs->mk;
+	struct state_ck *ck = mk->ck;
 	size_t it = 0;
 
-	r->ck = NULL;
-	if (fs->marker != NULL) {
-		source_mark_cancel(fs->marker);	/* done: this frees it */
-		fs->marker = NULL;
+	mk->ck = NULL;
+	if (mk->marker != NULL) {
+		source_mark_cancel(mk->marker);	/* done: this frees it */
+		mk->marker = NULL;
 	}
 	if (rc != 0) {
 		state_ck_free(ck);
@@ -536,13 +639,13 @@ batch_marked(void *arg, int rc, const char *err)
 		return;
 	}
 	/* Delivery outcomes. */
-	for (size_t i = fs->bstart; i < fs->bend; i++) {
-		struct cand *c = &fs->cands[i];
+	for (size_t i = 0; i < mk->ncands; i++) {
+		struct cand *c = &mk->cands[i];
 		struct dest_item *d;
 
 		if (!c->deliver)
 			continue;
-		d = &r->items[it++];
+		d = &mk->ps.items[it++];
 		if (d->outcome == DEST_OK) {
 			r->ndelivered++;
 			if (c->queued)
@@ -555,9 +658,9 @@ batch_marked(void *arg, int rc, const char *err)
 		}
 	}
 	/* Marking outcomes. */
-	for (size_t i = 0; i < fs->nmarks; i++) {
-		struct source_mark_item *m = &fs->marks[i];
-		struct cand *c = fs->markc[i];
+	for (size_t i = 0; i < mk->nmarks; i++) {
+		struct source_mark_item *m = &mk->marks[i];
+		struct cand *c = mk->markc[i];
 		bool was_unmarked = c->unmarked;
 		char *e;
 
@@ -598,20 +701,52 @@ batch_marked(void *arg, int rc, const char *err)
 			break;
 		}
 	}
-	if (fs->next >= fs->ncands && fs->read_done) {
+	if (mk->last) {
 		json_object_set_new(ck->d, "result", json_string("ok"));
 		r->last_page = true;
 	}
-	run_checkpoint(r, ck, batch_checkpointed);
+	if (fs->lookup_busy) {
+		fs->ck_wait = ck;	/* sent once the lookup is answered */
+		return;
+	}
+	ck_send(r, ck);
 }
 
 static void
-batch_checkpointed(struct run *r, int rc)
+ck_send(struct run *r, struct state_ck *ck)
+{
+	r->fl->ck_busy = true;
+	run_checkpoint(r, ck, marked_checkpointed);
+}
+
+/* The marked batch is checkpointed: the next one may be marked, the lookup waiting go. */
+static void
+marked_checkpointed(struct run *r, int rc)
 {
 	struct flag_state *fs = r->fl;
 
+	fs->ck_busy = false;
+	marking_clear(&fs->mk);
+	if (r->last_page) {
+		run_finish_ok(r);
+		return;
+	}
+	if (fs->lookup_wait)
+		lookup_start(r);
+	else if (fs->dl_done) {
+		fs->dl_done = false;
+		marking_start(r);
+	} else if (fs->drain) {
+		fs->drain = false;
+		next_batch(r);
+	}
+}
+
+/* A checkpoint written while no batch was out (key-less records, the run's end). */
+static void
+batch_checkpointed(struct run *r, int rc)
+{
 	run_items_reset(r);
-	marks_clear(fs);
 	if (r->last_page) {
 		run_finish_ok(r);
 		return;
