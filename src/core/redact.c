@@ -340,11 +340,13 @@ redact_conninfo(const char *ci)
 	while (*p != '\0') {
 		bool secret;
 
+		const char *name;
+
 		for (k = p; isspace((unsigned char)*p); p++)
 			;
-		for (; *p != '\0' && *p != '=' && !isspace((unsigned char)*p); p++)
+		for (name = p; *p != '\0' && *p != '=' && !isspace((unsigned char)*p); p++)
 			;
-		secret = secrets_cred_name(k, (size_t)(p - k), false);
+		secret = secrets_cred_name(name, (size_t)(p - name), false);
 		for (; isspace((unsigned char)*p); p++)
 			;
 		if (*p != '=') {

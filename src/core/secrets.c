@@ -58,6 +58,20 @@ in_list(const char *w, const char **list, size_t n)
 
 #define WORD_SEP(c)	((c) == '_' || (c) == '-' || (c) == '.' || (c) == ' ')
 
+/* A word (n bytes, any length) holds one of the stems, compared without case. */
+static bool
+has_stem(const char *s, size_t n)
+{
+	for (size_t k = 0; k < NELEM(stems); k++) {
+		size_t m = strlen(stems[k]);
+
+		for (size_t i = 0; i + m <= n; i++)
+			if (strncasecmp(s + i, stems[k], m) == 0)
+				return true;
+	}
+	return false;
+}
+
 bool
 secrets_cred_name(const char *name, size_t n, bool url)
 {
@@ -68,8 +82,11 @@ secrets_cred_name(const char *name, size_t n, bool url)
 		if (strlen(params.v[k]) == n && strncasecmp(params.v[k], name, n) == 0)
 			return true;
 	while (i < n) {
+		size_t start;
+
 		while (i < n && WORD_SEP(name[i]))
 			i++;
+		start = i;
 		for (wl = 0; i < n && !WORD_SEP(name[i]); i++) {
 			unsigned char c = (unsigned char)name[i];
 
@@ -80,12 +97,11 @@ secrets_cred_name(const char *name, size_t n, bool url)
 			if (wl + 1 < sizeof w)
 				w[wl++] = (char)tolower(c);
 		}
-		w[wl] = '\0';
+		w[wl] = '\0';	/* cut at 63 bytes: longer than any word of the lists */
 		if (wl == 0)
 			continue;
-		for (size_t k = 0; k < NELEM(stems); k++)
-			if (strstr(w, stems[k]) != NULL)
-				return true;
+		if (has_stem(name + start, i - start))	/* the whole word, however long */
+			return true;
 		if (in_list(w, words, NELEM(words)) ||
 		    (url && in_list(w, url_words, NELEM(url_words))))
 			return true;

@@ -136,6 +136,15 @@ test_redact_conninfo_spellings(void **state)
 	ci_is("postgresql://u:pw@h?application_name=me@host",
 	    "postgresql://u:***@h?application_name=me@host");
 	ci_is("postgresql://u:p?w@h/db", "postgresql://u:***@h/db");
+	/* blanks before a name are not part of it, however many; a name's word however long
+	 * (found by fuzz_redact) */
+	ci_is("host=db user=u \n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n"
+	    "\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n"
+	    "password = s3cret dbname=x", "host=db user=u \n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n"
+	    "\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n"
+	    "\n\n\n\n\n\n\n\n\n\n\n\n\n\npassword = *** dbname=x");
+	red_is("x=1 aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaapassword=s3cret y",
+	    "x=1 aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaapassword=*** y");
 	/* a parameter's name as the server reads it, percent-decoded */
 	red_is("https://h/x?pass%77ord=p&a=1", "https://h/x?pass%77ord=***&a=1");
 	red_is("https://h/x?api+key=p", "https://h/x?api+key=***");
