@@ -135,6 +135,16 @@ redact_url(const char *url)
 	buf_adds(&b, "");
 	buf_add(&b, cur, rest);
 	p = cur + rest;
+	if (pg && (q = strstr(cur, "://")) != NULL) {
+		/* libpq's userinfo ends at the first '@' before a '/', masked or not: a '?'
+		 * before it is part of the user's name ("h?sid=x@db"), no query */
+		const char *auth = q + 3, *at = memchr(auth, '@', strcspn(auth, "/"));
+
+		if (at != NULL && at >= p) {
+			buf_add(&b, p, (size_t)(at + 1 - p));
+			p = at + 1;
+		}
+	}
 	/*
 	 * The query and the fragment alike: a fragment carries tokens too (OAuth's implicit
 	 * flow). libpq knows no fragment: in a postgresql:// URI a '#' is an ordinary

@@ -136,6 +136,10 @@ test_redact_conninfo_spellings(void **state)
 	ci_is("postgresql://u:pw@h?application_name=me@host",
 	    "postgresql://u:***@h?application_name=me@host");
 	ci_is("postgresql://u:p?w@h/db", "postgresql://u:***@h/db");
+	/* a '?' in libpq's userinfo (up to the first '@' before a '/') starts no query: the
+	 * user's name stays whole (found by fuzz_redact) */
+	ci_is("postgres://httpsX a-1? sid=@h:5/db?sid=x", "postgres://httpsX a-1? sid=@h:5/db?sid=***");
+	ci_is("postgresql://u?sid=@h", "postgresql://u?sid=@h");
 	/* blanks before a name are not part of it, however many; a name's word however long
 	 * (found by fuzz_redact) */
 	ci_is("host=db user=u \n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n"
