@@ -367,13 +367,18 @@ looked_up(void *arg, int rc, PGresult *res, const char *err)
 	struct state_ck *ck;
 
 	fs->lookup_busy = false;
-	if (!run_state_usable(r, rc, err))
-		return;
 	if ((ck = fs->ck_wait) != NULL) {
-		/* the batch marked meanwhile: its checkpoint goes first */
+		/* The batch marked meanwhile: its checkpoint goes first, even when the run
+		 * fails (the lookup lost, the run cut): it tells what the source was told, and
+		 * the failure is written once it is (state_busy is still set). */
 		fs->ck_wait = NULL;
+		if (rc != STATE_OK)
+			run_fail(r, "%s", err);
 		ck_send(r, ck);
-	}
+		if (r->fail_msg != NULL)
+			return;
+	} else if (!run_state_usable(r, rc, err))
+		return;
 	judge_page(r, res);
 }
 
