@@ -85,6 +85,8 @@ struct flag_state {
 	struct strlist		 lookup_keys;	/* a lookup waiting for the checkpoint */
 	bool			 lookup_wait;
 	struct state_ck		*ck_wait;	/* a checkpoint waiting for the lookup */
+	bool			 read_early;	/* the page read went while a batch was marked */
+	bool			 reread;	/* read the page again once mk ends */
 	char			*after_key;	/* PostgreSQL: keyset position */
 	long long		 page_index;
 	bool			 read_done;
@@ -279,6 +281,7 @@ static void lookup_start(struct run *);
 static void
 read_page(struct run *r)
 {
+	r->fl->read_early = r->fl->mk.active;
 	run_fetch_page(r, SPG_PENDING, r->fl->after_key, ++r->fl->page_index, page_answered);
 }
 
@@ -301,6 +304,23 @@ page_answered(void *arg, int rc, struct source_page *page, const char *err)
 	char *stale;
 
 	r->sreq = NULL;
+	if (rc != 0 && fs->read_early) {
+		/*
+		 * Read while the batch before was marked: as the run did before batches
+		 * overlapped, the page is read (once more) after that batch's checkpoint, which
+		 * rides out a database restart (sent again while the lease lasts); failing now
+		 * would cancel its marking and deliver it again.
+		 */
+		log_job(LOG_DEBUG, r->job->name, r->id, NULL, "page %lld: %s; read again once "
+		    "the batch being marked is checkpointed", fs->page_index, err);
+		fs->read_early = false;
+		fs->page_index--;
+		if (fs->mk.active)
+			fs->reread = true;
+		else
+			read_page(r);
+		return;
+	}
 	if (rc != 0) {
 		run_fail(r, "%s", err);
 		return;
@@ -738,7 +758,10 @@ marked_checkpointed(struct run *r, int rc)
 	}
 	if (fs->lookup_wait)
 		lookup_start(r);
-	else if (fs->dl_done) {
+	else if (fs->reread) {
+		fs->reread = false;
+		read_page(r);
+	} else if (fs->dl_done) {
 		fs->dl_done = false;
 		marking_start(r);
 	} else if (fs->drain) {

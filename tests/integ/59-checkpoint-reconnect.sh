@@ -2,9 +2,6 @@
 # marking fails ("delivered but not marked"), and its checkpoint, which remembers those
 # records, is sent again once the database is back instead of failing the run; so the next
 # run marks them without delivering them again: every record is delivered exactly once.
-# The 40 records are one page of the source: the next batch is delivered while the first is
-# marked, and a next page would be read meanwhile too, from the stopped database, which fails
-# the run as any source outage does.
 . "$(dirname "$0")/../lib.sh"
 pg_private
 sa_start
@@ -17,7 +14,7 @@ daemon = { lease = "20s"; instance = "node1"; };
 defaults = { interval = "1h"; retries = 0; retry_backoff = "0"; batch = 10; };
 jobs = ( { name = "orders"; strategy = "flag"; key = "id";
 	source = { type = "postgresql"; conninfo = "$SRC"; table = "orders"; pending = "NOT synced";
-		page = { size = 40; }; mark = { set = { synced = "true"; }; }; };
+		page = { size = 10; }; mark = { set = { synced = "true"; }; }; };
 	destination = { type = "http"; url = "$SA/api/erp/{{key}}"; concurrency = 10; }; } );
 CONF
 # The batch's deliveries are held until the database is down: a delay would race with
