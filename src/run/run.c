@@ -26,6 +26,7 @@ timed_out(evutil_socket_t fd, short ev, void *arg)
 {
 	struct run *r = arg;
 
+	r->timed_out = true;
 	run_fail(r, "run took longer than its run_timeout of %lld ms",
 	    (long long)r->job->timeout_ms);
 }

@@ -102,6 +102,7 @@ struct run {
 	uint64_t		 started;	/* monotonic ms */
 	bool			 finishing;
 	bool			 cut;		/* stopped from outside */
+	bool			 timed_out;	/* its run_timeout fired */
 	bool			 claim_failed;	/* another instance holds the lease: no run */
 	bool			 not_run;	/* paused, or claim_failed: no run */
 	bool			 state_busy;	/* a state call is in flight */

@@ -158,10 +158,22 @@ marking_clear(struct marking *mk)
 static void
 flag_cancel(struct run *r)
 {
-	if (r->fl != NULL && r->fl->mk.marker != NULL) {
-		source_mark_cancel(r->fl->mk.marker);
-		r->fl->mk.marker = NULL;
+	struct flag_state *fs = r->fl;
+
+	if (fs == NULL || fs->mk.marker == NULL)
+		return;
+	if (!r->cut && !r->timed_out) {
+		/*
+		 * A later step failed (the next batch's delivery, a read): the batch being
+		 * marked ends its marking and is checkpointed first, as before batches
+		 * overlapped, so that only the failing batch goes again; the failure is
+		 * written after that checkpoint (batch_marked), as after a state call.
+		 */
+		r->state_busy = true;
+		return;
 	}
+	source_mark_cancel(fs->mk.marker);
+	fs->mk.marker = NULL;
 }
 
 static void
@@ -387,18 +399,23 @@ looked_up(void *arg, int rc, PGresult *res, const char *err)
 	struct state_ck *ck;
 
 	fs->lookup_busy = false;
-	if ((ck = fs->ck_wait) != NULL) {
-		/* The batch marked meanwhile: its checkpoint goes first, even when the run
-		 * fails (the lookup lost, the run cut): it tells what the source was told, and
-		 * the failure is written once it is (state_busy is still set). */
-		fs->ck_wait = NULL;
-		if (rc != STATE_OK)
-			run_fail(r, "%s", err);
-		ck_send(r, ck);
-		if (r->fail_msg != NULL)
-			return;
-	} else if (!run_state_usable(r, rc, err))
+	if (rc != STATE_OK)
+		run_fail(r, "%s", err);		/* written below, or after what is in flight */
+	ck = fs->ck_wait;
+	fs->ck_wait = NULL;
+	if (r->fail_msg != NULL) {
+		/* The batch marked meanwhile has its checkpoint written first, even when the
+		 * run fails (the lookup lost, the run cut): it tells what the source was told;
+		 * so does the batch still being marked (flag_cancel). The failure is written
+		 * after it (state_busy is still set). */
+		if (ck != NULL)
+			ck_send(r, ck);
+		else if (fs->mk.marker == NULL)
+			run_state_returned(r);
 		return;
+	}
+	if (ck != NULL)
+		ck_send(r, ck);		/* the batch marked meanwhile: its checkpoint goes first */
 	judge_page(r, res);
 }
 
@@ -660,7 +677,10 @@ batch_marked(void *arg, int rc, const char *err)
 	}
 	if (rc != 0) {
 		state_ck_free(ck);
-		run_fail(r, "marking failed: %s", err != NULL ? err : "unknown error");
+		if (r->fail_msg != NULL)
+			run_state_returned(r);	/* the failure waited for this marking */
+		else
+			run_fail(r, "marking failed: %s", err != NULL ? err : "unknown error");
 		return;
 	}
 	/* Delivery outcomes. */
@@ -726,7 +746,7 @@ batch_marked(void *arg, int rc, const char *err)
 			break;
 		}
 	}
-	if (mk->last) {
+	if (mk->last && r->fail_msg == NULL) {
 		json_object_set_new(ck->d, "result", json_string("ok"));
 		r->last_page = true;
 	}
