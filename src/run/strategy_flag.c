@@ -23,21 +23,11 @@
 #include "record/canon.h"
 #include "record/json.h"
 #include "core/log.h"
+#include "run/flag_batch.h"
 #include "run/run_page.h"
 #include "run/run_record.h"
 #include "run/strategy_flag.h"
 #include "store/state.h"
-
-struct cand {
-	char	*key;
-	json_t	*rec;
-	char	 hash[CANON_HASH_LEN];
-	json_t	*answer;	/* mark only: the stored destination answer */
-	bool	 deliver;	/* false: delivered earlier, only mark */
-	bool	 queued;	/* in the retry queue: cleared from it once delivered */
-	bool	 unmarked;	/* in `unmarked`: cleared from it once marked */
-	bool	 dropped;	/* its key came again later: neither delivered nor marked */
-};
 
 struct unmarked {
 	char	 hash[CANON_HASH_LEN];
@@ -51,20 +41,6 @@ struct qent {
 
 #define CAND_NOKEY	((void *)UINTPTR_MAX)
 
-/* A delivered batch, marked then checkpointed while the next one is delivered. */
-struct marking {
-	bool			 active;
-	bool			 last;		/* its checkpoint ends the run */
-	struct cand		*cands;		/* the batch's candidates, taken from the page */
-	size_t			 ncands;
-	struct pageset		 ps;		/* its delivery: the items, outcomes and answers */
-	struct state_ck		*ck;		/* gathered before it was delivered */
-	struct source_mark_item	*marks;
-	size_t			 nmarks;
-	struct cand		**markc;	/* the candidate of each mark */
-	struct source_marker	*marker;
-};
-
 struct flag_state {
 	struct strmap		 unmarked;	/* this page's keys in `unmarked` -> struct unmarked */
 	struct strmap		 queue;		/* this page's keys in the retry queue -> 1 (due) or
@@ -77,7 +53,7 @@ struct flag_state {
 	struct cand		*cands;
 	size_t			 ncands, capcands, next;	/* next batch starts at next */
 	size_t			 bstart, bend;	/* the batch being delivered */
-	struct marking		 mk;		/* the batch before it */
+	struct flag_batch	 mk;		/* the batch before it */
 	bool			 dl_done;	/* delivered, waiting for mk to end */
 	bool			 drain;		/* next_batch() waits for mk to end */
 	bool			 ck_busy;	/* mk's checkpoint is in flight */
@@ -134,27 +110,6 @@ page_forget(struct flag_state *fs)
 	fs->where = NULL;
 }
 
-/* The marked (or abandoned) batch's end: what it holds is freed. */
-static void
-marking_clear(struct marking *mk)
-{
-	if (mk->marker != NULL)
-		source_mark_cancel(mk->marker);
-	for (size_t i = 0; i < mk->nmarks; i++)
-		free(mk->marks[i].error);
-	free(mk->marks);
-	free(mk->markc);
-	for (size_t i = 0; i < mk->ncands; i++) {
-		free(mk->cands[i].key);
-		json_decref(mk->cands[i].rec);
-		json_decref(mk->cands[i].answer);
-	}
-	free(mk->cands);
-	run_pageset_free(&mk->ps);
-	state_ck_free(mk->ck);
-	memset(mk, 0, sizeof *mk);
-}
-
 static void
 flag_cancel(struct run *r)
 {
@@ -183,7 +138,7 @@ flag_free(struct run *r)
 
 	if (fs == NULL)
 		return;
-	marking_clear(&fs->mk);
+	flag_batch_clear(&fs->mk);
 	state_ck_free(fs->ck_wait);
 	strlist_free(&fs->lookup_keys);
 	cands_clear(fs);
@@ -540,42 +495,6 @@ next_batch(struct run *r)
 }
 
 /*
- * What onesync.unmarked keeps of the destination's answer: only the values the marking's
- * {{dest.PATH}} placeholders use (null when they use none). The whole answer may echo what
- * was sent, credentials of the body or headers among them.
- */
-static json_t *
-answer_kept(const struct job_conf *j, json_t *answer)
-{
-	const struct source_conf *s = &j->src;
-	const struct tmpl *t;
-	const char *path;
-	json_t *kept, *st;
-	size_t i, it, n = 2 + s->mark_nheaders + s->nmark_set;
-
-	if (answer == NULL || json_is_null(answer))
-		return json_null();
-	kept = json_object();
-	for (i = 0; i < n; i++) {
-		/* the marking request (URL, body, headers), or the columns it sets */
-		t = i == 0 ? s->mark_url : i == 1 ? s->mark_body :
-		    i < 2 + s->mark_nheaders ? s->mark_headers[i - 2] :
-		    s->mark_set[i - 2 - s->mark_nheaders].value;
-		for (it = 0; (path = tmpl_dest_path(t, &it)) != NULL; )
-			jsonx_path_keep(kept, answer, path);
-	}
-	if (json_object_size(kept) == 0) {
-		json_decref(kept);
-		return json_null();
-	}
-	if (jsonx_storable(kept))
-		return kept;
-	st = jsonx_storable_copy(kept);
-	json_decref(kept);
-	return st;
-}
-
-/*
  * The delivered batch goes to be marked (what the destination accepted, and what an earlier
  * run delivered but did not mark), then checkpointed; the next batch is delivered meanwhile.
  */
@@ -599,44 +518,14 @@ static void
 marking_start(struct run *r)
 {
 	struct flag_state *fs = r->fl;
-	struct marking *mk = &fs->mk;
-	size_t it = 0, n = fs->bend - fs->bstart;
+	struct flag_batch *mk = &fs->mk;
 
 	mk->active = true;
-	mk->cands = xcalloc(n + 1, sizeof *mk->cands);
-	memcpy(mk->cands, fs->cands + fs->bstart, n * sizeof *mk->cands);
-	for (size_t i = fs->bstart; i < fs->bend; i++) {
-		fs->cands[i].key = NULL;	/* moved: the page's cands_clear() skips them */
-		fs->cands[i].rec = NULL;
-		fs->cands[i].answer = NULL;
-	}
-	mk->ncands = n;
+	mk->last = fs->next >= fs->ncands && fs->read_done;
 	run_items_take(r, &mk->ps);
 	mk->ck = r->ck != NULL ? r->ck : state_ck_new();
 	r->ck = state_ck_new();
-	mk->last = fs->next >= fs->ncands && fs->read_done;
-	mk->marks = xcalloc(n + 1, sizeof *mk->marks);
-	mk->markc = xcalloc(n + 1, sizeof *mk->markc);
-	for (size_t i = 0; i < n; i++) {
-		struct cand *c = &mk->cands[i];
-		struct source_mark_item *m;
-		json_t *answer = c->answer;
-
-		if (c->dropped)
-			continue;
-		if (c->deliver) {
-			struct dest_item *d = &mk->ps.items[it++];
-
-			if (d->outcome != DEST_OK)
-				continue;
-			answer = d->answer;
-		}
-		m = &mk->marks[mk->nmarks];
-		mk->markc[mk->nmarks++] = c;
-		m->key = c->key;
-		m->rec = c->rec;
-		m->dest = answer;
-	}
+	flag_batch_take(mk, fs->cands + fs->bstart, fs->bend - fs->bstart);
 	if (mk->nmarks == 0)
 		batch_marked(r, 0, NULL);
 	else
@@ -646,29 +535,13 @@ marking_start(struct run *r)
 		next_batch(r);
 }
 
-/* Remember a record delivered but not marked, with the answer kept (taken) as the state
- * database can hold it. */
-static void
-unmarked_add(struct state_ck *ck, const struct cand *c, json_t *answer, const char *error)
-{
-	json_t *ok = jsonx_storable(answer) ? answer : jsonx_storable_copy(answer);
-	char *a = json_dumps(ok, JSON_COMPACT | JSON_ENCODE_ANY);
-
-	state_ck_unmarked(ck, c->key, c->hash, a != NULL ? a : "null", error);
-	free(a);
-	if (ok != answer)
-		json_decref(ok);
-	json_decref(answer);
-}
-
 static void
 batch_marked(void *arg, int rc, const char *err)
 {
 	struct run *r = arg;
 	struct flag_state *fs = r->fl;
-	struct marking *mk = &fs->mk;
+	struct flag_batch *mk = &fs->mk;
 	struct state_ck *ck = mk->ck;
-	size_t it = 0;
 
 	mk->ck = NULL;
 	if (mk->marker != NULL) {
@@ -683,69 +556,7 @@ batch_marked(void *arg, int rc, const char *err)
 			run_fail(r, "marking failed: %s", err != NULL ? err : "unknown error");
 		return;
 	}
-	/* Delivery outcomes. */
-	for (size_t i = 0; i < mk->ncands; i++) {
-		struct cand *c = &mk->cands[i];
-		struct dest_item *d;
-
-		if (!c->deliver)
-			continue;
-		d = &mk->ps.items[it++];
-		if (d->outcome == DEST_OK) {
-			r->ndelivered++;
-			if (c->queued)
-				state_ck_key(ck, CK_OK, c->key);
-		} else {
-			const char *e = d->error != NULL ? d->error : "not delivered";
-
-			run_note_failure(r, c->key, e);
-			run_failure_add(ck, c->key, e, c->rec, c->hash);
-		}
-	}
-	/* Marking outcomes. */
-	for (size_t i = 0; i < mk->nmarks; i++) {
-		struct source_mark_item *m = &mk->marks[i];
-		struct cand *c = mk->markc[i];
-		bool was_unmarked = c->unmarked;
-		char *e;
-
-		if (!c->deliver)
-			r->nskipped++;	/* delivered by an earlier run; only marked now */
-		switch (m->outcome) {
-		case MARK_OK:
-			fs->nmarked++;
-			if (was_unmarked)
-				state_ck_key(ck, CK_UNMARKED_DEL, c->key);
-			break;
-		case MARK_CONFLICT:
-			log_job(LOG_INFO, r->job->name, r->id, NULL, "record %s not marked: %s; it "
-			    "stays pending and goes again with its new content", c->key,
-			    m->error != NULL ? m->error : "changed");
-			if (was_unmarked)
-				state_ck_key(ck, CK_UNMARKED_DEL, c->key);
-			break;
-		default:
-			if (m->dest != NULL &&
-			    json_dumpb(m->dest, NULL, 0, JSON_COMPACT) > RUN_PAYLOAD_MAX) {
-				/* Too large to remember: delivered again next run instead. */
-				log_job(LOG_WARNING, r->job->name, r->id, NULL, "record %s delivered "
-				    "but not marked: %s; the destination's answer is larger than "
-				    "%d MB, so the next run delivers it again", c->key,
-				    m->error != NULL ? m->error : "marking failed",
-				    RUN_PAYLOAD_MAX >> 20);
-				if (was_unmarked)
-					state_ck_key(ck, CK_UNMARKED_DEL, c->key);
-				break;
-			}
-			log_job(LOG_WARNING, r->job->name, r->id, NULL, "record %s delivered but not "
-			    "marked: %s; the next run marks it without delivering it again", c->key,
-			    m->error != NULL ? m->error : "marking failed");
-			e = run_error_text(m->error != NULL ? m->error : "marking failed");
-			unmarked_add(ck, c, answer_kept(r->job, m->dest), e);
-			free(e);
-			break;
-		}
-	}
+	flag_batch_outcomes(r, mk, ck, &fs->nmarked);
 	if (mk->last && r->fail_msg == NULL) {
 		json_object_set_new(ck->d, "result", json_string("ok"));
 		r->last_page = true;
@@ -771,7 +582,7 @@ marked_checkpointed(struct run *r, int rc)
 	struct flag_state *fs = r->fl;
 
 	fs->ck_busy = false;
-	marking_clear(&fs->mk);
+	flag_batch_clear(&fs->mk);
 	if (r->last_page) {
 		run_finish_ok(r);
 		return;
