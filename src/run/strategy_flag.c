@@ -369,6 +369,7 @@ looked_up(void *arg, int rc, PGresult *res, const char *err)
 			run_state_returned(r);
 		return;
 	}
+	r->state_busy = false;		/* answered: a failure from here on is written at once */
 	if (ck != NULL)
 		ck_send(r, ck);		/* the batch marked meanwhile: its checkpoint goes first */
 	judge_page(r, res);
