@@ -43,6 +43,153 @@ static struct http_call		*http_current;	/* call whose callback is running */
 
 static struct event		*http_kick;	/* reports calls that could not start */
 
+/*
+ * At most HTTP_MAX_HOST_CONNECTIONS requests per origin are in libcurl at once; the others
+ * wait here, in the order they came. libcurl would hold them too (the same limit is set on
+ * it, for streams), but its pending queue is walked again and again as transfers end: with
+ * 32 requests for one host, where 16 may run, onesyncd's CPU grew by a third
+ * (tests/bench/README.md). A gate lives while a request of its origin runs or waits.
+ */
+struct http_gate {
+	struct http_gate	*next;
+	char			*origin;
+	int			 running;
+	struct http_call	*head, *tail;	/* waiting */
+};
+static struct http_gate		*http_gates;
+
+static struct http_gate *
+gate_get(const char *url)
+{
+	struct http_gate *g;
+	char *o;
+
+	if ((o = url_origin(url)) == NULL)
+		return NULL;
+	for (g = http_gates; g != NULL; g = g->next)
+		if (strcmp(g->origin, o) == 0) {
+			free(o);
+			return g;
+		}
+	g = xcalloc(1, sizeof *g);
+	g->origin = o;
+	g->next = http_gates;
+	http_gates = g;
+	return g;
+}
+
+/* Forget a gate nothing runs nor waits at. */
+static void
+gate_drop_idle(struct http_gate *g)
+{
+	struct http_gate **pp;
+
+	if (g == NULL || g->running > 0 || g->head != NULL)
+		return;
+	for (pp = &http_gates; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == g) {
+			*pp = g->next;
+			break;
+		}
+	free(g->origin);
+	free(g);
+}
+
+static int
+gate_start(struct http_call *c, struct http_gate *g)
+{
+	CURLMcode mr;
+
+	if ((mr = curl_multi_add_handle(http_multi, c->easy)) != CURLM_OK) {
+		snprintf(c->errbuf, sizeof(c->errbuf), "%s", curl_multi_strerror(mr));
+		c->gate = NULL;
+		return -1;
+	}
+	c->in_multi = true;
+	c->gate = g;
+	if (g != NULL)
+		g->running++;
+	return 0;
+}
+
+int
+http_call_add(struct http_call *c)
+{
+	struct http_gate *g = gate_get(c->url);
+
+	if (g != NULL && g->running >= HTTP_MAX_HOST_CONNECTIONS) {
+		c->gate = g;
+		c->gated = true;
+		c->gate_next = NULL;
+		if (g->tail != NULL)
+			g->tail->gate_next = c;
+		else
+			g->head = c;
+		g->tail = c;
+		return 0;
+	}
+	if (gate_start(c, g) == -1) {
+		gate_drop_idle(g);
+		return -1;
+	}
+	return 0;
+}
+
+int
+http_gate_waiting(const char *url)
+{
+	struct http_gate *g;
+	char *o = url_origin(url);
+	int n = -1;
+
+	for (g = http_gates; o != NULL && g != NULL; g = g->next)
+		if (strcmp(g->origin, o) == 0) {
+			n = 0;
+			for (struct http_call *c = g->head; c != NULL; c = c->gate_next)
+				n++;
+		}
+	free(o);
+	return n;
+}
+
+/* A request leaves libcurl (ended or cancelled) or the gate's queue: the next one waiting
+ * at its origin starts. */
+static void
+gate_leave(struct http_call *c)
+{
+	struct http_gate *g = c->gate;
+	struct http_call **pp, *prev = NULL;
+
+	c->gate = NULL;
+	if (g == NULL)
+		return;
+	if (c->gated) {
+		for (pp = &g->head; *pp != NULL; prev = *pp, pp = &(*pp)->gate_next)
+			if (*pp == c) {
+				*pp = c->gate_next;
+				if (g->tail == c)
+					g->tail = prev;
+				break;
+			}
+		c->gated = false;
+		c->gate_next = NULL;
+		gate_drop_idle(g);
+		return;
+	}
+	g->running--;
+	while (g->running < HTTP_MAX_HOST_CONNECTIONS && g->head != NULL) {
+		struct http_call *n = g->head;
+
+		if ((g->head = n->gate_next) == NULL)
+			g->tail = NULL;
+		n->gate_next = NULL;
+		n->gated = false;
+		if (gate_start(n, g) == -1)
+			http_call_not_started(n);	/* answered on the next loop turn */
+	}
+	gate_drop_idle(g);
+}
+
 /* Unlink a call from the list of finished transfers. */
 static void
 done_unlink(struct http_call *c)
@@ -100,8 +247,11 @@ http_call_free(struct http_call *c)
 	c->origin = c->redirect_refused = NULL;
 	c->allow = NULL;
 	c->nallow = 0;
-	if (c->in_multi)
+	if (c->in_multi) {
 		curl_multi_remove_handle(http_multi, c->easy);
+		c->in_multi = false;
+	}
+	gate_leave(c);
 	if (c->in_done)
 		done_unlink(c);
 	if (c->prev != NULL)
@@ -308,6 +458,7 @@ http_done_check(void)
 		c->result = msg->data.result;
 		curl_multi_remove_handle(http_multi, c->easy);
 		c->in_multi = false;
+		gate_leave(c);
 		http_done_push(c);
 	}
 	/* A callback below may end in a nested check_multi_info: it drains the same list. */

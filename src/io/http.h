@@ -65,6 +65,15 @@ void http_call_answer(struct http_call *, struct http_response *);
 /* Answer a call that could not start on a later loop turn (status 0, not_started). */
 void http_call_not_started(struct http_call *);
 void http_done_push(struct http_call *);	/* queue a finished call */
+/*
+ * Start a request's transfer, or, when its origin has HTTP_MAX_HOST_CONNECTIONS transfers
+ * running, let it wait for one to end (in the order they came). 0 when started or
+ * waiting; -1 with c->errbuf when libcurl refused it.
+ */
+int http_call_add(struct http_call *);
+/* Requests waiting at the gate of url's origin; -1 when it has no gate (nothing of that
+ * origin runs nor waits). For tests. */
+int http_gate_waiting(const char *url);
 void http_done_check(void);	/* finish every transfer that ended, one by one */
 
 #endif

@@ -23,6 +23,9 @@ struct http_call {
 	struct http_call	*done_next;	/* finished transfers awaiting processing */
 	bool			 in_done;
 	bool			 in_multi;
+	struct http_gate	*gate;		/* a request's origin, while it runs or waits */
+	struct http_call	*gate_next;	/* waiting at the gate */
+	bool			 gated;		/* waiting at the gate, not yet in libcurl */
 	/* Set by the kind of call (a request, a stream): the driver calls it once the
 	 * transfer ended, from http_done_check, never from inside libcurl. */
 	void			(*finish)(struct http_call *);

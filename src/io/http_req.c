@@ -333,16 +333,9 @@ setup_easy(struct http_call *c, const struct http_request *req)
 static int
 call_start(struct http_call *c)
 {
-	CURLMcode mr;
-
 	http_call_reset(c);
 	c->attempts++;
-	if ((mr = curl_multi_add_handle(http_multi, c->easy)) != CURLM_OK) {
-		snprintf(c->errbuf, sizeof(c->errbuf), "%s", curl_multi_strerror(mr));
-		return -1;
-	}
-	c->in_multi = true;
-	return 0;
+	return http_call_add(c);
 }
 
 /* Backoff timer of a retry fired. */

@@ -1,15 +1,21 @@
-/* test_http.c - http_send answers a request that cannot start, later and only once;
- * origins of URLs and the rule for next links and redirects. */
+/* test_http.c - http_send answers a request that cannot start, later and only once; more
+ * requests to one origin than may run wait at its gate, in order; origins of URLs and the
+ * rule for next links and redirects. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <arpa/inet.h>
+#include <event2/buffer.h>
 #include <event2/event.h>
+#include <event2/http.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/url.h"
+#include "io/http.h"
 #include "io/http_req.h"
 
 static int	answers;
@@ -76,6 +82,97 @@ test_not_started(void **state)
 	http_shutdown();
 	event_base_free(base);
 	free(url);
+}
+
+/* The server of test_gate holds every request until told to answer. */
+static struct evhttp_request	*held[64];
+static int			 nheld, maxheld, nreq;
+static int			 arrival[64];	/* the request numbers, in the order they came */
+static int			 gate_answers;
+
+static void
+hold_cb(struct evhttp_request *req, void *arg)
+{
+	(void)arg;
+	if (nreq < 64)
+		arrival[nreq] = atoi(evhttp_request_get_uri(req) + 1);
+	nreq++;
+	held[nheld++] = req;
+	if (nheld > maxheld)
+		maxheld = nheld;
+}
+
+static void
+gate_answered(struct http_response *resp, void *arg)
+{
+	(void)arg;
+	if (resp->status == 200)
+		gate_answers++;
+}
+
+static void
+run_for(struct event_base *base, long ms)
+{
+	struct timeval tv = { 0, ms * 1000 };
+
+	event_base_loopexit(base, &tv);
+	event_base_dispatch(base);
+}
+
+/*
+ * 40 requests to one origin where HTTP_MAX_HOST_CONNECTIONS (16) may run: 16 reach the
+ * server, the others wait at the gate (not in libcurl's own queue) and go in the order they
+ * came as answers free their places; a waiting request that is cancelled never goes.
+ */
+static void
+test_gate(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct evhttp *srv = evhttp_new(base);
+	struct evhttp_bound_socket *bs;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	struct http_call *calls[40];
+	char url[64];
+	int port, rounds;
+
+	(void)state;
+	bs = evhttp_bind_socket_with_handle(srv, "127.0.0.1", 0);
+	assert_non_null(bs);
+	assert_int_equal(getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sl), 0);
+	port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	evhttp_set_gencb(srv, hold_cb, NULL);
+	assert_int_equal(http_init(base), 0);
+	for (int i = 0; i < 40; i++) {
+		struct http_request rq = { .method = "GET", .url = url, .timeout_ms = 20000 };
+
+		snprintf(url, sizeof url, "http://127.0.0.1:%d/%d", port, i);
+		calls[i] = http_send(&rq, gate_answered, NULL);
+	}
+	assert_int_equal(http_gate_waiting(url), 24);
+	for (rounds = 0; rounds < 100 && nheld < 16; rounds++)
+		run_for(base, 20);
+	run_for(base, 200);		/* what would go wrongly has the time to */
+	assert_int_equal(nheld, 16);
+	assert_int_equal(nreq, 16);
+	http_cancel(calls[39]);		/* waiting: it never goes */
+	assert_int_equal(http_gate_waiting(url), 23);
+	for (rounds = 0; rounds < 200 && gate_answers < 39; rounds++) {
+		for (int i = 0; i < nheld; i++)
+			evhttp_send_reply(held[i], 200, "OK", NULL);
+		nheld = 0;
+		run_for(base, 20);
+	}
+	run_for(base, 100);
+	assert_int_equal(gate_answers, 39);
+	assert_int_equal(nreq, 39);
+	assert_int_equal(maxheld, 16);
+	for (int i = 16; i < 39; i++)
+		assert_int_equal(arrival[i], i);	/* the waiting ones, in order */
+	assert_int_equal(http_gate_waiting(url), -1);	/* the gate is gone once idle */
+	http_shutdown();
+	evhttp_free(srv);
+	event_base_free(base);
 }
 
 /* Origins as libcurl reads the URL: case, default ports, user information, odd hosts. */
@@ -152,6 +249,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_not_started),
+		cmocka_unit_test(test_gate),
 		cmocka_unit_test(test_origin),
 	};
 
