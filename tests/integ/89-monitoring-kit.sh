@@ -5,7 +5,8 @@
 # live daemon running one job that works and one that fails (name-level: a histogram's
 # _bucket, _sum and _count count as its name), so no panel draws a metric that does not exist.
 # The live metrics also say what the rules assume: the failing job has a failed run's time and
-# no ok one, the working job an ok one; both have their interval.
+# no ok one, the working job an ok one; both have their interval, a disabled job none; a job
+# paused with onesyncctl shows as paused once an attempt found it so.
 . "$(dirname "$0")/../lib.sh"
 KIT=$TOP/contrib/monitoring
 RULES=$KIT/onesyncd.rules.yml
@@ -95,7 +96,8 @@ cat >"$T/c.conf" <<CONF
 state = { conninfo = "$STATE"; };
 daemon = { instance = "kit-test"; lease = "3s"; stop_timeout = "5s"; status_listen = "127.0.0.1:0"; };
 defaults = { interval = "1h"; retries = 0; retry_backoff = "0"; };
-jobs = ( $(job contacts contacts customers), $(job orders orders orders_out) );
+jobs = ( $(job contacts contacts customers), $(job orders orders orders_out),
+	$(job off contacts off_out | sed 's/^{ /{ enabled = false; /') );
 CONF
 daemon_start "$T/c.conf"
 wait_for 10 grep -q 'status endpoint listening on http://127.0.0.1:' "$T/daemon.log" || fail "no 'status endpoint listening' line"
@@ -137,10 +139,24 @@ if ts("orders", "ok") is not None: bad.append("an ok run time for orders, which 
 for job in ("contacts", "orders"):
     if samples.get(f'onesync_job_interval_seconds{{job="{job}"}}') != 3600:
         bad.append(f"onesync_job_interval_seconds of {job} is not 3600")
+    if samples.get(f'onesync_job_paused{{job="{job}"}}') != 0:
+        bad.append(f"onesync_job_paused of {job} is not 0")
+# a disabled job is not meant to run: no interval, so no "not run" alert
+if 'onesync_job_interval_seconds{job="off"}' in samples:
+    bad.append("a disabled job has an interval")
 for b in bad:
     print(b, file=sys.stderr)
 sys.exit(1 if bad else 0)
 PY
+
+# A paused job: the next attempt (a run-now request) finds it paused, which leaves it out of
+# the "not run" alert.
+CTL=${ONESYNCCTL:-$TOP/src/onesyncctl}
+"$CTL" -c "$T/c.conf" pause orders >"$T/ctl.out" 2>&1 || fail "onesyncctl pause"
+"$CTL" -c "$T/c.conf" run orders >>"$T/ctl.out" 2>&1 || fail "onesyncctl run"
+paused_is() { curl -sS --max-time 5 "$ST/metrics" | grep -qx "onesync_job_paused{job=\"$1\"} $2"; }
+wait_for 20 paused_is orders 1 || fail "onesync_job_paused of orders is not 1 after a paused attempt"
+paused_is contacts 0 || fail "onesync_job_paused of contacts is not 0"
 promtool check metrics <"$T/metrics.txt" >"$T/lint.out" 2>&1 || { cat "$T/lint.out" >&2; fail "promtool check metrics"; }
 kill -TERM "$D_PID"
 wait "$D_PID" || fail "onesyncd exited $? on SIGTERM"
