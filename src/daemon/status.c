@@ -56,6 +56,7 @@ struct status {
 	bool			 paused;	/* the listeners stopped at the cap */
 	time_t			 capped;	/* when that was last logged */
 	struct event		*sweep_ev;
+	int64_t			 started_ms;	/* wall clock: with the daemon, for /metrics */
 };
 
 static void
@@ -227,7 +228,8 @@ serve_metrics(struct status *st, struct evhttp_request *req)
 	const struct config *cfg = d->ref->cfg;
 	struct metrics_job_view *jobs = xcalloc(cfg->njobs + 1, sizeof *jobs);
 	struct metrics_view v = { .jobs = jobs, .njobs = cfg->njobs,
-	    .state_up = daemon_state_reachable(d), .instance_jobs = d->balanced ? d->nmine : 0 };
+	    .state_up = daemon_state_reachable(d), .instance_jobs = d->balanced ? d->nmine : 0,
+	    .start_ms = st->started_ms };
 	struct buf b;
 
 	for (size_t i = 0; i < cfg->njobs; i++) {
@@ -236,6 +238,8 @@ serve_metrics(struct status *st, struct evhttp_request *req)
 		jobs[i].name = cfg->jobs[i].name;
 		jobs[i].lease_held = jr != NULL && jr->epoch != 0;
 		jobs[i].mismatch = jr != NULL && jr->mismatch != NULL;
+		jobs[i].enabled = cfg->jobs[i].enabled;
+		jobs[i].interval_ms = cfg->jobs[i].interval_ms;
 	}
 	buf_init(&b);
 	metrics_render(&v, &b);
@@ -438,6 +442,7 @@ status_start(struct daemon *d)
 		return NULL;
 	}
 	st = xcalloc(1, sizeof *st);
+	st->started_ms = wall_ms();	/* the endpoint starts with the daemon */
 	st->d = d;
 	st->http = evhttp_new(d->base);
 	evhttp_set_timeout(st->http, STATUS_TIMEOUT_S);

@@ -22,7 +22,8 @@ static const char *const result_names[RESULT_N] = { "ok", "failed", "cut" };
 /* The metric families, in the order /metrics shows them; onesyncd(8) documents each. */
 enum family {
 	F_READ, F_DELIVERED, F_SKIPPED, F_FAILED, F_DELETED, F_QUEUE, F_DEAD, F_RUNS,
-	F_DURATION, F_LEASE, F_MISMATCH, F_STATE_UP, F_INSTANCE_JOBS, F_N
+	F_DURATION, F_LAST_RUN, F_LEASE, F_MISMATCH, F_INTERVAL, F_PAUSED, F_STATE_UP,
+	F_INSTANCE_JOBS, F_START, F_N
 };
 static const struct {
 	const char	*name, *type, *help;
@@ -47,15 +48,23 @@ static const struct {
 	    "Runs of the job that ended on this instance, by result (ok, failed, cut)." },
 	[F_DURATION] = { "onesync_run_duration_seconds", "histogram",
 	    "Duration of the job's runs on this instance." },
+	[F_LAST_RUN] = { "onesync_last_run_timestamp_seconds", "gauge",
+	    "When the job's last run of this result ended on this instance (Unix time)." },
 	[F_LEASE] = { "onesync_lease_held", "gauge",
 	    "1 when this instance holds the job's lease, 0 otherwise." },
 	[F_MISMATCH] = { "onesync_job_definition_mismatch", "gauge",
 	    "1 when the job's definition here differs from the one it runs with (the one its "
 	    "state was written with, or another live instance's): this instance does not run it." },
+	[F_INTERVAL] = { "onesync_job_interval_seconds", "gauge",
+	    "The job's interval as configured (absent while the job is disabled)." },
+	[F_PAUSED] = { "onesync_job_paused", "gauge",
+	    "1 when this instance's last attempt to run the job found it paused, 0 otherwise." },
 	[F_STATE_UP] = { "onesync_state_store_up", "gauge",
 	    "1 when the state store answers, 0 otherwise." },
 	[F_INSTANCE_JOBS] = { "onesync_instance_jobs", "gauge",
 	    "Jobs assigned to this instance by the balance over the live instances." },
+	[F_START] = { "process_start_time_seconds", "gauge",
+	    "When the daemon started (Unix time)." },
 };
 
 static struct strmap	 stats;		/* job name -> struct job_stats */
@@ -136,6 +145,7 @@ metrics_run_ended(const struct metrics_run *m)
 	s->last_id = m->id;
 	s->last_result = (int)res;
 	s->last_finished_ms = wall_ms();
+	s->last_end_ms[res] = s->last_finished_ms;
 	s->last_started_ms = s->last_finished_ms - (int64_t)m->ms;
 	s->last_read = m->read;
 	s->last_delivered = m->delivered;
@@ -233,6 +243,16 @@ sample_ll(struct buf *b, enum family f, const char *job, long long v)
 	sample(b, families[f].name, "", job, NULL, val);
 }
 
+/* A time or a duration in milliseconds, as seconds. */
+static void
+sample_secs(struct buf *b, enum family f, const char *job, const char *extra, int64_t ms)
+{
+	char val[64];
+
+	snprintf(val, sizeof val, "%.3f", (double)ms / 1000.0);
+	sample(b, families[f].name, "", job, extra, val);
+}
+
 static void
 render_family(const struct metrics_view *v, struct buf *b, enum family f)
 {
@@ -245,6 +265,10 @@ render_family(const struct metrics_view *v, struct buf *b, enum family f)
 	}
 	if (f == F_INSTANCE_JOBS) {
 		buf_printf(b, "%s %zu\n", families[f].name, v->instance_jobs);
+		return;
+	}
+	if (f == F_START) {
+		buf_printf(b, "%s %.3f\n", families[f].name, (double)v->start_ms / 1000.0);
 		return;
 	}
 	for (size_t i = 0; i < v->njobs; i++) {
@@ -301,11 +325,28 @@ render_family(const struct metrics_view *v, struct buf *b, enum family f)
 			snprintf(val, sizeof val, "%lld", s->dur_count);
 			sample(b, families[f].name, "_count", job, NULL, val);
 			break;
+		case F_LAST_RUN:
+			/* a result never seen here has no time to show */
+			for (int r = 0; r < RESULT_N; r++) {
+				if (s->last_end_ms[r] == 0)
+					continue;
+				snprintf(extra, sizeof extra, "result=\"%s\"", result_names[r]);
+				sample_secs(b, f, job, extra, s->last_end_ms[r]);
+			}
+			break;
 		case F_LEASE:
 			sample_ll(b, f, job, v->jobs[i].lease_held);
 			break;
 		case F_MISMATCH:
 			sample_ll(b, f, job, v->jobs[i].mismatch);
+			break;
+		case F_INTERVAL:
+			/* a disabled job has no schedule: "not run for a while" is no news */
+			if (v->jobs[i].enabled)
+				sample_secs(b, f, job, NULL, v->jobs[i].interval_ms);
+			break;
+		case F_PAUSED:
+			sample_ll(b, f, job, s->paused);
 			break;
 		default:
 			break;

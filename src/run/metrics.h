@@ -27,6 +27,7 @@ struct job_stats {
 	long long	 last_id;		/* 0: none, or one that never started in the store */
 	int		 last_result;		/* enum run_result, -1 = none yet */
 	int64_t		 last_started_ms, last_finished_ms;	/* wall clock, for display only */
+	int64_t		 last_end_ms[RESULT_N];	/* wall clock: the last run of each result ended */
 	long long	 last_read, last_delivered, last_skipped, last_failed, last_deleted;
 	char		*last_error;
 	char		*watermark, *watermark_key;	/* as the last run left it */
@@ -56,19 +57,22 @@ void metrics_state_answer(const char *job, json_t *res);
 const struct job_stats *metrics_job(const char *job);
 /*
  * What the daemon knows at scrape time, for the gauges that are not counted here: the
- * configuration's jobs in its order, and for each whether this instance holds its lease
- * and whether its definition differs from the one it runs with.
+ * configuration's jobs in its order, and for each whether this instance holds its lease,
+ * whether its definition differs from the one it runs with, and its schedule.
  */
 struct metrics_job_view {
 	const char	*name;
 	bool		 lease_held;
 	bool		 mismatch;
+	bool		 enabled;	/* scheduled at all (jobs.*.enabled) */
+	int64_t		 interval_ms;
 };
 struct metrics_view {
 	const struct metrics_job_view *jobs;
 	size_t		 njobs;
 	bool		 state_up;	/* the state store answers */
 	size_t		 instance_jobs;	/* assigned to this instance (0 before the first balance) */
+	int64_t		 start_ms;	/* wall clock: when the daemon started */
 };
 
 /* The Prometheus text format (0.0.4) of every metric, for the jobs of the view. */

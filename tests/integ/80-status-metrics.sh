@@ -106,7 +106,8 @@ check_metrics "$T/m1.txt" \
 	"onesync_runs_total{$J,result=\"cut\"}=0" "onesync_run_duration_seconds_count{$J}=1" \
 	"onesync_run_duration_seconds_bucket{$J,le=\"+Inf\"}=1" \
 	"onesync_lease_held{$J}=1" "onesync_retry_queue_records{$J}=3" "onesync_dead_records{$J}=0" \
-	"onesync_state_store_up{}=1" "onesync_instance_jobs{}=1" || fail "metrics after the first run"
+	"onesync_state_store_up{}=1" "onesync_instance_jobs{}=1" \
+	"onesync_job_interval_seconds{$J}=3600" "onesync_job_paused{$J}=0" || fail "metrics after the first run"
 note "first run: $(grep -E '^onesync_records_(read|delivered|failed)_total' "$T/m1.txt" | tr '\n' ' ')"
 
 # /jobs: JSON with the keys of `onesyncctl jobs --json`, and this instance's view.

@@ -68,11 +68,11 @@ for k in keys:
         bad.append(f"etc/onesyncd.conf has no setting {k}")
 
 # metrics: every name of src/run/metrics.c is an item of onesyncd(8), and only those
-metrics = set(re.findall(r'"(onesync_[a-z0-9_]+)"', open(metrics_f).read()))
+metrics = set(re.findall(r'"((?:onesync|process)_[a-z0-9_]+)"', open(metrics_f).read()))
 if len(metrics) < 10:
     bad.append(f"only {len(metrics)} metric names found in src/run/metrics.c")
 man8 = open(man8_f, encoding="utf-8").read()
-items = set(re.findall(r"^\.It (?:Sy|Li|Cm|Ic) (onesync_[a-z0-9_]+)", man8, re.M))
+items = set(re.findall(r"^\.It (?:Sy|Li|Cm|Ic) ((?:onesync|process)_[a-z0-9_]+)", man8, re.M))
 for name in sorted(metrics - items):
     bad.append(f"onesyncd(8) has no item for the metric {name}")
 for name in sorted(items - metrics):

@@ -1,9 +1,10 @@
 /*
  * test_metrics.c - the /metrics text (run/metrics.c) for given values: every family with
  * its HELP and TYPE, the counters a run's end moves, the cumulative histogram, queue
- * gauges only once the state store told them, the daemon's gauges as handed in, and label
- * values escaped as the Prometheus text format 0.0.4 wants (backslash, double quote, line
- * feed).
+ * gauges only once the state store told them, the daemon's gauges as handed in, the times
+ * of the last runs by result next to the job's interval (what "a job not run for three
+ * intervals" is computed from), and label values escaped as the Prometheus text format 0.0.4
+ * wants (backslash, double quote, line feed).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "core/util.h"
@@ -22,7 +24,7 @@ static char *
 render(const struct metrics_job_view *jobs, size_t njobs, bool up, size_t mine)
 {
 	struct metrics_view v = { .jobs = jobs, .njobs = njobs, .state_up = up,
-	    .instance_jobs = mine };
+	    .instance_jobs = mine, .start_ms = 1700000000250 };
 	struct buf b;
 
 	buf_init(&b);
@@ -63,7 +65,7 @@ reset(void **state)
 static void
 test_fresh_job(void **state)
 {
-	const struct metrics_job_view jobs[] = { { "a", true, false } };
+	const struct metrics_job_view jobs[] = { { "a", true, false, true, 90000 } };
 	char *t;
 
 	(void)state;
@@ -113,6 +115,9 @@ test_fresh_job(void **state)
 	    "onesync_run_duration_seconds_bucket{job=\"a\",le=\"+Inf\"} 0\n"
 	    "onesync_run_duration_seconds_sum{job=\"a\"} 0.000\n"
 	    "onesync_run_duration_seconds_count{job=\"a\"} 0\n"
+	    "# HELP onesync_last_run_timestamp_seconds When the job's last run of this result "
+	    "ended on this instance (Unix time).\n"
+	    "# TYPE onesync_last_run_timestamp_seconds gauge\n"
 	    "# HELP onesync_lease_held 1 when this instance holds the job's lease, 0 otherwise.\n"
 	    "# TYPE onesync_lease_held gauge\n"
 	    "onesync_lease_held{job=\"a\"} 1\n"
@@ -121,13 +126,24 @@ test_fresh_job(void **state)
 	    "instance's): this instance does not run it.\n"
 	    "# TYPE onesync_job_definition_mismatch gauge\n"
 	    "onesync_job_definition_mismatch{job=\"a\"} 0\n"
+	    "# HELP onesync_job_interval_seconds The job's interval as configured (absent while "
+	    "the job is disabled).\n"
+	    "# TYPE onesync_job_interval_seconds gauge\n"
+	    "onesync_job_interval_seconds{job=\"a\"} 90.000\n"
+	    "# HELP onesync_job_paused 1 when this instance's last attempt to run the job found "
+	    "it paused, 0 otherwise.\n"
+	    "# TYPE onesync_job_paused gauge\n"
+	    "onesync_job_paused{job=\"a\"} 0\n"
 	    "# HELP onesync_state_store_up 1 when the state store answers, 0 otherwise.\n"
 	    "# TYPE onesync_state_store_up gauge\n"
 	    "onesync_state_store_up 1\n"
 	    "# HELP onesync_instance_jobs Jobs assigned to this instance by the balance over the "
 	    "live instances.\n"
 	    "# TYPE onesync_instance_jobs gauge\n"
-	    "onesync_instance_jobs 3\n");
+	    "onesync_instance_jobs 3\n"
+	    "# HELP process_start_time_seconds When the daemon started (Unix time).\n"
+	    "# TYPE process_start_time_seconds gauge\n"
+	    "process_start_time_seconds 1700000000.250\n");
 	free(t);
 }
 
@@ -135,7 +151,8 @@ test_fresh_job(void **state)
 static void
 test_runs(void **state)
 {
-	const struct metrics_job_view jobs[] = { { "a", false, false }, { "b", false, true } };
+	const struct metrics_job_view jobs[] = { { "a", false, false, true, 60000 },
+	    { "b", false, true, true, 60000 } };
 	struct metrics_run ok = { .job = "a", .id = 7, .ok = true, .ms = 2500,
 	    .read = 10, .delivered = 6, .skipped = 3, .failed = 1, .watermark = "2024-01-01",
 	    .watermark_key = "k9" };
@@ -204,11 +221,63 @@ test_not_runs(void **state)
 	assert_int_equal(metrics_job("p")->runs[RESULT_OK], 1);
 }
 
+/* The value of the sample that starts with this text, or -1 when there is none. */
+static double
+value_of(const char *text, const char *series)
+{
+	size_t n = strlen(series);
+
+	for (const char *p = text; (p = strstr(p, series)) != NULL; p++)
+		if ((p == text || p[-1] == '\n') && p[n] == ' ')
+			return strtod(p + n + 1, NULL);
+	return -1;
+}
+
+/*
+ * When the last run of each result ended, next to the interval: what "not run for three
+ * intervals" is computed from. A result never seen has no sample, nor a disabled job an
+ * interval; a paused job says so (until a run happens).
+ */
+static void
+test_schedule(void **state)
+{
+	const struct metrics_job_view jobs[] = { { "a", false, false, true, 60000 },
+	    { "off", false, false, false, 60000 }, { "p", false, false, true, 1500 } };
+	struct metrics_run ok = { .job = "a", .id = 1, .ok = true, .ms = 10 };
+	struct metrics_run bad = { .job = "a", .id = 2, .ms = 10, .error = "HTTP 500" };
+	struct metrics_run paused = { .job = "p", .ok = true };
+	double before, after, v;
+	char *t;
+
+	(void)state;
+	before = (double)time(NULL);
+	metrics_run_ended(&ok);
+	metrics_run_ended(&bad);
+	metrics_run_ended(&paused);
+	after = (double)time(NULL) + 1;
+	t = render(jobs, 3, true, 2);
+	v = value_of(t, "onesync_last_run_timestamp_seconds{job=\"a\",result=\"ok\"}");
+	assert_true(v >= before && v <= after);
+	v = value_of(t, "onesync_last_run_timestamp_seconds{job=\"a\",result=\"failed\"}");
+	assert_true(v >= before && v <= after);
+	lacks(t, "onesync_last_run_timestamp_seconds{job=\"a\",result=\"cut\"}");
+	lacks(t, "onesync_last_run_timestamp_seconds{job=\"p\"");	/* paused: no run */
+	lacks(t, "onesync_last_run_timestamp_seconds{job=\"off\"");
+	has_line(t, "onesync_job_interval_seconds{job=\"a\"} 60.000");
+	has_line(t, "onesync_job_interval_seconds{job=\"p\"} 1.500");
+	lacks(t, "onesync_job_interval_seconds{job=\"off\"}");
+	has_line(t, "onesync_job_paused{job=\"a\"} 0");
+	has_line(t, "onesync_job_paused{job=\"off\"} 0");
+	has_line(t, "onesync_job_paused{job=\"p\"} 1");
+	has_line(t, "process_start_time_seconds 1700000000.250");
+	free(t);
+}
+
 /* Queue sizes once the state store told them: waiting ones apart from dead ones. */
 static void
 test_queue(void **state)
 {
-	const struct metrics_job_view jobs[] = { { "q", false, false } };
+	const struct metrics_job_view jobs[] = { { "q", false, false, true, 60000 } };
 	json_t *start = json_pack("{s:i, s:[[s,s,b,n],[s,s,b,n],[s,s,b,n]]}", "failures", 3,
 	    "failing", "k1", "h", 1, "k2", "h", 0, "k3", "h", 0);
 	json_t *ck = json_pack("{s:i, s:[s]}", "failures", 5, "dead", "k4");
@@ -241,8 +310,8 @@ static void
 test_label_escapes(void **state)
 {
 	const struct metrics_job_view jobs[] = {
-		{ "say \"hi\"", false, false }, { "c:\\dir\\", false, false },
-		{ "two\nlines", false, false }, { "tab\there", false, false },
+		{ "say \"hi\"", false, false, false, 0 }, { "c:\\dir\\", false, false, false, 0 },
+		{ "two\nlines", false, false, false, 0 }, { "tab\there", false, false, false, 0 },
 	};
 	struct metrics_run r = { .job = "two\nlines", .id = 1, .ok = true,
 	    .read = 5 };
@@ -261,7 +330,8 @@ test_label_escapes(void **state)
 	for (char *p = t, *e; *p != '\0'; p = e + 1) {
 		e = strchr(p, '\n');
 		assert_non_null(e);
-		assert_true(*p == '#' || strncmp(p, "onesync_", 8) == 0);
+		assert_true(*p == '#' || strncmp(p, "onesync_", 8) == 0 ||
+		    strncmp(p, "process_", 8) == 0);
 	}
 	free(t);
 }
@@ -273,6 +343,7 @@ main(void)
 		cmocka_unit_test_setup(test_fresh_job, reset),
 		cmocka_unit_test_setup(test_runs, reset),
 		cmocka_unit_test_setup(test_not_runs, reset),
+		cmocka_unit_test_setup(test_schedule, reset),
 		cmocka_unit_test_setup(test_queue, reset),
 		cmocka_unit_test_setup(test_label_escapes, reset),
 	};
