@@ -19,43 +19,4 @@ echo "$out" | grep -q "articles: 399 rows in erp.articles (equal to the CSV)" ||
 dir=$(echo "$out" | sed -n 's|.*the log of these runs *\(/tmp/onesync-demo\.[^/]*\)/.*|\1|p' | head -1)
 [ -n "$dir" ] || fail "the demo's summary does not name its temp folder"
 [ ! -e "$dir" ] || fail "the demo left its temp folder $dir behind"
-
-# Interrupted while PostgreSQL starts (SIGTERM to the demo, as kill or a closed terminal
-# sends): the demo handles it once pg_ctl has returned, the server up; nothing of it stays
-# behind, no postgres, no folder. The demo runs in its own session, so only it gets the signal.
-ancestor() {	# ancestor PID ANCESTOR
-	local p=$1 n
-	for n in $(seq 20); do
-		[ "$p" = "$2" ] && return 0
-		p=$(ps -o ppid= -p "$p" 2>/dev/null | tr -d ' ')
-		[ -n "$p" ] && [ "$p" -gt 1 ] || return 1
-	done
-	return 1
-}
-setsid "$TOP/contrib/demo" >"$T/int.out" 2>&1 &
-demo=$!
-PIDS+=("$demo")
-pgdir=
-for _ in $(seq 6000); do	# 2 minutes at most: install-deps and make come first
-	for p in $(pgrep -x pg_ctl); do
-		cmd=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)
-		case $cmd in *" start"*) ;; *) continue ;; esac
-		ancestor "$p" "$demo" || continue
-		pgdir=$(echo "$cmd" | sed -n 's|.* -D \(/tmp/onesync-demo\.[^/ ]*\)/pg/data .*|\1|p')
-		break 2
-	done
-	kill -0 "$demo" 2>/dev/null || break
-	sleep 0.02
-done
-[ -n "$pgdir" ] || { cat "$T/int.out" >&2; fail "never saw the demo's pg_ctl start"; }
-kill -TERM "$demo"
-wait "$demo"; rc=$?
-[ "$rc" = 143 ] || { cat "$T/int.out" >&2; fail "the demo exited $rc on SIGTERM, not 143"; }
-left() { pgrep -f "$pgdir/" >/dev/null; }
-if left; then
-	note "left behind: $(pgrep -af "$pgdir/" | head -3)"
-	for p in $(pgrep -f "$pgdir/pg/data"); do kill -TERM "$p"; done
-	fail "the demo interrupted while PostgreSQL started left its processes behind"
-fi
-[ ! -e "$pgdir" ] || fail "the demo interrupted while PostgreSQL started left $pgdir behind"
 exit 0
