@@ -5,7 +5,8 @@
 # packaged binary, passes `systemd-analyze verify` and scores at most 1.5 (as the tree's
 # unit, 82-unit-security.sh) with a configuration directory mode the package agrees with;
 # a first install neither enables nor starts the service, removal stops it;
-# both commands have bash completion.
+# both commands have bash completion, which runs nothing a hostile configuration file holds
+# and does not hang on a FIFO.
 # About 45 s on 2 cores, most of it the build (-O2, no unit tests: tests/run ran them).
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/unit.inc"
@@ -133,4 +134,25 @@ got=$(bash -c '. "$1"; complete -p onesyncd onesyncctl >/dev/null || exit 1
 	fail "the completion file does not define both completions"
 [ "$got" = "$(printf 'runs run\ncrm-contacts orders\norders')" ] ||
 	fail "the completion answered: $got"
+
+# A configuration file is anyone's (-c): completing its job names runs nothing it holds,
+# offers only names the daemon accepts, and returns on a FIFO (reads only regular files).
+cat >"$T/hostile.conf" <<CONF
+state = { conninfo = "host=/run/postgresql dbname=x"; };
+jobs = ( { name = "\$(touch $T/pwned1)"; }, { name = "\`touch $T/pwned2\`"; },
+	{ name = "\${HOME}"; }, { name = "two words"; }, { name = "a;b"; },
+	{ name = "ok.job-1"; } );
+CONF
+mkfifo "$T/fifo"
+got=$(timeout 10 bash -c '. "$1"
+	t() { COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); COMPREPLY=()
+		"$F" "$1"; echo "${#COMPREPLY[@]}:${COMPREPLY[*]}"; }
+	F=_onesyncctl t onesyncctl -c "$2" run ""
+	F=_onesyncd t onesyncd -c "$2" --once ""
+	F=_onesyncctl t onesyncctl -c "$3" run ""' _ "$C/onesyncctl" "$T/hostile.conf" "$T/fifo")
+rc=$?
+[ "$rc" = 124 ] && fail "completing the job names of a FIFO hangs"
+ls "$T"/pwned* >/dev/null 2>&1 && fail "completing job names ran a command of the configuration file"
+[ "$got" = "$(printf '1:ok.job-1\n1:ok.job-1\n0:')" ] ||
+	fail "completion of a hostile configuration answered (rc $rc): $got"
 exit 0
