@@ -29,8 +29,21 @@ mkdir "$T/out"
 DEB_BUILD_OPTIONS="nocheck noddebs" TMPDIR=$T nice "$TOP/contrib/build-deb" "$T/out" \
 	>"$T/build.log" 2>&1 || { tail -30 "$T/build.log" >&2; fail "contrib/build-deb failed"; }
 version=$(sed -n 's/^AC_INIT(\[onesyncd\], *\[\([^]]*\)\].*/\1/p' "$TOP/configure.ac")
-deb=$T/out/onesyncd_${version}_$(dpkg --print-architecture).deb
-[ -f "$deb" ] || fail "no $(basename "$deb") in $T/out: $(ls "$T/out")"
+# The package's version names the commit (and a changed tree): a build of another commit
+# is a newer version, which "apt install ./FILE.deb" installs (it keeps an installed
+# package of the same version, whatever the file holds).
+when=$(TZ=UTC0 git -C "$TOP" log -1 --format=%cd --date=format-local:%Y%m%d%H%M%S)
+debversion=$version+git$when.$(git -C "$TOP" rev-parse --short HEAD)
+deb=$(ls "$T/out"/onesyncd_*.deb)
+[ -f "$deb" ] || fail "no single onesyncd_*.deb in $T/out: $(ls "$T/out")"
+got=$(dpkg-deb -f "$deb" Version)
+case $got in
+"$debversion") [ -z "$before" ] || fail "the tree is changed, the version $got does not say so" ;;
+"$debversion".dirty[0-9]*) [ -n "$before" ] || fail "the tree is as committed, the version $got says dirty" ;;
+*) fail "the package's version is $got, not $debversion (configure.ac's and the commit)" ;;
+esac
+[ "$(basename "$deb")" = "onesyncd_${got}_$(dpkg --print-architecture).deb" ] ||
+	fail "the package's file is $(basename "$deb")"
 [ "$(dirty)" = "$before" ] || fail "the build changed the tree: $(dirty | head -5)"
 note "built $(basename "$deb")"
 
