@@ -4,7 +4,8 @@
 # conffile that passes the packaged `onesyncd -t` and names no job, its unit starts the
 # packaged binary, passes `systemd-analyze verify` and scores at most 1.5 (as the tree's
 # unit, 82-unit-security.sh) with a configuration directory mode the package agrees with;
-# a first install neither enables nor starts the service, removal stops it;
+# a first install neither enables nor starts the service, removal stops it, purge removes
+# the service's state directory;
 # both commands have bash completion, which runs nothing a hostile configuration file holds
 # and does not hang on a FIFO.
 # About 45 s on 2 cores, most of it the build (-O2, no unit tests: tests/run ran them).
@@ -126,6 +127,17 @@ DPKG_ROOT=$R DPKG_MAINTSCRIPT_PACKAGE=onesyncd DPKG_MAINTSCRIPT_NAME=postinst \
 # (-L: the link names /lib/systemd/system/onesyncd.service, absent outside the tree)
 W=$R/etc/systemd/system/multi-user.target.wants/onesyncd.service
 { [ -L "$W" ] || [ -e "$W" ]; } && fail "a first install enables the unit"
+# Purge removes the state directory systemd made for the dynamic user (and its link).
+mkdir -p "$R/var/lib/private/onesyncd"
+: >"$R/var/lib/private/onesyncd/left"
+ln -s private/onesyncd "$R/var/lib/onesyncd"
+DPKG_ROOT=$R DPKG_MAINTSCRIPT_PACKAGE=onesyncd DPKG_MAINTSCRIPT_NAME=postrm \
+	unshare --mount --propagation private -- sh -c '
+	if [ -d /run/systemd ]; then mount -n -t tmpfs tmpfs /run/systemd || exit 10; fi
+	sh "$1" purge' _ "$T/control/postrm" >"$T/postrm.log" 2>&1 ||
+	fail "the postrm purge failed on the extracted tree: $(cat "$T/postrm.log")"
+{ [ -e "$R/var/lib/private/onesyncd" ] || [ -L "$R/var/lib/onesyncd" ]; } &&
+	fail "purge leaves the service's state directory: $(ls -la "$R/var/lib" "$R/var/lib/private")"
 grep -q '"$1" = remove' "$T/control/prerm" &&
 	grep -q "deb-systemd-invoke stop 'onesyncd.service'" "$T/control/prerm" ||
 	fail "the prerm does not stop the unit on removal"
