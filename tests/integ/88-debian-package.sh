@@ -48,6 +48,19 @@ esac
 [ "$(dirty)" = "$before" ] || fail "the build changed the tree: $(dirty | head -5)"
 note "built $(basename "$deb")"
 
+# A git tree git refuses to read (another user's, built by root) is not built as if it
+# were a release tarball (.git inside, no commit in the version): build-deb says why.
+if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1; then
+	git clone -q "$TOP" "$T/others" && cp "$TOP/contrib/build-deb" "$T/others/contrib/" &&
+		chown -R nobody "$T/others"
+	if HOME=$T "$T/others/contrib/build-deb" "$T/out" >"$T/others.log" 2>&1; then
+		fail "build-deb built a git tree git refuses to read"
+	fi
+	grep -q 'is a git tree that git does not read' "$T/others.log" ||
+		fail "build-deb on a git tree git refuses to read said: $(cat "$T/others.log")"
+	[ "$(ls "$T/out")" = "$(basename "$deb")" ] || fail "build-deb left $(ls "$T/out")"
+fi
+
 lintian "$deb" >"$T/lintian.txt" 2>&1
 grep -v '^running with root privileges' "$T/lintian.txt" >&2
 grep -q '^E: ' "$T/lintian.txt" && fail "lintian reports errors"
