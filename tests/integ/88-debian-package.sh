@@ -8,7 +8,7 @@
 # the service's state directory;
 # both commands have bash completion, which runs nothing a hostile configuration file holds
 # and does not hang on a FIFO.
-# About 45 s on 2 cores, most of it the build (-O2, no unit tests: tests/run ran them).
+# About 45 s on 2 idle cores, most of it the build (-O2, no unit tests: tests/run ran them).
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/unit.inc"
 if [ -n "${ONESYNC_SAN:-}" ]; then
@@ -96,6 +96,11 @@ dpkg-deb -e "$deb" "$T/control"
 for f in "$TOP"/contrib/sql/*.sql; do
 	cmp -s "$f" "$R/usr/share/onesyncd/sql/$(basename "$f")" || fail "$(basename "$f") is not packaged as in contrib/sql"
 done
+
+# the shipped conninfo logs in by peer authentication as the dynamic user, which the
+# PostgreSQL server can name only through nss-systemd
+dpkg-deb -f "$deb" Recommends | grep -qw libnss-systemd ||
+	fail "the package does not recommend libnss-systemd: $(dpkg-deb -f "$deb" Recommends)"
 
 # the conffile: valid for the packaged daemon, no job, the file the daemon reads by default
 [ "$(cat "$T/control/conffiles")" = /etc/onesyncd/onesyncd.conf ] ||
