@@ -4,9 +4,11 @@
 # conffile that passes the packaged `onesyncd -t` and names no job, its unit starts the
 # packaged binary, passes `systemd-analyze verify` and scores at most 1.5 (as the tree's
 # unit, 82-unit-security.sh) with a configuration directory mode the package agrees with;
-# a first install neither enables nor starts the service, removal stops it;
-# both commands have bash completion.
-# About 45 s on 2 cores, most of it the build (-O2, no unit tests: tests/run ran them).
+# a first install neither enables nor starts the service, removal stops it, purge removes
+# the service's state directory;
+# both commands have bash completion, which runs nothing a hostile configuration file holds
+# and does not hang on a FIFO.
+# About 45 s on 2 idle cores, most of it the build (-O2, no unit tests: tests/run ran them).
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/unit.inc"
 if [ -n "${ONESYNC_SAN:-}" ]; then
@@ -28,10 +30,36 @@ mkdir "$T/out"
 DEB_BUILD_OPTIONS="nocheck noddebs" TMPDIR=$T nice "$TOP/contrib/build-deb" "$T/out" \
 	>"$T/build.log" 2>&1 || { tail -30 "$T/build.log" >&2; fail "contrib/build-deb failed"; }
 version=$(sed -n 's/^AC_INIT(\[onesyncd\], *\[\([^]]*\)\].*/\1/p' "$TOP/configure.ac")
-deb=$T/out/onesyncd_${version}_$(dpkg --print-architecture).deb
-[ -f "$deb" ] || fail "no $(basename "$deb") in $T/out: $(ls "$T/out")"
+# The package's version names the commit (and a changed tree): a build of another commit
+# is a newer version, which "apt install ./FILE.deb" installs (it keeps an installed
+# package of the same version, whatever the file holds).
+when=$(TZ=UTC0 git -C "$TOP" log -1 --format=%cd --date=format-local:%Y%m%d%H%M%S)
+debversion=$version+git$when.$(git -C "$TOP" rev-parse --short HEAD)
+deb=$(ls "$T/out"/onesyncd_*.deb)
+[ -f "$deb" ] || fail "no single onesyncd_*.deb in $T/out: $(ls "$T/out")"
+got=$(dpkg-deb -f "$deb" Version)
+case $got in
+"$debversion") [ -z "$before" ] || fail "the tree is changed, the version $got does not say so" ;;
+"$debversion".dirty[0-9]*) [ -n "$before" ] || fail "the tree is as committed, the version $got says dirty" ;;
+*) fail "the package's version is $got, not $debversion (configure.ac's and the commit)" ;;
+esac
+[ "$(basename "$deb")" = "onesyncd_${got}_$(dpkg --print-architecture).deb" ] ||
+	fail "the package's file is $(basename "$deb")"
 [ "$(dirty)" = "$before" ] || fail "the build changed the tree: $(dirty | head -5)"
 note "built $(basename "$deb")"
+
+# A git tree git refuses to read (another user's, built by root) is not built as if it
+# were a release tarball (.git inside, no commit in the version): build-deb says why.
+if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1; then
+	git clone -q "$TOP" "$T/others" && cp "$TOP/contrib/build-deb" "$T/others/contrib/" &&
+		chown -R nobody "$T/others"
+	if HOME=$T "$T/others/contrib/build-deb" "$T/out" >"$T/others.log" 2>&1; then
+		fail "build-deb built a git tree git refuses to read"
+	fi
+	grep -q 'is a git tree that git does not read' "$T/others.log" ||
+		fail "build-deb on a git tree git refuses to read said: $(cat "$T/others.log")"
+	[ "$(ls "$T/out")" = "$(basename "$deb")" ] || fail "build-deb left $(ls "$T/out")"
+fi
 
 lintian "$deb" >"$T/lintian.txt" 2>&1
 grep -v '^running with root privileges' "$T/lintian.txt" >&2
@@ -68,6 +96,11 @@ dpkg-deb -e "$deb" "$T/control"
 for f in "$TOP"/contrib/sql/*.sql; do
 	cmp -s "$f" "$R/usr/share/onesyncd/sql/$(basename "$f")" || fail "$(basename "$f") is not packaged as in contrib/sql"
 done
+
+# the shipped conninfo logs in by peer authentication as the dynamic user, which the
+# PostgreSQL server can name only through nss-systemd
+dpkg-deb -f "$deb" Recommends | grep -qw libnss-systemd ||
+	fail "the package does not recommend libnss-systemd: $(dpkg-deb -f "$deb" Recommends)"
 
 # the conffile: valid for the packaged daemon, no job, the file the daemon reads by default
 [ "$(cat "$T/control/conffiles")" = /etc/onesyncd/onesyncd.conf ] ||
@@ -112,6 +145,17 @@ DPKG_ROOT=$R DPKG_MAINTSCRIPT_PACKAGE=onesyncd DPKG_MAINTSCRIPT_NAME=postinst \
 # (-L: the link names /lib/systemd/system/onesyncd.service, absent outside the tree)
 W=$R/etc/systemd/system/multi-user.target.wants/onesyncd.service
 { [ -L "$W" ] || [ -e "$W" ]; } && fail "a first install enables the unit"
+# Purge removes the state directory systemd made for the dynamic user (and its link).
+mkdir -p "$R/var/lib/private/onesyncd"
+: >"$R/var/lib/private/onesyncd/left"
+ln -s private/onesyncd "$R/var/lib/onesyncd"
+DPKG_ROOT=$R DPKG_MAINTSCRIPT_PACKAGE=onesyncd DPKG_MAINTSCRIPT_NAME=postrm \
+	unshare --mount --propagation private -- sh -c '
+	if [ -d /run/systemd ]; then mount -n -t tmpfs tmpfs /run/systemd || exit 10; fi
+	sh "$1" purge' _ "$T/control/postrm" >"$T/postrm.log" 2>&1 ||
+	fail "the postrm purge failed on the extracted tree: $(cat "$T/postrm.log")"
+{ [ -e "$R/var/lib/private/onesyncd" ] || [ -L "$R/var/lib/onesyncd" ]; } &&
+	fail "purge leaves the service's state directory: $(ls -la "$R/var/lib" "$R/var/lib/private")"
 grep -q '"$1" = remove' "$T/control/prerm" &&
 	grep -q "deb-systemd-invoke stop 'onesyncd.service'" "$T/control/prerm" ||
 	fail "the prerm does not stop the unit on removal"
@@ -133,4 +177,25 @@ got=$(bash -c '. "$1"; complete -p onesyncd onesyncctl >/dev/null || exit 1
 	fail "the completion file does not define both completions"
 [ "$got" = "$(printf 'runs run\ncrm-contacts orders\norders')" ] ||
 	fail "the completion answered: $got"
+
+# A configuration file is anyone's (-c): completing its job names runs nothing it holds,
+# offers only names the daemon accepts, and returns on a FIFO (reads only regular files).
+cat >"$T/hostile.conf" <<CONF
+state = { conninfo = "host=/run/postgresql dbname=x"; };
+jobs = ( { name = "\$(touch $T/pwned1)"; }, { name = "\`touch $T/pwned2\`"; },
+	{ name = "\${HOME}"; }, { name = "two words"; }, { name = "a;b"; },
+	{ name = "ok.job-1"; } );
+CONF
+mkfifo "$T/fifo"
+got=$(timeout 10 bash -c '. "$1"
+	t() { COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); COMPREPLY=()
+		"$F" "$1"; echo "${#COMPREPLY[@]}:${COMPREPLY[*]}"; }
+	F=_onesyncctl t onesyncctl -c "$2" run ""
+	F=_onesyncd t onesyncd -c "$2" --once ""
+	F=_onesyncctl t onesyncctl -c "$3" run ""' _ "$C/onesyncctl" "$T/hostile.conf" "$T/fifo")
+rc=$?
+[ "$rc" = 124 ] && fail "completing the job names of a FIFO hangs"
+ls "$T"/pwned* >/dev/null 2>&1 && fail "completing job names ran a command of the configuration file"
+[ "$got" = "$(printf '1:ok.job-1\n1:ok.job-1\n0:')" ] ||
+	fail "completion of a hostile configuration answered (rc $rc): $got"
 exit 0
