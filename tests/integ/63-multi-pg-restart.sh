@@ -1,5 +1,7 @@
 # PostgreSQL restarted under three instances: every instance notices it went away, reconnects,
 # and no job stays unowned longer than a lease.
+# tests/run: alone. Its bound is a wall-clock one (a lease here, a lease + 5 s in 61): it ran
+# beside another test once and lost (under ASan: one job unowned after 6 s); both run by themselves.
 . "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/multi.inc"
 pg_private
 multi_setup
