@@ -19,10 +19,12 @@
 #include "conn/source_file.h"
 #include "record/tmpl.h"
 
-/* A parsed item waiting for the reader: a record, or a malformed record's message. */
+/* A parsed item waiting for the reader: a record (an object, or a CSV row's fields in one
+ * block), or a malformed record's message. */
 struct fr_item {
-	json_t	*rec;		/* NULL: a malformed record (msg) */
-	char	*msg;
+	json_t	*rec;
+	struct parse_row *row;
+	char	*msg;		/* set: a malformed record */
 	long	 line;
 };
 
@@ -32,6 +34,7 @@ struct file_reader {
 	struct parser		*parser;
 	struct strlist		 need;		/* CSV: fields the header must name */
 	file_rec_cb		 rec_cb;
+	file_row_cb		 row_cb;	/* CSV rows as fields, when set */
 	file_bad_cb		 bad_cb;
 	file_done_cb		 done_cb;
 	void			*arg;
@@ -62,6 +65,7 @@ fr_free(struct file_reader *fr)
 		http_cancel(fr->call);
 	for (i = fr->qhead; i < fr->qlen; i++) {
 		json_decref(fr->q[i].rec);
+		free(fr->q[i].row);
 		free(fr->q[i].msg);
 	}
 	free(fr->q);
@@ -109,6 +113,31 @@ fr_parsed(void *arg, json_t *rec, long line)
 	struct fr_item *it = fr_push(arg);
 
 	it->rec = json_incref(rec);
+	it->row = NULL;
+	it->msg = NULL;
+	it->line = line;
+	return 0;
+}
+
+/* parse_row_cb: queue a copy of the fields, in one block (the names stay the parser's). */
+static int
+fr_row(void *arg, const struct parse_row *row, long line)
+{
+	struct fr_item *it = fr_push(arg);
+	size_t len = row->n > 0 ? row->fend[row->n - 1] : 0;
+	struct parse_row *c = xmalloc(sizeof *c + row->n * sizeof *row->fend + len + 1);
+	size_t *fend = (size_t *)(c + 1);
+	char *data = (char *)(fend + row->n);
+
+	memcpy(fend, row->fend, row->n * sizeof *fend);
+	memcpy(data, row->data, len);
+	data[len] = '\0';
+	c->names = row->names;
+	c->n = row->n;
+	c->fend = fend;
+	c->data = data;
+	it->rec = NULL;
+	it->row = c;
 	it->msg = NULL;
 	it->line = line;
 	return 0;
@@ -122,6 +151,7 @@ fr_parse_error(void *arg, long line, const char *msg)
 	struct fr_item *it = fr_push(fr);
 
 	it->rec = NULL;
+	it->row = NULL;
 	it->msg = xasprintf("%s %s", fr->log_url, msg);
 	it->line = line;
 }
@@ -136,7 +166,7 @@ fr_end_parse_failed(struct file_reader *fr, bool at_end)
 	struct fr_item *last = fr->qlen > fr->qhead ? &fr->q[fr->qlen - 1] : NULL;
 	char *why = NULL;
 
-	if (last != NULL && last->rec == NULL) {
+	if (last != NULL && last->msg != NULL) {
 		why = last->msg;
 		fr->qlen--;
 	}
@@ -332,7 +362,10 @@ fr_deliver(evutil_socket_t fd, short what, void *arg)
 	fr->depth++;
 	while (!fr->cancelled && !fr->paused && fr->qhead < fr->qlen) {
 		it = fr->q[fr->qhead++];
-		if (it.rec != NULL) {
+		if (it.row != NULL) {
+			fr->row_cb(fr->arg, it.row, it.line);
+			free(it.row);
+		} else if (it.rec != NULL) {
 			fr->rec_cb(fr->arg, it.rec, it.line);
 			json_decref(it.rec);
 		} else {
@@ -360,6 +393,13 @@ fr_deliver(evutil_socket_t fd, short what, void *arg)
 	fr->depth--;
 	if (fr->cancelled && fr->depth == 0)
 		fr_free(fr);
+}
+
+void
+source_file_rows(struct file_reader *fr, file_row_cb row_cb)
+{
+	fr->row_cb = row_cb;
+	parser_set_row_cb(fr->parser, row_cb != NULL ? fr_row : NULL);
 }
 
 /* gzip: 1 yes, 0 no, -1 when the URL's path ends in .gz. */

@@ -4,6 +4,7 @@
 
 #include <jansson.h>
 #include "conn/conn.h"
+#include "record/parse.h"
 
 /*
  * A file snapshot (source.type = "file": CSV, NDJSON or a JSON array over file://, ftp://,
@@ -24,6 +25,11 @@ typedef void (*file_done_cb)(void *arg, int rc, const char *err);
 /* No callback runs before this returns; NULL and *err when nothing could start. */
 struct file_reader *source_file_open(const struct conn_env *, const struct job_conf *,
     file_rec_cb, file_bad_cb, file_done_cb, void *arg, char **err);
+/* One CSV record as its fields (borrowed for the call; parse_row_json makes the object). */
+typedef void (*file_row_cb)(void *arg, const struct parse_row *row, long line);
+/* A CSV file's records go to row_cb instead of rec_cb (call it right after open, before
+ * control returns to the loop: no record was parsed yet). */
+void source_file_rows(struct file_reader *, file_row_cb);
 /* Hold records back (the transfer pauses) until resumed; resume continues on a later
  * loop turn, never inside the call. */
 void source_file_pause(struct file_reader *);

@@ -3,6 +3,7 @@
  * durations, clocks, small files (URL escaping is in url.c, redaction in redact.c). Owns
  * no global state except the PRNG seed; never logs (callers decide what is worth saying).
  */
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include <ctype.h>
@@ -41,6 +42,26 @@ xcalloc(size_t n, size_t sz)
 
 	if (p == NULL)
 		oom();
+	return p;
+}
+
+void *
+xcalloc_big(size_t n, size_t sz)
+{
+	const size_t huge = (size_t)2 << 20;
+	size_t len;
+	void *p;
+
+	if (sz != 0 && n > SIZE_MAX / sz)
+		oom();
+	len = n * sz;
+	if (len < huge)
+		return xcalloc(n, sz);
+	len = (len + huge - 1) & ~(huge - 1);
+	if (posix_memalign(&p, huge, len) != 0)
+		oom();
+	(void)madvise(p, len, MADV_HUGEPAGE);	/* a hint: without it, small pages */
+	memset(p, 0, len);
 	return p;
 }
 

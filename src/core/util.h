@@ -15,6 +15,10 @@
 
 void *xmalloc(size_t);
 void *xcalloc(size_t, size_t);
+/* Zeroed memory for a large table walked at random (freed with free()): from 2 MB on, on
+ * huge pages where the kernel gives them (a TLB miss and a page fault per 2 MB instead of
+ * per 4 KB). */
+void *xcalloc_big(size_t n, size_t sz);
 void *xrealloc(void *, size_t);
 void *xreallocarray(void *, size_t, size_t);
 char *xstrdup(const char *);

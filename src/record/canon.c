@@ -14,6 +14,7 @@
 
 #include "record/canon.h"
 #include "record/json.h"
+#include "record/parse.h"
 
 /* qsort order of object keys: bytewise. */
 static int
@@ -22,11 +23,12 @@ cmp_keys(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* Whether s is one of the n names of v. */
 static bool
-excluded(const char *k, char *const *exclude, size_t nexclude)
+listed(const char *s, char *const *v, size_t n)
 {
-	for (size_t i = 0; i < nexclude; i++)
-		if (strcmp(k, exclude[i]) == 0)
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(s, v[i]) == 0)
 			return true;
 	return false;
 }
@@ -57,7 +59,7 @@ canon_write(struct buf *b, json_t *v, char *const *exclude, size_t nexclude)
 	keys = json_object_size(v) <= NELEM(stackkeys) ? stackkeys :
 	    xcalloc(json_object_size(v), sizeof *keys);
 	json_object_foreach(v, k, e)
-		if (!excluded(k, exclude, nexclude))
+		if (!listed(k, exclude, nexclude))
 			keys[n++] = k;
 	qsort(keys, n, sizeof *keys, cmp_keys);
 	buf_addc(b, '{');
@@ -73,15 +75,31 @@ canon_write(struct buf *b, json_t *v, char *const *exclude, size_t nexclude)
 		free(keys);
 }
 
+/* "<version>:<32 hex digits>" of xxh3-128 of the canonical text. */
+static void
+hash_text(const struct buf *b, char out[CANON_HASH_LEN])
+{
+	static const char hex[] = "0123456789abcdef";
+	XXH128_hash_t h;
+	uint64_t parts[2];
+	char *p = out;
+
+	h = XXH3_128bits(b->data != NULL ? b->data : "", b->len);
+	parts[0] = h.high64;
+	parts[1] = h.low64;
+	*p++ = '0' + CANON_VERSION;
+	*p++ = ':';
+	for (int w = 0; w < 2; w++)
+		for (int sh = 60; sh >= 0; sh -= 4)
+			*p++ = hex[(parts[w] >> sh) & 15];
+	*p = '\0';
+}
+
 void
 canon_hash(json_t *rec, char *const *fields, size_t nfields, char *const *exclude,
     size_t nexclude, char out[CANON_HASH_LEN])
 {
-	static const char hex[] = "0123456789abcdef";
 	static struct buf b;	/* reused: one process, one thread */
-	XXH128_hash_t h;
-	uint64_t parts[2];
-	char *p = out;
 
 	buf_reset(&b);
 	if (fields != NULL && nfields > 0) {
@@ -95,15 +113,125 @@ canon_hash(json_t *rec, char *const *fields, size_t nfields, char *const *exclud
 		json_decref(o);
 	} else
 		canon_write(&b, rec, exclude, nexclude);
-	h = XXH3_128bits(b.data != NULL ? b.data : "", b.len);
-	parts[0] = h.high64;
-	parts[1] = h.low64;
-	*p++ = '0' + CANON_VERSION;
-	*p++ = ':';
-	for (int w = 0; w < 2; w++)
-		for (int sh = 60; sh >= 0; sh -= 4)
-			*p++ = hex[(parts[w] >> sh) & 15];
-	*p = '\0';
+	hash_text(&b, out);
+}
+
+struct canon_plan {
+	char *const	*names;
+	size_t		 key;		/* the key's column */
+	size_t		 n;		/* columns in the canonical form */
+	size_t		*col;		/* ... in its order */
+	size_t		*pre;		/* ... where each one's '{' or ',' and "name": ends */
+	struct buf	 text;		/* those prefixes back to back */
+};
+
+/* A name jsonx_path_get finds as one member of a flat object. */
+static bool
+plain_name(const char *s)
+{
+	size_t n = strcspn(s, ".");
+
+	return s[n] == '\0' && n > 0 && n < 256;
+}
+
+static char *const *sort_names;
+
+static int
+cmp_cols(const void *a, const void *b)
+{
+	return strcmp(sort_names[*(const size_t *)a], sort_names[*(const size_t *)b]);
+}
+
+struct canon_plan *
+canon_plan_new(char *const *names, size_t n, char *const *key, size_t nkey,
+    char *const *fields, size_t nfields, char *const *exclude, size_t nexclude)
+{
+	struct canon_plan *pl;
+	size_t i, k = n;
+
+	if (nkey != 1 || !plain_name(key[0]))
+		return NULL;
+	for (i = 0; i < nfields; i++)
+		if (!plain_name(fields[i]))
+			return NULL;
+	for (i = 0; i < n; i++) {
+		if (strncmp(names[i], JSON_POISON, sizeof JSON_POISON - 1) == 0)
+			return NULL;
+		if (strcmp(names[i], key[0]) == 0)
+			k = i;
+	}
+	if (k == n)
+		return NULL;
+	pl = xcalloc(1, sizeof *pl);
+	pl->names = names;
+	pl->key = k;
+	pl->col = xcalloc(n + 1, sizeof *pl->col);
+	pl->pre = xcalloc(n + 1, sizeof *pl->pre);
+	for (i = 0; i < n; i++)
+		if ((nfields == 0 || listed(names[i], fields, nfields)) &&
+		    !listed(names[i], exclude, nexclude))
+			pl->col[pl->n++] = i;
+	sort_names = names;
+	qsort(pl->col, pl->n, sizeof *pl->col, cmp_cols);
+	buf_init(&pl->text);
+	for (i = 0; i < pl->n; i++) {
+		buf_addc(&pl->text, i == 0 ? '{' : ',');
+		jsonx_append_str(&pl->text, names[pl->col[i]]);
+		buf_adds(&pl->text, ":\"");
+		pl->pre[i] = pl->text.len;
+	}
+	return pl;
+}
+
+void
+canon_plan_free(struct canon_plan *pl)
+{
+	if (pl == NULL)
+		return;
+	free(pl->col);
+	free(pl->pre);
+	buf_free(&pl->text);
+	free(pl);
+}
+
+char *const *
+canon_plan_names(const struct canon_plan *pl)
+{
+	return pl->names;
+}
+
+int
+canon_row(const struct canon_plan *pl, const struct parse_row *row, char out[CANON_HASH_LEN],
+    const char **key, size_t *keylen)
+{
+	static struct buf b;	/* reused: one process, one thread */
+	static const size_t plen = sizeof JSON_POISON - 1;
+	size_t i, c, start, len;
+
+	for (i = 0, start = 0; i < row->n; start = row->fend[i++])
+		if (row->fend[i] - start >= plen && row->data[start] == JSON_POISON[0] &&
+		    memcmp(row->data + start, JSON_POISON, plen) == 0)
+			return -1;
+	start = pl->key > 0 ? row->fend[pl->key - 1] : 0;
+	len = row->fend[pl->key] - start;
+	if (len == 0 || len > RECORD_KEY_MAX || memchr(row->data + start, '\0', len) != NULL)
+		return -1;
+	*key = row->data + start;
+	*keylen = len;
+	buf_reset(&b);
+	if (pl->n == 0)
+		buf_addc(&b, '{');
+	for (i = 0; i < pl->n; i++) {
+		c = pl->col[i];
+		start = c > 0 ? row->fend[c - 1] : 0;
+		buf_add(&b, pl->text.data + (i > 0 ? pl->pre[i - 1] : 0),
+		    pl->pre[i] - (i > 0 ? pl->pre[i - 1] : 0));
+		jsonx_escape(&b, row->data + start, row->fend[c] - start);
+		buf_addc(&b, '"');
+	}
+	buf_addc(&b, '}');
+	hash_text(&b, out);
+	return 0;
 }
 
 static const char *

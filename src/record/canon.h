@@ -15,6 +15,25 @@
 void canon_hash(json_t *rec, char *const *fields, size_t nfields, char *const *exclude,
     size_t nexclude, char out[CANON_HASH_LEN]);
 
+/*
+ * The same hash and key for a CSV row without its JSON object: a plan made once per header
+ * (the columns of the canonical form in order, each with its name written out), then one
+ * pass over each row's fields. canon_plan_new is NULL when the job needs the general path
+ * (a composite key, a dotted path, a name that starts with JSON_POISON). canon_row gives
+ * what canon_hash and canon_record_key give parse_row_json(row), or -1 when this row needs
+ * the general path: a value that starts with JSON_POISON, or a key the rules refuse (empty,
+ * with a NUL, too long), whose failure that path reports. *key points into the row.
+ */
+struct parse_row;
+struct canon_plan;
+struct canon_plan *canon_plan_new(char *const *names, size_t n, char *const *key, size_t nkey,
+    char *const *fields, size_t nfields, char *const *exclude, size_t nexclude);
+void canon_plan_free(struct canon_plan *);
+/* The header the plan was made for. */
+char *const *canon_plan_names(const struct canon_plan *);
+int canon_row(const struct canon_plan *, const struct parse_row *, char out[CANON_HASH_LEN],
+    const char **key, size_t *keylen) WUR;
+
 /* Text of a record's key. A component's text: a string raw, an integer in decimal, another
  * number as JSON writes it (so 7 and "7" are one key). One field -> that text; several ->
  * the compact JSON array of those texts, as strings (["t","7"]). -1 (and *err) when a key

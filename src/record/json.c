@@ -266,6 +266,30 @@ jsonx_text_storable(const char *s, size_t n, size_t max)
 	return buf_steal(&b);
 }
 
+bool
+jsonx_utf8_ok(const char *s, size_t n)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i = 0, len;
+
+	for (;;) {
+		/* ASCII eight bytes at a time: most of a CSV file */
+		while (i + 8 <= n) {
+			uint64_t w;
+
+			memcpy(&w, u + i, 8);
+			if ((w & 0x8080808080808080ULL) != 0)
+				break;
+			i += 8;
+		}
+		if (i >= n)
+			return true;
+		if ((len = utf8_len(u + i, n - i)) == 0)
+			return false;
+		i += len;
+	}
+}
+
 /* Whether n bytes at s are text PostgreSQL stores: valid UTF-8 without NUL. */
 static bool
 text_ok(const char *s, size_t n)

@@ -20,6 +20,8 @@ const char *jsonx_int_text(json_int_t, char buf[JSONX_INT_LEN]);
 void jsonx_append_str(struct buf *, const char *);
 /* Append n bytes at s as the inside of a JSON string (no quotes). */
 void jsonx_escape(struct buf *, const char *s, size_t n);
+/* Whether n bytes at s are valid UTF-8 (NUL allowed): what json_stringn accepts. */
+bool jsonx_utf8_ok(const char *s, size_t n);
 
 /*
  * What the state store (PostgreSQL text and jsonb) can hold: valid UTF-8 without NUL.

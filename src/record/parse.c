@@ -23,6 +23,7 @@
 
 #include <zlib.h>
 
+#include "record/json.h"
 #include "record/parse.h"
 
 #define ZOUT_SIZE	(64 * 1024)	/* inflated bytes per step: a plain chunk's worth */
@@ -41,6 +42,7 @@ enum { JA_START, JA_FIRST, JA_NEXT, JA_IN, JA_AFTER, JA_DONE };
 struct parser {
 	struct parse_opts o;
 	parse_record_cb	 rec_cb;
+	parse_row_cb	 row_cb;	/* CSV: records as fields, when set */
 	parse_error_cb	 err_cb;
 	void		*arg;
 	bool		 dead;		/* a fatal error happened: everything returns -1 */
@@ -317,11 +319,39 @@ csv_header(struct parser *p)
 	return 0;
 }
 
+json_t *
+parse_row_json(const struct parse_row *row)
+{
+	json_t *o = json_object();
+	size_t start = 0;
+
+	for (size_t i = 0; i < row->n; i++) {
+		json_object_set_new_nocheck(o, row->names[i],
+		    json_stringn_nocheck(row->data + start, row->fend[i] - start));
+		start = row->fend[i];
+	}
+	return o;
+}
+
+/* A row of fields to the reader: as fields (row_cb) or as an object. */
+static int
+csv_deliver(struct parser *p)
+{
+	struct parse_row row = { p->hdr, p->nf, p->rb, p->fend };
+	int r;
+
+	if (p->row_cb == NULL)
+		return deliver(p, parse_row_json(&row), p->rline);
+	p->records++;
+	if ((r = p->row_cb(p->arg, &row, p->rline)) == -1)
+		p->dead = true;
+	return r == -1 ? -1 : 0;
+}
+
 /* A complete row: the header, a record, or an error for the row. Resets the row. */
 static int
 csv_row(struct parser *p)
 {
-	json_t	*o, *v;
 	size_t	 i, start;
 	int	 r = 0;
 
@@ -336,19 +366,14 @@ csv_row(struct parser *p)
 		report(p, p->rline, "%zu field%s, the header has %zu", p->nf,
 		    p->nf == 1 ? "" : "s", p->nhdr);
 	else {
-		o = json_object();
-		for (i = 0; i < p->nf; i++) {
-			start = i ? p->fend[i - 1] : 0;
-			if ((v = json_stringn(p->rb + start, p->fend[i] - start)) == NULL)
+		for (i = 0, start = 0; i < p->nf; start = p->fend[i++])
+			if (!jsonx_utf8_ok(p->rb + start, p->fend[i] - start))
 				break;
-			json_object_set_new_nocheck(o, p->hdr[i], v);
-		}
-		if (i < p->nf) {
-			json_decref(o);
+		if (i < p->nf)
 			report(p, p->rline, "the value of \"%s\" is not valid UTF-8 text: row "
 			    "skipped", p->hdr[i]);
-		} else
-			r = deliver(p, o, p->rline);
+		else
+			r = csv_deliver(p);
 	}
 	rec_reset(p);
 	return r;
@@ -871,6 +896,12 @@ parser_new(const struct parse_opts *o, parse_record_cb rec_cb, parse_error_cb er
 		}
 	}
 	return p;
+}
+
+void
+parser_set_row_cb(struct parser *p, parse_row_cb row_cb)
+{
+	p->row_cb = row_cb;
 }
 
 int

@@ -29,6 +29,22 @@ struct parse_opts {
 typedef int (*parse_record_cb)(void *arg, json_t *rec, long line);
 
 /*
+ * A CSV row as its fields, for a reader that can judge a record without building its JSON
+ * object (capture's hash of an unchanged record). Field i is column i, named names[i],
+ * the bytes data[start .. fend[i]) where start is 0 for the first and fend[i - 1] after;
+ * every value is valid UTF-8 (it may hold a NUL, as a JSON string may). parse_row_json
+ * builds the record rec_cb would have had: an object of strings, in column order.
+ */
+struct parse_row {
+	char *const	*names;
+	size_t		 n;
+	const char	*data;
+	const size_t	*fend;
+};
+typedef int (*parse_row_cb)(void *arg, const struct parse_row *, long line);
+json_t *parse_row_json(const struct parse_row *);
+
+/*
  * A malformed record or a fatal error; msg starts with "line N: ". After a record
  * error parsing goes on with the next record (CSV: the line after the bad record;
  * NDJSON: the next line); a JSON array cannot resynchronise and stops.
@@ -40,6 +56,9 @@ struct parser;
 /* The callbacks must not free the parser. */
 struct parser *parser_new(const struct parse_opts *, parse_record_cb, parse_error_cb,
     void *arg);
+/* CSV: hand each record to row_cb as its fields instead of to rec_cb as an object (set
+ * before the first byte is fed). */
+void parser_set_row_cb(struct parser *, parse_row_cb);
 /* Turn gzip (or zlib) decoding on before the first byte is fed (e.g. the transfer says
  * Content-Encoding: gzip). -1 when bytes were fed already or zlib cannot start. */
 int parser_set_gzip(struct parser *) WUR;

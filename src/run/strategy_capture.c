@@ -66,6 +66,8 @@ capture_free(struct run *r)
 	free(cs->hashes);
 	state_ck_free(cs->bad);
 	json_decref(cs->held);
+	canon_plan_free(cs->plan);
+	buf_free(&cs->rowkey);
 	strlist_free(&cs->del);
 	capture_alias_done(cs);
 	free(cs);
@@ -88,15 +90,73 @@ legacy_seen(struct capture_state *cs, const char *key, struct stored *s)
 
 
 
-/* Judge one record of the snapshot: unchanged (skip) or new/changed (deliver). */
+/*
+ * A keyed record of the snapshot: unchanged (skipped) or new or changed (in the batch).
+ * The record is rec, or the row's fields when rec is NULL: its object is made only when
+ * it is delivered. h is its hash.
+ */
+static void
+judge(struct run *r, json_t *rec, const struct parse_row *row, const char *key,
+    const char h[CANON_HASH_LEN])
+{
+	struct capture_state *cs = r->cs;
+	struct stored *s;
+	uintptr_t slot;
+
+	if ((slot = (uintptr_t)strmap_get(&cs->inbatch, key)) != 0) {
+		/* The key came earlier in this batch: the last occurrence wins. */
+		run_note_duplicate(r, key, capture_where(r));
+		if (slot >= 2) {
+			size_t j = slot - 2;
+
+			strmap_del(&cs->inbatch, key);
+			run_drop_item(r, j);
+			r->nskipped++;
+			if (j < r->nitems) {
+				memcpy(cs->hashes[j], cs->hashes[r->nitems], sizeof cs->hashes[j]);
+				strmap_put(&cs->inbatch, r->items[j].key, (void *)(uintptr_t)(j + 2));
+			}
+		}
+	}
+	if (r->have_failures)
+		run_queue_seen(r, key);
+	s = strmap_get(&cs->stored, key);
+	if (s != NULL && cs->legacy.n > 0)
+		legacy_seen(cs, key, s);
+	if (s != NULL) {
+		s->seen = true;
+		if (strcmp(s->hash, h) == 0) {
+			s->same = true;
+			r->nskipped++;
+			return;
+		}
+	}
+	if (run_waits_for_retry(r, key, h)) {
+		/* Refused before and unchanged: it waits for its retry (or is dead). */
+		r->nskipped++;
+		return;
+	}
+	if (rec == NULL) {
+		rec = parse_row_json(row);
+		run_add_item(r, key, rec);
+		json_decref(rec);
+	} else
+		run_add_item(r, key, rec);
+	strmap_put(&cs->inbatch, key, (void *)(uintptr_t)(r->nitems + 1));
+	if (r->nitems > cs->caphashes) {
+		cs->caphashes = r->cap_items;
+		cs->hashes = xreallocarray(cs->hashes, cs->caphashes, sizeof *cs->hashes);
+	}
+	memcpy(cs->hashes[r->nitems - 1], h, CANON_HASH_LEN);
+}
+
+/* Judge one record of the snapshot; a record without a usable key fails. */
 static void
 on_record(struct run *r, json_t *rec, long line)
 {
 	struct capture_state *cs = r->cs;
 	const struct capture_conf *cc = &r->job->capture;
-	struct stored *s;
 	char *key = NULL, *err = NULL, h[CANON_HASH_LEN];
-	uintptr_t slot;
 
 	r->nread++;
 	canon_hash(rec, cc->fields, cc->nfields, cc->exclude, cc->nexclude, h);
@@ -124,49 +184,39 @@ on_record(struct run *r, json_t *rec, long line)
 		free(err);
 		return;
 	}
-	if ((slot = (uintptr_t)strmap_get(&cs->inbatch, key)) != 0) {
-		/* The key came earlier in this batch: the last occurrence wins. */
-		run_note_duplicate(r, key, capture_where(r));
-		if (slot >= 2) {
-			size_t j = slot - 2;
+	judge(r, rec, NULL, key, h);
+	free(key);
+}
 
-			strmap_del(&cs->inbatch, key);
-			run_drop_item(r, j);
-			r->nskipped++;
-			if (j < r->nitems) {
-				memcpy(cs->hashes[j], cs->hashes[r->nitems], sizeof cs->hashes[j]);
-				strmap_put(&cs->inbatch, r->items[j].key, (void *)(uintptr_t)(j + 2));
-			}
-		}
+/*
+ * A CSV row: its hash and key straight from its fields (canon_row), its object made only
+ * if it is delivered; a row that needs the general path (see canon_row) takes it.
+ */
+static void
+on_row(struct run *r, const struct parse_row *row, long line)
+{
+	struct capture_state *cs = r->cs;
+	const struct capture_conf *cc = &r->job->capture;
+	char h[CANON_HASH_LEN];
+	const char *k;
+	size_t klen;
+	json_t *rec;
+
+	if (cs->plan == NULL || canon_plan_names(cs->plan) != row->names) {
+		canon_plan_free(cs->plan);
+		cs->plan = canon_plan_new(row->names, row->n, r->job->key, r->job->nkey,
+		    cc->fields, cc->nfields, cc->exclude, cc->nexclude);
 	}
-	if (r->have_failures)
-		run_queue_seen(r, key);
-	s = strmap_get(&cs->stored, key);
-	if (s != NULL && cs->legacy.n > 0)
-		legacy_seen(cs, key, s);
-	if (s != NULL) {
-		s->seen = true;
-		if (strcmp(s->hash, h) == 0) {
-			s->same = true;
-			r->nskipped++;
-			free(key);
-			return;
-		}
-	}
-	if (run_waits_for_retry(r, key, h)) {
-		/* Refused before and unchanged: it waits for its retry (or is dead). */
-		r->nskipped++;
-		free(key);
+	if (cs->plan != NULL && canon_row(cs->plan, row, h, &k, &klen) == 0) {
+		r->nread++;
+		buf_reset(&cs->rowkey);
+		buf_add(&cs->rowkey, k, klen);
+		judge(r, NULL, row, cs->rowkey.data, h);
 		return;
 	}
-	run_add_item(r, key, rec);
-	strmap_put(&cs->inbatch, key, (void *)(uintptr_t)(r->nitems + 1));
-	if (r->nitems > cs->caphashes) {
-		cs->caphashes = r->cap_items;
-		cs->hashes = xreallocarray(cs->hashes, cs->caphashes, sizeof *cs->hashes);
-	}
-	memcpy(cs->hashes[r->nitems - 1], h, sizeof h);
-	free(key);
+	rec = parse_row_json(row);
+	on_record(r, rec, line);
+	json_decref(rec);
 }
 
 /* ---- the file source: records stream in; a full batch pauses the transfer ---- */
@@ -187,6 +237,24 @@ file_record(void *arg, json_t *rec, long line)
 		return;
 	}
 	on_record(r, rec, line);
+	if ((int)r->nitems >= r->job->batch)
+		flush(r);
+}
+
+/* A CSV row: as file_record, without its object while it is judged. */
+static void
+file_row(void *arg, const struct parse_row *row, long line)
+{
+	struct run *r = arg;
+
+	if (r->cs->flushing) {
+		json_t *rec = parse_row_json(row);
+
+		file_record(r, rec, line);
+		json_decref(rec);
+		return;
+	}
+	on_row(r, row, line);
 	if ((int)r->nitems >= r->job->batch)
 		flush(r);
 }
@@ -309,16 +377,14 @@ flushed(struct run *r, int rc)
 		struct dest_item *it = &r->items[i];
 
 		if (it->outcome == DEST_OK) {
-			struct stored *s = strmap_get(&cs->stored, it->key);
+			bool added;
+			void **vp = strmap_ref(&cs->stored, it->key, &added);
+			struct stored *s = added ? (*vp = capture_stored_new(cs)) : *vp;
 
 			r->ndelivered++;
 			state_ck_put(ck, it->key, cs->hashes[i]);
 			if (r->have_failures)
 				state_ck_key(ck, CK_OK, it->key);
-			if (s == NULL) {
-				s = capture_stored_new(cs);
-				strmap_put(&cs->stored, it->key, s);
-			}
 			memcpy(s->hash, cs->hashes[i], sizeof s->hash);
 			s->seen = true;
 			s->accepted = true;	/* the alias guard compares it */
@@ -414,7 +480,8 @@ start_read(struct run *r)
 		if (cs->fr == NULL) {
 			run_fail(r, "%s", err);
 			free(err);
-		}
+		} else
+			source_file_rows(cs->fr, file_row);
 		return;
 	}
 	read_next(r);
@@ -435,10 +502,12 @@ load_one(struct capture_state *cs, const struct job_conf *job, const char *key,
 {
 	char *up = job->nkey > 1 ? canon_key_text_upgrade(key, job->nkey) : NULL;
 	const char *k = up != NULL ? up : key;
-	struct stored *s = strmap_get(&cs->stored, k);
+	bool added;
+	void **vp = strmap_ref(&cs->stored, k, &added);
+	struct stored *s = *vp;
 	char *old;
 
-	if (s != NULL) {
+	if (!added) {
 		if (up != NULL) {
 			/* The new form came first: the old text is a duplicate. */
 			state_ck_key(cs->renamed, CK_DEL, key);
@@ -450,8 +519,7 @@ load_one(struct capture_state *cs, const struct job_conf *job, const char *key,
 			free(old);
 		}
 	} else {
-		s = capture_stored_new(cs);
-		strmap_put(&cs->stored, k, s);
+		*vp = s = capture_stored_new(cs);
 		if (up != NULL)
 			strmap_put(&cs->legacy, k, xstrdup(key));
 	}
@@ -466,8 +534,11 @@ stored_row(void *arg, PGresult *row)
 {
 	struct run *r = arg;
 
-	load_one(r->cs, r->job, PQgetvalue(row, 0, 0), PQgetvalue(row, 0, 1),
-	    (size_t)PQgetlength(row, 0, 1));
+	if (PQgetisnull(row, 0, 0))	/* how many there are */
+		strmap_reserve(&r->cs->stored, strtoull(PQgetvalue(row, 0, 1), NULL, 10));
+	else
+		load_one(r->cs, r->job, PQgetvalue(row, 0, 0), PQgetvalue(row, 0, 1),
+		    (size_t)PQgetlength(row, 0, 1));
 }
 
 static void
@@ -517,7 +588,7 @@ capture_begin(struct run *r, json_t *started)
 	struct capture_state *cs = xcalloc(1, sizeof *cs);
 
 	r->cs = cs;
-	strmap_init(&cs->stored);
+	strmap_init_arena(&cs->stored);
 	strmap_init(&cs->inbatch);
 	strmap_init(&cs->legacy);
 	cs->renamed = state_ck_new();

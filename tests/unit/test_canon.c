@@ -12,6 +12,7 @@
 
 #include "record/canon.h"
 #include "record/json.h"
+#include "record/parse.h"
 
 static json_t *
 load(const char *s)
@@ -290,6 +291,168 @@ test_json_append(void **state)
 	json_decref(j);
 }
 
+/* A row of n fields (values back to back) as the CSV parser hands it. */
+struct trow {
+	struct parse_row row;
+	size_t fend[16];
+	char data[8192];
+};
+
+static void
+trow_set(struct trow *t, char *const *names, size_t n, const char *const *vals,
+    const size_t *lens)
+{
+	size_t off = 0;
+
+	assert_true(n <= 16);
+	for (size_t i = 0; i < n; i++) {
+		assert_true(off + lens[i] < sizeof t->data);
+		memcpy(t->data + off, vals[i], lens[i]);
+		off += lens[i];
+		t->fend[i] = off;
+	}
+	t->row.names = names;
+	t->row.n = n;
+	t->row.data = t->data;
+	t->row.fend = t->fend;
+}
+
+/*
+ * canon_row gives what the general path gives the row's object: the same hash, the same
+ * key; or -1 exactly when that path fails the record (a poisoned value, a key the rules
+ * refuse). Returns canon_row's result.
+ */
+static int
+row_agrees(const struct parse_row *row, char *const *key, char *const *fields, size_t nf,
+    char *const *ex, size_t ne)
+{
+	struct canon_plan *pl = canon_plan_new(row->names, row->n, key, 1, fields, nf, ex, ne);
+	json_t *rec = parse_row_json(row);
+	char got[CANON_HASH_LEN], want[CANON_HASH_LEN], *k = NULL, *err = NULL, *why = NULL;
+	const char *rk;
+	size_t rklen;
+	int rc, poisoned, keyed;
+
+	assert_non_null(pl);
+	poisoned = json_poison(rec, &why);
+	keyed = canon_record_key(rec, key, 1, &k, &err);
+	canon_hash(rec, fields, nf, ex, ne, want);
+	rc = canon_row(pl, row, got, &rk, &rklen);
+	if (rc == 0) {
+		assert_int_equal(poisoned, 0);
+		assert_int_equal(keyed, 0);
+		assert_string_equal(got, want);
+		assert_int_equal(rklen, strlen(k));
+		assert_memory_equal(rk, k, rklen);
+	} else
+		assert_true(poisoned != 0 || keyed != 0);
+	free(k);
+	free(err);
+	free(why);
+	json_decref(rec);
+	canon_plan_free(pl);
+	return rc;
+}
+
+static void
+test_row(void **state)
+{
+	static char *names[] = { "sku", "name", "q\"x\\", "\xc3\xa9t\xc3\xa9", "z\x01", "Zed",
+	    "a.b" };
+	static char *key[] = { "sku" }, *ex[] = { "name", "nope" };
+	static char *fields[] = { "Zed", "sku", "missing", "sku", "q\"x\\" };
+	static char *dotted[] = { "a.b" }, *twokeys[] = { "sku", "name" };
+	static char *poisoned_names[] = { "sku", JSON_POISON "x" };
+	const char *v[7] = { "SKU-1", "A \"quoted\", \\ name\n", "", "\xf0\x9f\x98\x80",
+	    "tab\there", "\x7f", "x" };
+	size_t len[7];
+	char big[RECORD_KEY_MAX + 2];
+	struct trow t;
+
+	(void)state;
+	for (size_t i = 0; i < 7; i++)
+		len[i] = strlen(v[i]);
+	trow_set(&t, names, 7, v, len);
+	assert_int_equal(row_agrees(&t.row, key, NULL, 0, NULL, 0), 0);
+	assert_int_equal(row_agrees(&t.row, key, NULL, 0, ex, 2), 0);
+	assert_int_equal(row_agrees(&t.row, key, fields, 5, ex, 2), 0);
+	assert_int_equal(row_agrees(&t.row, names + 4, fields, 2, NULL, 0), 0);
+	/* a NUL inside a value is a character of the JSON string; in the key it refuses it */
+	v[1] = "nul\0inside";
+	len[1] = 11;
+	trow_set(&t, names, 7, v, len);
+	assert_int_equal(row_agrees(&t.row, key, NULL, 0, NULL, 0), 0);
+	assert_int_equal(row_agrees(&t.row, names + 1, NULL, 0, NULL, 0), -1);
+	/* keys the rules refuse, and a poisoned value anywhere in the row */
+	assert_int_equal(row_agrees(&t.row, names + 2, NULL, 0, NULL, 0), -1);	/* empty */
+	memset(big, 'k', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	v[0] = big;
+	len[0] = RECORD_KEY_MAX + 1;
+	trow_set(&t, names, 7, v, len);
+	assert_int_equal(row_agrees(&t.row, key, NULL, 0, NULL, 0), -1);
+	len[0] = RECORD_KEY_MAX;
+	trow_set(&t, names, 7, v, len);
+	assert_int_equal(row_agrees(&t.row, key, NULL, 0, NULL, 0), 0);
+	v[0] = "SKU-1";
+	len[0] = 5;
+	v[5] = JSON_POISON "integer beyond 64 bits";
+	len[5] = strlen(v[5]);
+	trow_set(&t, names, 7, v, len);
+	assert_int_equal(row_agrees(&t.row, key, NULL, 0, ex, 2), -1);
+	/* what only the general path reads: a dotted path, a composite key, a poisoned name */
+	assert_null(canon_plan_new(names, 7, dotted, 1, NULL, 0, NULL, 0));
+	assert_null(canon_plan_new(names, 7, key, 1, dotted, 1, NULL, 0));
+	assert_null(canon_plan_new(names, 7, twokeys, 2, NULL, 0, NULL, 0));
+	assert_null(canon_plan_new(poisoned_names, 2, key, 1, NULL, 0, NULL, 0));
+	assert_null(canon_plan_new(names, 6, names + 6, 1, NULL, 0, NULL, 0));
+}
+
+/* Rows of random values (quotes, escapes, controls, NUL, multibyte, the poison marker),
+ * random fields and exclusions: canon_row and the general path always agree. */
+static void
+test_row_random(void **state)
+{
+	static const char *const atoms[] = { "a", "Z", "7", "\"", "\\", "\n", "\t", "\x01",
+	    "\x1f", "\x7f", "\xc3\xa9", "\xe2\x80\xa8", "\xf0\x9f\x98\x80", " ", ",",
+	    JSON_POISON, "\0" };
+	static char *names[] = { "id", "b", "a", "\xc3\xa9", "\"q", "A", "aa", "b\\" };
+	char vals[8][64], *fields[8], *ex[8];
+	const char *vp[8];
+	size_t len[8], nf, ne, fails = 0;
+	struct trow t;
+	unsigned int seed = 12345;
+
+	(void)state;
+	for (int round = 0; round < 20000; round++) {
+		for (size_t i = 0; i < 8; i++) {
+			size_t n = (size_t)rand_r(&seed) % 6;
+
+			len[i] = 0;
+			for (size_t j = 0; j < n; j++) {
+				const char *a = atoms[rand_r(&seed) % NELEM(atoms)];
+				size_t al = *a == '\0' ? 1 : strlen(a);
+
+				memcpy(vals[i] + len[i], a, al);
+				len[i] += al;
+			}
+			vp[i] = vals[i];
+		}
+		nf = ne = 0;
+		for (size_t i = 0; i < 8; i++) {
+			if (rand_r(&seed) % 4 == 0)
+				fields[nf++] = names[i];
+			if (rand_r(&seed) % 5 == 0)
+				ex[ne++] = names[i];
+		}
+		trow_set(&t, names, 8, vp, len);
+		if (row_agrees(&t.row, names + rand_r(&seed) % 8, fields, nf, ex, ne) != 0)
+			fails++;
+	}
+	/* both outcomes were tried */
+	assert_true(fails > 100 && fails < 19000);
+}
+
 int
 main(void)
 {
@@ -302,6 +465,8 @@ main(void)
 		cmocka_unit_test(test_record_key_unusable),
 		cmocka_unit_test(test_storable),
 		cmocka_unit_test(test_json_append),
+		cmocka_unit_test(test_row),
+		cmocka_unit_test(test_row_random),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

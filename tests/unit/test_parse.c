@@ -10,6 +10,7 @@
 
 #include <zlib.h>
 
+#include "record/json.h"
 #include "record/parse.h"
 #include "core/util.h"
 
@@ -37,6 +38,19 @@ on_record(void *arg, json_t *rec, long line)
 	return 0;
 }
 
+/* parse_row_cb: the record as an object, logged the same way. */
+static int
+on_row(void *arg, const struct parse_row *row, long line)
+{
+	json_t	*rec = parse_row_json(row);
+	int	 r = on_record(arg, rec, line);
+
+	json_decref(rec);
+	return r;
+}
+
+static bool rows_mode;	/* run() hands CSV records as fields (parser_set_row_cb) */
+
 static void
 on_error(void *arg, long line, const char *msg)
 {
@@ -59,6 +73,8 @@ run(const struct parse_opts *opts, const void *in, size_t len, size_t chunk, str
 	buf_adds(&o->log, "");
 	p = parser_new(opts, on_record, on_error, o);
 	assert_non_null(p);
+	if (rows_mode)
+		parser_set_row_cb(p, on_row);
 	if (chunk == 0)
 		chunk = len ? len : 1;
 	for (off = 0; off < len; off += n) {
@@ -85,17 +101,22 @@ opts_of(enum parse_format f)
 	return o;
 }
 
-/* Parse whole and in chunks of 1 and 7 bytes: the outcomes must be identical. */
+/* Parse whole and in chunks of 1 and 7 bytes, and CSV with its rows as fields: the outcomes
+ * must be identical. */
 static void
 run_all(const struct parse_opts *opts, const char *in, size_t len, struct outcome *o)
 {
-	static const size_t	 sizes[] = { 1, 7, 64 * 1024 + 3 };
+	static const size_t	 sizes[] = { 1, 7, 64 * 1024 + 3, 0 };
 	struct outcome		 c;
 
 	run(opts, in, len, 0, o);
 	for (size_t i = 0; i < NELEM(sizes); i++) {
+		if (sizes[i] == 0 && opts->format != PARSE_CSV)
+			continue;
 		c.stop_after = o->stop_after;
+		rows_mode = sizes[i] == 0;
 		run(opts, in, len, sizes[i], &c);
+		rows_mode = false;
 		assert_string_equal(c.log.data, o->log.data);
 		assert_int_equal(c.feed, o->feed);
 		assert_int_equal(c.finish, o->finish);
@@ -755,6 +776,41 @@ mend(const char *in, size_t len, const char *want)
 #define MEND(in, want)	mend(in, sizeof(in) - 1, want)
 #define P	"\"" JSON_POISON
 
+/* jsonx_utf8_ok, which judges a CSV value, accepts exactly what json_stringn accepts (the
+ * parser made each value with it before): random bytes near the edges of UTF-8. */
+static void
+test_utf8_ok(void **state)
+{
+	static const unsigned char edge[] = { 0x00, 0x41, 0x7f, 0x80, 0xbf, 0xc0, 0xc1, 0xc2,
+	    0xdf, 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff, 0x9f, 0xa0, 0x8f, 0x90 };
+	unsigned char s[24];
+	unsigned int seed = 7;
+	size_t ok = 0;
+
+	(void)state;
+	for (int round = 0; round < 200000; round++) {
+		size_t n = (size_t)rand_r(&seed) % sizeof s;
+		json_t *j;
+
+		for (size_t i = 0; i < n; i++)
+			s[i] = rand_r(&seed) % 3 == 0 ? (unsigned char)rand_r(&seed) :
+			    edge[rand_r(&seed) % NELEM(edge)];
+		j = json_stringn((const char *)s, n);
+		assert_int_equal(jsonx_utf8_ok((const char *)s, n), j != NULL);
+		ok += j != NULL;
+		json_decref(j);
+	}
+	assert_true(ok > 1000 && ok < 199000);
+	/* long ASCII runs around a bad byte, at every offset of the 8-byte steps */
+	memset(s, 'a', sizeof s);
+	assert_true(jsonx_utf8_ok((const char *)s, sizeof s));
+	for (size_t i = 0; i < sizeof s; i++) {
+		s[i] = 0xff;
+		assert_false(jsonx_utf8_ok((const char *)s, sizeof s));
+		s[i] = 'a';
+	}
+}
+
 static void
 test_json_mend(void **state)
 {
@@ -938,6 +994,7 @@ main(void)
 		cmocka_unit_test(test_gzip),
 		cmocka_unit_test(test_lifecycle),
 		cmocka_unit_test(test_json_mend),
+		cmocka_unit_test(test_utf8_ok),
 		cmocka_unit_test(test_json_mend_depth),
 		cmocka_unit_test(test_json_poison),
 		cmocka_unit_test(test_mended_files),

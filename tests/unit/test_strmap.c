@@ -1,7 +1,8 @@
 /*
  * test_strmap.c - the string map (core/strmap.c): put, get, replace, delete, iterate;
  * growth far past its first size; deletes that leave tombstones; keys of any bytes but
- * NUL, the empty key among them; keys copied, values freed only when asked.
+ * NUL, the empty key among them; keys copied, values freed only when asked; find-or-add in
+ * one probe (strmap_ref); an arena map's keys in chunks, long keys and deletes among them.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -54,6 +55,7 @@ test_growth(void **state)
 {
 	struct strmap m;
 	char key[32];
+	size_t cap;
 
 	(void)state;
 	strmap_init(&m);
@@ -71,6 +73,21 @@ test_growth(void **state)
 		assert_ptr_equal(strmap_get(&m, key), V(i + 1));
 	}
 	assert_null(strmap_get(&m, "k20000"));
+	strmap_free(&m, NULL);
+
+	/* sized once: no growth while the planned keys go in; a smaller hint shrinks nothing */
+	strmap_init(&m);
+	strmap_reserve(&m, 20000);
+	cap = m.cap;
+	assert_true(cap >= 20000 * 4 / 3 && cap <= 65536);
+	for (size_t i = 0; i < 20000; i++) {
+		snprintf(key, sizeof key, "k%zu", i);
+		assert_null(strmap_put(&m, key, V(i + 1)));
+	}
+	assert_int_equal(m.cap, cap);
+	strmap_reserve(&m, 10);
+	assert_int_equal(m.cap, cap);
+	assert_ptr_equal(strmap_get(&m, "k19999"), V(20000));
 	strmap_free(&m, NULL);
 }
 
@@ -195,6 +212,99 @@ count_free(void *v)
 }
 
 /* strmap_free frees every live value once, and none that was deleted or replaced. */
+/* strmap_ref: the key's value slot, added once; a tombstone on the way is reused, and the
+ * key is never added twice when its run holds one. */
+static void
+test_ref(void **state)
+{
+	struct strmap m;
+	bool added;
+	void **vp;
+	char key[32];
+
+	(void)state;
+	strmap_init(&m);
+	vp = strmap_ref(&m, "a", &added);
+	assert_true(added);
+	assert_null(*vp);
+	*vp = V(1);
+	vp = strmap_ref(&m, "a", &added);
+	assert_false(added);
+	assert_ptr_equal(*vp, V(1));
+	assert_int_equal(m.n, 1);
+	/* a run of keys with deletes among them: each key is found, not added again */
+	for (size_t i = 0; i < 1000; i++) {
+		snprintf(key, sizeof key, "r%zu", i);
+		*strmap_ref(&m, key, &added) = V(i + 2);
+		assert_true(added);
+	}
+	for (size_t i = 0; i < 1000; i += 3) {
+		snprintf(key, sizeof key, "r%zu", i);
+		assert_ptr_equal(strmap_del(&m, key), V(i + 2));
+	}
+	for (size_t i = 0; i < 1000; i++) {
+		snprintf(key, sizeof key, "r%zu", i);
+		vp = strmap_ref(&m, key, &added);
+		assert_int_equal(added, i % 3 == 0);
+		assert_ptr_equal(*vp, i % 3 == 0 ? NULL : V(i + 2));
+		*vp = V(i + 2);
+	}
+	assert_int_equal(m.n, 1001);
+	for (size_t i = 0; i < 1000; i++) {
+		snprintf(key, sizeof key, "r%zu", i);
+		assert_ptr_equal(strmap_get(&m, key), V(i + 2));
+	}
+	strmap_free(&m, NULL);
+}
+
+/* An arena map: the same map to its user; keys outlive their caller's buffer, a key longer
+ * than a chunk gets one of its own, deletes and growth keep every other key. */
+static void
+test_arena(void **state)
+{
+	struct strmap m;
+	size_t big = (3 << 20) + 7, it = 0, n = 0;
+	char key[32], *huge = malloc(big + 1);
+	const char *k;
+	void *v;
+
+	(void)state;
+	assert_non_null(huge);
+	memset(huge, 'h', big);
+	huge[big] = '\0';
+	strmap_init_arena(&m);
+	for (size_t i = 0; i < 50000; i++) {
+		snprintf(key, sizeof key, "key-%08zu", i);
+		assert_null(strmap_put(&m, key, V(i + 1)));
+		if (i == 25000)
+			assert_null(strmap_put(&m, huge, V(999999)));
+	}
+	for (size_t i = 0; i < 50000; i += 2) {
+		snprintf(key, sizeof key, "key-%08zu", i);
+		assert_ptr_equal(strmap_del(&m, key), V(i + 1));
+	}
+	assert_int_equal(m.n, 25001);
+	assert_true(m.nchunks > 1);
+	huge[0] = 'x';		/* the map holds its own copy */
+	assert_null(strmap_get(&m, huge));
+	huge[0] = 'h';
+	assert_ptr_equal(strmap_get(&m, huge), V(999999));
+	for (size_t i = 0; i < 50000; i++) {
+		snprintf(key, sizeof key, "key-%08zu", i);
+		assert_ptr_equal(strmap_get(&m, key), i % 2 ? V(i + 1) : NULL);
+	}
+	while (strmap_next(&m, &it, &k, &v))
+		n++;
+	assert_int_equal(n, 25001);
+	strmap_free(&m, NULL);
+	assert_true(m.arena);	/* freed, and still an arena map for its next use */
+	assert_int_equal(m.n, 0);
+	assert_null(strmap_put(&m, "again", V(1)));
+	assert_ptr_equal(strmap_get(&m, "again"), V(1));
+	strmap_free(&m, NULL);
+	free(huge);
+}
+
 static void
 test_free_values(void **state)
 {
@@ -227,6 +337,8 @@ main(void)
 		cmocka_unit_test(test_odd_keys),
 		cmocka_unit_test(test_iterate),
 		cmocka_unit_test(test_free_values),
+		cmocka_unit_test(test_ref),
+		cmocka_unit_test(test_arena),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
