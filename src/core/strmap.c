@@ -127,8 +127,8 @@ strmap_reserve(struct strmap *m, size_t n)
 {
 	size_t cap = 16;
 
-	if (n > (size_t)1 << 28)
-		n = (size_t)1 << 28;
+	if (n > (size_t)1 << 26)
+		n = (size_t)1 << 26;
 	while ((n + m->tomb + 1) * 4 >= cap * 3)
 		cap *= 2;
 	if (cap > m->cap)

@@ -32,7 +32,7 @@ void *strmap_put(struct strmap *, const char *key, void *val);
 /* Find key, or add it with a NULL value (*added says which), in one probe: where its value
  * is kept, valid until the map next changes. */
 void **strmap_ref(struct strmap *, const char *key, bool *added);
-/* Room for n keys in all without growing (a hint: at most 2^28 are planned for). */
+/* Room for n keys in all without growing (a hint: at most 2^26 are planned for). */
 void strmap_reserve(struct strmap *, size_t n);
 /* Remove; returns the value or NULL. */
 void *strmap_del(struct strmap *, const char *key);

@@ -202,10 +202,11 @@ on_row(struct run *r, const struct parse_row *row, long line)
 	size_t klen;
 	json_t *rec;
 
-	if (cs->plan == NULL || canon_plan_names(cs->plan) != row->names) {
+	if (cs->plan_for != row->names) {	/* the file's header, once */
 		canon_plan_free(cs->plan);
 		cs->plan = canon_plan_new(row->names, row->n, r->job->key, r->job->nkey,
 		    cc->fields, cc->nfields, cc->exclude, cc->nexclude);
+		cs->plan_for = row->names;
 	}
 	if (cs->plan != NULL && canon_row(cs->plan, row, h, &k, &klen) == 0) {
 		r->nread++;
