@@ -103,6 +103,10 @@ static coll_t *colls;
 static fault_t *faults;
 static int g_port;
 static int g_quiet;
+/* The record (GET /_ctl/seen) of the request being answered, -1 for none: send_buf
+ * notes the answer there. */
+static long long g_seen_cur = -1;
+static void seen_status(long long seq, int code);
 
 /* ---------------------------------------------------------------- utils */
 
@@ -529,7 +533,8 @@ static const char *reason(int code)
 {
 	switch (code) {
 	case 200: return "OK"; case 201: return "Created"; case 204: return "No Content";
-	case 400: return "Bad Request"; case 404: return "Not Found"; case 405: return "Method Not Allowed";
+	case 400: return "Bad Request"; case 401: return "Unauthorized"; case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
 	case 409: return "Conflict"; case 422: return "Unprocessable Entity"; case 429: return "Too Many Requests";
 	case 500: return "Internal Server Error"; case 502: return "Bad Gateway"; case 503: return "Service Unavailable";
 	case 504: return "Gateway Timeout";
@@ -563,6 +568,7 @@ static void send_buf(struct evhttp_request *req, int code, struct evbuffer *buf,
 		code = 200;
 	}
 	log_req(req, code, truncate ? "(truncated)" : NULL);
+	if (g_seen_cur >= 0) seen_status(g_seen_cur, code);
 	evhttp_send_reply(req, code, reason(code), code == 204 ? NULL : buf);
 	evbuffer_free(buf);
 }
@@ -1067,6 +1073,7 @@ typedef struct rq {
 	struct event *tev;
 	int hold;                /* held until /_ctl/release, then delay_ms */
 	long delay_ms;
+	long long seen;          /* its record in /_ctl/seen */
 	struct rq *hnext;        /* the list of held requests, oldest first */
 } rq_t;
 
@@ -1156,7 +1163,10 @@ static void rq_finish(rq_t *r)
 			if (json_is_string(v)) evhttp_add_header(h, name, json_string_value(v));
 		}
 	}
+	long long prev = g_seen_cur;
+	g_seen_cur = r->seen;
 	send_buf(req, code, out, r->truncate && !r->status);
+	g_seen_cur = prev;
 	if (c->inflight > 0) c->inflight--;
 	if (is_list && code == 200) {
 		c->list_gets++;
@@ -1242,6 +1252,7 @@ static void api_cb(struct evhttp_request *req, const char *path)
 	r->key = key;
 	r->m = method_of(req);
 	r->retry_after = -1;
+	r->seen = g_seen_cur;
 	if (r->m == M_PUT || r->m == M_POST || r->m == M_PATCH)
 		r->body = read_body(req, r->berr, sizeof r->berr);
 	coll_t *c = coll_get(coll);
@@ -1378,6 +1389,1012 @@ static const char *qparam(struct evhttp_request *req, const char *name, char *bu
 		evhttp_clear_headers(&q);
 	}
 	return res;
+}
+
+/* ------------------------------------- rate limits, blocks, what it saw */
+/* A server that meters its clients: sliding-window limits per path prefix (POST
+ * /_ctl/limit), one-shot blocks (POST /_ctl/block), and a bounded record of every request
+ * but the /_ctl/ ones (GET /_ctl/seen), from which a test computes the densest window and
+ * the requests that came while the client had been told to wait.  All times are
+ * monotonic milliseconds: the wall clock may jump, a test's windows must not. */
+
+#define LIMIT_MAX 16
+#define LIMIT_N_MAX 1000000L
+#define WINDOW_MS_MAX (31LL * 86400 * 1000)
+#define PREFIX_MAX 256
+#define BLOCK_MAX 1024
+#define PENDING_MAX 16
+#ifndef SEEN_MAX
+#define SEEN_MAX 200000        /* -DSEEN_MAX=5 to watch the ring turn */
+#endif
+#define SEEN_LIST_MAX 10000
+#define TOKEN_KEEP 128          /* bytes of a bearer token kept in the record */
+
+enum { RA_NONE, RA_SECONDS, RA_DATE, RA_FIXED };
+enum { RH_NONE, RH_IETF, RH_X, RH_X_EPOCH };
+
+typedef struct {
+	char prefix[PREFIX_MAX];
+	char name[64];          /* the policy's name in RateLimit/RateLimit-Policy */
+	long n;
+	long long window_ms;
+	int status;             /* 429 or 503 */
+	int ra;                 /* RA_* */
+	long ra_fixed;
+	int hdr;                /* RH_* */
+	long long *t;           /* accepted arrivals inside the window, oldest at off */
+	size_t off, len, cap;
+	long long accepted, rejected;
+} limit_t;
+
+typedef struct {
+	char prefix[PREFIX_MAX];
+	long long seconds;
+	int ra, status, enforce;
+	long long seq;          /* the request that got the 429 (-1: still pending) */
+	long long start, end;   /* monotonic ms */
+} block_t;
+
+typedef struct {
+	long long seq, t;
+	int m, status;          /* status 0: not answered yet */
+	char *path, *token;
+} seen_t;
+
+static limit_t *g_limits[LIMIT_MAX];
+static int g_nlimits;
+static block_t g_pending[PENDING_MAX];
+static int g_npending;
+static block_t g_blocks[BLOCK_MAX];     /* triggered blocks, oldest first */
+static int g_nblocks;
+static long long g_blocks_dropped;
+static seen_t *g_seen;                  /* ring of SEEN_MAX, indexed by seq % SEEN_MAX */
+static long long g_seen_next, g_seen_first;
+static long long g_seen_dropped;       /* records the ring overwrote since the last clear */
+static char g_protect[LIMIT_MAX][PREFIX_MAX];
+static int g_nprotect;
+
+static long long mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static long long ceil_s(long long ms)
+{
+	return ms <= 0 ? 0 : (ms + 999) / 1000;
+}
+
+static int has_prefix(const char *path, const char *prefix)
+{
+	return !strncmp(path, prefix, strlen(prefix));
+}
+
+/* An HTTP date delta_ms from now, rounded up to the next second: a client that obeys it
+ * waits at least delta_ms, whatever the Date header's truncation. */
+static void http_date_in(char *b, size_t len, long long delta_ms)
+{
+	struct timeval tv;
+	struct tm tm;
+	gettimeofday(&tv, NULL);
+	long long ms = (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000 + delta_ms;
+	time_t t = (time_t)((ms + 999) / 1000);
+	gmtime_r(&t, &tm);
+	strftime(b, len, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+static void set_header(struct evhttp_request *req, const char *name, const char *value)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evhttp_remove_header(h, name);
+	evhttp_add_header(h, name, value);
+}
+
+static void set_retry_after(struct evhttp_request *req, int ra, long fixed, long long delta_ms)
+{
+	char b[64];
+	if (ra == RA_NONE) return;
+	if (ra == RA_DATE) http_date_in(b, sizeof b, delta_ms);
+	else if (ra == RA_FIXED) snprintf(b, sizeof b, "%ld", fixed);
+	else snprintf(b, sizeof b, "%lld", ceil_s(delta_ms) > 0 ? ceil_s(delta_ms) : 1);
+	set_header(req, "Retry-After", b);
+}
+
+/* "seconds" | "http-date" | N (a fixed value, whatever the wait) | null. -1: bad. */
+static int parse_ra(json_t *v, long *fixed)
+{
+	long x;
+	if (!v || json_is_null(v)) return RA_NONE;
+	if (json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) <= 86400L * 366) {
+		*fixed = (long)json_integer_value(v);
+		return RA_FIXED;
+	}
+	if (!json_is_string(v)) return -1;
+	if (!strcmp(json_string_value(v), "seconds")) return RA_SECONDS;
+	if (!strcmp(json_string_value(v), "http-date")) return RA_DATE;
+	if (parse_long(json_string_value(v), &x) && x >= 0 && x <= 86400L * 366) {
+		*fixed = x;
+		return RA_FIXED;
+	}
+	return -1;
+}
+
+static const char *ra_name(int ra)
+{
+	return ra == RA_SECONDS ? "seconds" : ra == RA_DATE ? "http-date" : ra == RA_FIXED ? "fixed" : NULL;
+}
+
+static const char *rh_name(int rh)
+{
+	return rh == RH_IETF ? "ratelimit" : rh == RH_X ? "x-ratelimit" : rh == RH_X_EPOCH ? "x-ratelimit-epoch" : NULL;
+}
+
+/* A path prefix from a control body: "/..." shorter than PREFIX_MAX, no control bytes. */
+static const char *ctl_prefix(json_t *body)
+{
+	const char *p = jstr(body, "prefix", NULL);
+	if (!p || p[0] != '/' || strlen(p) >= PREFIX_MAX) return NULL;
+	for (const char *c = p; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f) return NULL;
+	return p;
+}
+
+/* Drop the arrivals that left the window. */
+static void limit_prune(limit_t *l, long long now)
+{
+	while (l->len && l->t[l->off] <= now - l->window_ms) { l->off++; l->len--; }
+	if (!l->len) l->off = 0;
+}
+
+static void limit_push(limit_t *l, long long now)
+{
+	if (l->off + l->len == l->cap) {
+		if (l->off) {
+			memmove(l->t, l->t + l->off, l->len * sizeof *l->t);
+			l->off = 0;
+		} else {
+			size_t nc = l->cap ? l->cap * 2 : 64;
+			if (nc > (size_t)l->n) nc = (size_t)l->n;
+			long long *nt = realloc(l->t, nc * sizeof *nt);
+			if (!nt) { perror("realloc"); exit(2); }
+			l->t = nt;
+			l->cap = nc;
+		}
+	}
+	l->t[l->off + l->len++] = now;
+}
+
+/* Milliseconds until the oldest arrival in the window leaves it (0: window empty). */
+static long long limit_reset_ms(const limit_t *l, long long now)
+{
+	return l->len ? l->t[l->off] + l->window_ms - now : 0;
+}
+
+static void limit_headers(struct evhttp_request *req, const limit_t *l, long long now)
+{
+	char b[PREFIX_MAX + 64];
+	long rem = l->n - (long)l->len;
+	long long reset = ceil_s(limit_reset_ms(l, now));
+	if (rem < 0) rem = 0;
+	if (l->hdr == RH_IETF) {
+		snprintf(b, sizeof b, "\"%s\";q=%ld;w=%lld", l->name, l->n, ceil_s(l->window_ms));
+		set_header(req, "RateLimit-Policy", b);
+		snprintf(b, sizeof b, "\"%s\";r=%ld;t=%lld", l->name, rem, reset);
+		set_header(req, "RateLimit", b);
+	} else if (l->hdr == RH_X || l->hdr == RH_X_EPOCH) {
+		snprintf(b, sizeof b, "%ld", l->n);
+		set_header(req, "X-RateLimit-Limit", b);
+		snprintf(b, sizeof b, "%ld", rem);
+		set_header(req, "X-RateLimit-Remaining", b);
+		snprintf(b, sizeof b, "%lld", l->hdr == RH_X ? reset : (long long)time(NULL) + reset);
+		set_header(req, "X-RateLimit-Reset", b);
+	}
+}
+
+static void limit_free(limit_t *l)
+{
+	if (l) free(l->t);
+	free(l);
+}
+
+static void limits_clear(void)
+{
+	for (int i = 0; i < g_nlimits; i++) limit_free(g_limits[i]);
+	g_nlimits = 0;
+	g_npending = 0;
+	for (int i = 0; i < g_nblocks; i++) g_blocks[i].enforce = 0;
+}
+
+static seen_t *seen_at(long long seq)
+{
+	if (!g_seen || seq < g_seen_first || seq >= g_seen_next) return NULL;
+	return &g_seen[seq % SEEN_MAX];
+}
+
+static void seen_clear(void)
+{
+	for (long long s = g_seen_first; s < g_seen_next; s++) {
+		seen_t *e = seen_at(s);
+		free(e->path); free(e->token);
+		e->path = e->token = NULL;
+	}
+	g_seen_first = g_seen_next;
+	g_seen_dropped = 0;
+	g_nblocks = 0;
+	g_blocks_dropped = 0;
+}
+
+/* The bearer token of a request (malloc'd, at most TOKEN_KEEP bytes), or NULL. */
+static char *bearer_of(struct evhttp_request *req)
+{
+	const char *a = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+	if (!a || strncasecmp(a, "Bearer ", 7)) return NULL;
+	a += 7;
+	while (*a == ' ') a++;
+	return *a ? strndup(a, TOKEN_KEEP) : NULL;
+}
+
+/* Record a request on arrival; the oldest record makes room once SEEN_MAX are kept. */
+static long long seen_add(struct evhttp_request *req, const char *path)
+{
+	if (!g_seen) g_seen = xcalloc(SEEN_MAX, sizeof *g_seen);
+	if (g_seen_next - g_seen_first == SEEN_MAX) {
+		seen_t *old = seen_at(g_seen_first);
+		g_seen_first++;
+		free(old->path); free(old->token);
+		old->path = old->token = NULL;
+		g_seen_dropped++;
+	}
+	seen_t *e = &g_seen[g_seen_next % SEEN_MAX];
+	e->seq = g_seen_next;
+	e->t = mono_ms();
+	e->m = method_of(req);
+	e->status = 0;
+	e->path = strndup(path, PREFIX_MAX);
+	e->token = bearer_of(req);
+	if (!e->path) { perror("strndup"); exit(2); }
+	return g_seen_next++;
+}
+
+static void seen_status(long long seq, int code)
+{
+	seen_t *e = seen_at(seq);
+	if (e && !e->status) e->status = code;
+}
+
+static void block_record(const block_t *b)
+{
+	if (g_nblocks == BLOCK_MAX) {
+		memmove(g_blocks, g_blocks + 1, (BLOCK_MAX - 1) * sizeof *g_blocks);
+		g_nblocks--;
+		g_blocks_dropped++;
+	}
+	g_blocks[g_nblocks++] = *b;
+}
+
+/* Answer a 429 (or the asked status) now, from a limit or a block, with its headers. */
+static void gate_refuse(struct evhttp_request *req, int status, const char *why)
+{
+	send_json(req, status, json_pack("{ss}", "error", why));
+}
+
+static int oauth_check_bearer(struct evhttp_request *req);
+
+/* Whether a request under a protected prefix, a block or a limit was answered here. */
+static int gate(struct evhttp_request *req, const char *path, long long seq)
+{
+	long long now = mono_ms();
+	int auth = 0;
+
+	for (int i = 0; i < g_nprotect; i++)
+		if (has_prefix(path, g_protect[i])) { auth = oauth_check_bearer(req); break; }
+	for (int i = 0; i < g_npending; i++) {
+		block_t *b = &g_pending[i];
+		if (!has_prefix(path, b->prefix)) continue;
+		b->seq = seq;
+		b->start = now;
+		b->end = now + b->seconds * 1000;
+		block_record(b);
+		set_retry_after(req, b->ra, (long)b->seconds, b->seconds * 1000);
+		int st = b->status;
+		memmove(b, b + 1, (size_t)(g_npending - i - 1) * sizeof *b);
+		g_npending--;
+		gate_refuse(req, st, "blocked");
+		return 1;
+	}
+	for (int i = g_nblocks - 1; i >= 0; i--) {
+		block_t *b = &g_blocks[i];
+		if (!b->enforce || now >= b->end || !has_prefix(path, b->prefix)) continue;
+		set_retry_after(req, b->ra, 0, b->end - now);
+		gate_refuse(req, b->status, "blocked");
+		return 1;
+	}
+	if (auth) {
+		set_header(req, "WWW-Authenticate", auth == 1 ? "Bearer realm=\"sampleapp\"" :
+		           "Bearer realm=\"sampleapp\", error=\"invalid_token\"");
+		send_json(req, 401, json_pack("{ss}", "error", auth == 1 ? "missing bearer token" : "invalid_token"));
+		return 1;
+	}
+	/* Every matching limit must have room; only then is the request counted in each. */
+	limit_t *full = NULL, *tight = NULL;
+	for (int i = 0; i < g_nlimits; i++) {
+		limit_t *l = g_limits[i];
+		if (!has_prefix(path, l->prefix)) continue;
+		limit_prune(l, now);
+		if (l->len >= (size_t)l->n &&
+		    (!full || limit_reset_ms(l, now) > limit_reset_ms(full, now)))
+			full = l;
+	}
+	if (full) {
+		full->rejected++;
+		limit_headers(req, full, now);
+		set_retry_after(req, full->ra, full->ra_fixed, limit_reset_ms(full, now));
+		gate_refuse(req, full->status, "rate limit exceeded");
+		return 1;
+	}
+	for (int i = 0; i < g_nlimits; i++) {
+		limit_t *l = g_limits[i];
+		if (!has_prefix(path, l->prefix)) continue;
+		limit_push(l, now);
+		l->accepted++;
+		if (l->hdr != RH_NONE && (!tight || l->n - (long)l->len < tight->n - (long)tight->len))
+			tight = l;
+	}
+	if (tight) limit_headers(req, tight, now);
+	return 0;
+}
+
+/* POST /_ctl/limit: add a limit (one of the same prefix and window is replaced). */
+static json_t *limit_add(json_t *body, int *code)
+{
+	const char *prefix = ctl_prefix(body);
+	long long n = jint(body, "rate", -1), w = jint(body, "window_ms", -1);
+	long fixed = 0;
+	int ra = parse_ra(json_object_get(body, "retry_after"), &fixed);
+	const char *hs = jstr(body, "headers", NULL), *name = jstr(body, "name", "default");
+	int hdr = !hs ? RH_NONE : !strcmp(hs, "ratelimit") ? RH_IETF : !strcmp(hs, "x-ratelimit") ? RH_X :
+	    !strcmp(hs, "x-ratelimit-epoch") ? RH_X_EPOCH : -1;
+	long long st = jint(body, "status", 429);
+
+	*code = 400;
+	if (!prefix) return err_json("prefix: a path starting with / (under %d bytes)", PREFIX_MAX);
+	if (n < 1 || n > LIMIT_N_MAX) return err_json("rate: 1..%ld", LIMIT_N_MAX);
+	if (w < 1 || w > WINDOW_MS_MAX) return err_json("window_ms: 1..%lld", WINDOW_MS_MAX);
+	if (ra < 0) return err_json("retry_after: \"seconds\", \"http-date\", a number of seconds or null");
+	if (hdr < 0 || (json_object_get(body, "headers") && !json_is_null(json_object_get(body, "headers")) && !hs))
+		return err_json("headers: \"ratelimit\", \"x-ratelimit\", \"x-ratelimit-epoch\" or null");
+	if (st != 429 && st != 503) return err_json("status: 429 or 503");
+	if (strlen(name) >= sizeof g_limits[0]->name || strpbrk(name, "\"\\\r\n"))
+		return err_json("name: under 64 bytes, no quote, backslash or line break");
+	int i;
+	for (i = 0; i < g_nlimits; i++)
+		if (!strcmp(g_limits[i]->prefix, prefix) && g_limits[i]->window_ms == w) break;
+	if (i == LIMIT_MAX) return err_json("at most %d limits", LIMIT_MAX);
+	limit_t *l = xcalloc(1, sizeof *l);
+	snprintf(l->prefix, sizeof l->prefix, "%s", prefix);
+	snprintf(l->name, sizeof l->name, "%s", name);
+	l->n = (long)n;
+	l->window_ms = w;
+	l->status = (int)st;
+	l->ra = ra;
+	l->ra_fixed = fixed;
+	l->hdr = hdr;
+	if (i < g_nlimits) limit_free(g_limits[i]);
+	else g_nlimits++;
+	g_limits[i] = l;
+	*code = 200;
+	return json_pack("{sbsi}", "ok", 1, "limits", g_nlimits);
+}
+
+static json_t *limit_list(void)
+{
+	long long now = mono_ms();
+	json_t *a = json_array(), *p = json_array();
+	for (int i = 0; i < g_nlimits; i++) {
+		limit_t *l = g_limits[i];
+		limit_prune(l, now);
+		json_t *o = json_pack("{sssssIsIsIsIsIsi}", "prefix", l->prefix, "name", l->name,
+		                      "rate", (json_int_t)l->n, "window_ms", (json_int_t)l->window_ms,
+		                      "in_window", (json_int_t)l->len, "accepted", (json_int_t)l->accepted,
+		                      "rejected", (json_int_t)l->rejected, "status", l->status);
+		json_object_set_new(o, "retry_after", ra_name(l->ra) ? json_string(ra_name(l->ra)) : json_null());
+		json_object_set_new(o, "headers", rh_name(l->hdr) ? json_string(rh_name(l->hdr)) : json_null());
+		json_array_append_new(a, o);
+	}
+	for (int i = 0; i < g_npending; i++)
+		json_array_append_new(p, json_pack("{sssI}", "prefix", g_pending[i].prefix,
+		                      "seconds", (json_int_t)g_pending[i].seconds));
+	return json_pack("{soso}", "limits", a, "blocks_pending", p);
+}
+
+/* POST /_ctl/block: the next request under prefix gets one 429 and a wait of S seconds. */
+static json_t *block_add(json_t *body, int *code)
+{
+	const char *prefix = ctl_prefix(body);
+	long long s = jint(body, "seconds", -1), st = jint(body, "status", 429);
+	long fixed = 0;
+	json_t *rv = json_object_get(body, "retry_after");
+	int ra = rv ? parse_ra(rv, &fixed) : RA_SECONDS;
+
+	*code = 400;
+	if (!prefix) return err_json("prefix: a path starting with / (under %d bytes)", PREFIX_MAX);
+	if (s < 1 || s > 86400) return err_json("seconds: 1..86400");
+	if (ra == RA_FIXED) ra = RA_SECONDS;	/* the wait is "seconds" itself */
+	if (ra < 0) return err_json("retry_after: \"seconds\", \"http-date\" or null");
+	if (st != 429 && st != 503) return err_json("status: 429 or 503");
+	if (g_npending == PENDING_MAX) return err_json("at most %d blocks pending", PENDING_MAX);
+	block_t *b = &g_pending[g_npending++];
+	memset(b, 0, sizeof *b);
+	snprintf(b->prefix, sizeof b->prefix, "%s", prefix);
+	b->seconds = s;
+	b->ra = ra;
+	b->status = (int)st;
+	b->enforce = jbool(body, "enforce", 0);
+	b->seq = -1;
+	*code = 200;
+	return json_pack("{sbsi}", "ok", 1, "pending", g_npending);
+}
+
+/* The densest window: the most arrivals t[j] with t[j] - t[i] < w, t sorted. */
+static long max_in_window(const long long *t, size_t n, long long w, long long *at)
+{
+	long best = 0;
+	size_t i = 0;
+	for (size_t j = 0; j < n; j++) {
+		while (t[j] - t[i] >= w) i++;
+		if ((long)(j - i + 1) > best) { best = (long)(j - i + 1); *at = t[i]; }
+	}
+	return best;
+}
+
+/* The block interval an entry arrived in (after the request that got the 429), or NULL. */
+static const block_t *in_block(const seen_t *e)
+{
+	for (int b = 0; b < g_nblocks; b++) {
+		const block_t *k = &g_blocks[b];
+		if (e->seq > k->seq && e->t < k->end && has_prefix(e->path, k->prefix)) return k;
+	}
+	return NULL;
+}
+
+static json_t *seen_entry(const seen_t *e)
+{
+	return json_pack("{sIsIsssssoso}", "seq", (json_int_t)e->seq, "t", (json_int_t)e->t,
+	                 "method", mnames[e->m], "path", e->path,
+	                 "token", e->token ? json_string(e->token) : json_null(),
+	                 "status", e->status ? json_integer(e->status) : json_null());
+}
+
+/* GET /_ctl/seen?prefix=&window_ms=&grace_ms=&method=&list= */
+static json_t *seen_query(struct evhttp_request *req, int *code)
+{
+	char pb[PREFIX_MAX], wb[32], gb[32], mb[16], lb[32];
+	const char *prefix = qparam(req, "prefix", pb, sizeof pb);
+	const char *ws = qparam(req, "window_ms", wb, sizeof wb), *gs = qparam(req, "grace_ms", gb, sizeof gb);
+	const char *method = qparam(req, "method", mb, sizeof mb), *ls = qparam(req, "list", lb, sizeof lb);
+	long w = 1000, grace = 0, list = 0;
+
+	if ((ws && (!parse_long(ws, &w) || w < 1 || w > WINDOW_MS_MAX)) ||
+	    (gs && (!parse_long(gs, &grace) || grace < 0)) ||
+	    (ls && (!parse_long(ls, &list) || list < 0 || list > SEEN_LIST_MAX))) {
+		*code = 400;
+		return err_json("window_ms 1..%lld, grace_ms >= 0, list 0..%d", WINDOW_MS_MAX, SEEN_LIST_MAX);
+	}
+	if (!prefix) prefix = "";
+	size_t n = 0;
+	long long *t = xcalloc((size_t)(g_seen_next - g_seen_first), sizeof *t), at = 0;
+	long after = 0, ingrace = 0, tokens = 0;
+	json_t *st = json_object(), *entries = json_array();
+	for (long long s = g_seen_first; s < g_seen_next; s++) {
+		const seen_t *e = seen_at(s);
+		if (!has_prefix(e->path, prefix) || (method && strcasecmp(method, mnames[e->m]))) continue;
+		t[n++] = e->t;
+		if (e->token) tokens++;
+		const block_t *b = in_block(e);
+		if (b && e->t < b->start + grace) ingrace++;
+		else if (b) after++;
+		char sk[16];
+		snprintf(sk, sizeof sk, "%d", e->status);
+		count_key(st, sk);
+	}
+	/* the last `list` matching entries, oldest first */
+	for (long long s = g_seen_next - 1, k = 0; s >= g_seen_first && k < list; s--) {
+		const seen_t *e = seen_at(s);
+		if (!has_prefix(e->path, prefix) || (method && strcasecmp(method, mnames[e->m]))) continue;
+		json_array_insert_new(entries, 0, seen_entry(e));
+		k++;
+	}
+	long m = max_in_window(t, n, w, &at);
+	free(t);
+	json_t *blocks = json_array();
+	for (int b = 0; b < g_nblocks; b++)
+		json_array_append_new(blocks, json_pack("{sssIsI}", "prefix", g_blocks[b].prefix,
+		                      "start", (json_int_t)g_blocks[b].start, "end", (json_int_t)g_blocks[b].end));
+	json_t *res = json_pack("{sIsIsIsIsIsIsIsosIsosIsI}", "requests", (json_int_t)n,
+	                        "max_in_window", (json_int_t)m, "window_ms", (json_int_t)w,
+	                        "max_window_start", (json_int_t)at, "after_block", (json_int_t)after,
+	                        "in_grace", (json_int_t)ingrace, "with_token", (json_int_t)tokens,
+	                        "statuses", st, "dropped", (json_int_t)g_seen_dropped,
+	                        "blocks", blocks, "blocks_dropped", (json_int_t)g_blocks_dropped,
+	                        "now", (json_int_t)mono_ms());
+	if (list) json_object_set_new(res, "entries", entries);
+	else json_decref(entries);
+	return res;
+}
+
+/* ------------------------------------------------- OAuth2 token endpoint */
+/* POST /oauth/token (RFC 6749 §4.4, §6): client credentials and refresh grants, client
+ * authentication by HTTP Basic or in the body, rotating refresh tokens with reuse
+ * detection, and bearer tokens checked on protected prefixes (RFC 6750).  Tokens live in
+ * two jansson objects used as hash tables; both are bounded. */
+
+#define TOKENS_MAX 100000
+#define FORM_MAX 8192
+#define FORM_PARAMS_MAX 32
+#define OAUTH_TIMES_MAX 10000
+enum { RT_LIVE = 1, RT_USED, RT_REVOKED };
+enum { AUTH_OK, AUTH_MISSING, AUTH_INVALID };
+
+static struct oauth {
+	char *client_id, *client_secret, *scope;
+	long long expires_in, valid_ms;         /* valid_ms 0: expires_in seconds */
+	int rotate, reuse_revokes;
+	char fail[32];                          /* "", "invalid_grant", "invalid_client" */
+	long long fail_times, delay_ms;
+	json_t *access;                         /* token -> expiry (monotonic ms) */
+	json_t *refresh;                        /* token -> RT_* */
+	json_t *times;                          /* [{"t","grant","status"}] */
+	json_t *last;                           /* the last token request's parameters, no secret */
+	unsigned long long serial, rnd;
+	long long cc, rt, other, refreshes, reused, unknown_refresh, bad_client, basic, body,
+	    issued, expired_used, unknown, missing, authorized;
+} g_oa;
+
+static void oauth_free(void)
+{
+	free(g_oa.client_id); free(g_oa.client_secret); free(g_oa.scope);
+	json_decref(g_oa.access); json_decref(g_oa.refresh); json_decref(g_oa.times); json_decref(g_oa.last);
+}
+
+/* Back to the defaults: no token, no counter, client "sampleapp" / "sampleapp-secret". */
+static void oauth_reset(void)
+{
+	oauth_free();
+	unsigned long long serial = g_oa.serial;
+	memset(&g_oa, 0, sizeof g_oa);
+	g_oa.serial = serial;	/* a token from before a reset stays unknown after it */
+	g_oa.client_id = xstrdup("sampleapp");
+	g_oa.client_secret = xstrdup("sampleapp-secret");
+	g_oa.expires_in = 3600;
+	g_oa.rotate = 1;
+	g_oa.fail_times = -1;
+	g_oa.access = json_object();
+	g_oa.refresh = json_object();
+	g_oa.times = json_array();
+	g_oa.rnd = ((unsigned long long)time(NULL) << 20) ^ (unsigned long long)getpid() ^ 0x9e3779b97f4a7c15ULL;
+}
+
+/* A fresh token: a prefix, a serial and 64 random bits (not secret: this is a test tool). */
+static char *oauth_token(const char *kind)
+{
+	char b[64];
+	g_oa.rnd ^= g_oa.rnd << 13; g_oa.rnd ^= g_oa.rnd >> 7; g_oa.rnd ^= g_oa.rnd << 17;
+	snprintf(b, sizeof b, "%s-%llu-%016llx", kind, ++g_oa.serial, g_oa.rnd);
+	return xstrdup(b);
+}
+
+static long long oauth_valid_ms(void)
+{
+	return g_oa.valid_ms > 0 ? g_oa.valid_ms : g_oa.expires_in * 1000;
+}
+
+/* AUTH_OK, AUTH_MISSING or AUTH_INVALID (unknown or expired) for a protected request. */
+static int oauth_check_bearer(struct evhttp_request *req)
+{
+	char *tok = bearer_of(req);
+	if (!g_oa.access) oauth_reset();
+	if (!tok) { g_oa.missing++; return AUTH_MISSING; }
+	json_t *exp = json_object_get(g_oa.access, tok);
+	free(tok);
+	if (!exp) { g_oa.unknown++; return AUTH_INVALID; }
+	if (json_integer_value(exp) <= mono_ms()) { g_oa.expired_used++; return AUTH_INVALID; }
+	g_oa.authorized++;
+	return AUTH_OK;
+}
+
+static int hexval(int c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
+	    c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* Decode one form-encoded name or value (RFC 6749 appendix B): '+' a space, %XX a byte.
+ * A bad escape, a NUL or bytes that are not UTF-8 are refused (NULL). */
+static json_t *form_value(const char *s, size_t n)
+{
+	char *o = xmalloc(n + 1);
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '+') o[k++] = ' ';
+		else if (s[i] != '%') o[k++] = s[i];
+		else if (i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+			o[k++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+			i += 2;
+		} else { free(o); return NULL; }
+		if (!o[k - 1]) { free(o); return NULL; }
+	}
+	json_t *v = json_stringn(o, k);
+	free(o);
+	return v;
+}
+
+/* Parse a form body into name -> value; a repeated name is refused (RFC 6749 §3.2). */
+static json_t *form_parse(const char *s, size_t n, char *err, size_t errlen)
+{
+	json_t *f = json_object();
+	size_t i = 0;
+	int count = 0;
+	while (i < n) {
+		size_t e = i;
+		while (e < n && s[e] != '&') e++;
+		if (e > i) {
+			const char *eq = memchr(s + i, '=', e - i);
+			size_t nl = eq ? (size_t)(eq - (s + i)) : e - i;
+			json_t *name = form_value(s + i, nl);
+			json_t *val = form_value(eq ? eq + 1 : s + e, eq ? (size_t)(s + e - eq - 1) : 0);
+			const char *why = !name || !val ? "bad form encoding" :
+			    json_object_get(f, json_string_value(name)) ? "a parameter appears twice" :
+			    ++count > FORM_PARAMS_MAX ? "too many parameters" : NULL;
+			if (!why) json_object_set(f, json_string_value(name), val);
+			json_decref(name); json_decref(val);
+			if (why) { snprintf(err, errlen, "%s", why); json_decref(f); return NULL; }
+		}
+		i = e + 1;
+	}
+	return f;
+}
+
+/* Strict base64 (RFC 4648, padded): the decoded bytes, NUL-terminated, or NULL. */
+static char *b64_decode(const char *s)
+{
+	static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t n = strlen(s), k = 0;
+	if (n % 4 || n > 4096) return NULL;
+	char *o = xmalloc(n / 4 * 3 + 1);
+	for (size_t i = 0; i < n; i += 4) {
+		int v[4];
+		for (int j = 0; j < 4; j++) {
+			const char *p = s[i + j] ? strchr(al, s[i + j]) : NULL;
+			v[j] = p ? (int)(p - al) : s[i + j] == '=' && i + 4 == n && j >= 2 ? -2 : -1;
+			if (v[j] == -1 || (j == 3 && v[2] == -2 && v[3] != -2)) { free(o); return NULL; }
+		}
+		o[k++] = (char)(v[0] << 2 | v[1] >> 4);
+		if (v[2] >= 0) o[k++] = (char)((v[1] & 15) << 4 | v[2] >> 2);
+		if (v[3] >= 0) o[k++] = (char)((v[2] & 3) << 6 | v[3]);
+	}
+	o[k] = '\0';
+	if (strlen(o) != k) { free(o); return NULL; }
+	return o;
+}
+
+/* The client of a token request: NULL when it authenticated, else the error to answer
+ * (*status 400 or 401). */
+static const char *oauth_client(const char *authz, json_t *form, int *status)
+{
+	const char *bid = jstr(form, "client_id", NULL), *bsec = jstr(form, "client_secret", NULL);
+	json_t *id = NULL, *sec = NULL;
+	*status = 401;
+	if (authz) {
+		if (strncasecmp(authz, "Basic ", 6)) return "invalid_client";
+		if (bsec) { *status = 400; return "invalid_request"; }	/* two methods at once */
+		char *d = b64_decode(authz + 6), *colon = d ? strchr(d, ':') : NULL;
+		if (colon) {
+			id = form_value(d, (size_t)(colon - d));
+			sec = form_value(colon + 1, strlen(colon + 1));
+		}
+		free(d);
+		g_oa.basic++;
+	} else if (bid && bsec) {
+		id = json_string(bid);
+		sec = json_string(bsec);
+		g_oa.body++;
+	}
+	int ok = id && sec && !strcmp(json_string_value(id), g_oa.client_id) &&
+	    !strcmp(json_string_value(sec), g_oa.client_secret) &&
+	    (!bid || !strcmp(bid, g_oa.client_id));
+	json_decref(id); json_decref(sec);
+	if (!ok) { g_oa.bad_client++; return "invalid_client"; }
+	return NULL;
+}
+
+/* Issue an access token (and a refresh token when rt_new): the RFC 6749 §5.1 answer. */
+static json_t *oauth_issue(json_t *form, int rt_new)
+{
+	if (json_object_size(g_oa.access) >= TOKENS_MAX) {
+		long long now = mono_ms();
+		const char *k;
+		json_t *v, *tmp;
+		json_object_foreach_safe(g_oa.access, tmp, k, v)
+			if (json_integer_value(v) <= now) json_object_del(g_oa.access, k);
+		if (json_object_size(g_oa.access) >= TOKENS_MAX) return NULL;
+	}
+	if (rt_new && json_object_size(g_oa.refresh) >= TOKENS_MAX) return NULL;
+	char *at = oauth_token("at");
+	json_object_set_new(g_oa.access, at, json_integer(mono_ms() + oauth_valid_ms()));
+	json_t *res = json_pack("{sssssI}", "access_token", at, "token_type", "Bearer",
+	                        "expires_in", (json_int_t)g_oa.expires_in);
+	free(at);
+	if (rt_new) {
+		char *rt = oauth_token("rt");
+		json_object_set_new(g_oa.refresh, rt, json_integer(RT_LIVE));
+		json_object_set_new(res, "refresh_token", json_string(rt));
+		free(rt);
+	}
+	const char *scope = jstr(form, "scope", g_oa.scope);
+	if (scope) json_object_set_new(res, "scope", json_string(scope));
+	g_oa.issued++;
+	return res;
+}
+
+/* The refresh grant: a live token is spent (rotation) or kept; a spent one is reuse. */
+static json_t *oauth_refresh(json_t *form, const char **err)
+{
+	const char *rt = jstr(form, "refresh_token", NULL);
+	json_t *st = rt ? json_object_get(g_oa.refresh, rt) : NULL;
+	if (!rt) { *err = "invalid_request"; return NULL; }
+	if (!st) { g_oa.unknown_refresh++; *err = "invalid_grant"; return NULL; }
+	if (json_integer_value(st) == RT_USED) {
+		g_oa.reused++;
+		if (g_oa.reuse_revokes) {
+			const char *k;
+			json_t *v;
+			json_object_foreach(g_oa.refresh, k, v)
+				if (json_integer_value(v) == RT_LIVE) json_integer_set(v, RT_REVOKED);
+		}
+		*err = "invalid_grant";
+		return NULL;
+	}
+	if (json_integer_value(st) != RT_LIVE) { *err = "invalid_grant"; return NULL; }
+	json_t *res = oauth_issue(form, g_oa.rotate);
+	if (!res) { *err = "temporarily_unavailable"; return NULL; }
+	if (g_oa.rotate) json_integer_set(st, RT_USED);
+	g_oa.refreshes++;
+	return res;
+}
+
+/* One token request; returns its status, *res the JSON answer. */
+static int oauth_handle(const char *body, size_t len, const char *ctype, const char *authz,
+                        json_t **res, int *basic_challenge)
+{
+	char err[64] = "";
+	const char *e = NULL, *grant = NULL;
+	int status = 400;
+	json_t *form = NULL, *ok = NULL;
+
+	*basic_challenge = authz != NULL;
+	if (!ctype || strncasecmp(ctype, "application/x-www-form-urlencoded", 33) ||
+	    (ctype[33] && ctype[33] != ';' && ctype[33] != ' '))
+		snprintf(err, sizeof err, "Content-Type must be application/x-www-form-urlencoded");
+	else if (len > FORM_MAX)
+		snprintf(err, sizeof err, "body over %d bytes", FORM_MAX);
+	else if (memchr(body, '\0', len))
+		snprintf(err, sizeof err, "a NUL byte in the body");
+	else
+		form = form_parse(body, len, err, sizeof err);
+	grant = form ? jstr(form, "grant_type", NULL) : NULL;
+	const char *kind = grant && !strcmp(grant, "client_credentials") ? "client_credentials" :
+	    grant && !strcmp(grant, "refresh_token") ? "refresh_token" : "other";
+	if (!strcmp(kind, "client_credentials")) g_oa.cc++;
+	else if (!strcmp(kind, "refresh_token")) g_oa.rt++;
+	else g_oa.other++;
+	if (form) {
+		json_decref(g_oa.last);
+		g_oa.last = json_deep_copy(form);
+		json_object_del(g_oa.last, "client_secret");
+		json_object_del(g_oa.last, "refresh_token");
+		json_object_set_new(g_oa.last, "client_auth", json_string(authz ? "basic" : "body"));
+	}
+	if (!form) e = "invalid_request";
+	else if (!grant) { e = "invalid_request"; snprintf(err, sizeof err, "grant_type missing"); }
+	else if (g_oa.fail[0] && g_oa.fail_times != 0) {
+		if (g_oa.fail_times > 0) g_oa.fail_times--;
+		e = g_oa.fail;
+		status = strcmp(e, "invalid_client") ? 400 : 401;
+	} else if ((e = oauth_client(authz, form, &status)) != NULL)
+		;
+	else if (!strcmp(grant, "client_credentials")) {
+		if (!(ok = oauth_issue(form, 0))) e = "temporarily_unavailable";
+	} else if (!strcmp(grant, "refresh_token"))
+		ok = oauth_refresh(form, &e);
+	else e = "unsupported_grant_type";
+	if (e && strcmp(e, "invalid_client")) status = 400;
+	if (e && !strcmp(e, "temporarily_unavailable")) status = 503;
+	json_decref(form);	/* grant is gone with it */
+	if (json_array_size(g_oa.times) < OAUTH_TIMES_MAX)
+		json_array_append_new(g_oa.times, json_pack("{sIsssi}", "t", (json_int_t)mono_ms(),
+		                      "grant", kind, "status", ok ? 200 : status));
+	if (ok) { *res = ok; return 200; }
+	*res = json_pack("{ss}", "error", e);
+	if (err[0]) json_object_set_new(*res, "error_description", json_string(err));
+	return status;
+}
+
+typedef struct {
+	struct evhttp_request *req;
+	long long seq;
+	char *body, *ctype, *authz;
+	size_t len;
+	struct event *ev;
+} otreq_t;
+
+static void oauth_answer(otreq_t *o)
+{
+	json_t *res;
+	int basic;
+	if (!g_oa.access) oauth_reset();
+	int code = oauth_handle(o->body, o->len, o->ctype, o->authz, &res, &basic);
+	if (code == 401 && basic) set_header(o->req, "WWW-Authenticate", "Basic realm=\"sampleapp\"");
+	set_header(o->req, "Cache-Control", "no-store");
+	set_header(o->req, "Pragma", "no-cache");
+	long long prev = g_seen_cur;
+	g_seen_cur = o->seq;
+	send_json(o->req, code, res);
+	g_seen_cur = prev;
+	if (o->ev) event_free(o->ev);
+	free(o->body); free(o->ctype); free(o->authz);
+	free(o);
+}
+
+static void oauth_timer(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd; (void)ev;
+	oauth_answer(arg);
+}
+
+/* POST /oauth/token: answered now, or after delay_ms on an evtimer (a slow server). */
+static void oauth_cb(struct evhttp_request *req, long long seq)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	const char *ct = evhttp_find_header(h, "Content-Type"), *az = evhttp_find_header(h, "Authorization");
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+		set_header(req, "Allow", "POST");
+		send_json(req, 405, json_pack("{ssss}", "error", "invalid_request", "error_description", "POST only"));
+		return;
+	}
+	otreq_t *o = xcalloc(1, sizeof *o);
+	o->req = req;
+	o->seq = seq;
+	o->len = evbuffer_get_length(in);
+	if (o->len > FORM_MAX) o->len = FORM_MAX + 1;	/* refused as too big; no need to copy it */
+	o->body = xmalloc(o->len + 1);
+	evbuffer_copyout(in, o->body, o->len);
+	o->body[o->len] = '\0';
+	o->ctype = ct ? xstrdup(ct) : NULL;
+	o->authz = az ? xstrdup(az) : NULL;
+	if (!g_oa.access) oauth_reset();
+	if (g_oa.delay_ms > 0) {
+		struct timeval tv = { g_oa.delay_ms / 1000, (g_oa.delay_ms % 1000) * 1000 };
+		o->ev = evtimer_new(base, oauth_timer, o);
+		evtimer_add(o->ev, &tv);
+		return;
+	}
+	oauth_answer(o);
+}
+
+static void set_str(char **dst, json_t *v)
+{
+	free(*dst);
+	*dst = json_is_string(v) ? xstrdup(json_string_value(v)) : NULL;
+}
+
+/* POST /_ctl/oauth: the server's settings; fields left out keep their value. */
+static json_t *oauth_conf(json_t *body, int *code)
+{
+	json_t *v;
+	*code = 400;
+	if (!json_is_object(body)) return err_json("POST a JSON object");
+	if (!g_oa.access) oauth_reset();
+	if ((v = json_object_get(body, "fail")) && !json_is_null(v) &&
+	    (!json_is_string(v) || (strcmp(json_string_value(v), "invalid_grant") &&
+	    strcmp(json_string_value(v), "invalid_client"))))
+		return err_json("fail: \"invalid_grant\", \"invalid_client\" or null");
+	long long ei = jint(body, "expires_in", g_oa.expires_in), vm = jint(body, "valid_ms", g_oa.valid_ms),
+	    dm = jint(body, "delay_ms", g_oa.delay_ms);
+	if (ei < 1 || ei > 86400LL * 366 || vm < 0 || vm > WINDOW_MS_MAX || dm < 0 || dm > 60000)
+		return err_json("expires_in 1..31622400, valid_ms 0..%lld, delay_ms 0..60000", WINDOW_MS_MAX);
+	static const char *const strs[] = { "client_id", "client_secret", "refresh_token" };
+	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+		if ((v = json_object_get(body, strs[i])) && (!json_is_string(v) || !json_string_length(v) ||
+		    json_string_length(v) > 1024))
+			return err_json("%s: a string of 1..1024 bytes", strs[i]);
+	if (json_object_get(body, "refresh_token") && json_object_size(g_oa.refresh) >= TOKENS_MAX)
+		return err_json("too many refresh tokens");
+	if ((v = json_object_get(body, "client_id"))) set_str(&g_oa.client_id, v);
+	if ((v = json_object_get(body, "client_secret"))) set_str(&g_oa.client_secret, v);
+	if ((v = json_object_get(body, "scope"))) set_str(&g_oa.scope, v);
+	if ((v = json_object_get(body, "refresh_token")))
+		json_object_set_new(g_oa.refresh, json_string_value(v), json_integer(RT_LIVE));
+	if ((v = json_object_get(body, "fail"))) {
+		snprintf(g_oa.fail, sizeof g_oa.fail, "%s", json_is_string(v) ? json_string_value(v) : "");
+		g_oa.fail_times = jint(body, "fail_times", -1);
+	}
+	g_oa.expires_in = ei;
+	g_oa.valid_ms = vm;
+	g_oa.delay_ms = dm;
+	g_oa.rotate = jbool(body, "rotate", g_oa.rotate);
+	g_oa.reuse_revokes = jbool(body, "reuse_revokes", g_oa.reuse_revokes);
+	if (jbool(body, "revoke_access", 0)) {
+		const char *k;
+		json_t *x;
+		long long now = mono_ms();
+		json_object_foreach(g_oa.access, k, x) json_integer_set(x, now);
+	}
+	*code = 200;
+	return json_pack("{sbsssIsIsbsbsosIsI}", "ok", 1, "client_id", g_oa.client_id,
+	                 "expires_in", (json_int_t)g_oa.expires_in, "valid_ms", (json_int_t)oauth_valid_ms(),
+	                 "rotate", g_oa.rotate, "reuse_revokes", g_oa.reuse_revokes,
+	                 "fail", g_oa.fail[0] ? json_string(g_oa.fail) : json_null(),
+	                 "fail_times", (json_int_t)g_oa.fail_times, "delay_ms", (json_int_t)g_oa.delay_ms);
+}
+
+/* GET /_ctl/oauth: what the token endpoint and the protected prefixes saw. */
+static json_t *oauth_stats(void)
+{
+	long long now = mono_ms();
+	long valid = 0, live = 0;
+	const char *k;
+	json_t *v;
+	if (!g_oa.access) oauth_reset();
+	json_object_foreach(g_oa.access, k, v) if (json_integer_value(v) > now) valid++;
+	json_object_foreach(g_oa.refresh, k, v) if (json_integer_value(v) == RT_LIVE) live++;
+	json_t *res = json_pack("{s{sIsIsIsI}sOsIsIsIsIsIsIsIsIsIs{sIsI}sIsisisI}",
+	    "token_requests", "client_credentials", (json_int_t)g_oa.cc, "refresh_token", (json_int_t)g_oa.rt,
+	    "other", (json_int_t)g_oa.other, "total", (json_int_t)(g_oa.cc + g_oa.rt + g_oa.other),
+	    "times", g_oa.times, "issued", (json_int_t)g_oa.issued, "refreshes", (json_int_t)g_oa.refreshes,
+	    "reused", (json_int_t)g_oa.reused, "unknown_refresh", (json_int_t)g_oa.unknown_refresh,
+	    "bad_client", (json_int_t)g_oa.bad_client, "expired_used", (json_int_t)g_oa.expired_used,
+	    "unknown", (json_int_t)g_oa.unknown, "missing", (json_int_t)g_oa.missing,
+	    "authorized", (json_int_t)g_oa.authorized,
+	    "client_auth", "basic", (json_int_t)g_oa.basic, "body", (json_int_t)g_oa.body,
+	    "valid_tokens", (json_int_t)valid, "live_refresh_tokens", live,
+	    "protected", g_nprotect, "now", (json_int_t)now);
+	json_object_set_new(res, "last", g_oa.last ? json_incref(g_oa.last) : json_null());
+	return res;
+}
+
+/* POST /_ctl/protect {"prefix":"/api/"}: requests under it need a bearer token. */
+static json_t *protect_add(json_t *body, int *code)
+{
+	const char *p = ctl_prefix(body);
+	*code = 400;
+	if (!p) return err_json("prefix: a path starting with / (under %d bytes)", PREFIX_MAX);
+	int i;
+	for (i = 0; i < g_nprotect && strcmp(g_protect[i], p); i++)
+		;
+	if (i == LIMIT_MAX) return err_json("at most %d protected prefixes", LIMIT_MAX);
+	if (i == g_nprotect) snprintf(g_protect[g_nprotect++], PREFIX_MAX, "%s", p);
+	*code = 200;
+	return json_pack("{sbsi}", "ok", 1, "protected", g_nprotect);
+}
+
+/* The control endpoints of this section, or NULL when `what` is none of them. */
+static json_t *gate_ctl(struct evhttp_request *req, const char *what, int m, json_t *body, int *code)
+{
+	*code = 200;
+	if (!strcmp(what, "limit") && m == M_POST) return limit_add(body, code);
+	if (!strcmp(what, "limit") && m == M_GET) return limit_list();
+	if (!strcmp(what, "limit") && m == M_DELETE) { limits_clear(); return json_pack("{sb}", "ok", 1); }
+	if (!strcmp(what, "block") && m == M_POST) return block_add(body, code);
+	if (!strcmp(what, "seen") && m == M_GET) return seen_query(req, code);
+	if (!strcmp(what, "seen") && m == M_DELETE) { seen_clear(); return json_pack("{sb}", "ok", 1); }
+	if (!strcmp(what, "oauth") && m == M_POST) return oauth_conf(body, code);
+	if (!strcmp(what, "oauth") && m == M_GET) return oauth_stats();
+	if (!strcmp(what, "oauth") && m == M_DELETE) { oauth_reset(); return json_pack("{sb}", "ok", 1); }
+	if (!strcmp(what, "protect") && m == M_POST) return protect_add(body, code);
+	if (!strcmp(what, "protect") && m == M_DELETE) { g_nprotect = 0; return json_pack("{sb}", "ok", 1); }
+	return NULL;
 }
 
 static void ctl_cb(struct evhttp_request *req, const char *what)
@@ -1612,8 +2629,13 @@ static void ctl_cb(struct evhttp_request *req, const char *what)
 	} else if (!strcmp(what, "date") && m == M_DELETE) {
 		g_date[0] = '\0';
 		res = json_pack("{sb}", "ok", 1);
+	} else if ((res = gate_ctl(req, what, m, body, &code)) != NULL) {
+		;
 	} else if (!strcmp(what, "reset") && m == M_POST) {
 		g_date[0] = '\0';
+		limits_clear();
+		g_nprotect = 0;
+		oauth_reset();
 		json_decref(g_wlog);
 		g_wlog = NULL;
 		while (colls) { coll_t *n = colls->next; coll_free(colls); colls = n; }
@@ -1643,11 +2665,19 @@ static void gen_cb(struct evhttp_request *req, void *arg)
 	}
 	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
 	if (!path) path = "/";
-	if (strncmp(path, "/_ctl/", 6)) reqlog_add(req);
-	if (!strncmp(path, "/api/", 5)) api_cb(req, path + 5);
-	else if (!strncmp(path, "/_ctl/", 6)) ctl_cb(req, path + 6);
+	if (!strncmp(path, "/_ctl/", 6)) {
+		ctl_cb(req, path + 6);
+		return;
+	}
+	reqlog_add(req);
+	g_seen_cur = seen_add(req, path);
+	if (gate(req, path, g_seen_cur))
+		;
+	else if (!strncmp(path, "/api/", 5)) api_cb(req, path + 5);
+	else if (!strcmp(path, "/oauth/token")) oauth_cb(req, g_seen_cur);
 	else if (!strcmp(path, "/healthz")) send_json(req, 200, json_pack("{sb}", "ok", 1));
 	else send_json(req, 404, err_json("no such path"));
+	g_seen_cur = -1;
 }
 
 static void sig_cb(evutil_socket_t fd, short ev, void *arg)
@@ -1714,6 +2744,12 @@ int main(int argc, char **argv)
 	evhttp_free(http);
 	while (colls) { coll_t *n = colls->next; coll_free(colls); colls = n; }
 	while (faults) { fault_t *n = faults->next; fault_free(faults); faults = n; }
+	limits_clear();
+	seen_clear();
+	free(g_seen);
+	oauth_free();
+	json_decref(g_reqlog);
+	json_decref(g_wlog);
 	event_base_free(base);
 	return 0;
 }
