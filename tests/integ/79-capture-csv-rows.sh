@@ -6,10 +6,10 @@
 # and failed under "#line:N", the NDJSON line under its key, with its hash), empty keys,
 # keys of 1024 and 1025 bytes, unicode keys, duplicate keys within a batch and across
 # batches, rows that arrive while a slow destination takes a batch of 3; header names with
-# dots, brackets, quotes and unicode; capture.fields, capture.exclude (naming a column that
-# is not in the header) and a composite key. Runs: the first, an unchanged re-run (nothing
-# delivered), changed and deleted rows, a complete snapshot (deletions made), a header in
-# another order with a new column; all of it as gzip too.
+# dots, brackets, quotes and unicode, one that starts with the marker; capture.fields,
+# capture.exclude (naming a column that is not in the header) and a composite key. Runs:
+# the first, an unchanged re-run (nothing delivered), changed and deleted rows, a complete
+# snapshot (deletions made), a header in another order with a new column; all as gzip too.
 . "$(dirname "$0")/../lib.sh"
 sa_start
 STATE=$(new_db state)
@@ -68,16 +68,18 @@ def csvq(s):
 hdr = HDR if v < 5 else ["new"] + HDR[::-1]
 for x in rows:
     x["new"] = "n"
-for p in ("plain", "fields", "exclude", "composite", "gzip"):
+for p in ("plain", "fields", "exclude", "composite", "gzip", "marked"):
     o = gzip.open if p == "gzip" else open
     sfx = ".gz" if p == "gzip" else ""
+    # marked: a header name that starts with the marker (every record fails, in both)
+    name = {h: M + h if p == "marked" and h == "a.b" else h for h in hdr}
     with o("%s/%s.csv%s" % (d, p, sfx), "wt", encoding="utf-8", errors="surrogateescape", newline="") as f:
-        f.write(",".join(csvq(h) for h in hdr) + "\r\n")
+        f.write(",".join(csvq(name[h]) for h in hdr) + "\r\n")
         for x in rows:
             f.write(",".join(csvq(x[h]) for h in hdr) + "\r\n")
     with o("%s/%s.ndjson%s" % (d, p, sfx), "wt", encoding="utf-8", errors="surrogateescape") as f:
         for x in rows:
-            f.write(json.dumps({h: x[h] for h in hdr}, ensure_ascii=False) + "\n")
+            f.write(json.dumps({name[h]: x[h] for h in hdr}, ensure_ascii=False) + "\n")
 PY
 }
 gen 1
@@ -88,11 +90,11 @@ job() {	# NAME FORMAT PROFILE KEY CAPTURE-EXTRA [.gz]
 	destination = { type = \"http\"; method = \"PUT\"; url = \"$SA/api/$1/{{key}}\";
 		body = \"{{record}}\"; delete = { url = \"$SA/api/$1/{{key}}\"; }; }; }"
 }
-PROFILES="plain fields exclude composite gzip"
+PROFILES="plain fields exclude composite gzip marked"
 jobs=
 for p in $PROFILES; do
 	case $p in
-	plain|gzip) k='"id"' x= ;;
+	plain|gzip|marked) k='"id"' x= ;;
 	fields) k='"id"' x='fields = [ "name", "val", "id" ];' ;;
 	exclude) k='"id"' x='exclude = [ "val", "not in the header", "x[0]" ];' ;;
 	composite) k='[ "sub", "id" ]' x= ;;
@@ -147,6 +149,8 @@ same "first run"
 lines_named "first run"
 [ "$(sql "$STATE" "SELECT count(*) FROM onesync.failures WHERE job = 'plain-csv'")" -ge 4 ] ||
 	fail "first run: the empty keys, the long key and the marked value did not fail"
+[ "$(sql "$STATE" "SELECT count(*) FROM onesync.records WHERE job = 'marked-csv'")" = 0 ] ||
+	fail "first run: records under a marked header name were stored"
 note "first run: $(run_of plain-csv) (read|delivered|skipped|deleted|failed)"
 once "$T/c.conf" || fail "unchanged re-run exited $?"
 same "unchanged re-run"
@@ -163,8 +167,9 @@ once "$T/c.conf" || fail "complete snapshot: exited $?"
 same "complete snapshot"
 for p in $PROFILES; do
 	# composite: the 1024-byte id makes a key text past 1024 bytes, a record that fails
-	# as read: that snapshot is not known complete and deletes nothing (in both formats)
-	[ $p = composite ] && continue
+	# as read: that snapshot is not known complete and deletes nothing (in both formats);
+	# marked: every record fails, nothing was stored
+	[ $p = composite ] || [ $p = marked ] && continue
 	[ "$(sql "$STATE" "SELECT deleted FROM onesync.runs WHERE job = '$p-csv' ORDER BY id DESC LIMIT 1")" = 4 ] ||
 		fail "complete snapshot: $p-csv deleted not the 4 rows gone: $(run_of $p-csv)"
 done
