@@ -1,8 +1,13 @@
 /*
- * strmap.c - open addressing with linear probing and tombstones, keyed by xxh3-64.
+ * strmap.c - open addressing with linear probing and tombstones, keyed by xxh3-64 seeded
+ * once per process: keys come from files and APIs, and names whose plain hashes agree in
+ * the low bits can be found offline; in one run of slots they would make every insert and
+ * lookup walk the whole run.
  * Owns copies of its keys (each its own malloc, or in chunks for an arena map); never owns
  * values unless strmap_free is given a free function.
  */
+#include <sys/random.h>
+
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -13,6 +18,21 @@
 static const char tomb_marker;
 
 #define CHUNK	((size_t)2 << 20)	/* a huge page's worth of keys */
+
+/* The hash of a key of len bytes; the seed is unknown outside this process. */
+static uint64_t
+key_hash(const char *key, size_t len)
+{
+	static uint64_t seed;
+	static bool seeded;
+
+	if (!seeded) {
+		if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed)
+			seed = rand64();	/* entropy not ready yet: still not the file's */
+		seeded = true;
+	}
+	return XXH3_64bits_withSeed(key, len, seed);
+}
 
 void
 strmap_init(struct strmap *m)
@@ -117,7 +137,7 @@ rehash(struct strmap *m, size_t cap)
 void *
 strmap_get(const struct strmap *m, const char *key)
 {
-	struct strmap_slot *s = find(m, key, XXH3_64bits(key, strlen(key)));
+	struct strmap_slot *s = find(m, key, key_hash(key, strlen(key)));
 
 	return s != NULL ? s->val : NULL;
 }
@@ -139,7 +159,7 @@ void **
 strmap_ref(struct strmap *m, const char *key, bool *added)
 {
 	size_t len = strlen(key), i, tomb = SIZE_MAX;
-	uint64_t h = XXH3_64bits(key, len);
+	uint64_t h = key_hash(key, len);
 	struct strmap_slot *s;
 
 	if ((m->n + m->tomb + 1) * 4 >= m->cap * 3)
@@ -180,7 +200,7 @@ strmap_put(struct strmap *m, const char *key, void *val)
 void *
 strmap_del(struct strmap *m, const char *key)
 {
-	struct strmap_slot *s = find(m, key, XXH3_64bits(key, strlen(key)));
+	struct strmap_slot *s = find(m, key, key_hash(key, strlen(key)));
 	void *v;
 
 	if (s == NULL)

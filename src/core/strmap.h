@@ -1,4 +1,5 @@
-/* strmap.h - an open-addressing hash map from string keys to pointers. */
+/* strmap.h - an open-addressing hash map from string keys to pointers (its hash seeded per
+ * process: the order of iteration differs from one process to the next). */
 #ifndef ONESYNC_STRMAP_H
 #define ONESYNC_STRMAP_H
 

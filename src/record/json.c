@@ -269,6 +269,12 @@ jsonx_text_storable(const char *s, size_t n, size_t max)
 bool
 jsonx_utf8_ok(const char *s, size_t n)
 {
+	return jsonx_utf8_span(s, n) == n;
+}
+
+size_t
+jsonx_utf8_span(const char *s, size_t n)
+{
 	const unsigned char *u = (const unsigned char *)s;
 	size_t i = 0, len;
 
@@ -283,9 +289,9 @@ jsonx_utf8_ok(const char *s, size_t n)
 			i += 8;
 		}
 		if (i >= n)
-			return true;
+			return n;
 		if ((len = utf8_len(u + i, n - i)) == 0)
-			return false;
+			return i;
 		i += len;
 	}
 }

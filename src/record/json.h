@@ -22,6 +22,9 @@ void jsonx_append_str(struct buf *, const char *);
 void jsonx_escape(struct buf *, const char *s, size_t n);
 /* Whether n bytes at s are valid UTF-8 (NUL allowed): what json_stringn accepts. */
 bool jsonx_utf8_ok(const char *s, size_t n);
+/* How many of the n bytes at s are valid UTF-8 before the first sequence that is not
+ * (n: all of them). */
+size_t jsonx_utf8_span(const char *s, size_t n);
 
 /*
  * What the state store (PostgreSQL text and jsonb) can hold: valid UTF-8 without NUL.

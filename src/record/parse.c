@@ -348,6 +348,34 @@ csv_deliver(struct parser *p)
 	return r == -1 ? -1 : 0;
 }
 
+/*
+ * A row with a value that is not UTF-8 text: that value becomes the marked string
+ * json_mend makes of a JSON string with the same bytes, so the record fails alone, under
+ * its key, with the error and hash the same record as an NDJSON line gets (skipping the
+ * row instead failed it under its line, and its key's stored state went unnoticed).
+ */
+static void
+csv_mend(struct parser *p)
+{
+	struct buf b;
+	size_t i, start, end, ok;
+
+	buf_init(&b);
+	for (i = 0, start = 0; i < p->nf; start = end, i++) {
+		end = p->fend[i];
+		if ((ok = jsonx_utf8_span(p->rb + start, end - start)) == end - start)
+			buf_add(&b, p->rb + start, end - start);
+		else
+			buf_printf(&b, "%sa string holds invalid UTF-8 (byte 0x%02x)", JSON_POISON,
+			    (unsigned char)p->rb[start + ok]);
+		p->fend[i] = b.len;	/* the end in the new text */
+	}
+	free(p->rb);
+	p->rb = b.data;
+	p->rlen = b.len;
+	p->rcap = b.cap;
+}
+
 /* A complete row: the header, a record, or an error for the row. Resets the row. */
 static int
 csv_row(struct parser *p)
@@ -370,10 +398,8 @@ csv_row(struct parser *p)
 			if (!jsonx_utf8_ok(p->rb + start, p->fend[i] - start))
 				break;
 		if (i < p->nf)
-			report(p, p->rline, "the value of \"%s\" is not valid UTF-8 text: row "
-			    "skipped", p->hdr[i]);
-		else
-			r = csv_deliver(p);
+			csv_mend(p);
+		r = csv_deliver(p);
 	}
 	rec_reset(p);
 	return r;
