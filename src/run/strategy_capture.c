@@ -535,7 +535,7 @@ stored_row(void *arg, PGresult *row)
 {
 	struct run *r = arg;
 
-	if (PQgetisnull(row, 0, 0))	/* how many there are */
+	if (PQgetisnull(row, 0, 0))	/* about how many there are (a hint, maybe NULL) */
 		strmap_reserve(&r->cs->stored, strtoull(PQgetvalue(row, 0, 1), NULL, 10));
 	else
 		load_one(r->cs, r->job, PQgetvalue(row, 0, 0), PQgetvalue(row, 0, 1),

@@ -576,9 +576,9 @@ state_records(struct state *st, const char *job, state_row_cb row, state_rows_cb
 {
 	const char *v[] = { job };
 
-	rows_query(st, "stored hashes", "SELECT NULL, count(*)::text FROM @S@.records WHERE "
-	    "job = $1 UNION ALL SELECT key, hash FROM @S@.records WHERE job = $1", 1, v, row,
-	    done, arg);
+	rows_query(st, "stored hashes", "SELECT NULL, (SELECT records_read FROM @S@.runs WHERE "
+	    "job = $1 AND result = 'ok' ORDER BY id DESC LIMIT 1)::text UNION ALL "
+	    "SELECT key, hash FROM @S@.records WHERE job = $1", 1, v, row, done, arg);
 }
 
 void

@@ -94,8 +94,9 @@ typedef void (*state_rows_cb)(void *arg, int rc, PGresult *res, const char *err)
  * order (no ORDER BY: an index scan by key would visit the heap at random): row gets each
  * row (columns key, hash; borrowed for the call), then done the end (res empty) or the
  * error, after which the rows handed over must be thrown away. One row, usually the
- * first, has a NULL key and the number of rows in place of the hash: the map can be sized
- * once instead of growing a million entries step by step.
+ * first, has a NULL key and, in place of the hash, how many records the job's last ok run
+ * read (or NULL): a hint that sizes the map once instead of growing it step by step. (An
+ * exact count(*) scanned the table a second time, and cost more time than it saved.)
  */
 typedef void (*state_row_cb)(void *arg, PGresult *row);
 void state_records(struct state *, const char *job, state_row_cb row, state_rows_cb done,
