@@ -117,7 +117,6 @@ canon_hash(json_t *rec, char *const *fields, size_t nfields, char *const *exclud
 }
 
 struct canon_plan {
-	char *const	*names;
 	size_t		 key;		/* the key's column */
 	size_t		 n;		/* columns in the canonical form */
 	size_t		*col;		/* ... in its order */
@@ -163,7 +162,6 @@ canon_plan_new(char *const *names, size_t n, char *const *key, size_t nkey,
 	if (k == n)
 		return NULL;
 	pl = xcalloc(1, sizeof *pl);
-	pl->names = names;
 	pl->key = k;
 	pl->col = xcalloc(n + 1, sizeof *pl->col);
 	pl->pre = xcalloc(n + 1, sizeof *pl->pre);
@@ -192,12 +190,6 @@ canon_plan_free(struct canon_plan *pl)
 	free(pl->pre);
 	buf_free(&pl->text);
 	free(pl);
-}
-
-char *const *
-canon_plan_names(const struct canon_plan *pl)
-{
-	return pl->names;
 }
 
 int

@@ -29,8 +29,6 @@ struct canon_plan;
 struct canon_plan *canon_plan_new(char *const *names, size_t n, char *const *key, size_t nkey,
     char *const *fields, size_t nfields, char *const *exclude, size_t nexclude);
 void canon_plan_free(struct canon_plan *);
-/* The header the plan was made for. */
-char *const *canon_plan_names(const struct canon_plan *);
 int canon_row(const struct canon_plan *, const struct parse_row *, char out[CANON_HASH_LEN],
     const char **key, size_t *keylen) WUR;
 

@@ -27,8 +27,9 @@ struct capture_state {
 	char			(*hashes)[CANON_HASH_LEN];	/* parallel to r->items */
 	size_t			 caphashes;
 	struct state_ck		*bad;		/* failed entries for the next checkpoint */
-	struct canon_plan	*plan;		/* CSV: the canonical form of its header's rows, */
-	char *const		*plan_for;	/* ... made for this header (NULL: general path) */
+	struct canon_plan	*plan;		/* CSV: the canonical form of its header's rows
+						 * (NULL: they take the general path), */
+	char *const		*plan_for;	/* ... planned for this header */
 	struct buf		 rowkey;	/* CSV: the key of the row being judged */
 	json_t			*held;		/* records that arrived during a flush */
 	bool			 flushing;	/* a batch is in delivery */
