@@ -11,14 +11,18 @@
 #include "run/capture_state.h"
 
 struct stored *
-capture_stored_new(struct capture_state *cs)
+capture_stored_ref(struct capture_state *cs, const char *key, bool *added)
 {
+	void **vp = strmap_ref(&cs->stored, key, added);
+
+	if (!*added)
+		return *vp;
 	if (cs->nblocks == 0 || cs->used == STORED_BLOCK) {
 		cs->blocks = xreallocarray(cs->blocks, cs->nblocks + 1, sizeof *cs->blocks);
 		cs->blocks[cs->nblocks++] = xcalloc(STORED_BLOCK, sizeof **cs->blocks);
 		cs->used = 0;
 	}
-	return &cs->blocks[cs->nblocks - 1][cs->used++];
+	return *vp = &cs->blocks[cs->nblocks - 1][cs->used++];
 }
 
 const char *

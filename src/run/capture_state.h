@@ -53,9 +53,10 @@ struct capture_state {
 
 #define STORED_BLOCK	8192
 
-/* A zeroed entry of the key -> hash map, from blocks (a million of them, one malloc each,
- * would cost more than the lookups). */
-struct stored *capture_stored_new(struct capture_state *);
+/* The entry of key in the key -> hash map, found or added (*added: zeroed), in one probe;
+ * entries come from blocks (a million of them, one malloc each, would cost more than the
+ * lookups). */
+struct stored *capture_stored_ref(struct capture_state *, const char *key, bool *added);
 /* Where the snapshot's records come from, for messages. */
 const char *capture_where(struct run *);
 /* The text the state store holds for a key of the map. */

@@ -379,8 +379,7 @@ flushed(struct run *r, int rc)
 
 		if (it->outcome == DEST_OK) {
 			bool added;
-			void **vp = strmap_ref(&cs->stored, it->key, &added);
-			struct stored *s = added ? (*vp = capture_stored_new(cs)) : *vp;
+			struct stored *s = capture_stored_ref(cs, it->key, &added);
 
 			r->ndelivered++;
 			state_ck_put(ck, it->key, cs->hashes[i]);
@@ -504,8 +503,7 @@ load_one(struct capture_state *cs, const struct job_conf *job, const char *key,
 	char *up = job->nkey > 1 ? canon_key_text_upgrade(key, job->nkey) : NULL;
 	const char *k = up != NULL ? up : key;
 	bool added;
-	void **vp = strmap_ref(&cs->stored, k, &added);
-	struct stored *s = *vp;
+	struct stored *s = capture_stored_ref(cs, k, &added);
 	char *old;
 
 	if (!added) {
@@ -519,11 +517,8 @@ load_one(struct capture_state *cs, const struct job_conf *job, const char *key,
 			state_ck_key(cs->renamed, CK_DEL, old);
 			free(old);
 		}
-	} else {
-		*vp = s = capture_stored_new(cs);
-		if (up != NULL)
-			strmap_put(&cs->legacy, k, xstrdup(key));
-	}
+	} else if (up != NULL)
+		strmap_put(&cs->legacy, k, xstrdup(key));
 	memset(s->hash, 0, sizeof s->hash);
 	memcpy(s->hash, hash, len < sizeof s->hash ? len : sizeof s->hash - 1);
 	free(up);
