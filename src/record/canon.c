@@ -120,7 +120,8 @@ struct canon_plan {
 	size_t		 key;		/* the key's column */
 	size_t		 n;		/* columns in the canonical form */
 	size_t		*col;		/* ... in its order */
-	size_t		*pre;		/* ... where each one's '{' or ',' and "name": ends */
+	size_t		*pre;		/* ... where each one's '{' or ',' and "name": starts
+					 * in text (pre[n]: its end) */
 	struct buf	 text;		/* those prefixes back to back */
 };
 
@@ -176,7 +177,7 @@ canon_plan_new(char *const *names, size_t n, char *const *key, size_t nkey,
 		buf_addc(&pl->text, i == 0 ? '{' : ',');
 		jsonx_append_str(&pl->text, names[pl->col[i]]);
 		buf_adds(&pl->text, ":\"");
-		pl->pre[i] = pl->text.len;
+		pl->pre[i + 1] = pl->text.len;
 	}
 	return pl;
 }
@@ -216,8 +217,7 @@ canon_row(const struct canon_plan *pl, const struct parse_row *row, char out[CAN
 	for (i = 0; i < pl->n; i++) {
 		c = pl->col[i];
 		start = c > 0 ? row->fend[c - 1] : 0;
-		buf_add(&b, pl->text.data + (i > 0 ? pl->pre[i - 1] : 0),
-		    pl->pre[i] - (i > 0 ? pl->pre[i - 1] : 0));
+		buf_add(&b, pl->text.data + pl->pre[i], pl->pre[i + 1] - pl->pre[i]);
 		jsonx_escape(&b, row->data + start, row->fend[c] - start);
 		buf_addc(&b, '"');
 	}
