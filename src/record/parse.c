@@ -123,6 +123,15 @@ fatal(struct parser *p, long line, const char *fmt, ...)
 	return -1;
 }
 
+/* What the reader answered a record: -1 when it asks to stop (the parser is dead then). */
+static int
+delivered(struct parser *p, int r)
+{
+	if (r == -1)
+		p->dead = true;
+	return r == -1 ? -1 : 0;
+}
+
 /* Hand a record to the callback; -1 when it asks to stop. */
 static int
 deliver(struct parser *p, json_t *rec, long line)
@@ -133,9 +142,7 @@ deliver(struct parser *p, json_t *rec, long line)
 	if (p->rec_cb != NULL)
 		r = p->rec_cb(p->arg, rec, line);
 	json_decref(rec);
-	if (r == -1)
-		p->dead = true;
-	return r == -1 ? -1 : 0;
+	return delivered(p, r);
 }
 
 /* Append to the current record, or mark it too long (the bytes are then dropped). */
@@ -338,14 +345,11 @@ static int
 csv_deliver(struct parser *p)
 {
 	struct parse_row row = { p->hdr, p->nf, p->rb, p->fend };
-	int r;
 
 	if (p->row_cb == NULL)
 		return deliver(p, parse_row_json(&row), p->rline);
 	p->records++;
-	if ((r = p->row_cb(p->arg, &row, p->rline)) == -1)
-		p->dead = true;
-	return r == -1 ? -1 : 0;
+	return delivered(p, p->row_cb(p->arg, &row, p->rline));
 }
 
 /*
