@@ -1867,6 +1867,12 @@ static json_t *seen_entry(const seen_t *e)
 }
 
 /* GET /_ctl/seen?prefix=&window_ms=&grace_ms=&method=&list= */
+/* Whether a record of what was seen is one a /_ctl/seen query asks about. */
+static int seen_matches(const seen_t *e, const char *prefix, const char *method)
+{
+	return has_prefix(e->path, prefix) && (!method || !strcasecmp(method, mnames[e->m]));
+}
+
 static json_t *seen_query(struct evhttp_request *req, int *code)
 {
 	char pb[PREFIX_MAX], wb[32], gb[32], mb[16], lb[32];
@@ -1888,7 +1894,7 @@ static json_t *seen_query(struct evhttp_request *req, int *code)
 	json_t *st = json_object(), *entries = json_array();
 	for (long long s = g_seen_first; s < g_seen_next; s++) {
 		const seen_t *e = seen_at(s);
-		if (!has_prefix(e->path, prefix) || (method && strcasecmp(method, mnames[e->m]))) continue;
+		if (!seen_matches(e, prefix, method)) continue;
 		t[n++] = e->t;
 		if (e->token) tokens++;
 		const block_t *b = in_block(e);
@@ -1901,7 +1907,7 @@ static json_t *seen_query(struct evhttp_request *req, int *code)
 	/* the last `list` matching entries, oldest first */
 	for (long long s = g_seen_next - 1, k = 0; s >= g_seen_first && k < list; s--) {
 		const seen_t *e = seen_at(s);
-		if (!has_prefix(e->path, prefix) || (method && strcasecmp(method, mnames[e->m]))) continue;
+		if (!seen_matches(e, prefix, method)) continue;
 		json_array_insert_new(entries, 0, seen_entry(e));
 		k++;
 	}
