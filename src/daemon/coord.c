@@ -110,9 +110,16 @@ job_mismatch(struct jobrt *jr, const char *target, json_t *res, json_t *live)
 		free(key);
 		return true;
 	}
+	stored_def = json_object_get(json_object_get(res, "differs"), jr->name);
+	if (stored_def == NULL &&
+	    json_string_value(json_object_get(json_object_get(res, "stored"), jr->name)) != NULL) {
+		/* The answer is to a heartbeat that published the definition of before a
+		 * reload: not run, and judged (and logged) by the next heartbeat. */
+		free(key);
+		return true;
+	}
 	free(jr->mismatch);
 	jr->mismatch = key;
-	stored_def = json_object_get(json_object_get(res, "differs"), jr->name);
 	if (json_string_value(json_object_get(json_object_get(res, "stored"), jr->name)) != NULL) {
 		char *def = json_dumps(stored_def != NULL ? stored_def : json_null(),
 		    JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);

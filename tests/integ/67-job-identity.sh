@@ -64,10 +64,22 @@ daemon_start "$T/live.conf"
 n0=$(sql "$STATE" "SELECT count(*) FROM onesync.runs WHERE job = 'contacts' AND result = 'ok'")
 okruns() { sql "$STATE" "SELECT count(*) FROM onesync.runs WHERE job = 'contacts' AND result = 'ok'"; }
 wait_for 20 eval '[ "$(okruns)" -gt "$n0" ]' || fail "the daemon did not run the job"
+since() { tail -n +$((L0 + 1)) "$T/daemon.log"; }
+# A heartbeat sent before the reload answers for the old definition: hold one back (a lock
+# on the instances table) until the reload is done; its answer must not decide what changed.
+mkfifo "$T/lock"
+psql -X -q "$STATE" <"$T/lock" >/dev/null &
+LK=$!
+exec 7>"$T/lock"
+echo "BEGIN; LOCK onesync.instances IN EXCLUSIVE MODE;" >&7
+waiting() { sql "$STATE" "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO%instances%'"; }
+wait_for 10 eval '[ "$(waiting)" -gt 0 ]' || fail "no heartbeat waited for the lock"
 sed 's/key = "id"/key = "email"/' "$T/d.conf" >"$T/live.conf"
 kill -HUP "$D_PID"
-since() { tail -n +$((L0 + 1)) "$T/daemon.log"; }
-wait_for 20 eval "since | grep -q 'contacts.*its definition differs.*(changed: key)'" || fail "no warning after the reload"
+wait_for 10 eval "since | grep -q 'configuration reloaded'" || fail "the reload was not logged"
+echo "COMMIT;" >&7; exec 7>&-
+wait "$LK"
+wait_for 20 eval "since | grep -q 'contacts.*its definition differs.*(changed: key)'" || fail "no warning after the reload: $(since | grep 'definition differs')"
 sleep 0.5	# a run in flight at the reload may still end
 n1=$(runs)
 hb() { sql "$STATE" "SELECT extract(epoch FROM heartbeat_at) FROM onesync.instances LIMIT 1"; }
