@@ -276,6 +276,15 @@ now_mono_ms(void)
 	return now_mono_us() / 1000;
 }
 
+int64_t
+now_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* splitmix64; seeded from the clock and pid on first use. */
 uint64_t
 rand64(void)

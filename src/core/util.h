@@ -54,6 +54,7 @@ void strlist_free(struct strlist *);
 int64_t parse_duration_ms(const char *) WUR;
 
 uint64_t now_mono_ms(void);	/* CLOCK_MONOTONIC */
+int64_t now_wall_ms(void);	/* CLOCK_REALTIME, ms since the epoch */
 uint64_t now_mono_us(void);
 uint64_t rand64(void);		/* non-cryptographic, seeded once */
 

@@ -54,6 +54,8 @@ struct jobrt {
 	char			*mismatch;	/* its definition differs from the one that runs
 						 * it (what, for logging once per change), or NULL */
 	char			*held_identity;	/* identity its lease was claimed for */
+	int64_t			 throttled_until;	/* its last run was throttled: wall ms
+						 * it runs again at, else 0 */
 };
 
 struct daemon {
@@ -62,6 +64,7 @@ struct daemon {
 	struct cfgref		*ref;	/* current configuration */
 	char			*instance;
 	struct state		*state;
+	struct budgets		*budgets;	/* NULL: no request budget configured */
 	struct jobrt		**jobs;
 	size_t			 njobs;
 	int			 running;

@@ -10,6 +10,7 @@
 #include <syslog.h>
 
 #include "core/log.h"
+#include "daemon/budgets.h"
 #include "daemon/daemon_int.h"
 #include "daemon/notify.h"
 #include "daemon/schedule.h"
@@ -156,6 +157,15 @@ cfgref_release(void *ref)
 	daemon_cfgref_drop(ref);
 }
 
+/* Whether a failed run's message is a budget's refusal (daemon/budgets.c). */
+static int64_t
+job_throttled(const char *msg, void *arg)
+{
+	struct jobrt *jr = arg;
+
+	return budgets_throttled(jr->d->budgets, msg);
+}
+
 /* Start a run of jr: it gets what it needs of the daemon, never the daemon. */
 static void
 job_run_start(struct jobrt *jr)
@@ -166,6 +176,7 @@ job_run_start(struct jobrt *jr)
 		.lease = { &jr->epoch, &jr->lease_deadline, d->ref->cfg->daemon.lease_ms },
 		.once = d->once, .keeps_lease = job_keeps_lease, .ended = job_run_ended,
 		.arg = jr, .cfg = jr->ref, .cfg_drop = cfgref_release,
+		.throttled = d->budgets != NULL ? job_throttled : NULL,
 	};
 
 	jr->ref->refs++;	/* the run's hold, dropped by cfgref_release */
@@ -201,21 +212,24 @@ job_run_ended(void *arg, const struct run_outcome *o)
 {
 	struct jobrt *jr = arg;
 	struct daemon *d = jr->d;
-	bool ok = o->ok, lost = o->lease_lost;
+	bool ok = o->ok, lost = o->lease_lost, throttled = o->throttled_until != 0;
 
 	jr->run = NULL;
 	jr->claim_failed = o->claim_failed;
 	jr->not_run = o->not_run;
+	jr->throttled_until = o->throttled_until;
 
 	d->running--;
-	jr->last_failed = !ok;
+	jr->last_failed = !ok && !throttled;
 	if (ok)
 		d->runs_ok++;
-	else
+	else if (!throttled)
 		d->runs_failed++;
 	if (d->once) {
 		jr->once_done = true;
-		if (!ok)
+		if (throttled)
+			d->once_not_run++;	/* exit 75: try again later */
+		else if (!ok)
 			d->once_failed++;
 		else if (jr->not_run)
 			d->once_not_run++;
@@ -248,6 +262,12 @@ job_run_ended(void *arg, const struct run_outcome *o)
 		jr->claim_failed = false;
 		schedule_in(jr, d->ref->cfg->daemon.lease_ms / 3 < jr->conf->interval_ms ?
 		    d->ref->cfg->daemon.lease_ms / 3 : jr->conf->interval_ms);
+	} else if (throttled) {
+		/* At the time the budget gives, with jitter: the jobs it refused do not all
+		 * come back at once. */
+		int64_t wait = o->throttled_until - now_wall_ms();
+
+		schedule_in(jr, (wait > 0 ? wait : 0) + (int64_t)(rand64() % 1000));
 	} else
 		schedule_in(jr, lost ? jr->conf->interval_ms : schedule_next_delay(jr->conf));
 	schedule_status_line(d);

@@ -26,6 +26,7 @@
 
 #include "core/log.h"
 #include "core/url.h"
+#include "daemon/budgets.h"
 #include "daemon/daemon_int.h"
 #include "run/metrics.h"
 #include "run/run.h"
@@ -81,14 +82,6 @@ reply_text(struct evhttp_request *req, int code, const char *reason, const char 
 	reply(req, code, reason, "text/plain; charset=utf-8", text, strlen(text));
 }
 
-static int64_t
-wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* A wall-clock time as PostgreSQL's JSON writes a timestamptz in UTC. */
 static json_t *
@@ -141,6 +134,8 @@ job_json(const struct daemon *d, const struct job_conf *jc)
 		state = "never_run";
 	else if (s->last_result == RESULT_FAILED)
 		state = "failing";
+	else if (s->last_result == RESULT_THROTTLED)
+		state = "throttled";	/* until throttled_until, by a request budget */
 	else
 		state = "ok";
 	if (last != NULL) {
@@ -165,9 +160,12 @@ job_json(const struct daemon *d, const struct job_conf *jc)
 	json_object_set_new(o, "strategy", json_string(config_strategy_name(jc->strategy)));
 	json_object_set_new(o, "enabled", json_boolean(jc->enabled));
 	json_object_set_new(o, "state", json_string(state));
+	json_object_set_new(o, "throttled_until", jr != NULL && jr->throttled_until != 0 &&
+	    s != NULL && s->last_result == RESULT_THROTTLED ? json_time(jr->throttled_until) :
+	    json_null());
 	json_object_set_new(o, "paused", json_boolean(s != NULL && s->paused));
 	json_object_set_new(o, "lease_owner", held ? json_string(d->instance) : json_null());
-	json_object_set_new(o, "lease_until", held ? json_time(wall_ms() +
+	json_object_set_new(o, "lease_until", held ? json_time(now_wall_ms() +
 	    (int64_t)jr->lease_deadline - (int64_t)now) : json_null());
 	json_object_set_new(o, "lease_live", json_boolean(live));
 	json_object_set_new(o, "epoch", json_integer(held ? jr->epoch : 0));
@@ -243,9 +241,22 @@ serve_metrics(struct status *st, struct evhttp_request *req)
 	}
 	buf_init(&b);
 	metrics_render(&v, &b);
+	budgets_render(st->d->budgets, &b);
 	reply(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
 	buf_free(&b);
 	free(jobs);
+}
+
+/* This instance's view of the request budgets (onesyncctl budgets). */
+static void
+serve_budgets(struct status *st, struct evhttp_request *req)
+{
+	json_t *o = json_pack("{so}", "budgets", budgets_json(st->d->budgets));
+	char *text = json_dumps(o, JSON_COMPACT);
+
+	reply(req, 200, "OK", "application/json", text, strlen(text));
+	free(text);
+	json_decref(o);
 }
 
 static void
@@ -277,8 +288,11 @@ serve(struct evhttp_request *req, void *arg)
 		fn = serve_metrics;
 	else if (strcmp(path, "/jobs") == 0)
 		fn = serve_jobs;
+	else if (strcmp(path, "/budgets") == 0)
+		fn = serve_budgets;
 	if (fn == NULL)
-		reply_text(req, 404, "Not Found", "not found: try /healthz, /metrics or /jobs\n");
+		reply_text(req, 404, "Not Found", "not found: try /healthz, /metrics, /jobs or "
+		    "/budgets\n");
 	else if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD)
 		reply_text(req, 405, "Method Not Allowed", "method not allowed: GET or HEAD\n");
 	else
@@ -442,7 +456,7 @@ status_start(struct daemon *d)
 		return NULL;
 	}
 	st = xcalloc(1, sizeof *st);
-	st->started_ms = wall_ms();	/* the endpoint starts with the daemon */
+	st->started_ms = now_wall_ms();	/* the endpoint starts with the daemon */
 	st->d = d;
 	st->http = evhttp_new(d->base);
 	evhttp_set_timeout(st->http, STATUS_TIMEOUT_S);
@@ -479,7 +493,8 @@ status_start(struct daemon *d)
 		st->lev[st->nlev] = evhttp_bound_socket_get_listener(bs);
 		evconnlistener_set_error_cb(st->lev[st->nlev++], accept_error);
 		name = bound_name(fd);
-		log_info("status endpoint listening on http://%s (/healthz, /metrics, /jobs)", name);
+		log_info("status endpoint listening on http://%s (/healthz, /metrics, /jobs, "
+		    "/budgets)", name);
 		free(name);
 		n++;
 	}

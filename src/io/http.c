@@ -112,8 +112,25 @@ gate_start(struct http_call *c, struct http_gate *g)
 	return 0;
 }
 
-int
-http_call_add(struct http_call *c)
+static const struct http_permit_ops	*permit_ops;
+static void				*permit_arg;
+
+void
+http_set_permit(const struct http_permit_ops *ops, void *arg)
+{
+	permit_ops = ops;
+	permit_arg = arg;
+}
+
+void **
+http_call_permit_slot(struct http_call *c)
+{
+	return &c->permit;
+}
+
+/* Start the transfer, or queue it at its origin's gate. */
+static int
+gate_add(struct http_call *c)
 {
 	struct http_gate *g = gate_get(c->url);
 
@@ -133,6 +150,43 @@ http_call_add(struct http_call *c)
 		return -1;
 	}
 	return 0;
+}
+
+int
+http_call_add(struct http_call *c)
+{
+	if (permit_ops != NULL && !c->permitted) {
+		c->permit_wait = true;
+		permit_ops->ask(c, c->method, c->url, permit_arg);
+		return 0;
+	}
+	return gate_add(c);
+}
+
+void
+http_permit_done(struct http_call *c, int64_t refused_until_ms, const char *why)
+{
+	c->permit_wait = false;
+	if (refused_until_ms != 0) {
+		c->refused_until_ms = refused_until_ms;
+		snprintf(c->errbuf, sizeof c->errbuf, "%s", why);
+		http_call_not_started(c);	/* answered on the next loop turn */
+		return;
+	}
+	c->permitted = true;
+	if (gate_add(c) == -1)
+		http_call_not_started(c);
+}
+
+/* A permitted transfer ended (info), or a call that holds or awaits a permit is freed. */
+static void
+permit_ended(struct http_call *c, const struct http_limit_info *info)
+{
+	if (!c->permitted && !c->permit_wait)
+		return;
+	c->permitted = c->permit_wait = false;
+	if (permit_ops != NULL)
+		permit_ops->ended(c, info, permit_arg);
 }
 
 int
@@ -229,7 +283,7 @@ http_call_reset(struct http_call *c)
 	free(c->link_next);
 	free(c->encoding);
 	c->date = c->location = c->link_next = c->encoding = NULL;
-	c->retry_after_ms = -1;
+	c->retry_after_ms = c->rl_remaining = c->rl_reset_ms = -1;
 	c->framed = false;
 	c->too_large = false;
 	c->result = CURLE_OK;
@@ -252,6 +306,7 @@ http_call_free(struct http_call *c)
 		c->in_multi = false;
 	}
 	gate_leave(c);
+	permit_ended(c, NULL);
 	if (c->in_done)
 		done_unlink(c);
 	if (c->prev != NULL)
@@ -459,6 +514,14 @@ http_done_check(void)
 		curl_multi_remove_handle(http_multi, c->easy);
 		c->in_multi = false;
 		gate_leave(c);
+		if (c->permitted) {
+			struct http_limit_info li = { 0, c->retry_after_ms, c->rl_remaining,
+			    c->rl_reset_ms };
+
+			if (c->result == CURLE_OK)
+				curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &li.status);
+			permit_ended(c, &li);
+		}
 		http_done_push(c);
 	}
 	/* A callback below may end in a nested check_multi_info: it drains the same list. */

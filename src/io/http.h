@@ -25,6 +25,8 @@ struct http_response {
 					 * Content-Encoding): error says why */
 	bool		 not_started;	/* the request could not even start (e.g. an URL
 					 * longer than libcurl accepts): nothing was sent */
+	int64_t		 throttled_until_ms;	/* a budget refused it (wall ms it may
+					 * try again), error says which; else 0 */
 };
 
 struct http_call;
@@ -42,6 +44,30 @@ void http_cancel(struct http_call *);	/* no callback after this */
  */
 int http_origin_allowed(const char *url, const char *origin, char *const *allow,
     size_t nallow, char **why) WUR;
+
+/* What a permitted transfer's answer said of the server's limits (to the permit engine). */
+struct http_limit_info {
+	long	status;		/* 0: no answer (transport error) */
+	long	retry_after_ms;	/* Retry-After, -1: none */
+	long	remaining;	/* RateLimit / X-RateLimit remaining, -1: none */
+	long	reset_ms;	/* when that resets, ms from now, -1: none */
+};
+/*
+ * Permits: when set, every attempt of a request asks before its transfer starts (the
+ * budgets, daemon/budgets.c). ask() answers with http_permit_done, at once or later;
+ * ended() hears that a permitted transfer ended (info), or that a call that asked or was
+ * permitted is freed (info NULL): whatever it held is given back.
+ */
+struct http_permit_ops {
+	void	(*ask)(struct http_call *, const char *method, const char *url, void *arg);
+	void	(*ended)(struct http_call *, const struct http_limit_info *, void *arg);
+};
+void http_set_permit(const struct http_permit_ops *, void *arg);	/* NULL: none */
+/* The permit engine's answer: 0 lets the transfer start; else the call is refused (answered
+ * with why, status 0, never retried) and may try again at refused_until_ms (wall ms). */
+void http_permit_done(struct http_call *, int64_t refused_until_ms, const char *why);
+void **http_call_permit_slot(struct http_call *);	/* the engine's pointer for a call */
+
 /* How a Content-Encoding is decoded (http_req.c decodes http_send's answers, a stream's
  * reader its own). */
 enum http_encoding {

@@ -58,6 +58,14 @@ struct http_call {
 	bool			 bad_url;	/* refused before it was sent */
 	char			 errbuf[CURL_ERROR_SIZE];
 	bool			 not_started;	/* it could not start: reported, never retried */
+	long			 rl_remaining;	/* RateLimit / X-RateLimit remaining, -1: none */
+	long			 rl_reset_ms;	/* ... and when it resets, ms from now, -1: none */
+
+	/* Permits (http_set_permit): asked before every attempt's transfer. */
+	void			*permit;	/* the permit engine's pointer */
+	bool			 permit_wait;	/* asked, not answered yet */
+	bool			 permitted;	/* this attempt may run: told when it ends */
+	int64_t			 refused_until_ms;	/* refused: may try at (wall ms) */
 
 	/* Streams only. */
 	int			(*on_data)(void *, const char *, size_t);	/* http_data_cb;

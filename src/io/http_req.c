@@ -6,6 +6,7 @@
  * from inside a curl callback.
  */
 #include <curl/curl.h>
+#include <errno.h>
 #include <zlib.h>
 #include <event2/event.h>
 #include <stdint.h>
@@ -175,7 +176,78 @@ parse_retry_after(const char *v)
 	return (long)(secs * 1000);
 }
 
-/* CURLOPT_HEADERFUNCTION: keep Date, Location, Link rel=next and Retry-After. */
+/* A reset time: delta seconds, or Unix epoch seconds when it is that large (some servers'
+ * X-RateLimit-Reset): ms from now, capped like Retry-After; -1 if unparsable. */
+static long
+parse_reset(const char *v)
+{
+	char *end;
+	long long n;
+
+	if (*v < '0' || *v > '9')
+		return -1;
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	if (errno != 0 || (*end != '\0' && *end != ' ' && *end != ',' && *end != ';'))
+		return -1;
+	if (n > 1000000000LL && (n -= (long long)time(NULL)) < 0)
+		n = 0;	/* an epoch time, now past */
+	if (n > HTTP_RETRY_AFTER_CAP_MS / 1000)
+		return HTTP_RETRY_AFTER_CAP_MS;
+	return (long)(n * 1000);
+}
+
+/* Keep the fewest remaining of every limit header, with its reset. */
+static void
+limit_seen(struct http_call *c, long remaining, long reset_ms)
+{
+	if (remaining < 0 || (c->rl_remaining >= 0 && remaining > c->rl_remaining))
+		return;
+	c->rl_remaining = remaining;
+	if (reset_ms >= 0)
+		c->rl_reset_ms = reset_ms;
+}
+
+/*
+ * RateLimit: draft-ietf-httpapi-ratelimit-headers-10 items ("name";r=0;t=3, ...), or the
+ * earlier drafts' "limit=100, remaining=0, reset=3": the item with the fewest remaining.
+ */
+static void
+parse_ratelimit(struct http_call *c, const char *v)
+{
+	long r = -1, t = -1, t_alone = -1;
+	const char *p = v;
+
+	while (*p != '\0') {
+		size_t n = strcspn(p, ",;");
+		const char *eq = memchr(p, '=', n);
+
+		p += strspn(p, " \t");
+		if (eq != NULL) {
+			size_t k = (size_t)(eq - p);
+			long val = parse_reset(eq + 1 + strspn(eq + 1, " \t"));
+
+			if ((k == 1 && *p == 'r') || (k == 9 && strncasecmp(p, "remaining", 9) == 0))
+				r = val >= 0 ? val / 1000 : -1;
+			else if ((k == 1 && *p == 't') || (k == 5 && strncasecmp(p, "reset", 5) == 0))
+				t = val;
+		}
+		p += strcspn(p, ",;");
+		if (*p == ',' || *p == '\0') {	/* an item ends */
+			if (r >= 0)
+				limit_seen(c, r, t);
+			else if (t >= 0)
+				t_alone = t;
+			r = t = -1;
+		}
+		if (*p != '\0')
+			p++;
+	}
+	if (c->rl_remaining >= 0 && c->rl_reset_ms < 0)
+		c->rl_reset_ms = t_alone;
+}
+
+/* CURLOPT_HEADERFUNCTION: keep Date, Location, Link rel=next, Retry-After and the limits. */
 size_t
 http_req_header_cb(char *p, size_t size, size_t n, void *arg)
 {
@@ -197,7 +269,7 @@ http_req_header_cb(char *p, size_t size, size_t n, void *arg)
 		free(c->link_next);
 		free(c->encoding);
 		c->date = c->location = c->link_next = c->encoding = NULL;
-		c->retry_after_ms = -1;
+		c->retry_after_ms = c->rl_remaining = c->rl_reset_ms = -1;
 		c->framed = false;
 		return len;
 	}
@@ -245,6 +317,16 @@ http_req_header_cb(char *p, size_t size, size_t n, void *arg)
 		c->encoding = xstrdup(v);
 	} else if (namelen == 11 && strncasecmp(line, "retry-after", 11) == 0)
 		c->retry_after_ms = parse_retry_after(v);
+	else if (namelen == 9 && strncasecmp(line, "ratelimit", 9) == 0)
+		parse_ratelimit(c, v);
+	else if ((namelen == 19 && strncasecmp(line, "ratelimit-remaining", 19) == 0) ||
+	    (namelen == 21 && strncasecmp(line, "x-ratelimit-remaining", 21) == 0))
+		limit_seen(c, parse_reset(v) >= 0 ? parse_reset(v) / 1000 : -1, -1);
+	else if ((namelen == 15 && strncasecmp(line, "ratelimit-reset", 15) == 0) ||
+	    (namelen == 17 && strncasecmp(line, "x-ratelimit-reset", 17) == 0)) {
+		if (c->rl_reset_ms < 0 || c->rl_remaining < 0)
+			c->rl_reset_ms = parse_reset(v);
+	}
 	else if ((namelen == 14 && strncasecmp(line, "content-length", 14) == 0) ||
 	    (namelen == 17 && strncasecmp(line, "transfer-encoding", 17) == 0 &&
 	    strcasestr(v, "chunked") != NULL))
@@ -461,7 +543,12 @@ call_finish(struct http_call *c)
 	bool final_error = false, undecodable = false;
 
 	memset(&resp, 0, sizeof(resp));
-	if (c->bad_url) {
+	if (c->refused_until_ms != 0) {
+		snprintf(resp.error, sizeof(resp.error), "%s %.250s: %s", c->method, c->log_url,
+		    c->errbuf);
+		resp.throttled_until_ms = c->refused_until_ms;
+		final_error = true;	/* a budget refused it: the run ends, throttled */
+	} else if (c->bad_url) {
 		snprintf(resp.error, sizeof(resp.error), "URL %.250s refused: %.200s", c->log_url,
 		    c->errbuf);
 		final_error = true;	/* the same URL would be refused again */
@@ -548,7 +635,7 @@ http_send(const struct http_request *req, http_cb cb, void *arg)
 
 	c = xcalloc(1, sizeof(*c));
 	buf_init(&c->resp);
-	c->retry_after_ms = -1;
+	c->retry_after_ms = c->rl_remaining = c->rl_reset_ms = -1;
 	c->method = xstrdup(req->method != NULL ? req->method : "GET");
 	c->url = xstrdup(req->url);
 	c->log_url = req->log_url != NULL ? xstrdup(req->log_url) : redact_url(req->url);

@@ -438,7 +438,7 @@ http_stream(const struct http_stream_req *req, http_data_cb on_data, http_cb on_
 	c = xcalloc(1, sizeof(*c));
 	buf_init(&c->resp);
 	c->fd = -1;
-	c->retry_after_ms = -1;
+	c->retry_after_ms = c->rl_remaining = c->rl_reset_ms = -1;
 	c->method = xstrdup("GET");
 	c->url = xstrdup(req->url);
 	c->log_url = req->log_url != NULL ? xstrdup(req->log_url) : redact_url(req->url);

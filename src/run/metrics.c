@@ -17,7 +17,8 @@
 
 const double metrics_buckets[METRICS_NBUCKETS] = { 0.1, 0.5, 1, 5, 10, 30, 60, 300 };
 
-static const char *const result_names[RESULT_N] = { "ok", "failed", "cut" };
+static const char *const result_names[RESULT_N] = { "ok", "failed", "cut",
+    "throttled" };
 
 /* The metric families, in the order /metrics shows them; onesyncd(8) documents each. */
 enum family {
@@ -45,7 +46,8 @@ static const struct {
 	    "Dead-lettered records of the job (no longer retried), as of the state store's "
 	    "last answer to this instance." },
 	[F_RUNS] = { "onesync_runs_total", "counter",
-	    "Runs of the job that ended on this instance, by result (ok, failed, cut)." },
+	    "Runs of the job that ended on this instance, by result (ok, failed, cut, "
+	    "throttled: a request budget refused a request, see onesyncd(8))." },
 	[F_DURATION] = { "onesync_run_duration_seconds", "histogram",
 	    "Duration of the job's runs on this instance." },
 	[F_LAST_RUN] = { "onesync_last_run_timestamp_seconds", "gauge",
@@ -99,14 +101,6 @@ metrics_result_name(int r)
 	return r >= 0 && r < RESULT_N ? result_names[r] : NULL;
 }
 
-static int64_t
-wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 set_str(char **dst, const char *src)
@@ -130,7 +124,8 @@ metrics_run_ended(const struct metrics_run *m)
 		return;
 	}
 	s->paused = false;
-	res = m->ok ? RESULT_OK : (m->cut || m->lease_lost) ? RESULT_CUT : RESULT_FAILED;
+	res = m->ok ? RESULT_OK : (m->cut || m->lease_lost) ? RESULT_CUT : m->throttled ?
+	    RESULT_THROTTLED : RESULT_FAILED;
 	s->read += m->read;
 	s->delivered += m->delivered;
 	s->skipped += m->skipped;
@@ -144,7 +139,7 @@ metrics_run_ended(const struct metrics_run *m)
 	s->dur_count++;
 	s->last_id = m->id;
 	s->last_result = (int)res;
-	s->last_finished_ms = wall_ms();
+	s->last_finished_ms = now_wall_ms();
 	s->last_end_ms[res] = s->last_finished_ms;
 	s->last_started_ms = s->last_finished_ms - (int64_t)m->ms;
 	s->last_read = m->read;

@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include "core/util.h"
 
-enum run_result { RESULT_OK, RESULT_FAILED, RESULT_CUT, RESULT_N };
+enum run_result { RESULT_OK, RESULT_FAILED, RESULT_CUT, RESULT_THROTTLED, RESULT_N };
 
 #define METRICS_NBUCKETS	8	/* finite buckets of onesync_run_duration_seconds */
 
@@ -46,6 +46,7 @@ struct metrics_run {
 	uint64_t	 ms;		/* how long it took */
 	long long	 read, delivered, skipped, failed, deleted;
 	const char	*error;		/* why it failed, or NULL */
+	bool		 throttled;	/* a budget refused a request: not counted as failed */
 	const char	*watermark, *watermark_key;	/* as it left them */
 };
 

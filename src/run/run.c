@@ -41,6 +41,7 @@ run_metrics(const struct run *r, bool ok, bool lease_lost)
 		.ms = now_mono_ms() - r->started, .read = r->nread, .delivered = r->ndelivered,
 		.skipped = r->nskipped, .failed = r->nfailed, .deleted = r->ndeleted,
 		.error = r->fail_msg, .watermark = r->wm_text, .watermark_key = r->wm_key,
+		.throttled = r->throttled_until != 0,
 	};
 
 	metrics_run_ended(&m);
@@ -52,7 +53,8 @@ run_end(struct run *r, bool ok, bool lease_lost)
 {
 	struct run_env env = r->env;
 	struct run_outcome o = { .ok = ok, .lease_lost = lease_lost,
-	    .not_run = r->not_run, .claim_failed = r->claim_failed };
+	    .not_run = r->not_run, .claim_failed = r->claim_failed,
+	    .throttled_until = r->throttled_until };
 
 	run_metrics(r, ok, lease_lost);	/* status: counters move by this run's counts */
 	run_free(r);
@@ -221,7 +223,8 @@ write_failure(struct run *r)
 	msg = run_error_text(r->fail_msg);
 	ck = state_ck_new();
 	json_decref(ck->d);
-	ck->d = json_pack("{ss ss sI sI sI sI sI}", "result", r->cut ? "cut" : "failed",
+	ck->d = json_pack("{ss ss sI sI sI sI sI}", "result", r->cut ? "cut" :
+	    r->throttled_until != 0 ? "throttled" : "failed",
 	    "error", msg,
 	    /* what the run did since its last checkpoint, so the history shows it all */
 	    "read", (json_int_t)(r->nread - r->c_read),
@@ -277,7 +280,15 @@ run_fail(struct run *r, const char *fmt, ...)
 	msg = r->fail_msg = redact_text_free(msg);
 	cancel_inflight(r);
 	evtimer_del(r->ev_timeout);
-	if (r->ops != NULL && r->ops->shows_watermark)
+	if (!r->cut && r->env.throttled != NULL)
+		r->throttled_until = r->env.throttled(msg, r->env.arg);
+	if (r->throttled_until != 0)
+		log_job(LOG_NOTICE, r->job->name, r->id, MSGID_RUN_FAILED,
+		    "run throttled after %llu ms: %s; it stops at its last checkpoint and runs "
+		    "again then (read %lld, delivered %lld, skipped %lld, failed %lld)",
+		    (unsigned long long)(now_mono_ms() - r->started), msg, r->nread,
+		    r->ndelivered, r->nskipped, r->nfailed);
+	else if (r->ops != NULL && r->ops->shows_watermark)
 		log_job(LOG_ERR, r->job->name, r->id, MSGID_RUN_FAILED,
 		    "run failed after %llu ms: %s (read %lld, delivered %lld, skipped %lld, "
 		    "failed %lld; the watermark stays at %s)",

@@ -40,6 +40,8 @@ struct run_outcome {
 	bool	lease_lost;
 	bool	not_run;	/* paused, or the lease is held elsewhere: no run */
 	bool	claim_failed;	/* another instance holds the lease */
+	int64_t	throttled_until;	/* a budget refused a request: the run ended at its last
+				 * checkpoint and runs again at this time (wall ms); 0 */
 };
 
 /*
@@ -59,6 +61,9 @@ struct run_env {
 	bool			(*keeps_lease)(void *arg);
 	/* The run is over (after its last state write) and freed. */
 	void			(*ended)(void *arg, const struct run_outcome *);
+	/* When the run fails with msg: the time a budget that msg names refuses requests
+	 * until (daemon/budgets.c), 0 when it is no such refusal. NULL: no budgets. */
+	int64_t			(*throttled)(const char *msg, void *arg);
 	void			*arg;
 	/* The configuration the job points into, held for the run: dropped once at its end. */
 	void			*cfg;
@@ -107,6 +112,8 @@ struct run {
 	bool			 not_run;	/* paused, or claim_failed: no run */
 	bool			 state_busy;	/* a state call is in flight */
 	char			*fail_msg;	/* set when failing: written once state is idle */
+	int64_t			 throttled_until;	/* the failure is a budget's refusal:
+						 * result "throttled", runs again then */
 	long long		 c_read, c_delivered, c_skipped, c_failed, c_deleted;	/* checkpointed */
 	long long		 ck_seq;	/* checkpoints sent: each carries its number */
 

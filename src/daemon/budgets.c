@@ -1,0 +1,717 @@
+/*
+ * budgets.c - request budgets (doc/design.md §7.4). Every HTTP attempt asks for a permit
+ * (io/http.h): it passes the budgets its URL matches one after the other, in the order of
+ * their names (so two requests never hold each other's concurrency slot), each in the order
+ * requests came. A budget passes a request when it is not blocked, has a concurrency slot
+ * free and holds tokens for the request's cost. Tokens come from the state store in small
+ * chunks (budget_take, shared by every instance) and are spent here within hold_ms, after
+ * which what is left is dropped: the store counts a chunk for its window plus hold_ms, so
+ * every sliding window stays within its limit whatever the instances do. A 429 or 503 (or
+ * a limit header saying none is left) blocks the budget here and, through the store's
+ * NOTIFY, on every instance. A request that would wait longer than park_after is refused:
+ * its run ends "throttled until T by budget NAME" (run/run.c), not failed.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon/budgets.h"
+#include "config/budget.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "io/http.h"
+#include "store/state.h"
+#include "store/state_budget.h"
+
+#define BUD_MAX_PER_REQUEST	8	/* budgets one request passes, at most */
+#define BUD_STATE_RETRY_MS	1000	/* a failed take is tried again after this */
+#define BUD_JITTER_MS		250	/* at most this after a block ends, at random */
+#define BUD_DEFAULT_BLOCK_MS	1000	/* a 429/503 that says nothing of how long */
+
+struct bud;
+
+/* One request's passage (held in its call's permit slot). */
+struct ticket {
+	struct http_call	*call;
+	struct bud		*b[BUD_MAX_PER_REQUEST];
+	int64_t			 cost[BUD_MAX_PER_REQUEST];
+	bool			 slot[BUD_MAX_PER_REQUEST];	/* holds a concurrency slot */
+	size_t			 n, stage;	/* budgets matched, passed */
+	uint64_t		 asked;		/* monotonic ms */
+	struct ticket		*next;		/* in b[stage]'s queue */
+	bool			 queued;
+};
+
+struct bud {
+	struct bud		*next;
+	struct budgets		*e;
+	struct budget_conf	 conf;	/* a copy: the configuration may be reloaded */
+	int64_t			 win[8], lim[8];	/* the longest window's limit less reserve */
+	size_t			 nw;
+	int64_t			 chunk, hold_ms;
+	int			 in_flight;
+	int64_t			 tokens;
+	uint64_t		 tokens_until;	/* monotonic ms: then what is left is dropped */
+	bool			 taking;	/* a budget_take is in flight */
+	uint64_t		 take_asked;
+	uint64_t		 state_failing;	/* monotonic ms of the first failed take, 0 */
+	int64_t			 blocked_until;	/* wall ms */
+	int64_t			 full_until;	/* wall ms: the shared windows are full */
+	struct ticket		*head, *tail;
+	size_t			 waiting;
+	struct event		*timer;
+	bool			 gone;		/* removed by a reload */
+	size_t			 refs;		/* tickets that point to it */
+	/* what onesyncd(8) shows */
+	long long		 taken, throttled, waited_n;
+	double			 waited_s;
+	int64_t			 refused_until;	/* the last refusal: until then */
+};
+
+struct budgets {
+	struct event_base	*base;
+	struct state		*state;
+	struct bud		*list;		/* by name */
+	bool			 closing;
+};
+
+static void pump(struct bud *);
+static void advance(struct ticket *);
+
+
+/* "15:42:10" in local time. */
+static void
+clock_text(int64_t ms, char *out, size_t len)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (localtime_r(&t, &tm) == NULL || strftime(out, len, "%H:%M:%S", &tm) == 0)
+		snprintf(out, len, "%lld", (long long)(ms / 1000));
+}
+
+/* The parts of a budget's configuration it keeps (regular expressions compiled again). */
+static void
+conf_copy(struct budget_conf *dst, const struct budget_conf *src)
+{
+	memset(dst, 0, sizeof *dst);
+	dst->name = xstrdup(src->name);
+	dst->line = src->line;
+	dst->match = xcalloc(src->nmatch + 1, sizeof *dst->match);
+	for (size_t i = 0; i < src->nmatch; i++)
+		dst->match[i] = xstrdup(src->match[i]);
+	dst->nmatch = src->nmatch;
+	dst->rate = xcalloc(src->nrate + 1, sizeof *dst->rate);
+	memcpy(dst->rate, src->rate, src->nrate * sizeof *dst->rate);
+	dst->nrate = src->nrate;
+	dst->concurrency = src->concurrency;
+	dst->reserve = src->reserve;
+	dst->park_after_ms = src->park_after_ms;
+	dst->costs = xcalloc(src->ncosts + 1, sizeof *dst->costs);
+	for (size_t i = 0; i < src->ncosts; i++) {
+		struct budget_cost *c = &dst->costs[dst->ncosts];
+
+		c->method = src->costs[i].method != NULL ? xstrdup(src->costs[i].method) : NULL;
+		c->path = xstrdup(src->costs[i].path);
+		c->cost = src->costs[i].cost;
+		if (regcomp(&c->re, c->path, REG_EXTENDED | REG_NOSUB) != 0) {
+			free(c->method);	/* it compiled when the configuration was read */
+			free(c->path);
+			continue;
+		}
+		dst->ncosts++;
+	}
+}
+
+/* Windows, limits (reserve taken off the longest), chunk and hold from the configuration. */
+static void
+bud_settings(struct bud *b)
+{
+	int64_t smallest = INT64_MAX;
+
+	b->nw = b->conf.nrate < 8 ? b->conf.nrate : 8;
+	for (size_t i = 0; i < b->nw; i++) {
+		b->win[i] = b->conf.rate[i].window_ms;
+		b->lim[i] = b->conf.rate[i].limit;
+		if (i == b->nw - 1)
+			b->lim[i] = (int64_t)((double)b->lim[i] * (1.0 - b->conf.reserve));
+		if (b->lim[i] < 1)
+			b->lim[i] = 1;
+		if (b->lim[i] < smallest)
+			smallest = b->lim[i];
+	}
+	/* A chunk is a twentieth of the smallest limit (1..10): one instance's overshoot
+	 * of its share, and one round trip to the store per chunk. */
+	b->chunk = smallest / 20;
+	if (b->chunk < 1)
+		b->chunk = 1;
+	if (b->chunk > 10)
+		b->chunk = 10;
+	b->hold_ms = b->nw > 0 ? b->win[0] / 10 : 1000;
+	if (b->hold_ms > 1000)
+		b->hold_ms = 1000;
+	if (b->hold_ms < 1)
+		b->hold_ms = 1;
+}
+
+static void bud_reap(struct budgets *);
+
+static void
+timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct bud *b = arg;
+
+	(void)fd; (void)what;
+	pump(b);
+	bud_reap(b->e);		/* b may be freed */
+}
+
+static struct bud *
+bud_new(struct budgets *e, const struct budget_conf *bc)
+{
+	struct bud *b = xcalloc(1, sizeof *b);
+
+	b->e = e;
+	conf_copy(&b->conf, bc);
+	bud_settings(b);
+	b->timer = evtimer_new(e->base, timer_cb, b);
+	return b;
+}
+
+static void
+bud_free(struct bud *b)
+{
+	if (b->timer != NULL)
+		event_free(b->timer);
+	budget_conf_free(&b->conf);
+	free(b);
+}
+
+/* A removed budget lives while a ticket or a take refers to it. */
+static void
+bud_reap(struct budgets *e)
+{
+	struct bud **pp = &e->list, *b;
+
+	while ((b = *pp) != NULL) {
+		if (b->gone && b->refs == 0 && !b->taking && b->in_flight == 0) {
+			*pp = b->next;
+			bud_free(b);
+		} else
+			pp = &b->next;
+	}
+}
+
+static void
+enqueue(struct bud *b, struct ticket *t)
+{
+	t->next = NULL;
+	t->queued = true;
+	if (b->tail != NULL)
+		b->tail->next = t;
+	else
+		b->head = t;
+	b->tail = t;
+	b->waiting++;
+}
+
+static void
+dequeue(struct bud *b, struct ticket *t)
+{
+	struct ticket **pp, *prev = NULL;
+
+	for (pp = &b->head; *pp != NULL; prev = *pp, pp = &(*pp)->next)
+		if (*pp == t) {
+			*pp = t->next;
+			if (b->tail == t)
+				b->tail = prev;
+			b->waiting--;
+			break;
+		}
+	t->next = NULL;
+	t->queued = false;
+}
+
+/* Pump b on the next turn of the loop (not inside the caller's own walk of a queue). */
+static void
+kick(struct bud *b)
+{
+	event_active(b->timer, EV_TIMEOUT, 0);
+}
+
+/* Give back what a ticket holds: its place in a queue, its slots (their budgets look
+ * again on the next turn). */
+static void
+ticket_release(struct ticket *t)
+{
+	if (t->queued && t->stage < t->n)
+		dequeue(t->b[t->stage], t);
+	for (size_t i = 0; i < t->n; i++) {
+		if (t->slot[i]) {
+			t->b[i]->in_flight--;
+			kick(t->b[i]);
+		}
+		t->slot[i] = false;
+		t->b[i]->refs--;
+	}
+}
+
+/* Refuse every request waiting at b: they may try again at until. */
+static void
+refuse_all(struct bud *b, int64_t until, const char *reason)
+{
+	char when[32], *why;
+	struct ticket *t;
+
+	clock_text(until, when, sizeof when);
+	why = reason != NULL ? xasprintf("budget %s: %s", b->conf.name, reason) :
+	    xasprintf("throttled until %s by budget %s", when, b->conf.name);
+	if (reason == NULL && until > b->refused_until)
+		b->refused_until = until;
+	while ((t = b->head) != NULL) {
+		struct http_call *c = t->call;
+
+		ticket_release(t);
+		*http_call_permit_slot(c) = NULL;
+		free(t);
+		if (reason == NULL)
+			b->throttled++;
+		http_permit_done(c, until, why);
+	}
+	free(why);
+}
+
+static void
+arm(struct bud *b, int64_t delay_ms)
+{
+	struct timeval tv;
+
+	if (delay_ms < 1)
+		delay_ms = 1;
+	tv.tv_sec = (time_t)(delay_ms / 1000);
+	tv.tv_usec = (suseconds_t)(delay_ms % 1000) * 1000;
+	evtimer_add(b->timer, &tv);
+}
+
+/* The store answered a take. */
+static void
+taken(void *arg, int rc, json_t *res, const char *err)
+{
+	struct bud *b = arg;
+	int64_t now = now_wall_ms(), g, wait, blocked;
+
+	b->taking = false;
+	if (b->e->closing)
+		return;
+	if (rc != STATE_OK || !json_is_integer(json_object_get(res, "granted"))) {
+		if (b->state_failing == 0) {
+			b->state_failing = now_mono_ms();
+			log_warnx("budget %s: cannot take tokens from the state database: %s",
+			    b->conf.name, err != NULL ? err : "unexpected answer");
+		}
+		b->full_until = now + BUD_STATE_RETRY_MS;
+		pump(b);
+		bud_reap(b->e);
+		return;
+	}
+	b->state_failing = 0;
+	g = json_integer_value(json_object_get(res, "granted"));
+	wait = json_integer_value(json_object_get(res, "wait_ms"));
+	blocked = json_integer_value(json_object_get(res, "blocked_until_ms"));
+	if (blocked > b->blocked_until)
+		b->blocked_until = blocked;
+	if (g > 0) {
+		b->tokens = g;
+		b->tokens_until = b->take_asked + (uint64_t)b->hold_ms;
+		b->taken += g;
+	} else
+		b->full_until = now + (wait > 0 ? wait : 1);
+	pump(b);
+	bud_reap(b->e);
+}
+
+static void
+take(struct bud *b, int64_t cost)
+{
+	b->taking = true;
+	b->take_asked = now_mono_ms();
+	state_budget_take(b->e->state, b->conf.name, b->win, b->lim, b->nw,
+	    cost > b->chunk ? cost : b->chunk, b->hold_ms, taken, b);
+}
+
+/*
+ * Let the requests waiting at b pass, in order, while it can. A wait it knows the end of
+ * (a block, full windows) longer than park_after refuses them all.
+ */
+static void
+pump(struct bud *b)
+{
+	struct ticket *t;
+
+	while ((t = b->head) != NULL && !b->e->closing) {
+		int64_t now = now_wall_ms(), until, cost = t->cost[t->stage];
+
+		if (!b->gone) {
+			until = b->blocked_until > b->full_until ? b->blocked_until :
+			    b->full_until;
+			if (b->state_failing != 0 && now_mono_ms() - b->state_failing >
+			    (uint64_t)b->conf.park_after_ms) {
+				refuse_all(b, now + BUD_STATE_RETRY_MS,
+				    "the state database does not answer");
+				return;
+			}
+			if (until > now) {
+				if (until - now > b->conf.park_after_ms) {
+					refuse_all(b, until, NULL);
+					return;
+				}
+				arm(b, until - now + (until == b->blocked_until ?
+				    (int64_t)(rand64() % BUD_JITTER_MS) : 0));
+				return;
+			}
+			if (b->conf.concurrency > 0 && b->in_flight >= b->conf.concurrency)
+				return;		/* a transfer that ends pumps again */
+			if (cost > 0 && (b->tokens < cost || now_mono_ms() >= b->tokens_until)) {
+				if (!b->taking)
+					take(b, cost);
+				return;
+			}
+			b->tokens -= cost;
+			b->in_flight++;
+			t->slot[t->stage] = true;
+		}
+		dequeue(b, t);
+		t->stage++;
+		advance(t);
+	}
+}
+
+/* The ticket goes to its next budget, or its request starts. */
+static void
+advance(struct ticket *t)
+{
+	double waited;
+
+	if (t->stage < t->n) {
+		enqueue(t->b[t->stage], t);
+		if (t->b[t->stage]->head == t)
+			pump(t->b[t->stage]);
+		return;
+	}
+	waited = (double)(now_mono_ms() - t->asked) / 1000.0;
+	for (size_t i = 0; i < t->n; i++) {
+		t->b[i]->waited_s += waited;
+		t->b[i]->waited_n++;
+	}
+	http_permit_done(t->call, 0, NULL);
+}
+
+static void
+permit_ask(struct http_call *c, const char *method, const char *url, void *arg)
+{
+	struct budgets *e = arg;
+	struct ticket *t;
+	char *norm;
+
+	if (e->closing || (norm = budget_url_norm(url)) == NULL) {
+		http_permit_done(c, 0, NULL);
+		return;
+	}
+	t = xcalloc(1, sizeof *t);
+	t->call = c;
+	t->asked = now_mono_ms();
+	for (struct bud *b = e->list; b != NULL && t->n < BUD_MAX_PER_REQUEST; b = b->next) {
+		if (b->gone || !budget_match(&b->conf, norm))
+			continue;
+		t->b[t->n] = b;
+		t->cost[t->n++] = budget_cost(&b->conf, method, norm);
+		b->refs++;
+	}
+	free(norm);
+	if (t->n == 0) {
+		free(t);
+		http_permit_done(c, 0, NULL);
+		return;
+	}
+	*http_call_permit_slot(c) = t;
+	advance(t);
+}
+
+/* Block b until `until` here and, through the store, on every instance. */
+static void
+block(struct bud *b, int64_t until, long status)
+{
+	char when[32];
+
+	if (until <= b->blocked_until)
+		return;
+	b->blocked_until = until;
+	clock_text(until, when, sizeof when);
+	log_info("budget %s: blocked until %s (the server answered %s)", b->conf.name, when,
+	    status == 0 ? "that no request is left" : status == 429 ? "HTTP 429" : "HTTP 503");
+	state_budget_block(b->e->state, b->conf.name, until, NULL, NULL);
+}
+
+/* What a finished transfer says of the server's limits. */
+static int64_t
+block_for(const struct http_limit_info *li, long *status)
+{
+	*status = li->status;
+	if (li->status == 429 || li->status == 503) {
+		if (li->retry_after_ms >= 0)
+			return li->retry_after_ms;
+		return li->reset_ms > 0 ? li->reset_ms : BUD_DEFAULT_BLOCK_MS;
+	}
+	*status = 0;
+	if (li->remaining == 0 && li->reset_ms > 0)
+		return li->reset_ms;
+	return 0;
+}
+
+static void
+permit_ended(struct http_call *c, const struct http_limit_info *li, void *arg)
+{
+	struct budgets *e = arg;
+	struct ticket *t = *http_call_permit_slot(c);
+	struct bud *held[BUD_MAX_PER_REQUEST];
+	int64_t wait = 0;
+	long status = 0;
+	size_t n;
+
+	if (t == NULL)
+		return;
+	*http_call_permit_slot(c) = NULL;
+	if (li != NULL && !e->closing)
+		wait = block_for(li, &status);
+	n = t->n;
+	memcpy(held, t->b, n * sizeof *held);
+	ticket_release(t);
+	free(t);
+	if (e->closing)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		if (wait > 0)
+			block(held[i], now_wall_ms() + wait, status);
+		kick(held[i]);
+	}
+}
+
+static const struct http_permit_ops permit_ops = { permit_ask, permit_ended };
+
+/* Another instance (or this one) blocked a budget: NOTIFY onesync_budget. */
+static void
+notified(const char *name, int64_t until, void *arg)
+{
+	struct budgets *e = arg;
+
+	for (struct bud *b = e->list; b != NULL; b = b->next)
+		if (!b->gone && strcmp(b->conf.name, name) == 0 && until > b->blocked_until) {
+			b->blocked_until = until;
+			if (b->head != NULL)
+				kick(b);
+		}
+}
+
+/* Insert b into the list, kept by name. */
+static void
+bud_insert(struct budgets *e, struct bud *b)
+{
+	struct bud **pp = &e->list;
+
+	while (*pp != NULL && strcmp((*pp)->conf.name, b->conf.name) < 0)
+		pp = &(*pp)->next;
+	b->next = *pp;
+	*pp = b;
+}
+
+struct budgets *
+budgets_new(struct event_base *base, struct state *st, const struct config *cfg)
+{
+	struct budgets *e;
+
+	if (cfg->nbudgets == 0)
+		return NULL;
+	e = xcalloc(1, sizeof *e);
+	e->base = base;
+	e->state = st;
+	for (size_t i = 0; i < cfg->nbudgets; i++)
+		bud_insert(e, bud_new(e, &cfg->budgets[i]));
+	state_listen_budgets(st, notified, e);
+	http_set_permit(&permit_ops, e);
+	return e;
+}
+
+struct budgets *
+budgets_reload(struct budgets *e, struct event_base *base, struct state *st,
+    const struct config *cfg)
+{
+	struct bud *b, *moved = NULL;
+
+	if (e == NULL)
+		return budgets_new(base, st, cfg);
+	for (b = e->list; b != NULL; b = b->next) {
+		bool kept = false;
+
+		for (size_t i = 0; i < cfg->nbudgets && !kept; i++)
+			if (strcmp(cfg->budgets[i].name, b->conf.name) == 0) {
+				budget_conf_free(&b->conf);
+				conf_copy(&b->conf, &cfg->budgets[i]);
+				bud_settings(b);
+				kept = true;
+			}
+		b->gone = b->gone || !kept;
+	}
+	for (size_t i = 0; i < cfg->nbudgets; i++) {
+		bool found = false;
+
+		for (b = e->list; b != NULL && !found; b = b->next)
+			found = !b->gone && strcmp(cfg->budgets[i].name, b->conf.name) == 0;
+		if (!found) {
+			b = bud_new(e, &cfg->budgets[i]);
+			b->next = moved;
+			moved = b;
+		}
+	}
+	while ((b = moved) != NULL) {
+		moved = b->next;
+		bud_insert(e, b);
+	}
+	/* The limits may have grown, a budget may be gone: everyone waiting looks again. */
+	for (b = e->list; b != NULL; b = b->next) {
+		b->tokens = 0;
+		kick(b);
+	}
+	return e;
+}
+
+void
+budgets_close(struct budgets *e)
+{
+	if (e == NULL)
+		return;
+	e->closing = true;
+	for (struct bud *b = e->list; b != NULL; b = b->next)
+		evtimer_del(b->timer);
+}
+
+void
+budgets_free(struct budgets *e)
+{
+	struct bud *b;
+
+	if (e == NULL)
+		return;
+	http_set_permit(NULL, NULL);
+	while ((b = e->list) != NULL) {
+		e->list = b->next;
+		bud_free(b);
+	}
+	free(e);
+}
+
+int64_t
+budgets_throttled(const struct budgets *e, const char *msg)
+{
+	const char *p = msg;
+
+	if (e == NULL || msg == NULL)
+		return 0;
+	while ((p = strstr(p, " by budget ")) != NULL) {
+		p += strlen(" by budget ");
+		for (const struct bud *b = e->list; b != NULL; b = b->next) {
+			size_t n = strlen(b->conf.name);
+
+			/* a refusal of the last seconds: the one that failed the run */
+			if (strncmp(p, b->conf.name, n) == 0 && strchr(" ,;:)", p[n]) != NULL &&
+			    b->refused_until > now_wall_ms() - 5000)
+				return b->refused_until;
+		}
+	}
+	return 0;
+}
+
+/* One sample line per budget of a family (HELP and TYPE once). */
+static void
+family(struct buf *out, const char *name, const char *type, const char *help)
+{
+	buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+void
+budgets_render(const struct budgets *e, struct buf *out)
+{
+	const struct bud *b;
+	int64_t now = now_wall_ms();
+	uint64_t mono = now_mono_ms();
+
+	if (e == NULL)
+		return;
+	family(out, "onesync_budget_tokens", "gauge", "Tokens of the request budget this "
+	    "instance holds, taken from the state store and not yet spent.");
+	for (b = e->list; b != NULL; b = b->next)
+		if (!b->gone)
+			buf_printf(out, "onesync_budget_tokens{budget=\"%s\"} %lld\n", b->conf.name,
+			    (long long)(mono < b->tokens_until ? b->tokens : 0));
+	family(out, "onesync_budget_wait_seconds", "summary", "Time requests waited for the "
+	    "budget's permit on this instance.");
+	for (b = e->list; b != NULL; b = b->next)
+		if (!b->gone)
+			buf_printf(out, "onesync_budget_wait_seconds_sum{budget=\"%s\"} %.3f\n"
+			    "onesync_budget_wait_seconds_count{budget=\"%s\"} %lld\n", b->conf.name,
+			    b->waited_s, b->conf.name, b->waited_n);
+	family(out, "onesync_budget_throttled_total", "counter", "Requests the budget refused "
+	    "on this instance because the wait was longer than park_after (their runs ended "
+	    "throttled).");
+	for (b = e->list; b != NULL; b = b->next)
+		if (!b->gone)
+			buf_printf(out, "onesync_budget_throttled_total{budget=\"%s\"} %lld\n",
+			    b->conf.name, b->throttled);
+	family(out, "onesync_budget_in_flight", "gauge", "Requests under the budget in flight "
+	    "on this instance.");
+	for (b = e->list; b != NULL; b = b->next)
+		if (!b->gone)
+			buf_printf(out, "onesync_budget_in_flight{budget=\"%s\"} %d\n", b->conf.name,
+			    b->in_flight);
+	family(out, "onesync_budget_waiting", "gauge", "Requests waiting for the budget's "
+	    "permit on this instance.");
+	for (b = e->list; b != NULL; b = b->next)
+		if (!b->gone)
+			buf_printf(out, "onesync_budget_waiting{budget=\"%s\"} %zu\n", b->conf.name,
+			    b->waiting);
+	family(out, "onesync_budget_blocked_seconds", "gauge", "Seconds left of the budget's "
+	    "block (a 429 or 503 from its server, on any instance), 0 when not blocked.");
+	for (b = e->list; b != NULL; b = b->next)
+		if (!b->gone)
+			buf_printf(out, "onesync_budget_blocked_seconds{budget=\"%s\"} %.3f\n",
+			    b->conf.name, b->blocked_until > now ?
+			    (double)(b->blocked_until - now) / 1000.0 : 0.0);
+}
+
+json_t *
+budgets_json(const struct budgets *e)
+{
+	json_t *a = json_array();
+	int64_t now = now_wall_ms();
+	uint64_t mono = now_mono_ms();
+
+	for (const struct bud *b = e != NULL ? e->list : NULL; b != NULL; b = b->next) {
+		json_t *w = json_array();
+
+		if (b->gone)
+			continue;
+		for (size_t i = 0; i < b->nw; i++)
+			json_array_append_new(w, json_pack("{sI sI}", "window_ms",
+			    (json_int_t)b->win[i], "limit", (json_int_t)b->lim[i]));
+		json_array_append_new(a, json_pack("{ss so si si sI sI sI sI sI}",
+		    "name", b->conf.name, "rate", w,
+		    "in_flight", b->in_flight, "concurrency", b->conf.concurrency,
+		    "waiting", (json_int_t)b->waiting,
+		    "tokens", (json_int_t)(mono < b->tokens_until ? b->tokens : 0),
+		    "throttled", (json_int_t)b->throttled,
+		    "blocked_until_ms", (json_int_t)(b->blocked_until > now ? b->blocked_until : 0),
+		    "refused_until_ms", (json_int_t)(b->refused_until > now ? b->refused_until :
+		    0)));
+	}
+	return a;
+}

@@ -1,0 +1,41 @@
+/*
+ * budgets.h - the request budgets shared by the jobs of this instance and, through the
+ * state store, by every instance on it (doc/design.md §7.4): every HTTP attempt whose URL
+ * a budget matches waits for its permit (io/http.h's permit hook).
+ */
+#ifndef ONESYNC_BUDGETS_H
+#define ONESYNC_BUDGETS_H
+
+#include <jansson.h>
+#include <stdint.h>
+#include <event2/event.h>
+#include "config/model.h"
+#include "core/util.h"
+
+struct budgets;
+struct state;
+
+/* The engine of cfg's budgets; NULL when it has none (no permit is then asked). */
+struct budgets *budgets_new(struct event_base *, struct state *, const struct config *cfg);
+/*
+ * A reload: the budgets of cfg from now on. A budget kept by name keeps what it holds and
+ * its waiting requests; a removed one lets its waiting requests go on. Returns the engine
+ * (a new one when there was none, NULL when cfg has no budget and none was running).
+ */
+struct budgets *budgets_reload(struct budgets *, struct event_base *, struct state *,
+    const struct config *cfg);
+/* Stop asking and answering (before http_shutdown); then budgets_free (after state_free). */
+void budgets_close(struct budgets *);
+void budgets_free(struct budgets *);
+/*
+ * When a run failed with msg: the time (wall ms) until which a budget that msg names as
+ * "throttled until ... by budget NAME" really refuses requests; 0 when none does (the run
+ * failed for another reason, or a source wrote those words).
+ */
+int64_t budgets_throttled(const struct budgets *, const char *msg);
+/* The Prometheus lines of the budgets (onesyncd(8), METRICS). */
+void budgets_render(const struct budgets *, struct buf *);
+/* This instance's view of the budgets, for the status endpoint's /budgets. */
+json_t *budgets_json(const struct budgets *);
+
+#endif
