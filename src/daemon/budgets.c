@@ -435,6 +435,7 @@ permit_ask(struct http_call *c, const char *method, const char *url, void *arg)
 		return;
 	}
 	*http_call_permit_slot(c) = t;
+	http_call_budgeted(c);
 	advance(t);
 }
 

@@ -128,6 +128,12 @@ http_call_permit_slot(struct http_call *c)
 	return &c->permit;
 }
 
+void
+http_call_budgeted(struct http_call *c)
+{
+	c->budgeted = true;
+}
+
 /* Start the transfer, or queue it at its origin's gate. */
 static int
 gate_add(struct http_call *c)

@@ -67,6 +67,11 @@ void http_set_permit(const struct http_permit_ops *, void *arg);	/* NULL: none *
  * with why, status 0, never retried) and may try again at refused_until_ms (wall ms). */
 void http_permit_done(struct http_call *, int64_t refused_until_ms, const char *why);
 void **http_call_permit_slot(struct http_call *);	/* the engine's pointer for a call */
+/* A budget covers the call: a 429 or 503 is the budget's to wait out, so it is retried
+ * (through the budget, which the answer blocked) up to HTTP_BUDGET_RETRIES times more
+ * than the request's own retries. */
+void http_call_budgeted(struct http_call *);
+#define HTTP_BUDGET_RETRIES	8
 
 /* How a Content-Encoding is decoded (http_req.c decodes http_send's answers, a stream's
  * reader its own). */

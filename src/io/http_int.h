@@ -66,6 +66,8 @@ struct http_call {
 	bool			 permit_wait;	/* asked, not answered yet */
 	bool			 permitted;	/* this attempt may run: told when it ends */
 	int64_t			 refused_until_ms;	/* refused: may try at (wall ms) */
+	bool			 budgeted;	/* a budget covers it: 429/503 retried */
+	int			 budget_retries;	/* ... so many times beyond `retries` */
 
 	/* Streams only. */
 	int			(*on_data)(void *, const char *, size_t);	/* http_data_cb;

@@ -576,15 +576,17 @@ call_finish(struct http_call *c)
 		}
 	}
 
-	if (!final_error && !c->not_started && c->attempts <= c->retries &&
-	    http_retryable(status)) {
+	if (!final_error && !c->not_started && http_retryable(status) &&
+	    (c->attempts <= c->retries || (c->budgeted && (status == 429 || status == 503) &&
+	    c->budget_retries++ < HTTP_BUDGET_RETRIES))) {
 		delay = retry_delay(c);
 		if (status == 0)
 			log_info("%s %s: %s; retry %d of %d in %ld ms", c->method, c->log_url,
 			    resp.error, c->attempts, c->retries, delay);
 		else
 			log_info("%s %s: HTTP %ld; retry %d of %d in %ld ms", c->method,
-			    c->log_url, status, c->attempts, c->retries, delay);
+			    c->log_url, status, c->attempts, c->budget_retries > 0 ?
+			    c->retries + HTTP_BUDGET_RETRIES : c->retries, delay);
 		tv.tv_sec = delay / 1000;
 		tv.tv_usec = (delay % 1000) * 1000;
 		if (c->retry_ev == NULL)
