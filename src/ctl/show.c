@@ -88,6 +88,8 @@ job_complete(const struct ctl *ctl, json_t *o)
 		state = "never_run";
 	else if (strcmp(last, "failed") == 0 || strcmp(last, "abandoned") == 0)
 		state = "failing";
+	else if (strcmp(last, "throttled") == 0)
+		state = "throttled";	/* a request budget refused; it runs again at T */
 	else
 		state = "ok";
 	json_object_set(n, "name", json_object_get(o, "name"));
@@ -103,6 +105,21 @@ job_complete(const struct ctl *ctl, json_t *o)
 		if (json_object_get(n, k) == NULL)
 			json_object_set(n, k, v);
 	return n;
+}
+
+/* "throttled until 10:42:05" from the run's error ("... throttled until T by budget B"). */
+static char *
+throttled_cell(json_t *lr)
+{
+	const char *e = json_is_object(lr) ? ctl_jstr(lr, "error") : NULL;
+	const char *p = e != NULL ? strstr(e, "throttled until ") : NULL;
+	size_t n;
+
+	if (p == NULL)
+		return xstrdup("throttled");
+	p += strlen("throttled until ");
+	n = strspn(p, "0123456789:");
+	return xasprintf("throttled until %.*s", (int)(n < 8 ? n : 8), p);
 }
 
 static int
@@ -156,6 +173,8 @@ cmd_jobs(struct ctl *ctl, const struct ctl_args *args)
 		if (strcmp(st, "definition_changed") == 0)
 			ctl_table_add(&t, xasprintf("definition changed (%s)", ctl_jstr(o,
 			    "definition_changed")));
+		else if (strcmp(st, "throttled") == 0)
+			ctl_table_add(&t, throttled_cell(json_object_get(o, "last_run")));
 		else
 			ctl_table_add(&t, xstrdup(strcmp(st, "never_run") == 0 ? "never run" :
 			    st));
