@@ -22,6 +22,7 @@
 #include "core/util.h"
 #include "ctl/conn.h"
 #include "ctl/ctl.h"
+#include "ctl/budgets.h"
 #include "ctl/show.h"
 #include "ctl/steer.h"
 
@@ -32,6 +33,7 @@ static const struct ctl_cmd *const commands[] = {
 	&ctl_show_jobs,
 	&ctl_show_runs,
 	&ctl_show_failures,
+	&ctl_show_budgets,
 	&ctl_steer_retry,
 	&ctl_steer_reset,
 	&ctl_steer_run,
