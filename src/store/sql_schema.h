@@ -7,9 +7,11 @@
 #ifndef ONESYNC_SQL_SCHEMA_H
 #define ONESYNC_SQL_SCHEMA_H
 
-#define STATE_SCHEMA_VERSION	3
+#define STATE_SCHEMA_VERSION	4
 #define STATE_LOCK_KEY		"7373001"
 #define STATE_FENCE_SQLSTATE	"OSL01"
+
+#include "store/sql_budget.h"
 
 /* The parts of a checkpoint's body that checkpoint (2) and checkpoint_lists (3) share, word
  * for word: the watermark moved forward only and the seen set pruned; the failures' upsert
@@ -600,6 +602,7 @@ CK_SQL_WATERMARK
 "             WITH ORDINALITY AS e(k, x, p, h, n)\n"
 "       ORDER BY k, n DESC\n"
 CK_SQL_FAILED_END,
+SQL_MIGRATION_BUDGETS,
 };
 
 #endif

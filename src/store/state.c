@@ -16,6 +16,7 @@
 #include "io/pg.h"
 #include "store/sql_schema.h"
 #include "store/state.h"
+#include "store/state_budget.h"
 
 struct state {
 	struct pg	*pg;		/* runs: run start, checkpoints, claims */
@@ -23,6 +24,8 @@ struct state {
 	void		(*req_cb)(const char *, void *);
 	void		(*rebalance_cb)(void *);
 	void		*req_arg;
+	void		(*budget_cb)(const char *, int64_t, void *);
+	void		*budget_arg;
 	char		*schema;	/* quoted */
 	char		*instance;
 	char		 incarnation[33];	/* this process, random */
@@ -264,6 +267,13 @@ coord_call(struct state *st, const char *what, const char *fn_sql, int n,
 	free(sql);
 }
 
+void
+state_call(struct state *st, bool coord, const char *what, const char *sql, int n,
+    const char *const *v, state_cb cb, void *arg)
+{
+	(coord ? coord_call : call)(st, what, sql, n, v, cb, arg);
+}
+
 static void
 notified(const char *channel, const char *payload, void *arg)
 {
@@ -273,6 +283,18 @@ notified(const char *channel, const char *payload, void *arg)
 		st->req_cb(payload, st->req_arg);
 	else if (st->rebalance_cb != NULL && strcmp(channel, "onesync_rebalance") == 0)
 		st->rebalance_cb(st->req_arg);
+	else if (st->budget_cb != NULL && strcmp(channel, "onesync_budget") == 0 &&
+	    payload != NULL)
+		state_budget_notified(st, payload, st->budget_cb, st->budget_arg);
+}
+
+void
+state_listen_budgets(struct state *st, void (*cb)(const char *, int64_t, void *), void *arg)
+{
+	st->budget_cb = cb;
+	st->budget_arg = arg;
+	pg_set_notify(st->coord, notified, st);
+	coord_call(st, "listen", "LISTEN onesync_budget", 0, NULL, NULL, NULL);
 }
 
 void
@@ -284,8 +306,9 @@ state_listen(struct state *st, void (*run_cb)(const char *, void *),
 	st->req_arg = arg;
 	pg_set_notify(st->coord, notified, st);
 	/* Idempotent: sent again after reconnects by the caller's periodic tick. */
-	coord_call(st, "listen", "LISTEN onesync_run; LISTEN onesync_rebalance", 0, NULL,
-	    NULL, NULL);
+	coord_call(st, "listen", st->budget_cb != NULL ?
+	    "LISTEN onesync_run; LISTEN onesync_rebalance; LISTEN onesync_budget" :
+	    "LISTEN onesync_run; LISTEN onesync_rebalance", 0, NULL, NULL, NULL);
 }
 
 void
@@ -428,9 +451,8 @@ text_array(char *const *names, size_t n)
 	return buf_steal(&b);
 }
 
-/* A PostgreSQL bigint[] literal. */
-static char *
-int_array(const int64_t *v, size_t n)
+char *
+state_int_array(const int64_t *v, size_t n)
 {
 	struct buf b;
 
@@ -447,7 +469,7 @@ state_renew(struct state *st, char *const *jobs, const int64_t *epochs, size_t n
     int64_t lease_ms, state_cb cb, void *arg)
 {
 	char ms[32];
-	char *names = text_array(jobs, n), *e = int_array(epochs, n);
+	char *names = text_array(jobs, n), *e = state_int_array(epochs, n);
 	const char *v[] = { st->instance, st->incarnation, names, e, ms };
 
 	snprintf(ms, sizeof ms, "%lld", (long long)lease_ms);
@@ -461,7 +483,7 @@ void
 state_release(struct state *st, char *const *jobs, const int64_t *epochs, size_t n,
     state_cb cb, void *arg)
 {
-	char *names = text_array(jobs, n), *e = int_array(epochs, n);
+	char *names = text_array(jobs, n), *e = state_int_array(epochs, n);
 	const char *v[] = { st->instance, st->incarnation, names, e };
 
 	coord_call(st, "lease release", "SELECT @S@.release_leases($1, $2, $3::text[], "

@@ -46,6 +46,15 @@ void state_migrate(struct state *, state_cb, void *);
  * with the job's name; instances joining or leaving call rebalance_cb. */
 void state_listen(struct state *, void (*run_cb)(const char *job, void *),
     void (*rebalance_cb)(void *), void *arg);
+/*
+ * Called for every onesync_budget notification (a block by any instance, this one
+ * included) with the block now in force, once this schema's row confirms it: the channel
+ * is shared by every schema in the database, so a block another deployment (another
+ * state.schema) sent for a budget of the same name is not taken for ours. LISTENs on the
+ * coordination connection; state_listen sends the LISTEN again after reconnects.
+ */
+void state_listen_budgets(struct state *, void (*cb)(const char *name, int64_t until_ms,
+    void *), void *);
 /* Jobs with a pending run-now request (polling, for when NOTIFY cannot reach us);
  * res = JSON array of names. */
 void state_requests(struct state *, state_cb, void *);
@@ -113,6 +122,15 @@ void state_queue(struct state *, const char *job, const char *after, int limit,
  * text). */
 void state_lookup(struct state *, const char *job, char *const *keys, size_t n,
     state_rows_cb, void *);
+/*
+ * For the statements of store/state_budget.c: "SELECT ..." with "@S@" standing for the
+ * schema and text parameters, on the coordination connection (coord) or the pool; res is
+ * the first column of the first row as JSON.
+ */
+void state_call(struct state *, bool coord, const char *what, const char *sql, int n,
+    const char *const *v, state_cb, void *);
+/* A PostgreSQL bigint[] literal of n values (to free). */
+char *state_int_array(const int64_t *, size_t n);
 /* One fenced checkpoint. With "seq" in ck->d (its number within the run) it is applied
  * once however often it is sent. */
 void state_checkpoint(struct state *, const char *job, int64_t epoch, long long run,

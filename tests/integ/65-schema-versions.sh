@@ -1,4 +1,5 @@
 # Schema migrations: two instances starting at once migrate once (advisory lock); a state
+# at version 3 (before budgets) is migrated to 4 with its jobs' state kept; a state
 # schema newer than this binary understands stops it with a clear message and exit 78.
 . "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/common.inc"
 sa_start
@@ -11,6 +12,20 @@ once "$T/c.conf" & p2=$!
 wait $p1; r1=$?; wait $p2; r2=$?
 case "$r1 $r2" in "0 0"|"0 75"|"75 0") ;; *) fail "concurrent starts exited $r1 and $r2";; esac
 [ "$(sql "$STATE" "SELECT value FROM onesync.meta WHERE key = 'schema_version'")" -ge 1 ] || fail "schema not migrated"
+[ "$(sql "$STATE" "SELECT value FROM onesync.meta WHERE key = 'schema_version'")" = 4 ] || fail "schema not at version 4"
+# version 3: what this binary's migration 4 added is not there yet
+sql "$STATE" "DROP FUNCTION onesync.budget_status(text[]), onesync.budget_block(text, bigint),
+	onesync.budget_take(text, bigint[], bigint[], bigint, bigint),
+	onesync.budget_check_name(text, text), onesync.budget_ms(timestamptz);
+	DROP TABLE onesync.budgets, onesync.budget_windows;
+	UPDATE onesync.meta SET value = '3' WHERE key = 'schema_version'"
+wm=$(sql "$STATE" "SELECT watermark FROM onesync.jobs WHERE name = 'contacts'")
+[ -n "$wm" ] || fail "no watermark after the first runs"
+once "$T/c.conf" || fail "a run on a state at version 3"
+[ "$(sql "$STATE" "SELECT value FROM onesync.meta WHERE key = 'schema_version'")" = 4 ] || fail "version 3 was not migrated to 4"
+[ "$(sql "$STATE" "SELECT watermark FROM onesync.jobs WHERE name = 'contacts'")" = "$wm" ] || fail "migrating to 4 lost the watermark"
+r=$(sql "$STATE" "SELECT onesync.budget_take('x', '{1000}', '{5}', 9, 0) ->> 'granted'")
+[ "$r" = 5 ] || fail "budget_take after migrating from 3: $r"
 sql "$STATE" "UPDATE onesync.meta SET value = '999' WHERE key = 'schema_version'"
 "$ONESYNCD" -c "$T/c.conf" >"$T/newer.log" 2>&1 & pid=$!
 wait_for 10 bash -c "! kill -0 $pid 2>/dev/null" || fail "the daemon kept running on a newer schema"
