@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config/budget.h"
 #include "config/load.h"
@@ -301,6 +302,56 @@ test_load(void **state)
 	free(path);
 }
 
+/* A budget is part of no job: adding one, or changing it, leaves the job's fingerprint and
+ * identity as they were (the daemon would otherwise restart or refuse the job). */
+static void
+test_not_in_identity(void **state)
+{
+	static const char job[] =
+	    "state = { conninfo = \"dbname=test\"; };\n"
+	    "jobs = ( { name = \"items\"; strategy = \"modified\"; key = \"id\";\n"
+	    "  modified = { field = \"updatedAt\"; };\n"
+	    "  source = { url = \"https://crm.example.com/api/items\"; };\n"
+	    "  destination = { type = \"http\"; url = \"http://127.0.0.1:8081/i/{{key}}\"; };"
+	    " } );\n";
+	static const char *budgets[] = {
+		"",
+		"budgets = ( { name = \"crm\"; match = [ \"https://crm.example.com/\" ];\n"
+		"  rate = [ \"10/1s\" ]; } );\n",
+		"budgets = ( { name = \"crm\"; match = [ \"https://crm.example.com/api/\" ];\n"
+		"  rate = [ \"5/1s\", \"100/1h\" ]; concurrency = 2; reserve = 0.5;\n"
+		"  costs = ( { path = \"^/api/items\"; cost = 2; } ); } );\n",
+	};
+	char		 path[] = "/tmp/test_budget.XXXXXX";
+	char		*fp = NULL, *id = NULL;
+	struct config	*cfg;
+	struct strlist	 errs = { 0 };
+	FILE		*f;
+	int		 fd;
+
+	(void)state;
+	for (size_t i = 0; i < NELEM(budgets); i++) {
+		assert_true((fd = mkstemp(path)) >= 0);
+		assert_non_null(f = fdopen(fd, "w"));
+		fprintf(f, "%s%s", job, budgets[i]);
+		fclose(f);
+		if (config_load(path, &cfg, &errs) != 0)
+			fail_msg("budgets[%zu]: %s", i, errs.n > 0 ? errs.v[0] : "?");
+		unlink(path);
+		memcpy(path + strlen(path) - 6, "XXXXXX", 6);
+		assert_int_equal(cfg->nbudgets, i > 0 ? 1 : 0);
+		if (fp == NULL) {
+			fp = xstrdup(cfg->jobs[0].fingerprint);
+			id = xstrdup(cfg->jobs[0].identity);
+		}
+		assert_string_equal(cfg->jobs[0].fingerprint, fp);
+		assert_string_equal(cfg->jobs[0].identity, id);
+		config_free(cfg);
+	}
+	free(fp);
+	free(id);
+}
+
 int
 main(void)
 {
@@ -310,6 +361,7 @@ main(void)
 		cmocka_unit_test(test_cost),
 		cmocka_unit_test(test_rate_parse),
 		cmocka_unit_test(test_load),
+		cmocka_unit_test(test_not_in_identity),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
