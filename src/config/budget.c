@@ -369,6 +369,14 @@ parse_cost(struct ctx *c, config_setting_t *e, const struct budget_conf *bc,
 		free(r->method);
 		return -1;
 	}
+	if (*r->path == '\0') {
+		/* POSIX leaves an empty expression undefined */
+		ctx_errf(c, ctx_line(c, ctx_member(e, "path")), "'path' must not be empty (\"^/\" "
+		    "matches every request)");
+		free(r->method);
+		free(r->path);
+		return -1;
+	}
 	if ((rc = regcomp(&r->re, r->path, REG_EXTENDED | REG_NOSUB)) != 0) {
 		regerror(rc, &r->re, msg, sizeof msg);
 		ctx_errf(c, ctx_line(c, ctx_member(e, "path")), "'path': bad regular expression "

@@ -33,10 +33,11 @@ for want in "budget 'b1': 'rate[0]': '0/1s': the limit must be between 1 and 100
     "budgets[2]: 'name': 'b 3' must be 1 to 64 letters" \
     "budget 'b 3', costs[0]: missing required key 'path'" \
     "budget 'b 3', costs[0]: 'cost' must be an integer" \
-    "budget 'b 3': budgets[2].costs[1] must be a group"; do
+    "budget 'b 3': budgets[2].costs[1] must be a group" \
+    "budget 'b 3', costs[2]: 'path' must not be empty"; do
 	echo "$out" | grep -qF -- "$want" || fail "budget_many.conf: expected '$want' in: $out"
 done
-[ "$(echo "$out" | wc -l)" = 13 ] || fail "budget_many.conf: expected 13 errors, got: $out"
+[ "$(echo "$out" | wc -l)" = 14 ] || fail "budget_many.conf: expected 14 errors, got: $out"
 # a good budget loads, alone and beside another one covering the same URLs
 out=$("$ONESYNCD" -t -c "$TOP/tests/configs/good/budgets.conf" 2>&1) || fail "budgets.conf rejected: $out"
 [ "$out" = "configuration OK" ] || fail "budgets.conf: unexpected output: $out"
