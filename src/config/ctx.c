@@ -26,7 +26,8 @@ ctx_errf(struct ctx *c, int line, const char *fmt, ...)
 	va_start(ap, fmt);
 	m = xvasprintf(fmt, ap);
 	va_end(ap);
-	strlist_addf(c->errs, "%s:%d: %s", c->file, line > 0 ? line : 1, m);
+	strlist_addf(c->errs, "%s:%d: %s%s%s", c->file, line > 0 ? line : 1,
+	    c->scope != NULL ? c->scope : "", c->scope != NULL ? ": " : "", m);
 	free(m);
 }
 
@@ -60,11 +61,16 @@ ctx_leaf(const char *path)
 	return p != NULL ? p + 1 : path;
 }
 
-/* The name users see: "batch", "source.url", "daemon.lease". */
+/* The name users see: "batch", "source.url", "daemon.lease"; what follows the last list
+ * element ("budgets.*.costs.*.cost" is "cost", the scope of the error says which one). */
 const char *
 ctx_dname(const char *path)
 {
-	return strncmp(path, "jobs.*.", 7) == 0 ? path + 7 : path;
+	const char	*p = path, *q;
+
+	while ((q = strstr(p, ".*.")) != NULL)
+		p = q + 3;
+	return p;
 }
 
 int
@@ -121,8 +127,8 @@ ctx_is_strlist(const config_setting_t *s)
 }
 
 /* Print a duration in ms the way users write it. */
-static const char *
-fmt_dur(int64_t ms, char *b, size_t len)
+const char *
+ctx_fmt_dur(int64_t ms, char *b, size_t len)
 {
 	if (ms % 3600000 == 0 && ms != 0)
 		snprintf(b, len, "%" PRId64 "h", ms / 3600000);
@@ -217,7 +223,7 @@ ctx_get_dur(struct ctx *c, config_setting_t *g, const char *path, const int64_t 
 		return -1;
 	if (v < kd->min) {
 		ctx_errf(c, ctx_line(c, s), "'%s' must be at least %s", ctx_dname(path),
-		    fmt_dur(kd->min, b1, sizeof b1));
+		    ctx_fmt_dur(kd->min, b1, sizeof b1));
 		return -1;
 	}
 	if (v > kd->max) {
@@ -421,6 +427,18 @@ ctx_get_headers(struct ctx *c, config_setting_t *g, const char *path, unsigned a
 			(*n)++;
 		free(name);
 	}
+}
+
+bool
+ctx_is_name(const char *s)
+{
+	const char	*p;
+
+	for (p = s; *p != '\0'; p++) {
+		if (!isalnum((unsigned char)*p) && strchr("_.-", *p) == NULL)
+			return false;
+	}
+	return *s != '\0' && p - s <= 64;
 }
 
 /* A plain SQL identifier, optionally lower-case only. */

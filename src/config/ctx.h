@@ -20,9 +20,11 @@ struct ctx {
 	bool		 strat_ok;	/* the current job's strategy is a supported one */
 	config_setting_t *job;		/* the current job's group */
 	struct job_conf	 d;		/* the defaults group, as a job */
+	const char	*scope;		/* what errors are about ("budget 'crm'"), or NULL */
 };
 
-/* Record one error, "FILE:LINE: message"; line 0 = the first line. */
+/* Record one error, "FILE:LINE: message" ("FILE:LINE: SCOPE: message" in a scope); line 0 =
+ * the first line. */
 void ctx_errf(struct ctx *c, int line, const char *fmt, ...) PRINTF(3, 4);
 /* The line of a setting (or of the nearest parent that has one), else c->line. */
 int ctx_line(struct ctx *c, const config_setting_t *s);
@@ -36,6 +38,10 @@ config_setting_t *ctx_member(config_setting_t *g, const char *name);
 config_setting_t *ctx_group(config_setting_t *g, const char *name);
 bool ctx_is_int(const config_setting_t *s);
 bool ctx_is_strlist(const config_setting_t *s);
+/* A duration in ms the way users write it ("10s", "1h", "500ms"), into b. */
+const char *ctx_fmt_dur(int64_t ms, char *b, size_t len);
+/* A name of a job or budget: 1 to 64 letters, digits, '_', '.' or '-'. */
+bool ctx_is_name(const char *s);
 /* A plain SQL identifier, optionally lower-case only. */
 bool ctx_is_ident(const char *s, bool lower);
 /* Report a missing required key (why: a hint after the name, or NULL). */

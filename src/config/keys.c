@@ -244,6 +244,30 @@ const struct key_def keys_table[] = {
 	  "HTTP method of the delete request." },
 	{ "jobs.*.destination.delete.url", K_TMPL, NULL, 0, 0, F_HTTP,
 	  "URL template of the delete request, by {{key}}; required." },
+	{ "budgets", K_JOBS, "()", 0, 0, 0,
+	  "Shared API budgets, each a group ( { ... }, { ... } ): every request whose URL one "
+	  "matches is debited on it." },
+	{ "budgets.*.name", K_STR, NULL, 0, 0, F_REQ,
+	  "Unique budget name: letters, digits, '_', '.', '-'." },
+	{ "budgets.*.match", K_STRLIST, NULL, 0, 0, F_REQ,
+	  "http(s) URL prefixes the budget covers, [ \"https://host/api/\" ] (1 to 64)." },
+	{ "budgets.*.rate", K_STRLIST, NULL, 0, 0, F_REQ,
+	  "Windows, [ \"100/10s\", \"250000/1d\" ]: N cost units per duration (1 to 8)." },
+	{ "budgets.*.concurrency", K_INT, "0", 0, 1024, 0,
+	  "Requests under the budget in flight at once per instance; 0 = no limit." },
+	{ "budgets.*.reserve", K_FLOAT, "0", 0, 0, 0,
+	  "Share of the longest window left to others (0 to 0.9)." },
+	{ "budgets.*.park_after", K_DUR, "60s", 0, DUR_MAX, 0,
+	  "A longer wait for the budget ends the run as throttled; 0 = never wait." },
+	{ "budgets.*.costs", K_JOBS, NULL, 0, 0, 0,
+	  "What requests cost, ( { method = \"POST\"; path = \"^/x\"; cost = 10; } ); "
+	  "first match wins, else 1." },
+	{ "budgets.*.costs.*.method", K_STR, NULL, 0, 0, 0,
+	  "HTTP method the rule applies to; unset = any." },
+	{ "budgets.*.costs.*.path", K_STR, NULL, 0, 0, F_REQ,
+	  "POSIX extended regular expression on the URL's path and query." },
+	{ "budgets.*.costs.*.cost", K_INT, NULL, 0, 1000000, F_REQ,
+	  "Cost units such a request takes from every window." },
 };
 
 const size_t keys_count = NELEM(keys_table);

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* K_JOBS: a list of groups ( { ... }, ... ), each walked by "PATH.*.key" entries (the jobs,
+ * the budgets, a budget's costs). */
 enum ktype {
 	K_GROUP, K_JOBS, K_STR, K_TMPL, K_INT, K_BOOL, K_DUR, K_STRLIST, K_KEY, K_MAP,
 	K_QUERY, K_FLOAT, K_AUTO

@@ -4,13 +4,12 @@
  * wrong types (walk.c), the defaults and limits (ctx.c), and config_dump_keys(), which
  * is what onesyncd.conf(5) documents. Every error is collected, none stops the others,
  * and each is "FILE:LINE: message". This module reads the groups in order (daemon,
- * state, defaults, then each job: strategy, source, destination, identity), frees, and
- * looks a job up. It never acts on the configuration (no connections, no state): it only
+ * state, defaults, then each job: strategy, source, destination, identity; then the
+ * budgets, budget.c), frees, and looks a job up. It never acts on the configuration (no connections, no state): it only
  * reads, checks and compiles templates (which reads secret files).
  */
 #include <sys/stat.h>
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +17,7 @@
 
 #include <libconfig.h>
 
+#include "config/budget.h"
 #include "config/ctx.h"
 #include "config/dest.h"
 #include "config/global.h"
@@ -34,16 +34,11 @@
 static void
 parse_name(struct ctx *c, config_setting_t *job, struct job_conf *j)
 {
-	const char	*p;
 	size_t		 i;
 
 	if (ctx_get_str(c, job, "jobs.*.name", false, &j->name) != 0)
 		return;
-	for (p = j->name; *p != '\0'; p++) {
-		if (!isalnum((unsigned char)*p) && strchr("_.-", *p) == NULL)
-			break;
-	}
-	if (*j->name == '\0' || *p != '\0' || strlen(j->name) > 64)
+	if (!ctx_is_name(j->name))
 		ctx_errf(c, ctx_line(c, ctx_member(job, "name")), "job name '%s' must be 1 to 64 "
 		    "letters, digits, '_', '.' or '-'", j->name);
 	for (i = 0; i < c->cfg->njobs; i++) {
@@ -226,6 +221,7 @@ config_load(const char *path, struct config **out, struct strlist *errs)
 	walk_group(&c, config_root_setting(&lc), "", "");
 	config_global_parse(&c, config_root_setting(&lc));
 	parse_jobs(&c, config_root_setting(&lc));
+	config_budgets_parse(&c, config_root_setting(&lc));
 	config_destroy(&lc);
 	if (errs->n != before) {
 		config_free(c.cfg);
@@ -336,6 +332,9 @@ config_free(struct config *cfg)
 	for (i = 0; i < cfg->njobs; i++)
 		job_free(&cfg->jobs[i]);
 	free(cfg->jobs);
+	for (i = 0; i < cfg->nbudgets; i++)
+		budget_conf_free(&cfg->budgets[i]);
+	free(cfg->budgets);
 	free(cfg->path);
 	free(cfg->state.conninfo);
 	free(cfg->state.schema);

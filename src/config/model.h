@@ -3,6 +3,7 @@
 #ifndef ONESYNC_MODEL_H
 #define ONESYNC_MODEL_H
 
+#include <regex.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -178,6 +179,33 @@ struct job_conf {
 	char		*definition;
 };
 
+/* A shared API budget (config/budget.c): what it covers, its windows, what requests cost. */
+struct budget_window {
+	int64_t		 limit;		/* cost units per window */
+	int64_t		 window_ms;
+};
+
+struct budget_cost {
+	char		*method;	/* NULL = any method; upper case */
+	char		*path;		/* the regular expression as written */
+	regex_t		 re;		/* POSIX extended, REG_NOSUB, on the URL's path and query */
+	int64_t		 cost;
+};
+
+struct budget_conf {
+	char		*name;
+	int		 line;
+	char		**match;	/* URL prefixes, normalised by budget_url_norm */
+	size_t		 nmatch;
+	struct budget_window *rate;	/* sorted by window_ms ascending */
+	size_t		 nrate;
+	int		 concurrency;	/* requests in flight per instance; 0 = no limit */
+	double		 reserve;	/* share of the longest window left to others */
+	struct budget_cost *costs;
+	size_t		 ncosts;
+	int64_t		 park_after_ms;	/* a longer wait ends the run as throttled */
+};
+
 struct config {
 	char		*path;
 	struct {
@@ -196,6 +224,8 @@ struct config {
 	} daemon;
 	struct job_conf	*jobs;
 	size_t		 njobs;
+	struct budget_conf *budgets;
+	size_t		 nbudgets;
 };
 
 #endif

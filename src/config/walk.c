@@ -145,15 +145,63 @@ check_type(struct ctx *c, const struct key_def *kd, config_setting_t *s)
 	return -1;
 }
 
+/*
+ * What the errors inside a list's element are about: none for a job (its line says which),
+ * "budget 'NAME'" (or "budgets[N]" before its name is known), "..., costs[N]" inside it.
+ */
+static char *
+elem_scope(const char *outer, const char *tpath, const char *dpath, config_setting_t *e,
+    int j)
+{
+	config_setting_t	*n = config_setting_get_member(e, "name");
+	const char		*leaf = strrchr(dpath, '.');
+
+	if (strcmp(tpath, "jobs") == 0)
+		return NULL;
+	if (outer != NULL)
+		return xasprintf("%s, %s[%d]", outer, leaf != NULL ? leaf + 1 : dpath, j);
+	if (strcmp(tpath, "budgets") == 0 && n != NULL &&
+	    config_setting_type(n) == CONFIG_TYPE_STRING)
+		return xasprintf("budget '%s'", config_setting_get_string(n));
+	return xasprintf("%s[%d]", dpath, j);
+}
+
+/* Walk each element of a list of groups (jobs, budgets, a budget's costs). */
+static void
+walk_list(struct ctx *c, config_setting_t *l, const char *tpath, const char *dpath)
+{
+	config_setting_t	*e;
+	const char		*outer = c->scope;
+	char			*ep, *ed, *sc;
+	int			 j;
+
+	ep = xasprintf("%s.*", tpath);
+	for (j = 0; j < config_setting_length(l); j++) {
+		e = config_setting_get_elem(l, (unsigned)j);
+		if (!config_setting_is_group(e)) {
+			ctx_errf(c, ctx_line(c, e), "%s[%d] must be a group { ... }", dpath, j);
+			continue;
+		}
+		ed = xasprintf("%s[%d]", dpath, j);
+		sc = elem_scope(outer, tpath, dpath, e, j);
+		c->scope = sc != NULL ? sc : outer;
+		walk_group(c, e, ep, ed);
+		c->scope = outer;
+		free(sc);
+		free(ed);
+	}
+	free(ep);
+}
+
 /* Walk a group: unknown keys and wrong types, everywhere, before anything else. */
 void
 walk_group(struct ctx *c, config_setting_t *g, const char *tpath, const char *dpath)
 {
-	config_setting_t	*s, *e;
+	config_setting_t	*s;
 	const struct key_def	*kd;
 	const char		*name, *hint;
-	char			*cpath, *cd, *ed;
-	int			 i, j;
+	char			*cpath, *cd;
+	int			 i;
 
 	for (i = 0; i < config_setting_length(g); i++) {
 		s = config_setting_get_elem(g, i);
@@ -171,17 +219,10 @@ walk_group(struct ctx *c, config_setting_t *g, const char *tpath, const char *dp
 			walk_group(c, s, cpath, cd);
 			free(cd);
 		} else if (kd->type == K_JOBS && config_setting_is_list(s)) {
-			for (j = 0; j < config_setting_length(s); j++) {
-				e = config_setting_get_elem(s, j);
-				if (!config_setting_is_group(e)) {
-					ctx_errf(c, ctx_line(c, e), "jobs[%d] must be a "
-					    "group { ... }", j);
-					continue;
-				}
-				ed = xasprintf("jobs[%d]", j);
-				walk_group(c, e, "jobs.*", ed);
-				free(ed);
-			}
+			cd = *dpath != '\0' ? xasprintf("%s.%s", dpath, name) :
+			    xstrdup(name);
+			walk_list(c, s, cpath, cd);
+			free(cd);
 		}
 		free(cpath);
 	}
