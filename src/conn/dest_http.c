@@ -139,6 +139,12 @@ dest_http_done(struct http_response *resp, void *arg)
 			it->outcome = DEST_REFUSED;
 			it->error = err;
 		}
+	} else if (resp->throttled_until_ms != 0) {
+		/* A budget refused it: the batch fails, and its run ends throttled. */
+		if (!dh->failed) {
+			dh->failed = true;
+			dh->error = xstrdup(resp->error);
+		}
 	} else if (resp->not_started) {
 		/* This record's request cannot be made (e.g. its URL is too long): refuse
 		 * it, the others go on. */

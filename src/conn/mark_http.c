@@ -31,6 +31,8 @@ struct http_marker {
 	void			*arg;
 	struct event		*ev_done;	/* reports on a fresh loop turn */
 	bool			 done;
+	char			*error;		/* a budget refused a request: the marking
+						 * stops and fails (its run ends throttled) */
 };
 
 static void hm_launch(struct http_marker *);
@@ -41,11 +43,12 @@ hm_finish_if_done(struct http_marker *hm)
 {
 	source_mark_cb cb = hm->cb;
 
-	if (hm->inflight > 0 || hm->next < hm->n || hm->done || cb == NULL)
+	if (hm->inflight > 0 || (hm->error == NULL && hm->next < hm->n) || hm->done ||
+	    cb == NULL)
 		return;
 	hm->done = true;
 	hm->cb = NULL;
-	cb(hm->arg, 0, NULL);
+	cb(hm->arg, hm->error != NULL ? -1 : 0, hm->error);
 }
 
 static void
@@ -57,7 +60,12 @@ hm_answered(struct http_response *resp, void *arg)
 
 	hm->calls[rq->i] = NULL;
 	hm->inflight--;
-	if (resp->status >= 200 && resp->status < 300)
+	if (resp->throttled_until_ms != 0) {
+		m->outcome = MARK_FAILED;
+		m->error = xstrdup(resp->error);
+		if (hm->error == NULL)
+			hm->error = xstrdup(resp->error);
+	} else if (resp->status >= 200 && resp->status < 300)
 		m->outcome = MARK_OK;
 	else if (resp->status == 409 || resp->status == 412) {
 		m->outcome = MARK_CONFLICT;
@@ -155,7 +163,7 @@ out:
 static void
 hm_launch(struct http_marker *hm)
 {
-	while (hm->next < hm->n && hm->inflight < hm->limit)
+	while (hm->error == NULL && hm->next < hm->n && hm->inflight < hm->limit)
 		hm_send(hm, hm->next++);
 }
 
@@ -203,5 +211,6 @@ mark_http_cancel(struct source_marker *m)
 		free(hm->reqs[i].log_url);
 	free(hm->calls);
 	free(hm->reqs);
+	free(hm->error);
 	free(hm);
 }

@@ -65,6 +65,7 @@ note "block: $s429 answers 429, $b requests during the block, the run took $ms m
 grep -q 'budget sample: blocked until' "$T/daemon.log" || fail "the block was not logged"
 
 # 3. a window of 20 per 10 s used up: the runs end throttled, not failed, and resume at T
+sa DELETE /_ctl/seen >/dev/null
 for i in $(seq $NJ); do sa POST /_ctl/mutate "{\"coll\":\"s$i\",\"after_gets\":0,\"insert\":8,\"field\":\"updatedAt\"}" >/dev/null; done
 port=$(free_port)
 conf "$T/long.conf" 'rate = [ "100/1s", "20/10s" ]; park_after = "2s";' "status_listen = \"127.0.0.1:$port\";"
