@@ -23,8 +23,9 @@
 #define BUDGET_MAX_RATE		8
 #define BUDGET_MAX_COSTS	64
 
-/* The host and port of an authority [auth, end) (userinfo already skipped), written into b
- * lower case with a default port dropped; -1 when they are not a host and a port. */
+/* The host and port of an authority [host, end) (userinfo already skipped), written into b
+ * lower case, without a final dot, with a default port dropped; -1 when they are not a
+ * host and a port. */
 static int
 norm_authority(struct buf *b, const char *host, const char *end, bool https)
 {
@@ -46,7 +47,8 @@ norm_authority(struct buf *b, const char *host, const char *end, bool https)
 	}
 	if (hend + 1 < end && port == 0)
 		return -1;	/* ":0" or ":000" */
-	for (p = host; p < hend; p++)
+	/* "a.example." is the same host as "a.example" to DNS, and to a budget */
+	for (p = host; p < hend - (*host != '[' && hend - host > 1 && hend[-1] == '.'); p++)
 		buf_addc(b, (char)tolower((unsigned char)*p));
 	if (port != 0 && port != (https ? 443 : 80))
 		buf_printf(b, ":%ld", port);
