@@ -336,14 +336,40 @@ parse_reserve(struct ctx *c, config_setting_t *g, struct budget_conf *bc)
 		    ctx_fmt_dur(lw->window_ms, b1, sizeof b1));
 }
 
+/* A request of this cost can pass: no window's limit, nor what the reserve leaves of the
+ * longest one, is below it. */
+static void
+cost_fits(struct ctx *c, config_setting_t *at, const struct budget_conf *bc, int64_t cost)
+{
+	const struct budget_window *lo = NULL, *lw;
+	int64_t			 left;
+	char			 b1[32];
+
+	if (bc->nrate == 0)
+		return;
+	for (size_t k = 0; k < bc->nrate; k++) {
+		if (lo == NULL || bc->rate[k].limit < lo->limit)
+			lo = &bc->rate[k];
+	}
+	lw = &bc->rate[bc->nrate - 1];
+	left = (int64_t)floor((double)lw->limit * (1.0 - bc->reserve));
+	if (cost > lo->limit)
+		ctx_errf(c, ctx_line(c, at), "'cost' %" PRId64 " is above the limit of the "
+		    "window %" PRId64 "/%s: such a request could never pass", cost, lo->limit,
+		    ctx_fmt_dur(lo->window_ms, b1, sizeof b1));
+	else if (cost > left && left >= 1)
+		ctx_errf(c, ctx_line(c, at), "'cost' %" PRId64 " is above the %" PRId64 " that "
+		    "'reserve' leaves of the window %" PRId64 "/%s: such a request could never "
+		    "pass", cost, left, lw->limit, ctx_fmt_dur(lw->window_ms, b1, sizeof b1));
+}
+
 /* One cost rule; 0 when complete (its expression compiled), -1 when not kept. */
 static int
 parse_cost(struct ctx *c, config_setting_t *e, const struct budget_conf *bc,
     struct budget_cost *r)
 {
-	const struct budget_window *lo = NULL;
 	const int64_t		 zero = 0;
-	char			 msg[256], b1[32], *p;
+	char			 msg[256], *p;
 	int			 rc;
 
 	memset(r, 0, sizeof *r);
@@ -358,14 +384,7 @@ parse_cost(struct ctx *c, config_setting_t *e, const struct budget_conf *bc,
 			    config_setting_get_string(ctx_member(e, "method")));
 	}
 	(void)ctx_get_int(c, e, "budgets.*.costs.*.cost", &zero, &r->cost);
-	for (size_t k = 0; k < bc->nrate; k++) {
-		if (lo == NULL || bc->rate[k].limit < lo->limit)
-			lo = &bc->rate[k];
-	}
-	if (lo != NULL && r->cost > lo->limit)
-		ctx_errf(c, ctx_line(c, ctx_member(e, "cost")), "'cost' %" PRId64 " is above the "
-		    "limit of the window %" PRId64 "/%s: such a request could never pass",
-		    r->cost, lo->limit, ctx_fmt_dur(lo->window_ms, b1, sizeof b1));
+	cost_fits(c, ctx_member(e, "cost"), bc, r->cost);
 	if (ctx_get_str(c, e, "budgets.*.costs.*.path", false, &r->path) != 0 ||
 	    r->path == NULL) {
 		free(r->method);
