@@ -23,8 +23,9 @@
 #define BUDGET_MAX_RATE		8
 #define BUDGET_MAX_COSTS	64
 
-/* The host and port of an authority [auth, end) (userinfo already skipped), written into b
- * lower case with a default port dropped; -1 when they are not a host and a port. */
+/* The host and port of an authority [host, end) (userinfo already skipped), written into b
+ * lower case, without a final dot, with a default port dropped; -1 when they are not a
+ * host and a port. */
 static int
 norm_authority(struct buf *b, const char *host, const char *end, bool https)
 {
@@ -46,7 +47,8 @@ norm_authority(struct buf *b, const char *host, const char *end, bool https)
 	}
 	if (hend + 1 < end && port == 0)
 		return -1;	/* ":0" or ":000" */
-	for (p = host; p < hend; p++)
+	/* "a.example." is the same host as "a.example" to DNS, and to a budget */
+	for (p = host; p < hend - (*host != '[' && hend - host > 1 && hend[-1] == '.'); p++)
 		buf_addc(b, (char)tolower((unsigned char)*p));
 	if (port != 0 && port != (https ? 443 : 80))
 		buf_printf(b, ":%ld", port);
@@ -334,14 +336,40 @@ parse_reserve(struct ctx *c, config_setting_t *g, struct budget_conf *bc)
 		    ctx_fmt_dur(lw->window_ms, b1, sizeof b1));
 }
 
+/* A request of this cost can pass: no window's limit, nor what the reserve leaves of the
+ * longest one, is below it. */
+static void
+cost_fits(struct ctx *c, config_setting_t *at, const struct budget_conf *bc, int64_t cost)
+{
+	const struct budget_window *lo = NULL, *lw;
+	int64_t			 left;
+	char			 b1[32];
+
+	if (bc->nrate == 0)
+		return;
+	for (size_t k = 0; k < bc->nrate; k++) {
+		if (lo == NULL || bc->rate[k].limit < lo->limit)
+			lo = &bc->rate[k];
+	}
+	lw = &bc->rate[bc->nrate - 1];
+	left = (int64_t)floor((double)lw->limit * (1.0 - bc->reserve));
+	if (cost > lo->limit)
+		ctx_errf(c, ctx_line(c, at), "'cost' %" PRId64 " is above the limit of the "
+		    "window %" PRId64 "/%s: such a request could never pass", cost, lo->limit,
+		    ctx_fmt_dur(lo->window_ms, b1, sizeof b1));
+	else if (cost > left && left >= 1)
+		ctx_errf(c, ctx_line(c, at), "'cost' %" PRId64 " is above the %" PRId64 " that "
+		    "'reserve' leaves of the window %" PRId64 "/%s: such a request could never "
+		    "pass", cost, left, lw->limit, ctx_fmt_dur(lw->window_ms, b1, sizeof b1));
+}
+
 /* One cost rule; 0 when complete (its expression compiled), -1 when not kept. */
 static int
 parse_cost(struct ctx *c, config_setting_t *e, const struct budget_conf *bc,
     struct budget_cost *r)
 {
-	const struct budget_window *lo = NULL;
 	const int64_t		 zero = 0;
-	char			 msg[256], b1[32], *p;
+	char			 msg[256], *p;
 	int			 rc;
 
 	memset(r, 0, sizeof *r);
@@ -356,14 +384,7 @@ parse_cost(struct ctx *c, config_setting_t *e, const struct budget_conf *bc,
 			    config_setting_get_string(ctx_member(e, "method")));
 	}
 	(void)ctx_get_int(c, e, "budgets.*.costs.*.cost", &zero, &r->cost);
-	for (size_t k = 0; k < bc->nrate; k++) {
-		if (lo == NULL || bc->rate[k].limit < lo->limit)
-			lo = &bc->rate[k];
-	}
-	if (lo != NULL && r->cost > lo->limit)
-		ctx_errf(c, ctx_line(c, ctx_member(e, "cost")), "'cost' %" PRId64 " is above the "
-		    "limit of the window %" PRId64 "/%s: such a request could never pass",
-		    r->cost, lo->limit, ctx_fmt_dur(lo->window_ms, b1, sizeof b1));
+	cost_fits(c, ctx_member(e, "cost"), bc, r->cost);
 	if (ctx_get_str(c, e, "budgets.*.costs.*.path", false, &r->path) != 0 ||
 	    r->path == NULL) {
 		free(r->method);

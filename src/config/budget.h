@@ -13,7 +13,8 @@ struct config_setting_t;
 
 /* url normalised for matching: scheme and host lower case, userinfo dropped, default port
  * (80 for http, 443 for https) dropped, an empty path made "/"; path and query as they
- * are. NULL when url is not an absolute http(s) URL. Caller frees. */
+ * are. NULL when url is not an absolute http(s) URL. Caller frees. (Also: a host's final
+ * dot and a fragment are dropped; a URL with a space or control character is refused.) */
 char *budget_url_norm(const char *url);
 /* Does the budget cover this (normalised) URL: one of its prefixes starts it. */
 bool budget_match(const struct budget_conf *, const char *norm_url);

@@ -54,6 +54,10 @@ test_url_norm(void **state)
 	/* a fragment is never sent */
 	norm_is("https://h.example/a?b=1#frag", "https://h.example/a?b=1");
 	norm_is("https://h.example#frag", "https://h.example/");
+	/* a fully qualified name is the same host */
+	norm_is("https://A.Example./x", "https://a.example/x");
+	norm_is("https://a.example.:443", "https://a.example/");
+	norm_is("https://./x", "https://./x");
 	/* IPv6 literals */
 	norm_is("https://[::1]:443/x", "https://[::1]/x");
 	norm_is("HTTP://[FE80::1]:8080", "http://[fe80::1]:8080/");
@@ -105,6 +109,8 @@ test_match(void **state)
 	assert_false(covers("https://a.example", "https://a.example.evil"));
 	assert_false(covers("https://a.example", "https://a.example:8443/x"));
 	assert_false(covers("https://a.example", "https://a.examplex/"));
+	assert_true(covers("https://a.example", "https://a.example./x"));
+	assert_true(covers("https://a.example./", "https://a.example/x"));
 	/* nor the same host by another scheme, nor behind userinfo naming it */
 	assert_false(covers("https://a.example", "http://a.example/x"));
 	assert_false(covers("https://a.example", "https://a.example@evil.example/x"));
