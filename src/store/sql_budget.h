@@ -26,10 +26,12 @@
 	"  bucket bigint NOT NULL,\n" \
 	"  n bigint NOT NULL,\n" \
 	"  PRIMARY KEY (name, window_ms, bucket));\n" \
-/* 4: a time in ms since the epoch (extract is exact numeric since PostgreSQL 14; floor so \
- * that a grant's ms is never later than the time it was made). */ \
+/* 4: a time in ms since the epoch, truncated (a grant's ms is never later than the time it \
+ * was made). Through whole microseconds: exact whether extract answers numeric (PostgreSQL \
+ * 14 on) or float8 (before: the microseconds fit its 53 bits, the milliseconds' fraction \
+ * would not). */ \
 	"CREATE FUNCTION @S@.budget_ms(p timestamptz) RETURNS bigint LANGUAGE sql IMMUTABLE AS $f$\n" \
-	"  SELECT floor(extract(epoch FROM p) * 1000)::bigint\n" \
+	"  SELECT (extract(epoch FROM p) * 1000000)::bigint / 1000\n" \
 	"$f$;\n" \
 /* 4: refuse what would make the arithmetic overflow or the payload too long, naming it. */ \
 	"CREATE FUNCTION @S@.budget_check_name(p_fn text, p_name text) RETURNS void\n" \

@@ -4,6 +4,7 @@
  * two jobs never share one). It never compares local time with database time: every
  * expiry is computed by the database clock inside the functions of sql_schema.h.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,6 @@
 #include "io/pg.h"
 #include "store/sql_schema.h"
 #include "store/state.h"
-#include "store/state_budget.h"
 
 struct state {
 	struct pg	*pg;		/* runs: run start, checkpoints, claims */
@@ -274,6 +274,57 @@ state_call(struct state *st, bool coord, const char *what, const char *sql, int 
 	(coord ? coord_call : call)(st, what, sql, n, v, cb, arg);
 }
 
+/* A budget's block notified, waiting for this schema's row to confirm it. */
+struct budget_note {
+	void		(*cb)(const char *, int64_t, void *);
+	void		*arg;
+	int64_t		 until;
+	char		 name[];
+};
+
+/* This schema's block of the budget a notification named: passed on when it is (at
+ * least) the one notified, so a block of another schema's budget of the same name is not. */
+static void
+budget_confirmed(void *arg, int rc, json_t *res, const char *err)
+{
+	struct budget_note *b = arg;
+
+	if (rc != STATE_OK)
+		log_warnx("%s", err);
+	else if (json_is_integer(res) && json_integer_value(res) >= b->until)
+		b->cb(b->name, json_integer_value(res), b->arg);
+	free(b);
+}
+
+/* "<until_ms> <name>" (budget_block in sql_budget.h); anything else is not ours. */
+static void
+budget_notified(struct state *st, const char *payload)
+{
+	struct budget_note *b;
+	char *end, ms[32];
+	long long until;
+	const char *v[2];
+	size_t len;
+
+	errno = 0;
+	until = strtoll(payload, &end, 10);
+	if (errno != 0 || end == payload || *end != ' ' || end[1] == '\0')
+		return;
+	len = strlen(end + 1);
+	b = xmalloc(sizeof *b + len + 1);
+	b->cb = st->budget_cb;
+	b->arg = st->budget_arg;
+	b->until = until;
+	memcpy(b->name, end + 1, len + 1);
+	snprintf(ms, sizeof ms, "%lld", until);
+	v[0] = b->name;
+	v[1] = ms;
+	coord_call(st, "reading a budget's block", "SELECT @S@.budget_ms(blocked_until) "
+	    "FROM @S@.budgets WHERE name = $1 AND blocked_until >= "
+	    "timestamptz 'epoch' + $2::bigint * interval '1 millisecond'", 2, v,
+	    budget_confirmed, b);
+}
+
 static void
 notified(const char *channel, const char *payload, void *arg)
 {
@@ -285,7 +336,7 @@ notified(const char *channel, const char *payload, void *arg)
 		st->rebalance_cb(st->req_arg);
 	else if (st->budget_cb != NULL && strcmp(channel, "onesync_budget") == 0 &&
 	    payload != NULL)
-		state_budget_notified(st, payload, st->budget_cb, st->budget_arg);
+		budget_notified(st, payload);
 }
 
 void

@@ -27,9 +27,4 @@ void state_budget_block(struct state *, const char *name, int64_t until_ms, stat
 /* Budgets' shared state: res {"NAME": {"blocked_until_ms": b|0, "windows": {"W": used}}},
  * used: the units granted in the last W ms (bucket-rounded). */
 void state_budgets(struct state *, state_cb, void *);
-/* For state.c: an onesync_budget notification's payload; cb gets the block once this
- * schema's row confirms it (see state_listen_budgets). */
-void state_budget_notified(struct state *, const char *payload,
-    void (*cb)(const char *name, int64_t until_ms, void *), void *);
-
 #endif
