@@ -207,6 +207,38 @@ budget_conf_free(struct budget_conf *bc)
 	memset(bc, 0, sizeof *bc);
 }
 
+void
+budget_conf_copy(struct budget_conf *dst, const struct budget_conf *src)
+{
+	memset(dst, 0, sizeof *dst);
+	dst->name = xstrdup(src->name);
+	dst->line = src->line;
+	dst->match = xcalloc(src->nmatch + 1, sizeof *dst->match);
+	for (size_t i = 0; i < src->nmatch; i++)
+		dst->match[i] = xstrdup(src->match[i]);
+	dst->nmatch = src->nmatch;
+	dst->rate = xcalloc(src->nrate + 1, sizeof *dst->rate);
+	memcpy(dst->rate, src->rate, src->nrate * sizeof *dst->rate);
+	dst->nrate = src->nrate;
+	dst->concurrency = src->concurrency;
+	dst->reserve = src->reserve;
+	dst->park_after_ms = src->park_after_ms;
+	dst->costs = xcalloc(src->ncosts + 1, sizeof *dst->costs);
+	for (size_t i = 0; i < src->ncosts; i++) {
+		struct budget_cost *c = &dst->costs[dst->ncosts];
+
+		c->method = src->costs[i].method != NULL ? xstrdup(src->costs[i].method) : NULL;
+		c->path = xstrdup(src->costs[i].path);
+		c->cost = src->costs[i].cost;
+		if (regcomp(&c->re, c->path, REG_EXTENDED | REG_NOSUB) != 0) {
+			free(c->method);	/* it compiled when the configuration was read */
+			free(c->path);
+			continue;
+		}
+		dst->ncosts++;
+	}
+}
+
 /* match: 1 to 64 http(s) URL prefixes, normalised; none with userinfo or a fragment. */
 static void
 parse_match(struct ctx *c, config_setting_t *g, struct budget_conf *bc)

@@ -24,7 +24,10 @@ int64_t budget_cost(const struct budget_conf *, const char *method, const char *
 /* "N/W": N (1..1e9) per W, W a duration "500ms", "10s", "1m", "1h", "1d" or a bare unit "s",
  * "m", "h", "d" meaning 1 of it; W from 1 ms to 31 days. 0, or -1 and *why (caller frees). */
 int budget_rate_parse(const char *s, struct budget_window *, char **why) WUR;
-void budget_conf_free(struct budget_conf *);	/* what it holds, not itself */
+void budget_conf_free(struct budget_conf *);
+/* A deep copy of src in dst (its regular expressions compiled again; a cost rule whose
+ * expression no longer compiles is left out), for the budgets' runtime across reloads. */
+void budget_conf_copy(struct budget_conf *dst, const struct budget_conf *src);	/* what it holds, not itself */
 
 /* The top-level list `budgets` into c->cfg->budgets; errors name the budget and the key. */
 void config_budgets_parse(struct ctx *c, struct config_setting_t *root);

@@ -1,5 +1,5 @@
 /*
- * budgets.c - request budgets (doc/design.md §7.4). Every HTTP attempt asks for a permit
+ * budgets.c - request budgets (doc/design.md §7.6). Every HTTP attempt asks for a permit
  * (io/http.h): it passes the budgets its URL matches one after the other, in the order of
  * their names (so two requests never hold each other's concurrency slot), each in the order
  * requests came. A budget passes a request when it is not blocked, has a concurrency slot
@@ -91,39 +91,6 @@ clock_text(int64_t ms, char *out, size_t len)
 		snprintf(out, len, "%lld", (long long)(ms / 1000));
 }
 
-/* The parts of a budget's configuration it keeps (regular expressions compiled again). */
-static void
-conf_copy(struct budget_conf *dst, const struct budget_conf *src)
-{
-	memset(dst, 0, sizeof *dst);
-	dst->name = xstrdup(src->name);
-	dst->line = src->line;
-	dst->match = xcalloc(src->nmatch + 1, sizeof *dst->match);
-	for (size_t i = 0; i < src->nmatch; i++)
-		dst->match[i] = xstrdup(src->match[i]);
-	dst->nmatch = src->nmatch;
-	dst->rate = xcalloc(src->nrate + 1, sizeof *dst->rate);
-	memcpy(dst->rate, src->rate, src->nrate * sizeof *dst->rate);
-	dst->nrate = src->nrate;
-	dst->concurrency = src->concurrency;
-	dst->reserve = src->reserve;
-	dst->park_after_ms = src->park_after_ms;
-	dst->costs = xcalloc(src->ncosts + 1, sizeof *dst->costs);
-	for (size_t i = 0; i < src->ncosts; i++) {
-		struct budget_cost *c = &dst->costs[dst->ncosts];
-
-		c->method = src->costs[i].method != NULL ? xstrdup(src->costs[i].method) : NULL;
-		c->path = xstrdup(src->costs[i].path);
-		c->cost = src->costs[i].cost;
-		if (regcomp(&c->re, c->path, REG_EXTENDED | REG_NOSUB) != 0) {
-			free(c->method);	/* it compiled when the configuration was read */
-			free(c->path);
-			continue;
-		}
-		dst->ncosts++;
-	}
-}
-
 /* Windows, limits (reserve taken off the longest), chunk and hold from the configuration. */
 static void
 bud_settings(struct bud *b)
@@ -173,7 +140,7 @@ bud_new(struct budgets *e, const struct budget_conf *bc)
 	struct bud *b = xcalloc(1, sizeof *b);
 
 	b->e = e;
-	conf_copy(&b->conf, bc);
+	budget_conf_copy(&b->conf, bc);
 	bud_settings(b);
 	b->timer = evtimer_new(e->base, timer_cb, b);
 	return b;
@@ -557,7 +524,7 @@ budgets_reload(struct budgets *e, struct event_base *base, struct state *st,
 		for (size_t i = 0; i < cfg->nbudgets && !kept; i++)
 			if (strcmp(cfg->budgets[i].name, b->conf.name) == 0) {
 				budget_conf_free(&b->conf);
-				conf_copy(&b->conf, &cfg->budgets[i]);
+				budget_conf_copy(&b->conf, &cfg->budgets[i]);
 				bud_settings(b);
 				kept = true;
 			}

@@ -1,6 +1,6 @@
 /*
  * budgets.h - the request budgets shared by the jobs of this instance and, through the
- * state store, by every instance on it (doc/design.md §7.4): every HTTP attempt whose URL
+ * state store, by every instance on it (doc/design.md §7.6): every HTTP attempt whose URL
  * a budget matches waits for its permit (io/http.h's permit hook).
  */
 #ifndef ONESYNC_BUDGETS_H

@@ -2,15 +2,16 @@
 # documented: as an item `.It Ic KEY` of man/onesyncd.conf.5 (full dotted path, jobs.*.x as
 # the page writes them), and as a setting at that path in etc/onesyncd.conf (commented-out
 # settings count: the example shows optional keys that way; jobs.*.x is a setting of any
-# element of the jobs list). Every metric of src/run/metrics.c is an item of man/onesyncd.8, and
-# the page lists no metric that does not exist.
+# element of the jobs list). Every metric of src/run/metrics.c and src/daemon/budgets.c is an
+# item of man/onesyncd.8, and the page lists no metric that does not exist.
 . "$(dirname "$0")/../lib.sh"
 "$ONESYNCD" --dump-keys >"$T/keys.tsv" || fail "onesyncd --dump-keys exited $?"
 [ "$(wc -l <"$T/keys.tsv")" -gt 20 ] || fail "--dump-keys printed only $(wc -l <"$T/keys.tsv") keys"
 python3 - "$T/keys.tsv" "$TOP/man/onesyncd.conf.5" "$TOP/etc/onesyncd.conf" \
-	"$TOP/src/run/metrics.c" "$TOP/man/onesyncd.8" <<'PY' || fail "undocumented keys or metrics (see above)"
+	"$TOP/src/run/metrics.c" "$TOP/man/onesyncd.8" "$TOP/src/daemon/budgets.c" \
+	<<'PY' || fail "undocumented keys or metrics (see above)"
 import re, sys
-keys_f, man5_f, etc_f, metrics_f, man8_f = sys.argv[1:6]
+keys_f, man5_f, etc_f, metrics_f, man8_f, budgets_f = sys.argv[1:7]
 keys = [l.split("\t")[0] for l in open(keys_f) if l.strip()]
 bad = []
 
@@ -69,6 +70,10 @@ for k in keys:
 
 # metrics: every name of src/run/metrics.c is an item of onesyncd(8), and only those
 metrics = set(re.findall(r'"((?:onesync|process)_[a-z0-9_]+)"', open(metrics_f).read()))
+budget_metrics = set(re.findall(r'"((?:onesync)_budget_[a-z0-9_]+)"', open(budgets_f).read()))
+if len(budget_metrics) < 6:
+    bad.append(f"only {len(budget_metrics)} metric names found in src/daemon/budgets.c")
+metrics |= budget_metrics
 if len(metrics) < 10:
     bad.append(f"only {len(metrics)} metric names found in src/run/metrics.c")
 man8 = open(man8_f, encoding="utf-8").read()
@@ -76,7 +81,7 @@ items = set(re.findall(r"^\.It (?:Sy|Li|Cm|Ic) ((?:onesync|process)_[a-z0-9_]+)"
 for name in sorted(metrics - items):
     bad.append(f"onesyncd(8) has no item for the metric {name}")
 for name in sorted(items - metrics):
-    bad.append(f"onesyncd(8) documents the metric {name}, which src/run/metrics.c does not have")
+    bad.append(f"onesyncd(8) documents the metric {name}, which neither src/run/metrics.c nor src/daemon/budgets.c has")
 
 for b in bad:
     print(b, file=sys.stderr)
