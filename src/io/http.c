@@ -166,7 +166,7 @@ http_call_add(struct http_call *c)
 		permit_ops->ask(c, c->method, c->url, permit_arg);
 		return 0;
 	}
-	return gate_add(c);
+	return c->start != NULL ? c->start(c) : gate_add(c);
 }
 
 void
@@ -180,7 +180,7 @@ http_permit_done(struct http_call *c, int64_t refused_until_ms, const char *why)
 		return;
 	}
 	c->permitted = true;
-	if (gate_add(c) == -1)
+	if ((c->start != NULL ? c->start(c) : gate_add(c)) == -1)
 		http_call_not_started(c);
 }
 

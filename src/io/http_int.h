@@ -67,6 +67,8 @@ struct http_call {
 	bool			 permitted;	/* this attempt may run: told when it ends */
 	int64_t			 refused_until_ms;	/* refused: may try at (wall ms) */
 	bool			 budgeted;	/* a budget covers it: 429/503 retried */
+	int			(*start)(struct http_call *);	/* a stream's own start once
+					 * permitted (NULL: a request's, through the gate) */
 	int			 budget_retries;	/* ... so many times beyond `retries` */
 
 	/* Streams only. */

@@ -249,6 +249,22 @@ stream_complete(struct http_call *c)
 	return !http || ver >= CURL_HTTP_VERSION_2_0;
 }
 
+/* A permitted http(s) stream starts (io/http.c's permits): -1 with errbuf when refused. */
+static int
+stream_add(struct http_call *c)
+{
+	CURLMcode mr;
+
+	if ((mr = curl_multi_add_handle(http_multi, c->easy)) != CURLM_OK) {
+		snprintf(c->errbuf, sizeof c->errbuf, "cannot start the transfer: %s",
+		    curl_multi_strerror(mr));
+		return -1;
+	}
+	c->in_multi = true;
+	stall_arm(c);
+	return 0;
+}
+
 /* The end of a stream: one callback, with an error text that names the URL. */
 static void
 stream_finish(struct http_call *c)
@@ -264,7 +280,12 @@ stream_finish(struct http_call *c)
 	memset(&resp, 0, sizeof(resp));
 	if (c->easy != NULL)
 		curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
-	if (c->too_large || c->result == CURLE_FILESIZE_EXCEEDED)
+	if (c->refused_until_ms != 0) {
+		snprintf(resp.error, sizeof(resp.error), "%.300s: %.200s", c->log_url, e);
+		resp.throttled_until_ms = c->refused_until_ms;
+	} else if (c->not_started)
+		snprintf(resp.error, sizeof(resp.error), "%.300s: %.200s", c->log_url, e);
+	else if (c->too_large || c->result == CURLE_FILESIZE_EXCEEDED)
 		snprintf(resp.error, sizeof(resp.error), "%.300s: larger than %lld bytes "
 		    "(http.max_bytes)", c->log_url, c->max_bytes);
 	else if (c->stalled)
@@ -483,6 +504,17 @@ http_stream(const struct http_stream_req *req, http_data_cb on_data, http_cb on_
 	if (stream_setup_easy(c, req, scheme, err) == -1)
 		goto fail;
 	c->stall_ev = evtimer_new(http_base, stall_cb, c);
+	if (strcmp(scheme, "http") == 0 || strcmp(scheme, "https") == 0) {
+		/* through the permits (request budgets), like a request */
+		c->start = stream_add;
+		if (http_call_add(c) == -1) {
+			*err = xasprintf("%s: cannot start the transfer: %s", c->log_url,
+			    c->errbuf);
+			goto fail;
+		}
+		free(scheme);
+		return c;
+	}
 	if ((mr = curl_multi_add_handle(http_multi, c->easy)) != CURLM_OK) {
 		*err = xasprintf("%s: cannot start the transfer: %s", c->log_url,
 		    curl_multi_strerror(mr));
