@@ -139,8 +139,9 @@ dest_http_done(struct http_response *resp, void *arg)
 			it->outcome = DEST_REFUSED;
 			it->error = err;
 		}
-	} else if (resp->throttled_until_ms != 0) {
-		/* A budget refused it: the batch fails, and its run ends throttled. */
+	} else if (resp->refused) {
+		/* A budget or the credential refused it, not the record: the batch fails
+		 * (a budget's refusal ends the run throttled). */
 		if (!dh->failed) {
 			dh->failed = true;
 			dh->error = xstrdup(resp->error);

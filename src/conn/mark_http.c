@@ -60,7 +60,7 @@ hm_answered(struct http_response *resp, void *arg)
 
 	hm->calls[rq->i] = NULL;
 	hm->inflight--;
-	if (resp->throttled_until_ms != 0) {
+	if (resp->refused) {	/* a budget or the credential: the marking fails */
 		m->outcome = MARK_FAILED;
 		m->error = xstrdup(resp->error);
 		if (hm->error == NULL)

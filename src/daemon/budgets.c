@@ -39,6 +39,7 @@ struct ticket {
 	bool			 slot[BUD_MAX_PER_REQUEST];	/* holds a concurrency slot */
 	size_t			 n, stage;	/* budgets matched, passed */
 	uint64_t		 asked;		/* monotonic ms */
+	bool			 priority;	/* a token request: no concurrency slot */
 	struct ticket		*next;		/* in b[stage]'s queue */
 	bool			 queued;
 };
@@ -170,17 +171,24 @@ bud_reap(struct budgets *e)
 	}
 }
 
+/* At the end of b's queue; a token request at its head (the requests waiting behind a full
+ * concurrency may be waiting for its token). */
 static void
 enqueue(struct bud *b, struct ticket *t)
 {
 	t->next = NULL;
 	t->queued = true;
+	b->waiting++;
+	if (t->priority && b->head != NULL) {
+		t->next = b->head;
+		b->head = t;
+		return;
+	}
 	if (b->tail != NULL)
 		b->tail->next = t;
 	else
 		b->head = t;
 	b->tail = t;
-	b->waiting++;
 }
 
 static void
@@ -337,7 +345,8 @@ pump(struct bud *b)
 				    (int64_t)(rand64() % BUD_JITTER_MS) : 0));
 				return;
 			}
-			if (b->conf.concurrency > 0 && b->in_flight >= b->conf.concurrency)
+			if (b->conf.concurrency > 0 && b->in_flight >= b->conf.concurrency &&
+			    !t->priority)
 				return;		/* a transfer that ends pumps again */
 			if (cost > 0 && (b->tokens < cost || now_mono_ms() >= b->tokens_until)) {
 				if (!b->taking)
@@ -345,8 +354,10 @@ pump(struct bud *b)
 				return;
 			}
 			b->tokens -= cost;
-			b->in_flight++;
-			t->slot[t->stage] = true;
+			if (!t->priority) {
+				b->in_flight++;
+				t->slot[t->stage] = true;
+			}
 		}
 		dequeue(b, t);
 		t->stage++;
@@ -388,6 +399,7 @@ permit_ask(struct http_call *c, const char *method, const char *url, void *arg)
 	t = xcalloc(1, sizeof *t);
 	t->call = c;
 	t->asked = now_mono_ms();
+	t->priority = http_call_priority(c);
 	for (struct bud *b = e->list; b != NULL && t->n < BUD_MAX_PER_REQUEST; b = b->next) {
 		if (b->gone || !budget_match(&b->conf, norm))
 			continue;

@@ -114,6 +114,21 @@ gate_start(struct http_call *c, struct http_gate *g)
 
 static const struct http_permit_ops	*permit_ops;
 static void				*permit_arg;
+static const struct http_auth_ops	*auth_ops;
+static void				*auth_arg;
+
+void
+http_set_auth(const struct http_auth_ops *ops, void *arg)
+{
+	auth_ops = ops;
+	auth_arg = arg;
+}
+
+bool
+http_call_priority(const struct http_call *c)
+{
+	return c->priority;
+}
 
 void
 http_set_permit(const struct http_permit_ops *ops, void *arg)
@@ -158,6 +173,18 @@ gate_add(struct http_call *c)
 	return 0;
 }
 
+/* The last step before a transfer: the credential's token, then the start. */
+static int
+call_go(struct http_call *c)
+{
+	if (c->auth != NULL && auth_ops != NULL) {
+		c->auth_wait = true;
+		auth_ops->token(c, c->auth, auth_arg);
+		return 0;
+	}
+	return c->start != NULL ? c->start(c) : gate_add(c);
+}
+
 int
 http_call_add(struct http_call *c)
 {
@@ -166,7 +193,16 @@ http_call_add(struct http_call *c)
 		permit_ops->ask(c, c->method, c->url, permit_arg);
 		return 0;
 	}
-	return c->start != NULL ? c->start(c) : gate_add(c);
+	return call_go(c);
+}
+
+/* Answer a call that a budget or its credential refused, on the next loop turn. */
+static void
+call_refused(struct http_call *c, const char *why)
+{
+	c->refused = true;
+	snprintf(c->errbuf, sizeof c->errbuf, "%s", why);
+	http_call_not_started(c);
 }
 
 void
@@ -175,13 +211,40 @@ http_permit_done(struct http_call *c, int64_t refused_until_ms, const char *why)
 	c->permit_wait = false;
 	if (refused_until_ms != 0) {
 		c->refused_until_ms = refused_until_ms;
-		snprintf(c->errbuf, sizeof c->errbuf, "%s", why);
-		http_call_not_started(c);	/* answered on the next loop turn */
+		call_refused(c, why);
 		return;
 	}
 	c->permitted = true;
+	if (call_go(c) == -1)
+		http_call_not_started(c);
+}
+
+void
+http_auth_done(struct http_call *c, const char *token, const char *why)
+{
+	c->auth_wait = false;
+	if (token == NULL) {
+		call_refused(c, why);
+		return;
+	}
+	if (c->auth_token != NULL)
+		explicit_bzero(c->auth_token, strlen(c->auth_token));
+	free(c->auth_token);
+	c->auth_token = xstrdup(token);
+	if (curl_easy_setopt(c->easy, CURLOPT_XOAUTH2_BEARER, c->auth_token) != CURLE_OK ||
+	    curl_easy_setopt(c->easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER) != CURLE_OK) {
+		call_refused(c, "libcurl cannot send a bearer token");
+		return;
+	}
 	if ((c->start != NULL ? c->start(c) : gate_add(c)) == -1)
 		http_call_not_started(c);
+}
+
+void
+http_call_auth_rejected(struct http_call *c)
+{
+	if (auth_ops != NULL && c->auth != NULL && c->auth_token != NULL)
+		auth_ops->rejected(c->auth, c->auth_token, auth_arg);
 }
 
 /* A permitted transfer ended (info), or a call that holds or awaits a permit is freed. */
@@ -313,6 +376,13 @@ http_call_free(struct http_call *c)
 	}
 	gate_leave(c);
 	permit_ended(c, NULL);
+	if (c->auth_wait && auth_ops != NULL)
+		auth_ops->cancel(c, auth_arg);
+	c->auth_wait = false;
+	if (c->auth_token != NULL)
+		explicit_bzero(c->auth_token, strlen(c->auth_token));
+	free(c->auth_token);
+	free(c->auth);
 	if (c->in_done)
 		done_unlink(c);
 	if (c->prev != NULL)

@@ -27,6 +27,9 @@ struct http_response {
 					 * longer than libcurl accepts): nothing was sent */
 	int64_t		 throttled_until_ms;	/* a budget refused it (wall ms it may
 					 * try again), error says which; else 0 */
+	bool		 refused;	/* not sent for a reason of the whole job (a budget's
+					 * refusal, a credential without a token): not the
+					 * record's fault; error says why */
 };
 
 struct http_call;
@@ -67,6 +70,22 @@ void http_set_permit(const struct http_permit_ops *, void *arg);	/* NULL: none *
  * with why, status 0, never retried) and may try again at refused_until_ms (wall ms). */
 void http_permit_done(struct http_call *, int64_t refused_until_ms, const char *why);
 void **http_call_permit_slot(struct http_call *);	/* the engine's pointer for a call */
+bool http_call_priority(const struct http_call *);	/* http_request.priority */
+/*
+ * Credentials: a call whose request names one (http_request.auth) asks, once permitted and
+ * before each attempt starts, token(c, name) for the bearer token to send; the provider
+ * answers with http_auth_done, at once or later. A 401 to an attempt that sent a token
+ * tells rejected(name, token) and is tried once more with the token asked for again.
+ */
+struct http_auth_ops {
+	void	(*token)(struct http_call *, const char *name, void *arg);
+	void	(*rejected)(const char *name, const char *token, void *arg);
+	void	(*cancel)(struct http_call *, void *arg);	/* a waiting call is freed */
+};
+void http_set_auth(const struct http_auth_ops *, void *arg);	/* NULL: none */
+/* The provider's answer: the token to send, or NULL and why the call cannot be sent (it is
+ * answered with why, refused, never retried). */
+void http_auth_done(struct http_call *, const char *token, const char *why);
 /* A budget covers the call: a 429 or 503 is the budget's to wait out, so it is retried
  * (through the budget, which the answer blocked) up to HTTP_BUDGET_RETRIES times more
  * than the request's own retries. */
@@ -91,6 +110,8 @@ void http_call_reset(struct http_call *);	/* forget what one attempt received */
  * the libcurl error (a CURLcode). */
 int http_call_setup(struct http_call *, const char *protocols, long ctimeout,
     bool tls_verify, const char *ca_file);
+/* A 401 answered the token the call sent: tell the credential's provider. */
+void http_call_auth_rejected(struct http_call *);
 /* Hand the final answer to the call's callback (http_cancel of it waits meanwhile). */
 void http_call_answer(struct http_call *, struct http_response *);
 /* Answer a call that could not start on a later loop turn (status 0, not_started). */

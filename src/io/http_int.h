@@ -65,8 +65,14 @@ struct http_call {
 	void			*permit;	/* the permit engine's pointer */
 	bool			 permit_wait;	/* asked, not answered yet */
 	bool			 permitted;	/* this attempt may run: told when it ends */
-	int64_t			 refused_until_ms;	/* refused: may try at (wall ms) */
+	int64_t			 refused_until_ms;	/* a budget refused it: may try at (wall ms) */
+	bool			 refused;	/* a budget or the credential refused it */
 	bool			 budgeted;	/* a budget covers it: 429/503 retried */
+	bool			 priority;	/* http_request.priority */
+	char			*auth;		/* a credential's name (http_set_auth), or NULL */
+	char			*auth_token;	/* the token this attempt sends */
+	bool			 auth_wait;	/* its token was asked for, not answered yet */
+	bool			 auth_retried;	/* a 401 was retried once with a new token */
 	int			(*start)(struct http_call *);	/* a stream's own start once
 					 * permitted (NULL: a request's, through the gate) */
 	int			 budget_retries;	/* ... so many times beyond `retries` */

@@ -543,11 +543,12 @@ call_finish(struct http_call *c)
 	bool final_error = false, undecodable = false;
 
 	memset(&resp, 0, sizeof(resp));
-	if (c->refused_until_ms != 0) {
+	if (c->refused) {
 		snprintf(resp.error, sizeof(resp.error), "%s %.250s: %s", c->method, c->log_url,
 		    c->errbuf);
 		resp.throttled_until_ms = c->refused_until_ms;
-		final_error = true;	/* a budget refused it: the run ends, throttled */
+		resp.refused = true;
+		final_error = true;	/* a budget or the credential refused it */
 	} else if (c->bad_url) {
 		snprintf(resp.error, sizeof(resp.error), "URL %.250s refused: %.200s", c->log_url,
 		    c->errbuf);
@@ -576,6 +577,21 @@ call_finish(struct http_call *c)
 		}
 	}
 
+	if (status == 401 && !final_error && c->auth_token != NULL && !c->auth_retried) {
+		/* The token was refused: once more, with the token asked for again (a
+		 * new one if it was the current one); not counted as a retry. */
+		static const struct timeval now = { 0, 0 };
+
+		log_info("%s %s: HTTP 401 with the token of credential %s; trying once more "
+		    "with a new one", c->method, c->log_url, c->auth);
+		c->auth_retried = true;
+		http_call_auth_rejected(c);
+		c->attempts--;
+		if (c->retry_ev == NULL)
+			c->retry_ev = evtimer_new(http_base, retry_cb, c);
+		evtimer_add(c->retry_ev, &now);
+		return;
+	}
 	if (!final_error && !c->not_started && http_retryable(status) &&
 	    (c->attempts <= c->retries || (c->budgeted && (status == 429 || status == 503) &&
 	    c->budget_retries++ < HTTP_BUDGET_RETRIES))) {
@@ -652,6 +668,8 @@ http_send(const struct http_request *req, http_cb cb, void *arg)
 	c->backoff_ms = req->backoff_ms > 0 ? req->backoff_ms : HTTP_DEFAULT_BACKOFF_MS;
 	c->cb = cb;
 	c->arg = arg;
+	c->auth = req->auth != NULL ? xstrdup(req->auth) : NULL;
+	c->priority = req->priority;
 	c->hdrs = make_headers(req);
 	c->finish = call_finish;
 	http_call_link(c);

@@ -17,6 +17,11 @@ struct http_request {
 	bool		 tls_verify;
 	const char	*ca_file;
 	int		 retries;	/* retries of 408/429/5xx/transport errors */
+	const char	*auth;		/* a credential's name: its bearer token is asked for
+					 * before every attempt (http_set_auth); NULL = none */
+	bool		 priority;	/* a token request: passes the budgets' rate but not
+					 * their concurrency (a request waiting for its token
+					 * may hold the only slot) */
 	long		 backoff_ms;	/* first retry delay (doubles, jitter); 0 = 500 ms */
 };
 

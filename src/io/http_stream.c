@@ -280,9 +280,10 @@ stream_finish(struct http_call *c)
 	memset(&resp, 0, sizeof(resp));
 	if (c->easy != NULL)
 		curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
-	if (c->refused_until_ms != 0) {
+	if (c->refused) {
 		snprintf(resp.error, sizeof(resp.error), "%.300s: %.200s", c->log_url, e);
 		resp.throttled_until_ms = c->refused_until_ms;
+		resp.refused = true;
 	} else if (c->not_started)
 		snprintf(resp.error, sizeof(resp.error), "%.300s: %.200s", c->log_url, e);
 	else if (c->too_large || c->result == CURLE_FILESIZE_EXCEEDED)
@@ -505,8 +506,9 @@ http_stream(const struct http_stream_req *req, http_data_cb on_data, http_cb on_
 		goto fail;
 	c->stall_ev = evtimer_new(http_base, stall_cb, c);
 	if (strcmp(scheme, "http") == 0 || strcmp(scheme, "https") == 0) {
-		/* through the permits (request budgets), like a request */
+		/* through the permits (request budgets) and the credential, like a request */
 		c->start = stream_add;
+		c->auth = req->auth != NULL ? xstrdup(req->auth) : NULL;
 		if (http_call_add(c) == -1) {
 			*err = xasprintf("%s: cannot start the transfer: %s", c->log_url,
 			    c->errbuf);

@@ -21,6 +21,7 @@ struct http_stream_req {
 	long long	 max_bytes;	/* size limit of the whole file; 0 = none */
 	bool		 tls_verify;	/* https, ftps */
 	const char	*ca_file;
+	const char	*auth;		/* http(s): a credential's name (io/http.h), or NULL */
 	char *const	*allow_origins;	/* http(s): origins besides the URL's that a
 					 * redirect may lead to (http_origin_allowed) */
 	size_t		 nallow_origins;
