@@ -40,6 +40,7 @@ struct ctl_args {
 #define CTL_OPT_N	0x1	/* -n N */
 #define CTL_OPT_DEAD	0x2	/* --dead */
 #define CTL_OPT_RESET	0x4	/* --failures, --yes */
+#define CTL_OPT_NOJOB	0x8	/* its first argument is not a job's name */
 
 /*
  * One command: its name, its line of the usage text (a NULL synopsis: the line of the

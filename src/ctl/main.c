@@ -23,6 +23,7 @@
 #include "ctl/conn.h"
 #include "ctl/ctl.h"
 #include "ctl/budgets.h"
+#include "ctl/creds.h"
 #include "ctl/show.h"
 #include "ctl/steer.h"
 
@@ -34,6 +35,7 @@ static const struct ctl_cmd *const commands[] = {
 	&ctl_show_runs,
 	&ctl_show_failures,
 	&ctl_show_budgets,
+	&ctl_creds,
 	&ctl_steer_retry,
 	&ctl_steer_reset,
 	&ctl_steer_run,
@@ -210,7 +212,7 @@ run(struct ctl *ctl, const struct ctl_cmd *cmd, const struct ctl_args *a)
 		return EX_CONFIG;
 	}
 	rc = ctl_connect(ctl);
-	if (rc == 0 && a->job != NULL)
+	if (rc == 0 && a->job != NULL && !(cmd->opts & CTL_OPT_NOJOB))
 		rc = ctl_check_job(ctl, a->job);
 	if (rc == 0)
 		rc = cmd->exec(ctl, a);

@@ -21,6 +21,7 @@
 #include "daemon/coord.h"
 #include "daemon/daemon.h"
 #include "daemon/budgets.h"
+#include "daemon/creds.h"
 #include "daemon/daemon_int.h"
 #include "daemon/notify.h"
 #include "daemon/schedule.h"
@@ -122,6 +123,7 @@ apply_config(struct daemon *d, struct config *cfg)
 	d->ref = ref;
 	apply_daemon_keys(d, old->cfg, cfg);
 	d->budgets = budgets_reload(d->budgets, d->base, d->state, cfg);
+	d->creds = creds_reload(d->creds, d->base, d->state, d->instance, cfg);
 	for (size_t i = 0; i < d->njobs; i++) {
 		struct jobrt *jr = d->jobs[i];
 		const struct job_conf *jc = config_job(cfg, jr->name);
@@ -303,6 +305,7 @@ daemon_main(const char *cfg_path, bool once, char **once_jobs, int verbose)
 	    cfg->state.connections, cfg->state.connect_timeout_ms, d.instance);
 	state_set_lease(d.state, cfg->daemon.lease_ms);
 	d.budgets = budgets_new(d.base, d.state, cfg);
+	d.creds = creds_new(d.base, d.state, d.instance, cfg);
 	for (size_t i = 0; i < cfg->njobs; i++) {
 		d.jobs = xreallocarray(d.jobs, d.njobs + 1, sizeof *d.jobs);
 		d.jobs[d.njobs++] = schedule_jobrt_new(&d, &cfg->jobs[i]);
@@ -345,10 +348,12 @@ daemon_main(const char *cfg_path, bool once, char **once_jobs, int verbose)
 		d.exit_code = 1;
 	log_info("onesyncd stopped");
 	budgets_close(d.budgets);	/* no permit is answered while requests are freed */
+	creds_close(d.creds);
 	status_free(d.status);	/* status: before the event base */
 	http_shutdown();
 	state_free(d.state);
 	budgets_free(d.budgets);	/* after the store: its calls may answer as it goes */
+	creds_free(d.creds);
 	pg_pools_free(d.conn.pools);
 	event_free(d.ev_hup);
 	event_free(d.ev_term);

@@ -65,6 +65,7 @@ struct daemon {
 	char			*instance;
 	struct state		*state;
 	struct budgets		*budgets;	/* NULL: no request budget configured */
+	struct creds		*creds;		/* NULL: no credential configured */
 	struct jobrt		**jobs;
 	size_t			 njobs;
 	int			 running;

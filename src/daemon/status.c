@@ -27,6 +27,7 @@
 #include "core/log.h"
 #include "core/url.h"
 #include "daemon/budgets.h"
+#include "daemon/creds.h"
 #include "daemon/daemon_int.h"
 #include "run/metrics.h"
 #include "run/run.h"
@@ -242,6 +243,7 @@ serve_metrics(struct status *st, struct evhttp_request *req)
 	buf_init(&b);
 	metrics_render(&v, &b);
 	budgets_render(st->d->budgets, &b);
+	creds_render(st->d->creds, &b);
 	reply(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
 	buf_free(&b);
 	free(jobs);

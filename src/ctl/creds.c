@@ -1,0 +1,194 @@
+/*
+ * creds.c - onesyncctl credentials: the OAuth2 credentials of the configuration as the
+ * state database holds them (a token or none, when it expires, needs re-authorization),
+ * and `credentials set-refresh-token NAME`, which seals a new refresh token read from
+ * standard input with state.encryption_key and stores it (onesyncd(8), CREDENTIALS).
+ */
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl/creds.h"
+#include "ctl/conn.h"
+#include "core/aead.h"
+#include "core/util.h"
+
+#define TOKEN_MAX	8192
+
+static const char creds_sql[] =
+"SELECT COALESCE(json_object_agg(c.name, json_build_object(\n"
+"    'needs_reauth', c.needs_reauth, 'generation', c.generation,\n"
+"    'has_token', c.access_sealed IS NOT NULL, 'has_refresh', c.refresh_sealed IS NOT NULL,\n"
+"    'expires_in', extract(epoch FROM c.access_expires_at - now())::float8,\n"
+"    'updated_at', to_char(c.updated_at, 'YYYY-MM-DD HH24:MI:SS'), 'updated_by', c.updated_by)),\n"
+"  '{}')\n"
+"FROM @S@.credentials c";
+
+static const char *
+type_name(enum cred_type t)
+{
+	return t == CRED_REFRESH_TOKEN ? "oauth2_refresh_token" : "oauth2_client_credentials";
+}
+
+static char *
+state_cell(json_t *s)
+{
+	if (s == NULL)
+		return xstrdup("no token yet");
+	if (!ctl_jnull(s, "needs_reauth"))
+		return xasprintf("needs re-authorization: %s", ctl_jstr(s, "needs_reauth"));
+	return xstrdup(json_is_true(json_object_get(s, "has_token")) ? "ok" : "no token yet");
+}
+
+static char *
+token_cell(json_t *s)
+{
+	char *age, *out;
+
+	if (s == NULL || !json_is_true(json_object_get(s, "has_token")))
+		return xstrdup("-");
+	if (ctl_jnum(s, "expires_in") <= 0)
+		return xstrdup("expired");
+	age = ctl_fmt_age(ctl_jnum(s, "expires_in"));
+	out = xasprintf("expires in %s", age);
+	free(age);
+	return out;
+}
+
+static int
+list(struct ctl *ctl)
+{
+	static const char *const hdr[] = { "CREDENTIAL", "TYPE", "STATE", "ACCESS TOKEN",
+	    "UPDATED" };
+	struct ctl_table t = { NELEM(hdr), hdr, "lllll", { 0 } };
+	json_t *rows, *out;
+	int rc = 0;
+
+	if (ctl->cfg->ncreds == 0) {
+		printf("no credential is configured\n");
+		return 0;
+	}
+	rows = ctl->have_schema ? ctl_q_json(ctl, "reading the credentials", creds_sql, 0, NULL,
+	    &rc) : json_object();
+	if (rows == NULL)
+		return rc;
+	out = json_array();
+	for (size_t i = 0; i < ctl->cfg->ncreds; i++) {
+		const struct cred_conf *cc = &ctl->cfg->creds[i];
+		json_t *s = json_object_get(rows, cc->name);
+
+		if (ctl->json) {
+			json_t *o = json_pack("{ss ss}", "name", cc->name, "type",
+			    type_name(cc->type));
+
+			if (s != NULL)
+				json_object_update(o, s);
+			json_array_append_new(out, o);
+			continue;
+		}
+		ctl_table_add(&t, xstrdup(cc->name));
+		ctl_table_add(&t, xstrdup(type_name(cc->type)));
+		ctl_table_add(&t, state_cell(s));
+		ctl_table_add(&t, token_cell(s));
+		ctl_table_add(&t, s != NULL && !ctl_jnull(s, "updated_at") ? xasprintf("%s by %s",
+		    ctl_jstr(s, "updated_at"), ctl_jnull(s, "updated_by") ? "-" :
+		    ctl_jstr(s, "updated_by")) : xstrdup("-"));
+	}
+	if (ctl->json)
+		ctl_print_json(out);
+	else
+		ctl_table_print(&t);
+	json_decref(out);
+	json_decref(rows);
+	return 0;
+}
+
+/* The token on standard input: one line, visible ASCII, at most TOKEN_MAX bytes. */
+static char *
+read_token(void)
+{
+	char *buf = xmalloc(TOKEN_MAX + 2);
+	size_t n = fread(buf, 1, TOKEN_MAX + 1, stdin);
+
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	buf[n] = '\0';
+	for (size_t i = 0; i < n; i++)
+		if (buf[i] < 0x21 || buf[i] > 0x7e)
+			n = 0;
+	if (n == 0 || n > TOKEN_MAX) {
+		OPENSSL_cleanse(buf, TOKEN_MAX + 2);
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+static int
+set_refresh(struct ctl *ctl, const char *name)
+{
+	const struct cred_conf *cc = NULL;
+	char *token, *ad, *sealed;
+	const char *v[2];
+	PGresult *res;
+	int rc = 0;
+
+	for (size_t i = 0; i < ctl->cfg->ncreds; i++)
+		if (strcmp(ctl->cfg->creds[i].name, name) == 0)
+			cc = &ctl->cfg->creds[i];
+	if (cc == NULL || cc->type != CRED_REFRESH_TOKEN) {
+		fprintf(stderr, "%s: %s is not a credential of type oauth2_refresh_token in %s\n",
+		    CTL_PROG, name, ctl->path);
+		return CTL_EX_FAILED;
+	}
+	if (!ctl->cfg->state.has_key) {
+		fprintf(stderr, "%s: state.encryption_key is not set in %s\n", CTL_PROG, ctl->path);
+		return CTL_EX_FAILED;
+	}
+	if ((rc = ctl_need_schema(ctl)) != 0)
+		return rc;
+	if ((token = read_token()) == NULL) {
+		fprintf(stderr, "%s: no refresh token on standard input (one line of 1 to %d "
+		    "visible characters)\n", CTL_PROG, TOKEN_MAX);
+		return CTL_EX_FAILED;
+	}
+	ad = xasprintf("%s/%s/refresh", ctl->cfg->state.schema, name);
+	sealed = aead_seal(ctl->cfg->state.key, ad, token, strlen(token));
+	OPENSSL_cleanse(token, strlen(token));
+	free(token);
+	free(ad);
+	if (sealed == NULL) {
+		fprintf(stderr, "%s: cannot seal the token\n", CTL_PROG);
+		return CTL_EX_FAILED;
+	}
+	v[0] = name;
+	v[1] = sealed;
+	res = ctl_q(ctl, "storing the refresh token", "SELECT @S@.credential_set_refresh($1, $2)",
+	    2, v, &rc);
+	free(sealed);
+	if (res == NULL)
+		return rc;
+	PQclear(res);
+	printf("credential %s: the new refresh token is stored, sealed; every onesyncd on this "
+	    "state database uses it for its next token request\n", name);
+	return 0;
+}
+
+static int
+cmd_creds(struct ctl *ctl, const struct ctl_args *args)
+{
+	if (args->job == NULL)
+		return list(ctl);
+	if (strcmp(args->job, "set-refresh-token") != 0 || args->nkeys != 1) {
+		fprintf(stderr, "%s: usage: credentials [set-refresh-token NAME]\n", CTL_PROG);
+		return 64;
+	}
+	return set_refresh(ctl, args->keys[0]);
+}
+
+const struct ctl_cmd ctl_creds = {
+	"credentials", "credentials [set-refresh-token NAME]", "the OAuth2 credentials: token, "
+	"needs re-authorization;\nset-refresh-token NAME: a new refresh token, read from stdin",
+	0, 2, CTL_OPT_NOJOB, cmd_creds
+};

@@ -1,0 +1,312 @@
+/*
+ * creds.c - OAuth2 credentials at run time (doc/design.md §7.7). A request that names a
+ * credential asks for its bearer token before each attempt (io/http.h's credential hook).
+ * The token is used while it has more than a safety margin left (a tenth of its life, at
+ * most 1 s); from 75 % of its life (never later than 60 s before its end when it lives
+ * long enough, less a random 5 %) a refresh runs in the background, and requests keep
+ * the old one meanwhile. With state.encryption_key the token lives in the state store,
+ * sealed, and a refresh is single flight across instances: state_cred_begin gives one
+ * instance a lease; the others read the row again when it ends and take the token it
+ * stored. Without a key each instance keeps its own. A 401 to a token makes it stale here
+ * (if it is still the current one), and the request is tried once more. invalid_grant,
+ * invalid_client or unauthorized_client from the token endpoint marks the credential
+ * "needs re-authorization": its requests fail at once with that message, and the endpoint
+ * is not asked again until an operator gives a new refresh token
+ * (onesyncctl credentials set-refresh-token) or, for client credentials, a reload or a
+ * restart. Token requests pass the budgets (priority: no concurrency slot). No token is
+ * logged: each one is added to the redaction registry as it arrives.
+ */
+#include <openssl/evp.h>
+#include <openssl/crypto.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "daemon/creds.h"
+#include "daemon/creds_fetch.h"
+#include "daemon/creds_int.h"
+#include "core/aead.h"
+#include "core/log.h"
+#include "core/secrets.h"
+#include "core/util.h"
+#include "io/http.h"
+#include "io/http_req.h"
+#include "store/state.h"
+#include "store/state_cred.h"
+
+static char *
+dup_or_null(const char *s)
+{
+	return s != NULL ? xstrdup(s) : NULL;
+}
+
+static void
+conf_copy(struct cred_conf *d, const struct cred_conf *s)
+{
+	*d = *s;
+	d->name = xstrdup(s->name);
+	d->token_url = xstrdup(s->token_url);
+	d->client_id = xstrdup(s->client_id);
+	d->client_secret = dup_or_null(s->client_secret);
+	d->scope = dup_or_null(s->scope);
+	d->audience = dup_or_null(s->audience);
+	d->refresh_token = dup_or_null(s->refresh_token);
+	d->http.ca_file = dup_or_null(s->http.ca_file);
+}
+
+static void
+conf_free(struct cred_conf *c)
+{
+	free(c->name);
+	free(c->token_url);
+	creds_wipe_free(c->client_id);
+	creds_wipe_free(c->client_secret);
+	free(c->scope);
+	free(c->audience);
+	creds_wipe_free(c->refresh_token);
+	free(c->http.ca_file);
+}
+
+static bool
+same_str(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* What makes the tokens of a credential: another one is another credential. */
+static bool
+conf_same(const struct cred_conf *a, const struct cred_conf *b)
+{
+	return a->type == b->type && a->basic_auth == b->basic_auth &&
+	    same_str(a->token_url, b->token_url) && same_str(a->client_id, b->client_id) &&
+	    same_str(a->client_secret, b->client_secret) && same_str(a->scope, b->scope) &&
+	    same_str(a->audience, b->audience) && same_str(a->refresh_token, b->refresh_token);
+}
+
+static struct cred *
+find(struct creds *e, const char *name)
+{
+	for (struct cred *cr = e->list; cr != NULL; cr = cr->next)
+		if (!cr->gone && strcmp(cr->conf.name, name) == 0)
+			return cr;
+	return NULL;
+}
+
+static void
+ask_token(struct http_call *c, const char *name, void *arg)
+{
+	struct creds *e = arg;
+	struct cred *cr = find(e, name);
+	struct waiter *w;
+	char *why;
+
+	if (cr == NULL || e->closing) {
+		why = xasprintf("credential %s is not configured (a reload removed it)", name);
+		http_auth_done(c, NULL, why);
+		free(why);
+		return;
+	}
+	if (cr->needs_reauth != NULL) {
+		http_auth_done(c, NULL, cr->needs_reauth);
+		return;
+	}
+	if (creds_usable(cr)) {
+		if (now_mono_ms() >= cr->refresh_at && !cr->busy)
+			creds_fetch(cr);	/* in the background: the token serves meanwhile */
+		http_auth_done(c, cr->token, NULL);
+		return;
+	}
+	if (!cr->busy && cr->last_error != NULL && now_mono_ms() < cr->next_try) {
+		why = xasprintf("credential %s: %s (tried again in a moment)", name,
+		    cr->last_error);
+		http_auth_done(c, NULL, why);
+		free(why);
+		return;
+	}
+	w = xcalloc(1, sizeof *w);
+	w->call = c;
+	if (cr->tail != NULL)
+		cr->tail->next = w;
+	else
+		cr->head = w;
+	cr->tail = w;
+	if (!cr->busy)
+		creds_fetch(cr);
+}
+
+static void
+token_rejected(const char *name, const char *token, void *arg)
+{
+	struct cred *cr = find(arg, name);
+
+	if (cr == NULL || cr->token == NULL || strcmp(cr->token, token) != 0)
+		return;		/* already replaced: the retry takes the new one */
+	log_info("credential %s: a 401 refused its token: it is replaced", name);
+	cr->rejected = creds_token_hash(token);
+	creds_wipe_free(cr->token);
+	cr->token = NULL;
+}
+
+static void
+cancel_wait(struct http_call *c, void *arg)
+{
+	struct creds *e = arg;
+
+	for (struct cred *cr = e->list; cr != NULL; cr = cr->next) {
+		struct waiter **pp, *prev = NULL;
+
+		for (pp = &cr->head; *pp != NULL; prev = *pp, pp = &(*pp)->next)
+			if ((*pp)->call == c) {
+				struct waiter *w = *pp;
+
+				*pp = w->next;
+				if (cr->tail == w)
+					cr->tail = prev;
+				free(w);
+				return;
+			}
+	}
+}
+
+static const struct http_auth_ops auth_ops = { ask_token, token_rejected, cancel_wait };
+
+static struct cred *
+cred_new(struct creds *e, const struct cred_conf *cc)
+{
+	struct cred *cr = xcalloc(1, sizeof *cr);
+
+	cr->e = e;
+	conf_copy(&cr->conf, cc);
+	cr->generation = -1;
+	cr->fence = -1;
+	cr->timer = evtimer_new(e->base, creds_timer_cb, cr);
+	return cr;
+}
+
+static void
+cred_free(struct cred *cr)
+{
+	creds_answer_all(cr, NULL, "onesyncd is stopping");
+	event_free(cr->timer);
+	conf_free(&cr->conf);
+	creds_wipe_free(cr->token);
+	creds_wipe_free(cr->pending);
+	free(cr->needs_reauth);
+	free(cr->last_error);
+	free(cr);
+}
+
+static void
+set_key(struct creds *e, const struct config *cfg)
+{
+	e->shared = cfg->state.has_key;
+	memcpy(e->key, cfg->state.key, sizeof e->key);
+	free(e->schema);
+	e->schema = xstrdup(cfg->state.schema);
+}
+
+struct creds *
+creds_new(struct event_base *base, struct state *st, const char *instance,
+    const struct config *cfg)
+{
+	struct creds *e;
+
+	if (cfg->ncreds == 0)
+		return NULL;
+	e = xcalloc(1, sizeof *e);
+	e->base = base;
+	e->state = st;
+	e->instance = xstrdup(instance);
+	set_key(e, cfg);
+	for (size_t i = cfg->ncreds; i > 0; i--) {
+		struct cred *cr = cred_new(e, &cfg->creds[i - 1]);
+
+		cr->next = e->list;
+		e->list = cr;
+	}
+	http_set_auth(&auth_ops, e);
+	return e;
+}
+
+struct creds *
+creds_reload(struct creds *e, struct event_base *base, struct state *st,
+    const char *instance, const struct config *cfg)
+{
+	struct cred *cr;
+
+	if (e == NULL)
+		return creds_new(base, st, instance, cfg);
+	set_key(e, cfg);
+	for (cr = e->list; cr != NULL; cr = cr->next) {
+		bool kept = false;
+
+		for (size_t i = 0; i < cfg->ncreds && !kept; i++)
+			kept = strcmp(cfg->creds[i].name, cr->conf.name) == 0 &&
+			    conf_same(&cr->conf, &cfg->creds[i]);
+		if (!kept && !cr->gone) {
+			cr->gone = true;	/* its waiting requests still get an answer */
+			if (!cr->busy)
+				creds_answer_all(cr, NULL, "its credential changed with a reload");
+		}
+	}
+	for (size_t i = 0; i < cfg->ncreds; i++)
+		if (find(e, cfg->creds[i].name) == NULL) {
+			cr = cred_new(e, &cfg->creds[i]);
+			cr->next = e->list;
+			e->list = cr;
+		}
+	return e;
+}
+
+void
+creds_close(struct creds *e)
+{
+	if (e == NULL)
+		return;
+	e->closing = true;
+	for (struct cred *cr = e->list; cr != NULL; cr = cr->next)
+		evtimer_del(cr->timer);
+}
+
+void
+creds_free(struct creds *e)
+{
+	struct cred *cr;
+
+	if (e == NULL)
+		return;
+	http_set_auth(NULL, NULL);
+	while ((cr = e->list) != NULL) {
+		e->list = cr->next;
+		cred_free(cr);
+	}
+	OPENSSL_cleanse(e->key, sizeof e->key);
+	free(e->instance);
+	free(e->schema);
+	free(e);
+}
+
+void
+creds_render(const struct creds *e, struct buf *out)
+{
+	const struct cred *cr;
+
+	if (e == NULL)
+		return;
+	buf_printf(out, "# HELP onesync_credential_token_requests_total Requests this instance "
+	    "sent to the credential's token endpoint.\n"
+	    "# TYPE onesync_credential_token_requests_total counter\n");
+	for (cr = e->list; cr != NULL; cr = cr->next)
+		if (!cr->gone)
+			buf_printf(out, "onesync_credential_token_requests_total{credential=\"%s\"} "
+			    "%lld\n", cr->conf.name, cr->requests);
+	buf_printf(out, "# HELP onesync_credential_needs_reauth 1 when the credential needs "
+	    "re-authorization (its token endpoint refused the grant or the client).\n"
+	    "# TYPE onesync_credential_needs_reauth gauge\n");
+	for (cr = e->list; cr != NULL; cr = cr->next)
+		if (!cr->gone)
+			buf_printf(out, "onesync_credential_needs_reauth{credential=\"%s\"} %d\n",
+			    cr->conf.name, cr->needs_reauth != NULL);
+}
