@@ -3,9 +3,10 @@
  * database (two deployments): a fresh credential's row, the refresh's single flight (a
  * second instance busy while the first holds the lease, free once it runs out), stores
  * fenced by the lease's holder and the generation, a failure that ends the lease or marks
- * the credential, an operator's refresh token that clears the mark, the schemas not seeing
- * each other's credentials, and bad arguments (a token in clear above all) refused with a
- * message naming them and never quoting the token.
+ * the credential, an operator's refresh token that clears the mark, concurrent begins of
+ * which only one gets the lease, the schemas not seeing each other's credentials, and bad
+ * arguments (a token in clear above all) refused with a message naming them and never
+ * quoting the token.
  * Needs ONESYNC_TEST_CONNINFO ('host=... port=... user=...'); skipped without it (exit 77).
  * tests/integ/38-db-unit-tests.sh runs it against the test server.
  */
@@ -257,6 +258,26 @@ test_fail(struct state *a, const char *cred)
 	answer_clear(&x);
 }
 
+/* Six instances on two processes' pools asking at once: the row lock lets one through. */
+static void
+test_race(struct state *a, struct state *a2, const char *cred)
+{
+	static const char *inst[] = { "r1", "r2", "r3", "r4", "r5", "r6" };
+	struct answer x[6] = { 0 };
+	int tokens = 0, busy = 0;
+
+	for (int i = 0; i < 6; i++)
+		state_cred_begin(i % 2 ? a2 : a, cred, inst[i], 60000, answered, &x[i]);
+	for (int i = 0; i < 6; i++) {
+		wait_answer(&x[i]);
+		tokens += json_is_integer(json_object_get(x[i].res, "token"));
+		busy += json_is_true(json_object_get(x[i].res, "busy"));
+		answer_clear(&x[i]);
+	}
+	CHECK(tokens == 1 && busy == 5, "six begins at once: one token (%d), five busy (%d)",
+	    tokens, busy);
+}
+
 static void
 expect_error(const struct answer *x, const char *want, const char *what)
 {
@@ -330,7 +351,7 @@ main(int argc, char **argv)
 	const char *server = getenv("ONESYNC_TEST_CONNINFO"), *cred = "erp.eu-1 x'y";
 	char *dbname, *ci, *q, *conninfo;
 	struct answer x = { 0 };
-	struct state *a, *b;
+	struct state *a, *a2, *b;
 	PGconn *admin;
 
 	if (server == NULL || *server == '\0') {
@@ -355,6 +376,9 @@ main(int argc, char **argv)
 	b = open_state(conninfo, "deploy_b");
 	test_flight(a, cred);
 	test_fail(a, cred);
+	a2 = open_state(conninfo, "deploy a");
+	test_race(a, a2, "raced");
+	state_free(a2);
 	get(b, cred, &x);
 	CHECK(x.rc == STATE_OK && num(&x, "generation") == 0 && !has(&x, "refresh_sealed"),
 	    "the other schema's credential of the same name is its own (%s)", err(&x));
