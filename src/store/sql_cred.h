@@ -83,8 +83,8 @@
 /* 4: ask to refresh credential p_name: the row (as credential_get) and one of \
  * "needs_reauth" (an operator must act), "busy" with "wait_ms" (another instance's lease \
  * runs that much longer), or "token" (the fencing number: the generation now) when this \
- * instance now holds the lease for p_lease_ms. The row lock queues concurrent callers, so \
- * each reads what the one before stored. */ \
+ * instance now holds the lease for p_lease_ms (its own lease still ahead is taken again). \
+ * The row lock queues concurrent callers, so each reads what the one before stored. */ \
 	"CREATE FUNCTION @S@.credential_begin(p_name text, p_instance text, p_lease_ms bigint)\n" \
 	"RETURNS jsonb LANGUAGE plpgsql AS $f$\n" \
 	"DECLARE r @S@.credentials; t timestamptz;\n" \

@@ -19,7 +19,9 @@ void state_cred_get(struct state *, const char *name, state_cb, void *);
 /* Ask to refresh credential `name` as `instance`, for a lease of lease_ms (1 ms to 1 h;
  * longer than the token request may take). res: the row and one of "needs_reauth": why
  * (do not refresh), "busy": true with "wait_ms" (another instance refreshes: read the row
- * again then), "token": the fencing number to pass to state_cred_store/_fail. */
+ * again then), "token": the fencing number to pass to state_cred_store/_fail. A lease this
+ * instance already holds is taken again (the single flight within an instance is its
+ * caller's). */
 void state_cred_begin(struct state *, const char *name, const char *instance,
     int64_t lease_ms, state_cb, void *);
 /* Store what the refresh begun with `token` got: access_sealed (required), its expiry

@@ -159,6 +159,8 @@ test_flight(struct state *a, const char *cred)
 	CHECK(x.rc == STATE_OK && json_is_integer(json_object_get(x.res, "token")) &&
 	    num(&x, "token") == 0 && num(&x, "refreshing_until_ms") > 0 && !has(&x, "busy"),
 	    "the first begin holds the lease, token 0 (%s)", err(&x));
+	begin(a, cred, "i1", 1500, &x);
+	CHECK(num(&x, "token") == 0, "its own lease is taken again by the same instance");
 	begin(a, cred, "i2", 1500, &x);
 	CHECK(json_is_true(json_object_get(x.res, "busy")) && !has(&x, "token") &&
 	    num(&x, "wait_ms") > 1000 && num(&x, "wait_ms") <= 1500,
