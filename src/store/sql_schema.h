@@ -12,6 +12,7 @@
 #define STATE_FENCE_SQLSTATE	"OSL01"
 
 #include "store/sql_budget.h"
+#include "store/sql_cred.h"
 
 /* The parts of a checkpoint's body that checkpoint (2) and checkpoint_lists (3) share, word
  * for word: the watermark moved forward only and the seen set pruned; the failures' upsert
@@ -602,7 +603,8 @@ CK_SQL_WATERMARK
 "             WITH ORDINALITY AS e(k, x, p, h, n)\n"
 "       ORDER BY k, n DESC\n"
 CK_SQL_FAILED_END,
-SQL_MIGRATION_BUDGETS,
+SQL_MIGRATION_BUDGETS
+SQL_MIGRATION_CREDENTIALS,
 };
 
 #endif

@@ -1,5 +1,5 @@
 # Schema migrations: two instances starting at once migrate once (advisory lock); a state
-# at version 3 (before budgets) is migrated to 4 with its jobs' state kept; a state
+# at version 3 (before budgets and credentials) is migrated to 4 with its jobs' state kept; a state
 # schema newer than this binary understands stops it with a clear message and exit 78.
 . "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/common.inc"
 sa_start
@@ -18,6 +18,12 @@ sql "$STATE" "DROP FUNCTION onesync.budget_status(text[]), onesync.budget_block(
 	onesync.budget_take(text, bigint[], bigint[], bigint, bigint),
 	onesync.budget_check_name(text, text), onesync.budget_ms(timestamptz);
 	DROP TABLE onesync.budgets, onesync.budget_windows;
+	DROP TABLE onesync.credentials CASCADE;
+	DROP FUNCTION onesync.credential_check(text, text, text, text),
+	onesync.credential_check_sealed(text, text, text, text),
+	onesync.credential_get(text), onesync.credential_begin(text, text, bigint),
+	onesync.credential_store(text, text, bigint, text, bigint, text),
+	onesync.credential_fail(text, text, bigint, text), onesync.credential_set_refresh(text, text);
 	UPDATE onesync.meta SET value = '3' WHERE key = 'schema_version'"
 wm=$(sql "$STATE" "SELECT watermark FROM onesync.jobs WHERE name = 'contacts'")
 [ -n "$wm" ] || fail "no watermark after the first runs"
@@ -26,6 +32,8 @@ once "$T/c.conf" || fail "a run on a state at version 3"
 [ "$(sql "$STATE" "SELECT watermark FROM onesync.jobs WHERE name = 'contacts'")" = "$wm" ] || fail "migrating to 4 lost the watermark"
 r=$(sql "$STATE" "SELECT onesync.budget_take('x', '{1000}', '{5}', 9, 0) ->> 'granted'")
 [ "$r" = 5 ] || fail "budget_take after migrating from 3: $r"
+r=$(sql "$STATE" "SELECT onesync.credential_begin('x', 'i', 1000) ->> 'token'")
+[ "$r" = 0 ] || fail "credential_begin after migrating from 3: $r"
 sql "$STATE" "UPDATE onesync.meta SET value = '999' WHERE key = 'schema_version'"
 "$ONESYNCD" -c "$T/c.conf" >"$T/newer.log" 2>&1 & pid=$!
 wait_for 10 bash -c "! kill -0 $pid 2>/dev/null" || fail "the daemon kept running on a newer schema"

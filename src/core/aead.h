@@ -1,0 +1,28 @@
+/*
+ * aead.h - sealing small secrets (tokens) for storage: AES-256-GCM with OpenSSL's libcrypto.
+ * A sealed value is text, "v1:" + Base64 of nonce (12) | ciphertext | tag (16), bound to
+ * associated data (e.g. "schema/credential/field") that must match when it is opened.
+ */
+#ifndef ONESYNC_AEAD_H
+#define ONESYNC_AEAD_H
+
+#include <stddef.h>
+
+#define AEAD_KEY_LEN	32
+
+/* Parse 64 hex digits (either case) into key[32]; 0, or -1 (not 64 hex digits: key is
+ * left zeroed). */
+int aead_key_parse(const char *hex, unsigned char key[AEAD_KEY_LEN])
+    __attribute__((warn_unused_result));
+/* Seal plaintext with a fresh random 12-byte nonce (RAND_bytes) and the associated data `ad`
+ * ("" when NULL): the text "v1:" + Base64 of nonce | ciphertext | 16-byte tag. NULL on
+ * failure (no randomness, OpenSSL refused). Caller frees. */
+char *aead_seal(const unsigned char key[AEAD_KEY_LEN], const char *ad, const void *plain,
+    size_t len);
+/* Open what aead_seal made with the same key and ad: the plaintext (NUL-terminated, *len
+ * set; it may itself hold NULs), or NULL and *why (static text: "not sealed by onesyncd",
+ * "wrong key or altered", ...). Caller frees; the plaintext is best wiped
+ * (OPENSSL_cleanse) before it is. */
+char *aead_open(const unsigned char key[AEAD_KEY_LEN], const char *ad, const char *sealed,
+    size_t *len, const char **why);
+#endif
