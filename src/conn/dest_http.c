@@ -74,6 +74,7 @@ dh_send(struct dest_http *dh, size_t i, bool create, char **err)
 	rq.headers = hv;
 	rq.body = bt != NULL ? (body.data != NULL ? body.data : "") : NULL;
 	rq.body_len = body.len;
+	rq.auth = c->auth;
 	rq.timeout_ms = (long)c->http.timeout_ms;
 	rq.max_bytes = c->http.max_bytes;
 	rq.tls_verify = c->http.tls_verify;

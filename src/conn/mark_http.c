@@ -134,6 +134,7 @@ hm_send(struct http_marker *hm, size_t i)
 	rq.headers = hv;
 	rq.body = sc->mark_body != NULL ? (body.data != NULL ? body.data : "") : NULL;
 	rq.body_len = body.len;
+	rq.auth = sc->mark_auth;
 	rq.timeout_ms = (long)sc->http.timeout_ms;
 	rq.max_bytes = sc->http.max_bytes;
 	rq.tls_verify = sc->http.tls_verify;

@@ -463,6 +463,7 @@ source_file_open(const struct conn_env *env, const struct job_conf *job,
 	req.max_bytes = sc->http.max_bytes;
 	req.tls_verify = sc->http.tls_verify;
 	req.ca_file = sc->http.ca_file;
+	req.auth = sc->auth;
 	req.decode = !po.gzip;
 	req.allow_origins = sc->allow_origins;
 	req.nallow_origins = sc->nallow_origins;

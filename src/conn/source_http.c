@@ -271,6 +271,7 @@ start(const struct job_conf *job, const char *url, const char *log_url, bool sin
 	rq.tls_verify = sc->http.tls_verify;
 	rq.ca_file = sc->http.ca_file;
 	rq.retries = sc->http.retries;
+	rq.auth = sc->auth;
 	sr->call = http_send(&rq, answered, sr);
 	for (size_t h = 0; h < sc->nheaders; h++)
 		buf_free(&hb[h]);

@@ -8,10 +8,10 @@
 "$ONESYNCD" --dump-keys >"$T/keys.tsv" || fail "onesyncd --dump-keys exited $?"
 [ "$(wc -l <"$T/keys.tsv")" -gt 20 ] || fail "--dump-keys printed only $(wc -l <"$T/keys.tsv") keys"
 python3 - "$T/keys.tsv" "$TOP/man/onesyncd.conf.5" "$TOP/etc/onesyncd.conf" \
-	"$TOP/src/run/metrics.c" "$TOP/man/onesyncd.8" "$TOP/src/daemon/budgets.c" \
+	"$TOP/src/run/metrics.c" "$TOP/man/onesyncd.8" "$TOP/src/daemon/budgets.c" "$TOP/src/daemon/creds.c" \
 	<<'PY' || fail "undocumented keys or metrics (see above)"
 import re, sys
-keys_f, man5_f, etc_f, metrics_f, man8_f, budgets_f = sys.argv[1:7]
+keys_f, man5_f, etc_f, metrics_f, man8_f, budgets_f, creds_f = sys.argv[1:8]
 keys = [l.split("\t")[0] for l in open(keys_f) if l.strip()]
 bad = []
 
@@ -74,6 +74,10 @@ budget_metrics = set(re.findall(r'"((?:onesync)_budget_[a-z0-9_]+)"', open(budge
 if len(budget_metrics) < 6:
     bad.append(f"only {len(budget_metrics)} metric names found in src/daemon/budgets.c")
 metrics |= budget_metrics
+cred_metrics = set(re.findall(r'\b(onesync_credential_[a-z_]+)\b', open(creds_f).read()))
+if len(cred_metrics) < 2:
+    bad.append(f"only {len(cred_metrics)} metric names found in src/daemon/creds.c")
+metrics |= cred_metrics
 if len(metrics) < 10:
     bad.append(f"only {len(metrics)} metric names found in src/run/metrics.c")
 man8 = open(man8_f, encoding="utf-8").read()
@@ -81,7 +85,7 @@ items = set(re.findall(r"^\.It (?:Sy|Li|Cm|Ic) ((?:onesync|process)_[a-z0-9_]+)"
 for name in sorted(metrics - items):
     bad.append(f"onesyncd(8) has no item for the metric {name}")
 for name in sorted(items - metrics):
-    bad.append(f"onesyncd(8) documents the metric {name}, which neither src/run/metrics.c nor src/daemon/budgets.c has")
+    bad.append(f"onesyncd(8) documents the metric {name}, which neither src/run/metrics.c, src/daemon/budgets.c nor src/daemon/creds.c has")
 
 for b in bad:
     print(b, file=sys.stderr)
