@@ -109,11 +109,20 @@ ask_token(struct http_call *c, const char *name, void *arg)
 		return;
 	}
 	if (cr->needs_reauth != NULL) {
-		http_auth_done(c, NULL, cr->needs_reauth);
-		return;
+		/* An operator may have given a new refresh token: the stored mark is read
+		 * again every 5 s (a read, never a token request while it stays). */
+		if (!cr->e->shared || cr->conf.type != CRED_REFRESH_TOKEN || cr->busy ||
+		    now_mono_ms() < cr->reauth_recheck) {
+			http_auth_done(c, NULL, cr->needs_reauth);
+			return;
+		}
+		cr->reauth_recheck = now_mono_ms() + 5000;
+		free(cr->needs_reauth);
+		cr->needs_reauth = NULL;
 	}
 	if (creds_usable(cr)) {
-		if (now_mono_ms() >= cr->refresh_at && !cr->busy)
+		if (now_mono_ms() >= cr->refresh_at && now_mono_ms() >= cr->next_try &&
+		    !cr->busy)
 			creds_fetch(cr);	/* in the background: the token serves meanwhile */
 		http_auth_done(c, cr->token, NULL);
 		return;

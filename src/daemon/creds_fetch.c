@@ -368,6 +368,17 @@ arm(struct cred *cr, int64_t ms)
 	evtimer_add(cr->timer, &tv);
 }
 
+/* The refresh lease: longer than the token request with all its retries may take (else
+ * another instance could refresh with the same refresh token meanwhile). */
+static int64_t
+lease_ms(const struct cred *cr)
+{
+	int64_t t = cr->conf.http.timeout_ms > 0 ? cr->conf.http.timeout_ms : 30000;
+	int64_t ms = t * (cr->conf.http.retries + 1) + CRED_LEASE_MS;
+
+	return ms < 3600000 ? ms : 3600000;
+}
+
 /* state_cred_begin answered: refresh, wait for the instance that does, or stop. */
 static void
 begun(void *arg, int rc, json_t *res, const char *err)
@@ -422,7 +433,7 @@ got(void *arg, int rc, json_t *res, const char *err)
 	if (json_integer_value(json_object_get(res, "generation")) != cr->generation &&
 	    take_row(cr, res))
 		return;
-	state_cred_begin(cr->e->state, cr->conf.name, cr->e->instance, CRED_LEASE_MS, begun, cr);
+	state_cred_begin(cr->e->state, cr->conf.name, cr->e->instance, lease_ms(cr), begun, cr);
 }
 
 /* Get a token: from the store (shared), or the endpoint. cr->busy until it ends. */

@@ -14,7 +14,7 @@
 struct http_call;
 struct state;
 
-#define CRED_LEASE_MS		15000	/* a refresh's lease: longer than its request */
+#define CRED_LEASE_MS		5000	/* a refresh's lease: its request's time and this */
 #define CRED_BUSY_MIN_MS	20	/* another instance refreshes: read again after */
 #define CRED_BUSY_MAX_MS	2000
 #define CRED_RETRY_MAX_MS	60000	/* after failures: at most this between tries */
@@ -40,6 +40,7 @@ struct cred {
 	bool			 busy;		/* a fetch is under way */
 	int64_t			 fence;		/* the lease's number (shared), -1 */
 	char			*needs_reauth;	/* why, or NULL */
+	uint64_t		 reauth_recheck;	/* monotonic ms: read the stored mark again */
 	char			*last_error;	/* the last failure, while next_try is ahead */
 	uint64_t		 next_try;	/* monotonic ms */
 	int			 failures;
