@@ -12,6 +12,7 @@
 #include <libpq-fe.h>
 #include <xxhash.h>
 
+#include "config/cred.h"
 #include "config/ctx.h"
 #include "config/identity.h"
 
@@ -98,6 +99,11 @@ make_fingerprint(struct ctx *c, config_setting_t *root, config_setting_t *job,
 	if (j->src.password != NULL)
 		buf_printf(&b, "password=%zu:%s;", strlen(j->src.password),
 		    j->src.password);
+	/* The credentials its requests use, secrets resolved: another one is a change (and
+	 * no part of the identity: a new credential never refuses the job's state). */
+	config_cred_digest(c->cfg, j->src.auth, &b);
+	config_cred_digest(c->cfg, j->src.mark_auth, &b);
+	config_cred_digest(c->cfg, j->dst.auth, &b);
 	h = XXH3_128bits(b.data, b.len);
 	explicit_bzero(b.data, b.len);
 	buf_free(&b);

@@ -4,8 +4,8 @@
  * wrong types (walk.c), the defaults and limits (ctx.c), and config_dump_keys(), which
  * is what onesyncd.conf(5) documents. Every error is collected, none stops the others,
  * and each is "FILE:LINE: message". This module reads the groups in order (daemon,
- * state, defaults, then each job: strategy, source, destination, identity; then the
- * budgets, budget.c), frees, and looks a job up. It never acts on the configuration (no connections, no state): it only
+ * state, defaults, the credentials (cred.c), then each job: strategy, source,
+ * destination, auth, identity; then the budgets, budget.c), frees, and looks a job up. It never acts on the configuration (no connections, no state): it only
  * reads, checks and compiles templates (which reads secret files).
  */
 #include <sys/stat.h>
@@ -18,6 +18,7 @@
 #include <libconfig.h>
 
 #include "config/budget.h"
+#include "config/cred.h"
 #include "config/ctx.h"
 #include "config/dest.h"
 #include "config/global.h"
@@ -63,6 +64,22 @@ regular_file(struct ctx *c, config_setting_t *at, const char *key, const char *p
 	if (path != NULL && *path != '\0' && stat(path, &st) == 0 && !S_ISREG(st.st_mode))
 		ctx_errf(c, ctx_line(c, at), "'%s' names %s, which is %s, not a regular file",
 		    key, path, file_kind(st.st_mode));
+}
+
+/* Each credential's ca_file, as a job's. */
+static void
+creds_files(struct ctx *c, config_setting_t *root)
+{
+	config_setting_t	*l = config_setting_get_member(root, "credentials"), *e;
+
+	for (int i = 0; l != NULL && config_setting_is_list(l) &&
+	    i < config_setting_length(l); i++) {
+		e = config_setting_get_elem(l, (unsigned)i);
+		if (config_setting_is_group(e) && ctx_member(e, "ca_file") != NULL &&
+		    config_setting_type(ctx_member(e, "ca_file")) == CONFIG_TYPE_STRING)
+			regular_file(c, ctx_member(e, "ca_file"), "credentials.ca_file",
+			    config_setting_get_string(ctx_member(e, "ca_file")));
+	}
 }
 
 static void
@@ -144,6 +161,7 @@ parse_job(struct ctx *c, config_setting_t *root, config_setting_t *job,
 	    "destination.create.url", j->dst.create_url);
 	config_source_file_flat_tmpl(c, ctx_member(dg, "create"), "body", j,
 	    "destination.create.body", j->dst.create_body);
+	config_creds_auth(c, job, j);
 	config_identity_job(c, root, job, j);
 }
 
@@ -220,6 +238,8 @@ config_load(const char *path, struct config **out, struct strlist *errs)
 	c.cfg->path = xstrdup(path);
 	walk_group(&c, config_root_setting(&lc), "", "");
 	config_global_parse(&c, config_root_setting(&lc));
+	config_creds_parse(&c, config_root_setting(&lc));
+	creds_files(&c, config_root_setting(&lc));
 	parse_jobs(&c, config_root_setting(&lc));
 	config_budgets_parse(&c, config_root_setting(&lc));
 	config_destroy(&lc);
@@ -295,6 +315,8 @@ job_free(struct job_conf *j)
 	if (j->src.password != NULL)
 		explicit_bzero(j->src.password, strlen(j->src.password));
 	free(j->src.password);
+	free(j->src.auth);
+	free(j->src.mark_auth);
 	free(j->flag.version);
 	free_strv(j->capture.fields, j->capture.nfields);
 	free_strv(j->capture.exclude, j->capture.nexclude);
@@ -317,6 +339,7 @@ job_free(struct job_conf *j)
 	free(j->dst.key_fields);
 	free(j->dst.delete_method);
 	tmpl_free(j->dst.delete_url);
+	free(j->dst.auth);
 	free(j->fingerprint);
 	free(j->identity);
 	free(j->definition);
@@ -335,6 +358,10 @@ config_free(struct config *cfg)
 	for (i = 0; i < cfg->nbudgets; i++)
 		budget_conf_free(&cfg->budgets[i]);
 	free(cfg->budgets);
+	for (i = 0; i < cfg->ncreds; i++)
+		cred_conf_free(&cfg->creds[i]);
+	free(cfg->creds);
+	explicit_bzero(cfg->state.key, sizeof cfg->state.key);
 	free(cfg->path);
 	free(cfg->state.conninfo);
 	free(cfg->state.schema);

@@ -92,6 +92,9 @@ struct source_conf {
 	char		*ssh_host_sha256;	/* sftp: pinned host key, base64 SHA256 */
 	char		*username;	/* ftp/sftp user (or in the URL) */
 	char		*password;	/* secret: from {{secret:NAME}} or {{env:NAME}}, never logged */
+	/* http, file over http(s): the credential that sets Authorization (config/cred.c) */
+	char		*auth;		/* source.auth: a credential's name, or NULL */
+	char		*mark_auth;	/* source.mark.auth, or NULL (default: source.auth) */
 	int		 line;
 };
 
@@ -126,6 +129,7 @@ struct dest_conf {
 	bool		 has_delete;
 	char		*delete_method;	/* default "DELETE" */
 	struct tmpl	*delete_url;	/* TMPL_URL, TV_KEY */
+	char		*auth;		/* destination.auth, or NULL */
 	int		 line;
 };
 
@@ -206,6 +210,24 @@ struct budget_conf {
 	int64_t		 park_after_ms;	/* a longer wait ends the run as throttled */
 };
 
+/* An OAuth2 credential (config/cred.c): how a token is asked for; the token is the
+ * runtime's. */
+enum cred_type { CRED_CLIENT_CREDENTIALS, CRED_REFRESH_TOKEN };
+struct cred_conf {
+	char		*name;
+	int		 line;
+	enum cred_type	 type;		/* "oauth2_client_credentials", "oauth2_refresh_token" */
+	char		*token_url;	/* http(s), no userinfo, no placeholder */
+	char		*client_id;	/* rendered at load ({{secret:}}, {{env:}} or plain); a secret */
+	char		*client_secret;	/* rendered at load; a secret; NULL = none (public client) */
+	char		*scope;		/* NULL = none */
+	char		*audience;	/* NULL = none (sent as audience= when set) */
+	char		*refresh_token;	/* refresh_token type: the first one, rendered; a secret */
+	bool		 basic_auth;	/* client_auth = "basic" (default) or "body" */
+	struct http_opts http;		/* timeout, retries, tls_verify, ca_file: as a source's http keys,
+					 * from the credential's own keys or the defaults */
+};
+
 struct config {
 	char		*path;
 	struct {
@@ -213,6 +235,8 @@ struct config {
 		char	*schema;
 		int	 connections;
 		int64_t	 connect_timeout_ms;
+		bool	 has_key;	/* state.encryption_key given */
+		unsigned char key[32];	/* state.encryption_key: AES-256-GCM key; a secret */
 	} state;
 	struct {
 		char	*instance;	/* "" = hostname:pid */
@@ -226,6 +250,8 @@ struct config {
 	size_t		 njobs;
 	struct budget_conf *budgets;
 	size_t		 nbudgets;
+	struct cred_conf *creds;
+	size_t		 ncreds;
 };
 
 #endif

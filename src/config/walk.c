@@ -147,7 +147,8 @@ check_type(struct ctx *c, const struct key_def *kd, config_setting_t *s)
 
 /*
  * What the errors inside a list's element are about: none for a job (its line says which),
- * "budget 'NAME'" (or "budgets[N]" before its name is known), "..., costs[N]" inside it.
+ * "budget 'NAME'" (or "budgets[N]" before its name is known), "..., costs[N]" inside it;
+ * "credential 'NAME'" (or "credentials[N]").
  */
 static char *
 elem_scope(const char *outer, const char *tpath, const char *dpath, config_setting_t *e,
@@ -163,6 +164,9 @@ elem_scope(const char *outer, const char *tpath, const char *dpath, config_setti
 	if (strcmp(tpath, "budgets") == 0 && n != NULL &&
 	    config_setting_type(n) == CONFIG_TYPE_STRING)
 		return xasprintf("budget '%s'", config_setting_get_string(n));
+	if (strcmp(tpath, "credentials") == 0 && n != NULL &&
+	    config_setting_type(n) == CONFIG_TYPE_STRING)
+		return xasprintf("credential '%s'", config_setting_get_string(n));
 	return xasprintf("%s[%d]", dpath, j);
 }
 

@@ -16,6 +16,7 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "config/cred.h"
 #include "config/load.h"
 #include "core/log.h"
 #include "daemon/coord.h"
@@ -77,6 +78,18 @@ job_retire(struct daemon *d, struct jobrt *jr, const char *what)
 		state_release(d->state, &n, &jr->epoch, 1, NULL, NULL);
 		jr->epoch = 0;
 	}
+}
+
+/* What a loaded configuration warns about (a token_url in clear over the network). */
+static void
+log_config_warnings(const struct config *cfg)
+{
+	struct strlist	warns = { 0 };
+
+	config_creds_warnings(cfg, &warns);
+	for (size_t i = 0; i < warns.n; i++)
+		log_warnx("%s", warns.v[i]);
+	strlist_free(&warns);
 }
 
 /* Settings of the daemon that a reload cannot change, or changes by re-arming. */
@@ -210,6 +223,7 @@ on_hup(evutil_socket_t sig, short ev, void *arg)
 		strlist_free(&errs);
 	} else if (!d->stopping) {
 		d->reload_errors = 0;
+		log_config_warnings(cfg);
 		apply_config(d, cfg);
 	} else
 		config_free(cfg);
@@ -278,6 +292,7 @@ daemon_main(const char *cfg_path, bool once, char **once_jobs, int verbose)
 		strlist_free(&errs);
 		return EX_CONFIG;
 	}
+	log_config_warnings(cfg);
 	if (once_jobs != NULL)
 		for (char **p = once_jobs; *p != NULL; p++)
 			if (config_job(cfg, *p) == NULL) {

@@ -9,6 +9,7 @@
 #include <sysexits.h>
 
 #include "config/model.h"
+#include "config/cred.h"
 #include "config/load.h"
 #include "daemon/daemon.h"
 #include "core/log.h"
@@ -97,6 +98,10 @@ main(int argc, char **argv)
 			strlist_free(&errs);
 			return EX_CONFIG;
 		}
+		config_creds_warnings(cfg, &errs);
+		for (size_t i = 0; i < errs.n; i++)
+			fprintf(stderr, "warning: %s\n", errs.v[i]);
+		strlist_free(&errs);
 		config_free(cfg);
 		if ((warn = config_exposed(path)) != NULL)
 			fprintf(stderr, "warning: %s\n", warn);
