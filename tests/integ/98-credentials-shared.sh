@@ -29,11 +29,11 @@ sa POST /_ctl/protect '{"prefix":"/api/"}' >/dev/null
 		  destination = { type = \"http\"; method = \"PUT\"; url = \"$SA/api/d$i/{{key}}\"; body = \"{{record}}\"; auth = \"crm\"; }; }"
 	done
 	echo ");"
-} >"$T/c.conf"
+} >"$T/base.conf"
 for i in $(seq $NJOBS); do sa POST /_ctl/gen "{\"coll\":\"s$i\",\"n\":10}" >/dev/null; done
 declare -A IPID
 for n in a b c; do
-	sed "s/^daemon = { /daemon = { instance = \"$n\"; /" "$T/c.conf" >"$T/$n.conf"
+	sed "s/^daemon = { /daemon = { instance = \"$n\"; /" "$T/base.conf" >"$T/$n.conf"
 	"$ONESYNCD" -c "$T/$n.conf" >>"$T/$n.log" 2>&1 &
 	IPID[$n]=$!; PIDS+=($!)
 done
@@ -58,7 +58,7 @@ note "$secs s, 3 instances x $NJOBS jobs: $total token requests (bound $bound), 
 [ "$expired" = 0 ] || fail "$expired requests arrived with an expired token"
 [ "$unknown" = 0 ] || fail "$unknown requests arrived with an unknown token"
 [ "$missing" = 0 ] || fail "$missing requests arrived without a token"
-for n in a b c; do kill -TERM "${IPID[$n]}"; done
+for n in a b c; do kill -TERM "${IPID[$n]}" || fail "instance $n is gone: $(tail -5 "$T/$n.log")"; done
 for n in a b c; do wait "${IPID[$n]}" || fail "instance $n did not exit 0"; done
 f=$(sql "$STATE" "SELECT count(*) FROM onesync.runs WHERE result = 'failed'")
 [ "$f" = 0 ] || fail "$f runs failed: $(sql "$STATE" "SELECT error FROM onesync.runs WHERE result = 'failed' LIMIT 3")"

@@ -31,11 +31,11 @@ sa POST /_ctl/protect '{"prefix":"/api/"}' >/dev/null
 		  destination = { type = \"http\"; method = \"PUT\"; url = \"$SA/api/d$i/{{key}}\"; body = \"{{record}}\"; auth = \"erp\"; }; }"
 	done
 	echo ");"
-} >"$T/c.conf"
+} >"$T/base.conf"
 for i in $(seq $NJOBS); do sa POST /_ctl/gen "{\"coll\":\"s$i\",\"n\":10}" >/dev/null; done
 declare -A IPID
 start() {
-	sed "s/^daemon = { /daemon = { instance = \"$1\"; /" "$T/c.conf" >"$T/$1.conf"
+	sed "s/^daemon = { /daemon = { instance = \"$1\"; /" "$T/base.conf" >"$T/$1.conf"
 	"$ONESYNCD" -c "$T/$1.conf" >>"$T/$1.log" 2>&1 &
 	IPID[$1]=$!; PIDS+=($!)
 }
@@ -57,7 +57,7 @@ f=$(sql "$STATE" "SELECT count(*) FROM onesync.runs WHERE result = 'failed'")
 [ "$f" = 0 ] || fail "$f runs failed: $(sql "$STATE" "SELECT error FROM onesync.runs WHERE result = 'failed' LIMIT 3")"
 sql "$STATE" "SELECT coalesce(access_sealed, '') || coalesce(refresh_sealed, '') FROM onesync.credentials" |
 	grep -E 'rt-|at-[0-9]' && fail "a token is stored in clear"
-for n in a c; do kill -TERM "${IPID[$n]}"; done
+for n in a b c; do kill -TERM "${IPID[$n]}"; done
 for n in a b c; do wait "${IPID[$n]}" 2>/dev/null; done
 
 # invalid_grant: one token request, then needs re-authorization
