@@ -365,7 +365,8 @@ parse_key(struct ctx *c, config_setting_t *root)
 			ctx_errf(c, cfg->creds[i].line, "credential '%s': type "
 			    "oauth2_refresh_token needs state.encryption_key (64 hex digits, "
 			    "e.g. \"{{secret:onesync_key}}\"): its rotated refresh tokens are "
-			    "kept in the state database, sealed with it", cfg->creds[i].name);
+			    "kept in the state database, sealed with it",
+			    cfg->creds[i].name != NULL ? cfg->creds[i].name : "?");
 	}
 }
 

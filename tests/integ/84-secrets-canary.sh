@@ -2,7 +2,8 @@
 # place a secret can come from: a secret file ({{secret:}}), an environment variable
 # ({{env:}}), a literal ?_access_token= in a source URL, the userinfo of a URL, a literal
 # Authorization header, conninfo passwords ("password = x", "password= x" and the URI form),
-# a daemon.redact_params name; then good runs, failing runs (the source answering 500, the
+# a daemon.redact_params name, the client ids and secrets and the refresh token of credentials
+# and state.encryption_key; then good runs, failing runs (the source answering 500, the
 # destination refusing records with a body that echoes the canaries, a destination database
 # that cannot be reached), -v -v, -t (good and bad configurations), a reload that brings a new
 # secret, onesyncctl (jobs, runs, failures, --json, the state database unreachable), /jobs and
@@ -18,9 +19,14 @@ C_SECRET=$(canary sec) C_SECRET2=$(canary sec2) C_ENV=$(canary env) C_QTOK=$(can
 C_USER=$(canary user) C_HDR=$(canary hdr) C_PGKV=$(canary pgkv) C_PGURI=$(canary pguri)
 C_STATE=$(canary state) C_STATE2=$(canary state2) C_PARAM=$(canary param)
 C_CUST=$(canary cust) C_COOK=$(canary cook) C_BODY=$(canary body) C_UTOK=$(canary utok)
+C_CID=$(canary cid) C_CSEC=$(canary csec) C_CSEC2=$(canary csec2) C_RTOK=$(canary rtok)
+C_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')	# hex: no CNRY in it
 # what a server sees of "http://user:C_USER@": Authorization: Basic base64(user:C_USER)
 C_B64=$(printf 'user:%s' "$C_USER" | base64 -w0)
 mkdir -p "$T/secrets"; printf '%s\n' "$C_SECRET" >"$T/secrets/apikey"
+printf '%s\n' "$C_CSEC" >"$T/secrets/crm_secret"; printf '%s\n' "$C_KEY" >"$T/secrets/onesync_key"
+printf '%s\n' "${C_KEY%?}" >"$T/secrets/short_key"
+export ONESYNC_TEST_RTOK=$C_RTOK
 export ONESYNC_TEST_TOKEN=$C_ENV
 # a secret that is also an ordinary word (a key of every JSON document onesync shows)
 export ONESYNC_TEST_WORD=delivered
@@ -32,7 +38,13 @@ sa POST /_ctl/fault '{"coll":"broken","method":"GET","status":500,"body":"{\"err
 PORT=${SA##*:}
 write() {	# write FILE STATE_CONNINFO
 	cat >"$1" <<CONF
-state = { conninfo = "$2"; };
+state = { conninfo = "$2"; encryption_key = "{{secret:onesync_key}}"; };
+credentials = (
+	{ name = "crm"; type = "oauth2_client_credentials"; token_url = "$SA/oauth/token";
+	  client_id = "$C_CID"; client_secret = "{{secret:crm_secret}}"; },
+	{ name = "erp"; type = "oauth2_refresh_token"; token_url = "$SA/oauth/token";
+	  client_id = "erp"; client_secret = "$C_CSEC2"; refresh_token = "{{env:ONESYNC_TEST_RTOK}}"; }
+);
 daemon = { lease = "10s"; stop_timeout = "5s"; secrets_dir = "$T/secrets";
 	status_listen = "${LISTEN:-}"; redact_params = [ "_x-my-param" ]; };
 defaults = { interval = "1h"; retries = 0; retry_backoff = "0"; timeout = "10s"; run_timeout = "20s"; };
@@ -75,7 +87,7 @@ write "$T/c.conf" "$STATE password= $C_STATE"
 # every canary, for the greps
 printf '%s\n' "$C_SECRET" "$C_SECRET2" "$C_ENV" "$C_QTOK" "$C_USER" "$C_HDR" "$C_PGKV" \
 	"$C_PGURI" "$C_STATE" "$C_STATE2" "$C_PARAM" "$C_CUST" "$C_COOK" "$C_BODY" "$C_UTOK" \
-	"$C_B64" >"$T/canaries"
+	"$C_B64" "$C_CID" "$C_CSEC" "$C_CSEC2" "$C_RTOK" "$C_KEY" "${C_KEY:0:16}" >"$T/canaries"
 # no_canary WHAT FILE: none of the canaries (nor their common prefix) is in FILE
 no_canary() {
 	[ -s "$2" ] || fail "$1: nothing to look at ($2 is empty)"
@@ -117,6 +129,16 @@ grep -q "Authorization Bearer" "$T/bad3.conf" && grep -q -F ": $C_BODY}" "$T/bad
 has "-t, header without a colon" 'expected "Name: value"' "$T/t-bad3.out"
 has "-t, body not JSON" "not valid JSON" "$T/t-bad3.out"
 no_canary "-t, messages about literal credentials" "$T/t-bad3.out"
+# errors of the credentials and of the encryption key
+sed -e 's|{{secret:onesync_key}}|{{secret:short_key}}|' \
+    -e 's|"oauth2_refresh_token"|"oauth2_client_credentials"|' \
+    -e "s|client_id = \"$C_CID\"|client_id = \"$C_CID\"; client_auth = \"$C_CSEC2\"|" \
+    "$T/c.conf" >"$T/bad4.conf"
+"$ONESYNCD" -t -c "$T/bad4.conf" >"$T/t-bad4.out" 2>&1 && fail "-t accepted bad4.conf"
+has "-t, a short key" "must be exactly 64 hex digits" "$T/t-bad4.out"
+has "-t, a refresh token of a client-credentials credential" "'refresh_token' has no use" "$T/t-bad4.out"
+has "-t, client_auth quoting a secret" "'client_auth': unknown '***'" "$T/t-bad4.out"
+no_canary "-t, errors of credentials" "$T/t-bad4.out"
 
 # --once at -v -v: good and failing runs
 timeout 120 "$ONESYNCD" -v -v -c "$T/c.conf" --once >"$T/once.log" 2>&1

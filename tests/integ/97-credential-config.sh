@@ -98,6 +98,25 @@ jobs = ( { name = "files"; strategy = "capture"; key = "id";
 CONF
 bad sftp "job 'files': 'source.auth' works only with a file over http or https (this one is sftp)"
 
+# source.mark.auth: a credential of its own, or source.auth's, and then no Authorization
+# header among the marking's headers
+cat >"$T/mark.conf" <<CONF
+state = { conninfo = "dbname=test"; };
+credentials = ( $CRM );
+jobs = ( { name = "orders"; strategy = "flag"; key = "id";
+   source = { url = "https://crm.example.com/api/orders"; auth = "crm";
+     mark = { url = "https://crm.example.com/api/orders/{{key}}"; auth = "crn"; }; };
+   destination = { $PLAINDEST }; } );
+CONF
+bad mark "job 'orders': 'source.mark.auth': no credential named 'crn'"
+sed -e 's|auth = "crn";|headers = [ "Authorization: Basic {{secret:crm_secret}}" ];|' "$T/mark.conf" >"$T/markhdr.conf"
+bad markhdr "job 'orders': 'source.auth (which source.mark.auth defaults to)' and an Authorization header in 'source.mark.headers'"
+sed -e 's|auth = "crn";||' "$T/mark.conf" >"$T/markok.conf"
+out=$("$ONESYNCD" -t -c "$T/markok.conf" 2>&1) || fail "markok.conf rejected: $out"
+# a file over https takes one
+sed -e 's|sftp://files.example.com|https://files.example.com|' "$T/sftp.conf" >"$T/https.conf"
+out=$("$ONESYNCD" -t -c "$T/https.conf" 2>&1) || fail "https.conf rejected: $out"
+
 # plain http to a host that is not loopback: loaded, with a warning at the credential's line
 conf plain "" "${CRM/https:\/\/crm/http://crm}" 'auth = "crm";' ''
 out=$("$ONESYNCD" -t -c "$T/plain.conf" 2>"$T/plain.err") || fail "plain.conf rejected: $(cat "$T/plain.err")"
