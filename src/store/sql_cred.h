@@ -52,9 +52,10 @@
 	"      quote_nullable(left(p_name, 40)), p_what, length(p_val) USING ERRCODE = '22023';\n" \
 	"  END IF;\n" \
 	"END $f$;\n" \
-/* 4: a credential's row as its callers read it; a lease that ran out reads as none (0). */ \
+/* 4: a credential's row as its callers read it; a lease that ran out reads as none (0). \
+ * Volatile: it reads clock_timestamp(). */ \
 	"CREATE FUNCTION @S@.credential_json(r @S@.credentials) RETURNS jsonb\n" \
-	"LANGUAGE sql STABLE AS $f$\n" \
+	"LANGUAGE sql AS $f$\n" \
 	"  SELECT jsonb_build_object('access_sealed', r.access_sealed,\n" \
 	"    'access_expires_ms', @S@.budget_ms(r.access_expires_at),\n" \
 	"    'refresh_sealed', r.refresh_sealed, 'generation', r.generation,\n" \

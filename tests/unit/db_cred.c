@@ -347,6 +347,21 @@ sql(PGconn *c, const char *q)
 	PQclear(r);
 }
 
+/* Even a statement around the functions cannot put a token in clear in a row. */
+static void
+test_check(const char *conninfo, const char *cred)
+{
+	PGconn *c = PQconnectdb(conninfo);
+	PGresult *r = PQexecParams(c, "UPDATE \"deploy a\".credentials SET refresh_sealed = "
+	    "'clear-refresh-token' WHERE name = $1", 1, NULL, &cred, NULL, NULL, 0);
+
+	CHECK(PQresultStatus(r) == PGRES_FATAL_ERROR &&
+	    strstr(PQresultErrorMessage(r), "check constraint") != NULL,
+	    "the table refuses a token in clear (%s)", PQresultErrorMessage(r));
+	PQclear(r);
+	PQfinish(c);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -388,6 +403,7 @@ main(int argc, char **argv)
 	CHECK(num(&x, "token") == 0, "and not leased by the first schema's refreshes");
 	answer_clear(&x);
 	test_bad(a);
+	test_check(conninfo, cred);
 	state_free(a);
 	state_free(b);
 	event_base_free(base);
