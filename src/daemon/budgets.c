@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "io/http.h"
+#include "io/http_permit.h"
 #include "store/state.h"
 #include "store/state_budget.h"
 

@@ -32,6 +32,7 @@
 #include "core/secrets.h"
 #include "core/util.h"
 #include "io/http.h"
+#include "io/http_permit.h"
 #include "io/http_req.h"
 #include "store/state.h"
 #include "store/state_cred.h"

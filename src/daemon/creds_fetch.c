@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "core/secrets.h"
 #include "core/util.h"
+#include "io/http_permit.h"
 #include "io/http_req.h"
 #include "store/state.h"
 #include "store/state_cred.h"

@@ -112,43 +112,6 @@ gate_start(struct http_call *c, struct http_gate *g)
 	return 0;
 }
 
-static const struct http_permit_ops	*permit_ops;
-static void				*permit_arg;
-static const struct http_auth_ops	*auth_ops;
-static void				*auth_arg;
-
-void
-http_set_auth(const struct http_auth_ops *ops, void *arg)
-{
-	auth_ops = ops;
-	auth_arg = arg;
-}
-
-bool
-http_call_priority(const struct http_call *c)
-{
-	return c->priority;
-}
-
-void
-http_set_permit(const struct http_permit_ops *ops, void *arg)
-{
-	permit_ops = ops;
-	permit_arg = arg;
-}
-
-void **
-http_call_permit_slot(struct http_call *c)
-{
-	return &c->permit;
-}
-
-void
-http_call_budgeted(struct http_call *c)
-{
-	c->budgeted = true;
-}
-
 /* Start the transfer, or queue it at its origin's gate. */
 static int
 gate_add(struct http_call *c)
@@ -173,90 +136,22 @@ gate_add(struct http_call *c)
 	return 0;
 }
 
-/* The last step before a transfer: the credential's token, then the start. */
-static int
-call_go(struct http_call *c)
+static void	(*hook_ended)(struct http_call *);
+static void	(*hook_freed)(struct http_call *);
+
+void
+http_set_call_hooks(void (*ended)(struct http_call *), void (*freed)(struct http_call *))
 {
-	if (c->auth != NULL && auth_ops != NULL) {
-		c->auth_wait = true;
-		auth_ops->token(c, c->auth, auth_arg);
-		return 0;
-	}
-	return c->start != NULL ? c->start(c) : gate_add(c);
+	hook_ended = ended;
+	hook_freed = freed;
 }
 
 int
-http_call_add(struct http_call *c)
+http_call_start(struct http_call *c)
 {
-	if (permit_ops != NULL && !c->permitted) {
-		c->permit_wait = true;
-		permit_ops->ask(c, c->method, c->url, permit_arg);
-		return 0;
-	}
-	return call_go(c);
+	return c->start != NULL ? c->start(c) : gate_add(c);
 }
 
-/* Answer a call that a budget or its credential refused, on the next loop turn. */
-static void
-call_refused(struct http_call *c, const char *why)
-{
-	c->refused = true;
-	snprintf(c->errbuf, sizeof c->errbuf, "%s", why);
-	http_call_not_started(c);
-}
-
-void
-http_permit_done(struct http_call *c, int64_t refused_until_ms, const char *why)
-{
-	c->permit_wait = false;
-	if (refused_until_ms != 0) {
-		c->refused_until_ms = refused_until_ms;
-		call_refused(c, why);
-		return;
-	}
-	c->permitted = true;
-	if (call_go(c) == -1)
-		http_call_not_started(c);
-}
-
-void
-http_auth_done(struct http_call *c, const char *token, const char *why)
-{
-	c->auth_wait = false;
-	if (token == NULL) {
-		call_refused(c, why);
-		return;
-	}
-	if (c->auth_token != NULL)
-		explicit_bzero(c->auth_token, strlen(c->auth_token));
-	free(c->auth_token);
-	c->auth_token = xstrdup(token);
-	if (curl_easy_setopt(c->easy, CURLOPT_XOAUTH2_BEARER, c->auth_token) != CURLE_OK ||
-	    curl_easy_setopt(c->easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER) != CURLE_OK) {
-		call_refused(c, "libcurl cannot send a bearer token");
-		return;
-	}
-	if ((c->start != NULL ? c->start(c) : gate_add(c)) == -1)
-		http_call_not_started(c);
-}
-
-void
-http_call_auth_rejected(struct http_call *c)
-{
-	if (auth_ops != NULL && c->auth != NULL && c->auth_token != NULL)
-		auth_ops->rejected(c->auth, c->auth_token, auth_arg);
-}
-
-/* A permitted transfer ended (info), or a call that holds or awaits a permit is freed. */
-static void
-permit_ended(struct http_call *c, const struct http_limit_info *info)
-{
-	if (!c->permitted && !c->permit_wait)
-		return;
-	c->permitted = c->permit_wait = false;
-	if (permit_ops != NULL)
-		permit_ops->ended(c, info, permit_arg);
-}
 
 int
 http_gate_waiting(const char *url)
@@ -375,10 +270,8 @@ http_call_free(struct http_call *c)
 		c->in_multi = false;
 	}
 	gate_leave(c);
-	permit_ended(c, NULL);
-	if (c->auth_wait && auth_ops != NULL)
-		auth_ops->cancel(c, auth_arg);
-	c->auth_wait = false;
+	if (hook_freed != NULL)
+		hook_freed(c);
 	if (c->auth_token != NULL)
 		explicit_bzero(c->auth_token, strlen(c->auth_token));
 	free(c->auth_token);
@@ -590,14 +483,8 @@ http_done_check(void)
 		curl_multi_remove_handle(http_multi, c->easy);
 		c->in_multi = false;
 		gate_leave(c);
-		if (c->permitted) {
-			struct http_limit_info li = { 0, c->retry_after_ms, c->rl_remaining,
-			    c->rl_reset_ms };
-
-			if (c->result == CURLE_OK)
-				curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &li.status);
-			permit_ended(c, &li);
-		}
+		if (hook_ended != NULL)
+			hook_ended(c);
 		http_done_push(c);
 	}
 	/* A callback below may end in a nested check_multi_info: it drains the same list. */

@@ -20,6 +20,7 @@
 #include "io/http_stream.h"
 #include "io/http_req.h"
 #include "io/http_int.h"
+#include "io/http_permit.h"
 #include "core/log.h"
 #include "core/url.h"
 #include "core/util.h"
