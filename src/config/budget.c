@@ -336,6 +336,13 @@ parse_rate(struct ctx *c, config_setting_t *g, struct budget_conf *bc)
 	qsort(bc->rate, bc->nrate, sizeof *bc->rate, window_cmp);
 }
 
+int64_t
+budget_share(int64_t limit, double reserve)
+{
+	/* 10 x (1 - 0.9) is 0.99999... in binary: a millionth more rounds it as meant */
+	return (int64_t)floor((double)limit * (1.0 - reserve) + 1e-6);
+}
+
 /* reserve: 0 to 0.9, and something of the longest window left to this instance. */
 static void
 parse_reserve(struct ctx *c, config_setting_t *g, struct budget_conf *bc)
@@ -362,7 +369,7 @@ parse_reserve(struct ctx *c, config_setting_t *g, struct budget_conf *bc)
 	if (bc->nrate == 0)
 		return;
 	lw = &bc->rate[bc->nrate - 1];
-	if (floor((double)lw->limit * (1.0 - v)) < 1.0)
+	if (budget_share(lw->limit, v) < 1)
 		ctx_errf(c, ctx_line(c, s), "'reserve' %g leaves nothing of the longest window "
 		    "(%" PRId64 "/%s): lower it or raise that limit", v, lw->limit,
 		    ctx_fmt_dur(lw->window_ms, b1, sizeof b1));
@@ -384,7 +391,7 @@ cost_fits(struct ctx *c, config_setting_t *at, const struct budget_conf *bc, int
 			lo = &bc->rate[k];
 	}
 	lw = &bc->rate[bc->nrate - 1];
-	left = (int64_t)floor((double)lw->limit * (1.0 - bc->reserve));
+	left = budget_share(lw->limit, bc->reserve);
 	if (cost > lo->limit)
 		ctx_errf(c, ctx_line(c, at), "'cost' %" PRId64 " is above the limit of the "
 		    "window %" PRId64 "/%s: such a request could never pass", cost, lo->limit,

@@ -25,6 +25,9 @@ int64_t budget_cost(const struct budget_conf *, const char *method, const char *
  * "m", "h", "d" meaning 1 of it; W from 1 ms to 31 days. 0, or -1 and *why (caller frees). */
 int budget_rate_parse(const char *s, struct budget_window *, char **why) WUR;
 void budget_conf_free(struct budget_conf *);
+/* What reserve leaves of a window's limit to onesyncd: limit x (1 - reserve), rounded down
+ * (exactly: 10 with reserve 0.9 leaves 1). */
+int64_t budget_share(int64_t limit, double reserve);
 /* A deep copy of src in dst (its regular expressions compiled again; a cost rule whose
  * expression no longer compiles is left out), for the budgets' runtime across reloads. */
 void budget_conf_copy(struct budget_conf *dst, const struct budget_conf *src);	/* what it holds, not itself */

@@ -78,11 +78,14 @@ cmd_budgets(struct ctl *ctl, const struct ctl_args *args)
 
 	(void)args;
 	if (ctl->cfg->nbudgets == 0) {
-		printf("no request budget is configured\n");
+		if (ctl->json)
+			printf("[]\n");
+		else
+			printf("no request budget is configured\n");
 		return 0;
 	}
-	shared = ctl->have_schema ? ctl_q_json(ctl, "reading the budgets", budgets_sql, 0,
-	    NULL, &rc) : json_object();
+	shared = ctl->have_schema && ctl_has_table(ctl, "budgets") ? ctl_q_json(ctl,
+	    "reading the budgets", budgets_sql, 0, NULL, &rc) : json_object();
 	if (shared == NULL)
 		return rc;
 	if (ctl->json) {

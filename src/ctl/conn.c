@@ -415,6 +415,22 @@ ctl_need_schema(const struct ctl *ctl)
 }
 
 /* The job is configured, or known to the state database; otherwise say which are. */
+bool
+ctl_has_table(struct ctl *ctl, const char *table)
+{
+	char *name = xasprintf("%s.%s", ctl->schema, table);
+	const char *v[] = { name };
+	PGresult *res;
+	bool yes;
+	int rc = 0;
+
+	res = ctl_q(ctl, "looking for a table", "SELECT to_regclass($1) IS NOT NULL", 1, v, &rc);
+	free(name);
+	yes = res != NULL && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	return yes;
+}
+
 int
 ctl_check_job(struct ctl *ctl, const char *job)
 {

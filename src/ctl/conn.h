@@ -39,6 +39,8 @@ void ctl_print_json(json_t *);
 /* 0, or the exit code (the error printed): unreachable 69, else 1. */
 int ctl_connect(struct ctl *) WUR;
 int ctl_need_schema(const struct ctl *) WUR;
+/* The state schema has this table (an older onesyncd's schema may lack it). */
+bool ctl_has_table(struct ctl *, const char *table);
 int ctl_check_job(struct ctl *, const char *job) WUR;
 
 PGresult *ctl_q(struct ctl *, const char *what, const char *sql, int n,

@@ -66,11 +66,14 @@ list(struct ctl *ctl)
 	int rc = 0;
 
 	if (ctl->cfg->ncreds == 0) {
-		printf("no credential is configured\n");
+		if (ctl->json)
+			printf("[]\n");
+		else
+			printf("no credential is configured\n");
 		return 0;
 	}
-	rows = ctl->have_schema ? ctl_q_json(ctl, "reading the credentials", creds_sql, 0, NULL,
-	    &rc) : json_object();
+	rows = ctl->have_schema && ctl_has_table(ctl, "credentials") ? ctl_q_json(ctl,
+	    "reading the credentials", creds_sql, 0, NULL, &rc) : json_object();
 	if (rows == NULL)
 		return rc;
 	out = json_array();
@@ -148,6 +151,11 @@ set_refresh(struct ctl *ctl, const char *name)
 	}
 	if ((rc = ctl_need_schema(ctl)) != 0)
 		return rc;
+	if (!ctl_has_table(ctl, "credentials")) {
+		fprintf(stderr, "%s: the state schema %s has no credentials table yet: start this "
+		    "version of onesyncd once to upgrade it\n", CTL_PROG, ctl->schema);
+		return CTL_EX_FAILED;
+	}
 	if ((token = read_token()) == NULL) {
 		fprintf(stderr, "%s: no refresh token on standard input (one line of 1 to %d "
 		    "visible characters)\n", CTL_PROG, TOKEN_MAX);

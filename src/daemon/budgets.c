@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/random.h>
 
 #include "daemon/budgets.h"
 #include "config/budget.h"
@@ -28,7 +29,8 @@
 #define BUD_MAX_PER_REQUEST	8	/* budgets one request passes, at most */
 #define BUD_STATE_RETRY_MS	1000	/* a failed take is tried again after this */
 #define BUD_JITTER_MS		250	/* at most this after a block ends, at random */
-#define BUD_DEFAULT_BLOCK_MS	1000	/* a 429/503 that says nothing of how long */
+#define BUD_DEFAULT_BLOCK_MS	1000	/* a 429/503 that says nothing of how long, or 0 */
+#define BUD_HOLD_MAX_MS		10000	/* the longest hold a slow state database gets */
 
 struct bud;
 
@@ -51,7 +53,16 @@ struct bud {
 	struct budget_conf	 conf;	/* a copy: the configuration may be reloaded */
 	int64_t			 win[8], lim[8];	/* the longest window's limit less reserve */
 	size_t			 nw;
-	int64_t			 chunk, hold_ms;
+	int64_t			 chunk, hold_ms;	/* hold_ms: a tenth of the shortest window,
+						 * at most 1 s */
+	int64_t			 rtt;		/* the takes' round trip, ms (the longest
+						 * lately): the hold asked for covers it */
+	int64_t			 take_hold;	/* the hold the take in flight asked for */
+	bool			 slow_logged;
+	bool			 probing;	/* a block ended: one request tries the server
+						 * before the others go */
+	struct ticket		*probe;		/* ... the one that does */
+	int			 streak;	/* blocks in a row the server gave no time for */
 	int			 in_flight;
 	int64_t			 tokens;
 	uint64_t		 tokens_until;	/* monotonic ms: then what is left is dropped */
@@ -71,15 +82,23 @@ struct bud {
 	int64_t			 refused_until;	/* the last refusal: until then */
 };
 
+#define BUD_REFUSALS	64	/* refusals remembered, for budgets_throttled */
+
 struct budgets {
 	struct event_base	*base;
 	struct state		*state;
 	struct bud		*list;		/* by name */
 	bool			 closing;
+	struct {
+		uint64_t	 id;		/* random: named in the refusal's message */
+		int64_t		 until;
+	}			 refusals[BUD_REFUSALS];
+	size_t			 nrefusal;	/* the next slot (a ring) */
 };
 
 static void pump(struct bud *);
 static void advance(struct ticket *);
+static void rtt_seen(struct bud *, int64_t);
 
 
 /* "15:42:10" in local time. */
@@ -104,7 +123,7 @@ bud_settings(struct bud *b)
 		b->win[i] = b->conf.rate[i].window_ms;
 		b->lim[i] = b->conf.rate[i].limit;
 		if (i == b->nw - 1)
-			b->lim[i] = (int64_t)((double)b->lim[i] * (1.0 - b->conf.reserve));
+			b->lim[i] = budget_share(b->lim[i], b->conf.reserve);
 		if (b->lim[i] < 1)
 			b->lim[i] = 1;
 		if (b->lim[i] < smallest)
@@ -224,6 +243,10 @@ ticket_release(struct ticket *t)
 	if (t->queued && t->stage < t->n)
 		dequeue(t->b[t->stage], t);
 	for (size_t i = 0; i < t->n; i++) {
+		if (t->b[i]->probe == t) {
+			t->b[i]->probe = NULL;	/* the next request tries the server */
+			kick(t->b[i]);
+		}
 		if (t->slot[i]) {
 			t->b[i]->in_flight--;
 			kick(t->b[i]);
@@ -241,8 +264,21 @@ refuse_all(struct bud *b, int64_t until, const char *reason)
 	struct ticket *t;
 
 	clock_text(until, when, sizeof when);
-	why = reason != NULL ? xasprintf("budget %s: %s", b->conf.name, reason) :
-	    xasprintf("throttled until %s by budget %s", when, b->conf.name);
+	if (reason == NULL) {
+		/* The message carries a number nobody outside this process can know: only a
+		 * run that met this refusal can show it (a source's words cannot). */
+		struct budgets *e = b->e;
+		uint64_t id = 0;
+
+		if (getrandom(&id, sizeof id, 0) != sizeof id || id == 0)
+			id = rand64() | 1;
+		e->refusals[e->nrefusal].id = id;
+		e->refusals[e->nrefusal].until = until;
+		e->nrefusal = (e->nrefusal + 1) % BUD_REFUSALS;
+		why = xasprintf("throttled until %s by budget %s (refusal %016llx)", when,
+		    b->conf.name, (unsigned long long)id);
+	} else
+		why = xasprintf("budget %s: %s", b->conf.name, reason);
 	if (reason == NULL && until > b->refused_until)
 		b->refused_until = until;
 	while ((t = b->head) != NULL) {
@@ -280,6 +316,7 @@ taken(void *arg, int rc, json_t *res, const char *err)
 	b->taking = false;
 	if (b->e->closing)
 		return;
+	rtt_seen(b, (int64_t)(now_mono_ms() - b->take_asked));
 	if (rc != STATE_OK || !json_is_integer(json_object_get(res, "granted"))) {
 		if (b->state_failing == 0) {
 			b->state_failing = now_mono_ms();
@@ -299,7 +336,7 @@ taken(void *arg, int rc, json_t *res, const char *err)
 		b->blocked_until = blocked;
 	if (g > 0) {
 		b->tokens = g;
-		b->tokens_until = b->take_asked + (uint64_t)b->hold_ms;
+		b->tokens_until = b->take_asked + (uint64_t)b->take_hold;
 		b->taken += g;
 	} else
 		b->full_until = now + (wait > 0 ? wait : 1);
@@ -307,13 +344,38 @@ taken(void *arg, int rc, json_t *res, const char *err)
 	bud_reap(b->e);
 }
 
+/*
+ * A take's round trip: a hold shorter than it would bring tokens already dropped, and no
+ * request would ever pass. The hold asked for is three round trips (the longest lately)
+ * when that is more than the budget's own, at most 10 s; the store counts each grant for
+ * the hold it was taken with, so the windows stay exact.
+ */
+static void
+rtt_seen(struct bud *b, int64_t rtt)
+{
+	b->rtt = rtt > b->rtt ? rtt : (3 * b->rtt + rtt) / 4;
+	if (rtt >= b->take_hold && !b->slow_logged) {
+		b->slow_logged = true;
+		log_warnx("budget %s: the state database answered a take after %lld ms, longer "
+		    "than the %lld ms its tokens may be spent in; later takes ask to hold them "
+		    "longer", b->conf.name, (long long)rtt, (long long)b->take_hold);
+	}
+}
+
 static void
 take(struct bud *b, int64_t cost)
 {
+	int64_t hold = 3 * b->rtt + 5;
+
+	if (hold < b->hold_ms)
+		hold = b->hold_ms;
+	if (hold > BUD_HOLD_MAX_MS)
+		hold = BUD_HOLD_MAX_MS;
 	b->taking = true;
 	b->take_asked = now_mono_ms();
+	b->take_hold = hold;
 	state_budget_take(b->e->state, b->conf.name, b->win, b->lim, b->nw,
-	    cost > b->chunk ? cost : b->chunk, b->hold_ms, taken, b);
+	    cost > b->chunk ? cost : b->chunk, hold, taken, b);
 }
 
 /*
@@ -349,11 +411,15 @@ pump(struct bud *b)
 			if (b->conf.concurrency > 0 && b->in_flight >= b->conf.concurrency &&
 			    !t->priority)
 				return;		/* a transfer that ends pumps again */
+			if (b->probing && b->probe != NULL)
+				return;		/* its answer decides */
 			if (cost > 0 && (b->tokens < cost || now_mono_ms() >= b->tokens_until)) {
 				if (!b->taking)
 					take(b, cost);
 				return;
 			}
+			if (b->probing)
+				b->probe = t;
 			b->tokens -= cost;
 			if (!t->priority) {
 				b->in_flight++;
@@ -425,6 +491,7 @@ block(struct bud *b, int64_t until, long status)
 {
 	char when[32];
 
+	b->probing = true;
 	if (until <= b->blocked_until)
 		return;
 	b->blocked_until = until;
@@ -434,19 +501,33 @@ block(struct bud *b, int64_t until, long status)
 	state_budget_block(b->e->state, b->conf.name, until, NULL, NULL);
 }
 
-/* What a finished transfer says of the server's limits. */
+/*
+ * What a finished transfer says of the server's limits: how long b is blocked. A 429 or
+ * 503 that gives no time ("Retry-After: 0", a date already past: a server's clock behind
+ * ours, or nothing) blocks it 1 s, doubling with each such block in a row up to 64 s.
+ */
 static int64_t
-block_for(const struct http_limit_info *li, long *status)
+block_for(struct bud *b, const struct http_limit_info *li, long *status)
 {
+	int64_t w;
+
 	*status = li->status;
 	if (li->status == 429 || li->status == 503) {
-		if (li->retry_after_ms >= 0)
-			return li->retry_after_ms;
-		return li->reset_ms > 0 ? li->reset_ms : BUD_DEFAULT_BLOCK_MS;
+		w = li->retry_after_ms >= 0 ? li->retry_after_ms : li->reset_ms;
+		if (w >= BUD_DEFAULT_BLOCK_MS) {
+			b->streak = 0;
+			return w;
+		}
+		w = (int64_t)BUD_DEFAULT_BLOCK_MS << (b->streak < 6 ? b->streak : 6);
+		b->streak++;
+		return w;
 	}
 	*status = 0;
+	b->streak = 0;
 	if (li->remaining == 0 && li->reset_ms > 0)
 		return li->reset_ms;
+	if (li->status != 0 && b->probe != NULL)
+		b->probing = false;	/* the server answers again: everyone goes */
 	return 0;
 }
 
@@ -463,19 +544,26 @@ permit_ended(struct http_call *c, const struct http_limit_info *li, void *arg)
 	if (t == NULL)
 		return;
 	*http_call_permit_slot(c) = NULL;
-	if (li != NULL && !e->closing)
-		wait = block_for(li, &status);
 	n = t->n;
 	memcpy(held, t->b, n * sizeof *held);
+	for (size_t i = 0; i < n && li != NULL && !e->closing; i++) {
+		struct bud *b = held[i];
+		bool timed = li->retry_after_ms >= BUD_DEFAULT_BLOCK_MS ||
+		    li->reset_ms >= BUD_DEFAULT_BLOCK_MS;
+
+		/* The answers of requests sent before a block are not new news: only the
+		 * probe's, or one that gives a time, changes it (no doubling per answer). */
+		if (b->probe != t && b->blocked_until > now_wall_ms() && !timed)
+			continue;
+		if ((wait = block_for(b, li, &status)) > 0)
+			block(b, now_wall_ms() + wait, status);
+	}
 	ticket_release(t);
 	free(t);
 	if (e->closing)
 		return;
-	for (size_t i = 0; i < n; i++) {
-		if (wait > 0)
-			block(held[i], now_wall_ms() + wait, status);
+	for (size_t i = 0; i < n; i++)
 		kick(held[i]);
-	}
 }
 
 static const struct http_permit_ops permit_ops = { permit_ask, permit_ended };
@@ -598,16 +686,17 @@ budgets_throttled(const struct budgets *e, const char *msg)
 
 	if (e == NULL || msg == NULL)
 		return 0;
-	while ((p = strstr(p, " by budget ")) != NULL) {
-		p += strlen(" by budget ");
-		for (const struct bud *b = e->list; b != NULL; b = b->next) {
-			size_t n = strlen(b->conf.name);
+	while ((p = strstr(p, "(refusal ")) != NULL) {
+		char *end;
+		unsigned long long id;
 
-			/* a refusal of the last seconds: the one that failed the run */
-			if (strncmp(p, b->conf.name, n) == 0 && strchr(" ,;:)", p[n]) != NULL &&
-			    b->refused_until > now_wall_ms() - 5000)
-				return b->refused_until;
-		}
+		p += strlen("(refusal ");
+		id = strtoull(p, &end, 16);
+		if (end - p != 16 || *end != ')' || id == 0)
+			continue;
+		for (size_t i = 0; i < BUD_REFUSALS; i++)
+			if (e->refusals[i].id == id)
+				return e->refusals[i].until;
 	}
 	return 0;
 }

@@ -28,8 +28,9 @@ struct budgets *budgets_reload(struct budgets *, struct event_base *, struct sta
 void budgets_close(struct budgets *);
 void budgets_free(struct budgets *);
 /*
- * When a run failed with msg: the time (wall ms) until which a budget that msg names as
- * "throttled until ... by budget NAME" really refuses requests; 0 when none does (the run
+ * When a run failed with msg: the time (wall ms) a budget's refusal that msg names
+ * ("throttled until ... by budget NAME (refusal ID)", ID a random number of this process,
+ * one of its last 64 refusals) lets requests go again; 0 when msg names none (the run
  * failed for another reason, or a source wrote those words).
  */
 int64_t budgets_throttled(const struct budgets *, const char *msg);

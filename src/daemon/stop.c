@@ -68,8 +68,8 @@ stop_maybe_exit(struct daemon *d)
 		    DAEMON_ONCE_NOT_RUN : 0;
 		if (d->once_not_run > 0)
 			log_job(LOG_NOTICE, NULL, 0, NULL, "--once: %d of the selected jobs did "
-			    "not run (paused, disabled, or held by another instance)",
-			    d->once_not_run);
+			    "not run (paused, disabled, held by another instance, or throttled "
+			    "by a request budget)", d->once_not_run);
 	}
 	if (!d->stopping || d->running > 0)
 		return;

@@ -198,6 +198,20 @@ parse_reset(const char *v)
 	return (long)(n * 1000);
 }
 
+/* A count of requests left: digits (capped, never read as a time); -1 if unparsable. */
+static long
+parse_count(const char *v)
+{
+	long n = 0;
+
+	if (*v < '0' || *v > '9')
+		return -1;
+	for (; *v >= '0' && *v <= '9'; v++)
+		if (n < 1000000000L)
+			n = n * 10 + (*v - '0');
+	return *v == '\0' || *v == ' ' || *v == ',' || *v == ';' ? n : -1;
+}
+
 /* Keep the fewest remaining of every limit header, with its reset. */
 static void
 limit_seen(struct http_call *c, long remaining, long reset_ms)
@@ -229,7 +243,7 @@ parse_ratelimit(struct http_call *c, const char *v)
 			long val = parse_reset(eq + 1 + strspn(eq + 1, " \t"));
 
 			if ((k == 1 && *p == 'r') || (k == 9 && strncasecmp(p, "remaining", 9) == 0))
-				r = val >= 0 ? val / 1000 : -1;
+				r = parse_count(eq + 1 + strspn(eq + 1, " \t"));
 			else if ((k == 1 && *p == 't') || (k == 5 && strncasecmp(p, "reset", 5) == 0))
 				t = val;
 		}
@@ -322,7 +336,7 @@ http_req_header_cb(char *p, size_t size, size_t n, void *arg)
 		parse_ratelimit(c, v);
 	else if ((namelen == 19 && strncasecmp(line, "ratelimit-remaining", 19) == 0) ||
 	    (namelen == 21 && strncasecmp(line, "x-ratelimit-remaining", 21) == 0))
-		limit_seen(c, parse_reset(v) >= 0 ? parse_reset(v) / 1000 : -1, -1);
+		limit_seen(c, parse_count(v), -1);
 	else if ((namelen == 15 && strncasecmp(line, "ratelimit-reset", 15) == 0) ||
 	    (namelen == 17 && strncasecmp(line, "x-ratelimit-reset", 17) == 0)) {
 		if (c->rl_reset_ms < 0 || c->rl_remaining < 0)
@@ -596,7 +610,9 @@ call_finish(struct http_call *c)
 	if (!final_error && !c->not_started && http_retryable(status) &&
 	    (c->attempts <= c->retries || (c->budgeted && (status == 429 || status == 503) &&
 	    c->budget_retries++ < HTTP_BUDGET_RETRIES))) {
-		delay = retry_delay(c);
+		/* Under a budget a 429 or 503 blocked it: the retry waits there, where
+		 * park_after applies, not on a timer of its own. */
+		delay = c->budgeted && (status == 429 || status == 503) ? 0 : retry_delay(c);
 		if (status == 0)
 			log_info("%s %s: %s; retry %d of %d in %ld ms", c->method, c->log_url,
 			    resp.error, c->attempts, c->retries, delay);

@@ -25,6 +25,7 @@
 	"  window_ms bigint NOT NULL,\n" \
 	"  bucket bigint NOT NULL,\n" \
 	"  n bigint NOT NULL,\n" \
+	"  hold bigint NOT NULL DEFAULT 0,\n" \
 	"  PRIMARY KEY (name, window_ms, bucket));\n" \
 /* 4: a time in ms since the epoch, truncated (a grant's ms is never later than the time it \
  * was made). Through whole microseconds: exact whether extract answers numeric (PostgreSQL \
@@ -77,25 +78,28 @@
 	"    RETURN jsonb_build_object('granted', 0, 'wait_ms', bm - tm, 'at_ms', tm,\n" \
 	"      'blocked_until_ms', bm);\n" \
 	"  END IF;\n" \
-/* Buckets that stopped counting go, those of windows no longer configured included. */ \
+/* Buckets that stopped counting go, those of windows no longer configured included; each \
+ * counts for the longest hold of its grants (takers may ask with different holds). */ \
 	"  DELETE FROM @S@.budget_windows WHERE name = p_name\n" \
-	"     AND bucket + greatest(1, window_ms / 20) + window_ms + p_hold_ms <= tm;\n" \
+	"     AND bucket + greatest(1, window_ms / 20) + window_ms + hold <= tm;\n" \
 	"  FOR win IN SELECT u.w AS ms, min(u.l) AS lim FROM unnest(p_window_ms, p_limit) AS u(w, l)\n" \
 	"            GROUP BY u.w LOOP\n" \
-	"    SELECT COALESCE(sum(n), 0), min(bucket) INTO used, oldest FROM @S@.budget_windows\n" \
+	"    SELECT COALESCE(sum(n), 0), min(bucket + greatest(1, window_ms / 20) + window_ms + hold)\n" \
+	"      INTO used, oldest FROM @S@.budget_windows\n" \
 	"     WHERE name = p_name AND window_ms = win.ms;\n" \
 	"    granted := least(granted, greatest(win.lim - used, 0));\n" \
 	"    IF used >= win.lim THEN\n" \
-	"      wt := greatest(wt, oldest + greatest(1, win.ms / 20) + win.ms + p_hold_ms - tm, 1);\n" \
+	"      wt := greatest(wt, oldest - tm, 1);\n" \
 	"    END IF;\n" \
 	"  END LOOP;\n" \
 	"  IF granted > 0 THEN\n" \
 	"    wt := 0;\n" \
 	"    FOR win IN SELECT DISTINCT u.w AS ms FROM unnest(p_window_ms) AS u(w) LOOP\n" \
 	"      g := greatest(1, win.ms / 20);\n" \
-	"      INSERT INTO @S@.budget_windows AS o (name, window_ms, bucket, n)\n" \
-	"        VALUES (p_name, win.ms, tm / g * g, granted)\n" \
-	"        ON CONFLICT (name, window_ms, bucket) DO UPDATE SET n = o.n + EXCLUDED.n;\n" \
+	"      INSERT INTO @S@.budget_windows AS o (name, window_ms, bucket, n, hold)\n" \
+	"        VALUES (p_name, win.ms, tm / g * g, granted, p_hold_ms)\n" \
+	"        ON CONFLICT (name, window_ms, bucket) DO UPDATE SET n = o.n + EXCLUDED.n,\n" \
+	"          hold = greatest(o.hold, EXCLUDED.hold);\n" \
 	"    END LOOP;\n" \
 	"  END IF;\n" \
 	"  RETURN jsonb_build_object('granted', granted, 'wait_ms', wt, 'at_ms', tm,\n" \

@@ -358,6 +358,19 @@ test_not_in_identity(void **state)
 	free(id);
 }
 
+/* What reserve leaves: rounded down, exactly where the product is a whole number. */
+static void
+test_share(void **state)
+{
+	(void)state;
+	assert_int_equal(budget_share(10, 0.9), 1);
+	assert_int_equal(budget_share(250000, 0.1), 225000);
+	assert_int_equal(budget_share(100, 0.9), 10);
+	assert_int_equal(budget_share(7, 0.5), 3);
+	assert_int_equal(budget_share(50, 0), 50);
+	assert_int_equal(budget_share(1, 0.5), 0);
+}
+
 int
 main(void)
 {
@@ -368,6 +381,7 @@ main(void)
 		cmocka_unit_test(test_rate_parse),
 		cmocka_unit_test(test_load),
 		cmocka_unit_test(test_not_in_identity),
+		cmocka_unit_test(test_share),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
