@@ -18,6 +18,7 @@
 #include <sys/random.h>
 
 #include "daemon/budgets.h"
+#include "daemon/budgets_int.h"
 #include "config/budget.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -25,76 +26,6 @@
 #include "io/http_permit.h"
 #include "store/state.h"
 #include "store/state_budget.h"
-
-#define BUD_MAX_PER_REQUEST	8	/* budgets one request passes, at most */
-#define BUD_STATE_RETRY_MS	1000	/* a failed take is tried again after this */
-#define BUD_JITTER_MS		250	/* at most this after a block ends, at random */
-#define BUD_DEFAULT_BLOCK_MS	1000	/* a 429/503 that says nothing of how long, or 0 */
-#define BUD_HOLD_MAX_MS		10000	/* the longest hold a slow state database gets */
-
-struct bud;
-
-/* One request's passage (held in its call's permit slot). */
-struct ticket {
-	struct http_call	*call;
-	struct bud		*b[BUD_MAX_PER_REQUEST];
-	int64_t			 cost[BUD_MAX_PER_REQUEST];
-	bool			 slot[BUD_MAX_PER_REQUEST];	/* holds a concurrency slot */
-	size_t			 n, stage;	/* budgets matched, passed */
-	uint64_t		 asked;		/* monotonic ms */
-	bool			 priority;	/* a token request: no concurrency slot */
-	struct ticket		*next;		/* in b[stage]'s queue */
-	bool			 queued;
-};
-
-struct bud {
-	struct bud		*next;
-	struct budgets		*e;
-	struct budget_conf	 conf;	/* a copy: the configuration may be reloaded */
-	int64_t			 win[8], lim[8];	/* the longest window's limit less reserve */
-	size_t			 nw;
-	int64_t			 chunk, hold_ms;	/* hold_ms: a tenth of the shortest window,
-						 * at most 1 s */
-	int64_t			 rtt;		/* the takes' round trip, ms (the longest
-						 * lately): the hold asked for covers it */
-	int64_t			 take_hold;	/* the hold the take in flight asked for */
-	bool			 slow_logged;
-	bool			 probing;	/* a block ended: one request tries the server
-						 * before the others go */
-	struct ticket		*probe;		/* ... the one that does */
-	int			 streak;	/* blocks in a row the server gave no time for */
-	int			 in_flight;
-	int64_t			 tokens;
-	uint64_t		 tokens_until;	/* monotonic ms: then what is left is dropped */
-	bool			 taking;	/* a budget_take is in flight */
-	uint64_t		 take_asked;
-	uint64_t		 state_failing;	/* monotonic ms of the first failed take, 0 */
-	int64_t			 blocked_until;	/* wall ms */
-	int64_t			 full_until;	/* wall ms: the shared windows are full */
-	struct ticket		*head, *tail;
-	size_t			 waiting;
-	struct event		*timer;
-	bool			 gone;		/* removed by a reload */
-	size_t			 refs;		/* tickets that point to it */
-	/* what onesyncd(8) shows */
-	long long		 taken, throttled, waited_n;
-	double			 waited_s;
-	int64_t			 refused_until;	/* the last refusal: until then */
-};
-
-#define BUD_REFUSALS	64	/* refusals remembered, for budgets_throttled */
-
-struct budgets {
-	struct event_base	*base;
-	struct state		*state;
-	struct bud		*list;		/* by name */
-	bool			 closing;
-	struct {
-		uint64_t	 id;		/* random: named in the refusal's message */
-		int64_t		 until;
-	}			 refusals[BUD_REFUSALS];
-	size_t			 nrefusal;	/* the next slot (a ring) */
-};
 
 static void pump(struct bud *);
 static void advance(struct ticket *);
@@ -699,89 +630,4 @@ budgets_throttled(const struct budgets *e, const char *msg)
 				return e->refusals[i].until;
 	}
 	return 0;
-}
-
-/* One sample line per budget of a family (HELP and TYPE once). */
-static void
-family(struct buf *out, const char *name, const char *type, const char *help)
-{
-	buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-void
-budgets_render(const struct budgets *e, struct buf *out)
-{
-	const struct bud *b;
-	int64_t now = now_wall_ms();
-	uint64_t mono = now_mono_ms();
-
-	if (e == NULL)
-		return;
-	family(out, "onesync_budget_tokens", "gauge", "Tokens of the request budget this "
-	    "instance holds, taken from the state store and not yet spent.");
-	for (b = e->list; b != NULL; b = b->next)
-		if (!b->gone)
-			buf_printf(out, "onesync_budget_tokens{budget=\"%s\"} %lld\n", b->conf.name,
-			    (long long)(mono < b->tokens_until ? b->tokens : 0));
-	family(out, "onesync_budget_wait_seconds", "summary", "Time requests waited for the "
-	    "budget's permit on this instance.");
-	for (b = e->list; b != NULL; b = b->next)
-		if (!b->gone)
-			buf_printf(out, "onesync_budget_wait_seconds_sum{budget=\"%s\"} %.3f\n"
-			    "onesync_budget_wait_seconds_count{budget=\"%s\"} %lld\n", b->conf.name,
-			    b->waited_s, b->conf.name, b->waited_n);
-	family(out, "onesync_budget_throttled_total", "counter", "Requests the budget refused "
-	    "on this instance because the wait was longer than park_after (their runs ended "
-	    "throttled).");
-	for (b = e->list; b != NULL; b = b->next)
-		if (!b->gone)
-			buf_printf(out, "onesync_budget_throttled_total{budget=\"%s\"} %lld\n",
-			    b->conf.name, b->throttled);
-	family(out, "onesync_budget_in_flight", "gauge", "Requests under the budget in flight "
-	    "on this instance.");
-	for (b = e->list; b != NULL; b = b->next)
-		if (!b->gone)
-			buf_printf(out, "onesync_budget_in_flight{budget=\"%s\"} %d\n", b->conf.name,
-			    b->in_flight);
-	family(out, "onesync_budget_waiting", "gauge", "Requests waiting for the budget's "
-	    "permit on this instance.");
-	for (b = e->list; b != NULL; b = b->next)
-		if (!b->gone)
-			buf_printf(out, "onesync_budget_waiting{budget=\"%s\"} %zu\n", b->conf.name,
-			    b->waiting);
-	family(out, "onesync_budget_blocked_seconds", "gauge", "Seconds left of the budget's "
-	    "block (a 429 or 503 from its server, on any instance), 0 when not blocked.");
-	for (b = e->list; b != NULL; b = b->next)
-		if (!b->gone)
-			buf_printf(out, "onesync_budget_blocked_seconds{budget=\"%s\"} %.3f\n",
-			    b->conf.name, b->blocked_until > now ?
-			    (double)(b->blocked_until - now) / 1000.0 : 0.0);
-}
-
-json_t *
-budgets_json(const struct budgets *e)
-{
-	json_t *a = json_array();
-	int64_t now = now_wall_ms();
-	uint64_t mono = now_mono_ms();
-
-	for (const struct bud *b = e != NULL ? e->list : NULL; b != NULL; b = b->next) {
-		json_t *w = json_array();
-
-		if (b->gone)
-			continue;
-		for (size_t i = 0; i < b->nw; i++)
-			json_array_append_new(w, json_pack("{sI sI}", "window_ms",
-			    (json_int_t)b->win[i], "limit", (json_int_t)b->lim[i]));
-		json_array_append_new(a, json_pack("{ss so si si sI sI sI sI sI}",
-		    "name", b->conf.name, "rate", w,
-		    "in_flight", b->in_flight, "concurrency", b->conf.concurrency,
-		    "waiting", (json_int_t)b->waiting,
-		    "tokens", (json_int_t)(mono < b->tokens_until ? b->tokens : 0),
-		    "throttled", (json_int_t)b->throttled,
-		    "blocked_until_ms", (json_int_t)(b->blocked_until > now ? b->blocked_until : 0),
-		    "refused_until_ms", (json_int_t)(b->refused_until > now ? b->refused_until :
-		    0)));
-	}
-	return a;
 }

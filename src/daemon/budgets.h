@@ -34,9 +34,5 @@ void budgets_free(struct budgets *);
  * failed for another reason, or a source wrote those words).
  */
 int64_t budgets_throttled(const struct budgets *, const char *msg);
-/* The Prometheus lines of the budgets (onesyncd(8), METRICS). */
-void budgets_render(const struct budgets *, struct buf *);
-/* This instance's view of the budgets, for the status endpoint's /budgets. */
-json_t *budgets_json(const struct budgets *);
 
 #endif

@@ -27,6 +27,7 @@
 #include "core/log.h"
 #include "core/url.h"
 #include "daemon/budgets.h"
+#include "daemon/budgets_show.h"
 #include "daemon/creds.h"
 #include "daemon/daemon_int.h"
 #include "run/metrics.h"

@@ -19,6 +19,7 @@
 #include "io/http_req.h"
 #include "io/http_int.h"
 #include "io/http_permit.h"
+#include "io/http_limits.h"
 #include "core/log.h"
 #include "core/url.h"
 #include "core/util.h"
@@ -177,91 +178,6 @@ parse_retry_after(const char *v)
 	return (long)(secs * 1000);
 }
 
-/* A reset time: delta seconds, or Unix epoch seconds when it is that large (some servers'
- * X-RateLimit-Reset): ms from now, capped like Retry-After; -1 if unparsable. */
-static long
-parse_reset(const char *v)
-{
-	char *end;
-	long long n;
-
-	if (*v < '0' || *v > '9')
-		return -1;
-	errno = 0;
-	n = strtoll(v, &end, 10);
-	if (errno != 0 || (*end != '\0' && *end != ' ' && *end != ',' && *end != ';'))
-		return -1;
-	if (n > 1000000000LL && (n -= (long long)time(NULL)) < 0)
-		n = 0;	/* an epoch time, now past */
-	if (n > HTTP_RETRY_AFTER_CAP_MS / 1000)
-		return HTTP_RETRY_AFTER_CAP_MS;
-	return (long)(n * 1000);
-}
-
-/* A count of requests left: digits (capped, never read as a time); -1 if unparsable. */
-static long
-parse_count(const char *v)
-{
-	long n = 0;
-
-	if (*v < '0' || *v > '9')
-		return -1;
-	for (; *v >= '0' && *v <= '9'; v++)
-		if (n < 1000000000L)
-			n = n * 10 + (*v - '0');
-	return *v == '\0' || *v == ' ' || *v == ',' || *v == ';' ? n : -1;
-}
-
-/* Keep the fewest remaining of every limit header, with its reset. */
-static void
-limit_seen(struct http_call *c, long remaining, long reset_ms)
-{
-	if (remaining < 0 || (c->rl_remaining >= 0 && remaining > c->rl_remaining))
-		return;
-	c->rl_remaining = remaining;
-	if (reset_ms >= 0)
-		c->rl_reset_ms = reset_ms;
-}
-
-/*
- * RateLimit: draft-ietf-httpapi-ratelimit-headers-10 items ("name";r=0;t=3, ...), or the
- * earlier drafts' "limit=100, remaining=0, reset=3": the item with the fewest remaining.
- */
-static void
-parse_ratelimit(struct http_call *c, const char *v)
-{
-	long r = -1, t = -1, t_alone = -1;
-	const char *p = v;
-
-	while (*p != '\0') {
-		size_t n = strcspn(p, ",;");
-		const char *eq = memchr(p, '=', n);
-
-		p += strspn(p, " \t");
-		if (eq != NULL) {
-			size_t k = (size_t)(eq - p);
-			long val = parse_reset(eq + 1 + strspn(eq + 1, " \t"));
-
-			if ((k == 1 && *p == 'r') || (k == 9 && strncasecmp(p, "remaining", 9) == 0))
-				r = parse_count(eq + 1 + strspn(eq + 1, " \t"));
-			else if ((k == 1 && *p == 't') || (k == 5 && strncasecmp(p, "reset", 5) == 0))
-				t = val;
-		}
-		p += strcspn(p, ",;");
-		if (*p == ',' || *p == '\0') {	/* an item ends */
-			if (r >= 0)
-				limit_seen(c, r, t);
-			else if (t >= 0)
-				t_alone = t;
-			r = t = -1;
-		}
-		if (*p != '\0')
-			p++;
-	}
-	if (c->rl_remaining >= 0 && c->rl_reset_ms < 0)
-		c->rl_reset_ms = t_alone;
-}
-
 /* CURLOPT_HEADERFUNCTION: keep Date, Location, Link rel=next, Retry-After and the limits. */
 size_t
 http_req_header_cb(char *p, size_t size, size_t n, void *arg)
@@ -332,20 +248,12 @@ http_req_header_cb(char *p, size_t size, size_t n, void *arg)
 		c->encoding = xstrdup(v);
 	} else if (namelen == 11 && strncasecmp(line, "retry-after", 11) == 0)
 		c->retry_after_ms = parse_retry_after(v);
-	else if (namelen == 9 && strncasecmp(line, "ratelimit", 9) == 0)
-		parse_ratelimit(c, v);
-	else if ((namelen == 19 && strncasecmp(line, "ratelimit-remaining", 19) == 0) ||
-	    (namelen == 21 && strncasecmp(line, "x-ratelimit-remaining", 21) == 0))
-		limit_seen(c, parse_count(v), -1);
-	else if ((namelen == 15 && strncasecmp(line, "ratelimit-reset", 15) == 0) ||
-	    (namelen == 17 && strncasecmp(line, "x-ratelimit-reset", 17) == 0)) {
-		if (c->rl_reset_ms < 0 || c->rl_remaining < 0)
-			c->rl_reset_ms = parse_reset(v);
-	}
 	else if ((namelen == 14 && strncasecmp(line, "content-length", 14) == 0) ||
 	    (namelen == 17 && strncasecmp(line, "transfer-encoding", 17) == 0 &&
 	    strcasestr(v, "chunked") != NULL))
 		c->framed = true;
+	else
+		http_limits_header(c, line, namelen, v);
 out:
 	free(line);
 	return len;

@@ -2,13 +2,13 @@
 # documented: as an item `.It Ic KEY` of man/onesyncd.conf.5 (full dotted path, jobs.*.x as
 # the page writes them), and as a setting at that path in etc/onesyncd.conf (commented-out
 # settings count: the example shows optional keys that way; jobs.*.x is a setting of any
-# element of the jobs list). Every metric of src/run/metrics.c and src/daemon/budgets.c is an
+# element of the jobs list). Every metric of src/run/metrics.c and src/daemon/budgets_show.c is an
 # item of man/onesyncd.8, and the page lists no metric that does not exist.
 . "$(dirname "$0")/../lib.sh"
 "$ONESYNCD" --dump-keys >"$T/keys.tsv" || fail "onesyncd --dump-keys exited $?"
 [ "$(wc -l <"$T/keys.tsv")" -gt 20 ] || fail "--dump-keys printed only $(wc -l <"$T/keys.tsv") keys"
 python3 - "$T/keys.tsv" "$TOP/man/onesyncd.conf.5" "$TOP/etc/onesyncd.conf" \
-	"$TOP/src/run/metrics.c" "$TOP/man/onesyncd.8" "$TOP/src/daemon/budgets.c" "$TOP/src/daemon/creds.c" \
+	"$TOP/src/run/metrics.c" "$TOP/man/onesyncd.8" "$TOP/src/daemon/budgets_show.c" "$TOP/src/daemon/creds.c" \
 	<<'PY' || fail "undocumented keys or metrics (see above)"
 import re, sys
 keys_f, man5_f, etc_f, metrics_f, man8_f, budgets_f, creds_f = sys.argv[1:8]
@@ -72,7 +72,7 @@ for k in keys:
 metrics = set(re.findall(r'"((?:onesync|process)_[a-z0-9_]+)"', open(metrics_f).read()))
 budget_metrics = set(re.findall(r'"((?:onesync)_budget_[a-z0-9_]+)"', open(budgets_f).read()))
 if len(budget_metrics) < 6:
-    bad.append(f"only {len(budget_metrics)} metric names found in src/daemon/budgets.c")
+    bad.append(f"only {len(budget_metrics)} metric names found in src/daemon/budgets_show.c")
 metrics |= budget_metrics
 cred_metrics = set(re.findall(r'\b(onesync_credential_[a-z_]+)\b', open(creds_f).read()))
 if len(cred_metrics) < 2:
@@ -85,7 +85,7 @@ items = set(re.findall(r"^\.It (?:Sy|Li|Cm|Ic) ((?:onesync|process)_[a-z0-9_]+)"
 for name in sorted(metrics - items):
     bad.append(f"onesyncd(8) has no item for the metric {name}")
 for name in sorted(items - metrics):
-    bad.append(f"onesyncd(8) documents the metric {name}, which neither src/run/metrics.c, src/daemon/budgets.c nor src/daemon/creds.c has")
+    bad.append(f"onesyncd(8) documents the metric {name}, which neither src/run/metrics.c, src/daemon/budgets_show.c nor src/daemon/creds.c has")
 
 for b in bad:
     print(b, file=sys.stderr)
