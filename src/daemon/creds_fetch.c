@@ -70,11 +70,16 @@ fail_all(struct cred *cr, const char *fmt, ...)
 {
 	va_list ap;
 	uint64_t delay;
-	char *why;
+	char *msg, *why, *pre;
 
 	va_start(ap, fmt);
-	why = xvasprintf(fmt, ap);
+	msg = xvasprintf(fmt, ap);
 	va_end(ap);
+	/* every request's error names the credential, once */
+	pre = xasprintf("credential %s ", cr->conf.name);
+	why = strncmp(msg, pre, strlen(pre)) == 0 ? xstrdup(msg) :
+	    xasprintf("credential %s: %s", cr->conf.name, msg);
+	free(pre);
 	cr->busy = false;
 	free(cr->last_error);
 	cr->last_error = NULL;
@@ -84,10 +89,11 @@ fail_all(struct cred *cr, const char *fmt, ...)
 		if (delay > CRED_RETRY_MAX_MS)
 			delay = CRED_RETRY_MAX_MS;
 		cr->next_try = now_mono_ms() + delay;
-		cr->last_error = xstrdup(why);
+		cr->last_error = xstrdup(msg);
 	}
-	log_warnx("credential %s: %s", cr->conf.name, why);
+	log_warnx("%s", why);
 	creds_answer_all(cr, NULL, why);
+	free(msg);
 	free(why);
 }
 
@@ -95,10 +101,13 @@ static void
 mark_reauth(struct cred *cr, const char *why)
 {
 	free(cr->needs_reauth);
-	cr->needs_reauth = xasprintf("credential %s needs re-authorization (%s)%s",
-	    cr->conf.name, why, cr->conf.type == CRED_REFRESH_TOKEN ? ": give it a new refresh "
-	    "token with 'onesyncctl credentials set-refresh-token NAME'" : ": check its "
-	    "client_id and client_secret, then reload");
+	if (cr->conf.type == CRED_REFRESH_TOKEN)
+		cr->needs_reauth = xasprintf("credential %s needs re-authorization (%s): give it "
+		    "a new refresh token with 'onesyncctl credentials set-refresh-token %s'",
+		    cr->conf.name, why, cr->conf.name);
+	else
+		cr->needs_reauth = xasprintf("credential %s needs re-authorization (%s): check "
+		    "its client_id and client_secret, then reload", cr->conf.name, why);
 	creds_wipe_free(cr->token);
 	cr->token = NULL;
 	fail_all(cr, "%s", cr->needs_reauth);

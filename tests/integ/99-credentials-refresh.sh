@@ -66,6 +66,9 @@ n0=$(oauth "o['token_requests']['total']")
 start a
 wait_for 20 eval '[ "$(sql "$STATE" "SELECT count(*) FROM onesync.runs WHERE result = '\''failed'\'' AND error LIKE '\''%needs re-authorization%'\''")" -ge 2 ]' ||
 	fail "the jobs did not fail with needs re-authorization: $(tail -5 "$T/a.log")"
+e=$(sql "$STATE" "SELECT error FROM onesync.runs WHERE result = 'failed' ORDER BY id DESC LIMIT 1")
+echo "$e" | grep -q "credential erp needs re-authorization (.*invalid_grant): give it a new refresh token with 'onesyncctl credentials set-refresh-token erp'" ||
+	fail "the failed run does not say which credential to re-authorize and how: $e"
 sleep 2
 n1=$(oauth "o['token_requests']['total']")
 [ $(( n1 - n0 )) = 1 ] || fail "$(( n1 - n0 )) token requests after invalid_grant, expected exactly 1"
