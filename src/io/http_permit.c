@@ -1,8 +1,9 @@
 /*
  * http_permit.c - what asks before a transfer starts (io/http_permit.h): the permits of the
  * request budgets (daemon/budgets.c) and the bearer tokens of credentials (daemon/creds.c),
- * each a hook the daemon sets; and what a finished or freed call gives back to them. The
- * multi driver (io/http.c) calls http_call_add for every attempt and the two ends below.
+ * each a hook the daemon sets; and what a finished or freed call gives back to them.
+ * Requests (io/http_req.c) and streams (io/http_stream.c) call http_call_add for every
+ * attempt; the multi driver (io/http.c) tells the two ends below through its call hooks.
  */
 #include <curl/curl.h>
 #include <stdio.h>
