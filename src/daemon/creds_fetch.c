@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "daemon/creds_fetch.h"
 #include "daemon/creds_wire.h"
@@ -32,11 +33,7 @@ creds_wipe_free(char *s)
 uint64_t
 creds_token_hash(const char *t)
 {
-	uint64_t h = 1469598103934665603ULL;	/* FNV-1a: only to recognise a token */
-
-	for (; *t != '\0'; t++)
-		h = (h ^ (unsigned char)*t) * 1099511628211ULL;
-	return h | 1;
+	return XXH3_64bits(t, strlen(t)) | 1;	/* only to recognise a token */
 }
 
 
