@@ -6,6 +6,7 @@
  * marking or a destination names one. Never asks for a token: that is the runtime's.
  */
 #include <arpa/inet.h>
+#include <openssl/crypto.h>
 #include <netinet/in.h>
 
 #include <ctype.h>
@@ -15,6 +16,7 @@
 
 #include "config/budget.h"
 #include "config/cred.h"
+#include "core/aead.h"
 #include "core/secrets.h"
 #include "core/url.h"
 
@@ -119,6 +121,26 @@ config_cred_digest(const struct config *cfg, const char *name, struct buf *b)
 	digest_str(b, "audience", cr->audience);
 	digest_str(b, "refresh_token", cr->refresh_token);
 	digest_str(b, "ca_file", cr->http.ca_file);
+}
+
+void
+config_cred_origin(const struct cred_conf *cr, const unsigned char *key, char *out)
+{
+	struct buf b;
+
+	buf_init(&b);
+	buf_printf(&b, "type=%d;", (int)cr->type);
+	digest_str(&b, "token_url", cr->token_url);
+	digest_str(&b, "client_id", cr->client_id);
+	digest_str(&b, "refresh_token", cr->refresh_token);
+	aead_mac_hex(key, "onesyncd credential client", b.data, b.len, out);
+	OPENSSL_cleanse(b.data, b.len);
+	buf_reset(&b);
+	buf_adds(&b, "");
+	digest_str(&b, "scope", cr->scope);
+	digest_str(&b, "audience", cr->audience);
+	aead_mac_hex(key, "onesyncd credential scope", b.data, b.len, out + AEAD_MAC_HEX);
+	buf_free(&b);
 }
 
 /* Whether an http(s) URL's host is a loopback one: 127.0.0.0/8, ::1 or localhost. */

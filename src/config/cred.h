@@ -19,6 +19,14 @@ const struct cred_conf *config_cred(const struct config *cfg, const char *name);
 /* What a job's fingerprint holds of the credential of that name (its secrets included);
  * nothing when there is none. */
 void config_cred_digest(const struct config *cfg, const char *name, struct buf *b);
+/* Whose tokens the state database's row of credential cr holds, as two MACs under key
+ * (CRED_ORIGIN_HEX hex digits and a NUL in out): its type, token_url, client_id and first
+ * refresh_token (the refresh tokens'), then its scope and audience (the access token's).
+ * Another first half there means another client, or a new refresh_token in the
+ * configuration: the stored tokens are not this configuration's; another second half, an
+ * access token of other scopes. Not the client_secret, whose rotation keeps the tokens. */
+#define CRED_ORIGIN_HEX	64
+void config_cred_origin(const struct cred_conf *cr, const unsigned char *key, char *out);
 /* The warnings about a loaded configuration's credentials, "FILE:LINE: ..." appended to
  * out: a token_url in plain http to a host that is not loopback. */
 void config_creds_warnings(const struct config *cfg, struct strlist *out);

@@ -10,6 +10,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include "core/aead.h"
@@ -182,4 +183,35 @@ done:
 	EVP_CIPHER_CTX_free(c);
 	free(raw);
 	return out;
+}
+
+void
+aead_mac_hex(const unsigned char key[AEAD_KEY_LEN], const char *label, const void *msg,
+    size_t len, char out[AEAD_MAC_HEX + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE], *in;
+	unsigned int mdlen = 0;
+	size_t ll = strlen(label);
+
+	in = xmalloc(ll + 1 + len);
+	memcpy(in, label, ll + 1);
+	if (len > 0)
+		memcpy(in + ll + 1, msg, len);
+	if (HMAC(EVP_sha256(), key, AEAD_KEY_LEN, in, ll + 1 + len, md, &mdlen) == NULL)
+		mdlen = 0;	/* out of memory inside OpenSSL: zeros, which match nothing made */
+	OPENSSL_cleanse(in, ll + 1 + len);
+	free(in);
+	for (size_t i = 0; i < AEAD_MAC_HEX / 2; i++) {
+		out[2 * i] = i < mdlen ? hex[md[i] >> 4] : '0';
+		out[2 * i + 1] = i < mdlen ? hex[md[i] & 15] : '0';
+	}
+	out[AEAD_MAC_HEX] = '\0';
+	OPENSSL_cleanse(md, sizeof md);
+}
+
+void
+aead_key_check(const unsigned char key[AEAD_KEY_LEN], char out[AEAD_MAC_HEX + 1])
+{
+	aead_mac_hex(key, "onesyncd key check", "", 0, out);
 }

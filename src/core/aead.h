@@ -25,4 +25,11 @@ char *aead_seal(const unsigned char key[AEAD_KEY_LEN], const char *ad, const voi
  * (OPENSSL_cleanse) before it is. */
 char *aead_open(const unsigned char key[AEAD_KEY_LEN], const char *ad, const char *sealed,
     size_t *len, const char **why);
+/* The first 16 bytes of HMAC-SHA256(key, label | NUL | msg) as 32 lower-case hex digits
+ * in out: a value that tells which key and msg made it, and reveals neither. */
+#define AEAD_MAC_HEX	32
+void aead_mac_hex(const unsigned char key[AEAD_KEY_LEN], const char *label, const void *msg,
+    size_t len, char out[AEAD_MAC_HEX + 1]);
+/* The key's check value (a MAC of a constant under it): equal values, equal keys. */
+void aead_key_check(const unsigned char key[AEAD_KEY_LEN], char out[AEAD_MAC_HEX + 1]);
 #endif

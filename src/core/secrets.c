@@ -114,23 +114,55 @@ secrets_cred_name(const char *name, size_t n, bool url)
 	return url && nwords == 1 && strcmp(prev, "key") == 0;
 }
 
+/* How many holders a value of secrets has (secrets_hold), or PINNED: for good. */
+#define PINNED	SIZE_MAX
+static size_t		*holds;		/* parallel to secrets.v */
+
 static void
-add_one(const char *v)
+add_one(const char *v, bool hold)
 {
 	size_t i, n = strlen(v);
 
 	if (n < SECRETS_MIN)
 		return;
 	for (i = 0; i < secrets.n; i++)
-		if (strcmp(secrets.v[i], v) == 0)
+		if (strcmp(secrets.v[i], v) == 0) {
+			if (!hold)
+				holds[i] = PINNED;
+			else if (holds[i] != PINNED)
+				holds[i]++;
 			return;
+		}
 	strlist_add(&secrets, xstrdup(v));
+	holds = xreallocarray(holds, secrets.n, sizeof *holds);
+	holds[secrets.n - 1] = hold ? 1 : PINNED;
 	for (i = secrets.n - 1; i > 0 && strlen(secrets.v[i - 1]) < n; i--) {
 		char *t = secrets.v[i - 1];
+		size_t h = holds[i - 1];
 
 		secrets.v[i - 1] = secrets.v[i];
 		secrets.v[i] = t;
+		holds[i - 1] = holds[i];
+		holds[i] = h;
 	}
+}
+
+/* One holder of v less; gone with the last (a value pinned stays). */
+static void
+forget_one(const char *v, bool hold)
+{
+	(void)hold;
+	for (size_t i = 0; i < secrets.n; i++)
+		if (strcmp(secrets.v[i], v) == 0) {
+			if (holds[i] == PINNED || --holds[i] > 0)
+				return;
+			free(secrets.v[i]);
+			memmove(&secrets.v[i], &secrets.v[i + 1], (secrets.n - i - 1) *
+			    sizeof *secrets.v);
+			memmove(&holds[i], &holds[i + 1], (secrets.n - i - 1) * sizeof *holds);
+			secrets.n--;
+			return;
+		}
 }
 
 #define ESC_SLASH	1	/* '/' as \/ */
@@ -186,25 +218,26 @@ json_escaped(struct buf *b, const char *v, unsigned flags)
 	return true;
 }
 
-void
-secrets_add(const char *v)
+/* Every form of v a text may carry, each given to fn. */
+static void
+each_form(const char *v, void (*fn)(const char *, bool), bool hold)
 {
 	struct buf b;
 
 	if (v == NULL || strlen(v) < SECRETS_MIN)
 		return;
-	add_one(v);
+	fn(v, hold);
 	/* as a rendered URL carries it, and with lower-case hex as some servers echo it */
 	buf_init(&b);
 	buf_adds(&b, "");
 	url_escape(&b, v, strlen(v));
-	add_one(b.data);
+	fn(b.data, hold);
 	for (size_t i = 0; i + 2 < b.len; i++)
 		if (b.data[i] == '%') {
 			b.data[i + 1] = (char)tolower((unsigned char)b.data[i + 1]);
 			b.data[i + 2] = (char)tolower((unsigned char)b.data[i + 2]);
 		}
-	add_one(b.data);
+	fn(b.data, hold);
 	/* as a JSON string holds it (a body, an answer echoing it), in the escapings
 	 * servers choose: '/' as \/ (PHP), & < > ' = as \u00XX (Go), anything not ASCII
 	 * as \uXXXX (Python), lower and upper hex */
@@ -212,9 +245,27 @@ secrets_add(const char *v)
 		buf_reset(&b);
 		buf_adds(&b, "");
 		if (json_escaped(&b, v, f))
-			add_one(b.data);
+			fn(b.data, hold);
 	}
 	buf_free(&b);
+}
+
+void
+secrets_add(const char *v)
+{
+	each_form(v, add_one, false);
+}
+
+void
+secrets_hold(const char *v)
+{
+	each_form(v, add_one, true);
+}
+
+void
+secrets_forget(const char *v)
+{
+	each_form(v, forget_one, true);
 }
 
 void
@@ -230,6 +281,8 @@ void
 secrets_reset(void)
 {
 	strlist_free(&secrets);
+	free(holds);
+	holds = NULL;
 	strlist_free(&params);
 	literal = false;
 }

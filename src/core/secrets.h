@@ -22,6 +22,14 @@
  * reload). The value is also registered in its percent-encoded and JSON-escaped forms.
  */
 void secrets_add(const char *);
+/*
+ * A secret for a while (an access or refresh token): registered as secrets_add does, and
+ * counted; secrets_forget takes one holder away, and with the last one the value is no
+ * longer masked, so that a daemon renewing tokens for months keeps a registry of the ones
+ * in use, not of every one it ever had. A value also given to secrets_add stays for good.
+ */
+void secrets_hold(const char *);
+void secrets_forget(const char *);
 /* One more query parameter name to treat as a credential (daemon.redact_params). */
 void secrets_add_name(const char *);
 /* Learn the literal credentials of a configured URL, conninfo, header or query value. */

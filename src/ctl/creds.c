@@ -5,12 +5,16 @@
  * standard input with state.encryption_key and stores it (onesyncd(8), CREDENTIALS).
  */
 #include <openssl/crypto.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include "ctl/creds.h"
 #include "ctl/conn.h"
+#include "config/cred.h"
 #include "core/aead.h"
 #include "core/util.h"
 
@@ -21,7 +25,8 @@ static const char creds_sql[] =
 "    'needs_reauth', c.needs_reauth, 'generation', c.generation,\n"
 "    'has_token', c.access_sealed IS NOT NULL, 'has_refresh', c.refresh_sealed IS NOT NULL,\n"
 "    'expires_in', extract(epoch FROM c.access_expires_at - now())::float8,\n"
-"    'updated_at', to_char(c.updated_at, 'YYYY-MM-DD HH24:MI:SS'), 'updated_by', c.updated_by)),\n"
+"    'updated_at', to_char(c.updated_at, 'YYYY-MM-DD HH24:MI:SS'), 'updated_by', c.updated_by,\n"
+"    'key_check', c.key_check, 'origin', c.origin)),\n"
 "  '{}')\n"
 "FROM @S@.credentials c";
 
@@ -31,11 +36,33 @@ type_name(enum cred_type t)
 	return t == CRED_REFRESH_TOKEN ? "oauth2_refresh_token" : "oauth2_client_credentials";
 }
 
-static char *
-state_cell(json_t *s)
+/* Whose the row's tokens are, when not this configuration's: a text, else NULL. */
+static const char *
+not_ours(const struct ctl *ctl, const struct cred_conf *cc, json_t *s)
 {
+	char kc[AEAD_MAC_HEX + 1], origin[CRED_ORIGIN_HEX + 1];
+
+	if (!ctl->cfg->state.has_key)
+		return NULL;
+	aead_key_check(ctl->cfg->state.key, kc);
+	config_cred_origin(cc, ctl->cfg->state.key, origin);
+	if (!ctl_jnull(s, "key_check") && strcmp(ctl_jstr(s, "key_check"), kc) != 0)
+		return "sealed with another state.encryption_key";
+	if (!ctl_jnull(s, "origin") && strncmp(ctl_jstr(s, "origin"), origin,
+	    CRED_ORIGIN_HEX / 2) != 0)
+		return "another configuration's (token_url, client_id or refresh_token changed)";
+	return NULL;
+}
+
+static char *
+state_cell(const struct ctl *ctl, const struct cred_conf *cc, json_t *s)
+{
+	const char *other;
+
 	if (s == NULL)
 		return xstrdup("no token yet");
+	if ((other = not_ours(ctl, cc, s)) != NULL)
+		return xasprintf("tokens stored are %s", other);
 	if (!ctl_jnull(s, "needs_reauth"))
 		return xasprintf("needs re-authorization: %s", ctl_jstr(s, "needs_reauth"));
 	return xstrdup(json_is_true(json_object_get(s, "has_token")) ? "ok" : "no token yet");
@@ -92,7 +119,7 @@ list(struct ctl *ctl)
 		}
 		ctl_table_add(&t, xstrdup(cc->name));
 		ctl_table_add(&t, xstrdup(type_name(cc->type)));
-		ctl_table_add(&t, state_cell(s));
+		ctl_table_add(&t, state_cell(ctl, cc, s));
 		ctl_table_add(&t, token_cell(s));
 		ctl_table_add(&t, s != NULL && !ctl_jnull(s, "updated_at") ? xasprintf("%s by %s",
 		    ctl_jstr(s, "updated_at"), ctl_jnull(s, "updated_by") ? "-" :
@@ -107,12 +134,26 @@ list(struct ctl *ctl)
 	return 0;
 }
 
-/* The token on standard input: one line, visible ASCII, at most TOKEN_MAX bytes. */
+/* The token on standard input: one line, visible ASCII, at most TOKEN_MAX bytes. From a
+ * terminal: a prompt on standard error, and the line not echoed. */
 static char *
 read_token(void)
 {
 	char *buf = xmalloc(TOKEN_MAX + 2);
-	size_t n = fread(buf, 1, TOKEN_MAX + 1, stdin);
+	struct termios old, quiet;
+	bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
+	size_t n;
+
+	if (tty) {
+		fprintf(stderr, "refresh token (not echoed): ");
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		quiet.c_lflag |= ECHONL;
+		(void)tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+		n = fgets(buf, TOKEN_MAX + 2, stdin) != NULL ? strlen(buf) : 0;
+		(void)tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+	} else
+		n = fread(buf, 1, TOKEN_MAX + 1, stdin);
 
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
 		n--;
@@ -133,7 +174,8 @@ set_refresh(struct ctl *ctl, const char *name)
 {
 	const struct cred_conf *cc = NULL;
 	char *token, *ad, *sealed;
-	const char *v[2];
+	char kc[AEAD_MAC_HEX + 1], origin[CRED_ORIGIN_HEX + 1];
+	const char *v[4];
 	PGresult *res;
 	int rc = 0;
 
@@ -170,10 +212,14 @@ set_refresh(struct ctl *ctl, const char *name)
 		fprintf(stderr, "%s: cannot seal the token\n", CTL_PROG);
 		return CTL_EX_FAILED;
 	}
+	aead_key_check(ctl->cfg->state.key, kc);
+	config_cred_origin(cc, ctl->cfg->state.key, origin);
 	v[0] = name;
 	v[1] = sealed;
-	res = ctl_q(ctl, "storing the refresh token", "SELECT @S@.credential_set_refresh($1, $2)",
-	    2, v, &rc);
+	v[2] = kc;
+	v[3] = origin;
+	res = ctl_q(ctl, "storing the refresh token", "SELECT @S@.credential_set_refresh($1, $2, "
+	    "$3, $4)", 4, v, &rc);
 	free(sealed);
 	if (res == NULL)
 		return rc;

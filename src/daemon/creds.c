@@ -27,6 +27,8 @@
 #include "daemon/creds.h"
 #include "daemon/creds_fetch.h"
 #include "daemon/creds_int.h"
+#include "daemon/creds_keep.h"
+#include "config/cred.h"
 #include "core/aead.h"
 #include "core/log.h"
 #include "core/secrets.h"
@@ -86,6 +88,37 @@ conf_same(const struct cred_conf *a, const struct cred_conf *b)
 	    same_str(a->audience, b->audience) && same_str(a->refresh_token, b->refresh_token);
 }
 
+static void cred_free(struct cred *);
+
+/* Free the credentials a reload replaced once nothing of theirs is under way. */
+static void
+reap(struct creds *e)
+{
+	struct cred **pp = &e->list, *cr;
+
+	while ((cr = *pp) != NULL)
+		if (cr->gone && !cr->busy && cr->head == NULL && cr->calls == 0 &&
+		    cr->unstored_access == NULL) {
+			*pp = cr->next;
+			cred_free(cr);
+		} else
+			pp = &cr->next;
+}
+
+/* Begin a fetch, after the one of a reload's old credential of that name if it runs:
+ * two would spend the same refresh token. */
+static void
+start(struct cred *cr)
+{
+	for (struct cred *o = cr->e->list; o != NULL; o = o->next)
+		if (o->gone && o->busy && strcmp(o->conf.name, cr->conf.name) == 0) {
+			cr->busy = true;
+			cr->after_gone = true;
+			return;
+		}
+	creds_fetch(cr);
+}
+
 static struct cred *
 find(struct creds *e, const char *name)
 {
@@ -99,10 +132,13 @@ static void
 ask_token(struct http_call *c, const char *name, void *arg)
 {
 	struct creds *e = arg;
-	struct cred *cr = find(e, name);
+	struct cred *cr;
 	struct waiter *w;
 	char *why;
 
+	if (!e->closing)
+		reap(e);
+	cr = find(e, name);
 	if (cr == NULL || e->closing) {
 		why = xasprintf("credential %s is not configured (a reload removed it)", name);
 		http_auth_done(c, NULL, why);
@@ -117,14 +153,13 @@ ask_token(struct http_call *c, const char *name, void *arg)
 			http_auth_done(c, NULL, cr->needs_reauth);
 			return;
 		}
-		cr->reauth_recheck = now_mono_ms() + 5000;
 		free(cr->needs_reauth);
 		cr->needs_reauth = NULL;
 	}
 	if (creds_usable(cr)) {
 		if (now_mono_ms() >= cr->refresh_at && now_mono_ms() >= cr->next_try &&
 		    !cr->busy)
-			creds_fetch(cr);	/* in the background: the token serves meanwhile */
+			start(cr);	/* in the background: the token serves meanwhile */
 		http_auth_done(c, cr->token, NULL);
 		return;
 	}
@@ -143,20 +178,39 @@ ask_token(struct http_call *c, const char *name, void *arg)
 		cr->head = w;
 	cr->tail = w;
 	if (!cr->busy)
-		creds_fetch(cr);
+		start(cr);
 }
 
+/*
+ * A 401 refused token: it is dropped (if it is still the current one) and the request
+ * tried once more with a new one. When the API refuses new tokens one after another, it
+ * refuses the credential, not its token: the endpoint is asked again only after a delay
+ * that doubles (1 s to 60 s), and requests fail meanwhile with why.
+ */
 static void
 token_rejected(const char *name, const char *token, void *arg)
 {
 	struct cred *cr = find(arg, name);
+	uint64_t now = now_mono_ms(), delay;
 
 	if (cr == NULL || cr->token == NULL || strcmp(cr->token, token) != 0)
 		return;		/* already replaced: the retry takes the new one */
-	log_info("credential %s: a 401 refused its token: it is replaced", name);
+	cr->refusals = now - cr->adopted_at < CRED_FRESH_MS ? cr->refusals + 1 : 0;
 	cr->rejected = creds_token_hash(token);
-	creds_wipe_free(cr->token);
-	cr->token = NULL;
+	creds_drop_token(cr);
+	if (cr->refusals < 2) {
+		log_info("credential %s: a 401 refused its token: it is replaced", name);
+		return;
+	}
+	delay = 1000ULL << (cr->refusals - 2 < 6 ? cr->refusals - 2 : 6);
+	if (delay > CRED_RETRY_MAX_MS)
+		delay = CRED_RETRY_MAX_MS;
+	cr->next_try = now + delay;
+	free(cr->last_error);
+	cr->last_error = xasprintf("the API refused %d new tokens in a row (HTTP 401): is the "
+	    "credential allowed there? Its token endpoint is asked again in %llu s",
+	    cr->refusals, (unsigned long long)(delay / 1000));
+	log_warnx("credential %s: %s", name, cr->last_error);
 }
 
 static void
@@ -189,9 +243,13 @@ cred_new(struct creds *e, const struct cred_conf *cc)
 
 	cr->e = e;
 	conf_copy(&cr->conf, cc);
+	if (e->shared)
+		config_cred_origin(&cr->conf, e->key, cr->origin);
 	cr->generation = -1;
 	cr->fence = -1;
 	cr->timer = evtimer_new(e->base, creds_timer_cb, cr);
+	cr->lease_timer = evtimer_new(e->base, creds_lease_cb, cr);
+	cr->store_timer = evtimer_new(e->base, creds_store_timer_cb, cr);
 	return cr;
 }
 
@@ -199,10 +257,13 @@ static void
 cred_free(struct cred *cr)
 {
 	creds_answer_all(cr, NULL, "onesyncd is stopping");
+	creds_keep_abandon(cr);
 	event_free(cr->timer);
+	event_free(cr->lease_timer);
+	event_free(cr->store_timer);
+	creds_forget_all(cr);
+	creds_wipe_free(cr->used_refresh);
 	conf_free(&cr->conf);
-	creds_wipe_free(cr->token);
-	creds_wipe_free(cr->pending);
 	free(cr->needs_reauth);
 	free(cr->last_error);
 	free(cr);
@@ -213,8 +274,13 @@ set_key(struct creds *e, const struct config *cfg)
 {
 	e->shared = cfg->state.has_key;
 	memcpy(e->key, cfg->state.key, sizeof e->key);
+	if (e->shared)
+		aead_key_check(e->key, e->key_check);
 	free(e->schema);
 	e->schema = xstrdup(cfg->state.schema);
+	for (struct cred *cr = e->list; cr != NULL; cr = cr->next)
+		if (e->shared)
+			config_cred_origin(&cr->conf, e->key, cr->origin);
 }
 
 struct creds *
@@ -255,11 +321,8 @@ creds_reload(struct creds *e, struct event_base *base, struct state *st,
 		for (size_t i = 0; i < cfg->ncreds && !kept; i++)
 			kept = strcmp(cfg->creds[i].name, cr->conf.name) == 0 &&
 			    conf_same(&cr->conf, &cfg->creds[i]);
-		if (!kept && !cr->gone) {
-			cr->gone = true;	/* its waiting requests still get an answer */
-			if (!cr->busy)
-				creds_answer_all(cr, NULL, "its credential changed with a reload");
-		}
+		if (!kept)
+			cr->gone = true;	/* its requests in flight still get an answer */
 	}
 	for (size_t i = 0; i < cfg->ncreds; i++)
 		if (find(e, cfg->creds[i].name) == NULL) {
@@ -267,6 +330,27 @@ creds_reload(struct creds *e, struct event_base *base, struct state *st,
 			cr->next = e->list;
 			e->list = cr;
 		}
+	/* the requests waiting at a replaced credential that fetches nothing wait at its
+	 * successor; those of a removed one fail */
+	for (cr = e->list; cr != NULL; cr = cr->next) {
+		struct cred *n;
+
+		if (!cr->gone || cr->busy || cr->head == NULL)
+			continue;
+		if ((n = find(e, cr->conf.name)) == NULL) {
+			creds_answer_all(cr, NULL, "its credential was removed by a reload");
+			continue;
+		}
+		if (n->tail != NULL)
+			n->tail->next = cr->head;
+		else
+			n->head = cr->head;
+		n->tail = cr->tail;
+		cr->head = cr->tail = NULL;
+		if (!n->busy)
+			start(n);
+	}
+	reap(e);
 	return e;
 }
 
@@ -276,8 +360,11 @@ creds_close(struct creds *e)
 	if (e == NULL)
 		return;
 	e->closing = true;
-	for (struct cred *cr = e->list; cr != NULL; cr = cr->next)
+	for (struct cred *cr = e->list; cr != NULL; cr = cr->next) {
 		evtimer_del(cr->timer);
+		evtimer_del(cr->lease_timer);
+		creds_keep_abandon(cr);
+	}
 }
 
 void

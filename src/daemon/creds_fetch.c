@@ -1,7 +1,8 @@
 /*
  * creds_fetch.c - getting a credential's token (doc/design.md §7.7): from the state store
  * (shared, sealed) or the token endpoint, with the lease that makes a refresh single
- * flight across instances; adopting it, and answering the requests that wait for it.
+ * flight across instances; using it, and answering the requests that wait for it.
+ * Keeping a new token in the store is creds_keep.c's.
  */
 #include <openssl/crypto.h>
 #include <stdarg.h>
@@ -11,10 +12,10 @@
 #include <xxhash.h>
 
 #include "daemon/creds_fetch.h"
+#include "daemon/creds_keep.h"
 #include "daemon/creds_wire.h"
 #include "core/aead.h"
 #include "core/log.h"
-#include "core/secrets.h"
 #include "core/util.h"
 #include "io/http_permit.h"
 #include "io/http_req.h"
@@ -36,10 +37,8 @@ creds_token_hash(const char *t)
 	return XXH3_64bits(t, strlen(t)) | 1;	/* only to recognise a token */
 }
 
-
-/* "schema/credential/field": a sealed value opens only where it was sealed for. */
-static char *
-seal_ad(const struct cred *cr, const char *field)
+char *
+creds_seal_ad(const struct cred *cr, const char *field)
 {
 	return xasprintf("%s/%s/%s", cr->e->schema, cr->conf.name, field);
 }
@@ -56,6 +55,21 @@ creds_answer_all(struct cred *cr, const char *token, const char *why)
 		http_auth_done(w->call, token, why);
 		free(w);
 	}
+}
+
+void
+creds_idle(struct cred *cr)
+{
+	cr->busy = false;
+	cr->local = false;
+	if (!cr->gone)
+		return;
+	/* a reload's new credential of that name waited for this one's refresh */
+	for (struct cred *o = cr->e->list; o != NULL; o = o->next)
+		if (!o->gone && o->after_gone && strcmp(o->conf.name, cr->conf.name) == 0) {
+			o->after_gone = false;
+			creds_fetch(o);
+		}
 }
 
 static void
@@ -77,7 +91,6 @@ fail_all(struct cred *cr, const char *fmt, ...)
 	why = strncmp(msg, pre, strlen(pre)) == 0 ? xstrdup(msg) :
 	    xasprintf("credential %s: %s", cr->conf.name, msg);
 	free(pre);
-	cr->busy = false;
 	free(cr->last_error);
 	cr->last_error = NULL;
 	if (cr->needs_reauth == NULL) {
@@ -92,6 +105,7 @@ fail_all(struct cred *cr, const char *fmt, ...)
 	creds_answer_all(cr, NULL, why);
 	free(msg);
 	free(why);
+	creds_idle(cr);
 }
 
 static void
@@ -105,25 +119,26 @@ mark_reauth(struct cred *cr, const char *why)
 	else
 		cr->needs_reauth = xasprintf("credential %s needs re-authorization (%s): check "
 		    "its client_id and client_secret, then reload", cr->conf.name, why);
-	creds_wipe_free(cr->token);
-	cr->token = NULL;
+	cr->reauth_recheck = now_mono_ms() + 5000;
+	creds_drop_token(cr);
 	fail_all(cr, "%s", cr->needs_reauth);
 }
 
 /*
  * Use token (life_ms left from now) from now on: its refresh at 75 % of that, never
  * later than 60 s before its end when it lives 4 minutes or more, less a random 5 %.
+ * Every waiting request gets it. The fetch goes on (the caller ends it).
  */
-static void
-adopt(struct cred *cr, const char *token, int64_t life_ms, int64_t generation)
+void
+creds_adopt(struct cred *cr, const char *token, int64_t life_ms, int64_t generation)
 {
 	uint64_t now = now_mono_ms(), at;
 
 	if (life_ms < 1)
 		life_ms = 1;
-	secrets_add(token);
-	creds_wipe_free(cr->token);
+	creds_hold_token(cr, token);
 	cr->token = xstrdup(token);
+	cr->adopted_at = now;
 	cr->generation = generation;
 	cr->expires = now + (uint64_t)life_ms;
 	cr->safety = (uint64_t)life_ms / 10 < 1000 ? (uint64_t)life_ms / 10 : 1000;
@@ -132,7 +147,6 @@ adopt(struct cred *cr, const char *token, int64_t life_ms, int64_t generation)
 		at = (uint64_t)life_ms - 60000;
 	at -= rand64() % (at / 20 + 1);
 	cr->refresh_at = now + at;
-	cr->busy = false;
 	cr->failures = 0;
 	free(cr->last_error);
 	cr->last_error = NULL;
@@ -145,8 +159,26 @@ creds_usable(const struct cred *cr)
 	return cr->token != NULL && now_mono_ms() + cr->safety < cr->expires;
 }
 
-/* The row's access token, opened, when it is one to take: not the one refused, with more
- * than a tenth of a second left. NULL otherwise; *life_ms its time left. */
+static bool
+row_is(json_t *row, const char *field, const char *mine, size_t n)
+{
+	const char *v = json_string_value(json_object_get(row, field));
+
+	return v != NULL && strncmp(v, mine, n) == 0 && strlen(v) >= n;
+}
+
+/* The row's tokens were sealed with another state.encryption_key. */
+static bool
+other_key(const struct cred *cr, json_t *row)
+{
+	return json_object_get(row, "key_check") != NULL &&
+	    !json_is_null(json_object_get(row, "key_check")) &&
+	    !row_is(row, "key_check", cr->e->key_check, AEAD_MAC_HEX);
+}
+
+/* The row's access token, opened, when it is one to take: this configuration's (client,
+ * scope), not the one refused, with more than a tenth of a second left. NULL otherwise;
+ * *life_ms its time left. */
 static char *
 row_token(struct cred *cr, json_t *row, int64_t *life_ms)
 {
@@ -156,12 +188,13 @@ row_token(struct cred *cr, json_t *row, int64_t *life_ms)
 	char *ad, *t;
 	size_t len;
 
-	if (sealed == NULL || !json_is_integer(exp))
+	if (sealed == NULL || !json_is_integer(exp) || other_key(cr, row) ||
+	    !row_is(row, "origin", cr->origin, CRED_ORIGIN_HEX))
 		return NULL;
 	*life_ms = json_integer_value(exp) - now_wall_ms();
 	if (*life_ms <= 100)
 		return NULL;
-	ad = seal_ad(cr, "access");
+	ad = creds_seal_ad(cr, "access");
 	t = aead_open(cr->e->key, ad, sealed, &len, &why);
 	free(ad);
 	if (t == NULL) {
@@ -185,20 +218,19 @@ take_row(struct cred *cr, json_t *row)
 
 	if (t == NULL)
 		return false;
-	adopt(cr, t, life, json_integer_value(json_object_get(row, "generation")));
+	creds_adopt(cr, t, life, json_integer_value(json_object_get(row, "generation")));
 	creds_wipe_free(t);
 	return true;
 }
-
-static void stored(void *, int, json_t *, const char *);
 
 /* The refresh's lease ends without a new token (fail: why for the store, or NULL). */
 static void
 lease_end(struct cred *cr, const char *reauth)
 {
+	evtimer_del(cr->lease_timer);
 	if (cr->e->shared && cr->fence >= 0)
 		state_cred_fail(cr->e->state, cr->conf.name, cr->e->instance, cr->fence, reauth,
-		    NULL, NULL);
+		    cr->origin, NULL, NULL);
 	cr->fence = -1;
 }
 
@@ -207,19 +239,21 @@ static void
 token_answered(struct http_response *resp, void *arg)
 {
 	struct cred *cr = arg;
-	const char *code, *at, *rt;
-	json_t *j = NULL, *ei;
-	int64_t life_s = 3600;
+	const char *code, *at, *rt, *why;
+	char *used = cr->used_refresh;
+	json_t *j = NULL;
+	int64_t life_s;
 
+	cr->used_refresh = NULL;
 	if (cr->e->closing)
-		return;
+		goto out;
 	if ((code = creds_grant_refused(resp)) != NULL) {
-		char *why = xasprintf("the token endpoint answered %s", code);
+		char *reason = xasprintf("the token endpoint answered %s", code);
 
-		lease_end(cr, cr->conf.type == CRED_REFRESH_TOKEN ? why : NULL);
-		mark_reauth(cr, why);
-		free(why);
-		return;
+		lease_end(cr, cr->conf.type == CRED_REFRESH_TOKEN && !cr->local ? reason : NULL);
+		mark_reauth(cr, reason);
+		free(reason);
+		goto out;
 	}
 	if (resp->status < 200 || resp->status > 299 ||
 	    (j = json_loadb(resp->body, resp->len, 0, NULL)) == NULL) {
@@ -229,72 +263,25 @@ token_answered(struct http_response *resp, void *arg)
 		else
 			fail_all(cr, "token request answered HTTP %ld%s", resp->status,
 			    resp->status < 300 ? " with a body that is not JSON" : "");
-		json_decref(j);
-		return;
+		goto out;
 	}
-	at = json_string_value(json_object_get(j, "access_token"));
-	rt = json_string_value(json_object_get(j, "refresh_token"));
-	ei = json_object_get(j, "expires_in");
-	if (json_is_integer(ei))
-		life_s = json_integer_value(ei);
-	else if (json_is_string(ei))
-		life_s = strtoll(json_string_value(ei), NULL, 10);
-	if (!creds_token_ok(at) || (rt != NULL && !creds_token_ok(rt)) || life_s < 1) {
+	if (!creds_parse_answer(j, &at, &rt, &life_s, &why)) {
 		lease_end(cr, NULL);
-		fail_all(cr, "the token endpoint's answer has no usable access_token, "
-		    "refresh_token or expires_in");
-		json_decref(j);
-		return;
+		fail_all(cr, "the token endpoint's answer has %s", why);
+		goto out;
 	}
 	if (life_s > CRED_LIFE_MAX_S)
 		life_s = CRED_LIFE_MAX_S;
-	secrets_add(at);
-	if (rt != NULL)
-		secrets_add(rt);
-	if (cr->e->shared) {
-		char *ad = seal_ad(cr, "access"), *rad = seal_ad(cr, "refresh");
-		char *as = aead_seal(cr->e->key, ad, at, strlen(at));
-		char *rs = rt != NULL ? aead_seal(cr->e->key, rad, rt, strlen(rt)) : NULL;
-
-		free(ad);
-		free(rad);
-		/* kept until the store answers: adopted then (the old one serves meanwhile) */
-		creds_wipe_free(cr->pending);
-		cr->pending = xstrdup(at);
-		cr->pending_life = life_s * 1000;
-		state_cred_store(cr->e->state, cr->conf.name, cr->e->instance, cr->fence, as,
-		    now_wall_ms() + life_s * 1000, rs, stored, cr);
-		cr->fence = -1;
-		free(as);
-		free(rs);
-	} else
-		adopt(cr, at, life_s * 1000, -1);
-	json_decref(j);
-}
-
-/* The store kept the new token (or a newer one came first: it is read again). */
-static void
-stored(void *arg, int rc, json_t *res, const char *err)
-{
-	struct cred *cr = arg;
-	char *t;
-	int64_t life = cr->pending_life;
-
-	if (cr->e->closing)
-		return;
-	t = cr->pending;
-	cr->pending = NULL;
-	if (t == NULL) {
-		cr->busy = false;
-		return;
+	creds_hold_refresh(cr, rt != NULL ? rt : used);
+	if (cr->e->shared && !cr->local)
+		creds_keep(cr, at, rt != NULL ? rt : used, life_s * 1000);
+	else {
+		creds_adopt(cr, at, life_s * 1000, -1);
+		creds_idle(cr);
 	}
-	if (rc != STATE_OK || !json_is_true(json_object_get(res, "stored")))
-		log_warnx("credential %s: the new token was not stored (%s); this instance "
-		    "uses it", cr->conf.name, rc != STATE_OK ? err : json_string_value(
-		    json_object_get(res, "why")) != NULL ? json_string_value(json_object_get(res,
-		    "why")) : "refused");
-	adopt(cr, t, life, json_integer_value(json_object_get(res, "generation")));
-	creds_wipe_free(t);
+out:
+	json_decref(j);
+	creds_wipe_free(used);
 }
 
 /* Ask the token endpoint, with the refresh token given (refresh grant) or none. */
@@ -312,6 +299,7 @@ request_token(struct cred *cr, const char *refresh)
 	if (c->type == CRED_REFRESH_TOKEN) {
 		creds_form_add(&body, "grant_type", "refresh_token");
 		creds_form_add(&body, "refresh_token", refresh);
+		cr->used_refresh = xstrdup(refresh);
 	} else
 		creds_form_add(&body, "grant_type", "client_credentials");
 	creds_form_add(&body, "scope", c->scope);
@@ -334,6 +322,8 @@ request_token(struct cred *cr, const char *refresh)
 	rq.retries = c->http.retries;
 	rq.priority = true;
 	cr->requests++;
+	if (cr->fence >= 0)
+		creds_lease_arm(cr);	/* renewed while the request waits */
 	http_send(&rq, token_answered, cr);
 	OPENSSL_cleanse(body.data, body.len);
 	buf_free(&body);
@@ -341,7 +331,7 @@ request_token(struct cred *cr, const char *refresh)
 }
 
 /* This instance may refresh (it holds the lease, or tokens are not shared): with the
- * stored refresh token if there is one, else the configured one. */
+ * stored refresh token when it is this configuration's, else the configured one. */
 static void
 refresh_now(struct cred *cr, json_t *row)
 {
@@ -354,7 +344,14 @@ refresh_now(struct cred *cr, json_t *row)
 		request_token(cr, cr->conf.refresh_token);
 		return;
 	}
-	ad = seal_ad(cr, "refresh");
+	if (!row_is(row, "origin", cr->origin, CRED_ORIGIN_HEX / 2)) {
+		log_info("credential %s: the stored refresh token is another configuration's "
+		    "(token_url, client_id or refresh_token changed): the configured refresh_token "
+		    "is used", cr->conf.name);
+		request_token(cr, cr->conf.refresh_token);
+		return;
+	}
+	ad = creds_seal_ad(cr, "refresh");
 	rt = aead_open(cr->e->key, ad, sealed, &len, &why);
 	free(ad);
 	if (rt == NULL) {
@@ -375,17 +372,6 @@ arm(struct cred *cr, int64_t ms)
 	evtimer_add(cr->timer, &tv);
 }
 
-/* The refresh lease: longer than the token request with all its retries may take (else
- * another instance could refresh with the same refresh token meanwhile). */
-static int64_t
-lease_ms(const struct cred *cr)
-{
-	int64_t t = cr->conf.http.timeout_ms > 0 ? cr->conf.http.timeout_ms : 30000;
-	int64_t ms = t * (cr->conf.http.retries + 1) + CRED_LEASE_MS;
-
-	return ms < 3600000 ? ms : 3600000;
-}
-
 /* state_cred_begin answered: refresh, wait for the instance that does, or stop. */
 static void
 begun(void *arg, int rc, json_t *res, const char *err)
@@ -394,14 +380,11 @@ begun(void *arg, int rc, json_t *res, const char *err)
 	const char *why;
 	int64_t wait;
 
+	cr->calls--;
 	if (cr->e->closing)
 		return;
 	if (rc != STATE_OK) {
 		fail_all(cr, "the state database does not answer: %s", err);
-		return;
-	}
-	if ((why = json_string_value(json_object_get(res, "needs_reauth"))) != NULL) {
-		mark_reauth(cr, why);
 		return;
 	}
 	if (json_is_true(json_object_get(res, "busy"))) {
@@ -410,14 +393,44 @@ begun(void *arg, int rc, json_t *res, const char *err)
 		    CRED_BUSY_MAX_MS : wait);
 		return;
 	}
+	if (!json_is_integer(json_object_get(res, "token"))) {
+		why = json_string_value(json_object_get(res, "needs_reauth"));
+		mark_reauth(cr, why != NULL ? why : "the state database refused a refresh");
+		return;
+	}
 	cr->fence = json_integer_value(json_object_get(res, "token"));
 	/* Another instance stored a token since this one read the row: take it. */
 	if (json_integer_value(json_object_get(res, "generation")) != cr->generation &&
 	    take_row(cr, res)) {
 		lease_end(cr, NULL);
+		creds_idle(cr);
 		return;
 	}
 	refresh_now(cr, res);
+}
+
+/* The row was sealed with another key: say so once; a refresh token cannot be used, a
+ * client's token is asked for by this instance alone. */
+static void
+key_differs(struct cred *cr, json_t *row)
+{
+	const char *by = json_string_value(json_object_get(row, "updated_by"));
+
+	if (!cr->key_warned)
+		log_warnx("credential %s: its tokens in the state database were sealed with "
+		    "another state.encryption_key (last stored by %s): every onesyncd of one "
+		    "state database needs the same key%s", cr->conf.name, by != NULL ? by : "?",
+		    cr->conf.type == CRED_REFRESH_TOKEN ? "; if the key was changed on purpose, "
+		    "give a new refresh token with 'onesyncctl credentials set-refresh-token'" :
+		    "; this instance asks for its own tokens and keeps them to itself");
+	cr->key_warned = true;
+	if (cr->conf.type == CRED_REFRESH_TOKEN) {
+		fail_all(cr, "its stored refresh token was sealed with another "
+		    "state.encryption_key (last stored by %s)", by != NULL ? by : "?");
+		return;
+	}
+	cr->local = true;
+	request_token(cr, NULL);
 }
 
 /* state_cred_get answered: take the stored token, or begin a refresh. */
@@ -427,20 +440,40 @@ got(void *arg, int rc, json_t *res, const char *err)
 	struct cred *cr = arg;
 	const char *why;
 
+	cr->calls--;
 	if (cr->e->closing)
 		return;
 	if (rc != STATE_OK) {
 		fail_all(cr, "the state database does not answer: %s", err);
 		return;
 	}
-	if ((why = json_string_value(json_object_get(res, "needs_reauth"))) != NULL) {
+	if ((why = json_string_value(json_object_get(res, "needs_reauth"))) != NULL &&
+	    (json_is_null(json_object_get(res, "origin")) ||
+	    row_is(res, "origin", cr->origin, CRED_ORIGIN_HEX / 2))) {
 		mark_reauth(cr, why);
 		return;
 	}
 	if (json_integer_value(json_object_get(res, "generation")) != cr->generation &&
-	    take_row(cr, res))
+	    take_row(cr, res)) {
+		creds_idle(cr);
 		return;
-	state_cred_begin(cr->e->state, cr->conf.name, cr->e->instance, lease_ms(cr), begun, cr);
+	}
+	if (other_key(cr, res) && (json_string_value(json_object_get(res, "refresh_sealed")) !=
+	    NULL || json_string_value(json_object_get(res, "access_sealed")) != NULL)) {
+		key_differs(cr, res);
+		return;
+	}
+	cr->key_warned = false;
+	cr->calls++;
+	state_cred_begin(cr->e->state, cr->conf.name, cr->e->instance, creds_lease_ms(cr),
+	    cr->origin, begun, cr);
+}
+
+static void
+read_row(struct cred *cr)
+{
+	cr->calls++;
+	state_cred_get(cr->e->state, cr->conf.name, got, cr);
 }
 
 /* Get a token: from the store (shared), or the endpoint. cr->busy until it ends. */
@@ -449,7 +482,7 @@ creds_fetch(struct cred *cr)
 {
 	cr->busy = true;
 	if (cr->e->shared)
-		state_cred_get(cr->e->state, cr->conf.name, got, cr);
+		read_row(cr);
 	else
 		request_token(cr, cr->conf.refresh_token);
 }
@@ -461,6 +494,5 @@ creds_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd; (void)what;
 	if (!cr->e->closing)
-		state_cred_get(cr->e->state, cr->conf.name, got, cr);
+		read_row(cr);
 }
-

@@ -8,6 +8,13 @@
 /* Get a token: from the store (shared) or the endpoint; cr->busy until it ends, then every
  * waiting request is answered. */
 void creds_fetch(struct cred *);
+/* The fetch ended (cr->busy false); a reload's successor that waited for it begins. */
+void creds_idle(struct cred *);
+/* Use token from now on (life_ms left; generation in the store, or -1) and answer every
+ * waiting request with it; the fetch goes on. */
+void creds_adopt(struct cred *, const char *token, int64_t life_ms, int64_t generation);
+/* "schema/credential/field", the associated data a sealed value opens with. */
+char *creds_seal_ad(const struct cred *, const char *field);
 /* Answer every waiting request with token, or NULL and why. */
 void creds_answer_all(struct cred *, const char *token, const char *why);
 /* The token may be sent: it has more than its safety margin left. */

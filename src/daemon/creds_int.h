@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <event2/event.h>
+#include "config/cred.h"
 #include "config/model.h"
 #include "core/aead.h"
 
@@ -20,6 +21,9 @@ struct state;
 #define CRED_RETRY_MAX_MS	60000	/* after failures: at most this between tries */
 #define CRED_TOKEN_MAX		8192	/* bytes of an access or refresh token */
 #define CRED_LIFE_MAX_S		(366LL * 86400)
+#define CRED_STORE_MAX_MS	8000	/* storing again after a failure: at most this */
+#define CRED_FRESH_MS		10000	/* a 401 to a token this young: the API refuses
+					 * the credential, not the token (back off) */
 
 struct waiter {
 	struct waiter		*next;
@@ -30,25 +34,41 @@ struct cred {
 	struct cred		*next;
 	struct creds		*e;
 	struct cred_conf	 conf;		/* own copies */
+	char			 origin[CRED_ORIGIN_HEX + 1];	/* whose tokens (shared) */
 	char			*token;		/* the access token, or NULL */
+	char			*old_token;	/* the one before: still masked in logs */
+	char			*refresh_held;	/* the last refresh token masked in logs */
 	uint64_t		 expires;	/* monotonic ms */
 	uint64_t		 refresh_at;	/* monotonic ms */
 	uint64_t		 safety;	/* ms: not sent with less left */
+	uint64_t		 adopted_at;	/* monotonic ms, of the token */
 	int64_t			 generation;	/* of the token in the store; -1 */
 	uint64_t		 rejected;	/* hash of the token a 401 refused, 0 */
+	int			 refusals;	/* fresh tokens a 401 refused in a row */
 	struct waiter		*head, *tail;
 	bool			 busy;		/* a fetch is under way */
+	bool			 after_gone;	/* waits for a reload's old credential */
+	bool			 local;		/* this fetch keeps its token to itself */
+	bool			 key_warned;	/* told that another key sealed the row */
 	int64_t			 fence;		/* the lease's number (shared), -1 */
+	char			*used_refresh;	/* the refresh token of the request in flight */
 	char			*needs_reauth;	/* why, or NULL */
 	uint64_t		 reauth_recheck;	/* monotonic ms: read the stored mark again */
 	char			*last_error;	/* the last failure, while next_try is ahead */
 	uint64_t		 next_try;	/* monotonic ms */
 	int			 failures;
 	bool			 gone;
-	struct event		*timer;
+	struct event		*timer;		/* read the row again */
+	struct event		*lease_timer;	/* renew the lease of the request in flight */
 	long long		 requests;	/* token requests sent */
-	char			*pending;	/* a new token while the store keeps it */
-	int64_t			 pending_life;	/* its life, ms from when it came */
+	int			 calls;		/* state calls whose answer comes to it */
+	/* a token the store has not kept yet: sealed, and the generation its refresh
+	 * began from; stored again until it is (or a newer one is) */
+	char			*unstored_access, *unstored_refresh;
+	int64_t			 unstored_expires;	/* ms since the epoch */
+	int64_t			 unstored_gen;
+	int			 store_tries;
+	struct event		*store_timer;
 };
 
 struct creds {
@@ -58,6 +78,7 @@ struct creds {
 	char			*schema;
 	bool			 shared;	/* a key: tokens live in the store, sealed */
 	unsigned char		 key[AEAD_KEY_LEN];
+	char			 key_check[AEAD_MAC_HEX + 1];
 	struct cred		*list;
 	bool			 closing;
 };

@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 #include <jansson.h>
 #include <string.h>
+#include <strings.h>
 
 #include "daemon/creds_wire.h"
 #include "core/util.h"
@@ -103,3 +104,58 @@ creds_grant_refused(const struct http_response *resp)
 	return NULL;
 }
 
+
+/* expires_in: an integer, a real without a fraction, or a string of digits; -1 if none. */
+static int64_t
+expires_in(json_t *ei)
+{
+	const char *s;
+	double d;
+	int64_t n = 0;
+
+	if (json_is_integer(ei))
+		return json_integer_value(ei) >= 0 ? json_integer_value(ei) : -1;
+	if (json_is_real(ei)) {
+		d = json_real_value(ei);
+		return d >= 0 && d < 1e15 && d == (double)(int64_t)d ? (int64_t)d : -1;
+	}
+	if (!json_is_string(ei) || *(s = json_string_value(ei)) == '\0' || strlen(s) > 15)
+		return -1;
+	for (; *s != '\0'; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		n = n * 10 + (*s - '0');
+	}
+	return n;
+}
+
+bool
+creds_parse_answer(json_t *j, const char **access, const char **refresh, int64_t *life_s,
+    const char **why)
+{
+	json_t *tt = json_object_get(j, "token_type"), *rt = json_object_get(j, "refresh_token");
+	json_t *ei = json_object_get(j, "expires_in");
+
+	*access = json_string_value(json_object_get(j, "access_token"));
+	*refresh = json_string_value(rt);
+	*life_s = 3600;
+	if (!creds_token_ok(*access)) {
+		*why = "no usable access_token (1 to 8192 visible ASCII characters)";
+		return false;
+	}
+	if ((rt != NULL && !json_is_null(rt) && !json_is_string(rt)) ||
+	    (*refresh != NULL && !creds_token_ok(*refresh))) {
+		*why = "a refresh_token that is not 1 to 8192 visible ASCII characters";
+		return false;
+	}
+	if (tt != NULL && !json_is_null(tt) && (!json_is_string(tt) ||
+	    strcasecmp(json_string_value(tt), "bearer") != 0)) {
+		*why = "a token_type other than Bearer (the only type onesyncd sends)";
+		return false;
+	}
+	if (ei != NULL && !json_is_null(ei) && (*life_s = expires_in(ei)) < 1) {
+		*why = "an expires_in that is not a whole number of seconds from 1";
+		return false;
+	}
+	return true;
+}

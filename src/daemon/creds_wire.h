@@ -3,6 +3,8 @@
 #define ONESYNC_CREDS_WIRE_H
 
 #include <stdbool.h>
+#include <stdint.h>
+#include <jansson.h>
 #include "config/model.h"
 #include "core/util.h"
 #include "io/http.h"
@@ -16,5 +18,11 @@ bool creds_token_ok(const char *);
 /* The error code of a 400/401 that refuses the grant or the client (invalid_grant,
  * invalid_client, unauthorized_client), else NULL. */
 const char *creds_grant_refused(const struct http_response *);
+/* A token endpoint's answer j (RFC 6749 §5.1): *access, *refresh (NULL: none) and *life_s
+ * (expires_in; 3600 when missing), or NULL and *why (static text) when it is not one to
+ * use: no or a bad token, a token_type other than Bearer, an expires_in that is not a
+ * whole number of seconds from 1 (a string of digits counts). The pointers are j's. */
+bool creds_parse_answer(json_t *j, const char **access, const char **refresh,
+    int64_t *life_s, const char **why);
 
 #endif

@@ -18,49 +18,62 @@ state_cred_get(struct state *st, const char *name, state_cb cb, void *arg)
 
 void
 state_cred_begin(struct state *st, const char *name, const char *instance, int64_t lease_ms,
-    state_cb cb, void *arg)
+    const char *origin, state_cb cb, void *arg)
 {
 	char l[32];
-	const char *v[] = { name, instance, l };
+	const char *v[] = { name, instance, l, origin };
 
 	snprintf(l, sizeof l, "%lld", (long long)lease_ms);
-	state_call(st, false, "credential begin", "SELECT @S@.credential_begin($1, $2, $3)", 3,
-	    v, cb, arg);
+	state_call(st, false, "credential begin", "SELECT @S@.credential_begin($1, $2, $3, $4)",
+	    4, v, cb, arg);
+}
+
+void
+state_cred_renew(struct state *st, const char *name, const char *instance, int64_t token,
+    int64_t lease_ms, state_cb cb, void *arg)
+{
+	char g[32], l[32];
+	const char *v[] = { name, instance, g, l };
+
+	snprintf(g, sizeof g, "%lld", (long long)token);
+	snprintf(l, sizeof l, "%lld", (long long)lease_ms);
+	state_call(st, false, "credential renew", "SELECT @S@.credential_renew($1, $2, $3, $4)",
+	    4, v, cb, arg);
 }
 
 void
 state_cred_store(struct state *st, const char *name, const char *instance, int64_t token,
-    const char *access_sealed, int64_t expires_ms, const char *refresh_sealed, state_cb cb,
-    void *arg)
+    const char *access_sealed, int64_t expires_ms, const char *refresh_sealed,
+    const char *key_check, const char *origin, state_cb cb, void *arg)
 {
 	char g[32], e[32];
 	const char *v[] = { name, instance, g, access_sealed, expires_ms < 0 ? NULL : e,
-	    refresh_sealed };
+	    refresh_sealed, key_check, origin };
 
 	snprintf(g, sizeof g, "%lld", (long long)token);
 	snprintf(e, sizeof e, "%lld", (long long)expires_ms);
 	state_call(st, false, "credential store", "SELECT @S@.credential_store($1, $2, $3, $4, "
-	    "$5, $6)", 6, v, cb, arg);
+	    "$5, $6, $7, $8)", 8, v, cb, arg);
 }
 
 void
 state_cred_fail(struct state *st, const char *name, const char *instance, int64_t token,
-    const char *needs_reauth, state_cb cb, void *arg)
+    const char *needs_reauth, const char *origin, state_cb cb, void *arg)
 {
 	char g[32];
-	const char *v[] = { name, instance, g, needs_reauth };
+	const char *v[] = { name, instance, g, needs_reauth, origin };
 
 	snprintf(g, sizeof g, "%lld", (long long)token);
-	state_call(st, false, "credential fail", "SELECT @S@.credential_fail($1, $2, $3, $4)", 4,
-	    v, cb, arg);
+	state_call(st, false, "credential fail", "SELECT @S@.credential_fail($1, $2, $3, $4, $5)",
+	    5, v, cb, arg);
 }
 
 void
 state_cred_set_refresh(struct state *st, const char *name, const char *refresh_sealed,
-    state_cb cb, void *arg)
+    const char *key_check, const char *origin, state_cb cb, void *arg)
 {
-	const char *v[] = { name, refresh_sealed };
+	const char *v[] = { name, refresh_sealed, key_check, origin };
 
 	state_call(st, false, "credential set refresh",
-	    "SELECT @S@.credential_set_refresh($1, $2)", 2, v, cb, arg);
+	    "SELECT @S@.credential_set_refresh($1, $2, $3, $4)", 4, v, cb, arg);
 }

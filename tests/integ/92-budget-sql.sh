@@ -11,7 +11,7 @@ dest_table
 write_conf "$T/c.conf"
 once "$T/c.conf" || fail "creating the schema"
 q() { psql -X -A -t -q -v ON_ERROR_STOP=1 "$STATE" -c "$1" 2>&1; }
-[ "$(q "SELECT value FROM onesync.meta WHERE key = 'schema_version'")" = 4 ] || fail "schema not at version 4"
+[ "$(q "SELECT value FROM onesync.meta WHERE key = 'schema_version'")" = 5 ] || fail "schema not at version 5"
 q "CREATE TABLE grants (test text, at bigint, granted bigint)" >/dev/null
 
 # taker TEST NAME WINDOWS LIMITS: one session taking 3 at a time for 3 s, each answer

@@ -234,7 +234,7 @@ open_state(const char *conninfo, const char *schema)
 	state_set_lease(st, 10000);
 	state_migrate(st, answered, &x);
 	wait_answer(&x);
-	CHECK(x.rc == STATE_OK && num(&x, "version") == 4, "schema %s migrated (%s)", schema,
+	CHECK(x.rc == STATE_OK && num(&x, "version") == 5, "schema %s migrated (%s)", schema,
 	    x.err ? x.err : "");
 	answer_clear(&x);
 	return st;

@@ -102,6 +102,10 @@ pause_ms(long ms)
 	usleep((useconds_t)ms * 1000);
 }
 
+/* A key check and an origin as the daemon computes them (32 hex digits). */
+#define KC	"0123456789abcdef0123456789abcdef"
+#define OR	"fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+
 static void
 get(struct state *st, const char *name, struct answer *a)
 {
@@ -114,7 +118,7 @@ static void
 begin(struct state *st, const char *name, const char *inst, int64_t lease, struct answer *a)
 {
 	answer_clear(a);
-	state_cred_begin(st, name, inst, lease, answered, a);
+	state_cred_begin(st, name, inst, lease, OR, answered, a);
 	wait_answer(a);
 }
 
@@ -123,7 +127,7 @@ store(struct state *st, const char *name, const char *inst, int64_t gen, const c
     int64_t exp, const char *ref, struct answer *a)
 {
 	answer_clear(a);
-	state_cred_store(st, name, inst, gen, acc, exp, ref, answered, a);
+	state_cred_store(st, name, inst, gen, acc, exp, ref, KC, OR, answered, a);
 	wait_answer(a);
 }
 
@@ -132,7 +136,7 @@ fail(struct state *st, const char *name, const char *inst, int64_t gen, const ch
     struct answer *a)
 {
 	answer_clear(a);
-	state_cred_fail(st, name, inst, gen, why, answered, a);
+	state_cred_fail(st, name, inst, gen, why, OR, answered, a);
 	wait_answer(a);
 }
 
@@ -140,7 +144,7 @@ static void
 set_refresh(struct state *st, const char *name, const char *ref, struct answer *a)
 {
 	answer_clear(a);
-	state_cred_set_refresh(st, name, ref, answered, a);
+	state_cred_set_refresh(st, name, ref, KC, OR, answered, a);
 	wait_answer(a);
 }
 
@@ -167,17 +171,21 @@ test_flight(struct state *a, const char *cred)
 	    "a second instance's begin meanwhile is busy, waiting %lld ms",
 	    (long long)num(&x, "wait_ms"));
 	store(a, cred, "i2", 0, "v1:QUFB", 4102444800000, "v1:UjE=", &x);
-	CHECK(x.rc == STATE_OK && json_is_false(json_object_get(x.res, "stored")) &&
-	    strstr(str(&x, "why"), "lease") != NULL,
-	    "a store by the instance without the lease is refused (%s)", str(&x, "why"));
-	store(a, cred, "i1", 0, "v1:QUFB", 4102444800000, "v1:UjE=", &x);
-	CHECK(json_is_true(json_object_get(x.res, "stored")) && num(&x, "generation") == 1,
-	    "the lease's holder stores: generation 1 (%s)", err(&x));
+	CHECK(x.rc == STATE_OK && json_is_true(json_object_get(x.res, "stored")) &&
+	    json_is_true(json_object_get(x.res, "lease_lost")) && num(&x, "generation") == 1,
+	    "a store by an instance without the lease, nothing newer stored: kept, generation 1, "
+	    "lease_lost (%s)", err(&x));
+	store(a, cred, "i1", 0, "v1:QkJC", 4102444800000, "v1:UjI=", &x);
+	CHECK(json_is_false(json_object_get(x.res, "stored")) && num(&x, "generation") == 1 &&
+	    strstr(str(&x, "why"), "newer") != NULL,
+	    "which fences off the lease's holder: its store is refused (%s)", str(&x, "why"));
 	get(a, cred, &x);
 	CHECK(strcmp(str(&x, "access_sealed"), "v1:QUFB") == 0 &&
 	    num(&x, "access_expires_ms") == 4102444800000 &&
 	    strcmp(str(&x, "refresh_sealed"), "v1:UjE=") == 0 && num(&x, "generation") == 1 &&
-	    num(&x, "refreshing_until_ms") == 0, "the row holds what was stored, no lease");
+	    num(&x, "refreshing_until_ms") == 0 && strcmp(str(&x, "key_check"), KC) == 0 &&
+	    strcmp(str(&x, "origin"), OR) == 0 && strcmp(str(&x, "updated_by"), "i2") == 0,
+	    "the row holds what was stored, its key check and origin, no lease");
 	store(a, cred, "i1", 0, "v1:QkJC", 4102444800000, "v1:UjI=", &x);
 	CHECK(json_is_false(json_object_get(x.res, "stored")),
 	    "the same store again is refused: its lease ended");
@@ -193,8 +201,8 @@ test_flight(struct state *a, const char *cred)
 	    "with the right generation it is stored: generation 2");
 	get(a, cred, &x);
 	CHECK(strcmp(str(&x, "access_sealed"), "v1:QkJC") == 0 &&
-	    !has(&x, "access_expires_ms") && strcmp(str(&x, "refresh_sealed"), "v1:UjE=") == 0,
-	    "no refresh token given keeps the old one; no expiry given reads null");
+	    !has(&x, "access_expires_ms") && !has(&x, "refresh_sealed"),
+	    "the refresh token given is kept (here none); no expiry given reads null");
 
 	begin(a, cred, "i1", 300, &x);
 	CHECK(num(&x, "token") == 2, "i1 begins with a short lease");
@@ -203,14 +211,17 @@ test_flight(struct state *a, const char *cred)
 	CHECK(num(&x, "token") == 2 && !has(&x, "busy"),
 	    "once the lease ran out another instance begins (%s)", err(&x));
 	store(a, cred, "i1", 2, "v1:Q0ND", 4102444800000, "v1:UjM=", &x);
-	CHECK(json_is_false(json_object_get(x.res, "stored")),
-	    "the late store of the instance whose lease ran out is refused");
+	CHECK(json_is_true(json_object_get(x.res, "stored")) && num(&x, "generation") == 3 &&
+	    json_is_true(json_object_get(x.res, "lease_lost")),
+	    "the late store of the instance whose lease ran out is kept, nothing newer being "
+	    "stored (its answer holds the newest refresh token): generation 3");
 	store(a, cred, "i2", 2, "v1:RERE", 4102444800000, "v1:UjQ=", &x);
-	CHECK(json_is_true(json_object_get(x.res, "stored")) && num(&x, "generation") == 3,
-	    "the new holder's store is: generation 3");
+	CHECK(json_is_false(json_object_get(x.res, "stored")),
+	    "the new holder's store, begun from generation 2, is refused");
 	get(a, cred, &x);
-	CHECK(strcmp(str(&x, "refresh_sealed"), "v1:UjQ=") == 0,
-	    "the refresh token is the new holder's");
+	CHECK(strcmp(str(&x, "refresh_sealed"), "v1:UjM=") == 0 &&
+	    num(&x, "refreshing_until_ms") == 0,
+	    "the refresh token is the first one's, the lease ended");
 	answer_clear(&x);
 }
 
@@ -257,6 +268,44 @@ test_fail(struct state *a, const char *cred)
 	store(a, cred, "i1", 4, "v1:RkZG", 4102444800000, "v1:Tjc4OQ==", &x);
 	CHECK(json_is_false(json_object_get(x.res, "stored")),
 	    "a refresh in flight when the operator set a token is fenced off");
+	begin(a, cred, "i1", 60000, &x);
+	fail(a, cred, "i1", 5, "invalid_grant: late", &x);
+	CHECK(json_is_true(json_object_get(x.res, "marked")), "marked at generation 5");
+	store(a, cred, "i2", 5, "v1:R0dH", 4102444800000, "v1:UjU=", &x);
+	CHECK(json_is_true(json_object_get(x.res, "stored")) && num(&x, "generation") == 6,
+	    "a store begun from that generation is kept (%s)", err(&x));
+	get(a, cred, &x);
+	CHECK(!has(&x, "needs_reauth"), "and clears the mark: a grant that worked needs none");
+	begin(a, cred, "i1", 60000, &x);
+	fail(a, cred, "i1", 6, "invalid_grant: gone", &x);
+	answer_clear(&x);
+	state_cred_begin(a, cred, "i1", 60000, "00000000000000000000000000000000"
+	    "fedcba9876543210fedcba9876543210", answered, &x);
+	wait_answer(&x);
+	CHECK(x.rc == STATE_OK && num(&x, "token") == 6 && !has(&x, "needs_reauth"),
+	    "a mark made for one origin lets another begin (a new refresh_token configured)");
+	get(a, cred, &x);
+	CHECK(num(&x, "refreshing_until_ms") > now_wall_ms(), "and holds the lease");
+	answer_clear(&x);
+	state_cred_renew(a, cred, "i1", 6, 3600000, answered, &x);
+	wait_answer(&x);
+	CHECK(x.rc == STATE_OK && json_is_true(json_object_get(x.res, "renewed")),
+	    "the holder renews its lease (%s)", err(&x));
+	get(a, cred, &x);
+	CHECK(num(&x, "refreshing_until_ms") > now_wall_ms() + 3000000, "to an hour from now");
+	answer_clear(&x);
+	state_cred_renew(a, cred, "i2", 6, 60000, answered, &x);
+	wait_answer(&x);
+	CHECK(json_is_false(json_object_get(x.res, "renewed")), "another instance cannot");
+	answer_clear(&x);
+	state_cred_renew(a, cred, "i1", 5, 60000, answered, &x);
+	wait_answer(&x);
+	CHECK(json_is_false(json_object_get(x.res, "renewed")), "nor a stale generation");
+	fail(a, cred, "i1", 6, NULL, &x);
+	answer_clear(&x);
+	state_cred_renew(a, cred, "i1", 6, 60000, answered, &x);
+	wait_answer(&x);
+	CHECK(json_is_false(json_object_get(x.res, "renewed")), "nor a lease that ended");
 	answer_clear(&x);
 }
 
@@ -269,7 +318,7 @@ test_race(struct state *a, struct state *a2, const char *cred)
 	int tokens = 0, busy = 0;
 
 	for (int i = 0; i < 6; i++)
-		state_cred_begin(i % 2 ? a2 : a, cred, inst[i], 60000, answered, &x[i]);
+		state_cred_begin(i % 2 ? a2 : a, cred, inst[i], 60000, OR, answered, &x[i]);
 	for (int i = 0; i < 6; i++) {
 		wait_answer(&x[i]);
 		tokens += json_is_integer(json_object_get(x[i].res, "token"));
@@ -306,6 +355,19 @@ test_bad(struct state *st)
 	expect_error(&x, "must be sealed", "an operator's refresh token in clear");
 	set_refresh(st, "c", NULL, &x);
 	expect_error(&x, "no refresh token", "an operator's empty refresh token");
+	answer_clear(&x);
+	state_cred_store(st, "c", "i1", 0, "v1:QUFB", 1, NULL, "0123", OR, answered, &x);
+	wait_answer(&x);
+	expect_error(&x, "key check must be 32", "a short key check");
+	answer_clear(&x);
+	state_cred_store(st, "c", "i1", 0, "v1:QUFB", 1, NULL, KC, NULL, answered, &x);
+	wait_answer(&x);
+	expect_error(&x, "origin must be 64", "no origin");
+	answer_clear(&x);
+	state_cred_set_refresh(st, "c", "v1:QUFB", "0123456789ABCDEF0123456789ABCDEF", OR,
+	    answered, &x);
+	wait_answer(&x);
+	expect_error(&x, "key check must be 32", "an upper-case key check");
 	get(st, "", &x);
 	expect_error(&x, "credential name must be 1 to 1000", "an empty name");
 	begin(st, "c", "", 1000, &x);
@@ -331,7 +393,7 @@ open_state(const char *conninfo, const char *schema)
 	state_set_lease(st, 10000);
 	state_migrate(st, answered, &x);
 	wait_answer(&x);
-	CHECK(x.rc == STATE_OK && num(&x, "version") == 4, "schema %s migrated (%s)", schema,
+	CHECK(x.rc == STATE_OK && num(&x, "version") == 5, "schema %s migrated (%s)", schema,
 	    err(&x));
 	answer_clear(&x);
 	return st;

@@ -1,0 +1,234 @@
+/*
+ * creds_keep.c - keeping a credential's new token (doc/design.md §7.7): sealed in the
+ * state store for the other instances, stored again until the store takes it (a rotated
+ * refresh token the store lost would be lost for good: the token endpoint already
+ * replaced the old one); the refresh lease renewed while its request waits; and the
+ * redaction registry holding the tokens in use, and only those.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/creds_keep.h"
+#include "daemon/creds_fetch.h"
+#include "core/aead.h"
+#include "core/log.h"
+#include "core/secrets.h"
+#include "core/util.h"
+#include "store/state.h"
+#include "store/state_cred.h"
+
+static void
+timer_add_ms(struct event *ev, int64_t ms)
+{
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
+	evtimer_add(ev, &tv);
+}
+
+void
+creds_drop_token(struct cred *cr)
+{
+	if (cr->token == NULL)
+		return;
+	if (cr->old_token != NULL) {
+		secrets_forget(cr->old_token);
+		creds_wipe_free(cr->old_token);
+	}
+	cr->old_token = cr->token;	/* a log line of a request in flight may carry it */
+	cr->token = NULL;
+}
+
+void
+creds_hold_token(struct cred *cr, const char *token)
+{
+	creds_drop_token(cr);
+	secrets_hold(token);
+}
+
+void
+creds_hold_refresh(struct cred *cr, const char *refresh)
+{
+	if (refresh == NULL)
+		return;
+	secrets_hold(refresh);
+	if (cr->refresh_held != NULL) {
+		secrets_forget(cr->refresh_held);
+		creds_wipe_free(cr->refresh_held);
+	}
+	cr->refresh_held = xstrdup(refresh);
+}
+
+void
+creds_forget_all(struct cred *cr)
+{
+	creds_drop_token(cr);	/* the current one becomes the old one, then goes */
+	if (cr->old_token != NULL) {
+		secrets_forget(cr->old_token);
+		creds_wipe_free(cr->old_token);
+		cr->old_token = NULL;
+	}
+	if (cr->refresh_held != NULL) {
+		secrets_forget(cr->refresh_held);
+		creds_wipe_free(cr->refresh_held);
+		cr->refresh_held = NULL;
+	}
+}
+
+static void
+drop_unstored(struct cred *cr)
+{
+	free(cr->unstored_access);
+	free(cr->unstored_refresh);
+	cr->unstored_access = cr->unstored_refresh = NULL;
+	cr->store_tries = 0;
+	evtimer_del(cr->store_timer);
+}
+
+static void store(struct cred *);
+
+/* The store answered: kept, refused (a newer token came first), or to be tried again. */
+static void
+stored(void *arg, int rc, json_t *res, const char *err)
+{
+	struct cred *cr = arg;
+	int64_t ms;
+
+	cr->calls--;
+	if (cr->e->closing)
+		return;
+	if (rc != STATE_OK) {
+		ms = 1000LL << (cr->store_tries < 3 ? cr->store_tries : 3);
+		cr->store_tries++;
+		log_warnx("credential %s: its new token is not stored yet (%s): stored again in "
+		    "%lld s; meanwhile %s", cr->conf.name, err, (long long)(ms / 1000),
+		    cr->unstored_refresh != NULL && cr->conf.type == CRED_REFRESH_TOKEN ?
+		    "its rotated refresh token is only in this instance's memory" :
+		    "the other instances cannot take it");
+		timer_add_ms(cr->store_timer, ms);
+		return;
+	}
+	if (!json_is_true(json_object_get(res, "stored")))
+		log_warnx("credential %s: its new token was not stored (%s); this instance uses "
+		    "it until it expires", cr->conf.name,
+		    json_string_value(json_object_get(res, "why")) != NULL ?
+		    json_string_value(json_object_get(res, "why")) : "refused");
+	else {
+		cr->generation = json_integer_value(json_object_get(res, "generation"));
+		if (json_is_true(json_object_get(res, "lease_lost")))
+			log_warnx("credential %s: its refresh lease ran out before the token "
+			    "endpoint answered; the answer is stored (another instance may have "
+			    "refreshed with the same refresh token meanwhile)", cr->conf.name);
+		else if (cr->store_tries > 0)
+			log_info("credential %s: its new token is stored", cr->conf.name);
+	}
+	drop_unstored(cr);
+	creds_idle(cr);
+}
+
+static void
+store(struct cred *cr)
+{
+	cr->calls++;
+	state_cred_store(cr->e->state, cr->conf.name, cr->e->instance, cr->unstored_gen,
+	    cr->unstored_access, cr->unstored_expires, cr->unstored_refresh, cr->e->key_check,
+	    cr->origin, stored, cr);
+}
+
+void
+creds_store_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct cred *cr = arg;
+
+	(void)fd; (void)what;
+	if (!cr->e->closing && cr->unstored_access != NULL)
+		store(cr);
+}
+
+static char *
+seal(const struct cred *cr, const char *field, const char *plain)
+{
+	char *ad = creds_seal_ad(cr, field);
+	char *s = aead_seal(cr->e->key, ad, plain, strlen(plain));
+
+	free(ad);
+	return s;
+}
+
+void
+creds_keep(struct cred *cr, const char *access, const char *refresh, int64_t life_ms)
+{
+	drop_unstored(cr);
+	cr->unstored_access = seal(cr, "access", access);
+	cr->unstored_refresh = refresh != NULL ? seal(cr, "refresh", refresh) : NULL;
+	cr->unstored_expires = now_wall_ms() + life_ms;
+	cr->unstored_gen = cr->fence;
+	cr->fence = -1;
+	evtimer_del(cr->lease_timer);
+	/* used at once; the fetch lasts until the store took it */
+	creds_adopt(cr, access, life_ms, -1);
+	if (cr->unstored_access == NULL || (refresh != NULL && cr->unstored_refresh == NULL)) {
+		log_warnx("credential %s: its new token cannot be sealed (no randomness?): it is "
+		    "not stored%s", cr->conf.name, refresh != NULL ? ", and its refresh token is "
+		    "only in this instance's memory" : "");
+		drop_unstored(cr);
+		creds_idle(cr);
+		return;
+	}
+	store(cr);
+}
+
+void
+creds_keep_abandon(struct cred *cr)
+{
+	if (cr->unstored_refresh != NULL && cr->conf.type == CRED_REFRESH_TOKEN)
+		log_warnx("credential %s: onesyncd stops before the state database took its "
+		    "rotated refresh token: the stored one was already replaced at the token "
+		    "endpoint, so the credential may need re-authorization "
+		    "(onesyncctl credentials set-refresh-token %s)", cr->conf.name, cr->conf.name);
+	drop_unstored(cr);
+}
+
+int64_t
+creds_lease_ms(const struct cred *cr)
+{
+	(void)cr;
+	return 3 * CRED_LEASE_MS;
+}
+
+/* The lease's renewal answered. */
+static void
+renewed(void *arg, int rc, json_t *res, const char *err)
+{
+	struct cred *cr = arg;
+
+	cr->calls--;
+	if (cr->e->closing || cr->fence < 0)
+		return;
+	if (rc != STATE_OK)
+		log_warnx("credential %s: its refresh lease cannot be renewed (%s)", cr->conf.name,
+		    err);
+	else if (!json_is_true(json_object_get(res, "renewed")))
+		log_warnx("credential %s: its refresh lease ran out while the token request "
+		    "waits (another instance may refresh meanwhile)", cr->conf.name);
+	else
+		creds_lease_arm(cr);
+}
+
+void
+creds_lease_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct cred *cr = arg;
+
+	(void)fd; (void)what;
+	if (cr->e->closing || cr->fence < 0)
+		return;
+	cr->calls++;
+	state_cred_renew(cr->e->state, cr->conf.name, cr->e->instance, cr->fence,
+	    creds_lease_ms(cr), renewed, cr);
+}
+
+void
+creds_lease_arm(struct cred *cr)
+{
+	timer_add_ms(cr->lease_timer, creds_lease_ms(cr) / 3);
+}

@@ -1,0 +1,31 @@
+/* creds_keep.h - keeping a credential's new token (creds_keep.c), for daemon/creds*.c. */
+#ifndef ONESYNC_CREDS_KEEP_H
+#define ONESYNC_CREDS_KEEP_H
+
+#include <stdint.h>
+#include <event2/event.h>
+#include "daemon/creds_int.h"
+
+/* A new token from the endpoint, the refresh token to keep with it (rotated, or the one
+ * the request used; NULL: none) and its life: used at once, and stored sealed for the other
+ * instances; the fetch ends (creds_idle) when the store took it or a newer one, after as
+ * many tries as the state database needs. */
+void creds_keep(struct cred *, const char *access, const char *refresh, int64_t life_ms);
+/* Stopping: what is not stored yet is dropped (logged when a rotated refresh token is). */
+void creds_keep_abandon(struct cred *);
+/* The timer of a store tried again. */
+void creds_store_timer_cb(evutil_socket_t, short, void *);
+/* The refresh lease's length, and its renewal while the token request waits. */
+int64_t creds_lease_ms(const struct cred *);
+void creds_lease_arm(struct cred *);
+void creds_lease_cb(evutil_socket_t, short, void *);
+/* The redaction registry (core/secrets.h) holds the current and the previous access token
+ * and the last refresh token of each credential: hold a new token (the current one becomes
+ * the previous, the one before is forgotten), drop the current one (a 401 refused it), hold
+ * a refresh token, forget all (the credential is freed). */
+void creds_hold_token(struct cred *, const char *token);
+void creds_drop_token(struct cred *);
+void creds_hold_refresh(struct cred *, const char *refresh);
+void creds_forget_all(struct cred *);
+
+#endif
