@@ -109,6 +109,11 @@ answered(struct http_response *resp, void *arg)
 	size_t bad;
 
 	sr->call = NULL;
+	if (resp->not_started && resp->refused) {
+		/* a budget or the credential: the error names the request already */
+		fail(sr, "the source request could not be sent: %s", resp->error);
+		goto out;
+	}
 	if (resp->not_started) {
 		fail(sr, "the source request GET %.200s could not be sent: %s", sr->log_url,
 		    resp->error);

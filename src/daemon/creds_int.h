@@ -15,7 +15,8 @@
 struct http_call;
 struct state;
 
-#define CRED_LEASE_MS		5000	/* a refresh's lease: its request's time and this */
+#define CRED_LEASE_MS		5000	/* a refresh's lease, renewed every third of it
+					 * while its request waits */
 #define CRED_BUSY_MIN_MS	20	/* another instance refreshes: read again after */
 #define CRED_BUSY_MAX_MS	2000
 #define CRED_RETRY_MAX_MS	60000	/* after failures: at most this between tries */

@@ -192,7 +192,7 @@ int64_t
 creds_lease_ms(const struct cred *cr)
 {
 	(void)cr;
-	return 3 * CRED_LEASE_MS;
+	return CRED_LEASE_MS;
 }
 
 /* The lease's renewal answered. */

@@ -305,6 +305,41 @@ test_redact_excerpt_long(void **state)
 	secrets_reset();
 }
 
+/* Tokens held for a while: masked while held, not once the last holder forgot them; a
+ * value also added for good stays; the registry does not grow with tokens replaced. */
+static void
+test_redact_hold(void **state)
+{
+	char t[32];
+
+	(void)state;
+	secrets_reset();
+	secrets_hold("at-1-tokenvalue");
+	secrets_hold("at-1-tokenvalue");
+	red_is("Bearer at-1-tokenvalue", "Bearer ***");
+	secrets_forget("at-1-tokenvalue");
+	red_is("Bearer at-1-tokenvalue", "Bearer ***");
+	secrets_forget("at-1-tokenvalue");
+	red_is("x at-1-tokenvalue", "x at-1-tokenvalue");
+	secrets_add("pinned-secret");
+	secrets_hold("pinned-secret");
+	secrets_forget("pinned-secret");
+	secrets_forget("pinned-secret");
+	red_is("x pinned-secret", "x ***");
+	/* 10,000 tokens held then forgotten in turn: only the last one is masked, the one
+	 * before it is not (it was forgotten) */
+	for (int i = 0; i < 10000; i++) {
+		snprintf(t, sizeof t, "tok/%05d/value", i);
+		secrets_hold(t);
+		if (i > 0) {
+			snprintf(t, sizeof t, "tok/%05d/value", i - 1);
+			secrets_forget(t);
+		}
+	}
+	red_is("a tok/09999/value b tok/09998/value", "a *** b tok/09998/value");
+	secrets_reset();
+}
+
 static void
 test_redact_registry(void **state)
 {
@@ -422,6 +457,7 @@ main(void)
 		cmocka_unit_test(test_redact_conninfo_spellings),
 		cmocka_unit_test(test_redact_urls_and_headers),
 		cmocka_unit_test(test_redact_registry),
+		cmocka_unit_test(test_redact_hold),
 		cmocka_unit_test(test_redact_words_and_json),
 		cmocka_unit_test(test_redact_userinfo_and_literals),
 		cmocka_unit_test(test_redact_excerpt_long),
