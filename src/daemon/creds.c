@@ -294,6 +294,7 @@ creds_new(struct event_base *base, struct state *st, const char *instance,
 	e = xcalloc(1, sizeof *e);
 	e->base = base;
 	e->state = st;
+	e->fetch = creds_fetch;
 	e->instance = xstrdup(instance);
 	set_key(e, cfg);
 	for (size_t i = cfg->ncreds; i > 0; i--) {

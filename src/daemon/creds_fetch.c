@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 
 #include "daemon/creds_fetch.h"
 #include "daemon/creds_keep.h"
@@ -21,56 +20,6 @@
 #include "io/http_req.h"
 #include "store/state.h"
 #include "store/state_cred.h"
-
-void
-creds_wipe_free(char *s)
-{
-	if (s != NULL) {
-		OPENSSL_cleanse(s, strlen(s));
-		free(s);
-	}
-}
-
-uint64_t
-creds_token_hash(const char *t)
-{
-	return XXH3_64bits(t, strlen(t)) | 1;	/* only to recognise a token */
-}
-
-char *
-creds_seal_ad(const struct cred *cr, const char *field)
-{
-	return xasprintf("%s/%s/%s", cr->e->schema, cr->conf.name, field);
-}
-
-void
-creds_answer_all(struct cred *cr, const char *token, const char *why)
-{
-	struct waiter *w;
-
-	while ((w = cr->head) != NULL) {
-		cr->head = w->next;
-		if (cr->head == NULL)
-			cr->tail = NULL;
-		http_auth_done(w->call, token, why);
-		free(w);
-	}
-}
-
-void
-creds_idle(struct cred *cr)
-{
-	cr->busy = false;
-	cr->local = false;
-	if (!cr->gone)
-		return;
-	/* a reload's new credential of that name waited for this one's refresh */
-	for (struct cred *o = cr->e->list; o != NULL; o = o->next)
-		if (!o->gone && o->after_gone && strcmp(o->conf.name, cr->conf.name) == 0) {
-			o->after_gone = false;
-			creds_fetch(o);
-		}
-}
 
 static void
 fail_all(struct cred *cr, const char *fmt, ...) PRINTF(2, 3);
@@ -122,41 +71,6 @@ mark_reauth(struct cred *cr, const char *why)
 	cr->reauth_recheck = now_mono_ms() + 5000;
 	creds_drop_token(cr);
 	fail_all(cr, "%s", cr->needs_reauth);
-}
-
-/*
- * Use token (life_ms left from now) from now on: its refresh at 75 % of that, never
- * later than 60 s before its end when it lives 4 minutes or more, less a random 5 %.
- * Every waiting request gets it. The fetch goes on (the caller ends it).
- */
-void
-creds_adopt(struct cred *cr, const char *token, int64_t life_ms, int64_t generation)
-{
-	uint64_t now = now_mono_ms(), at;
-
-	if (life_ms < 1)
-		life_ms = 1;
-	creds_hold_token(cr, token);
-	cr->token = xstrdup(token);
-	cr->adopted_at = now;
-	cr->generation = generation;
-	cr->expires = now + (uint64_t)life_ms;
-	cr->safety = (uint64_t)life_ms / 10 < 1000 ? (uint64_t)life_ms / 10 : 1000;
-	at = (uint64_t)life_ms * 3 / 4;
-	if (life_ms >= 240000 && at > (uint64_t)life_ms - 60000)
-		at = (uint64_t)life_ms - 60000;
-	at -= rand64() % (at / 20 + 1);
-	cr->refresh_at = now + at;
-	cr->failures = 0;
-	free(cr->last_error);
-	cr->last_error = NULL;
-	creds_answer_all(cr, cr->token, NULL);
-}
-
-bool
-creds_usable(const struct cred *cr)
-{
-	return cr->token != NULL && now_mono_ms() + cr->safety < cr->expires;
 }
 
 static bool

@@ -82,6 +82,7 @@ struct creds {
 	char			 key_check[AEAD_MAC_HEX + 1];
 	struct cred		*list;
 	bool			 closing;
+	void			(*fetch)(struct cred *);	/* creds_fetch */
 };
 
 #endif

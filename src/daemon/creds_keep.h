@@ -1,4 +1,5 @@
-/* creds_keep.h - keeping a credential's new token (creds_keep.c), for daemon/creds*.c. */
+/* creds_keep.h - a credential's token in hand and keeping a new one (creds_keep.c), for
+ * daemon/creds.c and creds_fetch.c. */
 #ifndef ONESYNC_CREDS_KEEP_H
 #define ONESYNC_CREDS_KEEP_H
 
@@ -27,5 +28,21 @@ void creds_hold_token(struct cred *, const char *token);
 void creds_drop_token(struct cred *);
 void creds_hold_refresh(struct cred *, const char *refresh);
 void creds_forget_all(struct cred *);
+
+/* The fetch ended (cr->busy false); a reload's successor that waited for it begins. */
+void creds_idle(struct cred *);
+/* Use token from now on (life_ms left; generation in the store, or -1) and answer every
+ * waiting request with it; the fetch goes on. */
+void creds_adopt(struct cred *, const char *token, int64_t life_ms, int64_t generation);
+/* "schema/credential/field", the associated data a sealed value opens with. */
+char *creds_seal_ad(const struct cred *, const char *field);
+/* Answer every waiting request with token, or NULL and why. */
+void creds_answer_all(struct cred *, const char *token, const char *why);
+/* The token may be sent: it has more than its safety margin left. */
+bool creds_usable(const struct cred *);
+/* Wipe a secret text, then free it (NULL: nothing). */
+void creds_wipe_free(char *);
+/* A hash that recognises a token (the one a 401 refused), never 0. */
+uint64_t creds_token_hash(const char *);
 
 #endif
