@@ -14,30 +14,13 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "db_common.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "store/state.h"
 #include "store/state_budget.h"
 
-static struct event_base	*base;
-static int			 failures;
-static PGconn			*admin;
-
-#define CHECK(cond, ...) do {						\
-	printf((cond) ? "ok   " : "FAIL ");				\
-	if (!(cond))							\
-		failures++;						\
-	printf(__VA_ARGS__);						\
-	printf("\n");							\
-	fflush(stdout);							\
-} while (0)
-
-struct answer {
-	bool	 called;
-	int	 rc;
-	json_t	*res;
-	char	*err;
-};
+static PGconn	*admin;		/* the scratch database, for a NOTIFY of no one's */
 
 /* What a listener was called with. */
 struct heard {
@@ -45,33 +28,6 @@ struct heard {
 	char	*name;
 	int64_t	 until;
 };
-
-static void
-answered(void *arg, int rc, json_t *res, const char *err)
-{
-	struct answer *a = arg;
-
-	a->called = true;
-	a->rc = rc;
-	a->res = json_incref(res);
-	a->err = err != NULL ? xstrdup(err) : NULL;
-	event_base_loopbreak(base);
-}
-
-static void
-wait_answer(struct answer *a)
-{
-	while (!a->called)
-		event_base_loop(base, EVLOOP_ONCE);
-}
-
-static void
-answer_clear(struct answer *a)
-{
-	json_decref(a->res);
-	free(a->err);
-	memset(a, 0, sizeof *a);
-}
 
 static void
 heard_cb(const char *name, int64_t until, void *arg)
@@ -102,12 +58,6 @@ spin(long ms)
 	event_free(t);
 }
 
-static json_int_t
-num(const struct answer *a, const char *k)
-{
-	return json_integer_value(json_object_get(a->res, k));
-}
-
 static void
 take(struct state *st, const char *name, int64_t want, struct answer *a)
 {
@@ -115,16 +65,6 @@ take(struct state *st, const char *name, int64_t want, struct answer *a)
 
 	state_budget_take(st, name, w, l, 1, want, 100, answered, a);
 	wait_answer(a);
-}
-
-static void
-sql(const char *q)
-{
-	PGresult *r = PQexec(admin, q);
-
-	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-		fprintf(stderr, "%s: %s", q, PQerrorMessage(admin));
-	PQclear(r);
 }
 
 static void
@@ -191,8 +131,8 @@ test_budgets(struct state *a, struct state *b, struct heard *ha, struct heard *h
 	answer_clear(&x);
 
 	/* a NOTIFY on the channel that is not a block of ours */
-	sql("NOTIFY onesync_budget, 'garbage'");
-	sql("NOTIFY onesync_budget, '99999999999999999999 x'");
+	db_sql(admin, "NOTIFY onesync_budget, 'garbage'");
+	db_sql(admin, "NOTIFY onesync_budget, '99999999999999999999 x'");
 	spin(500);
 	CHECK(ha->n == 1 && hb->n == 0, "a payload that is no block of ours is ignored");
 }
@@ -225,51 +165,21 @@ test_bad(struct state *st)
 	answer_clear(&x);
 }
 
-static struct state *
-open_state(const char *conninfo, const char *schema)
-{
-	struct state *st = state_new(base, conninfo, schema, 2, 5000, "db_budget");
-	struct answer x = { 0 };
-
-	state_set_lease(st, 10000);
-	state_migrate(st, answered, &x);
-	wait_answer(&x);
-	CHECK(x.rc == STATE_OK && num(&x, "version") == 5, "schema %s migrated (%s)", schema,
-	    x.err ? x.err : "");
-	answer_clear(&x);
-	return st;
-}
-
 int
 main(int argc, char **argv)
 {
-	const char *server = getenv("ONESYNC_TEST_CONNINFO");
-	char *dbname, *ci, *q, *conninfo;
 	struct heard ha = { 0 }, hb = { 0 };
+	struct db_scratch d;
 	struct state *a, *b;
+	int rc;
 
-	if (server == NULL || *server == '\0') {
-		printf("skipped: ONESYNC_TEST_CONNINFO names no PostgreSQL\n");
-		return 77;
-	}
+	if ((rc = db_scratch_create(&d, "onesync_budget")) != 0)
+		return rc;
 	log_init(argc > 1 && strcmp(argv[1], "-v") == 0 ? 2 : 0, "db_budget");
-	dbname = xasprintf("onesync_budget_%ld", (long)getpid());
-	ci = xasprintf("%s dbname=postgres", server);
-	admin = PQconnectdb(ci);
-	if (PQstatus(admin) != CONNECTION_OK) {
-		fprintf(stderr, "cannot connect: %s", PQerrorMessage(admin));
-		return 1;
-	}
-	q = xasprintf("CREATE DATABASE %s", dbname);
-	sql(q);
-	free(q);
-	PQfinish(admin);
-	conninfo = xasprintf("%s dbname=%s", server, dbname);
-	admin = PQconnectdb(conninfo);
-
+	admin = PQconnectdb(d.conninfo);
 	base = event_base_new();
-	a = open_state(conninfo, "deploy a");
-	b = open_state(conninfo, "deploy_b");
+	a = db_open_state(d.conninfo, "deploy a", "db_budget");
+	b = db_open_state(d.conninfo, "deploy_b", "db_budget");
 	state_listen_budgets(a, heard_cb, &ha);
 	state_listen_budgets(b, heard_cb, &hb);
 	spin(300);
@@ -278,16 +188,8 @@ main(int argc, char **argv)
 	state_free(a);
 	state_free(b);
 	event_base_free(base);
-
 	PQfinish(admin);
-	admin = PQconnectdb(ci);
-	q = xasprintf("DROP DATABASE %s WITH (FORCE)", dbname);
-	sql(q);
-	free(q);
-	PQfinish(admin);
-	free(ci);
-	free(dbname);
-	free(conninfo);
+	db_scratch_drop(&d);
 	free(ha.name);
 	free(hb.name);
 	printf("%s: %d failure(s)\n", failures ? "FAILED" : "PASSED", failures);

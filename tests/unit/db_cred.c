@@ -17,83 +17,11 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "db_common.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "store/state.h"
 #include "store/state_cred.h"
-
-static struct event_base	*base;
-static int			 failures;
-
-#define CHECK(cond, ...) do {						\
-	printf((cond) ? "ok   " : "FAIL ");				\
-	if (!(cond))							\
-		failures++;						\
-	printf(__VA_ARGS__);						\
-	printf("\n");							\
-	fflush(stdout);							\
-} while (0)
-
-struct answer {
-	bool	 called;
-	int	 rc;
-	json_t	*res;
-	char	*err;
-};
-
-static void
-answered(void *arg, int rc, json_t *res, const char *err)
-{
-	struct answer *a = arg;
-
-	a->called = true;
-	a->rc = rc;
-	a->res = json_incref(res);
-	a->err = err != NULL ? xstrdup(err) : NULL;
-}
-
-static void
-wait_answer(struct answer *a)
-{
-	while (!a->called)
-		event_base_loop(base, EVLOOP_ONCE);
-}
-
-static void
-answer_clear(struct answer *a)
-{
-	json_decref(a->res);
-	free(a->err);
-	memset(a, 0, sizeof *a);
-}
-
-static json_int_t
-num(const struct answer *a, const char *k)
-{
-	return json_integer_value(json_object_get(a->res, k));
-}
-
-static const char *
-str(const struct answer *a, const char *k)
-{
-	const char *s = json_string_value(json_object_get(a->res, k));
-
-	return s != NULL ? s : "(null)";
-}
-
-static bool
-has(const struct answer *a, const char *k)
-{
-	json_t *v = json_object_get(a->res, k);
-
-	return v != NULL && !json_is_null(v);
-}
-
-static const char *
-err(const struct answer *a)
-{
-	return a->err != NULL ? a->err : "";
-}
 
 /* Let the database clock move ms milliseconds on (no call is in flight meanwhile). */
 static void
@@ -384,31 +312,6 @@ test_bad(struct state *st)
 	answer_clear(&x);
 }
 
-static struct state *
-open_state(const char *conninfo, const char *schema)
-{
-	struct state *st = state_new(base, conninfo, schema, 2, 5000, "db_cred");
-	struct answer x = { 0 };
-
-	state_set_lease(st, 10000);
-	state_migrate(st, answered, &x);
-	wait_answer(&x);
-	CHECK(x.rc == STATE_OK && num(&x, "version") == 5, "schema %s migrated (%s)", schema,
-	    err(&x));
-	answer_clear(&x);
-	return st;
-}
-
-static void
-sql(PGconn *c, const char *q)
-{
-	PGresult *r = PQexec(c, q);
-
-	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-		fprintf(stderr, "%s: %s", q, PQerrorMessage(c));
-	PQclear(r);
-}
-
 /* Even a statement around the functions cannot put a token in clear in a row. */
 static void
 test_check(const char *conninfo, const char *cred)
@@ -427,35 +330,21 @@ test_check(const char *conninfo, const char *cred)
 int
 main(int argc, char **argv)
 {
-	const char *server = getenv("ONESYNC_TEST_CONNINFO"), *cred = "erp.eu-1 x'y";
-	char *dbname, *ci, *q, *conninfo;
+	const char *cred = "erp.eu-1 x'y";
+	struct db_scratch d;
 	struct answer x = { 0 };
 	struct state *a, *a2, *b;
-	PGconn *admin;
+	int rc;
 
-	if (server == NULL || *server == '\0') {
-		printf("skipped: ONESYNC_TEST_CONNINFO names no PostgreSQL\n");
-		return 77;
-	}
+	if ((rc = db_scratch_create(&d, "onesync_cred")) != 0)
+		return rc;
 	log_init(argc > 1 && strcmp(argv[1], "-v") == 0 ? 2 : 0, "db_cred");
-	dbname = xasprintf("onesync_cred_%ld", (long)getpid());
-	ci = xasprintf("%s dbname=postgres", server);
-	admin = PQconnectdb(ci);
-	if (PQstatus(admin) != CONNECTION_OK) {
-		fprintf(stderr, "cannot connect: %s", PQerrorMessage(admin));
-		return 1;
-	}
-	q = xasprintf("CREATE DATABASE %s", dbname);
-	sql(admin, q);
-	free(q);
-	conninfo = xasprintf("%s dbname=%s", server, dbname);
-
 	base = event_base_new();
-	a = open_state(conninfo, "deploy a");
-	b = open_state(conninfo, "deploy_b");
+	a = db_open_state(d.conninfo, "deploy a", "db_cred");
+	b = db_open_state(d.conninfo, "deploy_b", "db_cred");
 	test_flight(a, cred);
 	test_fail(a, cred);
-	a2 = open_state(conninfo, "deploy a");
+	a2 = db_open_state(d.conninfo, "deploy a", "db_cred");
 	test_race(a, a2, "raced");
 	state_free(a2);
 	get(b, cred, &x);
@@ -465,18 +354,11 @@ main(int argc, char **argv)
 	CHECK(num(&x, "token") == 0, "and not leased by the first schema's refreshes");
 	answer_clear(&x);
 	test_bad(a);
-	test_check(conninfo, cred);
+	test_check(d.conninfo, cred);
 	state_free(a);
 	state_free(b);
 	event_base_free(base);
-
-	q = xasprintf("DROP DATABASE %s WITH (FORCE)", dbname);
-	sql(admin, q);
-	free(q);
-	PQfinish(admin);
-	free(ci);
-	free(dbname);
-	free(conninfo);
+	db_scratch_drop(&d);
 	printf("%s: %d failure(s)\n", failures ? "FAILED" : "PASSED", failures);
 	return failures ? 1 : 0;
 }
