@@ -187,28 +187,37 @@ ticket_release(struct ticket *t)
 	}
 }
 
+/*
+ * "throttled until HH:MM:SS by budget NAME (refusal ID)". The message carries a number
+ * nobody outside this process can know: only a run that met this refusal can show it (a
+ * source's words cannot); budgets_throttled finds it among the last BUD_REFUSALS.
+ */
+static char *
+refusal_text(struct budgets *e, const char *name, int64_t until)
+{
+	char when[32];
+	uint64_t id = 0;
+
+	clock_text(until, when, sizeof when);
+	if (getrandom(&id, sizeof id, 0) != sizeof id || id == 0)
+		id = rand64() | 1;
+	e->refusals[e->nrefusal].id = id;
+	e->refusals[e->nrefusal].until = until;
+	e->nrefusal = (e->nrefusal + 1) % BUD_REFUSALS;
+	return xasprintf("throttled until %s by budget %s (refusal %016llx)", when, name,
+	    (unsigned long long)id);
+}
+
 /* Refuse every request waiting at b: they may try again at until. */
 static void
 refuse_all(struct bud *b, int64_t until, const char *reason)
 {
-	char when[32], *why;
+	char *why;
 	struct ticket *t;
 
-	clock_text(until, when, sizeof when);
-	if (reason == NULL) {
-		/* The message carries a number nobody outside this process can know: only a
-		 * run that met this refusal can show it (a source's words cannot). */
-		struct budgets *e = b->e;
-		uint64_t id = 0;
-
-		if (getrandom(&id, sizeof id, 0) != sizeof id || id == 0)
-			id = rand64() | 1;
-		e->refusals[e->nrefusal].id = id;
-		e->refusals[e->nrefusal].until = until;
-		e->nrefusal = (e->nrefusal + 1) % BUD_REFUSALS;
-		why = xasprintf("throttled until %s by budget %s (refusal %016llx)", when,
-		    b->conf.name, (unsigned long long)id);
-	} else
+	if (reason == NULL)
+		why = refusal_text(b->e, b->conf.name, until);
+	else
 		why = xasprintf("budget %s: %s", b->conf.name, reason);
 	if (reason == NULL && until > b->refused_until)
 		b->refused_until = until;
@@ -462,6 +471,33 @@ block_for(struct bud *b, const struct http_limit_info *li, long *status)
 	return 0;
 }
 
+/* When b's waiting requests may go again if that is known (a block, full windows), else 0. */
+static int64_t
+known_end(const struct bud *b)
+{
+	int64_t until = b->blocked_until > b->full_until ? b->blocked_until : b->full_until;
+
+	return !b->gone && until > now_wall_ms() ? until : 0;
+}
+
+/* A run's cut frees t: note the latest known end of a wait t was in at a budget. */
+static void
+cut_seen(struct budgets *e, const struct ticket *t)
+{
+	int64_t until;
+
+	if (!t->queued || t->stage >= t->n || t->reslot)
+		return;		/* in flight, or waiting for a slot: an end nobody knows */
+	until = known_end(t->b[t->stage]);
+	if (until > e->cut.until) {
+		if (e->cut.b != NULL)
+			e->cut.b->refs--;
+		e->cut.b = t->b[t->stage];
+		e->cut.b->refs++;
+		e->cut.until = until;
+	}
+}
+
 static void
 permit_ended(struct http_call *c, const struct http_limit_info *li, void *arg)
 {
@@ -475,6 +511,8 @@ permit_ended(struct http_call *c, const struct http_limit_info *li, void *arg)
 	if (t == NULL)
 		return;
 	*http_call_permit_slot(c) = NULL;
+	if (li == NULL && e->cut.on)
+		cut_seen(e, t);
 	n = t->n;
 	memcpy(held, t->b, n * sizeof *held);
 	for (size_t i = 0; i < n && li != NULL && !e->closing; i++) {
@@ -608,6 +646,37 @@ budgets_free(struct budgets *e)
 		bud_free(b);
 	}
 	free(e);
+}
+
+void
+budgets_cut_begin(struct budgets *e)
+{
+	if (e == NULL)
+		return;
+	e->cut.on = true;
+	e->cut.until = 0;
+	e->cut.b = NULL;
+}
+
+char *
+budgets_cut_end(struct budgets *e)
+{
+	struct bud *b;
+	char *msg;
+
+	if (e == NULL || !e->cut.on)
+		return NULL;
+	e->cut.on = false;
+	if ((b = e->cut.b) == NULL)
+		return NULL;
+	e->cut.b = NULL;
+	b->refs--;
+	b->throttled++;
+	if (e->cut.until > b->refused_until)
+		b->refused_until = e->cut.until;
+	msg = refusal_text(e, b->conf.name, e->cut.until);
+	bud_reap(e);
+	return msg;
 }
 
 int64_t

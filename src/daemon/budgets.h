@@ -34,5 +34,13 @@ void budgets_free(struct budgets *);
  * failed for another reason, or a source wrote those words).
  */
 int64_t budgets_throttled(const struct budgets *, const char *msg);
+/*
+ * Around the cancel of a run whose run_timeout fired: budgets_cut_begin starts noting the
+ * requests freed while a budget held them for a time whose end is known (a block, full
+ * windows); budgets_cut_end stops and answers, for the latest such end, a refusal's
+ * message as above (the caller frees it), or NULL when no freed request waited so.
+ */
+void budgets_cut_begin(struct budgets *);
+char *budgets_cut_end(struct budgets *);
 
 #endif

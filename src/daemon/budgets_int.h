@@ -30,6 +30,8 @@ struct ticket {
 	size_t			 n, stage;	/* budgets matched, passed */
 	uint64_t		 asked;		/* monotonic ms */
 	bool			 priority;	/* a token request: no concurrency slot */
+	bool			 reslot;	/* taking back, in order, the slots it gave
+						 * back while waiting at b[stage] */
 	struct ticket		*next;		/* in b[stage]'s queue */
 	bool			 queued;
 };
@@ -81,6 +83,11 @@ struct budgets {
 		int64_t		 until;
 	}			 refusals[BUD_REFUSALS];
 	size_t			 nrefusal;	/* the next slot (a ring) */
+	struct {			/* budgets_cut_begin .. budgets_cut_end */
+		bool		 on;
+		int64_t		 until;	/* the latest known end of a wait cut */
+		struct bud	*b;	/* ... at this budget (a reference) */
+	}			 cut;
 };
 
 #endif

@@ -166,6 +166,18 @@ job_throttled(const char *msg, void *arg)
 	return budgets_throttled(jr->d->budgets, msg);
 }
 
+/* Around a timed-out run's cancel: a budget's wait past its time (daemon/budgets.c). */
+static char *
+job_budget_waits(bool begin, void *arg)
+{
+	struct jobrt *jr = arg;
+
+	if (!begin)
+		return budgets_cut_end(jr->d->budgets);
+	budgets_cut_begin(jr->d->budgets);
+	return NULL;
+}
+
 /* Start a run of jr: it gets what it needs of the daemon, never the daemon. */
 static void
 job_run_start(struct jobrt *jr)
@@ -177,6 +189,7 @@ job_run_start(struct jobrt *jr)
 		.once = d->once, .keeps_lease = job_keeps_lease, .ended = job_run_ended,
 		.arg = jr, .cfg = jr->ref, .cfg_drop = cfgref_release,
 		.throttled = d->budgets != NULL ? job_throttled : NULL,
+		.budget_waits = d->budgets != NULL ? job_budget_waits : NULL,
 	};
 
 	jr->ref->refs++;	/* the run's hold, dropped by cfgref_release */
