@@ -14,11 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <sys/random.h>
 
 #include "daemon/budgets.h"
 #include "daemon/budgets_int.h"
+#include "daemon/budgets_block.h"
 #include "config/budget.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -31,17 +30,6 @@ static void pump(struct bud *);
 static void advance(struct ticket *);
 static void rtt_seen(struct bud *, int64_t);
 
-
-/* "15:42:10" in local time. */
-static void
-clock_text(int64_t ms, char *out, size_t len)
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-
-	if (localtime_r(&t, &tm) == NULL || strftime(out, len, "%H:%M:%S", &tm) == 0)
-		snprintf(out, len, "%lld", (long long)(ms / 1000));
-}
 
 /* Windows, limits (reserve taken off the longest), chunk and hold from the configuration. */
 static void
@@ -123,16 +111,28 @@ bud_reap(struct budgets *e)
 }
 
 /* At the end of b's queue; a token request at its head (the requests waiting behind a full
- * concurrency may be waiting for its token). */
+ * concurrency may be waiting for its token); one taking its slots back next, after the
+ * token requests and those before it (it has waited its turn already). */
 static void
 enqueue(struct bud *b, struct ticket *t)
 {
+	struct ticket **pp = &b->head;
+
 	t->next = NULL;
 	t->queued = true;
 	b->waiting++;
 	if (t->priority && b->head != NULL) {
 		t->next = b->head;
 		b->head = t;
+		return;
+	}
+	if (t->reslot) {
+		while (*pp != NULL && ((*pp)->priority || (*pp)->reslot))
+			pp = &(*pp)->next;
+		t->next = *pp;
+		*pp = t;
+		if (t->next == NULL)
+			b->tail = t;
 		return;
 	}
 	if (b->tail != NULL)
@@ -187,27 +187,6 @@ ticket_release(struct ticket *t)
 	}
 }
 
-/*
- * "throttled until HH:MM:SS by budget NAME (refusal ID)". The message carries a number
- * nobody outside this process can know: only a run that met this refusal can show it (a
- * source's words cannot); budgets_throttled finds it among the last BUD_REFUSALS.
- */
-static char *
-refusal_text(struct budgets *e, const char *name, int64_t until)
-{
-	char when[32];
-	uint64_t id = 0;
-
-	clock_text(until, when, sizeof when);
-	if (getrandom(&id, sizeof id, 0) != sizeof id || id == 0)
-		id = rand64() | 1;
-	e->refusals[e->nrefusal].id = id;
-	e->refusals[e->nrefusal].until = until;
-	e->nrefusal = (e->nrefusal + 1) % BUD_REFUSALS;
-	return xasprintf("throttled until %s by budget %s (refusal %016llx)", when, name,
-	    (unsigned long long)id);
-}
-
 /* Refuse every request waiting at b: they may try again at until. */
 static void
 refuse_all(struct bud *b, int64_t until, const char *reason)
@@ -216,7 +195,7 @@ refuse_all(struct bud *b, int64_t until, const char *reason)
 	struct ticket *t;
 
 	if (reason == NULL)
-		why = refusal_text(b->e, b->conf.name, until);
+		why = budgets_refusal(b->e, b->conf.name, until);
 	else
 		why = xasprintf("budget %s: %s", b->conf.name, reason);
 	if (reason == NULL && until > b->refused_until)
@@ -319,6 +298,56 @@ take(struct bud *b, int64_t cost)
 }
 
 /*
+ * b will not let anyone pass for a while (a block, full windows, a state database that does
+ * not answer): the requests waiting at it give back the concurrency slots they took at the
+ * budgets before it, so that work under those alone goes on; they take them again, in the
+ * order of the budgets, once b lets them pass (the slots are always taken in that order, so
+ * two requests never wait for each other's).
+ */
+static void
+give_back(struct bud *b)
+{
+	for (struct ticket *t = b->head; t != NULL; t = t->next) {
+		if (t->reslot)
+			continue;
+		for (size_t i = 0; i < t->stage; i++)
+			if (t->slot[i]) {
+				t->slot[i] = false;
+				t->b[i]->in_flight--;
+				t->gave_back = true;
+				kick(t->b[i]);
+			}
+	}
+}
+
+/* t, taking its slots back, is at the head of b: it takes b's slot when one is free. */
+static bool
+reslot_pass(struct bud *b, struct ticket *t)
+{
+	if (!b->gone) {
+		if (b->conf.concurrency > 0 && b->in_flight >= b->conf.concurrency)
+			return false;
+		b->in_flight++;
+		t->slot[t->stage] = true;
+	}
+	if (t->stage == t->resume)
+		t->reslot = false;	/* back where it paid: on to the next budget */
+	return true;
+}
+
+/* t paid b's tokens after giving its slots back: it takes them again from the first one. */
+static void
+reslot_start(struct bud *b, struct ticket *t)
+{
+	dequeue(b, t);
+	t->gave_back = false;
+	t->reslot = true;
+	t->resume = t->stage;
+	t->stage = 0;
+	advance(t);
+}
+
+/*
  * Let the requests waiting at b pass, in order, while it can. A wait it knows the end of
  * (a block, full windows) longer than park_after refuses them all.
  */
@@ -330,7 +359,10 @@ pump(struct bud *b)
 	while ((t = b->head) != NULL && !b->e->closing) {
 		int64_t now = now_wall_ms(), until, cost = t->cost[t->stage];
 
-		if (!b->gone) {
+		if (t->reslot) {
+			if (!reslot_pass(b, t))
+				return;		/* a transfer that ends pumps again */
+		} else if (!b->gone) {
 			until = b->blocked_until > b->full_until ? b->blocked_until :
 			    b->full_until;
 			if (b->state_failing != 0 && now_mono_ms() - b->state_failing >
@@ -346,6 +378,7 @@ pump(struct bud *b)
 				}
 				arm(b, until - now + (until == b->blocked_until ?
 				    (int64_t)(rand64() % BUD_JITTER_MS) : 0));
+				give_back(b);
 				return;
 			}
 			if (b->conf.concurrency > 0 && b->in_flight >= b->conf.concurrency &&
@@ -361,6 +394,10 @@ pump(struct bud *b)
 			if (b->probing)
 				b->probe = t;
 			b->tokens -= cost;
+			if (t->gave_back) {
+				reslot_start(b, t);
+				continue;
+			}
 			if (!t->priority) {
 				b->in_flight++;
 				t->slot[t->stage] = true;
@@ -380,8 +417,7 @@ advance(struct ticket *t)
 
 	if (t->stage < t->n) {
 		enqueue(t->b[t->stage], t);
-		if (t->b[t->stage]->head == t)
-			pump(t->b[t->stage]);
+		pump(t->b[t->stage]);	/* also when not first: it may have to give back */
 		return;
 	}
 	waited = (double)(now_mono_ms() - t->asked) / 1000.0;
@@ -423,52 +459,6 @@ permit_ask(struct http_call *c, const char *method, const char *url, void *arg)
 	*http_call_permit_slot(c) = t;
 	http_call_budgeted(c);
 	advance(t);
-}
-
-/* Block b until `until` here and, through the store, on every instance. */
-static void
-block(struct bud *b, int64_t until, long status)
-{
-	char when[32];
-
-	b->probing = true;
-	if (until <= b->blocked_until)
-		return;
-	b->blocked_until = until;
-	clock_text(until, when, sizeof when);
-	log_info("budget %s: blocked until %s (the server answered %s)", b->conf.name, when,
-	    status == 0 ? "that no request is left" : status == 429 ? "HTTP 429" : "HTTP 503");
-	state_budget_block(b->e->state, b->conf.name, until, NULL, NULL);
-}
-
-/*
- * What a finished transfer says of the server's limits: how long b is blocked. A 429 or
- * 503 that gives no time ("Retry-After: 0", a date already past: a server's clock behind
- * ours, or nothing) blocks it 1 s, doubling with each such block in a row up to 64 s.
- */
-static int64_t
-block_for(struct bud *b, const struct http_limit_info *li, long *status)
-{
-	int64_t w;
-
-	*status = li->status;
-	if (li->status == 429 || li->status == 503) {
-		w = li->retry_after_ms >= 0 ? li->retry_after_ms : li->reset_ms;
-		if (w >= BUD_DEFAULT_BLOCK_MS) {
-			b->streak = 0;
-			return w;
-		}
-		w = (int64_t)BUD_DEFAULT_BLOCK_MS << (b->streak < 6 ? b->streak : 6);
-		b->streak++;
-		return w;
-	}
-	*status = 0;
-	b->streak = 0;
-	if (li->remaining == 0 && li->reset_ms > 0)
-		return li->reset_ms;
-	if (li->status != 0 && b->probe != NULL)
-		b->probing = false;	/* the server answers again: everyone goes */
-	return 0;
 }
 
 /* When b's waiting requests may go again if that is known (a block, full windows), else 0. */
@@ -524,8 +514,8 @@ permit_ended(struct http_call *c, const struct http_limit_info *li, void *arg)
 		 * probe's, or one that gives a time, changes it (no doubling per answer). */
 		if (b->probe != t && b->blocked_until > now_wall_ms() && !timed)
 			continue;
-		if ((wait = block_for(b, li, &status)) > 0)
-			block(b, now_wall_ms() + wait, status);
+		if ((wait = budgets_block_for(b, li, &status)) > 0)
+			budgets_block(b, now_wall_ms() + wait, status);
 	}
 	ticket_release(t);
 	free(t);
@@ -674,29 +664,7 @@ budgets_cut_end(struct budgets *e)
 	b->throttled++;
 	if (e->cut.until > b->refused_until)
 		b->refused_until = e->cut.until;
-	msg = refusal_text(e, b->conf.name, e->cut.until);
+	msg = budgets_refusal(e, b->conf.name, e->cut.until);
 	bud_reap(e);
 	return msg;
-}
-
-int64_t
-budgets_throttled(const struct budgets *e, const char *msg)
-{
-	const char *p = msg;
-
-	if (e == NULL || msg == NULL)
-		return 0;
-	while ((p = strstr(p, "(refusal ")) != NULL) {
-		char *end;
-		unsigned long long id;
-
-		p += strlen("(refusal ");
-		id = strtoull(p, &end, 16);
-		if (end - p != 16 || *end != ')' || id == 0)
-			continue;
-		for (size_t i = 0; i < BUD_REFUSALS; i++)
-			if (e->refusals[i].id == id)
-				return e->refusals[i].until;
-	}
-	return 0;
 }

@@ -30,8 +30,10 @@ struct ticket {
 	size_t			 n, stage;	/* budgets matched, passed */
 	uint64_t		 asked;		/* monotonic ms */
 	bool			 priority;	/* a token request: no concurrency slot */
-	bool			 reslot;	/* taking back, in order, the slots it gave
-						 * back while waiting at b[stage] */
+	bool			 gave_back;	/* gave its slots back while waiting at
+						 * b[stage] (give_back in budgets.c) */
+	bool			 reslot;	/* taking them back, in order, up to ... */
+	size_t			 resume;	/* ... b[resume], whose tokens it paid */
 	struct ticket		*next;		/* in b[stage]'s queue */
 	bool			 queued;
 };

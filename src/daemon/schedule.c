@@ -11,6 +11,7 @@
 
 #include "core/log.h"
 #include "daemon/budgets.h"
+#include "daemon/budgets_block.h"
 #include "daemon/daemon_int.h"
 #include "daemon/notify.h"
 #include "daemon/schedule.h"
@@ -171,11 +172,18 @@ static char *
 job_budget_waits(bool begin, void *arg)
 {
 	struct jobrt *jr = arg;
+	char *why, *msg;
 
-	if (!begin)
-		return budgets_cut_end(jr->d->budgets);
-	budgets_cut_begin(jr->d->budgets);
-	return NULL;
+	if (begin) {
+		budgets_cut_begin(jr->d->budgets);
+		return NULL;
+	}
+	if ((why = budgets_cut_end(jr->d->budgets)) == NULL)
+		return NULL;
+	msg = xasprintf("%s: a wait longer than what was left of its run_timeout of %lld ms",
+	    why, (long long)jr->conf->timeout_ms);
+	free(why);
+	return msg;
 }
 
 /* Start a run of jr: it gets what it needs of the daemon, never the daemon. */

@@ -284,13 +284,9 @@ run_fail(struct run *r, const char *fmt, ...)
 		(void)r->env.budget_waits(true, r->env.arg);
 	cancel_inflight(r);
 	if (waits && (why = r->env.budget_waits(false, r->env.arg)) != NULL) {
-		/* A request a budget held past the run's time: the run ends throttled until
-		 * the budget lets it go, as a wait past park_after does, not timed out. */
-		msg = xasprintf("%s: a wait longer than what was left of its run_timeout of "
-		    "%lld ms", why, (long long)r->job->timeout_ms);
-		free(why);
+		/* A budget held a request past the run's time: throttled, not timed out. */
 		free(r->fail_msg);
-		msg = r->fail_msg = redact_text_free(msg);
+		msg = r->fail_msg = redact_text_free(why);
 	}
 	evtimer_del(r->ev_timeout);
 	if (!r->cut && r->env.throttled != NULL)

@@ -66,8 +66,8 @@ struct run_env {
 	int64_t			(*throttled)(const char *msg, void *arg);
 	/* Around the cancel of a run cut by its run_timeout (NULL: no budgets): begin true
 	 * starts noting the requests a budget holds for a known time; begin false stops and
-	 * answers that budget's refusal for the latest of those times (as `throttled` knows
-	 * it; the caller frees it), or NULL. */
+	 * answers the run's message for the latest of those times, a budget's refusal that
+	 * `throttled` knows (the caller frees it), or NULL. */
 	char			*(*budget_waits)(bool begin, void *arg);
 	void			*arg;
 	/* The configuration the job points into, held for the run: dropped once at its end. */
