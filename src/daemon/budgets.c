@@ -18,6 +18,7 @@
 #include "daemon/budgets.h"
 #include "daemon/budgets_int.h"
 #include "daemon/budgets_block.h"
+#include "daemon/budgets_def.h"
 #include "config/budget.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -55,6 +56,7 @@ bud_settings(struct bud *b)
 		b->chunk = 1;
 	if (b->chunk > 10)
 		b->chunk = 10;
+	b->def_next = 0;	/* a reload: compared with the others' again */
 	b->hold_ms = b->nw > 0 ? b->win[0] / 10 : 1000;
 	if (b->hold_ms > 1000)
 		b->hold_ms = 1000;
@@ -290,6 +292,7 @@ take(struct bud *b, int64_t cost)
 		hold = b->hold_ms;
 	if (hold > BUD_HOLD_MAX_MS)
 		hold = BUD_HOLD_MAX_MS;
+	budgets_def_check(b);
 	b->taking = true;
 	b->take_asked = now_mono_ms();
 	b->take_hold = hold;
