@@ -256,8 +256,19 @@ taken(void *arg, int rc, json_t *res, const char *err)
 	if (blocked > b->blocked_until)
 		b->blocked_until = blocked;
 	if (g > 0) {
-		b->tokens = g;
-		b->tokens_until = b->take_asked + (uint64_t)b->take_hold;
+		uint64_t until = b->take_asked + (uint64_t)b->take_hold;
+
+		if (b->tokens > 0 && now_mono_ms() < b->tokens_until) {
+			/* What is left of the grant before stays, until its own (earlier)
+			 * end: a partial grant adds to it, or a request costlier than what
+			 * the window has free at once would drop what it gathered. */
+			b->tokens += g;
+			if (until < b->tokens_until)
+				b->tokens_until = until;
+		} else {
+			b->tokens = g;
+			b->tokens_until = until;
+		}
 		b->taken += g;
 	} else
 		b->full_until = now + (wait > 0 ? wait : 1);
@@ -293,6 +304,8 @@ take(struct bud *b, int64_t cost)
 	if (hold > BUD_HOLD_MAX_MS)
 		hold = BUD_HOLD_MAX_MS;
 	budgets_def_check(b);
+	if (b->tokens > 0 && now_mono_ms() < b->tokens_until)
+		cost -= b->tokens;	/* what is left counts (taken adds to it) */
 	b->taking = true;
 	b->take_asked = now_mono_ms();
 	b->take_hold = hold;
