@@ -659,6 +659,8 @@ budgets_cut_begin(struct budgets *e)
 {
 	if (e == NULL)
 		return;
+	if (e->cut.b != NULL)
+		e->cut.b->refs--;	/* a watch never ended */
 	e->cut.on = true;
 	e->cut.until = 0;
 	e->cut.b = NULL;

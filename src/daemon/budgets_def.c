@@ -70,27 +70,37 @@ def_json(const struct budget_conf *bc)
 	    "match", match, "costs", costs);
 }
 
+/* At most max bytes of s (not inside a UTF-8 character), escaped for a log line. */
+static void
+clipped(struct buf *out, const char *s, size_t max)
+{
+	size_t n = strlen(s);
+	char *c;
+
+	if (n <= max) {
+		escape_controls(out, s);
+		return;
+	}
+	n = max;
+	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+		n--;
+	c = xstrndup(s, n);
+	escape_controls(out, c);
+	buf_adds(out, "...");
+	free(c);
+}
+
 /* v for a log line: compact, at most DEF_SHOWN bytes, control characters escaped. */
 static void
 shown(struct buf *out, const json_t *v)
 {
 	char *s = v != NULL ? json_dumps(v, DEF_DUMP | JSON_ENCODE_ANY) : NULL;
-	size_t len, n;
 
 	if (s == NULL) {
 		buf_adds(out, "(none)");
 		return;
 	}
-	len = n = strlen(s);
-	if (len > DEF_SHOWN) {
-		n = DEF_SHOWN;
-		while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-			n--;	/* not inside a character */
-		s[n] = '\0';
-	}
-	escape_controls(out, s);
-	if (n < len)
-		buf_adds(out, "...");
+	clipped(out, s, DEF_SHOWN);
 	free(s);
 }
 
@@ -104,7 +114,7 @@ warn_one(const struct bud *b, const json_t *ours, const json_t *row)
 
 	buf_init(&who);
 	buf_init(&what);
-	escape_controls(&who, json_is_string(inst) ? json_string_value(inst) : "(unknown)");
+	clipped(&who, json_is_string(inst) ? json_string_value(inst) : "(unknown)", 100);
 	for (size_t i = 0; i < NELEM(def_keys) && json_is_object(theirs); i++) {
 		const json_t *a = json_object_get(ours, def_keys[i]);
 		const json_t *t = json_object_get(theirs, def_keys[i]);
@@ -119,7 +129,7 @@ warn_one(const struct bud *b, const json_t *ours, const json_t *row)
 	}
 	if (what.len == 0)
 		buf_adds(&what, "a definition this onesyncd cannot read");
-	log_warnx("budget %s: instance %.100s defines it otherwise (%s): the instances share its "
+	log_warnx("budget %s: instance %s defines it otherwise (%s): the instances share its "
 	    "windows, each taking within the limits it defines, so neither definition holds; "
 	    "define it the same on every instance of the state database", b->conf.name,
 	    who.data, what.data);

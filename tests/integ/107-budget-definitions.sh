@@ -2,7 +2,7 @@
 # budget "api" as 100 per second, instance "b", started while "a" runs, as 50 per second: b's
 # log names the budget, what differs (the rates, here and there) and instance a. With the
 # same definitions on both, neither warns. A definition another process wrote into the
-# state database is shown escaped (it cannot start a log line of its own).
+# state database is shown escaped and cut short (it cannot start a log line of its own).
 . "$(dirname "$0")/../lib.sh"
 sa_start
 STATE=$(new_db state)
@@ -45,17 +45,18 @@ grep -q 'concurrency' "$T/b.log" && fail "concurrency (each instance's own) was 
 # 2. a definition written by another process: shown escaped, on one line
 psql -X -q -v ON_ERROR_STOP=1 "$STATE" >/dev/null <<'Q' || fail "cannot write the forged definition"
 INSERT INTO onesync.instances (id, incarnation, heartbeat_at)
-  VALUES (E'evil\n<3>forged', 'x', now() + interval '1 hour');
+  VALUES (E'evil\n<3>forged' || repeat('é', 100), 'x', now() + interval '1 hour');
 INSERT INTO onesync.budget_defs (name, instance, fingerprint, definition)
-  VALUES ('api', E'evil\n<3>forged', 'f', '{"rate": "a\nb", "match": 1}');
+  VALUES ('api', E'evil\n<3>forged' || repeat('é', 100), 'f', '{"rate": "a\nb", "match": 1}');
 Q
 kill -HUP "$PID_b"	# a reload compares again at the next take
 sleep 1
 "${ONESYNCCTL:-$TOP/src/onesyncctl}" -c "$T/b.conf" run 2 >/dev/null 2>&1 || fail "onesyncctl run 2 failed"
 wait_for 20 grep -q 'instance evil' "$T/b.log" || fail "no warning of the forged definition: $(grep -i budget "$T/b.log")"
 grep -q '^<3>forged' "$T/b.log" && fail "a stored instance name started a log line of its own"
-grep -F 'instance evil\n<3>forged defines it otherwise (rate ["50/1s","100000/1d"] here, "a\nb" there; reserve' "$T/b.log" ||
-	fail "the forged definition is not shown escaped: $(grep 'evil' "$T/b.log")"
+grep -F 'instance evil\n<3>forged' "$T/b.log" | grep -F 'ééé... defines it otherwise (rate ["50/1s","100000/1d"] here, "a\nb" there; reserve' ||
+	fail "the forged definition is not shown escaped and cut: $(grep 'evil' "$T/b.log")"
+iconv -f UTF-8 -t UTF-8 "$T/b.log" >/dev/null || fail "the log is not UTF-8 (a character cut in two)"
 stop b; stop a
 
 # 3. the same definitions: no warning
