@@ -418,6 +418,9 @@ pump(struct bud *b)
 				b->in_flight++;
 				t->slot[t->stage] = true;
 			}
+		} else if (t->gave_back) {
+			reslot_start(b, t);	/* removed by a reload while it waited */
+			continue;
 		}
 		dequeue(b, t);
 		t->stage++;
