@@ -158,8 +158,7 @@ defined(void *arg, int rc, json_t *res, const char *err)
 		if (!b->def_err_logged)
 			log_warnx("budget %s: cannot compare its definition with the other "
 			    "instances': %s", b->conf.name, err != NULL ? err : "unexpected answer");
-		b->def_err_logged = true;
-		b->def_next = 0;	/* at the next take */
+		b->def_err_logged = true;	/* asked again in BUD_DEF_CHECK_MS */
 		goto out;
 	}
 	text = json_dumps(res, DEF_DUMP);
@@ -206,7 +205,11 @@ budgets_def_check(struct bud *b)
 	dc = xcalloc(1, sizeof *dc);
 	dc->b = b;
 	dc->def = def_json(&b->conf);
-	text = json_dumps(dc->def, DEF_DUMP);
+	if ((text = json_dumps(dc->def, DEF_DUMP)) == NULL) {
+		json_decref(dc->def);
+		free(dc);
+		return;
+	}
 	snprintf(fp, sizeof fp, "%016llx", (unsigned long long)XXH3_64bits(text, strlen(text)));
 	b->refs++;	/* the answer refers to it */
 	state_budget_define(e->state, b->conf.name, fp, text, defined, dc);
