@@ -14,11 +14,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <sys/random.h>
 
 #include "daemon/budgets.h"
 #include "daemon/budgets_int.h"
+#include "daemon/budgets_block.h"
+#include "daemon/budgets_def.h"
 #include "config/budget.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -31,17 +31,6 @@ static void pump(struct bud *);
 static void advance(struct ticket *);
 static void rtt_seen(struct bud *, int64_t);
 
-
-/* "15:42:10" in local time. */
-static void
-clock_text(int64_t ms, char *out, size_t len)
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-
-	if (localtime_r(&t, &tm) == NULL || strftime(out, len, "%H:%M:%S", &tm) == 0)
-		snprintf(out, len, "%lld", (long long)(ms / 1000));
-}
 
 /* Windows, limits (reserve taken off the longest), chunk and hold from the configuration. */
 static void
@@ -67,6 +56,7 @@ bud_settings(struct bud *b)
 		b->chunk = 1;
 	if (b->chunk > 10)
 		b->chunk = 10;
+	b->def_next = 0;	/* a reload: compared with the others' again */
 	b->hold_ms = b->nw > 0 ? b->win[0] / 10 : 1000;
 	if (b->hold_ms > 1000)
 		b->hold_ms = 1000;
@@ -123,16 +113,28 @@ bud_reap(struct budgets *e)
 }
 
 /* At the end of b's queue; a token request at its head (the requests waiting behind a full
- * concurrency may be waiting for its token). */
+ * concurrency may be waiting for its token); one taking its slots back next, after the
+ * token requests and those before it (it has waited its turn already). */
 static void
 enqueue(struct bud *b, struct ticket *t)
 {
+	struct ticket **pp = &b->head;
+
 	t->next = NULL;
 	t->queued = true;
 	b->waiting++;
 	if (t->priority && b->head != NULL) {
 		t->next = b->head;
 		b->head = t;
+		return;
+	}
+	if (t->reslot) {
+		while (*pp != NULL && ((*pp)->priority || (*pp)->reslot))
+			pp = &(*pp)->next;
+		t->next = *pp;
+		*pp = t;
+		if (t->next == NULL)
+			b->tail = t;
 		return;
 	}
 	if (b->tail != NULL)
@@ -191,24 +193,12 @@ ticket_release(struct ticket *t)
 static void
 refuse_all(struct bud *b, int64_t until, const char *reason)
 {
-	char when[32], *why;
+	char *why;
 	struct ticket *t;
 
-	clock_text(until, when, sizeof when);
-	if (reason == NULL) {
-		/* The message carries a number nobody outside this process can know: only a
-		 * run that met this refusal can show it (a source's words cannot). */
-		struct budgets *e = b->e;
-		uint64_t id = 0;
-
-		if (getrandom(&id, sizeof id, 0) != sizeof id || id == 0)
-			id = rand64() | 1;
-		e->refusals[e->nrefusal].id = id;
-		e->refusals[e->nrefusal].until = until;
-		e->nrefusal = (e->nrefusal + 1) % BUD_REFUSALS;
-		why = xasprintf("throttled until %s by budget %s (refusal %016llx)", when,
-		    b->conf.name, (unsigned long long)id);
-	} else
+	if (reason == NULL)
+		why = budgets_refusal(b->e, b->conf.name, until);
+	else
 		why = xasprintf("budget %s: %s", b->conf.name, reason);
 	if (reason == NULL && until > b->refused_until)
 		b->refused_until = until;
@@ -266,8 +256,19 @@ taken(void *arg, int rc, json_t *res, const char *err)
 	if (blocked > b->blocked_until)
 		b->blocked_until = blocked;
 	if (g > 0) {
-		b->tokens = g;
-		b->tokens_until = b->take_asked + (uint64_t)b->take_hold;
+		uint64_t until = b->take_asked + (uint64_t)b->take_hold;
+
+		if (b->tokens > 0 && now_mono_ms() < b->tokens_until) {
+			/* What is left of the grant before stays, until its own (earlier)
+			 * end: a partial grant adds to it, or a request costlier than what
+			 * the window has free at once would drop what it gathered. */
+			b->tokens += g;
+			if (until < b->tokens_until)
+				b->tokens_until = until;
+		} else {
+			b->tokens = g;
+			b->tokens_until = until;
+		}
 		b->taken += g;
 	} else
 		b->full_until = now + (wait > 0 ? wait : 1);
@@ -302,11 +303,64 @@ take(struct bud *b, int64_t cost)
 		hold = b->hold_ms;
 	if (hold > BUD_HOLD_MAX_MS)
 		hold = BUD_HOLD_MAX_MS;
+	budgets_def_check(b);
+	if (b->tokens > 0 && now_mono_ms() < b->tokens_until)
+		cost -= b->tokens;	/* what is left counts (taken adds to it) */
 	b->taking = true;
 	b->take_asked = now_mono_ms();
 	b->take_hold = hold;
 	state_budget_take(b->e->state, b->conf.name, b->win, b->lim, b->nw,
 	    cost > b->chunk ? cost : b->chunk, hold, taken, b);
+}
+
+/*
+ * b will not let anyone pass for a while (a block, full windows, a state database that does
+ * not answer): the requests waiting at it give back the concurrency slots they took at the
+ * budgets before it, so that work under those alone goes on; they take them again, in the
+ * order of the budgets, once b lets them pass (the slots are always taken in that order, so
+ * two requests never wait for each other's).
+ */
+static void
+give_back(struct bud *b)
+{
+	for (struct ticket *t = b->head; t != NULL; t = t->next) {
+		if (t->reslot)
+			continue;
+		for (size_t i = 0; i < t->stage; i++)
+			if (t->slot[i]) {
+				t->slot[i] = false;
+				t->b[i]->in_flight--;
+				t->gave_back = true;
+				kick(t->b[i]);
+			}
+	}
+}
+
+/* t, taking its slots back, is at the head of b: it takes b's slot when one is free. */
+static bool
+reslot_pass(struct bud *b, struct ticket *t)
+{
+	if (!b->gone) {
+		if (b->conf.concurrency > 0 && b->in_flight >= b->conf.concurrency)
+			return false;
+		b->in_flight++;
+		t->slot[t->stage] = true;
+	}
+	if (t->stage == t->resume)
+		t->reslot = false;	/* back where it paid: on to the next budget */
+	return true;
+}
+
+/* t paid b's tokens after giving its slots back: it takes them again from the first one. */
+static void
+reslot_start(struct bud *b, struct ticket *t)
+{
+	dequeue(b, t);
+	t->gave_back = false;
+	t->reslot = true;
+	t->resume = t->stage;
+	t->stage = 0;
+	advance(t);
 }
 
 /*
@@ -321,7 +375,10 @@ pump(struct bud *b)
 	while ((t = b->head) != NULL && !b->e->closing) {
 		int64_t now = now_wall_ms(), until, cost = t->cost[t->stage];
 
-		if (!b->gone) {
+		if (t->reslot) {
+			if (!reslot_pass(b, t))
+				return;		/* a transfer that ends pumps again */
+		} else if (!b->gone) {
 			until = b->blocked_until > b->full_until ? b->blocked_until :
 			    b->full_until;
 			if (b->state_failing != 0 && now_mono_ms() - b->state_failing >
@@ -337,6 +394,7 @@ pump(struct bud *b)
 				}
 				arm(b, until - now + (until == b->blocked_until ?
 				    (int64_t)(rand64() % BUD_JITTER_MS) : 0));
+				give_back(b);
 				return;
 			}
 			if (b->conf.concurrency > 0 && b->in_flight >= b->conf.concurrency &&
@@ -352,10 +410,17 @@ pump(struct bud *b)
 			if (b->probing)
 				b->probe = t;
 			b->tokens -= cost;
+			if (t->gave_back) {
+				reslot_start(b, t);
+				continue;
+			}
 			if (!t->priority) {
 				b->in_flight++;
 				t->slot[t->stage] = true;
 			}
+		} else if (t->gave_back) {
+			reslot_start(b, t);	/* removed by a reload while it waited */
+			continue;
 		}
 		dequeue(b, t);
 		t->stage++;
@@ -371,8 +436,7 @@ advance(struct ticket *t)
 
 	if (t->stage < t->n) {
 		enqueue(t->b[t->stage], t);
-		if (t->b[t->stage]->head == t)
-			pump(t->b[t->stage]);
+		pump(t->b[t->stage]);	/* also when not first: it may have to give back */
 		return;
 	}
 	waited = (double)(now_mono_ms() - t->asked) / 1000.0;
@@ -416,50 +480,31 @@ permit_ask(struct http_call *c, const char *method, const char *url, void *arg)
 	advance(t);
 }
 
-/* Block b until `until` here and, through the store, on every instance. */
-static void
-block(struct bud *b, int64_t until, long status)
+/* When b's waiting requests may go again if that is known (a block, full windows), else 0. */
+static int64_t
+known_end(const struct bud *b)
 {
-	char when[32];
+	int64_t until = b->blocked_until > b->full_until ? b->blocked_until : b->full_until;
 
-	b->probing = true;
-	if (until <= b->blocked_until)
-		return;
-	b->blocked_until = until;
-	clock_text(until, when, sizeof when);
-	log_info("budget %s: blocked until %s (the server answered %s)", b->conf.name, when,
-	    status == 0 ? "that no request is left" : status == 429 ? "HTTP 429" : "HTTP 503");
-	state_budget_block(b->e->state, b->conf.name, until, NULL, NULL);
+	return !b->gone && until > now_wall_ms() ? until : 0;
 }
 
-/*
- * What a finished transfer says of the server's limits: how long b is blocked. A 429 or
- * 503 that gives no time ("Retry-After: 0", a date already past: a server's clock behind
- * ours, or nothing) blocks it 1 s, doubling with each such block in a row up to 64 s.
- */
-static int64_t
-block_for(struct bud *b, const struct http_limit_info *li, long *status)
+/* A run's cut frees t: note the latest known end of a wait t was in at a budget. */
+static void
+cut_seen(struct budgets *e, const struct ticket *t)
 {
-	int64_t w;
+	int64_t until;
 
-	*status = li->status;
-	if (li->status == 429 || li->status == 503) {
-		w = li->retry_after_ms >= 0 ? li->retry_after_ms : li->reset_ms;
-		if (w >= BUD_DEFAULT_BLOCK_MS) {
-			b->streak = 0;
-			return w;
-		}
-		w = (int64_t)BUD_DEFAULT_BLOCK_MS << (b->streak < 6 ? b->streak : 6);
-		b->streak++;
-		return w;
+	if (!t->queued || t->stage >= t->n || t->reslot)
+		return;		/* in flight, or waiting for a slot: an end nobody knows */
+	until = known_end(t->b[t->stage]);
+	if (until > e->cut.until) {
+		if (e->cut.b != NULL)
+			e->cut.b->refs--;
+		e->cut.b = t->b[t->stage];
+		e->cut.b->refs++;
+		e->cut.until = until;
 	}
-	*status = 0;
-	b->streak = 0;
-	if (li->remaining == 0 && li->reset_ms > 0)
-		return li->reset_ms;
-	if (li->status != 0 && b->probe != NULL)
-		b->probing = false;	/* the server answers again: everyone goes */
-	return 0;
 }
 
 static void
@@ -475,6 +520,8 @@ permit_ended(struct http_call *c, const struct http_limit_info *li, void *arg)
 	if (t == NULL)
 		return;
 	*http_call_permit_slot(c) = NULL;
+	if (li == NULL && e->cut.on)
+		cut_seen(e, t);
 	n = t->n;
 	memcpy(held, t->b, n * sizeof *held);
 	for (size_t i = 0; i < n && li != NULL && !e->closing; i++) {
@@ -486,8 +533,8 @@ permit_ended(struct http_call *c, const struct http_limit_info *li, void *arg)
 		 * probe's, or one that gives a time, changes it (no doubling per answer). */
 		if (b->probe != t && b->blocked_until > now_wall_ms() && !timed)
 			continue;
-		if ((wait = block_for(b, li, &status)) > 0)
-			block(b, now_wall_ms() + wait, status);
+		if ((wait = budgets_block_for(b, li, &status)) > 0)
+			budgets_block(b, now_wall_ms() + wait, status);
 	}
 	ticket_release(t);
 	free(t);
@@ -610,24 +657,35 @@ budgets_free(struct budgets *e)
 	free(e);
 }
 
-int64_t
-budgets_throttled(const struct budgets *e, const char *msg)
+void
+budgets_cut_begin(struct budgets *e)
 {
-	const char *p = msg;
+	if (e == NULL)
+		return;
+	if (e->cut.b != NULL)
+		e->cut.b->refs--;	/* a watch never ended */
+	e->cut.on = true;
+	e->cut.until = 0;
+	e->cut.b = NULL;
+}
 
-	if (e == NULL || msg == NULL)
-		return 0;
-	while ((p = strstr(p, "(refusal ")) != NULL) {
-		char *end;
-		unsigned long long id;
+char *
+budgets_cut_end(struct budgets *e)
+{
+	struct bud *b;
+	char *msg;
 
-		p += strlen("(refusal ");
-		id = strtoull(p, &end, 16);
-		if (end - p != 16 || *end != ')' || id == 0)
-			continue;
-		for (size_t i = 0; i < BUD_REFUSALS; i++)
-			if (e->refusals[i].id == id)
-				return e->refusals[i].until;
-	}
-	return 0;
+	if (e == NULL || !e->cut.on)
+		return NULL;
+	e->cut.on = false;
+	if ((b = e->cut.b) == NULL)
+		return NULL;
+	e->cut.b = NULL;
+	b->refs--;
+	b->throttled++;
+	if (e->cut.until > b->refused_until)
+		b->refused_until = e->cut.until;
+	msg = budgets_refusal(e, b->conf.name, e->cut.until);
+	bud_reap(e);
+	return msg;
 }

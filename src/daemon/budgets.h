@@ -28,11 +28,13 @@ struct budgets *budgets_reload(struct budgets *, struct event_base *, struct sta
 void budgets_close(struct budgets *);
 void budgets_free(struct budgets *);
 /*
- * When a run failed with msg: the time (wall ms) a budget's refusal that msg names
- * ("throttled until ... by budget NAME (refusal ID)", ID a random number of this process,
- * one of its last 64 refusals) lets requests go again; 0 when msg names none (the run
- * failed for another reason, or a source wrote those words).
+ * Around the cancel of a run whose run_timeout fired: budgets_cut_begin starts noting the
+ * requests freed while a budget held them for a time whose end is known (a block, full
+ * windows); budgets_cut_end stops and answers, for the latest such end, a refusal's
+ * message as budgets_refusal (daemon/budgets_block.h) makes it (the caller frees it), or
+ * NULL when no freed request waited so.
  */
-int64_t budgets_throttled(const struct budgets *, const char *msg);
+void budgets_cut_begin(struct budgets *);
+char *budgets_cut_end(struct budgets *);
 
 #endif

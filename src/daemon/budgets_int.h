@@ -18,6 +18,7 @@ struct state;
 #define BUD_JITTER_MS		250	/* at most this after a block ends, at random */
 #define BUD_DEFAULT_BLOCK_MS	1000	/* a 429/503 that says nothing of how long, or 0 */
 #define BUD_HOLD_MAX_MS		10000	/* the longest hold a slow state database gets */
+#define BUD_DEF_CHECK_MS	60000	/* the definitions compared again after this */
 
 struct bud;
 
@@ -30,6 +31,10 @@ struct ticket {
 	size_t			 n, stage;	/* budgets matched, passed */
 	uint64_t		 asked;		/* monotonic ms */
 	bool			 priority;	/* a token request: no concurrency slot */
+	bool			 gave_back;	/* gave its slots back while waiting at
+						 * b[stage] (give_back in budgets.c) */
+	bool			 reslot;	/* taking them back, in order, up to ... */
+	size_t			 resume;	/* ... b[resume], whose tokens it paid */
 	struct ticket		*next;		/* in b[stage]'s queue */
 	bool			 queued;
 };
@@ -67,6 +72,10 @@ struct bud {
 	long long		 taken, throttled, waited_n;
 	double			 waited_s;
 	int64_t			 refused_until;	/* the last refusal: until then */
+	/* the definitions of the other instances (budgets_def.c) */
+	uint64_t		 def_next;	/* monotonic ms: compared again then */
+	uint64_t		 def_warned;	/* the differing set last logged (a hash) */
+	bool			 def_err_logged;
 };
 
 #define BUD_REFUSALS	64	/* refusals remembered, for budgets_throttled */
@@ -81,6 +90,11 @@ struct budgets {
 		int64_t		 until;
 	}			 refusals[BUD_REFUSALS];
 	size_t			 nrefusal;	/* the next slot (a ring) */
+	struct {			/* budgets_cut_begin .. budgets_cut_end */
+		bool		 on;
+		int64_t		 until;	/* the latest known end of a wait cut */
+		struct bud	*b;	/* ... at this budget (a reference) */
+	}			 cut;
 };
 
 #endif

@@ -11,6 +11,7 @@
 
 #include "core/log.h"
 #include "daemon/budgets.h"
+#include "daemon/budgets_block.h"
 #include "daemon/daemon_int.h"
 #include "daemon/notify.h"
 #include "daemon/schedule.h"
@@ -166,6 +167,25 @@ job_throttled(const char *msg, void *arg)
 	return budgets_throttled(jr->d->budgets, msg);
 }
 
+/* Around a timed-out run's cancel: a budget's wait past its time (daemon/budgets.c). */
+static char *
+job_budget_waits(bool begin, void *arg)
+{
+	struct jobrt *jr = arg;
+	char *why, *msg;
+
+	if (begin) {
+		budgets_cut_begin(jr->d->budgets);
+		return NULL;
+	}
+	if ((why = budgets_cut_end(jr->d->budgets)) == NULL)
+		return NULL;
+	msg = xasprintf("%s: a wait longer than what was left of its run_timeout of %lld ms",
+	    why, (long long)jr->conf->timeout_ms);
+	free(why);
+	return msg;
+}
+
 /* Start a run of jr: it gets what it needs of the daemon, never the daemon. */
 static void
 job_run_start(struct jobrt *jr)
@@ -177,6 +197,7 @@ job_run_start(struct jobrt *jr)
 		.once = d->once, .keeps_lease = job_keeps_lease, .ended = job_run_ended,
 		.arg = jr, .cfg = jr->ref, .cfg_drop = cfgref_release,
 		.throttled = d->budgets != NULL ? job_throttled : NULL,
+		.budget_waits = d->budgets != NULL ? job_budget_waits : NULL,
 	};
 
 	jr->ref->refs++;	/* the run's hold, dropped by cfgref_release */

@@ -268,7 +268,8 @@ void
 run_fail(struct run *r, const char *fmt, ...)
 {
 	va_list ap;
-	char *msg;
+	char *msg, *why;
+	bool waits;
 
 	if (r->finishing)
 		return;
@@ -276,9 +277,17 @@ run_fail(struct run *r, const char *fmt, ...)
 	va_start(ap, fmt);
 	msg = xvasprintf(fmt, ap);
 	va_end(ap);
+	waits = r->timed_out && !r->cut && r->env.budget_waits != NULL;
 	/* the run's history, /jobs and the log line all show it: redacted once, here */
 	msg = r->fail_msg = redact_text_free(msg);
+	if (waits)
+		(void)r->env.budget_waits(true, r->env.arg);
 	cancel_inflight(r);
+	if (waits && (why = r->env.budget_waits(false, r->env.arg)) != NULL) {
+		/* A budget held a request past the run's time: throttled, not timed out. */
+		free(r->fail_msg);
+		msg = r->fail_msg = redact_text_free(why);
+	}
 	evtimer_del(r->ev_timeout);
 	if (!r->cut && r->env.throttled != NULL)
 		r->throttled_until = r->env.throttled(msg, r->env.arg);

@@ -64,6 +64,11 @@ struct run_env {
 	/* When the run fails with msg: the time a budget that msg names refuses requests
 	 * until (daemon/budgets.c), 0 when it is no such refusal. NULL: no budgets. */
 	int64_t			(*throttled)(const char *msg, void *arg);
+	/* Around the cancel of a run cut by its run_timeout (NULL: no budgets): begin true
+	 * starts noting the requests a budget holds for a known time; begin false stops and
+	 * answers the run's message for the latest of those times, a budget's refusal that
+	 * `throttled` knows (the caller frees it), or NULL. */
+	char			*(*budget_waits)(bool begin, void *arg);
 	void			*arg;
 	/* The configuration the job points into, held for the run: dropped once at its end. */
 	void			*cfg;

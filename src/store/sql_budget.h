@@ -145,4 +145,55 @@
 	"    FROM @S@.budgets b WHERE p_names IS NULL OR b.name = ANY (p_names)\n" \
 	"$f$;\n"
 
+/*
+ * The budgets' definitions (budget_define), part of migration 5 (after the credentials').
+ * Each instance writes, per budget it uses, what of its definition the instances share the
+ * windows by (rates, reserve, match prefixes, costs: not concurrency nor park_after, which
+ * are its own) and a fingerprint of that; it reads back the differing definitions of the
+ * other instances still registered, to warn of them. Nothing else reads these rows.
+ */
+#define SQL_MIGRATION_BUDGET_DEFS \
+	"CREATE TABLE @S@.budget_defs (\n" \
+	"  name text NOT NULL,\n" \
+	"  instance text NOT NULL,\n" \
+	"  fingerprint text NOT NULL,\n" \
+	"  definition jsonb NOT NULL,\n" \
+	"  defined_at timestamptz NOT NULL DEFAULT now(),\n" \
+	"  PRIMARY KEY (name, instance));\n" \
+/* Record the definition of budget p_name by the instance whose process holds p_incarnation \
+ * (instances.incarnation), forget those of instances no longer registered, and answer the \
+ * other instances' definitions whose fingerprint differs: [{"instance", "definition"}, ...] \
+ * (at most 20, by instance). A fingerprint is 1 to 64 characters, a definition an object of \
+ * at most 64 kB. */ \
+	"CREATE FUNCTION @S@.budget_define(p_name text, p_incarnation text, p_fingerprint text,\n" \
+	"    p_definition jsonb) RETURNS jsonb LANGUAGE plpgsql AS $f$\n" \
+	"DECLARE me text;\n" \
+	"BEGIN\n" \
+	"  PERFORM @S@.budget_check_name('budget_define', p_name);\n" \
+	"  IF p_fingerprint IS NULL OR p_fingerprint = '' OR length(p_fingerprint) > 64\n" \
+	"     OR p_definition IS NULL OR jsonb_typeof(p_definition) <> 'object'\n" \
+	"     OR octet_length(p_definition::text) > 65536 THEN\n" \
+	"    RAISE EXCEPTION 'budget_define(%): the fingerprint must be 1 to 64 characters (got %) and '\n" \
+	"      'the definition an object of at most 64 kB (got % bytes)', p_name,\n" \
+	"      quote_nullable(left(p_fingerprint, 70)), octet_length(p_definition::text)\n" \
+	"      USING ERRCODE = '22023';\n" \
+	"  END IF;\n" \
+	"  SELECT id INTO me FROM @S@.instances WHERE incarnation = p_incarnation;\n" \
+	"  IF me IS NULL THEN\n" \
+	"    RAISE EXCEPTION 'budget_define(%): no registered instance has incarnation %', p_name,\n" \
+	"      quote_nullable(left(p_incarnation, 70)) USING ERRCODE = '22023';\n" \
+	"  END IF;\n" \
+	"  DELETE FROM @S@.budget_defs d WHERE d.name = p_name\n" \
+	"     AND NOT EXISTS (SELECT 1 FROM @S@.instances i WHERE i.id = d.instance);\n" \
+	"  INSERT INTO @S@.budget_defs AS o (name, instance, fingerprint, definition)\n" \
+	"    VALUES (p_name, me, p_fingerprint, p_definition)\n" \
+	"    ON CONFLICT (name, instance) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,\n" \
+	"      definition = EXCLUDED.definition, defined_at = now();\n" \
+	"  RETURN COALESCE((SELECT jsonb_agg(jsonb_build_object('instance', x.instance,\n" \
+	"      'definition', x.definition) ORDER BY x.instance)\n" \
+	"    FROM (SELECT instance, definition FROM @S@.budget_defs\n" \
+	"           WHERE name = p_name AND instance <> me AND fingerprint <> p_fingerprint\n" \
+	"           ORDER BY instance LIMIT 20) x), '[]'::jsonb);\n" \
+	"END $f$;\n"
+
 #endif

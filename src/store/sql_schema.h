@@ -605,8 +605,10 @@ CK_SQL_WATERMARK
 CK_SQL_FAILED_END,
 SQL_MIGRATION_BUDGETS
 SQL_MIGRATION_CREDENTIALS,
-/* 5: whose tokens a credential's row holds (sql_cred.h). */
-SQL_MIGRATION_CREDENTIALS_5,
+/* 5: whose tokens a credential's row holds (sql_cred.h); the budgets' definitions by
+ * instance (sql_budget.h). */
+SQL_MIGRATION_CREDENTIALS_5
+SQL_MIGRATION_BUDGET_DEFS,
 };
 
 #endif

@@ -40,3 +40,13 @@ state_budgets(struct state *st, state_cb cb, void *arg)
 {
 	state_call(st, false, "budgets", "SELECT @S@.budget_status(NULL)", 0, NULL, cb, arg);
 }
+
+void
+state_budget_define(struct state *st, const char *name, const char *fingerprint,
+    const char *definition, state_cb cb, void *arg)
+{
+	const char *v[] = { name, state_incarnation(st), fingerprint, definition };
+
+	state_call(st, false, "budget definition", "SELECT @S@.budget_define($1, $2, $3, "
+	    "$4::jsonb)", 4, v, cb, arg);
+}

@@ -27,4 +27,11 @@ void state_budget_block(struct state *, const char *name, int64_t until_ms, stat
 /* Budgets' shared state: res {"NAME": {"blocked_until_ms": b|0, "windows": {"W": used}}},
  * used: the units granted in the last W ms (bucket-rounded). */
 void state_budgets(struct state *, state_cb, void *);
+/*
+ * Record this instance's definition of budget `name` (a JSON object, as text, and its
+ * fingerprint) and answer the other registered instances' differing ones: res [{"instance":
+ * id, "definition": object}, ...], at most 20. On the pool.
+ */
+void state_budget_define(struct state *, const char *name, const char *fingerprint,
+    const char *definition, state_cb, void *);
 #endif

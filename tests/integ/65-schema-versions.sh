@@ -17,7 +17,8 @@ case "$r1 $r2" in "0 0"|"0 75"|"75 0") ;; *) fail "concurrent starts exited $r1 
 sql "$STATE" "DROP FUNCTION onesync.budget_status(text[]), onesync.budget_block(text, bigint),
 	onesync.budget_take(text, bigint[], bigint[], bigint, bigint),
 	onesync.budget_check_name(text, text), onesync.budget_ms(timestamptz);
-	DROP TABLE onesync.budgets, onesync.budget_windows;
+	DROP TABLE onesync.budgets, onesync.budget_windows, onesync.budget_defs;
+	DROP FUNCTION onesync.budget_define(text, text, text, jsonb);
 	DROP TABLE onesync.credentials CASCADE;
 	DROP FUNCTION onesync.credential_check(text, text, text, text),
 	onesync.credential_check_sealed(text, text, text, text),

@@ -2,7 +2,8 @@
 # what reached it): a rate holds in every sliding second; a 429 with Retry-After: 3 blocks the
 # budget for every job, no request under it arrives during those 3 s, and no run fails; a
 # long window used up ends the runs "throttled until T" (not failed) in the run history,
-# onesyncctl jobs, /jobs and /metrics, and they resume at T and finish the work.
+# onesyncctl jobs, /jobs and /metrics, and they resume at T and finish the work; a partial
+# grant adds to the tokens left (a costly write gathers its cost at once).
 . "$(dirname "$0")/../lib.sh"
 CTL=${ONESYNCCTL:-$TOP/src/onesyncctl}
 sa_start
@@ -93,3 +94,28 @@ m=$(seen "prefix=/api/&window_ms=10000" max_in_window)
 note "window 20/10s: at most $m requests in any 10 s, $(runs throttled) runs throttled"
 [ "$m" -le 21 ] || fail "$m requests in 10 s under a budget of 20/10s"
 kill -TERM "$D_PID"; wait "$D_PID" || fail "the daemon did not exit 0"
+
+# 4. a partial grant adds to the tokens left, not replaces them: 40 per 10 s, 36 of them
+# taken already (by another instance, played by psql); the run's read (cost 1) takes a chunk
+# of 2 and leaves 1; its write costs 3, and the 2 that are left in the window come as a
+# partial grant: with the 1 left before, that makes 3, and the write goes at once. Were the
+# partial grant to replace the 1, the write would wait for the window, some 11 s.
+kill -0 "$D_PID" 2>/dev/null && fail "the daemon of part 3 still runs"
+sql "$STATE" "DROP SCHEMA onesync CASCADE" >/dev/null 2>&1
+sa POST /_ctl/reset >/dev/null
+NJ=1
+conf "$T/cost.conf" 'rate = [ "40/10s" ]; park_after = "1m"; costs = ( { method = "PUT"; path = "^/api/d1/"; cost = 3; } );'
+sa POST /_ctl/load?coll=s1\&key=id '[]' >/dev/null
+once "$T/cost.conf" || fail "the run on an empty source failed: $(tail -3 "$T/daemon.log")"
+sql "$STATE" "DELETE FROM onesync.budget_windows"
+[ "$(sql "$STATE" "SELECT onesync.budget_take('sample', '{10000}', '{40}', 36, 1000)->>'granted'")" = 36 ] ||
+	fail "psql could not take 36 of the budget"
+sa POST /_ctl/load?coll=s1\&key=id '[{"id":1,"name":"a","updatedAt":"2026-01-01T00:00:01.000Z","v":1}]' >/dev/null
+t0=$(date +%s%N)
+once "$T/cost.conf" || fail "the costly run failed: $(tail -3 "$T/daemon.log")"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+used=$(sql "$STATE" "SELECT onesync.budget_status(NULL)->'sample'->'windows'->>'10000'")
+note "a write of cost 3 with 1 token left and 2 in the window: the run took $ms ms; $used of 40 used"
+same_colls s1 d1 id,name,updatedAt,v || fail "d1 differs from s1"
+[ "$ms" -lt 6000 ] || fail "the write waited for the window ($ms ms): a partial grant replaced the token left before it"
+[ "$used" = 40 ] || fail "$used of the window used, not 40"
