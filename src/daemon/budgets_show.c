@@ -8,62 +8,60 @@
 #include "daemon/budgets_show.h"
 #include "daemon/budgets_int.h"
 #include "core/util.h"
-
-/* One sample line per budget of a family (HELP and TYPE once). */
-static void
-family(struct buf *out, const char *name, const char *type, const char *help)
-{
-	buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
+#include "run/metrics.h"
 
 void
 budgets_render(const struct budgets *e, struct buf *out)
 {
+	static const char *const tokens = "onesync_budget_tokens", *wait =
+	    "onesync_budget_wait_seconds", *throttled = "onesync_budget_throttled_total",
+	    *in_flight = "onesync_budget_in_flight", *waiting = "onesync_budget_waiting",
+	    *blocked = "onesync_budget_blocked_seconds";
 	const struct bud *b;
 	int64_t now = now_wall_ms();
 	uint64_t mono = now_mono_ms();
 
 	if (e == NULL)
 		return;
-	family(out, "onesync_budget_tokens", "gauge", "Tokens of the request budget this "
-	    "instance holds, taken from the state store and not yet spent.");
+	metrics_header(out, tokens, "gauge", "Tokens of the request budget this instance "
+	    "holds, taken from the state store and not yet spent.");
 	for (b = e->list; b != NULL; b = b->next)
 		if (!b->gone)
-			buf_printf(out, "onesync_budget_tokens{budget=\"%s\"} %lld\n", b->conf.name,
+			metrics_labelled(out, tokens, "", "budget", b->conf.name, "%lld",
 			    (long long)(mono < b->tokens_until ? b->tokens : 0));
-	family(out, "onesync_budget_wait_seconds", "summary", "Time requests waited for the "
-	    "budget's permit on this instance.");
+	metrics_header(out, wait, "summary", "Time requests waited for the budget's permit "
+	    "on this instance.");
 	for (b = e->list; b != NULL; b = b->next)
-		if (!b->gone)
-			buf_printf(out, "onesync_budget_wait_seconds_sum{budget=\"%s\"} %.3f\n"
-			    "onesync_budget_wait_seconds_count{budget=\"%s\"} %lld\n", b->conf.name,
-			    b->waited_s, b->conf.name, b->waited_n);
-	family(out, "onesync_budget_throttled_total", "counter", "Requests the budget refused "
-	    "on this instance because the wait was longer than park_after (their runs ended "
+		if (!b->gone) {
+			metrics_labelled(out, wait, "_sum", "budget", b->conf.name, "%.3f",
+			    b->waited_s);
+			metrics_labelled(out, wait, "_count", "budget", b->conf.name, "%lld",
+			    b->waited_n);
+		}
+	metrics_header(out, throttled, "counter", "Requests the budget refused on this "
+	    "instance because the wait was longer than park_after (their runs ended "
 	    "throttled).");
 	for (b = e->list; b != NULL; b = b->next)
 		if (!b->gone)
-			buf_printf(out, "onesync_budget_throttled_total{budget=\"%s\"} %lld\n",
-			    b->conf.name, b->throttled);
-	family(out, "onesync_budget_in_flight", "gauge", "Requests under the budget in flight "
-	    "on this instance.");
+			metrics_labelled(out, throttled, "", "budget", b->conf.name, "%lld",
+			    b->throttled);
+	metrics_header(out, in_flight, "gauge", "Requests under the budget in flight on this "
+	    "instance.");
 	for (b = e->list; b != NULL; b = b->next)
 		if (!b->gone)
-			buf_printf(out, "onesync_budget_in_flight{budget=\"%s\"} %d\n", b->conf.name,
+			metrics_labelled(out, in_flight, "", "budget", b->conf.name, "%d",
 			    b->in_flight);
-	family(out, "onesync_budget_waiting", "gauge", "Requests waiting for the budget's "
-	    "permit on this instance.");
+	metrics_header(out, waiting, "gauge", "Requests waiting for the budget's permit on "
+	    "this instance.");
 	for (b = e->list; b != NULL; b = b->next)
 		if (!b->gone)
-			buf_printf(out, "onesync_budget_waiting{budget=\"%s\"} %zu\n", b->conf.name,
-			    b->waiting);
-	family(out, "onesync_budget_blocked_seconds", "gauge", "Seconds left of the budget's "
-	    "block (a 429 or 503 from its server, on any instance), 0 when not blocked.");
+			metrics_labelled(out, waiting, "", "budget", b->conf.name, "%zu", b->waiting);
+	metrics_header(out, blocked, "gauge", "Seconds left of the budget's block (a 429 or 503 "
+	    "from its server, on any instance), 0 when not blocked.");
 	for (b = e->list; b != NULL; b = b->next)
 		if (!b->gone)
-			buf_printf(out, "onesync_budget_blocked_seconds{budget=\"%s\"} %.3f\n",
-			    b->conf.name, b->blocked_until > now ?
-			    (double)(b->blocked_until - now) / 1000.0 : 0.0);
+			metrics_labelled(out, blocked, "", "budget", b->conf.name, "%.3f",
+			    b->blocked_until > now ? (double)(b->blocked_until - now) / 1000.0 : 0.0);
 }
 
 json_t *

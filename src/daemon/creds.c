@@ -36,6 +36,7 @@
 #include "io/http.h"
 #include "io/http_permit.h"
 #include "io/http_req.h"
+#include "run/metrics.h"
 #include "store/state.h"
 #include "store/state_cred.h"
 
@@ -393,18 +394,16 @@ creds_render(const struct creds *e, struct buf *out)
 
 	if (e == NULL)
 		return;
-	buf_printf(out, "# HELP onesync_credential_token_requests_total Requests this instance "
-	    "sent to the credential's token endpoint.\n"
-	    "# TYPE onesync_credential_token_requests_total counter\n");
+	metrics_header(out, "onesync_credential_token_requests_total", "counter", "Requests this "
+	    "instance sent to the credential's token endpoint.");
 	for (cr = e->list; cr != NULL; cr = cr->next)
 		if (!cr->gone)
-			buf_printf(out, "onesync_credential_token_requests_total{credential=\"%s\"} "
-			    "%lld\n", cr->conf.name, cr->requests);
-	buf_printf(out, "# HELP onesync_credential_needs_reauth 1 when the credential needs "
-	    "re-authorization (its token endpoint refused the grant or the client).\n"
-	    "# TYPE onesync_credential_needs_reauth gauge\n");
+			metrics_labelled(out, "onesync_credential_token_requests_total", "",
+			    "credential", cr->conf.name, "%lld", cr->requests);
+	metrics_header(out, "onesync_credential_needs_reauth", "gauge", "1 when the credential "
+	    "needs re-authorization (its token endpoint refused the grant or the client).");
 	for (cr = e->list; cr != NULL; cr = cr->next)
 		if (!cr->gone)
-			buf_printf(out, "onesync_credential_needs_reauth{credential=\"%s\"} %d\n",
-			    cr->conf.name, cr->needs_reauth != NULL);
+			metrics_labelled(out, "onesync_credential_needs_reauth", "",
+			    "credential", cr->conf.name, "%d", cr->needs_reauth != NULL);
 }

@@ -6,6 +6,7 @@
  * in at scrape time (struct metrics_view): it knows no daemon and no job but by name. It
  * never does I/O and never touches the state store.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,12 +212,34 @@ esc(struct buf *b, const char *text, bool label)
 	free(red);
 }
 
+void
+metrics_header(struct buf *b, const char *name, const char *type, const char *help)
+{
+	buf_printf(b, "# HELP %s ", name);
+	esc(b, help, false);
+	buf_printf(b, "\n# TYPE %s %s\n", name, type);
+}
+
+void
+metrics_labelled(struct buf *b, const char *name, const char *suffix, const char *label,
+    const char *value, const char *fmt, ...)
+{
+	va_list ap;
+	char *v;
+
+	va_start(ap, fmt);
+	v = xvasprintf(fmt, ap);
+	va_end(ap);
+	buf_printf(b, "%s%s{%s=\"", name, suffix, label);
+	esc(b, value, true);
+	buf_printf(b, "\"} %s\n", v);
+	free(v);
+}
+
 static void
 header(struct buf *b, enum family f)
 {
-	buf_printf(b, "# HELP %s ", families[f].name);
-	esc(b, families[f].help, false);
-	buf_printf(b, "\n# TYPE %s %s\n", families[f].name, families[f].type);
+	metrics_header(b, families[f].name, families[f].type, families[f].help);
 }
 
 /* One sample: NAME{job="JOB"[,EXTRA]} VALUE */

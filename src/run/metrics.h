@@ -80,5 +80,10 @@ struct metrics_view {
 void metrics_render(const struct metrics_view *, struct buf *);
 const char *metrics_result_name(int);
 void metrics_free(void);
+/* For the other metrics of the process (budgets, credentials): a family's HELP and TYPE
+ * lines, then its samples NAME[SUFFIX]{LABEL="VALUE"} FORMATTED (VALUE escaped). */
+void metrics_header(struct buf *, const char *name, const char *type, const char *help);
+void metrics_labelled(struct buf *, const char *name, const char *suffix, const char *label,
+    const char *value, const char *fmt, ...) PRINTF(6, 7);
 
 #endif
