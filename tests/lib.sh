@@ -109,6 +109,20 @@ sa() {
 	fi
 }
 
+# http_job NAME COLL [SOURCE_EXTRA [DEST_EXTRA [JOB_EXTRA]]]: a job of a configuration's
+# jobs list, strategy modified, from the sample application's collection COLL (sorted by
+# updatedAt, pages of 10) to collection dCOLL by PUT; the extras are keys added to the
+# source, the destination and the job ('auth = "x";').
+http_job() {
+	cat <<J
+{ name = "$1"; strategy = "modified"; key = "id"; ${5:-}
+  modified = { field = "updatedAt"; sorted = true; };
+  source = { url = "$SA/api/$2"; page = { style = "page"; size = 10; }; ${3:-}
+    query = [ "updatedAt_gte={{watermark}}", "_sort=updatedAt,id", "_page={{page}}", "_limit={{limit}}" ]; };
+  destination = { type = "http"; method = "PUT"; url = "$SA/api/d$2/{{key}}"; body = "{{record}}"; ${4:-} }; }
+J
+}
+
 # Run onesyncd --once on a config; appends to daemon.log; returns its exit code.
 once() {
 	local conf=$1; shift

@@ -2,20 +2,10 @@
 # the 429. One job, park_after 2s; the server answers its first request 429 with
 # Retry-After: 30. The run must end "throttled" within a few seconds (and not sleep 30 s on
 # the request's own retry timer, then finish as if nothing had happened).
-. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/budget.inc"
 sa_start
 STATE=$(new_db state)
-cat >"$T/c.conf" <<C
-state = { conninfo = "$STATE"; };
-daemon = { lease = "5s"; stop_timeout = "5s"; };
-defaults = { interval = "1h"; retries = 0; };
-budgets = ( { name = "b"; match = [ "$SA/api/" ]; rate = [ "1000/1s" ]; park_after = "2s"; } );
-jobs = ( { name = "j"; strategy = "modified"; key = "id";
-  modified = { field = "updatedAt"; sorted = true; };
-  source = { url = "$SA/api/s"; page = { style = "page"; size = 10; };
-    query = [ "updatedAt_gte={{watermark}}", "_sort=updatedAt,id", "_page={{page}}", "_limit={{limit}}" ]; };
-  destination = { type = "http"; method = "PUT"; url = "$SA/api/d/{{key}}"; body = "{{record}}"; }; } );
-C
+budget_conf "$T/c.conf" 'rate = [ "1000/1s" ]; park_after = "2s";'
 sa POST /_ctl/gen '{"coll":"s","n":20}' >/dev/null
 sa POST /_ctl/block '{"prefix":"/api/","seconds":30}' >/dev/null
 t0=$(date +%s%N)

@@ -5,20 +5,10 @@
 # daemon sends its first burst (the requests in flight before the first 429), then probes at
 # growing intervals, and a burst again only after a probe got through (no storm: before,
 # 81 answers 429 came in 9 s).
-. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/budget.inc"
 sa_start
 STATE=$(new_db state)
-cat >"$T/c.conf" <<C
-state = { conninfo = "$STATE"; };
-daemon = { lease = "5s"; stop_timeout = "5s"; };
-defaults = { interval = "1h"; retries = 0; };
-budgets = ( { name = "b"; match = [ "$SA/api/" ]; rate = [ "1000/1s" ]; } );
-jobs = ( { name = "j"; strategy = "modified"; key = "id";
-  modified = { field = "updatedAt"; sorted = true; };
-  source = { url = "$SA/api/s"; page = { style = "page"; size = 10; };
-    query = [ "updatedAt_gte={{watermark}}", "_sort=updatedAt,id", "_page={{page}}", "_limit={{limit}}" ]; };
-  destination = { type = "http"; method = "PUT"; url = "$SA/api/d/{{key}}"; body = "{{record}}"; }; } );
-C
+budget_conf "$T/c.conf" 'rate = [ "1000/1s" ];'
 sa POST /_ctl/gen '{"coll":"s","n":20}' >/dev/null
 sa POST /_ctl/limit '{"prefix":"/api/","rate":1,"window_ms":10000,"retry_after":0}' >/dev/null
 t0=$(date +%s%N)

@@ -4,20 +4,10 @@
 # played here by a trigger that sleeps 20 ms in budget_take) brings tokens already dropped,
 # so the request takes again, for ever, each take using up units of the shared window.
 # A job of 3 pages and 20 records must finish within its run_timeout (20 s).
-. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/budget.inc"
 sa_start
 STATE=$(new_db state)
-cat >"$T/c.conf" <<C
-state = { conninfo = "$STATE"; };
-daemon = { lease = "5s"; stop_timeout = "5s"; };
-defaults = { interval = "1h"; retries = 0; };
-budgets = ( { name = "b"; match = [ "$SA/api/" ]; rate = [ "50/100ms" ]; } );
-jobs = ( { name = "j"; strategy = "modified"; key = "id"; run_timeout = "20s";
-  modified = { field = "updatedAt"; sorted = true; };
-  source = { url = "$SA/api/s"; page = { style = "page"; size = 10; };
-    query = [ "updatedAt_gte={{watermark}}", "_sort=updatedAt,id", "_page={{page}}", "_limit={{limit}}" ]; };
-  destination = { type = "http"; method = "PUT"; url = "$SA/api/d/{{key}}"; body = "{{record}}"; }; } );
-C
+budget_conf "$T/c.conf" 'rate = [ "50/100ms" ];' 'run_timeout = "20s";'
 "$ONESYNCD" -t -c "$T/c.conf" >"$T/t.out" 2>&1 || fail "config: $(cat "$T/t.out")"
 once "$T/c.conf" || fail "the first run (no record yet) failed"	# creates the schema
 sa POST /_ctl/gen '{"coll":"s","n":20}' >/dev/null

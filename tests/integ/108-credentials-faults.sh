@@ -28,10 +28,7 @@ defaults = { interval = "300ms"; jitter = "0s"; retries = 0; };
 credentials = ( { name = "erp"; type = "oauth2_refresh_token"; token_url = "$SA/oauth/token";
 	scope = "$3"; client_id = "sampleapp"; client_secret = "sampleapp-secret";
 	refresh_token = "{{secret:rt}}"; timeout = "20s"; } );
-jobs = ( { name = "${4:-job1}"; strategy = "modified"; key = "id"; modified = { field = "updatedAt"; sorted = true; };
-	source = { url = "$SA/api/${5:-s1}"; auth = "erp"; page = { style = "page"; size = 10; };
-		query = [ "updatedAt_gte={{watermark}}", "_sort=updatedAt,id", "_page={{page}}", "_limit={{limit}}" ]; };
-	destination = { type = "http"; method = "PUT"; url = "$SA/api/d${5:-s1}/{{key}}"; body = "{{record}}"; auth = "erp"; }; } );
+jobs = ( $(http_job "${4:-job1}" "${5:-s1}" 'auth = "erp";' 'auth = "erp";') );
 C
 }
 stop() { kill -TERM "$1"; wait "$1" || fail "onesyncd did not exit 0"; }

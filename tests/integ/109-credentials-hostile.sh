@@ -37,14 +37,7 @@ credentials = ( { name = "odd"; type = "oauth2_client_credentials"; token_url = 
 	client_id = "x"; client_secret = "y"; },
 	{ name = "erp"; type = "oauth2_client_credentials"; token_url = "$SA/oauth/token";
 	client_id = "sampleapp"; client_secret = "sampleapp-secret"; } );
-jobs = ( { name = "job1"; strategy = "modified"; key = "id"; modified = { field = "updatedAt"; sorted = true; };
-	source = { url = "$SA/api/s2"; auth = "odd"; page = { style = "page"; size = 10; };
-		query = [ "updatedAt_gte={{watermark}}", "_sort=updatedAt,id", "_page={{page}}", "_limit={{limit}}" ]; };
-	destination = { type = "http"; method = "PUT"; url = "$SA/api/d1/{{key}}"; body = "{{record}}"; }; },
-	{ name = "job2"; strategy = "modified"; key = "id"; modified = { field = "updatedAt"; sorted = true; };
-	source = { url = "$SA/api/s1"; auth = "erp"; page = { style = "page"; size = 10; };
-		query = [ "updatedAt_gte={{watermark}}", "_sort=updatedAt,id", "_page={{page}}", "_limit={{limit}}" ]; };
-	destination = { type = "http"; method = "PUT"; url = "$SA/api/d2/{{key}}"; body = "{{record}}"; }; } );
+jobs = ( $(http_job job1 s2 'auth = "odd";'), $(http_job job2 s1 'auth = "erp";') );
 C
 once_err() {	# once_err JOB: the error of one run of JOB (--once)
 	"$ONESYNCD" -c "$T/a.conf" --once "$1" >>"$T/daemon.log" 2>&1

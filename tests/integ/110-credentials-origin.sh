@@ -29,10 +29,7 @@ credentials = ( { name = "erp"; type = "oauth2_refresh_token"; token_url = "$SA/
 	client_id = "${6:-sampleapp}"; client_secret = "sampleapp-secret"; refresh_token = "{{secret:rt}}"; },
 	{ name = "crm"; type = "oauth2_client_credentials"; token_url = "$SA/oauth/token";
 	client_id = "sampleapp"; client_secret = "sampleapp-secret"; } );
-jobs = ( { name = "$4"; strategy = "modified"; key = "id"; modified = { field = "updatedAt"; sorted = true; };
-	source = { url = "$SA/api/$5"; auth = "crm"; page = { style = "page"; size = 10; };
-		query = [ "updatedAt_gte={{watermark}}", "_sort=updatedAt,id", "_page={{page}}", "_limit={{limit}}" ]; };
-	destination = { type = "http"; method = "PUT"; url = "$SA/api/d$5/{{key}}"; body = "{{record}}"; auth = "erp"; }; } );
+jobs = ( $(http_job "$4" "$5" 'auth = "crm";' 'auth = "erp";') );
 C
 }
 touch1() { sa POST /_ctl/mutate '{"coll":"s1","after_gets":0,"touch":1,"field":"updatedAt"}' >/dev/null; }

@@ -22,11 +22,7 @@ sa POST /_ctl/protect '{"prefix":"/api/"}' >/dev/null
 	echo "jobs = ("
 	for i in $(seq $NJOBS); do
 		[ "$i" -gt 1 ] && echo ","
-		echo "{ name = \"job$(printf %02d "$i")\"; strategy = \"modified\"; key = \"id\";
-		  modified = { field = \"updatedAt\"; sorted = true; };
-		  source = { url = \"$SA/api/s$i\"; auth = \"crm\"; page = { style = \"page\"; size = 10; };
-			query = [ \"updatedAt_gte={{watermark}}\", \"_sort=updatedAt,id\", \"_page={{page}}\", \"_limit={{limit}}\" ]; };
-		  destination = { type = \"http\"; method = \"PUT\"; url = \"$SA/api/d$i/{{key}}\"; body = \"{{record}}\"; auth = \"crm\"; }; }"
+		http_job "job$(printf %02d "$i")" "s$i" 'auth = "crm";' 'auth = "crm";'
 	done
 	echo ");"
 } >"$T/base.conf"
@@ -62,7 +58,7 @@ for n in a b c; do kill -TERM "${IPID[$n]}" || fail "instance $n is gone: $(tail
 for n in a b c; do wait "${IPID[$n]}" || fail "instance $n did not exit 0"; done
 f=$(sql "$STATE" "SELECT count(*) FROM onesync.runs WHERE result = 'failed'")
 [ "$f" = 0 ] || fail "$f runs failed: $(sql "$STATE" "SELECT error FROM onesync.runs WHERE result = 'failed' LIMIT 3")"
-for i in $(seq $NJOBS); do same_colls "s$i" "d$i" id,name,updatedAt,v || fail "d$i differs from s$i"; done
+for i in $(seq $NJOBS); do same_colls "s$i" "ds$i" id,name,updatedAt,v || fail "ds$i differs from s$i"; done
 # nothing secret in the logs or the state: the client secret, and any token the server issued
 grep -l "sampleapp-secret" "$T"/*.log && fail "the client secret is in a log"
 grep -lE 'at-[0-9]+-[0-9a-f]+' "$T"/*.log && fail "an access token is in a log"

@@ -24,11 +24,7 @@ sa POST /_ctl/protect '{"prefix":"/api/"}' >/dev/null
 	echo "jobs = ("
 	for i in $(seq $NJOBS); do
 		[ "$i" -gt 1 ] && echo ","
-		echo "{ name = \"job$i\"; strategy = \"modified\"; key = \"id\";
-		  modified = { field = \"updatedAt\"; sorted = true; };
-		  source = { url = \"$SA/api/s$i\"; auth = \"erp\"; page = { style = \"page\"; size = 10; };
-			query = [ \"updatedAt_gte={{watermark}}\", \"_sort=updatedAt,id\", \"_page={{page}}\", \"_limit={{limit}}\" ]; };
-		  destination = { type = \"http\"; method = \"PUT\"; url = \"$SA/api/d$i/{{key}}\"; body = \"{{record}}\"; auth = \"erp\"; }; }"
+		http_job "job$i" "s$i" 'auth = "erp";' 'auth = "erp";'
 	done
 	echo ");"
 } >"$T/base.conf"
@@ -82,6 +78,6 @@ sql "$STATE" "SELECT refresh_sealed FROM onesync.credentials" | grep -q 'rt-seco
 churn	# the running instance reads the stored mark again (every 5 s) and finds it gone
 okafter() { [ "$(sql "$STATE" "SELECT count(*) FROM onesync.runs WHERE result = 'ok' AND started_at > now() - interval '3 seconds'")" -ge "$NJOBS" ]; }
 wait_for 20 okafter || fail "the jobs did not run again after set-refresh-token: $(tail -5 "$T/a.log")"
-for i in $(seq $NJOBS); do wait_for 10 same_colls "s$i" "d$i" id,name,updatedAt,v || fail "d$i differs from s$i"; done
+for i in $(seq $NJOBS); do wait_for 10 same_colls "s$i" "ds$i" id,name,updatedAt,v || fail "ds$i differs from s$i"; done
 grep -h "rt-first\|rt-second\|sampleapp-secret" "$T"/*.log "$T/creds.txt" "$T/set.txt" && fail "a secret is in a log or an output"
 kill -TERM "${IPID[a]}"; wait "${IPID[a]}" || fail "a did not exit 0"
