@@ -323,8 +323,13 @@ creds_reload(struct creds *e, struct event_base *base, struct state *st,
 		for (size_t i = 0; i < cfg->ncreds && !kept; i++)
 			kept = strcmp(cfg->creds[i].name, cr->conf.name) == 0 &&
 			    conf_same(&cr->conf, &cfg->creds[i]);
-		if (!kept)
+		if (!kept && !cr->gone) {
 			cr->gone = true;	/* its requests in flight still get an answer */
+			if (cr->after_gone) {	/* it had not begun: its successor waits */
+				cr->after_gone = false;
+				cr->busy = false;
+			}
+		}
 	}
 	for (size_t i = 0; i < cfg->ncreds; i++)
 		if (find(e, cfg->creds[i].name) == NULL) {

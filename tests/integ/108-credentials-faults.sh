@@ -3,9 +3,9 @@
 # 1. the state database fails the statement that stores a refresh's answer for a few
 #    seconds: the rotated refresh token is stored once it answers again (the credential
 #    does not need re-authorization, the next refreshes work);
-# 2. a reload changes the credential (its scope) while its refresh waits for a slow token
-#    endpoint: the new credential waits for that refresh instead of spending the same
-#    refresh token;
+# 2. two reloads in quick succession change the credential (its scope) while its refresh
+#    waits for a slow token endpoint: the new credential waits for that refresh instead of
+#    spending the same refresh token, and the requests that waited meanwhile go on;
 # 3. two instances start together and the token endpoint takes 8 s, longer than the
 #    refresh lease (5 s): the lease is renewed while the request waits, so the other
 #    instance does not begin a refresh of its own with the same refresh token.
@@ -77,14 +77,20 @@ wait_for 15 eval '[ "$(oauth "o[\"issued\"]")" -ge 1 ]' || fail "no token"
 sleep 6.4
 conf "$T/2.conf" a "read write"
 kill -HUP "$D_PID"
+sleep 0.5
+conf "$T/2.conf" a "read admin"
+kill -HUP "$D_PID"
 sleep 9
+n=$(sql "$STATE" "SELECT count(*) FROM onesync.runs WHERE result = 'ok'")
+wait_for 10 eval '[ "$(sql "$STATE" "SELECT count(*) FROM onesync.runs WHERE result = '"'ok'"'")" -ge $((n + 3)) ]' ||
+	fail "the job stopped running after the reloads"
 read -r reused refreshes < <(oauth "o['reused'], o['refreshes']")
 [ "$reused" = 0 ] || fail "a reload during a refresh spent the same refresh token twice ($reused reuses)"
 [ "$refreshes" -ge 2 ] || fail "only $refreshes refreshes after the reload"
 "$CTL" -c "$T/2.conf" credentials >"$T/creds2.txt" 2>&1
 grep -q 'needs re-authorization' "$T/creds2.txt" && fail "the reload left the credential needing re-authorization"
 stop "$D_PID"
-note "2. a reload during a refresh: $refreshes refreshes, 0 reused"
+note "2. two reloads during a refresh: $refreshes refreshes, 0 reused"
 
 # 3. a token request longer than the lease, two instances
 STATE=$(new_db state3)
