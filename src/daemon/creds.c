@@ -129,6 +129,64 @@ find(struct creds *e, const char *name)
 	return NULL;
 }
 
+/* How long a request waits for its credential's token: as long as a token request may
+ * take with its retries (here or at the instance that refreshes), and 10 s. */
+static int64_t
+wait_max_ms(const struct cred *cr)
+{
+	int64_t t = cr->conf.http.timeout_ms > 0 ? cr->conf.http.timeout_ms : 30000;
+
+	return t * (cr->conf.http.retries + 1) + 10000;
+}
+
+/* A timer at the earliest deadline of the waiters. */
+static void
+arm_wait(struct cred *cr)
+{
+	uint64_t now = now_mono_ms(), first = UINT64_MAX, ms;
+	struct timeval tv;
+
+	for (struct waiter *w = cr->head; w != NULL; w = w->next)
+		if (w->deadline < first)
+			first = w->deadline;
+	evtimer_del(cr->wait_timer);
+	if (first == UINT64_MAX)
+		return;
+	ms = first > now ? first - now : 0;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	evtimer_add(cr->wait_timer, &tv);
+}
+
+/* Every waiter past its deadline fails: no request waits for a token without end. */
+static void
+wait_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct cred *cr = arg;
+	uint64_t now = now_mono_ms();
+	struct waiter **pp = &cr->head, *w, *prev = NULL;
+	char *why;
+
+	(void)fd; (void)what;
+	why = xasprintf("credential %s: no token after %lld s (its token request, another "
+	    "instance's refresh or the state database is that slow)", cr->conf.name,
+	    (long long)(wait_max_ms(cr) / 1000));
+	while ((w = *pp) != NULL) {
+		if (w->deadline > now) {
+			prev = w;
+			pp = &w->next;
+			continue;
+		}
+		*pp = w->next;
+		if (cr->tail == w)
+			cr->tail = prev;
+		http_auth_done(w->call, NULL, why);
+		free(w);
+	}
+	free(why);
+	arm_wait(cr);
+}
+
 static void
 ask_token(struct http_call *c, const char *name, void *arg)
 {
@@ -173,11 +231,14 @@ ask_token(struct http_call *c, const char *name, void *arg)
 	}
 	w = xcalloc(1, sizeof *w);
 	w->call = c;
+	w->deadline = now_mono_ms() + (uint64_t)wait_max_ms(cr);
 	if (cr->tail != NULL)
 		cr->tail->next = w;
 	else
 		cr->head = w;
 	cr->tail = w;
+	if (!evtimer_pending(cr->wait_timer, NULL))
+		arm_wait(cr);
 	if (!cr->busy)
 		start(cr);
 }
@@ -251,6 +312,7 @@ cred_new(struct creds *e, const struct cred_conf *cc)
 	cr->timer = evtimer_new(e->base, creds_timer_cb, cr);
 	cr->lease_timer = evtimer_new(e->base, creds_lease_cb, cr);
 	cr->store_timer = evtimer_new(e->base, creds_store_timer_cb, cr);
+	cr->wait_timer = evtimer_new(e->base, wait_timer_cb, cr);
 	return cr;
 }
 
@@ -262,6 +324,7 @@ cred_free(struct cred *cr)
 	event_free(cr->timer);
 	event_free(cr->lease_timer);
 	event_free(cr->store_timer);
+	event_free(cr->wait_timer);
 	creds_forget_all(cr);
 	creds_wipe_free(cr->used_refresh);
 	conf_free(&cr->conf);
@@ -354,6 +417,8 @@ creds_reload(struct creds *e, struct event_base *base, struct state *st,
 			n->head = cr->head;
 		n->tail = cr->tail;
 		cr->head = cr->tail = NULL;
+		evtimer_del(cr->wait_timer);
+		arm_wait(n);
 		if (!n->busy)
 			start(n);
 	}
@@ -370,6 +435,7 @@ creds_close(struct creds *e)
 	for (struct cred *cr = e->list; cr != NULL; cr = cr->next) {
 		evtimer_del(cr->timer);
 		evtimer_del(cr->lease_timer);
+		evtimer_del(cr->wait_timer);
 		creds_keep_abandon(cr);
 	}
 }

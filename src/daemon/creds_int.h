@@ -29,6 +29,7 @@ struct state;
 struct waiter {
 	struct waiter		*next;
 	struct http_call	*call;
+	uint64_t		 deadline;	/* monotonic ms: fails then without a token */
 };
 
 struct cred {
@@ -70,6 +71,7 @@ struct cred {
 	int64_t			 unstored_gen;
 	int			 store_tries;
 	struct event		*store_timer;
+	struct event		*wait_timer;	/* the first waiter's deadline */
 };
 
 struct creds {

@@ -8,7 +8,10 @@
 #    spending the same refresh token, and the requests that waited meanwhile go on;
 # 3. two instances start together and the token endpoint takes 8 s, longer than the
 #    refresh lease (5 s): the lease is renewed while the request waits, so the other
-#    instance does not begin a refresh of its own with the same refresh token.
+#    instance does not begin a refresh of its own with the same refresh token;
+# 4. another instance's refresh lease that never ends (a row leased by "ghost" for an hour):
+#    the requests waiting for a token fail after the token request's time (1 s here) and
+#    10 s, naming the credential, instead of waiting for ever.
 . "$(dirname "$0")/../lib.sh"
 CTL=${ONESYNCCTL:-$TOP/src/onesyncctl}
 sa_start
@@ -113,4 +116,26 @@ wait_for 10 eval '[ "$(sql "$STATE" "SELECT count(*) FROM onesync.runs WHERE res
 	fail "the jobs did not run with the token"
 stop "$pa"; stop "$pb"
 note "3. a token request of 8 s, lease 5 s, two instances: $total token request"
+
+# 4. a lease that never ends
+STATE=$(new_db state4)
+sa DELETE /_ctl/oauth >/dev/null
+sa POST /_ctl/protect '{"prefix":"/api/"}' >/dev/null
+sa POST /_ctl/oauth '{"expires_in":600,"rotate":true,"refresh_token":"rt-first-5b3c9"}' >/dev/null
+conf "$T/4.conf" a read
+sed -i 's/timeout = "20s"/timeout = "1s"/' "$T/4.conf"
+: >"$T/daemon.log"
+daemon_start "$T/4.conf"
+wait_for 15 eval '[ "$(sql "$STATE" "SELECT count(*) FROM onesync.runs WHERE result = '"'ok'"'")" -ge 1 ]' ||
+	fail "the job did not run"
+sql "$STATE" "UPDATE onesync.credentials SET access_sealed = NULL, access_expires_at = NULL,
+	refreshing_by = 'ghost', refreshing_until = now() + interval '1 hour'"
+sa POST /_ctl/oauth '{"revoke_access":true}' >/dev/null
+sa POST /_ctl/mutate '{"coll":"s1","after_gets":0,"touch":1,"field":"updatedAt"}' >/dev/null
+wait_for 30 eval '[ -n "$(sql "$STATE" "SELECT error FROM onesync.runs WHERE error LIKE '"'%no token after 11 s%'"' LIMIT 1")" ]' ||
+	fail "no run failed for want of a token: $(sql "$STATE" "SELECT result, error FROM onesync.runs ORDER BY id DESC LIMIT 2")"
+e=$(sql "$STATE" "SELECT error FROM onesync.runs WHERE error LIKE '%no token after%' LIMIT 1")
+case $e in *"credential erp: no token after 11 s"*) ;; *) fail "the error: $e";; esac
+stop "$D_PID"
+note "4. a lease that never ends: the run failed: ${e:0:160}"
 exit 0
