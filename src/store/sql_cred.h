@@ -215,6 +215,8 @@
  * mark made for another client or first refresh token (the configuration now names a new refresh_token), and
  * credential_renew extends the lease of a refresh whose request still waits (a budget's
  * block, a slow endpoint), so that no other instance begins with the same refresh token.
+ * The functions of migration 4 whose arguments changed stay beside the new ones, for an
+ * instance of the previous version that still runs while another migrates.
  */
 #define SQL_MIGRATION_CREDENTIALS_5 \
 	"ALTER TABLE @S@.credentials ADD COLUMN key_check text, ADD COLUMN origin text,\n" \
@@ -238,7 +240,6 @@
 	"    'refreshing_until_ms', CASE WHEN r.refreshing_until > clock_timestamp()\n" \
 	"      THEN @S@.budget_ms(r.refreshing_until) ELSE 0 END)\n" \
 	"$f$;\n" \
-	"DROP FUNCTION @S@.credential_store(text, text, bigint, text, bigint, text);\n" \
 	"CREATE FUNCTION @S@.credential_store(p_name text, p_instance text, p_generation bigint,\n" \
 	"    p_access_sealed text, p_expires_ms bigint, p_refresh_sealed text, p_key_check text,\n" \
 	"    p_origin text) RETURNS jsonb LANGUAGE plpgsql AS $f$\n" \
@@ -275,7 +276,6 @@
 	"   WHERE name = p_name RETURNING * INTO r;\n" \
 	"  RETURN jsonb_build_object('stored', true, 'generation', r.generation, 'lease_lost', lost);\n" \
 	"END $f$;\n" \
-	"DROP FUNCTION @S@.credential_begin(text, text, bigint);\n" \
 	"CREATE FUNCTION @S@.credential_begin(p_name text, p_instance text, p_lease_ms bigint,\n" \
 	"    p_origin text) RETURNS jsonb LANGUAGE plpgsql AS $f$\n" \
 	"DECLARE r @S@.credentials; t timestamptz;\n" \
@@ -318,7 +318,6 @@
 	"  GET DIAGNOSTICS n = ROW_COUNT;\n" \
 	"  RETURN jsonb_build_object('renewed', n = 1);\n" \
 	"END $f$;\n" \
-	"DROP FUNCTION @S@.credential_fail(text, text, bigint, text);\n" \
 	"CREATE FUNCTION @S@.credential_fail(p_name text, p_instance text, p_generation bigint,\n" \
 	"    p_needs_reauth text, p_origin text) RETURNS jsonb LANGUAGE plpgsql AS $f$\n" \
 	"DECLARE r @S@.credentials; mine boolean; mark boolean;\n" \
@@ -345,7 +344,6 @@
 	"   WHERE name = p_name;\n" \
 	"  RETURN jsonb_build_object('ended', mine, 'marked', mark);\n" \
 	"END $f$;\n" \
-	"DROP FUNCTION @S@.credential_set_refresh(text, text);\n" \
 	"CREATE FUNCTION @S@.credential_set_refresh(p_name text, p_refresh_sealed text,\n" \
 	"    p_key_check text, p_origin text) RETURNS jsonb LANGUAGE plpgsql AS $f$\n" \
 	"DECLARE r @S@.credentials;\n" \
