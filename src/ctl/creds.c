@@ -5,6 +5,7 @@
  * standard input with state.encryption_key and stores it (onesyncd(8), CREDENTIALS).
  */
 #include <openssl/crypto.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,25 +135,53 @@ list(struct ctl *ctl)
 	return 0;
 }
 
+/* The terminal as it was before the prompt, for a signal that ends the prompt. */
+static struct termios tty_saved;
+static const int tty_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP };
+
+/* A signal at the prompt: the terminal echoes again, then the signal does what it does. */
+static void
+tty_restore_raise(int sig)
+{
+	(void)tcsetattr(STDIN_FILENO, TCSAFLUSH, &tty_saved);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+/* One line from the terminal, not echoed (the echo comes back whatever ends it). */
+static size_t
+read_quiet(char *buf, size_t size)
+{
+	struct termios quiet = tty_saved;
+	struct sigaction sa = { 0 }, old[NELEM(tty_signals)];
+	size_t n;
+
+	sa.sa_handler = tty_restore_raise;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < NELEM(tty_signals); i++)
+		sigaction(tty_signals[i], &sa, &old[i]);
+	fprintf(stderr, "refresh token (not echoed): ");
+	quiet.c_lflag &= ~(tcflag_t)ECHO;
+	quiet.c_lflag |= ECHONL;
+	(void)tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+	n = fgets(buf, (int)size, stdin) != NULL ? strlen(buf) : 0;
+	(void)tcsetattr(STDIN_FILENO, TCSAFLUSH, &tty_saved);
+	for (size_t i = 0; i < NELEM(tty_signals); i++)
+		sigaction(tty_signals[i], &old[i], NULL);
+	return n;
+}
+
 /* The token on standard input: one line, visible ASCII, at most TOKEN_MAX bytes. From a
  * terminal: a prompt on standard error, and the line not echoed. */
 static char *
 read_token(void)
 {
 	char *buf = xmalloc(TOKEN_MAX + 2);
-	struct termios old, quiet;
-	bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
 	size_t n;
 
-	if (tty) {
-		fprintf(stderr, "refresh token (not echoed): ");
-		quiet = old;
-		quiet.c_lflag &= ~(tcflag_t)ECHO;
-		quiet.c_lflag |= ECHONL;
-		(void)tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
-		n = fgets(buf, TOKEN_MAX + 2, stdin) != NULL ? strlen(buf) : 0;
-		(void)tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
-	} else
+	if (isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &tty_saved) == 0)
+		n = read_quiet(buf, TOKEN_MAX + 2);
+	else
 		n = fread(buf, 1, TOKEN_MAX + 1, stdin);
 
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))

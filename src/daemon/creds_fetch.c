@@ -73,6 +73,17 @@ mark_reauth(struct cred *cr, const char *why)
 	fail_all(cr, "%s", cr->needs_reauth);
 }
 
+/* Whether the row's origin (first n hex digits) is this configuration's; a row that
+ * schema 4 wrote has none, and its tokens are taken as this configuration's (they were
+ * sealed with the same associated data; what made them is not known). */
+static bool
+ours(const struct cred *cr, json_t *row, size_t n)
+{
+	const char *v = json_string_value(json_object_get(row, "origin"));
+
+	return v == NULL || (strlen(v) >= n && strncmp(v, cr->origin, n) == 0);
+}
+
 static bool
 row_is(json_t *row, const char *field, const char *mine, size_t n)
 {
@@ -103,7 +114,7 @@ row_token(struct cred *cr, json_t *row, int64_t *life_ms)
 	size_t len;
 
 	if (sealed == NULL || !json_is_integer(exp) || other_key(cr, row) ||
-	    !row_is(row, "origin", cr->origin, CRED_ORIGIN_HEX))
+	    !ours(cr, row, CRED_ORIGIN_HEX))
 		return NULL;
 	*life_ms = json_integer_value(exp) - now_wall_ms();
 	if (*life_ms <= 100)
@@ -258,7 +269,7 @@ refresh_now(struct cred *cr, json_t *row)
 		request_token(cr, cr->conf.refresh_token);
 		return;
 	}
-	if (!row_is(row, "origin", cr->origin, CRED_ORIGIN_HEX / 2)) {
+	if (!ours(cr, row, CRED_ORIGIN_HEX / 2)) {
 		log_info("credential %s: the stored refresh token is another configuration's "
 		    "(token_url, client_id or refresh_token changed): the configured refresh_token "
 		    "is used", cr->conf.name);
@@ -362,8 +373,7 @@ got(void *arg, int rc, json_t *res, const char *err)
 		return;
 	}
 	if ((why = json_string_value(json_object_get(res, "needs_reauth"))) != NULL &&
-	    (json_is_null(json_object_get(res, "origin")) ||
-	    row_is(res, "origin", cr->origin, CRED_ORIGIN_HEX / 2))) {
+	    ours(cr, res, CRED_ORIGIN_HEX / 2)) {
 		mark_reauth(cr, why);
 		return;
 	}

@@ -23,7 +23,7 @@ struct state;
 #define CRED_TOKEN_MAX		8192	/* bytes of an access or refresh token */
 #define CRED_LIFE_MAX_S		(366LL * 86400)
 #define CRED_STORE_MAX_MS	8000	/* storing again after a failure: at most this */
-#define CRED_FRESH_MS		10000	/* a 401 to a token this young: the API refuses
+#define CRED_FRESH_MS		3000	/* a 401 to a token this young: the API refuses
 					 * the credential, not the token (back off) */
 
 struct waiter {

@@ -60,6 +60,15 @@ creds_idle(struct cred *cr)
 {
 	cr->busy = false;
 	cr->local = false;
+	if (!cr->gone && cr->head != NULL) {
+		/* requests that came while a token was being stored, after the one in
+		 * hand expired: they get the token, or a fetch for them */
+		if (creds_usable(cr))
+			creds_answer_all(cr, cr->token, NULL);
+		else if (cr->needs_reauth == NULL)
+			cr->e->fetch(cr);
+		return;
+	}
 	if (!cr->gone)
 		return;
 	/* a reload's new credential of that name waited for this one's refresh */
@@ -210,6 +219,7 @@ stored(void *arg, int rc, json_t *res, const char *err)
 			log_info("credential %s: its new token is stored", cr->conf.name);
 	}
 	drop_unstored(cr);
+	evtimer_del(cr->lease_timer);	/* the store ended the lease, or another did */
 	creds_idle(cr);
 }
 
@@ -250,8 +260,7 @@ creds_keep(struct cred *cr, const char *access, const char *refresh, int64_t lif
 	cr->unstored_refresh = refresh != NULL ? seal(cr, "refresh", refresh) : NULL;
 	cr->unstored_expires = now_wall_ms() + life_ms;
 	cr->unstored_gen = cr->fence;
-	cr->fence = -1;
-	evtimer_del(cr->lease_timer);
+	cr->fence = -1;		/* the lease is renewed on under unstored_gen */
 	/* used at once; the fetch lasts until the store took it */
 	creds_adopt(cr, access, life_ms, -1);
 	if (cr->unstored_access == NULL || (refresh != NULL && cr->unstored_refresh == NULL)) {
@@ -259,6 +268,7 @@ creds_keep(struct cred *cr, const char *access, const char *refresh, int64_t lif
 		    "not stored%s", cr->conf.name, refresh != NULL ? ", and its refresh token is "
 		    "only in this instance's memory" : "");
 		drop_unstored(cr);
+		evtimer_del(cr->lease_timer);
 		creds_idle(cr);
 		return;
 	}
@@ -283,19 +293,30 @@ creds_lease_ms(const struct cred *cr)
 	return CRED_LEASE_MS;
 }
 
-/* The lease's renewal answered. */
+/* The lease this instance holds: the refresh's in flight, or the one whose answer is not
+ * stored yet (it is renewed until then: another instance refreshing meanwhile would
+ * present the refresh token the answer replaced); -1: none. */
+static int64_t
+lease_fence(const struct cred *cr)
+{
+	return cr->fence >= 0 ? cr->fence : cr->unstored_access != NULL ? cr->unstored_gen : -1;
+}
+
+/* The lease's renewal answered: renew again a third of a lease later, also after a
+ * failure (the next one may pass before the lease runs out). */
 static void
 renewed(void *arg, int rc, json_t *res, const char *err)
 {
 	struct cred *cr = arg;
 
 	cr->calls--;
-	if (cr->e->closing || cr->fence < 0)
+	if (cr->e->closing || lease_fence(cr) < 0)
 		return;
-	if (rc != STATE_OK)
-		log_warnx("credential %s: its refresh lease cannot be renewed (%s)", cr->conf.name,
-		    err);
-	else if (!json_is_true(json_object_get(res, "renewed")))
+	if (rc != STATE_OK) {
+		log_warnx("credential %s: its refresh lease cannot be renewed (%s): tried again",
+		    cr->conf.name, err);
+		creds_lease_arm(cr);
+	} else if (!json_is_true(json_object_get(res, "renewed")))
 		log_warnx("credential %s: its refresh lease ran out while the token request "
 		    "waits (another instance may refresh meanwhile)", cr->conf.name);
 	else
@@ -308,10 +329,10 @@ creds_lease_cb(evutil_socket_t fd, short what, void *arg)
 	struct cred *cr = arg;
 
 	(void)fd; (void)what;
-	if (cr->e->closing || cr->fence < 0)
+	if (cr->e->closing || lease_fence(cr) < 0)
 		return;
 	cr->calls++;
-	state_cred_renew(cr->e->state, cr->conf.name, cr->e->instance, cr->fence,
+	state_cred_renew(cr->e->state, cr->conf.name, cr->e->instance, lease_fence(cr),
 	    creds_lease_ms(cr), renewed, cr);
 }
 

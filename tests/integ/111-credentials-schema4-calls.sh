@@ -1,4 +1,4 @@
-# onesyncd(8) and doc/design.md §6.1 promise that a migration leaves the functions
+# Onesyncd(8) and doc/design.md §6.1 promise that a migration leaves the functions
 # the previous version calls in place, so that an instance of that version started before
 # another migrated goes on until it stops. Migration 5 drops the four credential functions
 # whose arguments changed: a version-4 instance still running can then neither refresh,

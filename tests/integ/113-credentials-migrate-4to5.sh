@@ -1,0 +1,51 @@
+# A state database upgraded from schema 4 holds a credential row whose rotated
+# refresh token schema 4 stored, with no key_check and no origin (migration 5 adds them
+# NULL). The daemon must go on with that stored refresh token (it is sealed with its key;
+# the configured one was spent long ago). It takes "origin NULL" for "another
+# configuration's" and refreshes with the configured refresh_token: invalid_grant, and
+# the credential needs re-authorization after an upgrade.
+# The row is made as migration 5 leaves it: the current daemon stores, then its two new
+# columns are set NULL (schema 4 sealed with the same key and associated data).
+. "$(dirname "$0")/../lib.sh"
+CTL=${ONESYNCCTL:-$TOP/src/onesyncctl}
+sa_start
+mkdir -p "$T/secrets"
+printf '%s\n' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$T/secrets/k"
+printf '%s\n' "rt-first-5b3c9" >"$T/secrets/rt"
+sa POST /_ctl/protect '{"prefix":"/api/"}' >/dev/null
+sa POST /_ctl/gen '{"coll":"s1","n":5}' >/dev/null
+oauth() { sa GET /_ctl/oauth | python3 -c "import json,sys; o = json.load(sys.stdin); print($1)"; }
+STATE=$(new_db state)
+cat >"$T/a.conf" <<C
+state = { conninfo = "$STATE"; encryption_key = "{{secret:k}}"; };
+daemon = { instance = "a"; stop_timeout = "5s"; secrets_dir = "$T/secrets"; };
+defaults = { interval = "300ms"; jitter = "0s"; retries = 0; };
+credentials = ( { name = "erp"; type = "oauth2_refresh_token"; token_url = "$SA/oauth/token";
+	scope = "read"; client_id = "sampleapp"; client_secret = "sampleapp-secret";
+	refresh_token = "{{secret:rt}}"; } );
+jobs = ( { name = "job1"; strategy = "modified"; key = "id"; modified = { field = "updatedAt"; sorted = true; };
+	source = { url = "$SA/api/s1"; auth = "erp"; page = { style = "page"; size = 10; };
+		query = [ "updatedAt_gte={{watermark}}", "_sort=updatedAt,id", "_page={{page}}", "_limit={{limit}}" ]; };
+	destination = { type = "http"; method = "PUT"; url = "$SA/api/ds1/{{key}}"; body = "{{record}}"; auth = "erp"; }; } );
+C
+sa POST /_ctl/oauth '{"expires_in":2,"rotate":true,"refresh_token":"rt-first-5b3c9"}' >/dev/null
+daemon_start "$T/a.conf"
+wait_for 15 eval '[ "$(sql "$STATE" "SELECT generation FROM onesync.credentials")" -ge 2 ]' ||
+	fail "no rotated refresh token stored"
+kill -TERM "$D_PID"; wait "$D_PID" || fail "onesyncd did not exit 0"
+# as migration 5 leaves a row schema 4 wrote
+sql "$STATE" "UPDATE onesync.credentials SET key_check = NULL, origin = NULL"
+: >"$T/daemon.log"
+daemon_start "$T/a.conf"
+r0=$(oauth "o['refreshes']")
+wait_for 10 eval '[ "$(oauth "o[\"refreshes\"]")" -ge $((r0 + 2)) ]' ||
+	note "no refresh worked after the upgrade"
+"$CTL" -c "$T/a.conf" credentials >"$T/creds.txt" 2>&1
+kill -TERM "$D_PID"; wait "$D_PID"
+read -r reused <<<"$(oauth "o['reused']")"
+grep -q "another configuration's" "$T/daemon.log" &&
+	note "daemon: $(grep "another configuration's" "$T/daemon.log" | head -1)"
+[ "$reused" = 0 ] || fail "after the upgrade the spent configured refresh token was presented ($reused reuses): $(cat "$T/creds.txt")"
+grep -q 'needs re-authorization' "$T/creds.txt" && fail "needs re-authorization after the upgrade: $(cat "$T/creds.txt")"
+note "a schema-4 row: its stored refresh token is used"
+exit 0

@@ -1,0 +1,42 @@
+# While a new token waits to be stored again (the state database fails the store),
+# the credential stays busy; once its token expires (here after 2 s) the requests that ask
+# for one queue up behind that store. When the store finally succeeds the credential goes
+# idle without answering them: they wait until another request happens to start a fetch.
+# With one job, none does: its run waits for a token until its run_timeout (6 h).
+# What should hold: once the store is taken, the waiting requests get a token (or fail).
+. "$(dirname "$0")/../lib.sh"
+sa_start
+mkdir -p "$T/secrets"
+printf '%s\n' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$T/secrets/k"
+printf '%s\n' "rt-first-5b3c9" >"$T/secrets/rt"
+sa POST /_ctl/protect '{"prefix":"/api/"}' >/dev/null
+sa POST /_ctl/gen '{"coll":"s1","n":5}' >/dev/null
+STATE=$(new_db state)
+cat >"$T/a.conf" <<C
+state = { conninfo = "$STATE"; encryption_key = "{{secret:k}}"; };
+daemon = { instance = "a"; stop_timeout = "5s"; secrets_dir = "$T/secrets"; };
+defaults = { interval = "300ms"; jitter = "0s"; retries = 0; };
+credentials = ( { name = "erp"; type = "oauth2_refresh_token"; token_url = "$SA/oauth/token";
+	scope = "read"; client_id = "sampleapp"; client_secret = "sampleapp-secret";
+	refresh_token = "{{secret:rt}}"; } );
+jobs = ( { name = "job1"; strategy = "modified"; key = "id"; modified = { field = "updatedAt"; sorted = true; };
+	source = { url = "$SA/api/s1"; auth = "erp"; page = { style = "page"; size = 10; };
+		query = [ "updatedAt_gte={{watermark}}", "_sort=updatedAt,id", "_page={{page}}", "_limit={{limit}}" ]; };
+	destination = { type = "http"; method = "PUT"; url = "$SA/api/ds1/{{key}}"; body = "{{record}}"; auth = "erp"; }; } );
+C
+sa POST /_ctl/oauth '{"expires_in":2,"rotate":true,"refresh_token":"rt-first-5b3c9"}' >/dev/null
+daemon_start "$T/a.conf"
+wait_for 15 eval '[ "$(sql "$STATE" "SELECT generation FROM onesync.credentials")" -ge 1 ]' ||
+	fail "no token stored"
+sig=$(sql "$STATE" "SELECT oid::regprocedure FROM pg_proc WHERE proname = 'credential_store' AND pronargs = 8")
+sql "$STATE" "ALTER FUNCTION $sig RENAME TO credential_store_away" || fail "cannot rename a function"
+wait_for 10 grep -q "its new token is not stored yet" "$T/daemon.log" || fail "no failed store"
+sleep 5		# the token (2 s) expires meanwhile: the run's next request waits
+sql "$STATE" "ALTER FUNCTION onesync.credential_store_away(text, text, bigint, text, bigint, text, text, text) RENAME TO credential_store" || fail "cannot rename a function"
+wait_for 15 grep -q "its new token is stored" "$T/daemon.log" || fail "the store was not taken"
+ok0=$(sql "$STATE" "SELECT count(*) FROM onesync.runs WHERE result = 'ok'")
+wait_for 15 eval '[ "$(sql "$STATE" "SELECT count(*) FROM onesync.runs WHERE result = '"'ok'"'")" -gt "$ok0" ]' ||
+	fail "no run ended in 15 s after the store was taken: $(sql "$STATE" "SELECT id, result, round(extract(epoch FROM now() - started_at)) || ' s ago' FROM onesync.runs ORDER BY id DESC LIMIT 1")"
+kill -TERM "$D_PID"; wait "$D_PID"
+note "requests waiting behind a store get their token"
+exit 0
