@@ -426,6 +426,23 @@ creds_reload(struct creds *e, struct event_base *base, struct state *st,
 	return e;
 }
 
+bool
+creds_stop(struct creds *e, void (*done)(void *), void *arg)
+{
+	bool waiting = false;
+
+	if (e == NULL)
+		return false;
+	for (struct cred *cr = e->list; cr != NULL; cr = cr->next)
+		if (creds_keep_flush(cr))
+			waiting = true;
+	if (waiting) {
+		e->stop_done = done;
+		e->stop_arg = arg;
+	}
+	return waiting;
+}
+
 void
 creds_close(struct creds *e)
 {

@@ -7,6 +7,7 @@
 #ifndef ONESYNC_CREDS_H
 #define ONESYNC_CREDS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <event2/event.h>
 #include "config/model.h"
@@ -22,6 +23,10 @@ struct creds *creds_new(struct event_base *, struct state *, const char *instanc
  * its token; a changed one starts again). Returns the engine (new or NULL as creds_new). */
 struct creds *creds_reload(struct creds *, struct event_base *, struct state *,
     const char *instance, const struct config *cfg);
+/* Stopping, once no run is left: a new token the state store has not taken yet (its
+ * rotated refresh token lives only here) is stored at once; true when one waits, and
+ * done(arg) is called when none does any more (the daemon's stop_timeout bounds it). */
+bool creds_stop(struct creds *, void (*done)(void *), void *arg);
 /* Stop answering (before http_shutdown); then creds_free (after state_free). */
 void creds_close(struct creds *);
 void creds_free(struct creds *);

@@ -70,6 +70,7 @@ struct cred {
 	int64_t			 unstored_expires;	/* ms since the epoch */
 	int64_t			 unstored_gen;
 	int			 store_tries;
+	bool			 storing;	/* a store is in flight */
 	struct event		*store_timer;
 	struct event		*wait_timer;	/* the first waiter's deadline */
 };
@@ -85,6 +86,8 @@ struct creds {
 	struct cred		*list;
 	bool			 closing;
 	void			(*fetch)(struct cred *);	/* creds_fetch */
+	void			(*stop_done)(void *);	/* creds_stop's, while it waits */
+	void			*stop_arg;
 };
 
 #endif

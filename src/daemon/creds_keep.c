@@ -183,6 +183,21 @@ drop_unstored(struct cred *cr)
 
 static void store(struct cred *);
 
+/* Stopping, and no token waits to be stored any more: the daemon may leave. */
+static void
+settled(struct creds *e)
+{
+	void (*done)(void *) = e->stop_done;
+
+	for (struct cred *cr = e->list; cr != NULL; cr = cr->next)
+		if (cr->unstored_access != NULL)
+			return;
+	if (done != NULL) {
+		e->stop_done = NULL;
+		done(e->stop_arg);
+	}
+}
+
 /* The store answered: kept, refused (a newer token came first), or to be tried again. */
 static void
 stored(void *arg, int rc, json_t *res, const char *err)
@@ -191,6 +206,7 @@ stored(void *arg, int rc, json_t *res, const char *err)
 	int64_t ms;
 
 	cr->calls--;
+	cr->storing = false;
 	if (cr->e->closing)
 		return;
 	if (rc != STATE_OK) {
@@ -221,11 +237,13 @@ stored(void *arg, int rc, json_t *res, const char *err)
 	drop_unstored(cr);
 	evtimer_del(cr->lease_timer);	/* the store ended the lease, or another did */
 	creds_idle(cr);
+	settled(cr->e);
 }
 
 static void
 store(struct cred *cr)
 {
+	cr->storing = true;
 	cr->calls++;
 	state_cred_store(cr->e->state, cr->conf.name, cr->e->instance, cr->unstored_gen,
 	    cr->unstored_access, cr->unstored_expires, cr->unstored_refresh, cr->e->key_check,
@@ -270,9 +288,22 @@ creds_keep(struct cred *cr, const char *access, const char *refresh, int64_t lif
 		drop_unstored(cr);
 		evtimer_del(cr->lease_timer);
 		creds_idle(cr);
+		settled(cr->e);
 		return;
 	}
 	store(cr);
+}
+
+bool
+creds_keep_flush(struct cred *cr)
+{
+	if (cr->unstored_access == NULL)
+		return false;
+	if (!cr->storing) {
+		evtimer_del(cr->store_timer);
+		store(cr);
+	}
+	return true;
 }
 
 void

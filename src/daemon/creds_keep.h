@@ -12,7 +12,10 @@
  * instances; the fetch ends (creds_idle) when the store took it or a newer one, after as
  * many tries as the state database needs. */
 void creds_keep(struct cred *, const char *access, const char *refresh, int64_t life_ms);
-/* Stopping: what is not stored yet is dropped (logged when a rotated refresh token is). */
+/* Stopping: a token not stored yet is stored again at once (not after the retry's wait);
+ * true when one waits. e->stop_done is called once none does. */
+bool creds_keep_flush(struct cred *);
+/* Stopped: what is not stored yet is dropped (logged when a rotated refresh token is). */
 void creds_keep_abandon(struct cred *);
 /* The timer of a store tried again. */
 void creds_store_timer_cb(evutil_socket_t, short, void *);

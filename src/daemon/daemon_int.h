@@ -75,6 +75,7 @@ struct daemon {
 	int			 once_failed;
 	int			 once_not_run;	/* --once: jobs paused, held elsewhere or disabled */
 	bool			 stopping;
+	bool			 creds_flushed;	/* stopping: creds_stop was asked */
 	size_t			 reload_errors;	/* the last reload was rejected with so many */
 	bool			 migrated;
 	bool			 balanced;	/* the first assignment is known */

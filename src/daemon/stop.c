@@ -8,6 +8,7 @@
 #include <syslog.h>
 
 #include "core/log.h"
+#include "daemon/creds.h"
 #include "daemon/daemon_int.h"
 #include "daemon/notify.h"
 #include "daemon/stop.h"
@@ -51,6 +52,12 @@ release_answered(void *arg, int rc, json_t *res, const char *err)
 	state_leave(d->state, left, d);
 }
 
+static void
+creds_flushed(void *arg)
+{
+	stop_maybe_exit(arg);
+}
+
 /* When stopping (or --once is done) and no run is left: release leases and leave. */
 void
 stop_maybe_exit(struct daemon *d)
@@ -73,6 +80,11 @@ stop_maybe_exit(struct daemon *d)
 	}
 	if (!d->stopping || d->running > 0)
 		return;
+	if (!d->creds_flushed) {	/* a rotated refresh token is not left unstored */
+		d->creds_flushed = true;
+		if (creds_stop(d->creds, creds_flushed, d))
+			return;
+	}
 	epochs = xcalloc(d->njobs + 1, sizeof *epochs);
 	for (size_t i = 0; i < d->njobs; i++)
 		if (d->jobs[i]->epoch != 0) {

@@ -1,0 +1,48 @@
+# SIGTERM while a rotated refresh token waits to be stored again: the state database
+# failed the store for a while and answers again, the next try being up to 8 s away. The
+# stop stores it at once (within stop_timeout) before it leaves, so that the next start
+# refreshes with it, not with the refresh token the endpoint already spent.
+. "$(dirname "$0")/../lib.sh"
+CTL=${ONESYNCCTL:-$TOP/src/onesyncctl}
+sa_start
+mkdir -p "$T/secrets"
+printf '%s\n' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$T/secrets/k"
+printf '%s\n' "rt-first-5b3c9" >"$T/secrets/rt"
+sa POST /_ctl/protect '{"prefix":"/api/"}' >/dev/null
+sa POST /_ctl/gen '{"coll":"s1","n":5}' >/dev/null
+oauth() { sa GET /_ctl/oauth | python3 -c "import json,sys; o = json.load(sys.stdin); print($1)"; }
+STATE=$(new_db state)
+cat >"$T/a.conf" <<C
+state = { conninfo = "$STATE"; encryption_key = "{{secret:k}}"; };
+daemon = { instance = "a"; stop_timeout = "5s"; secrets_dir = "$T/secrets"; };
+defaults = { interval = "300ms"; jitter = "0s"; retries = 0; };
+credentials = ( { name = "erp"; type = "oauth2_refresh_token"; token_url = "$SA/oauth/token";
+	scope = "read"; client_id = "sampleapp"; client_secret = "sampleapp-secret";
+	refresh_token = "{{secret:rt}}"; } );
+jobs = ( { name = "job1"; strategy = "modified"; key = "id"; modified = { field = "updatedAt"; sorted = true; };
+	source = { url = "$SA/api/s1"; auth = "erp"; page = { style = "page"; size = 10; };
+		query = [ "updatedAt_gte={{watermark}}", "_sort=updatedAt,id", "_page={{page}}", "_limit={{limit}}" ]; };
+	destination = { type = "http"; method = "PUT"; url = "$SA/api/ds1/{{key}}"; body = "{{record}}"; auth = "erp"; }; } );
+C
+sa POST /_ctl/oauth '{"expires_in":2,"rotate":true,"refresh_token":"rt-first-5b3c9"}' >/dev/null
+daemon_start "$T/a.conf"
+wait_for 15 eval '[ "$(sql "$STATE" "SELECT generation FROM onesync.credentials")" -ge 1 ]' ||
+	fail "no token stored"
+sig=$(sql "$STATE" "SELECT oid::regprocedure FROM pg_proc WHERE proname = 'credential_store' AND pronargs = 8")
+sql "$STATE" "ALTER FUNCTION $sig RENAME TO credential_store_away" || fail "cannot rename a function"
+wait_for 10 grep -q "its new token is not stored yet" "$T/daemon.log" || fail "no failed store"
+sleep 9		# tries at +1, +2, +4 s; the next one 8 s later
+sql "$STATE" "ALTER FUNCTION onesync.credential_store_away(text, text, bigint, text, bigint, text, text, text) RENAME TO credential_store" || fail "cannot rename a function"
+kill -TERM "$D_PID"; wait "$D_PID" || fail "onesyncd did not exit 0"
+grep -q "stops before the state database took" "$T/daemon.log" && fail "the stop abandoned the token"
+grep -q "its new token is stored" "$T/daemon.log" || fail "the stop did not store the token"
+: >"$T/daemon.log"
+daemon_start "$T/a.conf"
+sleep 4
+"$CTL" -c "$T/a.conf" credentials >"$T/creds.txt" 2>&1
+kill -TERM "$D_PID"; wait "$D_PID"
+reused=$(oauth "o['reused']")
+grep -q 'needs re-authorization' "$T/creds.txt" &&
+	fail "a stop abandoned a pending store while the database answered: the restart needs re-authorization ($reused reuses): $(cat "$T/creds.txt")"
+note "a stop during a store's retry keeps the rotated refresh token"
+exit 0
