@@ -27,7 +27,7 @@ static const char creds_sql[] =
 "    'has_token', c.access_sealed IS NOT NULL, 'has_refresh', c.refresh_sealed IS NOT NULL,\n"
 "    'expires_in', extract(epoch FROM c.access_expires_at - now())::float8,\n"
 "    'updated_at', to_char(c.updated_at, 'YYYY-MM-DD HH24:MI:SS'), 'updated_by', c.updated_by,\n"
-"    'key_check', c.key_check, 'origin', c.origin)),\n"
+"    'key_check', c.key_check, 'origin', c.origin, 'mark_origin', c.mark_origin)),\n"
 "  '{}')\n"
 "FROM @S@.credentials c";
 
@@ -37,35 +37,40 @@ type_name(enum cred_type t)
 	return t == CRED_REFRESH_TOKEN ? "oauth2_refresh_token" : "oauth2_client_credentials";
 }
 
-/* Whose the row's tokens are, when not this configuration's: a text, else NULL. */
-static const char *
-not_ours(const struct ctl *ctl, const struct cred_conf *cc, json_t *s)
+/* The row's state for this configuration: its tokens sealed with another key, a mark of
+ * re-authorization made for this configuration (or before schema 5), tokens of another
+ * configuration, or fine (NULL). */
+static char *
+row_state(const struct ctl *ctl, const struct cred_conf *cc, json_t *s)
 {
 	char kc[AEAD_MAC_HEX + 1], origin[CRED_ORIGIN_HEX + 1];
+	bool keyed = ctl->cfg->state.has_key;
 
-	if (!ctl->cfg->state.has_key)
-		return NULL;
-	aead_key_check(ctl->cfg->state.key, kc);
-	config_cred_origin(cc, ctl->cfg->state.key, origin);
-	if (!ctl_jnull(s, "key_check") && strcmp(ctl_jstr(s, "key_check"), kc) != 0)
-		return "sealed with another state.encryption_key";
-	if (!ctl_jnull(s, "origin") && strncmp(ctl_jstr(s, "origin"), origin,
+	if (keyed) {
+		aead_key_check(ctl->cfg->state.key, kc);
+		config_cred_origin(cc, ctl->cfg->state.key, origin);
+	}
+	if (keyed && !ctl_jnull(s, "key_check") && strcmp(ctl_jstr(s, "key_check"), kc) != 0)
+		return xstrdup("tokens stored are sealed with another state.encryption_key");
+	if (!ctl_jnull(s, "needs_reauth") && (!keyed || ctl_jnull(s, "mark_origin") ||
+	    strncmp(ctl_jstr(s, "mark_origin"), origin, CRED_ORIGIN_HEX / 2) == 0))
+		return xasprintf("needs re-authorization: %s", ctl_jstr(s, "needs_reauth"));
+	if (keyed && !ctl_jnull(s, "origin") && strncmp(ctl_jstr(s, "origin"), origin,
 	    CRED_ORIGIN_HEX / 2) != 0)
-		return "another configuration's (token_url, client_id or refresh_token changed)";
+		return xstrdup("tokens stored are another configuration's (token_url, client_id "
+		    "or refresh_token changed)");
 	return NULL;
 }
 
 static char *
 state_cell(const struct ctl *ctl, const struct cred_conf *cc, json_t *s)
 {
-	const char *other;
+	char *st;
 
 	if (s == NULL)
 		return xstrdup("no token yet");
-	if ((other = not_ours(ctl, cc, s)) != NULL)
-		return xasprintf("tokens stored are %s", other);
-	if (!ctl_jnull(s, "needs_reauth"))
-		return xasprintf("needs re-authorization: %s", ctl_jstr(s, "needs_reauth"));
+	if ((st = row_state(ctl, cc, s)) != NULL)
+		return st;
 	return xstrdup(json_is_true(json_object_get(s, "has_token")) ? "ok" : "no token yet");
 }
 

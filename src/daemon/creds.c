@@ -298,6 +298,18 @@ cancel_wait(struct http_call *c, void *arg)
 
 static const struct http_auth_ops auth_ops = { ask_token, token_rejected, cancel_wait };
 
+/* The MACs that say whose tokens a row holds (shared tokens only). */
+static void
+set_macs(struct cred *cr)
+{
+	const char *rt = cr->conf.refresh_token != NULL ? cr->conf.refresh_token : "";
+
+	if (!cr->e->shared)
+		return;
+	config_cred_origin(&cr->conf, cr->e->key, cr->origin);
+	aead_mac_hex(cr->e->key, "onesyncd credential seed", rt, strlen(rt), cr->seed);
+}
+
 static struct cred *
 cred_new(struct creds *e, const struct cred_conf *cc)
 {
@@ -305,8 +317,7 @@ cred_new(struct creds *e, const struct cred_conf *cc)
 
 	cr->e = e;
 	conf_copy(&cr->conf, cc);
-	if (e->shared)
-		config_cred_origin(&cr->conf, e->key, cr->origin);
+	set_macs(cr);
 	cr->generation = -1;
 	cr->fence = -1;
 	cr->timer = evtimer_new(e->base, creds_timer_cb, cr);
@@ -343,8 +354,7 @@ set_key(struct creds *e, const struct config *cfg)
 	free(e->schema);
 	e->schema = xstrdup(cfg->state.schema);
 	for (struct cred *cr = e->list; cr != NULL; cr = cr->next)
-		if (e->shared)
-			config_cred_origin(&cr->conf, e->key, cr->origin);
+		set_macs(cr);
 }
 
 struct creds *

@@ -84,6 +84,17 @@ ours(const struct cred *cr, json_t *row, size_t n)
 	return v == NULL || (strlen(v) >= n && strncmp(v, cr->origin, n) == 0);
 }
 
+/* Whether the row's mark of re-authorization was made for this configuration's client and
+ * configured refresh token (or before schema 5, for any). */
+static bool
+marked_ours(const struct cred *cr, json_t *row)
+{
+	const char *v = json_string_value(json_object_get(row, "mark_origin"));
+
+	return v == NULL || (strlen(v) >= CRED_ORIGIN_HEX / 2 &&
+	    strncmp(v, cr->origin, CRED_ORIGIN_HEX / 2) == 0);
+}
+
 static bool
 row_is(json_t *row, const char *field, const char *mine, size_t n)
 {
@@ -172,7 +183,13 @@ token_answered(struct http_response *resp, void *arg)
 	cr->used_refresh = NULL;
 	if (cr->e->closing)
 		goto out;
-	if ((code = creds_grant_refused(resp)) != NULL) {
+	code = creds_grant_refused(resp);
+	if (cr->seed_used && cr->e->shared && !cr->local && (code != NULL ||
+	    (resp->status >= 200 && resp->status <= 299)))
+		/* the endpoint took the configured refresh token: spent */
+		state_cred_spent(cr->e->state, cr->conf.name, cr->seed, NULL, NULL);
+	cr->seed_used = false;
+	if (code != NULL) {
 		char *reason = xasprintf("the token endpoint answered %s", code);
 
 		lease_end(cr, cr->conf.type == CRED_REFRESH_TOKEN && !cr->local ? reason : NULL);
@@ -225,6 +242,7 @@ request_token(struct cred *cr, const char *refresh)
 		creds_form_add(&body, "grant_type", "refresh_token");
 		creds_form_add(&body, "refresh_token", refresh);
 		cr->used_refresh = xstrdup(refresh);
+		cr->seed_used = refresh == c->refresh_token;
 	} else
 		creds_form_add(&body, "grant_type", "client_credentials");
 	creds_form_add(&body, "scope", c->scope);
@@ -255,6 +273,27 @@ request_token(struct cred *cr, const char *refresh)
 	creds_wipe_free(basic);
 }
 
+/* Whether the configured refresh token was spent already (the row's seeds). */
+static bool
+seed_spent(const struct cred *cr, json_t *row)
+{
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(json_object_get(row, "seeds"), i, v)
+		if (json_is_string(v) && strcmp(json_string_value(v), cr->seed) == 0)
+			return true;
+	return false;
+}
+
+static const char *
+updated_by(json_t *row)
+{
+	const char *by = json_string_value(json_object_get(row, "updated_by"));
+
+	return by != NULL ? by : "?";
+}
+
 /* This instance may refresh (it holds the lease, or tokens are not shared): with the
  * stored refresh token when it is this configuration's, else the configured one. */
 static void
@@ -265,14 +304,24 @@ refresh_now(struct cred *cr, json_t *row)
 	char *ad, *rt = NULL;
 	size_t len;
 
-	if (cr->conf.type != CRED_REFRESH_TOKEN || sealed == NULL) {
-		request_token(cr, cr->conf.refresh_token);
+	if (cr->conf.type != CRED_REFRESH_TOKEN) {
+		request_token(cr, NULL);
 		return;
 	}
-	if (!ours(cr, row, CRED_ORIGIN_HEX / 2)) {
-		log_info("credential %s: the stored refresh token is another configuration's "
-		    "(token_url, client_id or refresh_token changed): the configured refresh_token "
-		    "is used", cr->conf.name);
+	if (sealed == NULL || !ours(cr, row, CRED_ORIGIN_HEX / 2)) {
+		if (seed_spent(cr, row)) {
+			lease_end(cr, NULL);
+			fail_all(cr, "its configured refresh_token was spent already, and the state "
+			    "database holds no refresh token of this configuration (the last one was "
+			    "stored by %s, whose token_url, client_id or refresh_token differ): give "
+			    "every instance the same credential, or a new refresh token ('onesyncctl "
+			    "credentials set-refresh-token %s')", updated_by(row), cr->conf.name);
+			return;
+		}
+		if (sealed != NULL)
+			log_info("credential %s: the stored refresh token is another configuration's "
+			    "(token_url, client_id or refresh_token changed): the configured "
+			    "refresh_token is used", cr->conf.name);
 		request_token(cr, cr->conf.refresh_token);
 		return;
 	}
@@ -339,19 +388,19 @@ begun(void *arg, int rc, json_t *res, const char *err)
 static void
 key_differs(struct cred *cr, json_t *row)
 {
-	const char *by = json_string_value(json_object_get(row, "updated_by"));
+	const char *by = updated_by(row);
 
 	if (!cr->key_warned)
 		log_warnx("credential %s: its tokens in the state database were sealed with "
 		    "another state.encryption_key (last stored by %s): every onesyncd of one "
-		    "state database needs the same key%s", cr->conf.name, by != NULL ? by : "?",
+		    "state database needs the same key%s", cr->conf.name, by,
 		    cr->conf.type == CRED_REFRESH_TOKEN ? "; if the key was changed on purpose, "
 		    "give a new refresh token with 'onesyncctl credentials set-refresh-token'" :
 		    "; this instance asks for its own tokens and keeps them to itself");
 	cr->key_warned = true;
 	if (cr->conf.type == CRED_REFRESH_TOKEN) {
 		fail_all(cr, "its stored refresh token was sealed with another "
-		    "state.encryption_key (last stored by %s)", by != NULL ? by : "?");
+		    "state.encryption_key (last stored by %s)", by);
 		return;
 	}
 	cr->local = true;
@@ -373,7 +422,7 @@ got(void *arg, int rc, json_t *res, const char *err)
 		return;
 	}
 	if ((why = json_string_value(json_object_get(res, "needs_reauth"))) != NULL &&
-	    ours(cr, res, CRED_ORIGIN_HEX / 2)) {
+	    marked_ours(cr, res)) {
 		mark_reauth(cr, why);
 		return;
 	}

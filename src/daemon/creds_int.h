@@ -37,6 +37,8 @@ struct cred {
 	struct creds		*e;
 	struct cred_conf	 conf;		/* own copies */
 	char			 origin[CRED_ORIGIN_HEX + 1];	/* whose tokens (shared) */
+	char			 seed[AEAD_MAC_HEX + 1];	/* the configured refresh token's */
+	bool			 seed_used;	/* the request in flight presents it */
 	char			*token;		/* the access token, or NULL */
 	char			*old_token;	/* the one before: still masked in logs */
 	char			*refresh_held;	/* the last refresh token masked in logs */

@@ -211,16 +211,22 @@
  * fences off whoever refreshes meanwhile), keeps the refresh token passed (the rotated one,
  * or the one the refresh used), and clears a mark of re-authorization (a grant that just
  * worked needs none). credential_set_refresh records the key and origin too, and
- * credential_fail the origin of a mark: credential_begin lets a refresh begin despite a
- * mark made for another client or first refresh token (the configuration now names a new refresh_token), and
+ * credential_fail the origin of a mark (mark_origin): credential_begin lets a refresh
+ * begin despite a mark made for another client or first refresh token (the configuration now names a new refresh_token), and
  * credential_renew extends the lease of a refresh whose request still waits (a budget's
  * block, a slow endpoint), so that no other instance begins with the same refresh token.
+ * seeds holds MACs of the configured refresh tokens the token endpoint has answered (the
+ * last 16, credential_spent): an instance whose configuration differs (a rolling reload,
+ * an instance left behind) never presents a configured refresh token that was spent.
  * The functions of migration 4 whose arguments changed stay beside the new ones, for an
  * instance of the previous version that still runs while another migrates.
  */
 #define SQL_MIGRATION_CREDENTIALS_5 \
 	"ALTER TABLE @S@.credentials ADD COLUMN key_check text, ADD COLUMN origin text,\n" \
-	"  ADD CHECK (key_check ~ '^[0-9a-f]{32}$' AND origin ~ '^[0-9a-f]{64}$');\n" \
+	"  ADD COLUMN seeds text[] NOT NULL DEFAULT '{}', ADD COLUMN mark_origin text,\n" \
+	"  ADD CHECK (key_check ~ '^[0-9a-f]{32}$' AND origin ~ '^[0-9a-f]{64}$'\n" \
+	"    AND mark_origin ~ '^[0-9a-f]{64}$'),\n" \
+	"  ADD CHECK (cardinality(seeds) <= 16);\n" \
 	"CREATE FUNCTION @S@.credential_check_mac(p_fn text, p_name text, p_what text,\n" \
 	"    p_val text) RETURNS void LANGUAGE plpgsql AS $f$\n" \
 	"DECLARE n int := CASE WHEN p_what = 'origin' THEN 64 ELSE 32 END;\n" \
@@ -236,7 +242,7 @@
 	"    'access_expires_ms', @S@.budget_ms(r.access_expires_at),\n" \
 	"    'refresh_sealed', r.refresh_sealed, 'generation', r.generation,\n" \
 	"    'needs_reauth', r.needs_reauth, 'key_check', r.key_check, 'origin', r.origin,\n" \
-	"    'updated_by', r.updated_by,\n" \
+	"    'updated_by', r.updated_by, 'seeds', to_jsonb(r.seeds), 'mark_origin', r.mark_origin,\n" \
 	"    'refreshing_until_ms', CASE WHEN r.refreshing_until > clock_timestamp()\n" \
 	"      THEN @S@.budget_ms(r.refreshing_until) ELSE 0 END)\n" \
 	"$f$;\n" \
@@ -271,7 +277,8 @@
 	"  UPDATE @S@.credentials SET access_sealed = p_access_sealed,\n" \
 	"         access_expires_at = timestamptz 'epoch' + p_expires_ms * interval '1 millisecond',\n" \
 	"         refresh_sealed = p_refresh_sealed, key_check = p_key_check, origin = p_origin,\n" \
-	"         needs_reauth = NULL, generation = generation + 1, refreshing_by = NULL,\n" \
+	"         needs_reauth = NULL, mark_origin = NULL, generation = generation + 1,\n" \
+	"         refreshing_by = NULL,\n" \
 	"         refreshing_until = NULL, updated_at = clock_timestamp(), updated_by = p_instance\n" \
 	"   WHERE name = p_name RETURNING * INTO r;\n" \
 	"  RETURN jsonb_build_object('stored', true, 'generation', r.generation, 'lease_lost', lost);\n" \
@@ -289,7 +296,7 @@
 	"  r := @S@.credential_row('credential_begin', p_name, true);\n" \
 	"  t := clock_timestamp();\n" \
 	"  IF r.needs_reauth IS NOT NULL\n" \
-	"     AND (r.origin IS NULL OR left(r.origin, 32) = left(p_origin, 32)) THEN\n" \
+	"     AND (r.mark_origin IS NULL OR left(r.mark_origin, 32) = left(p_origin, 32)) THEN\n" \
 	"    RETURN @S@.credential_json(r);\n" \
 	"  END IF;\n" \
 	"  IF r.refreshing_by <> p_instance AND r.refreshing_until > t THEN\n" \
@@ -338,11 +345,22 @@
 	"         refreshing_by = CASE WHEN mine THEN NULL ELSE refreshing_by END,\n" \
 	"         refreshing_until = CASE WHEN mine THEN NULL ELSE refreshing_until END,\n" \
 	"         needs_reauth = CASE WHEN mark THEN p_needs_reauth ELSE needs_reauth END,\n" \
-	"         origin = CASE WHEN mark THEN p_origin ELSE origin END,\n" \
+	"         mark_origin = CASE WHEN mark THEN p_origin ELSE mark_origin END,\n" \
 	"         updated_at = CASE WHEN mark THEN clock_timestamp() ELSE updated_at END,\n" \
 	"         updated_by = CASE WHEN mark THEN p_instance ELSE updated_by END\n" \
 	"   WHERE name = p_name;\n" \
 	"  RETURN jsonb_build_object('ended', mine, 'marked', mark);\n" \
+	"END $f$;\n" \
+	"CREATE FUNCTION @S@.credential_spent(p_name text, p_seed text) RETURNS jsonb\n" \
+	"LANGUAGE plpgsql AS $f$\n" \
+	"DECLARE r @S@.credentials; a text[];\n" \
+	"BEGIN\n" \
+	"  PERFORM @S@.credential_check_mac('credential_spent', p_name, 'seed', p_seed);\n" \
+	"  r := @S@.credential_row('credential_spent', p_name, true);\n" \
+	"  a := CASE WHEN p_seed = ANY (r.seeds) THEN r.seeds ELSE r.seeds || p_seed END;\n" \
+	"  UPDATE @S@.credentials SET seeds = a[greatest(1, cardinality(a) - 15):cardinality(a)]\n" \
+	"   WHERE name = p_name;\n" \
+	"  RETURN jsonb_build_object('seeds', cardinality(a));\n" \
 	"END $f$;\n" \
 	"CREATE FUNCTION @S@.credential_set_refresh(p_name text, p_refresh_sealed text,\n" \
 	"    p_key_check text, p_origin text) RETURNS jsonb LANGUAGE plpgsql AS $f$\n" \
@@ -359,8 +377,8 @@
 	"  PERFORM @S@.credential_check_mac('credential_set_refresh', p_name, 'origin', p_origin);\n" \
 	"  r := @S@.credential_row('credential_set_refresh', p_name, true);\n" \
 	"  UPDATE @S@.credentials SET refresh_sealed = p_refresh_sealed, access_sealed = NULL,\n" \
-	"         access_expires_at = NULL, needs_reauth = NULL, generation = generation + 1,\n" \
-	"         key_check = p_key_check, origin = p_origin,\n" \
+	"         access_expires_at = NULL, needs_reauth = NULL, mark_origin = NULL,\n" \
+	"         generation = generation + 1, key_check = p_key_check, origin = p_origin,\n" \
 	"         refreshing_by = NULL, refreshing_until = NULL, updated_at = clock_timestamp(),\n" \
 	"         updated_by = 'operator'\n" \
 	"   WHERE name = p_name RETURNING * INTO r;\n" \

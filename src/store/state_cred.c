@@ -69,6 +69,15 @@ state_cred_fail(struct state *st, const char *name, const char *instance, int64_
 }
 
 void
+state_cred_spent(struct state *st, const char *name, const char *seed, state_cb cb, void *arg)
+{
+	const char *v[] = { name, seed };
+
+	state_call(st, false, "credential spent", "SELECT @S@.credential_spent($1, $2)", 2, v,
+	    cb, arg);
+}
+
+void
 state_cred_set_refresh(struct state *st, const char *name, const char *refresh_sealed,
     const char *key_check, const char *origin, state_cb cb, void *arg)
 {

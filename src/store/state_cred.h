@@ -44,6 +44,10 @@ void state_cred_store(struct state *, const char *name, const char *instance, in
  * newer token was stored meanwhile. res: {"ended": bool, "marked": bool}. */
 void state_cred_fail(struct state *, const char *name, const char *instance, int64_t token,
     const char *needs_reauth, const char *origin, state_cb, void *);
+/* The token endpoint answered a request that presented the configured refresh token
+ * whose MAC is seed (AEAD_MAC_HEX digits): it is spent, and no configuration presents it
+ * again. res: {"seeds": n}. */
+void state_cred_spent(struct state *, const char *name, const char *seed, state_cb, void *);
 /* An operator's new refresh token (sealed), with the key_check and origin it is for: the
  * mark and the access token dropped, any refresh in flight fenced off.
  * res: {"generation": n}. */

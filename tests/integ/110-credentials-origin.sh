@@ -5,7 +5,9 @@
 # 2. a credential that needs re-authorization is repaired by a new refresh_token in the
 #    configuration and a reload (the configured one is used because it is new), and the
 #    refresh tokens it rotates are the ones used from then on;
-# 3. a changed client_id or token_url does not take the tokens of the old one.
+# 3. a changed client_id or token_url does not take the tokens of the old one;
+# 4. going back to the first client, its stored tokens work again (the mark the other
+#    client's refusal made is that client's).
 . "$(dirname "$0")/../lib.sh"
 CTL=${ONESYNCCTL:-$TOP/src/onesyncctl}
 sa_start
@@ -90,7 +92,10 @@ for i in 1 2 3 4; do touch1; sleep 1; done
 grep -q "the configured refresh_token is used" "$T/inst-a.log" || fail "a did not say it took the configured refresh_token"
 note "2. invalid_grant repaired by a new refresh_token and a reload"
 
-# 3. another client_id: the stored tokens are not taken
+# 3. another client_id with a new refresh_token: the stored tokens are not taken, the
+# configured refresh token is presented (the server knows no such client)
+sa POST /_ctl/oauth '{"refresh_token":"rt-third-90c2"}' >/dev/null
+printf '%s\n' "rt-third-90c2" >"$T/secrets/rt"
 conf "$T/a.conf" a k1 job1 s1 other-client
 n1=$(delivered)
 kill -HUP "$pa"
@@ -99,8 +104,22 @@ touch1
 wait_for 10 eval '"$CTL" -c "$T/a.conf" credentials | grep -q "erp.*needs re-authorization"' ||
 	fail "a credential with another client_id did not fail on its own (the server knows no such client)"
 [ "$(delivered)" = "$n1" ] || fail "a credential with another client_id delivered with the old one's token"
-kill -TERM "$pa"; wait "$pa" || fail "a did not exit 0"
 e=$(sql "$STATE" "SELECT error FROM onesync.runs WHERE job = 'job1' ORDER BY id DESC LIMIT 1")
-case $e in *"credential erp needs re-authorization"*) ;; *) fail "job1's last error: $e";; esac
+case $e in *"credential erp needs re-authorization"*"invalid_client"*) ;; *) fail "job1's last error: $e";; esac
 note "3. another client_id took no stored token"
+
+# 4. back to the first client and its refresh token: the stored tokens are this
+# configuration's again, and the mark the other client's refusal made does not stop them
+printf '%s\n' "rt-second-77a1" >"$T/secrets/rt"
+conf "$T/a.conf" a k1 job1 s1
+n2=$(delivered)
+kill -HUP "$pa"
+sleep 0.5
+touch1
+wait_for 10 eval '[ "$(delivered)" -gt "$n2" ]' ||
+	fail "back to the first client: $(sql "$STATE" "SELECT error FROM onesync.runs WHERE job = 'job1' ORDER BY id DESC LIMIT 1")"
+"$CTL" -c "$T/a.conf" credentials | grep -q "needs re-authorization" && fail "the mark stayed"
+[ "$(oauth "o['reused']")" = 0 ] || fail "a refresh token was used twice"
+kill -TERM "$pa"; wait "$pa" || fail "a did not exit 0"
+note "4. back to the first client: its stored tokens work again"
 exit 0

@@ -26,7 +26,7 @@ sql "$STATE" "DROP FUNCTION onesync.budget_status(text[]), onesync.budget_block(
 	onesync.credential_begin(text, text, bigint),
 	onesync.credential_store(text, text, bigint, text, bigint, text),
 	onesync.credential_fail(text, text, bigint, text), onesync.credential_set_refresh(text, text),
-	onesync.credential_renew(text, text, bigint, bigint),
+	onesync.credential_renew(text, text, bigint, bigint), onesync.credential_spent(text, text),
 	onesync.credential_check_mac(text, text, text, text),
 	onesync.credential_store(text, text, bigint, text, bigint, text, text, text),
 	onesync.credential_fail(text, text, bigint, text, text),

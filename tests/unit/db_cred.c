@@ -18,6 +18,8 @@
 #include <unistd.h>
 
 #include "db_common.h"
+
+#define AEAD_SEED_LEN	32
 #include "core/log.h"
 #include "core/util.h"
 #include "store/state.h"
@@ -74,6 +76,13 @@ set_refresh(struct state *st, const char *name, const char *ref, struct answer *
 	answer_clear(a);
 	state_cred_set_refresh(st, name, ref, KC, OR, answered, a);
 	wait_answer(a);
+}
+
+static void
+expect_error(const struct answer *x, const char *want, const char *what)
+{
+	CHECK(x->rc == STATE_ERROR && x->err != NULL && strstr(x->err, want) != NULL &&
+	    strstr(x->err, "ya29") == NULL, "%s: %s", what, err(x));
 }
 
 /* Single flight and fencing: begin, busy, store, stale stores, a lease that runs out. */
@@ -230,6 +239,28 @@ test_fail(struct state *a, const char *cred)
 	wait_answer(&x);
 	CHECK(json_is_false(json_object_get(x.res, "renewed")), "nor a stale generation");
 	fail(a, cred, "i1", 6, NULL, &x);
+	get(a, cred, &x);
+	CHECK(strcmp(str(&x, "mark_origin"), OR) == 0 && strcmp(str(&x, "origin"), OR) == 0,
+	    "the mark keeps the origin it was made for apart from the row's");
+	answer_clear(&x);
+	for (int i = 0; i < 20; i++) {
+		char seed[AEAD_SEED_LEN + 1];
+
+		snprintf(seed, sizeof seed, "%032x", i < 18 ? i : 3);
+		answer_clear(&x);
+		state_cred_spent(a, cred, seed, answered, &x);
+		wait_answer(&x);
+	}
+	get(a, cred, &x);
+	CHECK(json_array_size(json_object_get(x.res, "seeds")) == 16 &&
+	    strcmp(json_string_value(json_array_get(json_object_get(x.res, "seeds"), 15)),
+	    "00000000000000000000000000000011") == 0,
+	    "spent seeds: the last 16 kept once each (%zu)",
+	    json_array_size(json_object_get(x.res, "seeds")));
+	answer_clear(&x);
+	state_cred_spent(a, cred, "not-a-mac", answered, &x);
+	wait_answer(&x);
+	expect_error(&x, "seed must be 32", "a seed that is not a MAC");
 	answer_clear(&x);
 	state_cred_renew(a, cred, "i1", 6, 60000, answered, &x);
 	wait_answer(&x);
@@ -255,13 +286,6 @@ test_race(struct state *a, struct state *a2, const char *cred)
 	}
 	CHECK(tokens == 1 && busy == 5, "six begins at once: one token (%d), five busy (%d)",
 	    tokens, busy);
-}
-
-static void
-expect_error(const struct answer *x, const char *want, const char *what)
-{
-	CHECK(x->rc == STATE_ERROR && x->err != NULL && strstr(x->err, want) != NULL &&
-	    strstr(x->err, "ya29") == NULL, "%s: %s", what, err(x));
 }
 
 static void

@@ -1,0 +1,52 @@
+# A new refresh_token in the configuration and a reload, a repair onesyncd(8) offers, done
+# on one instance first (a rolling change): that instance refreshes with the new token and
+# stores the rotated one; the other, whose configuration still names the first refresh
+# token (spent long ago), finds another configuration's tokens. It must not present its
+# spent configured token (a server that revokes on reuse would revoke the repaired one
+# too): its runs fail saying why, and no refresh token is used twice.
+. "$(dirname "$0")/../lib.sh"
+CTL=${ONESYNCCTL:-$TOP/src/onesyncctl}
+sa_start
+mkdir -p "$T/secrets" "$T/sa" "$T/sb"
+key=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+for d in sa sb; do printf '%s\n' "$key" >"$T/$d/k"; printf '%s\n' "rt-first-5b3c9" >"$T/$d/rt"; done
+sa POST /_ctl/protect '{"prefix":"/api/"}' >/dev/null
+sa POST /_ctl/gen '{"coll":"s1","n":5}' >/dev/null
+sa POST /_ctl/gen '{"coll":"s2","n":5}' >/dev/null
+oauth() { sa GET /_ctl/oauth | python3 -c "import json,sys; o = json.load(sys.stdin); print($1)"; }
+conf() {
+	cat >"$1" <<C
+state = { conninfo = "$STATE"; encryption_key = "{{secret:k}}"; };
+daemon = { instance = "$2"; stop_timeout = "5s"; secrets_dir = "$T/s$2"; };
+defaults = { interval = "300ms"; jitter = "0s"; retries = 0; };
+credentials = ( { name = "erp"; type = "oauth2_refresh_token"; token_url = "$SA/oauth/token";
+	scope = "read"; client_id = "sampleapp"; client_secret = "sampleapp-secret";
+	refresh_token = "{{secret:rt}}"; } );
+jobs = ( { name = "$3"; strategy = "modified"; key = "id"; modified = { field = "updatedAt"; sorted = true; };
+	source = { url = "$SA/api/$4"; auth = "erp"; page = { style = "page"; size = 10; };
+		query = [ "updatedAt_gte={{watermark}}", "_sort=updatedAt,id", "_page={{page}}", "_limit={{limit}}" ]; };
+	destination = { type = "http"; method = "PUT"; url = "$SA/api/d$4/{{key}}"; body = "{{record}}"; auth = "erp"; }; } );
+C
+}
+STATE=$(new_db state)
+sa POST /_ctl/oauth '{"expires_in":3,"rotate":true,"reuse_revokes":true,"refresh_token":"rt-first-5b3c9"}' >/dev/null
+conf "$T/a.conf" a job1 s1
+conf "$T/b.conf" b job2 s2
+daemon_start "$T/a.conf"; pa=$D_PID
+daemon_start "$T/b.conf"; pb=$D_PID
+wait_for 15 eval '[ "$(oauth "o[\"refreshes\"]")" -ge 2 ]' || fail "no refreshes"
+# the operator gives a new refresh token in a's configuration first
+sa POST /_ctl/oauth '{"refresh_token":"rt-second-77aa1"}' >/dev/null
+printf '%s\n' "rt-second-77aa1" >"$T/sa/rt"
+kill -HUP "$pa"
+sleep 10
+read -r reused <<<"$(oauth "o['reused']")"
+"$CTL" -c "$T/a.conf" credentials >"$T/creds.txt" 2>&1
+kill -TERM "$pa" "$pb"; wait "$pa"; wait "$pb"
+[ "$reused" = 0 ] || fail "a rolling change of refresh_token: the other instance presented its spent configured refresh token ($reused reuses; the server revoked every live one): $(cat "$T/creds.txt")"
+e=$(sql "$STATE" "SELECT error FROM onesync.runs WHERE job = 'job2' AND result = 'failed' ORDER BY id DESC LIMIT 1")
+case $e in *"credential erp: its configured refresh_token was spent already"*"stored by a"*) ;;
+*) fail "job2's last failure: $e";; esac
+grep -q "needs re-authorization" "$T/creds.txt" && fail "a needs re-authorization: $(cat "$T/creds.txt")"
+note "a rolling change of refresh_token: no reuse; b says: ${e:0:150}"
+exit 0
