@@ -20,6 +20,7 @@
 #include "core/util.h"
 
 #define TOKEN_MAX	8192
+#define TOKEN_MIN	6	/* shorter: not masked in logs (core/secrets.h) */
 
 static const char creds_sql[] =
 "SELECT COALESCE(json_object_agg(c.name, json_build_object(\n"
@@ -195,7 +196,7 @@ read_token(void)
 	for (size_t i = 0; i < n; i++)
 		if (buf[i] < 0x21 || buf[i] > 0x7e)
 			n = 0;
-	if (n == 0 || n > TOKEN_MAX) {
+	if (n < TOKEN_MIN || n > TOKEN_MAX) {
 		OPENSSL_cleanse(buf, TOKEN_MAX + 2);
 		free(buf);
 		return NULL;
@@ -233,8 +234,8 @@ set_refresh(struct ctl *ctl, const char *name)
 		return CTL_EX_FAILED;
 	}
 	if ((token = read_token()) == NULL) {
-		fprintf(stderr, "%s: no refresh token on standard input (one line of 1 to %d "
-		    "visible characters)\n", CTL_PROG, TOKEN_MAX);
+		fprintf(stderr, "%s: no refresh token on standard input (one line of %d to %d "
+		    "visible characters)\n", CTL_PROG, TOKEN_MIN, TOKEN_MAX);
 		return CTL_EX_FAILED;
 	}
 	ad = xasprintf("%s/%s/refresh", ctl->cfg->state.schema, name);

@@ -70,6 +70,8 @@ struct cred {
 	 * began from; stored again until it is (or a newer one is) */
 	char			*unstored_access, *unstored_refresh;
 	int64_t			 unstored_expires;	/* ms since the epoch */
+	char			 unstored_kc[AEAD_MAC_HEX + 1];	/* the key and origin */
+	char			 unstored_origin[CRED_ORIGIN_HEX + 1];	/* it was sealed for */
 	int64_t			 unstored_gen;
 	int			 store_tries;
 	bool			 storing;	/* a store is in flight */

@@ -246,8 +246,8 @@ store(struct cred *cr)
 	cr->storing = true;
 	cr->calls++;
 	state_cred_store(cr->e->state, cr->conf.name, cr->e->instance, cr->unstored_gen,
-	    cr->unstored_access, cr->unstored_expires, cr->unstored_refresh, cr->e->key_check,
-	    cr->origin, stored, cr);
+	    cr->unstored_access, cr->unstored_expires, cr->unstored_refresh, cr->unstored_kc,
+	    cr->unstored_origin, stored, cr);
 }
 
 void
@@ -277,6 +277,10 @@ creds_keep(struct cred *cr, const char *access, const char *refresh, int64_t lif
 	cr->unstored_access = seal(cr, "access", access);
 	cr->unstored_refresh = refresh != NULL ? seal(cr, "refresh", refresh) : NULL;
 	cr->unstored_expires = now_wall_ms() + life_ms;
+	/* a reload may change the key before the store takes them: they stay what they
+	 * were sealed with */
+	memcpy(cr->unstored_kc, cr->e->key_check, sizeof cr->unstored_kc);
+	memcpy(cr->unstored_origin, cr->origin, sizeof cr->unstored_origin);
 	cr->unstored_gen = cr->fence;
 	cr->fence = -1;		/* the lease is renewed on under unstored_gen */
 	/* used at once; the fetch lasts until the store took it */

@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "daemon/creds_wire.h"
+#include "core/secrets.h"
 #include "core/util.h"
 
 #define CRED_TOKEN_MAX		8192	/* bytes of an access or refresh token */
@@ -67,13 +68,14 @@ creds_basic_header(const struct cred_conf *c)
 	return h;
 }
 
-/* A token as an endpoint may give it: 1 to 8192 visible ASCII characters. */
+/* A token as an endpoint may give it: 6 to 8192 visible ASCII characters (a shorter one
+ * could not be masked in logs: core/secrets.h, SECRETS_MIN). */
 bool
 creds_token_ok(const char *t)
 {
 	size_t n = t != NULL ? strlen(t) : 0;
 
-	if (n == 0 || n > CRED_TOKEN_MAX)
+	if (n < SECRETS_MIN || n > CRED_TOKEN_MAX)
 		return false;
 	for (; *t != '\0'; t++)
 		if (*t < 0x21 || *t > 0x7e)
@@ -140,12 +142,12 @@ creds_parse_answer(json_t *j, const char **access, const char **refresh, int64_t
 	*refresh = json_string_value(rt);
 	*life_s = 3600;
 	if (!creds_token_ok(*access)) {
-		*why = "no usable access_token (1 to 8192 visible ASCII characters)";
+		*why = "no usable access_token (6 to 8192 visible ASCII characters)";
 		return false;
 	}
 	if ((rt != NULL && !json_is_null(rt) && !json_is_string(rt)) ||
 	    (*refresh != NULL && !creds_token_ok(*refresh))) {
-		*why = "a refresh_token that is not 1 to 8192 visible ASCII characters";
+		*why = "a refresh_token that is not 6 to 8192 visible ASCII characters";
 		return false;
 	}
 	if (tt != NULL && !json_is_null(tt) && (!json_is_string(tt) ||

@@ -13,7 +13,7 @@
 void creds_form_add(struct buf *, const char *name, const char *value);
 /* "Authorization: Basic ..." for the credential's client id and secret (RFC 6749 §2.3.1). */
 char *creds_basic_header(const struct cred_conf *);
-/* A token as an endpoint may give it: 1 to 8192 visible ASCII characters. */
+/* A token as an endpoint may give it: 6 to 8192 visible ASCII characters. */
 bool creds_token_ok(const char *);
 /* The error code of a 400/401 that refuses the grant or the client (invalid_grant,
  * invalid_client, unauthorized_client), else NULL. */

@@ -1,6 +1,6 @@
 # A token endpoint and an API that misbehave:
 # 1. answers that parse but are not tokens to use: token_type "mac", expires_in 0.5, "12abc",
-#    -5, a refresh_token that is a number: the runs fail naming the credential and what is
+#    -5, a refresh_token that is a number, a token of 5 characters (too short to mask): the runs fail naming the credential and what is
 #    wrong, and no such token is ever sent to the API; expires_in "3600" (a string of
 #    digits) and a missing token_type are taken;
 # 2. an API that refuses every token (the server ends them at once): the token endpoint is
@@ -54,6 +54,9 @@ for a in '"token_type":"mac","expires_in":60|token_type other than Bearer' \
 	e=$(once_err job1)
 	case $e in *"credential odd"*"${a#*|}"*) ;; *) fail "answer {${a%%|*}}: the run's error is: $e";; esac
 done
+printf '{"access_token":"at-5x","token_type":"Bearer","expires_in":60}' >"$T/answer"
+e=$(once_err job1)
+case $e in *"credential odd"*"no usable access_token (6 to 8192"*) ;; *) fail "a token of 5 characters (it could not be masked in logs): $e";; esac
 [ "$(sa GET /_ctl/oauth | python3 -c 'import json,sys; o = json.load(sys.stdin); print(o["unknown"])')" = 0 ] ||
 	fail "a token from an answer that was refused reached the API"
 for a in '"token_type":"Bearer","expires_in":"3600"' '"expires_in":3600'; do
@@ -62,7 +65,7 @@ for a in '"token_type":"Bearer","expires_in":"3600"' '"expires_in":3600'; do
 	[ -z "$e" ] || fail "answer {$a} was refused: $e"
 done
 grep -q "odd-token-4c1e" "$T/daemon.log" && fail "the token reached the log"
-note "1. five answers refused with their reason, two taken"
+note "1. six answers refused with their reason, two taken"
 
 # 2. an API that refuses every token: tokens end 1 ms after they are issued
 sa POST /_ctl/oauth '{"valid_ms":1}' >/dev/null
