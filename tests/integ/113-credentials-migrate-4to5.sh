@@ -6,7 +6,7 @@
 # the credential needs re-authorization after an upgrade.
 # The row is made as migration 5 leaves it: the current daemon stores, then its two new
 # columns are set NULL (schema 4 sealed with the same key and associated data).
-. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/creds.inc"
 CTL=${ONESYNCCTL:-$TOP/src/onesyncctl}
 sa_start
 mkdir -p "$T/secrets"
@@ -16,18 +16,7 @@ sa POST /_ctl/protect '{"prefix":"/api/"}' >/dev/null
 sa POST /_ctl/gen '{"coll":"s1","n":5}' >/dev/null
 oauth() { sa GET /_ctl/oauth | python3 -c "import json,sys; o = json.load(sys.stdin); print($1)"; }
 STATE=$(new_db state)
-cat >"$T/a.conf" <<C
-state = { conninfo = "$STATE"; encryption_key = "{{secret:k}}"; };
-daemon = { instance = "a"; stop_timeout = "5s"; secrets_dir = "$T/secrets"; };
-defaults = { interval = "300ms"; jitter = "0s"; retries = 0; };
-credentials = ( { name = "erp"; type = "oauth2_refresh_token"; token_url = "$SA/oauth/token";
-	scope = "read"; client_id = "sampleapp"; client_secret = "sampleapp-secret";
-	refresh_token = "{{secret:rt}}"; } );
-jobs = ( { name = "job1"; strategy = "modified"; key = "id"; modified = { field = "updatedAt"; sorted = true; };
-	source = { url = "$SA/api/s1"; auth = "erp"; page = { style = "page"; size = 10; };
-		query = [ "updatedAt_gte={{watermark}}", "_sort=updatedAt,id", "_page={{page}}", "_limit={{limit}}" ]; };
-	destination = { type = "http"; method = "PUT"; url = "$SA/api/ds1/{{key}}"; body = "{{record}}"; auth = "erp"; }; } );
-C
+rt_conf "$T/a.conf"
 sa POST /_ctl/oauth '{"expires_in":2,"rotate":true,"refresh_token":"rt-first-5b3c9"}' >/dev/null
 daemon_start "$T/a.conf"
 wait_for 15 eval '[ "$(sql "$STATE" "SELECT generation FROM onesync.credentials")" -ge 2 ]' ||

@@ -3,7 +3,7 @@
 # the lease runs out 5 s after it was taken while the request still waits, and the other
 # instance begins a refresh with the same refresh token.
 # What should hold: a failed renewal is tried again; one token request for one refresh.
-. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/creds.inc"
 sa_start
 mkdir -p "$T/secrets"
 printf '%s\n' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$T/secrets/k"
@@ -12,20 +12,7 @@ sa POST /_ctl/protect '{"prefix":"/api/"}' >/dev/null
 sa POST /_ctl/gen '{"coll":"s1","n":5}' >/dev/null
 sa POST /_ctl/gen '{"coll":"s2","n":5}' >/dev/null
 oauth() { sa GET /_ctl/oauth | python3 -c "import json,sys; o = json.load(sys.stdin); print($1)"; }
-conf() {
-	cat >"$1" <<C
-state = { conninfo = "$STATE"; encryption_key = "{{secret:k}}"; };
-daemon = { instance = "$2"; stop_timeout = "5s"; secrets_dir = "$T/secrets"; };
-defaults = { interval = "300ms"; jitter = "0s"; retries = 0; };
-credentials = ( { name = "erp"; type = "oauth2_refresh_token"; token_url = "$SA/oauth/token";
-	scope = "read"; client_id = "sampleapp"; client_secret = "sampleapp-secret";
-	refresh_token = "{{secret:rt}}"; timeout = "30s"; } );
-jobs = ( { name = "$3"; strategy = "modified"; key = "id"; modified = { field = "updatedAt"; sorted = true; };
-	source = { url = "$SA/api/$4"; auth = "erp"; page = { style = "page"; size = 10; };
-		query = [ "updatedAt_gte={{watermark}}", "_sort=updatedAt,id", "_page={{page}}", "_limit={{limit}}" ]; };
-	destination = { type = "http"; method = "PUT"; url = "$SA/api/d$4/{{key}}"; body = "{{record}}"; auth = "erp"; }; } );
-C
-}
+conf() { rt_conf "$1" "$2" "$3" "$4" 'timeout = "30s";'; }
 STATE=$(new_db state)
 sa POST /_ctl/oauth '{"expires_in":600,"delay_ms":12000,"rotate":true,"refresh_token":"rt-first-5b3c9"}' >/dev/null
 conf "$T/a.conf" a job1 s1
