@@ -309,13 +309,21 @@ refresh_now(struct cred *cr, json_t *row)
 		return;
 	}
 	if (sealed == NULL || !ours(cr, row, CRED_ORIGIN_HEX / 2)) {
-		if (seed_spent(cr, row)) {
+		if (seed_spent(cr, row) && sealed != NULL) {
 			lease_end(cr, NULL);
 			fail_all(cr, "its configured refresh_token was spent already, and the state "
 			    "database holds no refresh token of this configuration (the last one was "
 			    "stored by %s, whose token_url, client_id or refresh_token differ): give "
 			    "every instance the same credential, or a new refresh token ('onesyncctl "
 			    "credentials set-refresh-token %s')", updated_by(row), cr->conf.name);
+			return;
+		}
+		if (seed_spent(cr, row)) {
+			lease_end(cr, NULL);
+			fail_all(cr, "its configured refresh_token was spent already, and no refresh "
+			    "token was stored after it (the token endpoint's answer was lost): give a "
+			    "new refresh token ('onesyncctl credentials set-refresh-token %s')",
+			    cr->conf.name);
 			return;
 		}
 		if (sealed != NULL)
