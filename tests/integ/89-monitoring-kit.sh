@@ -92,11 +92,15 @@ job() {	# job NAME SOURCE_COLL DEST_COLL: a modified job from the sample app to 
 	printf '    query = [ "updatedAt_gte={{watermark}}", "_sort=updatedAt,id", "_page={{page}}", "_limit={{limit}}" ]; };\n'
 	printf '  destination = { type = "http"; method = "PUT"; url = "%s/api/%s/{{key}}"; body = "{{record}}"; }; }' "$SA" "$3"
 }
+# a budget and a credential, so that their metrics are there too
 cat >"$T/c.conf" <<CONF
 state = { conninfo = "$STATE"; };
 daemon = { instance = "kit-test"; lease = "3s"; stop_timeout = "5s"; status_listen = "127.0.0.1:0"; };
 defaults = { interval = "1h"; retries = 0; retry_backoff = "0"; };
-jobs = ( $(job contacts contacts customers), $(job orders orders orders_out),
+budgets = ( { name = "api"; match = [ "$SA/api/" ]; rate = [ "1000/1s" ]; } );
+credentials = ( { name = "crm"; type = "oauth2_client_credentials"; token_url = "$SA/oauth/token";
+	client_id = "sampleapp"; client_secret = "sampleapp-secret"; } );
+jobs = ( $(job contacts contacts customers | sed 's|page = {|auth = "crm"; page = {|'), $(job orders orders orders_out),
 	$(job off contacts off_out | sed 's/^{ /{ enabled = false; /') );
 CONF
 daemon_start "$T/c.conf"
