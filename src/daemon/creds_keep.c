@@ -211,12 +211,15 @@ stored(void *arg, int rc, json_t *res, const char *err)
 		return;
 	if (rc != STATE_OK) {
 		ms = 1000LL << (cr->store_tries < 3 ? cr->store_tries : 3);
+		/* said at the 1st, 2nd, 4th, 8th... try: a long outage is not a flood */
 		cr->store_tries++;
-		log_warnx("credential %s: its new token is not stored yet (%s): stored again in "
-		    "%lld s; meanwhile %s", cr->conf.name, err, (long long)(ms / 1000),
-		    cr->unstored_refresh != NULL && cr->conf.type == CRED_REFRESH_TOKEN ?
-		    "its rotated refresh token is only in this instance's memory" :
-		    "the other instances cannot take it");
+		if ((cr->store_tries & (cr->store_tries - 1)) == 0)
+			log_warnx("credential %s: its new token is not stored yet (%s, try %d): "
+			    "stored again in %lld s; meanwhile %s", cr->conf.name, err,
+			    cr->store_tries, (long long)(ms / 1000),
+			    cr->unstored_refresh != NULL && cr->conf.type == CRED_REFRESH_TOKEN ?
+			    "its rotated refresh token is only in this instance's memory" :
+			    "the other instances cannot take it");
 		timer_add_ms(cr->store_timer, ms);
 		return;
 	}
