@@ -132,7 +132,6 @@ config_cred_origin(const struct cred_conf *cr, const unsigned char *key, char *o
 	buf_printf(&b, "type=%d;", (int)cr->type);
 	digest_str(&b, "token_url", cr->token_url);
 	digest_str(&b, "client_id", cr->client_id);
-	digest_str(&b, "refresh_token", cr->refresh_token);
 	aead_mac_hex(key, "onesyncd credential client", b.data, b.len, out);
 	OPENSSL_cleanse(b.data, b.len);
 	buf_reset(&b);
@@ -141,6 +140,14 @@ config_cred_origin(const struct cred_conf *cr, const unsigned char *key, char *o
 	digest_str(&b, "audience", cr->audience);
 	aead_mac_hex(key, "onesyncd credential scope", b.data, b.len, out + AEAD_MAC_HEX);
 	buf_free(&b);
+}
+
+void
+config_cred_seed(const unsigned char *key, const char *refresh_token, char *out)
+{
+	const char *t = refresh_token != NULL ? refresh_token : "";
+
+	aead_mac_hex(key, "onesyncd credential seed", t, strlen(t), out);
 }
 
 /* Whether an http(s) URL's host is a loopback one: 127.0.0.0/8, ::1 or localhost. */

@@ -20,12 +20,13 @@ const struct cred_conf *config_cred(const struct config *cfg, const char *name);
  * nothing when there is none. */
 void config_cred_digest(const struct config *cfg, const char *name, struct buf *b);
 /* Whose tokens the state database's row of credential cr holds, as two MACs under key
- * (CRED_ORIGIN_HEX hex digits and a NUL in out): its type, token_url, client_id and first
- * refresh_token (the refresh tokens'), then its scope and audience (the access token's).
- * Another first half there means another client, or a new refresh_token in the
- * configuration: the stored tokens are not this configuration's; another second half, an
- * access token of other scopes. Not the client_secret, whose rotation keeps the tokens. */
+ * (CRED_ORIGIN_HEX hex digits and a NUL in out): its type, token_url and client_id (the
+ * client, whose refresh tokens they are), then its scope and audience (the access
+ * token's). Not the client_secret, whose rotation keeps the tokens. */
 #define CRED_ORIGIN_HEX	64
+/* A refresh token's MAC under key (AEAD_MAC_HEX hex digits and a NUL in out): the state
+ * database records those given to a credential, so that a spent one is never presented. */
+void config_cred_seed(const unsigned char *key, const char *refresh_token, char *out);
 void config_cred_origin(const struct cred_conf *cr, const unsigned char *key, char *out);
 /* The warnings about a loaded configuration's credentials, "FILE:LINE: ..." appended to
  * out: a token_url in plain http to a host that is not loopback. */

@@ -44,22 +44,24 @@ type_name(enum cred_type t)
 static char *
 row_state(const struct ctl *ctl, const struct cred_conf *cc, json_t *s)
 {
-	char kc[AEAD_MAC_HEX + 1], origin[CRED_ORIGIN_HEX + 1];
+	char kc[AEAD_MAC_HEX + 1], origin[CRED_ORIGIN_HEX + 1], mark[CRED_ORIGIN_HEX + 1];
 	bool keyed = ctl->cfg->state.has_key;
 
 	if (keyed) {
 		aead_key_check(ctl->cfg->state.key, kc);
 		config_cred_origin(cc, ctl->cfg->state.key, origin);
+		memcpy(mark, origin, CRED_ORIGIN_HEX / 2);	/* the client, the seed */
+		config_cred_seed(ctl->cfg->state.key, cc->refresh_token, mark + CRED_ORIGIN_HEX / 2);
 	}
 	if (keyed && !ctl_jnull(s, "key_check") && strcmp(ctl_jstr(s, "key_check"), kc) != 0)
 		return xstrdup("tokens stored are sealed with another state.encryption_key");
 	if (!ctl_jnull(s, "needs_reauth") && (!keyed || ctl_jnull(s, "mark_origin") ||
-	    strncmp(ctl_jstr(s, "mark_origin"), origin, CRED_ORIGIN_HEX / 2) == 0))
+	    strcmp(ctl_jstr(s, "mark_origin"), mark) == 0))
 		return xasprintf("needs re-authorization: %s", ctl_jstr(s, "needs_reauth"));
 	if (keyed && !ctl_jnull(s, "origin") && strncmp(ctl_jstr(s, "origin"), origin,
 	    CRED_ORIGIN_HEX / 2) != 0)
-		return xstrdup("tokens stored are another configuration's (token_url, client_id "
-		    "or refresh_token changed)");
+		return xstrdup("tokens stored are another client's (token_url or client_id "
+		    "changed)");
 	return NULL;
 }
 
@@ -209,8 +211,8 @@ set_refresh(struct ctl *ctl, const char *name)
 {
 	const struct cred_conf *cc = NULL;
 	char *token, *ad, *sealed;
-	char kc[AEAD_MAC_HEX + 1], origin[CRED_ORIGIN_HEX + 1];
-	const char *v[4];
+	char kc[AEAD_MAC_HEX + 1], origin[CRED_ORIGIN_HEX + 1], seed[AEAD_MAC_HEX + 1];
+	const char *v[5];
 	PGresult *res;
 	int rc = 0;
 
@@ -240,6 +242,7 @@ set_refresh(struct ctl *ctl, const char *name)
 	}
 	ad = xasprintf("%s/%s/refresh", ctl->cfg->state.schema, name);
 	sealed = aead_seal(ctl->cfg->state.key, ad, token, strlen(token));
+	config_cred_seed(ctl->cfg->state.key, token, seed);
 	OPENSSL_cleanse(token, strlen(token));
 	free(token);
 	free(ad);
@@ -253,8 +256,9 @@ set_refresh(struct ctl *ctl, const char *name)
 	v[1] = sealed;
 	v[2] = kc;
 	v[3] = origin;
+	v[4] = seed;	/* spent once it is stored: never presented from a configuration */
 	res = ctl_q(ctl, "storing the refresh token", "SELECT @S@.credential_set_refresh($1, $2, "
-	    "$3, $4)", 4, v, &rc);
+	    "$3, $4, $5)", 5, v, &rc);
 	free(sealed);
 	if (res == NULL)
 		return rc;

@@ -302,12 +302,12 @@ static const struct http_auth_ops auth_ops = { ask_token, token_rejected, cancel
 static void
 set_macs(struct cred *cr)
 {
-	const char *rt = cr->conf.refresh_token != NULL ? cr->conf.refresh_token : "";
-
 	if (!cr->e->shared)
 		return;
 	config_cred_origin(&cr->conf, cr->e->key, cr->origin);
-	aead_mac_hex(cr->e->key, "onesyncd credential seed", rt, strlen(rt), cr->seed);
+	config_cred_seed(cr->e->key, cr->conf.refresh_token, cr->seed);
+	memcpy(cr->mark_id, cr->origin, CRED_ORIGIN_HEX / 2);
+	memcpy(cr->mark_id + CRED_ORIGIN_HEX / 2, cr->seed, AEAD_MAC_HEX + 1);
 }
 
 static struct cred *

@@ -91,8 +91,7 @@ marked_ours(const struct cred *cr, json_t *row)
 {
 	const char *v = json_string_value(json_object_get(row, "mark_origin"));
 
-	return v == NULL || (strlen(v) >= CRED_ORIGIN_HEX / 2 &&
-	    strncmp(v, cr->origin, CRED_ORIGIN_HEX / 2) == 0);
+	return v == NULL || strcmp(v, cr->mark_id) == 0;
 }
 
 static bool
@@ -166,7 +165,7 @@ lease_end(struct cred *cr, const char *reauth)
 	evtimer_del(cr->lease_timer);
 	if (cr->e->shared && cr->fence >= 0)
 		state_cred_fail(cr->e->state, cr->conf.name, cr->e->instance, cr->fence, reauth,
-		    cr->origin, NULL, NULL);
+		    cr->mark_id, NULL, NULL);
 	cr->fence = -1;
 }
 
@@ -183,13 +182,7 @@ token_answered(struct http_response *resp, void *arg)
 	cr->used_refresh = NULL;
 	if (cr->e->closing)
 		goto out;
-	code = creds_grant_refused(resp);
-	if (cr->seed_used && cr->e->shared && !cr->local && (code != NULL ||
-	    (resp->status >= 200 && resp->status <= 299)))
-		/* the endpoint took the configured refresh token: spent */
-		state_cred_spent(cr->e->state, cr->conf.name, cr->seed, NULL, NULL);
-	cr->seed_used = false;
-	if (code != NULL) {
+	if ((code = creds_grant_refused(resp)) != NULL) {
 		char *reason = xasprintf("the token endpoint answered %s", code);
 
 		lease_end(cr, cr->conf.type == CRED_REFRESH_TOKEN && !cr->local ? reason : NULL);
@@ -222,6 +215,7 @@ token_answered(struct http_response *resp, void *arg)
 		creds_idle(cr);
 	}
 out:
+	cr->seed_used = false;	/* creds_keep took it */
 	json_decref(j);
 	creds_wipe_free(used);
 }
@@ -308,29 +302,23 @@ refresh_now(struct cred *cr, json_t *row)
 		request_token(cr, NULL);
 		return;
 	}
-	if (sealed == NULL || !ours(cr, row, CRED_ORIGIN_HEX / 2)) {
-		if (seed_spent(cr, row) && sealed != NULL) {
-			lease_end(cr, NULL);
-			fail_all(cr, "its configured refresh_token was spent already, and the state "
-			    "database holds no refresh token of this configuration (the last one was "
-			    "stored by %s, whose token_url, client_id or refresh_token differ): give "
-			    "every instance the same credential, or a new refresh token ('onesyncctl "
-			    "credentials set-refresh-token %s')", updated_by(row), cr->conf.name);
-			return;
-		}
-		if (seed_spent(cr, row)) {
-			lease_end(cr, NULL);
-			fail_all(cr, "its configured refresh_token was spent already, and no refresh "
-			    "token was stored after it (the token endpoint's answer was lost): give a "
-			    "new refresh token ('onesyncctl credentials set-refresh-token %s')",
-			    cr->conf.name);
-			return;
-		}
+	/* The configured refresh token when it was never given before (a first one, or a
+	 * new grant); else the stored chain when it is this client's (or schema 4's). A
+	 * spent configured token is never presented again. */
+	if (!seed_spent(cr, row) && (sealed == NULL ||
+	    json_string_value(json_object_get(row, "origin")) != NULL)) {
 		if (sealed != NULL)
-			log_info("credential %s: the stored refresh token is another configuration's "
-			    "(token_url, client_id or refresh_token changed): the configured "
-			    "refresh_token is used", cr->conf.name);
+			log_info("credential %s: its configured refresh_token is new: it is used "
+			    "instead of the stored one", cr->conf.name);
 		request_token(cr, cr->conf.refresh_token);
+		return;
+	}
+	if (sealed == NULL || !ours(cr, row, CRED_ORIGIN_HEX / 2)) {
+		lease_end(cr, NULL);
+		fail_all(cr, "its configured refresh_token was spent already, and %s: give a new "
+		    "refresh token ('onesyncctl credentials set-refresh-token %s')",
+		    sealed == NULL ? "no refresh token was stored after it" : "the stored one is "
+		    "another client's (token_url or client_id changed)", cr->conf.name);
 		return;
 	}
 	ad = creds_seal_ad(cr, "refresh");
@@ -447,7 +435,7 @@ got(void *arg, int rc, json_t *res, const char *err)
 	cr->key_warned = false;
 	cr->calls++;
 	state_cred_begin(cr->e->state, cr->conf.name, cr->e->instance, creds_lease_ms(cr),
-	    cr->origin, begun, cr);
+	    cr->mark_id, begun, cr);
 }
 
 static void

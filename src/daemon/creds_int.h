@@ -38,6 +38,7 @@ struct cred {
 	struct cred_conf	 conf;		/* own copies */
 	char			 origin[CRED_ORIGIN_HEX + 1];	/* whose tokens (shared) */
 	char			 seed[AEAD_MAC_HEX + 1];	/* the configured refresh token's */
+	char			 mark_id[CRED_ORIGIN_HEX + 1];	/* client and seed: a mark's */
 	bool			 seed_used;	/* the request in flight presents it */
 	char			*token;		/* the access token, or NULL */
 	char			*old_token;	/* the one before: still masked in logs */
@@ -72,6 +73,7 @@ struct cred {
 	int64_t			 unstored_expires;	/* ms since the epoch */
 	char			 unstored_kc[AEAD_MAC_HEX + 1];	/* the key and origin */
 	char			 unstored_origin[CRED_ORIGIN_HEX + 1];	/* it was sealed for */
+	bool			 unstored_seed;	/* its refresh began from the configured token */
 	int64_t			 unstored_gen;
 	int			 store_tries;
 	bool			 storing;	/* a store is in flight */

@@ -250,7 +250,7 @@ store(struct cred *cr)
 	cr->calls++;
 	state_cred_store(cr->e->state, cr->conf.name, cr->e->instance, cr->unstored_gen,
 	    cr->unstored_access, cr->unstored_expires, cr->unstored_refresh, cr->unstored_kc,
-	    cr->unstored_origin, stored, cr);
+	    cr->unstored_origin, cr->unstored_seed ? cr->seed : NULL, stored, cr);
 }
 
 void
@@ -284,6 +284,7 @@ creds_keep(struct cred *cr, const char *access, const char *refresh, int64_t lif
 	 * were sealed with */
 	memcpy(cr->unstored_kc, cr->e->key_check, sizeof cr->unstored_kc);
 	memcpy(cr->unstored_origin, cr->origin, sizeof cr->unstored_origin);
+	cr->unstored_seed = cr->seed_used;	/* the configured token is spent with it */
 	cr->unstored_gen = cr->fence;
 	cr->fence = -1;		/* the lease is renewed on under unstored_gen */
 	/* used at once; the fetch lasts until the store took it */

@@ -215,9 +215,10 @@
  * begin despite a mark made for another client or first refresh token (the configuration now names a new refresh_token), and
  * credential_renew extends the lease of a refresh whose request still waits (a budget's
  * block, a slow endpoint), so that no other instance begins with the same refresh token.
- * seeds holds MACs of the configured refresh tokens the token endpoint has answered (the
- * last 16, credential_spent): an instance whose configuration differs (a rolling reload,
- * an instance left behind) never presents a configured refresh token that was spent.
+ * seeds holds MACs of the refresh tokens given to the credential (the configured ones a
+ * stored refresh began from, and the operator's): the last 16. A configured refresh token
+ * found there is spent: it is never presented again, the stored chain serves instead.
+ * mark_origin is the client and configured refresh token a mark was made for.
  * The functions of migration 4 whose arguments changed stay beside the new ones, for an
  * instance of the previous version that still runs while another migrates.
  */
@@ -236,6 +237,11 @@
 	"      quote_nullable(left(p_name, 40)), p_what, n USING ERRCODE = '22023';\n" \
 	"  END IF;\n" \
 	"END $f$;\n" \
+	"CREATE FUNCTION @S@.credential_seeds(a text[], p_seed text) RETURNS text[]\n" \
+	"LANGUAGE sql IMMUTABLE AS $f$\n" \
+	"  SELECT CASE WHEN p_seed IS NULL OR p_seed = ANY (a) THEN a\n" \
+	"    ELSE (a || p_seed)[greatest(1, cardinality(a) - 14):cardinality(a) + 1] END\n" \
+	"$f$;\n" \
 	"CREATE OR REPLACE FUNCTION @S@.credential_json(r @S@.credentials) RETURNS jsonb\n" \
 	"LANGUAGE sql AS $f$\n" \
 	"  SELECT jsonb_build_object('access_sealed', r.access_sealed,\n" \
@@ -248,7 +254,7 @@
 	"$f$;\n" \
 	"CREATE FUNCTION @S@.credential_store(p_name text, p_instance text, p_generation bigint,\n" \
 	"    p_access_sealed text, p_expires_ms bigint, p_refresh_sealed text, p_key_check text,\n" \
-	"    p_origin text) RETURNS jsonb LANGUAGE plpgsql AS $f$\n" \
+	"    p_origin text, p_seed text) RETURNS jsonb LANGUAGE plpgsql AS $f$\n" \
 	"DECLARE r @S@.credentials; lost boolean;\n" \
 	"BEGIN\n" \
 	"  PERFORM @S@.credential_check('credential_store', p_name, 'the instance', p_instance);\n" \
@@ -262,6 +268,9 @@
 	"    p_refresh_sealed);\n" \
 	"  PERFORM @S@.credential_check_mac('credential_store', p_name, 'key check', p_key_check);\n" \
 	"  PERFORM @S@.credential_check_mac('credential_store', p_name, 'origin', p_origin);\n" \
+	"  IF p_seed IS NOT NULL THEN\n" \
+	"    PERFORM @S@.credential_check_mac('credential_store', p_name, 'seed', p_seed);\n" \
+	"  END IF;\n" \
 	"  IF p_generation IS NULL OR p_generation < 0 OR p_expires_ms < 0\n" \
 	"     OR p_expires_ms > 253402300799999 THEN\n" \
 	"    RAISE EXCEPTION 'credential_store(%): the generation must be 0 or more (got %) and the '\n" \
@@ -277,6 +286,7 @@
 	"  UPDATE @S@.credentials SET access_sealed = p_access_sealed,\n" \
 	"         access_expires_at = timestamptz 'epoch' + p_expires_ms * interval '1 millisecond',\n" \
 	"         refresh_sealed = p_refresh_sealed, key_check = p_key_check, origin = p_origin,\n" \
+	"         seeds = @S@.credential_seeds(seeds, p_seed),\n" \
 	"         needs_reauth = NULL, mark_origin = NULL, generation = generation + 1,\n" \
 	"         refreshing_by = NULL,\n" \
 	"         refreshing_until = NULL, updated_at = clock_timestamp(), updated_by = p_instance\n" \
@@ -295,8 +305,7 @@
 	"  END IF;\n" \
 	"  r := @S@.credential_row('credential_begin', p_name, true);\n" \
 	"  t := clock_timestamp();\n" \
-	"  IF r.needs_reauth IS NOT NULL\n" \
-	"     AND (r.mark_origin IS NULL OR left(r.mark_origin, 32) = left(p_origin, 32)) THEN\n" \
+	"  IF r.needs_reauth IS NOT NULL AND (r.mark_origin IS NULL OR r.mark_origin = p_origin) THEN\n" \
 	"    RETURN @S@.credential_json(r);\n" \
 	"  END IF;\n" \
 	"  IF r.refreshing_by <> p_instance AND r.refreshing_until > t THEN\n" \
@@ -351,19 +360,8 @@
 	"   WHERE name = p_name;\n" \
 	"  RETURN jsonb_build_object('ended', mine, 'marked', mark);\n" \
 	"END $f$;\n" \
-	"CREATE FUNCTION @S@.credential_spent(p_name text, p_seed text) RETURNS jsonb\n" \
-	"LANGUAGE plpgsql AS $f$\n" \
-	"DECLARE r @S@.credentials; a text[];\n" \
-	"BEGIN\n" \
-	"  PERFORM @S@.credential_check_mac('credential_spent', p_name, 'seed', p_seed);\n" \
-	"  r := @S@.credential_row('credential_spent', p_name, true);\n" \
-	"  a := CASE WHEN p_seed = ANY (r.seeds) THEN r.seeds ELSE r.seeds || p_seed END;\n" \
-	"  UPDATE @S@.credentials SET seeds = a[greatest(1, cardinality(a) - 15):cardinality(a)]\n" \
-	"   WHERE name = p_name;\n" \
-	"  RETURN jsonb_build_object('seeds', cardinality(a));\n" \
-	"END $f$;\n" \
 	"CREATE FUNCTION @S@.credential_set_refresh(p_name text, p_refresh_sealed text,\n" \
-	"    p_key_check text, p_origin text) RETURNS jsonb LANGUAGE plpgsql AS $f$\n" \
+	"    p_key_check text, p_origin text, p_seed text) RETURNS jsonb LANGUAGE plpgsql AS $f$\n" \
 	"DECLARE r @S@.credentials;\n" \
 	"BEGIN\n" \
 	"  IF p_refresh_sealed IS NULL THEN\n" \
@@ -375,10 +373,12 @@
 	"  PERFORM @S@.credential_check_mac('credential_set_refresh', p_name, 'key check',\n" \
 	"    p_key_check);\n" \
 	"  PERFORM @S@.credential_check_mac('credential_set_refresh', p_name, 'origin', p_origin);\n" \
+	"  PERFORM @S@.credential_check_mac('credential_set_refresh', p_name, 'seed', p_seed);\n" \
 	"  r := @S@.credential_row('credential_set_refresh', p_name, true);\n" \
 	"  UPDATE @S@.credentials SET refresh_sealed = p_refresh_sealed, access_sealed = NULL,\n" \
 	"         access_expires_at = NULL, needs_reauth = NULL, mark_origin = NULL,\n" \
 	"         generation = generation + 1, key_check = p_key_check, origin = p_origin,\n" \
+	"         seeds = @S@.credential_seeds(seeds, p_seed),\n" \
 	"         refreshing_by = NULL, refreshing_until = NULL, updated_at = clock_timestamp(),\n" \
 	"         updated_by = 'operator'\n" \
 	"   WHERE name = p_name RETURNING * INTO r;\n" \

@@ -44,16 +44,16 @@ state_cred_renew(struct state *st, const char *name, const char *instance, int64
 void
 state_cred_store(struct state *st, const char *name, const char *instance, int64_t token,
     const char *access_sealed, int64_t expires_ms, const char *refresh_sealed,
-    const char *key_check, const char *origin, state_cb cb, void *arg)
+    const char *key_check, const char *origin, const char *seed, state_cb cb, void *arg)
 {
 	char g[32], e[32];
 	const char *v[] = { name, instance, g, access_sealed, expires_ms < 0 ? NULL : e,
-	    refresh_sealed, key_check, origin };
+	    refresh_sealed, key_check, origin, seed };
 
 	snprintf(g, sizeof g, "%lld", (long long)token);
 	snprintf(e, sizeof e, "%lld", (long long)expires_ms);
 	state_call(st, false, "credential store", "SELECT @S@.credential_store($1, $2, $3, $4, "
-	    "$5, $6, $7, $8)", 8, v, cb, arg);
+	    "$5, $6, $7, $8, $9)", 9, v, cb, arg);
 }
 
 void
@@ -69,20 +69,11 @@ state_cred_fail(struct state *st, const char *name, const char *instance, int64_
 }
 
 void
-state_cred_spent(struct state *st, const char *name, const char *seed, state_cb cb, void *arg)
-{
-	const char *v[] = { name, seed };
-
-	state_call(st, false, "credential spent", "SELECT @S@.credential_spent($1, $2)", 2, v,
-	    cb, arg);
-}
-
-void
 state_cred_set_refresh(struct state *st, const char *name, const char *refresh_sealed,
-    const char *key_check, const char *origin, state_cb cb, void *arg)
+    const char *key_check, const char *origin, const char *seed, state_cb cb, void *arg)
 {
-	const char *v[] = { name, refresh_sealed, key_check, origin };
+	const char *v[] = { name, refresh_sealed, key_check, origin, seed };
 
 	state_call(st, false, "credential set refresh",
-	    "SELECT @S@.credential_set_refresh($1, $2, $3, $4)", 4, v, cb, arg);
+	    "SELECT @S@.credential_set_refresh($1, $2, $3, $4, $5)", 5, v, cb, arg);
 }

@@ -32,25 +32,22 @@ void state_cred_renew(struct state *, const char *name, const char *instance, in
 /* Store what the refresh begun with `token` got: access_sealed (required), its expiry
  * expires_ms (ms since the epoch; -1: unknown), refresh_sealed (the refresh token to keep:
  * the rotated one or the one used; NULL: none), key_check and origin (AEAD_MAC_HEX digits:
- * which key sealed them, whose they are). Stored unless a newer token was stored since the
+ * which key sealed them, whose they are), seed (the configured refresh token's MAC when the
+ * refresh began from it, recorded as spent; NULL: none). Stored unless a newer token was stored since the
  * refresh began, even when the lease ran out (the generation fences the others off).
  * res: {"stored": true, "generation": n, "lease_lost": bool} or {"stored": false,
  * "generation": now, "why": "..."}. */
 void state_cred_store(struct state *, const char *name, const char *instance, int64_t token,
     const char *access_sealed, int64_t expires_ms, const char *refresh_sealed,
-    const char *key_check, const char *origin, state_cb, void *);
+    const char *key_check, const char *origin, const char *seed, state_cb, void *);
 /* The refresh begun with `token` failed: its lease ends. needs_reauth non-NULL (the token
  * endpoint said invalid_grant/invalid_client) marks the credential, for `origin`, unless a
  * newer token was stored meanwhile. res: {"ended": bool, "marked": bool}. */
 void state_cred_fail(struct state *, const char *name, const char *instance, int64_t token,
     const char *needs_reauth, const char *origin, state_cb, void *);
-/* The token endpoint answered a request that presented the configured refresh token
- * whose MAC is seed (AEAD_MAC_HEX digits): it is spent, and no configuration presents it
- * again. res: {"seeds": n}. */
-void state_cred_spent(struct state *, const char *name, const char *seed, state_cb, void *);
 /* An operator's new refresh token (sealed), with the key_check and origin it is for: the
  * mark and the access token dropped, any refresh in flight fenced off.
  * res: {"generation": n}. */
 void state_cred_set_refresh(struct state *, const char *name, const char *refresh_sealed,
-    const char *key_check, const char *origin, state_cb, void *);
+    const char *key_check, const char *origin, const char *seed, state_cb, void *);
 #endif

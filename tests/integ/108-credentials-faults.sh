@@ -43,14 +43,14 @@ conf "$T/1.conf" a read
 daemon_start "$T/1.conf"
 wait_for 15 eval '[ "$(sql "$STATE" "SELECT generation FROM onesync.credentials")" -ge 1 ]' ||
 	fail "no token stored"
-sig=$(sql "$STATE" "SELECT oid::regprocedure FROM pg_proc WHERE proname = 'credential_store' AND pronargs = 8")
+sig=$(sql "$STATE" "SELECT oid::regprocedure FROM pg_proc WHERE proname = 'credential_store' AND pronargs = 9")
 g0=$(sql "$STATE" "SELECT generation FROM onesync.credentials")
 sql "$STATE" "ALTER FUNCTION $sig RENAME TO credential_store_away" || fail "cannot rename a function"
 r0=$(oauth "o['refreshes']")
 wait_for 10 eval '[ "$(oauth "o[\"refreshes\"]")" -gt "$r0" ]' || fail "no refresh"
 wait_for 10 grep -q "its new token is not stored yet" "$T/daemon.log" ||
 	fail "no word of the store that failed"
-sql "$STATE" "ALTER FUNCTION onesync.credential_store_away(text, text, bigint, text, bigint, text, text, text) RENAME TO credential_store" || fail "cannot rename a function"
+sql "$STATE" "ALTER FUNCTION onesync.credential_store_away(text, text, bigint, text, bigint, text, text, text, text) RENAME TO credential_store" || fail "cannot rename a function"
 r1=$(oauth "o['refreshes']")
 wait_for 15 eval '[ "$(oauth "o[\"refreshes\"]")" -ge $((r1 + 2)) ]' ||
 	fail "the refreshes after the store came back did not work"

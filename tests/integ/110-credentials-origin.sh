@@ -89,7 +89,7 @@ r1=$(oauth "o['refreshes']")
 for i in 1 2 3 4; do touch1; sleep 1; done
 [ "$(oauth "o['refreshes']")" -gt "$r1" ] || fail "no refresh after the repair"
 [ "$(oauth "o['reused']")" = 0 ] || fail "a refresh token was used twice after the repair"
-grep -q "the configured refresh_token is used" "$T/inst-a.log" || fail "a did not say it took the configured refresh_token"
+grep -q "its configured refresh_token is new: it is used" "$T/inst-a.log" || fail "a did not say it took the configured refresh_token"
 note "2. invalid_grant repaired by a new refresh_token and a reload"
 
 # 3. another client_id with a new refresh_token: the stored tokens are not taken, the

@@ -31,10 +31,10 @@ daemon_start "$T/a.conf"
 wait_for 15 eval '[ "$(oauth "o[\"refreshes\"]")" -ge 3 ]' || fail "no refreshes"
 sa POST /_ctl/oauth '{"revoke_access":true}' >/dev/null
 sleep 1
-sig=$(sql "$STATE" "SELECT oid::regprocedure FROM pg_proc WHERE proname = 'credential_store' AND pronargs = 8")
+sig=$(sql "$STATE" "SELECT oid::regprocedure FROM pg_proc WHERE proname = 'credential_store' AND pronargs = 9")
 sql "$STATE" "ALTER FUNCTION $sig RENAME TO credential_store_away" || fail "cannot rename a function"
 sleep 3
-sql "$STATE" "ALTER FUNCTION onesync.credential_store_away(text, text, bigint, text, bigint, text, text, text) RENAME TO credential_store" || fail "cannot rename a function"
+sql "$STATE" "ALTER FUNCTION onesync.credential_store_away(text, text, bigint, text, bigint, text, text, text, text) RENAME TO credential_store" || fail "cannot rename a function"
 sleep 3
 sa POST /_ctl/oauth '{"fail":"invalid_grant","revoke_access":true}' >/dev/null
 sleep 3

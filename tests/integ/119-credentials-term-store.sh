@@ -17,11 +17,11 @@ sa POST /_ctl/oauth '{"expires_in":2,"rotate":true,"refresh_token":"rt-first-5b3
 daemon_start "$T/a.conf"
 wait_for 15 eval '[ "$(sql "$STATE" "SELECT generation FROM onesync.credentials")" -ge 1 ]' ||
 	fail "no token stored"
-sig=$(sql "$STATE" "SELECT oid::regprocedure FROM pg_proc WHERE proname = 'credential_store' AND pronargs = 8")
+sig=$(sql "$STATE" "SELECT oid::regprocedure FROM pg_proc WHERE proname = 'credential_store' AND pronargs = 9")
 sql "$STATE" "ALTER FUNCTION $sig RENAME TO credential_store_away" || fail "cannot rename a function"
 wait_for 10 grep -q "its new token is not stored yet" "$T/daemon.log" || fail "no failed store"
 sleep 9		# tries at +1, +2, +4 s; the next one 8 s later
-sql "$STATE" "ALTER FUNCTION onesync.credential_store_away(text, text, bigint, text, bigint, text, text, text) RENAME TO credential_store" || fail "cannot rename a function"
+sql "$STATE" "ALTER FUNCTION onesync.credential_store_away(text, text, bigint, text, bigint, text, text, text, text) RENAME TO credential_store" || fail "cannot rename a function"
 kill -TERM "$D_PID"; wait "$D_PID" || fail "onesyncd did not exit 0"
 grep -q "stops before the state database took" "$T/daemon.log" && fail "the stop abandoned the token"
 grep -q "its new token is stored" "$T/daemon.log" || fail "the stop did not store the token"

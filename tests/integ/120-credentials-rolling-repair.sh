@@ -1,9 +1,8 @@
-# A new refresh_token in the configuration and a reload, a repair onesyncd(8) offers, done
-# on one instance first (a rolling change): that instance refreshes with the new token and
-# stores the rotated one; the other, whose configuration still names the first refresh
-# token (spent long ago), finds another configuration's tokens. It must not present its
-# spent configured token (a server that revokes on reuse would revoke the repaired one
-# too): its runs fail saying why, and no refresh token is used twice.
+# A new refresh_token in the configuration and a reload, done on one instance first (a
+# rolling change): that instance refreshes with the new token and stores the rotated one;
+# the other, whose configuration still names the first refresh token (spent long ago), must
+# not present it (a server that revokes on reuse would revoke the new chain too): it goes
+# on with the stored chain of its client, and no refresh token is used twice.
 . "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/creds.inc"
 CTL=${ONESYNCCTL:-$TOP/src/onesyncctl}
 sa_start
@@ -31,9 +30,8 @@ read -r reused <<<"$(oauth "o['reused']")"
 "$CTL" -c "$T/a.conf" credentials >"$T/creds.txt" 2>&1
 kill -TERM "$pa" "$pb"; wait "$pa"; wait "$pb"
 [ "$reused" = 0 ] || fail "a rolling change of refresh_token: the other instance presented its spent configured refresh token ($reused reuses; the server revoked every live one): $(cat "$T/creds.txt")"
-e=$(sql "$STATE" "SELECT error FROM onesync.runs WHERE job = 'job2' AND result = 'failed' ORDER BY id DESC LIMIT 1")
-case $e in *"credential erp: its configured refresh_token was spent already"*"stored by a"*) ;;
-*) fail "job2's last failure: $e";; esac
+f=$(sql "$STATE" "SELECT count(*) FROM onesync.runs WHERE job = 'job2' AND result = 'failed'")
+[ "$f" = 0 ] || fail "$f runs of job2 (the instance left behind) failed: $(sql "$STATE" "SELECT error FROM onesync.runs WHERE job = 'job2' AND result = 'failed' LIMIT 1")"
 grep -q "needs re-authorization" "$T/creds.txt" && fail "a needs re-authorization: $(cat "$T/creds.txt")"
-note "a rolling change of refresh_token: no reuse; b says: ${e:0:150}"
+note "a rolling change of refresh_token: no reuse, no run failed"
 exit 0

@@ -26,11 +26,11 @@ sql "$STATE" "DROP FUNCTION onesync.budget_status(text[]), onesync.budget_block(
 	onesync.credential_begin(text, text, bigint),
 	onesync.credential_store(text, text, bigint, text, bigint, text),
 	onesync.credential_fail(text, text, bigint, text), onesync.credential_set_refresh(text, text),
-	onesync.credential_renew(text, text, bigint, bigint), onesync.credential_spent(text, text),
+	onesync.credential_renew(text, text, bigint, bigint), onesync.credential_seeds(text[], text),
 	onesync.credential_check_mac(text, text, text, text),
-	onesync.credential_store(text, text, bigint, text, bigint, text, text, text),
+	onesync.credential_store(text, text, bigint, text, bigint, text, text, text, text),
 	onesync.credential_fail(text, text, bigint, text, text),
-	onesync.credential_set_refresh(text, text, text, text);
+	onesync.credential_set_refresh(text, text, text, text, text);
 	UPDATE onesync.meta SET value = '3' WHERE key = 'schema_version'" || fail "cannot take the state back to version 3"
 wm=$(sql "$STATE" "SELECT watermark FROM onesync.jobs WHERE name = 'contacts'")
 [ -n "$wm" ] || fail "no watermark after the first runs"

@@ -34,6 +34,7 @@ pause_ms(long ms)
 
 /* A key check and an origin as the daemon computes them (32 hex digits). */
 #define KC	"0123456789abcdef0123456789abcdef"
+#define SEED	"00000000000000000000000000000abc"
 #define OR	"fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
 
 static void
@@ -57,7 +58,7 @@ store(struct state *st, const char *name, const char *inst, int64_t gen, const c
     int64_t exp, const char *ref, struct answer *a)
 {
 	answer_clear(a);
-	state_cred_store(st, name, inst, gen, acc, exp, ref, KC, OR, answered, a);
+	state_cred_store(st, name, inst, gen, acc, exp, ref, KC, OR, NULL, answered, a);
 	wait_answer(a);
 }
 
@@ -74,7 +75,7 @@ static void
 set_refresh(struct state *st, const char *name, const char *ref, struct answer *a)
 {
 	answer_clear(a);
-	state_cred_set_refresh(st, name, ref, KC, OR, answered, a);
+	state_cred_set_refresh(st, name, ref, KC, OR, SEED, answered, a);
 	wait_answer(a);
 }
 
@@ -248,17 +249,17 @@ test_fail(struct state *a, const char *cred)
 
 		snprintf(seed, sizeof seed, "%032x", i < 18 ? i : 3);
 		answer_clear(&x);
-		state_cred_spent(a, cred, seed, answered, &x);
+		state_cred_set_refresh(a, "seeded", "v1:UjE=", KC, OR, seed, answered, &x);
 		wait_answer(&x);
 	}
-	get(a, cred, &x);
+	get(a, "seeded", &x);
 	CHECK(json_array_size(json_object_get(x.res, "seeds")) == 16 &&
 	    strcmp(json_string_value(json_array_get(json_object_get(x.res, "seeds"), 15)),
 	    "00000000000000000000000000000011") == 0,
-	    "spent seeds: the last 16 kept once each (%zu)",
+	    "the refresh tokens given: the last 16 kept once each (%zu)",
 	    json_array_size(json_object_get(x.res, "seeds")));
 	answer_clear(&x);
-	state_cred_spent(a, cred, "not-a-mac", answered, &x);
+	state_cred_set_refresh(a, "seeded", "v1:UjE=", KC, OR, "not-a-mac", answered, &x);
 	wait_answer(&x);
 	expect_error(&x, "seed must be 32", "a seed that is not a MAC");
 	answer_clear(&x);
@@ -308,16 +309,16 @@ test_bad(struct state *st)
 	set_refresh(st, "c", NULL, &x);
 	expect_error(&x, "no refresh token", "an operator's empty refresh token");
 	answer_clear(&x);
-	state_cred_store(st, "c", "i1", 0, "v1:QUFB", 1, NULL, "0123", OR, answered, &x);
+	state_cred_store(st, "c", "i1", 0, "v1:QUFB", 1, NULL, "0123", OR, NULL, answered, &x);
 	wait_answer(&x);
 	expect_error(&x, "key check must be 32", "a short key check");
 	answer_clear(&x);
-	state_cred_store(st, "c", "i1", 0, "v1:QUFB", 1, NULL, KC, NULL, answered, &x);
+	state_cred_store(st, "c", "i1", 0, "v1:QUFB", 1, NULL, KC, NULL, NULL, answered, &x);
 	wait_answer(&x);
 	expect_error(&x, "origin must be 64", "no origin");
 	answer_clear(&x);
 	state_cred_set_refresh(st, "c", "v1:QUFB", "0123456789ABCDEF0123456789ABCDEF", OR,
-	    answered, &x);
+	    SEED, answered, &x);
 	wait_answer(&x);
 	expect_error(&x, "key check must be 32", "an upper-case key check");
 	get(st, "", &x);
