@@ -180,6 +180,7 @@ token_answered(struct http_response *resp, void *arg)
 	int64_t life_s;
 
 	cr->used_refresh = NULL;
+	cr->requesting = false;
 	if (cr->e->closing)
 		goto out;
 	if ((code = creds_grant_refused(resp)) != NULL) {
@@ -218,6 +219,8 @@ out:
 	cr->seed_used = false;	/* creds_keep took it */
 	json_decref(j);
 	creds_wipe_free(used);
+	if (!cr->e->closing)
+		creds_settled(cr->e);	/* a stop that waited for this answer goes on */
 }
 
 /* Ask the token endpoint, with the refresh token given (refresh grant) or none. */
@@ -259,6 +262,7 @@ request_token(struct cred *cr, const char *refresh)
 	rq.retries = c->http.retries;
 	rq.priority = true;
 	cr->requests++;
+	cr->requesting = true;
 	if (cr->fence >= 0)
 		creds_lease_arm(cr);	/* renewed while the request waits */
 	http_send(&rq, token_answered, cr);

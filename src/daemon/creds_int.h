@@ -40,6 +40,7 @@ struct cred {
 	char			 seed[AEAD_MAC_HEX + 1];	/* the configured refresh token's */
 	char			 mark_id[CRED_ORIGIN_HEX + 1];	/* client and seed: a mark's */
 	bool			 seed_used;	/* the request in flight presents it */
+	bool			 requesting;	/* a token request is in flight */
 	char			*token;		/* the access token, or NULL */
 	char			*old_token;	/* the one before: still masked in logs */
 	char			*refresh_held;	/* the last refresh token masked in logs */

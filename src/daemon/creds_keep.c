@@ -183,14 +183,13 @@ drop_unstored(struct cred *cr)
 
 static void store(struct cred *);
 
-/* Stopping, and no token waits to be stored any more: the daemon may leave. */
-static void
-settled(struct creds *e)
+void
+creds_settled(struct creds *e)
 {
 	void (*done)(void *) = e->stop_done;
 
 	for (struct cred *cr = e->list; cr != NULL; cr = cr->next)
-		if (cr->unstored_access != NULL)
+		if (cr->unstored_access != NULL || cr->requesting)
 			return;
 	if (done != NULL) {
 		e->stop_done = NULL;
@@ -240,7 +239,7 @@ stored(void *arg, int rc, json_t *res, const char *err)
 	drop_unstored(cr);
 	evtimer_del(cr->lease_timer);	/* the store ended the lease, or another did */
 	creds_idle(cr);
-	settled(cr->e);
+	creds_settled(cr->e);
 }
 
 static void
@@ -296,7 +295,7 @@ creds_keep(struct cred *cr, const char *access, const char *refresh, int64_t lif
 		drop_unstored(cr);
 		evtimer_del(cr->lease_timer);
 		creds_idle(cr);
-		settled(cr->e);
+		creds_settled(cr->e);
 		return;
 	}
 	store(cr);
@@ -305,6 +304,8 @@ creds_keep(struct cred *cr, const char *access, const char *refresh, int64_t lif
 bool
 creds_keep_flush(struct cred *cr)
 {
+	if (cr->requesting)
+		return true;	/* its answer may rotate the refresh token: kept then */
 	if (cr->unstored_access == NULL)
 		return false;
 	if (!cr->storing) {

@@ -13,8 +13,10 @@
  * many tries as the state database needs. */
 void creds_keep(struct cred *, const char *access, const char *refresh, int64_t life_ms);
 /* Stopping: a token not stored yet is stored again at once (not after the retry's wait);
- * true when one waits. e->stop_done is called once none does. */
+ * true when one waits, or a token request is in flight (its answer may carry a rotated
+ * refresh token). creds_settled calls e->stop_done once none is left. */
 bool creds_keep_flush(struct cred *);
+void creds_settled(struct creds *);
 /* Stopped: what is not stored yet is dropped (logged when a rotated refresh token is). */
 void creds_keep_abandon(struct cred *);
 /* The timer of a store tried again. */

@@ -276,6 +276,7 @@ http_call_free(struct http_call *c)
 		explicit_bzero(c->auth_token, strlen(c->auth_token));
 	free(c->auth_token);
 	free(c->auth);
+	free(c->refusal);
 	if (c->in_done)
 		done_unlink(c);
 	if (c->prev != NULL)

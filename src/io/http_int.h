@@ -57,6 +57,7 @@ struct http_call {
 	bool			 framed;	/* Content-Length or chunked: the end is known */
 	bool			 bad_url;	/* refused before it was sent */
 	char			 errbuf[CURL_ERROR_SIZE];
+	char			*refusal;	/* why a budget or a credential refused it, whole */
 	bool			 not_started;	/* it could not start: reported, never retried */
 	long			 rl_remaining;	/* RateLimit / X-RateLimit remaining, -1: none */
 	long			 rl_reset_ms;	/* ... and when it resets, ms from now, -1: none */

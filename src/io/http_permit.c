@@ -85,6 +85,8 @@ call_refused(struct http_call *c, const char *why)
 {
 	c->refused = true;
 	snprintf(c->errbuf, sizeof c->errbuf, "%s", why);
+	free(c->refusal);
+	c->refusal = xstrdup(why);	/* errbuf holds 255 bytes: a reason is longer */
 	http_call_not_started(c);
 }
 

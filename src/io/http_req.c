@@ -467,8 +467,8 @@ call_finish(struct http_call *c)
 
 	memset(&resp, 0, sizeof(resp));
 	if (c->refused) {
-		snprintf(resp.error, sizeof(resp.error), "%s %.250s: %s", c->method, c->log_url,
-		    c->errbuf);
+		snprintf(resp.error, sizeof(resp.error), "%s %.150s: %s", c->method, c->log_url,
+		    c->refusal != NULL ? c->refusal : c->errbuf);
 		resp.throttled_until_ms = c->refused_until_ms;
 		resp.refused = true;
 		final_error = true;	/* a budget or the credential refused it */

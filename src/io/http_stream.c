@@ -282,7 +282,8 @@ stream_finish(struct http_call *c)
 	if (c->easy != NULL)
 		curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
 	if (c->refused) {
-		snprintf(resp.error, sizeof(resp.error), "%.300s: %.200s", c->log_url, e);
+		snprintf(resp.error, sizeof(resp.error), "%.150s: %s", c->log_url,
+		    c->refusal != NULL ? c->refusal : e);
 		resp.throttled_until_ms = c->refused_until_ms;
 		resp.refused = true;
 	} else if (c->not_started)
