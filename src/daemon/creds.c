@@ -158,19 +158,17 @@ arm_wait(struct cred *cr)
 	evtimer_add(cr->wait_timer, &tv);
 }
 
-/* Every waiter past its deadline fails: no request waits for a token without end. */
+/* Every waiter past its deadline fails: no request waits for a token without end. The
+ * expired ones leave the list before any is answered. */
 static void
 wait_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct cred *cr = arg;
 	uint64_t now = now_mono_ms();
-	struct waiter **pp = &cr->head, *w, *prev = NULL;
+	struct waiter **pp = &cr->head, *w, *prev = NULL, *expired = NULL;
 	char *why;
 
 	(void)fd; (void)what;
-	why = xasprintf("credential %s: no token after %lld s (its token request, another "
-	    "instance's refresh or the state database is that slow)", cr->conf.name,
-	    (long long)(wait_max_ms(cr) / 1000));
 	while ((w = *pp) != NULL) {
 		if (w->deadline > now) {
 			prev = w;
@@ -180,6 +178,14 @@ wait_timer_cb(evutil_socket_t fd, short what, void *arg)
 		*pp = w->next;
 		if (cr->tail == w)
 			cr->tail = prev;
+		w->next = expired;
+		expired = w;
+	}
+	why = xasprintf("credential %s: no token after %lld s (its token request, another "
+	    "instance's refresh or the state database is that slow)", cr->conf.name,
+	    (long long)(wait_max_ms(cr) / 1000));
+	while ((w = expired) != NULL) {
+		expired = w->next;
 		http_auth_done(w->call, NULL, why);
 		free(w);
 	}
