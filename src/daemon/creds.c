@@ -8,13 +8,15 @@
  * sealed, and a refresh is single flight across instances: state_cred_begin gives one
  * instance a lease; the others read the row again when it ends and take the token it
  * stored. Without a key each instance keeps its own. A 401 to a token makes it stale here
- * (if it is still the current one), and the request is tried once more. invalid_grant,
- * invalid_client or unauthorized_client from the token endpoint marks the credential
- * "needs re-authorization": its requests fail at once with that message, and the endpoint
- * is not asked again until an operator gives a new refresh token
- * (onesyncctl credentials set-refresh-token) or, for client credentials, a reload or a
- * restart. Token requests pass the budgets (priority: no concurrency slot). No token is
- * logged: each one is added to the redaction registry as it arrives.
+ * (if it is still the current one), and the request is tried once more; new tokens refused
+ * one after another back off. invalid_grant, invalid_client or unauthorized_client from the
+ * token endpoint marks the credential "needs re-authorization": its requests fail at once
+ * with that message, and the endpoint is not asked again until an operator gives a new
+ * refresh token (onesyncctl credentials set-refresh-token, or a new refresh_token in the
+ * configuration) or, for client credentials, a reload or a restart. Token requests pass the
+ * budgets (priority: no concurrency slot). A request waits for a token until a deadline. A
+ * reload that replaces a credential lets its refresh end first (creds_fetch.c, creds_keep.c
+ * have the rest). No token is logged: the redaction registry holds the ones in use.
  */
 #include <openssl/evp.h>
 #include <openssl/crypto.h>
