@@ -5,23 +5,17 @@
 # With one job, none does: its run waits for a token until its run_timeout (6 h).
 # What should hold: once the store is taken, the waiting requests get a token (or fail).
 . "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/creds.inc"
-sa_start
-mkdir -p "$T/secrets"
-printf '%s\n' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$T/secrets/k"
-printf '%s\n' "rt-first-5b3c9" >"$T/secrets/rt"
-sa POST /_ctl/protect '{"prefix":"/api/"}' >/dev/null
-sa POST /_ctl/gen '{"coll":"s1","n":5}' >/dev/null
+rt_setup
 STATE=$(new_db state)
 rt_conf "$T/a.conf"
 sa POST /_ctl/oauth '{"expires_in":2,"rotate":true,"refresh_token":"rt-first-5b3c9"}' >/dev/null
 daemon_start "$T/a.conf"
 wait_for 15 eval '[ "$(sql "$STATE" "SELECT generation FROM onesync.credentials")" -ge 1 ]' ||
 	fail "no token stored"
-sig=$(sql "$STATE" "SELECT oid::regprocedure FROM pg_proc WHERE proname = 'credential_store' AND pronargs = 9")
-sql "$STATE" "ALTER FUNCTION $sig RENAME TO credential_store_away" || fail "cannot rename a function"
+store_away
 wait_for 10 grep -q "its new token is not stored yet" "$T/daemon.log" || fail "no failed store"
 sleep 5		# the token (2 s) expires meanwhile: the run's next request waits
-sql "$STATE" "ALTER FUNCTION onesync.credential_store_away(text, text, bigint, text, bigint, text, text, text, text) RENAME TO credential_store" || fail "cannot rename a function"
+store_back
 wait_for 15 grep -q "its new token is stored" "$T/daemon.log" || fail "the store was not taken"
 ok0=$(sql "$STATE" "SELECT count(*) FROM onesync.runs WHERE result = 'ok'")
 wait_for 15 eval '[ "$(sql "$STATE" "SELECT count(*) FROM onesync.runs WHERE result = '"'ok'"'")" -gt "$ok0" ]' ||

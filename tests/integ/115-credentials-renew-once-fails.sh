@@ -4,14 +4,8 @@
 # instance begins a refresh with the same refresh token.
 # What should hold: a failed renewal is tried again; one token request for one refresh.
 . "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/creds.inc"
-sa_start
-mkdir -p "$T/secrets"
-printf '%s\n' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$T/secrets/k"
-printf '%s\n' "rt-first-5b3c9" >"$T/secrets/rt"
-sa POST /_ctl/protect '{"prefix":"/api/"}' >/dev/null
-sa POST /_ctl/gen '{"coll":"s1","n":5}' >/dev/null
+rt_setup
 sa POST /_ctl/gen '{"coll":"s2","n":5}' >/dev/null
-oauth() { sa GET /_ctl/oauth | python3 -c "import json,sys; o = json.load(sys.stdin); print($1)"; }
 conf() { rt_conf "$1" "$2" "$3" "$4" 'timeout = "30s";'; }
 STATE=$(new_db state)
 sa POST /_ctl/oauth '{"expires_in":600,"delay_ms":12000,"rotate":true,"refresh_token":"rt-first-5b3c9"}' >/dev/null

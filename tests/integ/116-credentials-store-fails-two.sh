@@ -7,14 +7,8 @@
 # What should hold: no refresh token is presented twice, and no re-authorization is needed.
 . "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/creds.inc"
 CTL=${ONESYNCCTL:-$TOP/src/onesyncctl}
-sa_start
-mkdir -p "$T/secrets"
-printf '%s\n' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$T/secrets/k"
-printf '%s\n' "rt-first-5b3c9" >"$T/secrets/rt"
-sa POST /_ctl/protect '{"prefix":"/api/"}' >/dev/null
-sa POST /_ctl/gen '{"coll":"s1","n":5}' >/dev/null
+rt_setup
 sa POST /_ctl/gen '{"coll":"s2","n":5}' >/dev/null
-oauth() { sa GET /_ctl/oauth | python3 -c "import json,sys; o = json.load(sys.stdin); print($1)"; }
 conf() { rt_conf "$1" "$2" "$3" "$4" 'timeout = "20s";'; }
 STATE=$(new_db state)
 sa POST /_ctl/oauth '{"expires_in":2,"rotate":true,"reuse_revokes":true,"refresh_token":"rt-first-5b3c9"}' >/dev/null
@@ -24,10 +18,9 @@ daemon_start "$T/a.conf"; pa=$D_PID
 daemon_start "$T/b.conf"; pb=$D_PID
 wait_for 15 eval '[ "$(sql "$STATE" "SELECT generation FROM onesync.credentials")" -ge 2 ]' ||
 	fail "no tokens stored"
-sig=$(sql "$STATE" "SELECT oid::regprocedure FROM pg_proc WHERE proname = 'credential_store' AND pronargs = 9")
-sql "$STATE" "ALTER FUNCTION $sig RENAME TO credential_store_away" || fail "cannot rename a function"
+store_away
 sleep 12
-sql "$STATE" "ALTER FUNCTION onesync.credential_store_away(text, text, bigint, text, bigint, text, text, text, text) RENAME TO credential_store" || fail "cannot rename a function"
+store_back
 sleep 8
 read -r reused unknown < <(oauth "o['reused'], o['unknown_refresh']")
 "$CTL" -c "$T/a.conf" credentials >"$T/creds.txt" 2>&1

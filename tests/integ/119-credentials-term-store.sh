@@ -4,24 +4,17 @@
 # refreshes with it, not with the refresh token the endpoint already spent.
 . "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/creds.inc"
 CTL=${ONESYNCCTL:-$TOP/src/onesyncctl}
-sa_start
-mkdir -p "$T/secrets"
-printf '%s\n' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$T/secrets/k"
-printf '%s\n' "rt-first-5b3c9" >"$T/secrets/rt"
-sa POST /_ctl/protect '{"prefix":"/api/"}' >/dev/null
-sa POST /_ctl/gen '{"coll":"s1","n":5}' >/dev/null
-oauth() { sa GET /_ctl/oauth | python3 -c "import json,sys; o = json.load(sys.stdin); print($1)"; }
+rt_setup
 STATE=$(new_db state)
 rt_conf "$T/a.conf"
 sa POST /_ctl/oauth '{"expires_in":2,"rotate":true,"refresh_token":"rt-first-5b3c9"}' >/dev/null
 daemon_start "$T/a.conf"
 wait_for 15 eval '[ "$(sql "$STATE" "SELECT generation FROM onesync.credentials")" -ge 1 ]' ||
 	fail "no token stored"
-sig=$(sql "$STATE" "SELECT oid::regprocedure FROM pg_proc WHERE proname = 'credential_store' AND pronargs = 9")
-sql "$STATE" "ALTER FUNCTION $sig RENAME TO credential_store_away" || fail "cannot rename a function"
+store_away
 wait_for 10 grep -q "its new token is not stored yet" "$T/daemon.log" || fail "no failed store"
 sleep 9		# tries at +1, +2, +4 s; the next one 8 s later
-sql "$STATE" "ALTER FUNCTION onesync.credential_store_away(text, text, bigint, text, bigint, text, text, text, text) RENAME TO credential_store" || fail "cannot rename a function"
+store_back
 kill -TERM "$D_PID"; wait "$D_PID" || fail "onesyncd did not exit 0"
 grep -q "stops before the state database took" "$T/daemon.log" && fail "the stop abandoned the token"
 grep -q "its new token is stored" "$T/daemon.log" || fail "the stop did not store the token"

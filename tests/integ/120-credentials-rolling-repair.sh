@@ -12,7 +12,6 @@ for d in sa sb; do printf '%s\n' "$key" >"$T/$d/k"; printf '%s\n' "rt-first-5b3c
 sa POST /_ctl/protect '{"prefix":"/api/"}' >/dev/null
 sa POST /_ctl/gen '{"coll":"s1","n":5}' >/dev/null
 sa POST /_ctl/gen '{"coll":"s2","n":5}' >/dev/null
-oauth() { sa GET /_ctl/oauth | python3 -c "import json,sys; o = json.load(sys.stdin); print($1)"; }
 conf() { SECRETS="$T/s$2" rt_conf "$1" "$2" "$3" "$4"; }
 STATE=$(new_db state)
 sa POST /_ctl/oauth '{"expires_in":3,"rotate":true,"reuse_revokes":true,"refresh_token":"rt-first-5b3c9"}' >/dev/null

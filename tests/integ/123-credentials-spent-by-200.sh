@@ -5,13 +5,7 @@
 # What should hold: the configured refresh token is presented at the right URL and works;
 # it is not refused as "spent already" (no seed for a token no endpoint took).
 . "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/creds.inc"
-sa_start
-mkdir -p "$T/secrets"
-printf '%s\n' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$T/secrets/k"
-printf '%s\n' "rt-first-5b3c9" >"$T/secrets/rt"
-sa POST /_ctl/protect '{"prefix":"/api/"}' >/dev/null
-sa POST /_ctl/gen '{"coll":"s1","n":5}' >/dev/null
-oauth() { sa GET /_ctl/oauth | python3 -c "import json,sys; o = json.load(sys.stdin); print($1)"; }
+rt_setup
 STATE=$(new_db state)
 sa POST /_ctl/oauth '{"expires_in":600,"rotate":true,"refresh_token":"rt-first-5b3c9"}' >/dev/null
 rt_conf "$T/a.conf" a job1 s1

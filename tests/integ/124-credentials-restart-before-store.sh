@@ -5,24 +5,17 @@
 # What should hold: the restart refreshes with the configured refresh token, which the
 # server still takes; a legitimate, unchanged configuration is not refused as "spent".
 . "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/creds.inc"
-sa_start
-mkdir -p "$T/secrets"
-printf '%s\n' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$T/secrets/k"
-printf '%s\n' "rt-first-5b3c9" >"$T/secrets/rt"
-sa POST /_ctl/protect '{"prefix":"/api/"}' >/dev/null
-sa POST /_ctl/gen '{"coll":"s1","n":5}' >/dev/null
-oauth() { sa GET /_ctl/oauth | python3 -c "import json,sys; o = json.load(sys.stdin); print($1)"; }
+rt_setup
 STATE=$(new_db state)
 sa POST /_ctl/oauth '{"expires_in":600,"rotate":false,"delay_ms":3000,"refresh_token":"rt-first-5b3c9"}' >/dev/null
 rt_conf "$T/a.conf" a job1 s1
 daemon_start "$T/a.conf"; pa=$D_PID
 wait_for 15 eval '[ -n "$(sql "$STATE" "SELECT oid::regprocedure FROM pg_proc WHERE proname = '"'"'credential_store'"'"' AND pronargs = 9" 2>/dev/null)" ]' ||
 	fail "no schema 5"
-sig=$(sql "$STATE" "SELECT oid::regprocedure FROM pg_proc WHERE proname = 'credential_store' AND pronargs = 9")
-sql "$STATE" "ALTER FUNCTION $sig RENAME TO credential_store_away" || fail "cannot rename a function"
+store_away
 wait_for 15 grep -q "not stored yet" "$T/daemon.log" || fail "the store never failed"
 kill -TERM "$pa"; wait "$pa"
-sql "$STATE" "ALTER FUNCTION onesync.credential_store_away(text, text, bigint, text, bigint, text, text, text, text) RENAME TO credential_store" || fail "cannot rename a function"
+store_back
 sa POST /_ctl/oauth '{"delay_ms":0}' >/dev/null
 daemon_start "$T/a.conf"; pa=$D_PID
 sleep 6
