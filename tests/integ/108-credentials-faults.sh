@@ -12,7 +12,7 @@
 # 4. another instance's refresh lease that never ends (a row leased by "ghost" for an hour):
 #    the requests waiting for a token fail after the token request's time (1 s here) and
 #    10 s, naming the credential, instead of waiting for ever.
-. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/creds.inc"
 CTL=${ONESYNCCTL:-$TOP/src/onesyncctl}
 sa_start
 mkdir -p "$T/secrets"
@@ -21,7 +21,6 @@ printf '%s\n' "rt-first-5b3c9" >"$T/secrets/rt"
 sa POST /_ctl/protect '{"prefix":"/api/"}' >/dev/null
 sa POST /_ctl/gen '{"coll":"s1","n":5}' >/dev/null
 sa POST /_ctl/gen '{"coll":"s2","n":5}' >/dev/null
-oauth() { sa GET /_ctl/oauth | python3 -c "import json,sys; o = json.load(sys.stdin); print($1)"; }
 # conf FILE INSTANCE SCOPE [JOB COLL]: one job (job1 on s1) under credential erp
 conf() {
 	cat >"$1" <<C
@@ -43,14 +42,13 @@ conf "$T/1.conf" a read
 daemon_start "$T/1.conf"
 wait_for 15 eval '[ "$(sql "$STATE" "SELECT generation FROM onesync.credentials")" -ge 1 ]' ||
 	fail "no token stored"
-sig=$(sql "$STATE" "SELECT oid::regprocedure FROM pg_proc WHERE proname = 'credential_store' AND pronargs = 9")
 g0=$(sql "$STATE" "SELECT generation FROM onesync.credentials")
-sql "$STATE" "ALTER FUNCTION $sig RENAME TO credential_store_away" || fail "cannot rename a function"
+store_away
 r0=$(oauth "o['refreshes']")
 wait_for 10 eval '[ "$(oauth "o[\"refreshes\"]")" -gt "$r0" ]' || fail "no refresh"
 wait_for 10 grep -q "its new token is not stored yet" "$T/daemon.log" ||
 	fail "no word of the store that failed"
-sql "$STATE" "ALTER FUNCTION onesync.credential_store_away(text, text, bigint, text, bigint, text, text, text, text) RENAME TO credential_store" || fail "cannot rename a function"
+store_back
 r1=$(oauth "o['refreshes']")
 wait_for 15 eval '[ "$(oauth "o[\"refreshes\"]")" -ge $((r1 + 2)) ]' ||
 	fail "the refreshes after the store came back did not work"

@@ -8,7 +8,7 @@
 # 3. a changed client_id or token_url does not take the tokens of the old one;
 # 4. going back to the first client, its stored tokens work again (the mark the other
 #    client's refusal made is that client's).
-. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/creds.inc"
 CTL=${ONESYNCCTL:-$TOP/src/onesyncctl}
 sa_start
 STATE=$(new_db state)
@@ -20,7 +20,6 @@ printf '%s\n' "rt-first-5b3c9" >"$T/secrets/rt"
 sa POST /_ctl/oauth '{"expires_in":3,"rotate":true,"reuse_revokes":true,"refresh_token":"rt-first-5b3c9"}' >/dev/null
 sa POST /_ctl/protect '{"prefix":"/api/"}' >/dev/null
 for i in 1 2 3 4; do sa POST /_ctl/gen "{\"coll\":\"s$i\",\"n\":3}" >/dev/null; done
-oauth() { sa GET /_ctl/oauth | python3 -c "import json,sys; o = json.load(sys.stdin); print($1)"; }
 # conf FILE INSTANCE KEY JOB COLL CLIENT_ID
 conf() {
 	cat >"$1" <<C

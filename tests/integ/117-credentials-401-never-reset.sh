@@ -3,11 +3,10 @@
 # requests in between) must not make onesyncd say "the API refused N new tokens in a row",
 # hold the token endpoint back for growing delays and fail the runs meanwhile: every new
 # token worked.
-. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/creds.inc"
 sa_start
 sa POST /_ctl/protect '{"prefix":"/api/"}' >/dev/null
 sa POST /_ctl/gen '{"coll":"s1","n":5}' >/dev/null
-oauth() { sa GET /_ctl/oauth | python3 -c "import json,sys; o = json.load(sys.stdin); print($1)"; }
 STATE=$(new_db state)
 cat >"$T/a.conf" <<C
 state = { conninfo = "$STATE"; };

@@ -1,7 +1,7 @@
 # No token (access or refresh), client secret or encryption key in clear anywhere a
 # user looks: the daemon's log, the state database (pg_dump), /jobs, /metrics, onesyncctl's
 # outputs (also --json), after rotations, a 401, a failed store and invalid_grant.
-. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/creds.inc"
 CTL=${ONESYNCCTL:-$TOP/src/onesyncctl}
 sa_start
 mkdir -p "$T/secrets"
@@ -11,7 +11,6 @@ printf '%s\n' "rt-first-5b3c9" >"$T/secrets/rt"
 printf '%s\n' "cs-7f1e0d9c2b" >"$T/secrets/cs"
 sa POST /_ctl/protect '{"prefix":"/api/"}' >/dev/null
 sa POST /_ctl/gen '{"coll":"s1","n":5}' >/dev/null
-oauth() { sa GET /_ctl/oauth | python3 -c "import json,sys; o = json.load(sys.stdin); print($1)"; }
 STATE=$(new_db state)
 PORT=$(free_port)
 cat >"$T/a.conf" <<C
@@ -31,10 +30,9 @@ daemon_start "$T/a.conf"
 wait_for 15 eval '[ "$(oauth "o[\"refreshes\"]")" -ge 3 ]' || fail "no refreshes"
 sa POST /_ctl/oauth '{"revoke_access":true}' >/dev/null
 sleep 1
-sig=$(sql "$STATE" "SELECT oid::regprocedure FROM pg_proc WHERE proname = 'credential_store' AND pronargs = 9")
-sql "$STATE" "ALTER FUNCTION $sig RENAME TO credential_store_away" || fail "cannot rename a function"
+store_away
 sleep 3
-sql "$STATE" "ALTER FUNCTION onesync.credential_store_away(text, text, bigint, text, bigint, text, text, text, text) RENAME TO credential_store" || fail "cannot rename a function"
+store_back
 sleep 3
 sa POST /_ctl/oauth '{"fail":"invalid_grant","revoke_access":true}' >/dev/null
 sleep 3

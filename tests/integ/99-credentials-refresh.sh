@@ -5,7 +5,7 @@
 # credential needs re-authorization after exactly one token request, the jobs fail saying so,
 # onesyncctl credentials shows it; a new refresh token given with onesyncctl credentials
 # set-refresh-token (on stdin) lets the jobs run again, without a restart.
-. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../lib.sh"; . "$(dirname "$0")/creds.inc"
 CTL=${ONESYNCCTL:-$TOP/src/onesyncctl}
 sa_start
 STATE=$(new_db state)
@@ -35,7 +35,6 @@ start() {
 	"$ONESYNCD" -c "$T/$1.conf" >>"$T/$1.log" 2>&1 &
 	IPID[$1]=$!; PIDS+=($!)
 }
-oauth() { sa GET /_ctl/oauth | python3 -c "import json,sys; o = json.load(sys.stdin); print($1)"; }
 churn() { for i in $(seq $NJOBS); do sa POST /_ctl/mutate "{\"coll\":\"s$i\",\"after_gets\":0,\"touch\":1,\"field\":\"updatedAt\"}" >/dev/null; done; }
 start a; start b; start c
 for k in $(seq 10); do
